@@ -1,0 +1,38 @@
+# Two commands on a fresh machine with Python 3.11: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-fast bench test-spark install clean
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip uv
+
+$(STAMP): $(PY) pyproject.toml
+	$(VENV)/bin/uv pip install -q -p $(PY) -e '.[dev]' || $(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/forensics demo --out demo_out
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -x -m "not slow and not browser"
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+test-spark: $(STAMP)
+	$(VENV)/bin/uv pip install -q -p $(PY) -e '.[dev,spark]'
+	$(PY) -m pytest -q -m spark
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

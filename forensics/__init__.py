@@ -1,0 +1,37 @@
+"""forensics: post-incident forensics for distributed systems.
+
+Load traces, logs, metrics and events into one DuckDB case, query it with SQL, detect the
+common failure modes with evidence, and share a self-contained report.
+
+>>> import forensics
+>>> case = forensics.open_case()
+>>> case.sql("select count(*) from spans").scalar()
+0
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .case import Case, as_case, open_case
+from .detectors import detect, detectors
+from .errors import ForensicsError, LoadError, UsageError
+from .findings import Findings
+from .loaders import LoadReport, formats, load
+from .result import Result
+
+__all__ = [
+    "Case",
+    "Findings",
+    "ForensicsError",
+    "LoadError",
+    "LoadReport",
+    "Result",
+    "UsageError",
+    "as_case",
+    "detect",
+    "detectors",
+    "formats",
+    "load",
+    "open_case",
+    "__version__",
+]

@@ -1,0 +1,38 @@
+"""The one place where forensics talks to DuckDB's Python result API.
+
+DuckDB 2.0 dropped some 1.x result methods and refuses new work on a connection while an
+``execute()`` result is unfinished (e.g. after a single ``fetchone()``), so every call goes
+through these helpers, which always drain the result.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import duckdb
+import pyarrow as pa
+
+Params = Sequence[Any] | dict | None
+
+
+def query_arrow(con: duckdb.DuckDBPyConnection, query: str, params: Params = None) -> pa.Table:
+    """Run ``query`` with bind ``params`` and return an Arrow table (empty for statements)."""
+    rel = con.sql(query, params=params) if params else con.sql(query)
+    if rel is None:  # a statement (INSERT, CREATE...) returns no relation
+        return pa.table({})
+    return rel.to_arrow_table()
+
+
+def run(con: duckdb.DuckDBPyConnection, query: str, params: Params = None) -> list[tuple]:
+    """Execute a statement or query and return all rows (draining the result)."""
+    return con.execute(query, params or []).fetchall()
+
+
+def one(con: duckdb.DuckDBPyConnection, query: str, params: Params = None) -> tuple | None:
+    """The first row of a query (the rest are drained), or None."""
+    rows = run(con, query, params)
+    return rows[0] if rows else None
+
+
+def scalar(con: duckdb.DuckDBPyConnection, query: str, params: Params = None) -> Any:
+    row = one(con, query, params)
+    return None if row is None else row[0]

@@ -1,0 +1,60 @@
+"""Command-line interface: ``forensics COMMAND``. Each command is a module of this package
+exposing ``command`` (a click command) that adapts one public library function."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import ForensicsError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="forensics")
+def cli() -> None:
+    """Post-incident forensics for distributed systems."""
+
+
+def _register_commands() -> None:
+    for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if mod.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{mod.name}")
+        cmd = getattr(module, "command", None)
+        if isinstance(cmd, click.Command):
+            cli.add_command(cmd)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; exit codes: 0 ok, 2 bad usage or bad input, 1 internal error."""
+    try:
+        cli.main(args=argv, prog_name="forensics", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 2
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except ForensicsError as exc:
+        click.echo(f"forensics: error: {exc}", err=True)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # pragma: no cover - a bug
+        click.echo(f"forensics: internal error: {type(exc).__name__}: {exc}", err=True)
+        if "--debug" in (argv or sys.argv):
+            raise
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

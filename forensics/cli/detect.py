@@ -1,0 +1,39 @@
+"""forensics detect CASE_OR_PATH [--only NAME,...] [--format table|json] [--explain]"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..detectors import detect, detectors
+from ._common import open_case_or_paths
+
+
+@click.command("detect")
+@click.argument("case_or_path", nargs=-1, required=True)
+@click.option("--only", default=None, help="comma-separated detector names")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--explain", is_flag=True, help="also report near misses and the threshold they failed")
+@click.option("--min-severity", default="info", type=click.Choice(["critical", "high", "medium", "low", "info"]), show_default=True)
+def command(case_or_path: tuple[str, ...], only: str | None, fmt: str, explain: bool, min_severity: str) -> None:
+    """Run detectors and print findings (JSON: one array on stdout, nothing else)."""
+    case = open_case_or_paths(case_or_path, progress=False)
+    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+    findings = detect(case, only=names, explain=explain).at_least(min_severity)
+    if fmt == "json":
+        sys.stdout.write(findings.to_json() + "\n")
+        return
+    if not len(findings):
+        click.echo(f"no findings ({len(detectors())} detectors run)" if names is None else "no findings")
+        return
+    for f in findings.records():
+        where = f["service"] or "-"
+        if f["operation"]:
+            where += f" {f['operation']}"
+        if f["target"]:
+            where += f" -> {f['target']}" + (f" {f['target_operation']}" if f["target_operation"] else "")
+        click.echo(f"[{f['severity']:<8}] {f['detector']:<18} {where}")
+        click.echo(f"           {f['summary']}")
+        ex = f["evidence"].get("exemplar_trace_ids") if isinstance(f["evidence"], dict) else None
+        if ex:
+            click.echo(f"           exemplars: {', '.join(ex[:3])}")

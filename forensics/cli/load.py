@@ -1,0 +1,22 @@
+"""forensics load PATH... --case CASE.duckdb [--strict]"""
+from __future__ import annotations
+
+import click
+
+from ..case import open_case
+from ..loaders import load
+
+
+@click.command("load")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--case", "case_path", required=True, type=click.Path(dir_okay=False), help="case file to create or add to")
+@click.option("--strict", is_flag=True, help="stop at the first bad record with an error naming file and line")
+@click.option("--format-in", "format_in", default=None, help="force an input format (see `forensics formats`)")
+@click.option("--force", is_flag=True, help="load files again even if the same sha256 was loaded before")
+@click.option("--tz", default=None, help="time zone of log timestamps written without an offset, e.g. Asia/Shanghai")
+def command(paths: tuple[str, ...], case_path: str, strict: bool, format_in: str | None, force: bool, tz: str | None) -> None:
+    """Load export files or directories into a case file; prints loaded/rejected per table."""
+    options = {"tz": tz} if tz else {}
+    with open_case(case_path) as case:
+        report = load(case, *paths, strict=strict, format=format_in, force=force, **options)
+        click.echo(str(report))

@@ -1,0 +1,4 @@
+"""Detectors: one module per failure mode, each ``detect_<name>(case, *, thresholds) -> Findings``."""
+from .registry import DETECTORS, DetectorSpec, detect, detector, detectors
+
+__all__ = ["DETECTORS", "DetectorSpec", "detect", "detector", "detectors"]

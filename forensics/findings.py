@@ -1,0 +1,166 @@
+"""Findings: the fixed-column table every detector returns."""
+from __future__ import annotations
+
+import html
+from datetime import datetime
+from typing import Any, Iterable, Iterator
+
+import orjson
+import pyarrow as pa
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}  # lower is more severe
+
+SCHEMA = pa.schema([
+    pa.field("detector", pa.string()),
+    pa.field("severity", pa.string()),
+    pa.field("title", pa.string()),
+    pa.field("service", pa.string()),
+    pa.field("operation", pa.string()),
+    pa.field("target", pa.string()),
+    pa.field("target_operation", pa.string()),
+    pa.field("version", pa.string()),
+    pa.field("start_time", pa.timestamp("us", tz="UTC")),
+    pa.field("end_time", pa.timestamp("us", tz="UTC")),
+    pa.field("score", pa.float64()),
+    pa.field("evidence", pa.string()),  # JSON object
+    pa.field("summary", pa.string()),
+])
+COLUMNS = tuple(SCHEMA.names)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps_evidence(evidence: dict[str, Any] | None) -> str:
+    return orjson.dumps(evidence or {}, default=_json_default,
+                        option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
+
+
+class Findings:
+    """Findings of one or more detectors, as an Arrow table with fixed columns.
+
+    Columns: detector, severity (critical|high|medium|low|info), title, service, operation,
+    target, target_operation, version, start_time, end_time, score, evidence (JSON text with
+    exemplar trace ids, counts, thresholds used, source file:line), summary.
+
+    >>> Findings.empty().to_pandas().columns.tolist()[:3]
+    ['detector', 'severity', 'title']
+    """
+
+    def __init__(self, table: pa.Table | None = None) -> None:
+        if table is None:
+            table = SCHEMA.empty_table()
+        missing = [c for c in COLUMNS if c not in table.column_names]
+        if missing:
+            raise ValueError(f"findings table lacks columns {missing}")
+        self._table = table.select(list(COLUMNS)).cast(SCHEMA)
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def empty(cls) -> "Findings":
+        return cls()
+
+    @classmethod
+    def from_records(cls, records: Iterable[dict[str, Any]]) -> "Findings":
+        """Build from dicts; ``evidence`` may be a dict (serialized to JSON here)."""
+        rows = []
+        for rec in records:
+            unknown = set(rec) - set(COLUMNS)
+            if unknown:
+                raise ValueError(f"unknown finding fields {sorted(unknown)}; allowed: {list(COLUMNS)}")
+            row = {c: rec.get(c) for c in COLUMNS}
+            if row["severity"] not in SEVERITY_RANK:
+                raise ValueError(f"severity must be one of {SEVERITIES}, got {row['severity']!r}")
+            if not isinstance(row["evidence"], str):
+                row["evidence"] = dumps_evidence(row["evidence"])
+            for t in ("start_time", "end_time"):
+                v = row[t]
+                if isinstance(v, datetime) and v.tzinfo is None:
+                    raise ValueError(f"{t} must be timezone-aware (UTC)")
+            rows.append(row)
+        return cls(pa.Table.from_pylist(rows, schema=SCHEMA))
+
+    @classmethod
+    def concat(cls, parts: Iterable["Findings"]) -> "Findings":
+        tables = [p._table for p in parts if len(p)]
+        if not tables:
+            return cls.empty()
+        return cls(pa.concat_tables(tables)).sorted()
+
+    # -- access ---------------------------------------------------------------------------------
+    def sorted(self) -> "Findings":
+        """Most severe first, then by score (descending)."""
+        if not len(self):
+            return self
+        rank = pa.array([SEVERITY_RANK[s] for s in self._table.column("severity").to_pylist()])
+        t = self._table.append_column("_rank", rank).sort_by([("_rank", "ascending"), ("score", "descending")])
+        return Findings(t.drop_columns(["_rank"]))
+
+    def at_least(self, severity: str) -> "Findings":
+        """Findings at ``severity`` or more severe."""
+        if severity not in SEVERITY_RANK:
+            raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
+        keep = [SEVERITY_RANK[s] <= SEVERITY_RANK[severity] for s in self._table.column("severity").to_pylist()]
+        return Findings(self._table.filter(pa.array(keep, pa.bool_())))
+
+    def by_detector(self, name: str) -> "Findings":
+        keep = [d == name for d in self._table.column("detector").to_pylist()]
+        return Findings(self._table.filter(pa.array(keep, pa.bool_())))
+
+    def records(self) -> list[dict[str, Any]]:
+        """Findings as dicts with ``evidence`` parsed from JSON."""
+        out = self._table.to_pylist()
+        for r in out:
+            r["evidence"] = orjson.loads(r["evidence"]) if r["evidence"] else {}
+        return out
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.records())
+
+    def __len__(self) -> int:
+        return self._table.num_rows
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.records()[i]
+
+    def to_arrow(self) -> pa.Table:
+        return self._table
+
+    def to_pandas(self):
+        return self._table.to_pandas()
+
+    def to_polars(self):
+        import polars as pl
+
+        return pl.from_arrow(self._table)
+
+    def to_json(self) -> str:
+        """One JSON array of findings (times ISO 8601, evidence as an object)."""
+        return orjson.dumps(self.records(), default=_json_default).decode()
+
+    def __repr__(self) -> str:
+        if not len(self):
+            return "<Findings: none>"
+        lines = [f"<Findings: {len(self)}>"]
+        for r in self._table.to_pylist()[:20]:
+            lines.append(f"  [{r['severity']}] {r['detector']}: {r['summary']}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        if not len(self):
+            return "<p>No findings.</p>"
+        cols = ("severity", "detector", "service", "operation", "target", "version", "summary")
+        head = "".join(f"<th>{c}</th>" for c in cols)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape('' if r[c] is None else str(r[c]))}</td>" for c in cols) + "</tr>"
+            for r in self._table.to_pylist()
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

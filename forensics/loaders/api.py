@@ -1,0 +1,192 @@
+"""forensics.load: expand paths, sniff, load each file atomically, record provenance."""
+from __future__ import annotations
+
+import fnmatch
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+import orjson
+
+from .._db import one, run
+from ..errors import ForensicsError, LoadError, UnknownFormatError, UsageError
+from .context import LoadContext
+from .io import sha256_and_size
+from .registry import formats
+from .sniff import sniff
+
+if TYPE_CHECKING:
+    from ..case import Case
+
+#: files a directory walk skips: documentation and ground truth next to exports
+IGNORED = ("README*", "*.md", "*.rst", "truth.json", "*.duckdb", "*.duckdb.wal", "*.ipynb", "*.html", "*.py")
+
+
+@dataclass
+class FileReport:
+    path: str
+    format: str | None
+    status: str  # loaded | skipped_duplicate | ignored | failed
+    records_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    by_table: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoadReport:
+    """What a load did, per file and per table. ``str(report)`` is the CLI summary."""
+
+    files: list[FileReport] = field(default_factory=list)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(f.rows_loaded for f in self.files)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(f.rows_rejected for f in self.files)
+
+    @property
+    def records_read(self) -> int:
+        return sum(f.records_read for f in self.files)
+
+    def by_table(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for f in self.files:
+            for t, n in f.by_table.items():
+                out[t] = out.get(t, 0) + n
+        return out
+
+    @property
+    def warnings(self) -> list[str]:
+        return [f"{f.path}: {w}" for f in self.files for w in f.warnings]
+
+    def __str__(self) -> str:
+        lines = [f"{'file':<60} {'format':<16} {'read':>9} {'loaded':>9} {'rejected':>9}  status"]
+        for f in self.files:
+            name = f.path if len(f.path) <= 60 else "..." + f.path[-57:]
+            lines.append(f"{name:<60} {f.format or '-':<16} {f.records_read:>9} {f.rows_loaded:>9} {f.rows_rejected:>9}  {f.status}"
+                         + (f" ({f.message})" if f.message else ""))
+        lines.append("")
+        lines.append(f"{'table':<10} {'loaded':>10}")
+        tables = self.by_table()
+        for t in ("spans", "logs", "metrics", "events"):
+            lines.append(f"{t:<10} {tables.get(t, 0):>10}")
+        lines.append(f"{'rejects':<10} {self.rows_rejected:>10}")
+        lines.append(f"total: read {self.records_read}, loaded {self.rows_loaded}, rejected {self.rows_rejected}")
+        for w in self.warnings:
+            lines.append(f"warning: {w}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return "<pre>" + html.escape(str(self)) + "</pre>"
+
+
+def _expand(paths: Iterable[str | os.PathLike]) -> list[tuple[str, bool]]:
+    """(path, explicitly_named) for every file under ``paths``, sorted within directories."""
+    out: list[tuple[str, bool]] = []
+    for p in paths:
+        p = os.fspath(p)
+        if os.path.isdir(p):
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith("."):
+                        out.append((os.path.join(root, name), False))
+        elif os.path.isfile(p):
+            out.append((p, True))
+        else:
+            raise UsageError(f"{p}: no such file or directory")
+    return out
+
+
+def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: str | None = None,
+         force: bool = False, progress: bool | None = None,
+         on_file: Callable[[FileReport], None] | None = None, **options: Any) -> LoadReport:
+    """Load export files and directories (recursively) into ``case``.
+
+    Each file's format is sniffed unless ``format`` is given; ``.gz``/``.zst`` are read
+    transparently. Each file loads in its own transaction: an error leaves the case as it was
+    before that file. A file already loaded (same sha256) is skipped unless ``force``.
+
+    Parameters
+    ----------
+    strict:
+        Raise :class:`~forensics.errors.StrictModeError` at the first bad record instead of
+        recording it in ``rejects``.
+    format:
+        Force a format name (see :func:`forensics.formats`).
+    options:
+        Passed to loaders (e.g. ``tz="Asia/Shanghai"`` for logs in local time).
+    """
+    if format is not None and format not in formats():
+        raise UsageError(f"unknown format {format!r}; choose one of: {', '.join(sorted(formats()))}")
+    report = LoadReport()
+    entries = _expand(paths)
+    show = sys.stderr.isatty() if progress is None else progress
+    iterator: Iterable = entries
+    if show and len(entries) > 1:
+        from tqdm import tqdm
+
+        iterator = tqdm(entries, desc="loading", unit="file", file=sys.stderr)
+    for path, named in iterator:
+        if not named and any(fnmatch.fnmatch(os.path.basename(path), pat) for pat in IGNORED):
+            report.files.append(FileReport(os.path.abspath(path), None, "ignored", message="not an export file"))
+            continue
+        fr = _load_one(case, path, strict=strict, format=format, force=force, options=options)
+        report.files.append(fr)
+        if on_file:
+            on_file(fr)
+    return report
+
+
+def _load_one(case: "Case", path: str, *, strict: bool, format: str | None, force: bool,
+              options: dict[str, Any]) -> FileReport:
+    abspath = os.path.abspath(path)
+    con = case.con
+    t0 = time.perf_counter()
+    sha, size = sha256_and_size(abspath)
+    if not force:
+        prior = one(con, "SELECT path FROM files WHERE sha256 = ? LIMIT 1", [sha])
+        if prior:
+            return FileReport(abspath, None, "skipped_duplicate", message=f"same sha256 as {prior[0]} (force=True to load again)")
+    try:
+        fmt = format or sniff(abspath)
+    except UnknownFormatError as exc:
+        if strict:
+            raise
+        run(con, "INSERT INTO rejects VALUES (?, NULL, NULL, NULL, NULL, 'unknown_format', ?, NULL)", [abspath, exc.message + (f" (found {exc.found})" if exc.found else "")])
+        return FileReport(abspath, None, "failed", records_read=1, rows_rejected=1, message=str(exc.message))
+    spec = formats()[fmt]
+    ctx = LoadContext(abspath, fmt, con, strict=strict, options=dict(options))
+    run(con, "BEGIN TRANSACTION")
+    try:
+        spec.load(ctx)
+        loaded = sum(ctx.loaded.values())
+        from .. import __version__
+
+        run(
+            con, "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, now(), ?)",
+            [abspath, size, sha, fmt, loaded + ctx.rejected, loaded, ctx.rejected,
+             orjson.dumps(dict(ctx.loaded)).decode(), __version__],
+        )
+        run(con, "COMMIT")
+    except BaseException as exc:
+        run(con, "ROLLBACK")
+        if isinstance(exc, ForensicsError):
+            raise
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise LoadError(f"internal error while loading as {fmt}: {type(exc).__name__}: {exc}", path=abspath,
+                        hint="this is a bug in forensics; please report it with the file") from exc
+    return FileReport(abspath, fmt, "loaded", records_read=loaded + ctx.rejected, rows_loaded=loaded,
+                      rows_rejected=ctx.rejected, by_table=dict(ctx.loaded), seconds=time.perf_counter() - t0,
+                      warnings=list(ctx.warnings))

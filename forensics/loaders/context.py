@@ -1,0 +1,161 @@
+"""LoadContext: what a loader gets to read one file and emit canonical rows and rejects."""
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import duckdb
+import pyarrow as pa
+
+from .. import schema
+from .._db import one, run, scalar
+from ..errors import LoadError, Reason, StrictModeError
+from . import io as fio
+
+RAW_LIMIT = 1000
+_names = itertools.count()
+
+
+@dataclass
+class LoadContext:
+    """Per-file loading state.
+
+    A loader reads ``path`` (use :meth:`line_batches` or :meth:`read_document`) and calls
+    :meth:`emit` with a SQL SELECT producing canonical columns plus optional
+    ``_reject_code``/``_reject_reason``/``_raw`` columns; rows with a reject code go to
+    ``rejects`` instead of the target table. Python-side failures go through :meth:`reject`.
+    """
+
+    path: str
+    format: str
+    con: duckdb.DuckDBPyConnection
+    strict: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+    loaded: Counter = field(default_factory=Counter)
+    rejected: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    # -- reading --------------------------------------------------------------------------------
+    def line_batches(self, batch_bytes: int | None = None) -> Iterator[pa.Table]:
+        """Arrow tables ``(line BIGINT, raw VARCHAR)`` of the file's non-blank lines.
+
+        Lines that are not UTF-8, a truncated compressed stream and over-long lines become
+        rejects (or errors in strict mode) here, so loaders only see text.
+        """
+        try:
+            for batch in fio.iter_line_batches(self.path, batch_bytes or self.options.get("batch_bytes", 32 << 20)):
+                for line, raw in batch.bad_utf8:
+                    self.reject(Reason.INVALID_UTF8, "line is not valid UTF-8 text", line=line,
+                                raw=raw.decode("utf-8", "backslashreplace"))
+                if batch.table.num_rows:
+                    yield batch.table
+        except fio.StreamTruncated as exc:
+            self.reject(Reason.TRUNCATED, f"compressed stream ends early ({exc.cause}); records before it were loaded",
+                        offset=exc.offset)
+        except fio.RecordTooLarge as exc:
+            self.reject(Reason.TOO_LARGE, f"a line longer than {exc.size} bytes; the rest of the file was not read", line=exc.line)
+
+    def read_document(self) -> str | None:
+        """The whole file as text, or None after rejecting it (truncated, not UTF-8, too large)."""
+        try:
+            data = fio.read_all(self.path, self.options.get("max_document_bytes", 4 << 30))
+        except fio.StreamTruncated as exc:
+            self.reject(Reason.TRUNCATED, f"compressed stream ends early ({exc.cause})", offset=exc.offset)
+            return None
+        except fio.RecordTooLarge as exc:
+            self.reject(Reason.TOO_LARGE, f"document larger than {exc.size} bytes", offset=0)
+            return None
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            self.reject(Reason.INVALID_UTF8, f"not valid UTF-8 at byte {exc.start}", offset=exc.start,
+                        raw=data[max(0, exc.start - 40): exc.start + 40].decode("utf-8", "backslashreplace"))
+            return None
+
+    def read_bytes(self) -> bytes | None:
+        try:
+            return fio.read_all(self.path, self.options.get("max_document_bytes", 4 << 30))
+        except fio.StreamTruncated as exc:
+            self.reject(Reason.TRUNCATED, f"compressed stream ends early ({exc.cause})", offset=exc.offset)
+            return None
+
+    # -- writing --------------------------------------------------------------------------------
+    def register(self, table: pa.Table) -> str:
+        """Register an Arrow table with DuckDB under a fresh name and return the name."""
+        name = f"_src_{next(_names)}"
+        self.con.register(name, table)
+        return name
+
+    def unregister(self, name: str) -> None:
+        self.con.unregister(name)
+
+    def emit(self, table: str, select_sql: str, params: Sequence[Any] | dict | None = None) -> int:
+        """Insert the rows of ``select_sql`` into canonical ``table``; rejects go to ``rejects``.
+
+        ``select_sql`` may produce any subset of the table's columns (others are NULL) plus
+        ``_reject_code``, ``_reject_reason`` and ``_raw``. ``format`` and ``source_file`` are
+        filled in here. Returns the number of rows loaded.
+        """
+        cols = [c for c in schema.column_names(table) if c not in ("format", "source_file")]
+        stage = f"_stage_{next(_names)}"
+        run(self.con, f"CREATE TEMP TABLE {stage} AS {select_sql}", params)
+        try:
+            have = {r[0] for r in run(
+                self.con, "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [stage])}
+            has_reject = "_reject_code" in have
+            where_ok = "WHERE _reject_code IS NULL" if has_reject else ""
+            if has_reject:
+                self._emit_rejects(stage, table, have)
+            use = [c for c in cols if c in have]
+            col_list = ", ".join(f'"{c}"' for c in use)
+            n = scalar(
+                self.con,
+                f'INSERT INTO "{table}" ("format", "source_file", {col_list}) '
+                f"SELECT ?, ?, {col_list} FROM {stage} {where_ok}",
+                [self.format, self.path],
+            )
+        finally:
+            run(self.con, f"DROP TABLE IF EXISTS {stage}")
+        self.loaded[table] += n
+        return n
+
+    def _emit_rejects(self, stage: str, table: str, have: set[str]) -> None:
+        line = "source_line" if "source_line" in have else "NULL"
+        offset = "source_offset" if "source_offset" in have else "NULL"
+        reason = "_reject_reason" if "_reject_reason" in have else "_reject_code"
+        raw = f"left(CAST(_raw AS VARCHAR), {RAW_LIMIT})" if "_raw" in have else "NULL"
+        if self.strict:
+            first = one(
+                self.con, f"SELECT {line}, {offset}, _reject_code, {reason}, {raw} FROM {stage} "
+                f"WHERE _reject_code IS NOT NULL ORDER BY {line} NULLS LAST, {offset} NULLS LAST LIMIT 1")
+            if first:
+                raise StrictModeError(str(first[3]), path=self.path, line=first[0], offset=first[1], reason=first[2],
+                                      hint="run without --strict to load the other records and list this one in rejects")
+        n = scalar(
+            self.con, f"INSERT INTO rejects SELECT ?, {line}, {offset}, ?, ?, _reject_code, {reason}, {raw} "
+            f"FROM {stage} WHERE _reject_code IS NOT NULL",
+            [self.path, self.format, table],
+        )
+        self.rejected += n
+
+    def reject(self, code: Reason | str, reason: str, *, line: int | None = None, offset: int | None = None,
+               raw: str | None = None, table: str | None = None, count: int = 1) -> None:
+        """Record one bad record (strict mode: raise a StrictModeError naming file and line)."""
+        code_s = code.value if isinstance(code, Reason) else str(code)
+        if self.strict:
+            raise StrictModeError(reason, path=self.path, line=line, offset=offset, reason=code_s,
+                                  hint="run without --strict to load the other records and list this one in rejects")
+        run(
+            self.con, "INSERT INTO rejects VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [self.path, line, offset, self.format, table, code_s, reason, None if raw is None else raw[:RAW_LIMIT]],
+        )
+        self.rejected += count
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def fail(self, message: str, **kwargs: Any) -> None:
+        """Raise a LoadError about this file (for conditions that stop the whole file)."""
+        raise LoadError(message, path=self.path, **kwargs)

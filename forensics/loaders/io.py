@@ -1,0 +1,183 @@
+"""Byte-level input: transparent gzip/zstd, sha256, and vectorized line splitting into Arrow."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def compression_of(path: str) -> str | None:
+    """'gzip', 'zstd' or None, from the file's magic bytes (not its name)."""
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic.startswith(GZIP_MAGIC):
+        return "gzip"
+    if magic.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return None
+
+
+def open_binary(path: str) -> BinaryIO:
+    """Open a file for reading, decompressing gzip and zstd transparently (streaming)."""
+    kind = compression_of(path)
+    if kind == "gzip":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if kind == "zstd":
+        import zstandard
+
+        fh = open(path, "rb")
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(fh, closefd=True))  # type: ignore[arg-type]
+    return open(path, "rb")
+
+
+def sha256_and_size(path: str) -> tuple[str, int]:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest(), os.path.getsize(path)
+
+
+def read_head(path: str, size: int = 65536) -> bytes:
+    """First ``size`` decompressed bytes (may be shorter; a truncated stream gives what it has)."""
+    with open_binary(path) as fh:
+        out = b""
+        try:
+            while len(out) < size:
+                chunk = fh.read(size - len(out))
+                if not chunk:
+                    break
+                out += chunk
+        except (EOFError, OSError, Exception):  # truncated compressed stream: sniff what we have
+            pass
+    return out
+
+
+@dataclass
+class LineBatch:
+    """A batch of non-blank lines: ``table`` has columns ``line`` (1-based) and ``raw``.
+
+    ``bad_utf8`` lists (line, raw bytes) of lines that are not valid UTF-8; they are not in
+    ``table``.
+    """
+
+    table: pa.Table
+    bad_utf8: list[tuple[int, bytes]]
+    lines_seen: int
+
+
+class StreamTruncated(Exception):
+    def __init__(self, offset: int, cause: BaseException) -> None:
+        self.offset = offset
+        self.cause = cause
+        super().__init__(f"compressed stream ends early after {offset} decompressed bytes: {cause}")
+
+
+class RecordTooLarge(Exception):
+    def __init__(self, line: int, size: int) -> None:
+        self.line = line
+        self.size = size
+        super().__init__(f"line {line} is longer than {size} bytes")
+
+
+def _split(buf: bytes, first_line: int) -> LineBatch:
+    """Split ``buf`` (complete lines, no final newline needed) into a LineBatch, vectorized."""
+    data = np.frombuffer(buf, dtype=np.uint8)
+    nl = np.flatnonzero(data == 10)
+    starts = np.concatenate(([0], nl + 1)).astype(np.int64)
+    ends = np.concatenate((nl, [len(buf)])).astype(np.int64)
+    if ends[-1] == starts[-1] and len(starts) > 1:  # buffer ended with a newline
+        starts, ends = starts[:-1], ends[:-1]
+    n = len(starts)
+    offsets = np.empty(n + 1, dtype=np.int64)
+    offsets[:-1] = starts
+    offsets[-1] = len(buf)
+    # each value spans start..next start (includes its '\n'); trimmed below
+    binary = pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
+    line_no = pa.array(np.arange(first_line, first_line + n, dtype=np.int64))
+    bad: list[tuple[int, bytes]] = []
+    try:
+        text = binary.cast(pa.large_string())
+    except pa.ArrowInvalid:
+        values = binary.to_pylist()
+        good = np.ones(n, dtype=bool)
+        for i, value in enumerate(values):
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                good[i] = False
+                bad.append((first_line + i, value.rstrip(b"\r\n")))
+        mask = pa.array(good)
+        text = binary.filter(mask).cast(pa.large_string())
+        line_no = line_no.filter(mask)
+    text = pc.utf8_rtrim(text, characters="\r\n")
+    keep = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
+    table = pa.table({"line": line_no, "raw": text}).filter(keep)
+    return LineBatch(table, bad, n)
+
+
+def iter_line_batches(path: str, batch_bytes: int = 32 << 20, max_line_bytes: int = 512 << 20) -> Iterator[LineBatch]:
+    """Stream a (possibly compressed) text file as batches of lines.
+
+    Blank lines are skipped but counted, so ``line`` numbers match the file. Raises
+    :class:`StreamTruncated` after yielding everything before a broken compressed stream,
+    and :class:`RecordTooLarge` for a line longer than ``max_line_bytes``.
+    """
+    line = 1
+    carry = b""
+    consumed = 0
+    with open_binary(path) as fh:
+        while True:
+            try:
+                chunk = fh.read(batch_bytes)
+            except (EOFError, OSError, ValueError) as exc:
+                if carry:
+                    yield _split(carry, line)
+                raise StreamTruncated(consumed + len(carry), exc) from exc
+            except Exception as exc:  # zstandard.ZstdError and friends
+                if carry:
+                    yield _split(carry, line)
+                raise StreamTruncated(consumed + len(carry), exc) from exc
+            if not chunk:
+                if carry:
+                    yield _split(carry, line)
+                return
+            buf = carry + chunk if carry else chunk
+            cut = buf.rfind(b"\n")
+            if cut < 0:
+                if len(buf) > max_line_bytes:
+                    raise RecordTooLarge(line, max_line_bytes)
+                carry = buf
+                continue
+            block, carry = buf[: cut + 1], buf[cut + 1 :]
+            consumed += len(block)
+            batch = _split(block, line)
+            line += batch.lines_seen
+            yield batch
+
+
+def read_all(path: str, max_bytes: int = 4 << 30) -> bytes:
+    """The whole decompressed content (for single-document formats)."""
+    out = io.BytesIO()
+    with open_binary(path) as fh:
+        while True:
+            try:
+                chunk = fh.read(1 << 24)
+            except Exception as exc:
+                raise StreamTruncated(out.tell(), exc) from exc
+            if not chunk:
+                break
+            out.write(chunk)
+            if out.tell() > max_bytes:
+                raise RecordTooLarge(1, max_bytes)
+    return out.getvalue()

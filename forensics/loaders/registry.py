@@ -1,0 +1,57 @@
+"""Registry of input formats: each loader module registers a sniff function and a load function."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from .context import LoadContext
+    from .sniff import Head
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """One input format.
+
+    ``sniff(head)`` returns a confidence in [0, 1] that the file is in this format (0: no).
+    ``load(ctx)`` reads ``ctx.path`` and emits rows through ``ctx``.
+    """
+
+    name: str
+    signal: str  # traces | logs | metrics | events | mixed
+    description: str
+    sniff: Callable[["Head"], float]
+    load: Callable[["LoadContext"], None]
+    extensions: tuple[str, ...] = field(default_factory=tuple)
+
+
+FORMATS: dict[str, FormatSpec] = {}
+_discovered = False
+
+
+def register_format(name: str, *, signal: str, description: str, sniff: Callable[["Head"], float],
+                    extensions: tuple[str, ...] = ()) -> Callable:
+    """Decorator for a loader function: ``@register_format("otlp_json", signal=..., sniff=...)``."""
+
+    def deco(fn: Callable[["LoadContext"], None]) -> Callable[["LoadContext"], None]:
+        if name in FORMATS and FORMATS[name].load is not fn:
+            raise RuntimeError(f"format {name!r} registered twice")
+        FORMATS[name] = FormatSpec(name, signal, description, sniff, fn, extensions)
+        return fn
+
+    return deco
+
+
+def formats() -> dict[str, FormatSpec]:
+    """All registered formats (imports every loader module once)."""
+    global _discovered
+    if not _discovered:
+        from forensics import loaders as pkg
+
+        for mod in pkgutil.iter_modules(pkg.__path__):
+            if mod.name not in {"registry", "context", "io", "sniff", "api"} and not mod.name.startswith("_"):
+                importlib.import_module(f"{pkg.__name__}.{mod.name}")
+        _discovered = True
+    return FORMATS
