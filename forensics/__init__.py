@@ -13,7 +13,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .case import Case, as_case, open_case
-from .detectors import detect, detectors
+from . import detectors
+from .detectors import detect
 from .errors import ForensicsError, LoadError, UsageError
 from .findings import Findings
 from .loaders import LoadReport, formats, load

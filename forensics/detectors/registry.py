@@ -48,8 +48,7 @@ def detectors() -> dict[str, DetectorSpec]:
     """All registered detectors (imports every module of forensics.detectors once)."""
     global _discovered
     if not _discovered:
-        from forensics import detectors as pkg
-
+        pkg = importlib.import_module("forensics.detectors")
         for mod in pkgutil.iter_modules(pkg.__path__):
             if mod.name != "registry" and not mod.name.startswith("_"):
                 importlib.import_module(f"{pkg.__name__}.{mod.name}")

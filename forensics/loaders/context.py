@@ -117,7 +117,10 @@ class LoadContext:
                 [self.format, self.path],
             )
         finally:
-            run(self.con, f"DROP TABLE IF EXISTS {stage}")
+            try:
+                run(self.con, f"DROP TABLE IF EXISTS {stage}")
+            except duckdb.Error:  # transaction already aborted: the rollback removes it
+                pass
         self.loaded[table] += n
         return n
 
@@ -126,10 +129,11 @@ class LoadContext:
         offset = "source_offset" if "source_offset" in have else "NULL"
         reason = "_reject_reason" if "_reject_reason" in have else "_reject_code"
         raw = f"left(CAST(_raw AS VARCHAR), {RAW_LIMIT})" if "_raw" in have else "NULL"
+        order = ", ".join(f"{c} NULLS LAST" for c in (line, offset) if c != "NULL") or "1"
         if self.strict:
             first = one(
                 self.con, f"SELECT {line}, {offset}, _reject_code, {reason}, {raw} FROM {stage} "
-                f"WHERE _reject_code IS NOT NULL ORDER BY {line} NULLS LAST, {offset} NULLS LAST LIMIT 1")
+                f"WHERE _reject_code IS NOT NULL ORDER BY {order} LIMIT 1")
             if first:
                 raise StrictModeError(str(first[3]), path=self.path, line=first[0], offset=first[1], reason=first[2],
                                       hint="run without --strict to load the other records and list this one in rejects")

@@ -48,8 +48,7 @@ def formats() -> dict[str, FormatSpec]:
     """All registered formats (imports every loader module once)."""
     global _discovered
     if not _discovered:
-        from forensics import loaders as pkg
-
+        pkg = importlib.import_module("forensics.loaders")
         for mod in pkgutil.iter_modules(pkg.__path__):
             if mod.name not in {"registry", "context", "io", "sniff", "api"} and not mod.name.startswith("_"):
                 importlib.import_module(f"{pkg.__name__}.{mod.name}")

@@ -1,0 +1,75 @@
+-- DuckDB temp macros shared by the OTLP loaders (JSON and protobuf, which goes through
+-- protobuf-JSON). Values arrive as VARCHAR from json_transform: DuckDB renders JSON numbers,
+-- booleans and objects as text when the target type is VARCHAR, so one definition covers
+-- `"intValue": "5"` and `"intValue": 5`, `"kind": 2` and `"kind": "SPAN_KIND_SERVER"`.
+
+-- OTLP id (hex of any case, or protobuf-JSON base64) -> lowercase hex left-padded to `width`.
+-- '' / NULL -> NULL; anything else that is neither hex nor base64 is kept as is, so the
+-- validation in finalize_spans_sql rejects it with the original text.
+CREATE OR REPLACE TEMP MACRO otlp_id(x, width) AS CASE
+    WHEN x IS NULL OR trim(x) = '' THEN NULL
+    WHEN regexp_full_match(trim(x), '[0-9a-fA-F]+') THEN lpad(lower(trim(x)), width, '0')
+    ELSE coalesce(nullif(lower(hex(try(from_base64(replace(replace(trim(x), '-', '+'), '_', '/'))))), ''), x)
+END;
+
+-- unix nanoseconds (string or number, possibly in exponent notation) -> BIGINT; 0 -> NULL
+CREATE OR REPLACE TEMP MACRO otlp_ns(x) AS nullif(coalesce(TRY_CAST(x AS BIGINT), TRY_CAST(TRY_CAST(x AS DOUBLE) AS BIGINT)), 0);
+
+-- unix nanoseconds -> TIMESTAMPTZ (UTC, microseconds; negative or zero -> NULL)
+CREATE OR REPLACE TEMP MACRO otlp_ts(ns) AS CASE WHEN ns > 0 THEN timezone('UTC', make_timestamp(ns // 1000)) END;
+
+CREATE OR REPLACE TEMP MACRO otlp_iso(ts) AS strftime(ts, '%Y-%m-%dT%H:%M:%S.%fZ');
+
+-- number text normalised (5 / "5" -> '5'; 2 / 2.0 -> '2.0' for doubles)
+CREATE OR REPLACE TEMP MACRO otlp_int_text(x) AS coalesce(CAST(TRY_CAST(x AS HUGEINT) AS VARCHAR), x);
+CREATE OR REPLACE TEMP MACRO otlp_double_text(x) AS coalesce(CAST(TRY_CAST(x AS DOUBLE) AS VARCHAR), x);
+
+-- a scalar AnyValue as a JSON value (nested arrays / kvlists keep their OTLP JSON form)
+CREATE OR REPLACE TEMP MACRO otlp_any_json(v) AS CASE
+    WHEN v.stringValue IS NOT NULL THEN to_json(v.stringValue)
+    WHEN v.intValue IS NOT NULL THEN coalesce(CAST(TRY_CAST(v.intValue AS HUGEINT) AS VARCHAR), to_json(v.intValue))::JSON
+    WHEN v.doubleValue IS NOT NULL THEN coalesce(to_json(TRY_CAST(v.doubleValue AS DOUBLE)), to_json(v.doubleValue))
+    WHEN v.boolValue IS NOT NULL THEN lower(v.boolValue)::JSON
+    WHEN v.bytesValue IS NOT NULL THEN to_json(v.bytesValue)
+    WHEN v.arrayValue IS NOT NULL THEN v.arrayValue
+    WHEN v.kvlistValue IS NOT NULL THEN v.kvlistValue
+END;
+
+-- arrayValue {"values": [AnyValue...]} -> compact JSON array of plain values
+CREATE OR REPLACE TEMP MACRO otlp_array_json(j) AS to_json(list_transform(
+    json_transform(j, '{"values": [{"stringValue": "VARCHAR", "intValue": "VARCHAR", "doubleValue": "VARCHAR", "boolValue": "VARCHAR", "bytesValue": "VARCHAR", "arrayValue": "JSON", "kvlistValue": "JSON"}]}').values,
+    lambda e: otlp_any_json(e)));
+
+-- kvlistValue {"values": [{"key", "value"}...]} -> compact JSON object of plain values (first key wins)
+CREATE OR REPLACE TEMP MACRO otlp_kvlist_json(j) AS to_json(map_from_entries(list_filter(
+    list_transform(
+        json_transform(j, '{"values": [{"key": "VARCHAR", "value": {"stringValue": "VARCHAR", "intValue": "VARCHAR", "doubleValue": "VARCHAR", "boolValue": "VARCHAR", "bytesValue": "VARCHAR", "arrayValue": "JSON", "kvlistValue": "JSON"}}]}').values,
+        lambda kv: {'key': kv.key, 'value': otlp_any_json(kv.value)}),
+    lambda e, i: e.key IS NOT NULL AND list_position(
+        list_transform(json_transform(j, '{"values": [{"key": "VARCHAR"}]}').values, lambda k: k.key), e.key) = i)));
+
+-- AnyValue -> text: strings as is, numbers as number text, booleans true/false, bytes base64,
+-- arrays and kvlists as compact JSON. {} (empty AnyValue) -> NULL.
+CREATE OR REPLACE TEMP MACRO otlp_any(v) AS CASE
+    WHEN v.stringValue IS NOT NULL THEN v.stringValue
+    WHEN v.intValue IS NOT NULL THEN otlp_int_text(v.intValue)
+    WHEN v.doubleValue IS NOT NULL THEN otlp_double_text(v.doubleValue)
+    WHEN v.boolValue IS NOT NULL THEN lower(v.boolValue)
+    WHEN v.bytesValue IS NOT NULL THEN v.bytesValue
+    WHEN v.arrayValue IS NOT NULL THEN CAST(otlp_array_json(v.arrayValue) AS VARCHAR)
+    WHEN v.kvlistValue IS NOT NULL THEN CAST(otlp_kvlist_json(v.kvlistValue) AS VARCHAR)
+END;
+
+-- attribute list [{"key", "value": AnyValue}] -> MAP(VARCHAR, VARCHAR); missing -> empty map;
+-- entries without a key dropped; on duplicate keys the first wins (map keys must be unique).
+CREATE OR REPLACE TEMP MACRO otlp_attr_entries(a) AS
+    list_transform(coalesce(a, []), lambda kv: {'key': kv.key, 'value': otlp_any(kv.value)});
+CREATE OR REPLACE TEMP MACRO otlp_attrs(a) AS CASE
+    WHEN len(list_distinct(list_transform(coalesce(a, []), lambda kv: kv.key))) = len(coalesce(a, []))
+        THEN map_from_entries(otlp_attr_entries(a))
+    ELSE map_from_entries(list_filter(otlp_attr_entries(a), lambda e, i: e.key IS NOT NULL
+        AND list_position(list_transform(a, lambda kv: kv.key), e.key) = i))
+END;
+
+-- attribute list -> JSON object of text values (for span events and links)
+CREATE OR REPLACE TEMP MACRO otlp_attrs_json(a) AS to_json(otlp_attrs(a));

@@ -1,0 +1,72 @@
+"""Byte-level input: decompression, line splitting with exact line numbers, bad UTF-8, truncation."""
+from __future__ import annotations
+
+import gzip
+
+import pytest
+import zstandard
+
+from forensics.loaders import io as fio
+
+
+def _lines(path, **kw):
+    out, bad = [], []
+    for batch in fio.iter_line_batches(str(path), **kw):
+        out += batch.table.to_pylist()
+        bad += batch.bad_utf8
+    return out, bad
+
+
+def test_lines_keep_file_line_numbers_across_blank_lines_crlf_and_small_batches(tmp_path):
+    p = tmp_path / "x.jsonl"
+    p.write_bytes(b'{"a":1}\r\n\n  \n{"a":2}\n' + b'{"long":"' + b"x" * 100 + b'"}\n{"a":3}')
+    for batch_bytes in (7, 64, 1 << 20):
+        rows, bad = _lines(p, batch_bytes=batch_bytes)
+        assert [r["line"] for r in rows] == [1, 4, 5, 6]
+        assert rows[0]["raw"] == '{"a":1}'
+        assert rows[-1]["raw"] == '{"a":3}'
+        assert bad == []
+
+
+def test_invalid_utf8_lines_are_reported_not_dropped(tmp_path):
+    p = tmp_path / "x.log"
+    p.write_bytes(b"ok 1\n\xff\xfe bad\nok 3\n")
+    rows, bad = _lines(p)
+    assert [r["line"] for r in rows] == [1, 3]
+    assert bad == [(2, b"\xff\xfe bad")]
+
+
+@pytest.mark.parametrize("compress", ["gzip", "zstd"])
+def test_compressed_files_read_transparently(tmp_path, compress):
+    data = b"".join(b'{"n":%d}\n' % i for i in range(1000))
+    p = tmp_path / "x.jsonl.bin"  # detection is by magic bytes, not by name
+    p.write_bytes(gzip.compress(data) if compress == "gzip" else zstandard.ZstdCompressor().compress(data))
+    assert fio.compression_of(str(p)) == compress
+    rows, _ = _lines(p, batch_bytes=1000)
+    assert len(rows) == 1000 and rows[999] == {"line": 1000, "raw": '{"n":999}'}
+
+
+def test_truncated_gzip_yields_what_was_read_then_raises(tmp_path):
+    data = b"".join(b'{"n":%d}\n' % i for i in range(20000))
+    p = tmp_path / "x.jsonl.gz"
+    blob = gzip.compress(data)
+    p.write_bytes(blob[: len(blob) // 2])
+    got = []
+    with pytest.raises(fio.StreamTruncated):
+        for batch in fio.iter_line_batches(str(p), batch_bytes=4096):
+            got += batch.table.column("line").to_pylist()
+    assert got and got == list(range(1, len(got) + 1))
+
+
+def test_overlong_line_is_an_error_not_a_memory_blowup(tmp_path):
+    p = tmp_path / "x.jsonl"
+    p.write_bytes(b"y" * 5000)
+    with pytest.raises(fio.RecordTooLarge):
+        list(fio.iter_line_batches(str(p), batch_bytes=1000, max_line_bytes=2000))
+
+
+def test_sha256_and_size(tmp_path):
+    p = tmp_path / "a"
+    p.write_bytes(b"abc")
+    sha, size = fio.sha256_and_size(str(p))
+    assert size == 3 and sha == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
