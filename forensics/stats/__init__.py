@@ -1,0 +1,6 @@
+"""Pure numeric helpers (NumPy in, NumPy/Python out; no case, no SQL)."""
+from .changepoints import change_points
+from .modality import Mixture, dip_test, two_mode_mixture
+from .robust import robust_z
+
+__all__ = ["Mixture", "change_points", "dip_test", "robust_z", "two_mode_mixture"]
