@@ -1,0 +1,136 @@
+"""Collect what a report shows from a case: overview numbers, figures, findings, provenance.
+
+Figures come from :mod:`forensics.viz`; this module only gathers data and serializes it safely
+for embedding (JSON with ``<``, ``>`` and ``&`` escaped, so no telemetry can close a tag).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+import orjson
+
+from ..findings import Findings
+from .redact import Redactor
+
+if TYPE_CHECKING:
+    from ..case import Case
+
+PLOTLY_SKIP_KEYS = frozenset({"bdata", "dtype", "shape"})
+
+
+def safe_json(obj: Any) -> str:
+    """JSON text safe to place inside ``<script type="application/json">``."""
+    text = orjson.dumps(obj, default=str, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def csp_hash(script: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode() + "'"
+
+
+@dataclass
+class FigureBlock:
+    id: str
+    title: str
+    json: str
+    note: str = ""
+    trace_id: str = ""
+
+
+@dataclass
+class ReportData:
+    kpis: list[tuple[str, str]]
+    services: list[dict[str, Any]]
+    overview_figures: list[FigureBlock]
+    findings: list[dict[str, Any]]
+    top_sentences: list[str]
+    waterfalls: list[FigureBlock]
+    files: list[dict[str, Any]]
+    rejects: list[dict[str, Any]]
+    figure_errors: list[str] = field(default_factory=list)
+
+
+def figure_block(fig_id: str, title: str, make: Callable[[], Any], redactor: Redactor, errors: list[str],
+                 **extra: str) -> FigureBlock | None:
+    """Build a figure and serialize it (redacted); a failure becomes a note, not a broken report."""
+    import plotly.io as pio
+
+    try:
+        fig = make()
+    except Exception as exc:  # the report must still be written; the note says what is missing
+        msg = f"{title}: figure unavailable ({type(exc).__name__}: {exc})"
+        errors.append(msg)
+        warnings.warn(msg, stacklevel=2)
+        return None
+    spec = orjson.loads(pio.to_json(fig, validate=False))
+    spec = redactor.obj(spec, PLOTLY_SKIP_KEYS)
+    return FigureBlock(fig_id, title, safe_json({"data": spec.get("data", []), "layout": spec.get("layout", {})}), **extra)
+
+
+def _fmt(v: Any, digits: int = 1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def overview(case: "Case") -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
+    counts = case.tables()
+    span = case.sql("SELECT min(start_time), max(end_time), count(DISTINCT trace_id), count(DISTINCT service), "
+                    "avg(CASE WHEN status = 'error' THEN 1.0 ELSE 0.0 END) FROM spans").rows()[0]
+    kpis = [("traces", _fmt(span[2])), ("spans", _fmt(counts.get("spans", 0))), ("services", _fmt(span[3])),
+            ("span error rate", "-" if span[4] is None else f"{100 * span[4]:.2f}%"),
+            ("logs", _fmt(counts.get("logs", 0))), ("metric samples", _fmt(counts.get("metrics", 0))),
+            ("events", _fmt(counts.get("events", 0))), ("rejected records", _fmt(counts.get("rejects", 0)))]
+    if span[0] is not None:
+        kpis.insert(0, ("time range (UTC)", f"{span[0]:%Y-%m-%d %H:%M:%S} … {span[1]:%H:%M:%S}"))
+    services = case.sql("""
+        SELECT service,
+               string_agg(DISTINCT service_version, ', ' ORDER BY service_version) AS versions,
+               count(*) AS spans,
+               round(100.0 * avg(CASE WHEN status = 'error' THEN 1.0 ELSE 0.0 END), 2) AS error_pct,
+               round(quantile_cont(duration_ms, 0.95) FILTER (WHERE kind IN ('server', 'consumer')), 1) AS p95,
+               round(quantile_cont(duration_ms, 0.99) FILTER (WHERE kind IN ('server', 'consumer')), 1) AS p99
+        FROM spans GROUP BY service ORDER BY spans DESC LIMIT 100""").dicts()
+    for s in services:
+        for k in ("spans", "p95", "p99", "error_pct"):
+            s[k] = _fmt(s[k], 2 if k == "error_pct" else 1)
+        s["versions"] = s["versions"] or "-"
+    return kpis, services
+
+
+def finding_rows(findings: Findings, redactor: Redactor) -> list[dict[str, Any]]:
+    rows = []
+    for f in findings.records():
+        ev = f["evidence"] if isinstance(f["evidence"], dict) else {}
+        exemplars = [str(t) for t in (ev.get("exemplar_trace_ids") or [])][:5]
+        thresholds = ev.get("thresholds") or {}
+        row = {k: f[k] for k in ("detector", "severity", "title", "service", "operation", "target",
+                                 "target_operation", "version", "summary")}
+        row["start_time"] = f["start_time"].strftime("%Y-%m-%d %H:%M:%S") if f["start_time"] else None
+        row["end_time"] = f["end_time"].strftime("%Y-%m-%d %H:%M:%S") if f["end_time"] else None
+        row["score"] = _fmt(f["score"], 2)
+        row["exemplars"] = exemplars
+        row["source"] = ev.get("source")
+        row["thresholds"] = sorted((str(k), str(v)) for k, v in thresholds.items()) if isinstance(thresholds, dict) else []
+        row["evidence_text"] = orjson.dumps(ev, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode()
+        rows.append(redactor.obj(row))
+    return rows
+
+
+def provenance(case: "Case", redactor: Redactor) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    files = case.sql("SELECT path, format, size_bytes, sha256, records_read, rows_loaded, rows_rejected, "
+                     "strftime(loaded_at, '%Y-%m-%d %H:%M:%S') AS loaded_at FROM files ORDER BY loaded_at, path").dicts()
+    rejects = case.sql("""
+        SELECT source_file, reason_code, count(*) AS n,
+               coalesce('line ' || min(source_line)::VARCHAR, 'offset ' || min(source_offset)::VARCHAR, '-') AS first_where,
+               arg_min(reason, coalesce(source_line, source_offset, 0)) AS reason
+        FROM rejects GROUP BY source_file, reason_code ORDER BY n DESC, source_file LIMIT 200""").dicts()
+    return redactor.obj(files), redactor.obj(rejects)

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+import forensics
+from forensics import Findings
+from forensics.synth.builder import SpanBuilder
+
+HOSTILE = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned=2\">"
+SECRETS = {
+    "bearer": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlX2hlcmU",
+    "url_password": "https://admin:hunter2pass@db.internal.example.com/orders",
+    "email": "alice.smith@example.org",
+    "ip": "10.20.30.40",
+    "api_key": "api_key=sk_test_ABCDEFGH12345678",
+}
+
+
+@pytest.fixture()
+def hostile_case():
+    """A small case whose telemetry carries markup and secrets, plus one finding with an exemplar."""
+    b = SpanBuilder(datetime(2026, 2, 18, 10, tzinfo=timezone.utc), seed=7)
+    first = None
+    for i in range(20):
+        root = b.span("catalog-service", HOSTILE if i == 0 else "GET /search", kind="server", start_ms=i * 1000,
+                      duration_ms=100 + i, version="1.8.0", status="error" if i % 5 == 0 else "ok",
+                      status_message=SECRETS["bearer"] if i == 0 else None,
+                      attributes={"http.url": SECRETS["url_password"], "user.email": SECRETS["email"],
+                                  "client.address": SECRETS["ip"]})
+        b.span("catalog-service", "GET /inventory/{id}", kind="client", parent=root, start_ms=i * 1000 + 5,
+               duration_ms=20, attributes={"peer.service": "inventory-service", "http.url": "http://inv/?" + SECRETS["api_key"]})
+        first = first or root
+    case = forensics.open_case()
+    b.insert(case)
+    case.execute("INSERT INTO events (time, kind, service, version, message, source_file) VALUES "
+                 "(TIMESTAMPTZ '2026-02-18 10:00:05+00', 'deploy', 'catalog-service', '1.8.0', ?, 'deploys.jsonl')",
+                 [HOSTILE + " by " + SECRETS["email"]])
+    findings = Findings.from_records([{
+        "detector": "n_plus_one", "severity": "high", "title": HOSTILE, "service": "catalog-service",
+        "operation": "GET /search", "target": "inventory-service", "target_operation": "GET /inventory/{id}",
+        "version": "1.8.0", "start_time": datetime(2026, 2, 18, 10, tzinfo=timezone.utc),
+        "end_time": datetime(2026, 2, 18, 10, 1, tzinfo=timezone.utc), "score": 9.5,
+        "evidence": {"exemplar_trace_ids": [first.trace_id], "thresholds": {"min_calls": 5},
+                     "source": "traces.jsonl:12", "note": SECRETS["url_password"]},
+        "summary": f"{HOSTILE} contacted {SECRETS['email']} at {SECRETS['ip']}"}])
+    return case, findings, first.trace_id

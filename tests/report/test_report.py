@@ -1,0 +1,76 @@
+"""The HTML report: self-contained, escaped, CSP-locked, redactable, with every finding."""
+from __future__ import annotations
+
+import re
+
+import forensics
+from forensics.cli import main
+from forensics.report import render, report
+from forensics.report.build import csp_hash
+
+from .conftest import HOSTILE, SECRETS
+
+
+def _scripts(html: str) -> list[str]:
+    return re.findall(r"<script>(.*?)</script>", html, flags=re.S)
+
+
+def test_report_contains_findings_figures_and_provenance(hostile_case, tmp_path):
+    case, findings, trace_id = hostile_case
+    out = report(case, tmp_path / "r.html", findings=findings)
+    html = out.read_text()
+    assert "n_plus_one" in html and "inventory-service" in html
+    assert 'data-figure="fig-timeline"' in html and 'data-figure="fig-graph"' in html
+    assert f'id="trace-{trace_id}"' in html  # exemplar waterfall
+    assert "Provenance" in html and "min_calls=5" in html and "traces.jsonl:12" in html
+    assert "figure unavailable" not in html
+
+
+def test_no_unescaped_telemetry_and_only_hashed_scripts(hostile_case):
+    case, findings, _ = hostile_case
+    html = render(case, findings=findings)
+    assert HOSTILE not in html and "<img src=x" not in html
+    assert "&lt;script&gt;window.__pwned" in html  # escaped markup in the findings section
+    scripts = _scripts(html)
+    assert len(scripts) == 2  # plotly.js and the bootstrap, nothing else executable
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html).group(1)
+    assert "default-src 'none'" in csp and "connect-src 'none'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    for s in scripts:
+        assert csp_hash(s) in csp
+    for block in re.findall(r'<script type="application/json" data-figure="[^"]+">(.*?)</script>', html, flags=re.S):
+        assert "<" not in block and ">" not in block
+
+
+def test_no_network_references(hostile_case):
+    case, findings, _ = hostile_case
+    html = render(case, findings=findings)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert "cdn.plot.ly" not in html.split("<script>")[0]
+
+
+def test_redaction_removes_planted_secrets_everywhere(hostile_case):
+    case, findings, _ = hostile_case
+    plain = render(case, findings=findings)
+    assert SECRETS["email"] in plain
+    html = render(case, findings=findings, redact=True, redact_patterns=[("customer", r"catalog-service")])
+    for name, value in SECRETS.items():
+        needle = value.split("=", 1)[1] if name == "api_key" else value
+        assert needle not in html, name
+    assert "hunter2pass" not in html and "10.20.30.40" not in html
+    assert "[REDACTED:email]" in html and "[REDACTED:customer]" in html
+
+
+def test_cli_report(hostile_case, tmp_path, capsys):
+    case, _, _ = hostile_case
+    path = tmp_path / "c.duckdb"
+    with forensics.open_case(path) as c2:
+        c2.con.register("s", case.sql("select * from spans").to_arrow())
+        c2.execute("INSERT INTO spans SELECT * FROM s")
+    out = tmp_path / "r.html"
+    assert main(["report", str(path), "-o", str(out), "--redact"]) == 0
+    assert out.exists() and "secrets and PII redacted" in out.read_text()
+
+
+def test_empty_case_report(tmp_path):
+    out = report(forensics.open_case(), tmp_path / "e.html", findings=forensics.Findings.empty())
+    assert "No findings." in out.read_text()
