@@ -1,0 +1,82 @@
+"""SQL fragments shared by the metrics and events loaders: CSV field splitting, flexible times,
+label maps and option parsing.
+
+Every function returns a DuckDB SQL *expression* over another expression; none of them splice
+values into SQL (values always travel as bind parameters).
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+from ..errors import UsageError
+
+#: one CSV field after a leading comma: a quoted field ("" escapes a quote) or an unquoted one
+_CSV_FIELD = r',("(?:[^"]|"")*"|[^,]*)'
+
+
+def csv_fields_sql(expr: str) -> str:
+    """``VARCHAR[]`` of the RFC 4180 fields of one CSV line (quotes removed, ``""`` unescaped,
+    unquoted fields trimmed). Lines never hold embedded newlines here."""
+    return (f"list_transform(regexp_extract_all(',' || {expr}, '{_CSV_FIELD}', 1), "
+            "lambda f: CASE WHEN f LIKE '\"%\"' AND length(f) >= 2 THEN replace(substr(f, 2, length(f) - 2), '\"\"', '\"') "
+            "ELSE trim(f) END)")
+
+
+def epoch_seconds_sql(expr: str) -> str:
+    """TIMESTAMPTZ from a text holding (fractional) epoch seconds, exact to the microsecond."""
+    return f"make_timestamp(CAST(round(TRY_CAST({expr} AS DECIMAL(38, 9)) * 1000000) AS BIGINT))::TIMESTAMPTZ"
+
+
+def epoch_ms_sql(expr: str) -> str:
+    """TIMESTAMPTZ from a text holding integer epoch milliseconds (NULL when not an integer)."""
+    return (f"(CASE WHEN regexp_full_match({expr}, '[-+]?[0-9]+') "
+            f"THEN make_timestamp(TRY_CAST({expr} AS BIGINT) * 1000)::TIMESTAMPTZ END)")
+
+
+_NUMBER = r"[-+]?[0-9]+(\.[0-9]*)?"
+
+
+def flexible_time_sql(expr: str) -> str:
+    """TIMESTAMPTZ from ISO 8601 text (no zone = UTC) or epoch numbers.
+
+    Epoch units are chosen by magnitude: below 1e11 seconds, below 1e14 milliseconds, below
+    1e17 microseconds, otherwise nanoseconds (the same rule log shippers use). NULL when the
+    text is neither.
+    """
+    x = f"trim(CAST({expr} AS VARCHAR))"
+    dec = f"TRY_CAST({x} AS DECIMAL(38, 9))"
+    scale = (f"CASE WHEN abs({dec}) < 1e11 THEN 1000000 WHEN abs({dec}) < 1e14 THEN 1000 "
+             f"WHEN abs({dec}) < 1e17 THEN 1 ELSE 0.001 END")
+    return (f"(CASE WHEN regexp_full_match({x}, '{_NUMBER}') "
+            f"THEN make_timestamp(CAST(round({dec} * {scale}) AS BIGINT))::TIMESTAMPTZ "
+            f"ELSE TRY_CAST(replace({x}, ' UTC', 'Z') AS TIMESTAMPTZ) END)")
+
+
+def json_map_sql(expr: str) -> str:
+    """``MAP(VARCHAR, VARCHAR)`` of a JSON object (nested values as JSON text); NULL stays NULL."""
+    return f"TRY_CAST(CAST({expr} AS JSON) AS MAP(VARCHAR, VARCHAR))"
+
+
+def scrape_time(option: Any, path: str) -> tuple[datetime, bool]:
+    """The time to give samples that carry none: the ``scrape_time`` option or the file's mtime.
+
+    Returns ``(time, from_mtime)``. ``option`` may be a datetime (naive = UTC), ISO 8601 text or
+    epoch seconds.
+    """
+    if option is None:
+        return datetime.fromtimestamp(os.path.getmtime(path), tz=timezone.utc), True
+    if isinstance(option, datetime):
+        value = option
+    elif isinstance(option, (int, float)):
+        value = datetime.fromtimestamp(float(option), tz=timezone.utc)
+    else:
+        try:
+            value = datetime.fromisoformat(str(option).replace("Z", "+00:00"))
+        except ValueError:
+            raise UsageError(f"scrape_time={option!r} is not a time; pass ISO 8601 text "
+                             "(2026-02-18T10:00:00Z), epoch seconds or a datetime") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc), False

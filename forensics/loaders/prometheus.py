@@ -1,0 +1,217 @@
+"""Prometheus text exposition (0.0.4) and OpenMetrics 1.0 text, as scraped from ``/metrics``.
+
+Each sample line becomes one ``metrics`` row. The family of a sample (and so its ``type``,
+``description`` and ``unit``) comes from the nearest preceding ``# HELP``/``# TYPE``/``# UNIT``
+block, found with an ASOF join over line numbers, so families may span read batches.
+
+* Types: ``counter`` (``_total``), ``created`` (OpenMetrics ``_created`` of counters,
+  histograms and summaries), ``gauge``, ``histogram_bucket``/``histogram_sum``/
+  ``histogram_count`` (also gauge histograms' ``_gsum``/``_gcount``), ``summary_quantile``/
+  ``summary_sum``/``summary_count``, ``info``, ``stateset``, and ``untyped`` for samples without
+  a matching TYPE line (or TYPE ``untyped``/``unknown``).
+* Values keep ``NaN``, ``+Inf`` and ``-Inf``; label values are unescaped (``\\"``, ``\\\\``,
+  ``\\n``).
+* Timestamps: integer milliseconds in Prometheus text, (fractional) seconds in OpenMetrics. The
+  dialect is OpenMetrics when the head of the file has ``# EOF``, a ``# UNIT`` line or an
+  exemplar, or when ``dialect="openmetrics"`` is passed. Samples without a timestamp get the
+  ``scrape_time`` option (ISO text, epoch seconds or datetime) or else the file's modification
+  time; a warning says which.
+* Exemplars (``# {trace_id="...",span_id="..."} 0.67 1700000000.123``) fill
+  ``exemplar_trace_id``/``exemplar_span_id`` (lowercase hex, left-padded; ``traceID``/``spanID``
+  label names also accepted), ``exemplar_value`` and ``exemplar_time``.
+* ``service`` is the ``service`` label, else the ``job`` label.
+* Lines that are not samples or comments, bad label sets, bad values or timestamps, unknown
+  TYPE values and anything after ``# EOF`` are rejected with their line numbers.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from datetime import datetime
+
+from .._db import run, scalar
+from ._fields import epoch_ms_sql, epoch_seconds_sql, scrape_time
+from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, hex_id_sql
+from .context import LoadContext
+from .registry import register_format
+from .sniff import Head, head_of
+
+_tmp = itertools.count()
+
+_QUOTED = r'"(?:[^"\\]|\\.)*"'
+_LABELS = r'(?:[^"}]|' + _QUOTED + r')*'
+_LABEL = r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"'
+_LABEL_SET = r'\s*(?:[a-zA-Z_][a-zA-Z0-9_]*\s*=\s*' + _QUOTED + r'\s*(?:,\s*[a-zA-Z_][a-zA-Z0-9_]*\s*=\s*' + _QUOTED + r'\s*)*,?\s*)?'
+_SAMPLE = (r'^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{(' + _LABELS + r')\})?\s+(\S+)(?:\s+([^\s#]\S*))?'
+           r'\s*(?:#\s*\{(' + _LABELS + r')\}\s*(\S+)(?:\s+(\S+))?)?\s*$')
+_FLOAT = r'[-+]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|(?i:inf|infinity|nan))'
+_META = r'^#\s*(HELP|TYPE|UNIT|EOF)(?:\s+(\S+))?(?:\s(.*))?$'
+
+TYPES = ("counter", "gauge", "histogram", "gaugehistogram", "summary", "info", "stateset", "unknown", "untyped")
+#: sample-name suffixes each family type allows
+_SUFFIXES = {
+    "counter": ("", "_total", "_created"), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "gaugehistogram": ("_bucket", "_gsum", "_gcount"), "summary": ("", "_sum", "_count", "_created"),
+    "info": ("", "_info"), "stateset": ("",), "unknown": ("",), "untyped": ("",),
+}
+
+
+def unescape_sql(expr: str) -> str:
+    """Undo exposition-format escaping (``\\\\``, ``\\"``, ``\\n``) in a text expression."""
+    return (f"replace(replace(replace(replace({expr}, '\\\\', chr(0)), '\\\"', '\"'), '\\n', chr(10)), "
+            "chr(0), '\\')")
+
+
+def label_map_sql(expr: str) -> str:
+    """MAP of a ``name="value",...`` label list (NULL for duplicate names); '' gives an empty map."""
+    keys = f"regexp_extract_all(coalesce({expr}, ''), '{_LABEL}', 1)"
+    vals = f"list_transform(regexp_extract_all(coalesce({expr}, ''), '{_LABEL}', 2), lambda v: {unescape_sql('v')})"
+    return f"(CASE WHEN len(list_distinct({keys})) = len({keys}) THEN map({keys}, {vals}) END)"
+
+
+def _suffix_case() -> str:
+    parts = []
+    for ftype, suffixes in _SUFFIXES.items():
+        allowed = ", ".join(f"'{s}'" for s in suffixes)
+        parts.append(f"WHEN ftype = '{ftype}' THEN suffix IN ({allowed})")
+    return "CASE " + " ".join(parts) + " ELSE suffix = '' END"
+
+
+_TYPE_CASE = """CASE
+  WHEN NOT matched OR ftype IN ('unknown', 'untyped') OR ftype IS NULL THEN 'untyped'
+  WHEN suffix = '_created' THEN 'created'
+  WHEN ftype = 'counter' THEN 'counter'
+  WHEN ftype = 'gauge' THEN 'gauge'
+  WHEN ftype IN ('histogram', 'gaugehistogram') THEN
+    CASE suffix WHEN '_bucket' THEN 'histogram_bucket' WHEN '_count' THEN 'histogram_count'
+         WHEN '_gcount' THEN 'histogram_count' ELSE 'histogram_sum' END
+  WHEN ftype = 'summary' THEN
+    CASE suffix WHEN '_sum' THEN 'summary_sum' WHEN '_count' THEN 'summary_count' ELSE 'summary_quantile' END
+  WHEN ftype IN ('info', 'stateset') THEN ftype
+  ELSE 'untyped' END"""
+
+
+def _sniff(head: Head) -> float:
+    lines = head.lines[:200]
+    if not lines or head.first_json is not None:
+        return 0.0
+    meta = sum(1 for ln in lines if re.match(r"#\s*(HELP|TYPE|UNIT)\s+[a-zA-Z_:]", ln))
+    matches = (re.match(_SAMPLE, ln) for ln in lines)
+    samples = sum(1 for m in matches if m and re.fullmatch(_FLOAT, m.group(3)))
+    other = len(lines) - samples - sum(1 for ln in lines if ln.lstrip().startswith("#"))
+    if meta and samples and other <= len(lines) // 10:
+        return 0.95
+    if samples >= 3 and other == 0 and head.ext in (".prom", ".txt", ".metrics", ".om", ""):
+        return 0.6
+    return 0.0
+
+
+def _is_openmetrics(ctx: LoadContext) -> bool:
+    dialect = ctx.options.get("dialect")
+    if dialect is not None:
+        return str(dialect).lower() == "openmetrics"
+    head = head_of(ctx.path)
+    return head.has(r"(?m)^# EOF\s*$") or head.has(r"(?m)^# UNIT ") or head.has(r'\}\s+\S+(\s+\S+)?\s+#\s*\{')
+
+
+@register_format("prometheus_text", signal="metrics", sniff=_sniff, extensions=(".prom", ".txt", ".om"),
+                 description="Prometheus text exposition 0.0.4 / OpenMetrics 1.0 (scrape output)")
+def load_prometheus_text(ctx: LoadContext) -> None:
+    openmetrics = _is_openmetrics(ctx)
+    default_time, from_mtime = scrape_time(ctx.options.get("scrape_time"), ctx.path)
+    meta = f"_prom_meta_{next(_tmp)}"
+    run(ctx.con, f"CREATE TEMP TABLE {meta} (line BIGINT, kw VARCHAR, family VARCHAR, rest VARCHAR)")
+    untimed = 0
+    # no try/finally: after a failure the transaction is aborted and rolled back by the caller
+    for batch in ctx.line_batches():
+        src = ctx.register(batch)
+        _collect_meta(ctx, src, meta)
+        untimed += _emit_samples(ctx, src, meta, openmetrics, default_time)
+        ctx.unregister(src)
+    run(ctx.con, f"DROP TABLE {meta}")
+    if untimed:
+        where = "the file's modification time" if from_mtime else "the scrape_time option"
+        ctx.warn(f"{untimed} samples carry no timestamp; they were given {where}, "
+                 f"{default_time.isoformat()} (pass scrape_time=... to set it)")
+
+
+def _collect_meta(ctx: LoadContext, src: str, meta: str) -> None:
+    """Store this batch's HELP/TYPE/UNIT/EOF lines; reject bad TYPE lines."""
+    run(ctx.con, f"""
+        INSERT INTO {meta}
+        SELECT line, m.kw, m.family, CASE WHEN m.kw = 'HELP' THEN {unescape_sql('m.rest')} ELSE trim(m.rest) END
+        FROM (SELECT line, regexp_extract(raw, ?, ['kw', 'family', 'rest']) AS m FROM {src}
+              WHERE regexp_matches(raw, '^#\\s*(HELP|TYPE|UNIT|EOF)(\\s|$)'))""", [_META])
+    types = ", ".join(f"'{t}'" for t in TYPES)
+    ctx.emit("metrics", f"""
+        SELECT b.line AS source_line, b.raw AS _raw, 'bad_value' AS _reject_code,
+          'TYPE line names an unknown metric type ' || coalesce(m.rest, '(none)') ||
+          ' (expected one of {", ".join(TYPES)})' AS _reject_reason
+        FROM {src} b JOIN {meta} m ON m.line = b.line
+        WHERE m.kw = 'TYPE' AND (m.rest IS NULL OR lower(m.rest) NOT IN ({types}))""")
+
+
+def _emit_samples(ctx: LoadContext, src: str, meta: str, openmetrics: bool, default_time: datetime) -> int:
+    """Emit this batch's sample lines; returns how many carried no timestamp."""
+    ts_time = epoch_seconds_sql("ts") if openmetrics else epoch_ms_sql("ts")
+    ts_expect = "seconds" if openmetrics else "integer milliseconds"
+    ex_time = epoch_seconds_sql("ex_ts")
+    families = f"""
+        SELECT min(line) AS line, family, lower(any_value(rest) FILTER (kw = 'TYPE')) AS ftype,
+               any_value(rest) FILTER (kw = 'HELP') AS help, any_value(rest) FILTER (kw = 'UNIT') AS unit
+        FROM (SELECT *, sum(CASE WHEN family IS DISTINCT FROM prev THEN 1 ELSE 0 END) OVER (ORDER BY line) AS block
+              FROM (SELECT *, lag(family) OVER (ORDER BY line) AS prev FROM {meta} WHERE kw <> 'EOF'))
+        GROUP BY block, family"""
+    parsed = f"""
+        SELECT b.line, b.raw, s.*, {label_map_sql('s.labels')} AS lmap, {label_map_sql('s.ex_labels')} AS emap,
+               TRY_CAST(s.value AS DOUBLE) AS v
+        FROM (SELECT line, raw, regexp_extract(raw, $sample, ['name', 'labels', 'value', 'ts', 'ex_labels', 'ex_value', 'ex_ts']) AS s
+              FROM {src} WHERE NOT regexp_matches(raw, '^\\s*#')) b"""
+    typed = f"""
+        SELECT p.*, f.family, f.ftype, f.help, f.unit,
+          CASE WHEN f.family IS NOT NULL AND starts_with(p.name, f.family)
+               THEN substr(p.name, length(f.family) + 1) END AS suffix
+        FROM ({parsed}) p ASOF LEFT JOIN ({families}) f ON p.line >= f.line"""
+    matched = f"SELECT *, coalesce({_suffix_case()}, false) AS matched FROM ({typed})"
+    bad_labels = "NOT regexp_full_match(labels, $labelset) OR lmap IS NULL"
+    bad_value = "NOT regexp_full_match(value, $float) OR v IS NULL"
+    bad_ts = f"ts <> '' AND {ts_time} IS NULL"
+    bad_ex = "ex_labels <> '' AND (NOT regexp_full_match(ex_labels, $labelset) OR emap IS NULL OR NOT regexp_full_match(ex_value, $float))"
+    bad_ex_ts = f"ex_ts <> '' AND {ex_time} IS NULL"
+    eof = f"(SELECT min(line) FROM {meta} WHERE kw = 'EOF')"
+    trace = hex_id_sql("coalesce(emap['trace_id'], emap['traceID'], emap['traceId'])", TRACE_ID_HEX)
+    span = hex_id_sql("coalesce(emap['span_id'], emap['spanID'], emap['spanId'])", SPAN_ID_HEX)
+    sql = f"""
+        SELECT line AS source_line, raw AS _raw,
+          CASE WHEN ts = '' THEN $default_time::TIMESTAMPTZ ELSE {ts_time} END AS time,
+          name, lmap AS labels, v AS value, {_TYPE_CASE} AS type,
+          CASE WHEN matched THEN unit END AS unit, CASE WHEN matched THEN help END AS description,
+          coalesce(lmap['service'], lmap['job']) AS service,
+          {trace} AS exemplar_trace_id, {span} AS exemplar_span_id,
+          CASE WHEN ex_value <> '' THEN TRY_CAST(ex_value AS DOUBLE) END AS exemplar_value,
+          CASE WHEN ex_ts <> '' THEN {ex_time} END AS exemplar_time,
+          CASE
+            WHEN line > coalesce({eof}, line) THEN 'wrong_shape'
+            WHEN name = '' THEN 'unparsed_line'
+            WHEN {bad_labels} THEN 'bad_value'
+            WHEN {bad_value} THEN 'bad_value'
+            WHEN {bad_ts} THEN 'bad_time'
+            WHEN {bad_ex} THEN 'bad_value'
+            WHEN {bad_ex_ts} THEN 'bad_time'
+          END AS _reject_code,
+          CASE
+            WHEN line > coalesce({eof}, line) THEN 'content after # EOF (line ' || {eof} || ')'
+            WHEN name = '' THEN 'not a sample or comment line (expected name{{labels}} value [timestamp])'
+            WHEN {bad_labels}
+              THEN 'bad label set {{' || labels || '}} (expected name="value" pairs, unique names, escaped values)'
+            WHEN {bad_value} THEN 'bad sample value ' || value || ' (expected a float, +Inf, -Inf or NaN)'
+            WHEN {bad_ts} THEN 'bad timestamp ' || ts || ' (expected {ts_expect} since the epoch)'
+            WHEN {bad_ex}
+              THEN 'bad exemplar # {{' || ex_labels || '}} ' || ex_value || ' (expected # {{labels}} value [timestamp])'
+            WHEN {bad_ex_ts} THEN 'bad exemplar timestamp ' || ex_ts || ' (expected seconds since the epoch)'
+          END AS _reject_reason
+        FROM ({matched})"""
+    params = {"sample": _SAMPLE, "labelset": _LABEL_SET, "float": _FLOAT, "default_time": default_time}
+    ctx.emit("metrics", sql, params)
+    return scalar(ctx.con, f"SELECT count(*) FROM {src} WHERE NOT regexp_matches(raw, '^\\s*#') "
+                  "AND regexp_matches(raw, $sample) AND regexp_extract(raw, $sample, 4) = ''", {"sample": _SAMPLE})
