@@ -1,0 +1,210 @@
+"""Jaeger JSON traces: the query service's ``/api/traces`` envelope (what the Jaeger UI's
+"Download JSON" writes), a single trace object, a bare array of spans with inline ``process``,
+an array of trace objects, and the newline-delimited variant (one of those per line).
+
+Mapping to the canonical ``spans`` table
+----------------------------------------
+* ids: lowercase hex left-padded (Jaeger drops leading zeros: 15-char span ids, 31-char trace
+  ids; 64-bit trace ids have 16 chars). A span's own ``traceID`` wins over the trace's.
+* parent: from ``references`` pointing into the same trace (ids compared after padding): the
+  first ``CHILD_OF``, else the first ``FOLLOWS_FROM``; else the legacy ``parentSpanID`` field
+  (``"0"`` means none). Every other reference, including parent references into *another*
+  trace, goes to ``links`` as ``[{"trace_id", "span_id", "ref_type"}]``.
+* times: ``startTime`` and ``duration`` are microseconds (numbers or numeric strings).
+* kind: the ``span.kind`` tag (server/client/producer/consumer/internal), else ``unspecified``
+  (an unknown value is also ``unspecified``; the tag stays in ``attributes``).
+* status: ``error`` if tag ``error`` is true (bool or the string "true") or
+  ``otel.status_code`` is ``ERROR``; ``ok`` if ``otel.status_code`` is ``OK``; else ``unset``.
+  ``status_message``: ``otel.status_description``, else (for errors) the ``message``,
+  ``error.object`` or ``exception.message`` field of the first error/exception log.
+* attributes: every tag, values as text (bool ``true``/``false``, numbers as written, binary
+  as its base64 text), unchanged (``span.kind``, ``error`` and ``otel.*`` tags are kept too).
+  Span ``warnings`` are kept as the JSON array text in attribute ``jaeger.warnings``.
+* resource: ``service.name`` = process ``serviceName`` plus the process tags;
+  ``service_version`` = tag ``service.version``; ``host_name`` = ``host.name``, ``hostname`` or
+  ``ip``. ``scope_name``/``scope_version`` from ``otel.scope.*`` (or ``otel.library.*``) tags.
+* events: ``logs`` as ``[{"time": ISO-8601 UTC, "name": field "event", "attributes": other
+  fields}]``.
+* provenance: single documents store the 0-based index of the span in the document (across
+  all traces, in order) in ``source_offset``; newline-delimited files store ``source_line``.
+
+Rejected: a document or line that is not JSON (with line/column), valid JSON of another
+shape, spans whose ``processID`` names no process of their trace, and what
+:func:`finalize_spans_sql` rejects (bad ids, no start time).
+"""
+from __future__ import annotations
+
+from ._jaeger_zipkin import (bad_documents_sql, documents_sql, iso_sql, kv_map_sql, load_spans, micros_sql,
+                             ts_sql)
+from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, hex_id_sql, kind_sql
+from .context import LoadContext
+from .registry import register_format
+from .sniff import Head
+
+_KV = '[{"key": "VARCHAR", "type": "VARCHAR", "value": "VARCHAR"}]'
+_PROCESS = f'{{"serviceName": "VARCHAR", "tags": {_KV}}}'
+_TRACE = f'{{"traceID": "VARCHAR", "processes": "MAP(VARCHAR, STRUCT(serviceName VARCHAR, tags STRUCT(key VARCHAR, type VARCHAR, value VARCHAR)[]))"}}'
+_SPAN = ('{"traceID": "VARCHAR", "spanID": "VARCHAR", "parentSpanID": "VARCHAR", "operationName": "VARCHAR", '
+         '"references": [{"refType": "VARCHAR", "traceID": "VARCHAR", "spanID": "VARCHAR"}], '
+         f'"startTime": "VARCHAR", "duration": "VARCHAR", "tags": {_KV}, '
+         f'"logs": [{{"timestamp": "VARCHAR", "fields": {_KV}}}], "processID": "VARCHAR", '
+         f'"process": {_PROCESS}, "warnings": "JSON"}}')
+
+#: the document shapes read, as a SQL predicate over ``doc`` (JSON)
+_RECOGNISED = """(
+  (json_type(doc) = 'OBJECT' AND (json_type(doc, '$.data') = 'ARRAY' OR json_type(doc, '$.spans') = 'ARRAY'))
+  OR (json_type(doc) = 'ARRAY' AND len(list_filter(json_extract(doc, '$[*]'),
+        lambda e: json_type(e, '$.spans') = 'ARRAY' OR json_type(e, '$.spanID') IS NOT NULL)) = json_array_length(doc)))"""
+_EXPECTED = ("a Jaeger trace: {\"data\": [traces]}, {\"traceID\", \"spans\", \"processes\"}, "
+             "or an array of traces or of spans with traceID/spanID")
+
+
+def _hex(expr: str, width: int) -> str:
+    """Left-padded lowercase hex id; text that is not hex is kept as is for the reject reason."""
+    return f"CASE WHEN regexp_full_match(trim({expr}), '[0-9a-fA-F]+') THEN {hex_id_sql(expr, width)} ELSE {expr} END"
+
+
+def _spans_sql(src: str, ndjson: bool) -> str:
+    """The SELECT producing raw canonical columns for every span of ``src``."""
+    traces = """CASE
+        WHEN json_type(doc, '$.data') = 'ARRAY' THEN json_extract(doc, '$.data[*]')
+        WHEN json_type(doc) = 'OBJECT' THEN [doc]
+        ELSE list_transform(json_extract(doc, '$[*]'), lambda e: CASE WHEN json_type(e, '$.spans') = 'ARRAY' THEN e
+                                                                  ELSE json_object('spans', json_array(e)) END) END"""
+    offset = "NULL::BIGINT" if ndjson else "row_number() OVER (PARTITION BY line ORDER BY ti, si) - 1"
+    line = "line" if ndjson else "NULL::BIGINT"
+    tid = _hex("coalesce(sp.traceID, tr.traceID)", TRACE_ID_HEX)
+    ref_tid = _hex("r.traceID", TRACE_ID_HEX)
+    return f"""
+WITH docs AS ({documents_sql(src)} ),
+traces AS (
+  SELECT line, t.j AS tj, t.i AS ti
+  FROM (SELECT line, unnest(list_transform({traces}, lambda x, i: {{'j': x, 'i': i}})) AS t
+        FROM docs WHERE {_RECOGNISED})
+),
+span_json AS (
+  SELECT line, ti, json_transform(tj, '{_TRACE}') AS tr,
+         unnest(list_transform(json_extract(tj, '$.spans[*]'), lambda x, i: {{'j': x, 'i': i}})) AS s
+  FROM traces
+),
+typed AS (
+  SELECT line, ti, s.i AS si, s.j AS raw_span, tr, json_transform(s.j, '{_SPAN}') AS sp FROM span_json
+),
+base AS (
+  SELECT line, ti, si, raw_span, sp, tr,
+    {tid} AS trace_id,
+    {_hex('sp.spanID', SPAN_ID_HEX)} AS span_id,
+    CASE WHEN sp.process.serviceName IS NOT NULL OR sp.process.tags IS NOT NULL THEN sp.process
+         ELSE tr.processes[sp.processID] END AS proc,
+    list_transform(coalesce(sp.references, []), lambda r, i: {{
+        'i': i, 'ref_type': upper(r.refType), 'trace_id': {ref_tid}, 'span_id': {_hex('r.spanID', SPAN_ID_HEX)}}}) AS refs,
+    {kv_map_sql('sp.tags')} AS tags,
+    list_transform(coalesce(sp.logs, []), lambda l: {{
+        'ts': {ts_sql(micros_sql('l.timestamp'))},
+        'f': {kv_map_sql('l.fields')}}}) AS logs,
+    {micros_sql('sp.startTime')} AS start_us,
+    TRY_CAST(sp.duration AS DOUBLE) AS duration_us
+  FROM typed
+),
+parented AS (
+  SELECT *,
+    coalesce(
+      list_filter(refs, lambda r: r.trace_id IS NOT DISTINCT FROM b.trace_id AND r.ref_type = 'CHILD_OF')[1].i,
+      list_filter(refs, lambda r: r.trace_id IS NOT DISTINCT FROM b.trace_id AND r.ref_type = 'FOLLOWS_FROM')[1].i
+    ) AS parent_ref,
+    list_concat(
+      CASE WHEN proc.serviceName IS NOT NULL THEN [{{'key': 'service.name', 'value': proc.serviceName}}] END,
+      list_transform(coalesce(proc.tags, []), lambda t: {{'key': t.key, 'value': t.value}})) AS res_entries,
+    list_filter(logs, lambda l: l.f['event'] IN ('error', 'exception') OR l.f['error.object'] IS NOT NULL)[1].f AS err_log
+  FROM base b
+),
+mapped AS (
+  SELECT *, {kv_map_sql('res_entries')} AS res FROM parented
+)
+SELECT
+  trace_id,
+  span_id,
+  CASE WHEN parent_ref IS NOT NULL THEN refs[parent_ref].span_id
+       ELSE nullif({_hex('sp.parentSpanID', SPAN_ID_HEX)}, repeat('0', {SPAN_ID_HEX})) END AS parent_span_id,
+  nullif(proc.serviceName, '') AS service,
+  res['service.version'] AS service_version,
+  sp.operationName AS name,
+  coalesce({kind_sql("lower(tags['span.kind'])")}, 'unspecified') AS kind,
+  tags['span.kind'] AS kind_raw,
+  CASE WHEN lower(tags['error']) = 'true' OR upper(tags['otel.status_code']) = 'ERROR' THEN 'error'
+       WHEN upper(tags['otel.status_code']) = 'OK' THEN 'ok' ELSE 'unset' END AS status,
+  tags['otel.status_code'] AS status_raw,
+  coalesce(tags['otel.status_description'],
+           CASE WHEN lower(tags['error']) = 'true' OR upper(tags['otel.status_code']) = 'ERROR'
+                THEN coalesce(err_log['message'], err_log['error.object'], err_log['exception.message']) END)
+    AS status_message,
+  {ts_sql('start_us')} AS start_time,
+  {ts_sql('start_us + CAST(round(duration_us) AS BIGINT)')} AS end_time,
+  duration_us / 1000.0 AS duration_ms,
+  CASE WHEN sp.warnings IS NOT NULL AND json_array_length(sp.warnings) > 0
+       THEN map_concat(tags, MAP {{'jaeger.warnings': CAST(sp.warnings AS VARCHAR)}}) ELSE tags END AS attributes,
+  res AS resource_attributes,
+  coalesce(tags['otel.scope.name'], tags['otel.library.name']) AS scope_name,
+  coalesce(tags['otel.scope.version'], tags['otel.library.version']) AS scope_version,
+  CASE WHEN len(logs) > 0 THEN to_json(list_transform(logs, lambda l: {{
+      'time': {iso_sql('l.ts')}, 'name': l.f['event'],
+      'attributes': map_from_entries(list_filter(map_entries(l.f), lambda e: e.key <> 'event'))}})) END AS events,
+  CASE WHEN len(list_filter(refs, lambda r: r.i IS DISTINCT FROM parent_ref)) > 0 THEN to_json(list_transform(
+      list_filter(refs, lambda r: r.i IS DISTINCT FROM parent_ref),
+      lambda r: {{'trace_id': r.trace_id, 'span_id': r.span_id, 'ref_type': r.ref_type}})) END AS links,
+  coalesce(res['host.name'], res['hostname'], res['ip']) AS host_name,
+  {line} AS source_line,
+  {offset} AS source_offset,
+  CAST(raw_span AS VARCHAR) AS _raw,
+  proc IS NULL AS _no_process,
+  sp.processID AS _process_id,
+  array_to_string(map_keys(tr.processes), ', ') AS _process_ids
+FROM mapped
+"""
+
+
+def _jaeger_sql(src: str, ndjson: bool) -> str:
+    spans = finalize_spans_sql(_spans_sql(src, ndjson))
+    return f"""
+SELECT * REPLACE (
+  coalesce(_reject_code, CASE WHEN _no_process THEN 'missing_field' END) AS _reject_code,
+  coalesce(_reject_reason, CASE WHEN _no_process THEN
+    'span has no process: processID ' || coalesce('''' || _process_id || '''', 'missing') ||
+    ' is not among the trace''s processes (' || coalesce(nullif(_process_ids, ''), 'none') ||
+    ') and the span has no inline "process"' END) AS _reject_reason)
+FROM ({spans})
+UNION ALL BY NAME
+SELECT * FROM ({bad_documents_sql(src, ndjson, _RECOGNISED, _EXPECTED)})
+"""
+
+
+def _sniff(head: Head) -> float:
+    """Jaeger JSON: an envelope with data[*].spans, a trace object with traceID and spans, or an
+    array of such traces / of spans with traceID and spanID."""
+    doc = head.first_json
+    if isinstance(doc, dict):
+        data = doc.get("data")
+        if isinstance(data, list):
+            if data and isinstance(data[0], dict) and "spans" in data[0] and "traceID" in data[0]:
+                return 0.95
+            if not data and {"total", "limit", "offset", "errors"} <= doc.keys():
+                return 0.6  # an empty query result
+            return 0.0
+        return 0.95 if "traceID" in doc and isinstance(doc.get("spans"), list) else 0.0
+    if isinstance(doc, list):
+        first = doc[0] if doc else None
+        if isinstance(first, dict) and "traceID" in first and ("spanID" in first or isinstance(first.get("spans"), list)):
+            return 0.95
+        return 0.0
+    if doc is None and head.stripped[:1] in ("{", "["):  # a document larger than the head
+        if head.has(r'"traceID"\s*:') and head.has(r'"spanID"\s*:') and head.has(r'"operationName"\s*:'):
+            return 0.8
+    return 0.0
+
+
+@register_format("jaeger_json", signal="traces",
+                 description="Jaeger JSON: /api/traces envelope, one trace, span array, or one trace per line",
+                 sniff=_sniff, extensions=(".json", ".jsonl", ".ndjson"))
+def load_jaeger(ctx: LoadContext) -> None:
+    """Load a Jaeger JSON export (see the module docstring for the mapping)."""
+    load_spans(ctx, _jaeger_sql)
