@@ -1,0 +1,172 @@
+"""n_plus_one: repeated sequential calls to one dependency operation under one parent span."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+import forensics
+from forensics.detectors import detectors
+from forensics.detectors.n_plus_one import detect_n_plus_one
+from forensics.synth.builder import SpanBuilder
+
+from conftest import BASE, build_flagship, inventory_call
+
+
+def test_flagship_found_with_version_comparison(flagship_case):
+    findings = detect_n_plus_one(flagship_case)
+    assert len(findings) == 1
+    f = findings[0]
+    assert (f["service"], f["operation"], f["target"], f["target_operation"], f["version"]) == (
+        "catalog-service", "GET /search", "inventory-service", "GET /inventory/{id}", "1.8.0")
+    assert f["severity"] == "critical"
+    ev = f["evidence"]
+    assert ev["calls_per_request"]["p50"] == 50 and ev["calls_per_request"]["max"] == 50
+    assert ev["hit_share"] == 1.0 and ev["baseline_version"] == "1.7.9"
+    base = next(v for v in ev["by_version"] if v["version"] == "1.7.9")
+    assert base["target_calls_p50"] == 1 and base["calls_p50"] == 0
+    assert len(ev["exemplar_trace_ids"]) == 5 and all(len(t) == 32 for t in ev["exemplar_trace_ids"])
+    assert ev["source"].startswith("traces.json:")
+    assert ev["thresholds"] == {"min_calls": 5, "max_overlap_ratio": 0.25, "min_total_ms": 50.0}
+    assert "v1.8.0 makes ~50 sequential GET /inventory/{id} calls to inventory-service" in f["summary"]
+    assert "(v1.7.9 made 1 call to inventory-service)" in f["summary"]
+    assert "p99" in f["summary"]
+    assert f["start_time"] >= BASE + timedelta(seconds=40)
+
+
+def test_registered_and_runs_through_detect(flagship_case):
+    assert "n_plus_one" in detectors()
+    found = forensics.detect(flagship_case, only="n_plus_one")
+    assert [r["target"] for r in found] == ["inventory-service"]
+
+
+def test_clean_shapes_give_nothing(clean_case):
+    """Fan-out to different dependencies, 3-query batch, 20 parallel calls: no finding."""
+    assert len(detect_n_plus_one(clean_case)) == 0
+
+
+def test_explain_reports_near_misses_with_failed_threshold(clean_case):
+    found = detect_n_plus_one(clean_case, explain=True)
+    assert set(found.to_pandas()["severity"]) == {"info"}
+    by_target = {r["target"]: r["evidence"] for r in found}
+    assert by_target["price-service"]["failed"] == ["max_overlap_ratio"]
+    assert by_target["postgresql"]["failed"] == ["min_calls"]
+    check = next(c for c in by_target["postgresql"]["checks"] if c["name"] == "min_calls")
+    assert (check["observed"], check["required"]) == (3, 5)
+    assert all(e["near_miss"] for e in by_target.values())
+    assert "payment-service" not in by_target  # one call per dependency is not even a candidate
+
+
+def _sequential(b: SpanBuilder, n: int, duration_ms: float, gap_ms: float = 0.5) -> None:
+    root = b.span("catalog-service", "GET /search", kind="server", duration_ms=n * (duration_ms + gap_ms) + 5,
+                  version="1.8.0", attributes={"http.route": "/search", "http.request.method": "GET"})
+    s = 1.0
+    for i in range(n):
+        inventory_call(b, root, s, duration_ms, 1000 + i, version="1.8.0")
+        s += duration_ms + gap_ms
+
+
+@pytest.mark.parametrize("n, dur, kwargs, hit", [
+    (5, 12.0, {}, True),                         # exactly min_calls, 60 ms total
+    (4, 15.0, {}, False),                        # one call short
+    (5, 10.0, {}, True),                         # exactly min_total_ms (50 ms)
+    (5, 9.9, {}, False),                         # 49.5 ms
+    (4, 15.0, {"min_calls": 4}, True),           # lowered threshold
+    (8, 10.0, {"min_total_ms": 100.0}, False),   # 80 ms < 100 ms
+])
+def test_near_threshold(make_case, n, dur, kwargs, hit):
+    case = make_case(_sequential, n=n, duration_ms=dur)
+    found = detect_n_plus_one(case, **kwargs)
+    assert (len(found) == 1) is hit
+    if hit:
+        assert found[0]["evidence"]["calls_per_request"]["p50"] == n
+
+
+def test_overlap_threshold(make_case):
+    """Pairs of concurrent calls: overlap ratio 0.5 fails the default 0.25, passes 0.6."""
+    def build(b: SpanBuilder) -> None:
+        root = b.span("catalog-service", "GET /search", kind="server", duration_ms=200, version="1.8.0")
+        for i in range(10):
+            inventory_call(b, root, 1 + (i // 2) * 20, 20, 500 + i, version="1.8.0")
+    case = make_case(build)
+    assert len(detect_n_plus_one(case)) == 0
+    found = detect_n_plus_one(case, max_overlap_ratio=0.6)
+    assert len(found) == 1
+    assert found[0]["evidence"]["overlap_ratio_p50"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_bad_or_missing_data(make_case, empty_case):
+    assert len(detect_n_plus_one(empty_case)) == 0
+    assert len(detect_n_plus_one(empty_case, explain=True)) == 0
+
+    def roots_only(b: SpanBuilder) -> None:
+        for i in range(10):
+            b.span("catalog-service", "GET /search", kind="server", start_ms=i * 10, duration_ms=5)
+    assert len(detect_n_plus_one(make_case(roots_only), explain=True)) == 0
+
+    def orphans(b: SpanBuilder) -> None:  # client calls whose parent span was never exported
+        from forensics.synth.builder import SpanRef
+        ghost = SpanRef("ab" * 16, "cd" * 8, 0.0)
+        for i in range(10):
+            inventory_call(b, ghost, i * 20.0, 19.0, i, version="1.8.0", child=False)
+    assert len(detect_n_plus_one(make_case(orphans))) == 0
+
+    def no_versions(b: SpanBuilder) -> None:  # one sample, no service.version anywhere
+        root = b.span("catalog-service", "GET /search", kind="server", duration_ms=300)
+        for i in range(6):
+            inventory_call(b, root, 1 + i * 41, 40, i, version=None)
+    found = detect_n_plus_one(make_case(no_versions))
+    assert len(found) == 1 and found[0]["version"] is None
+    assert found[0]["evidence"]["baseline_version"] is None
+    assert "costing ~" in found[0]["summary"]
+
+
+def test_deploy_event_splits_unversioned_spans(make_case):
+    """Spans without service.version: cohorts before/after the deploy event are compared."""
+    def build(b: SpanBuilder) -> None:
+        build_flagship(b, requests_per_version=20)
+        for r in b.rows:
+            r["service_version"] = None
+    case = make_case(build)
+    case.execute("INSERT INTO events (time, kind, service, version) VALUES (?, 'deploy', ?, ?)",
+                 [BASE + timedelta(seconds=19.5), "catalog-service", "1.8.0"])
+    f = detect_n_plus_one(case)[0]
+    assert f["version"] == "1.8.0"
+    assert f["evidence"]["baseline_version"] == "before deploy"
+    assert "(before deploy made 1 call to inventory-service)" in f["summary"]
+
+
+def test_repeated_db_statements_jaeger_shaped(make_case):
+    """Jaeger-style DB spans (db.statement with literals, internal kind, no peer.service)."""
+    def build(b: SpanBuilder) -> None:
+        for r in range(5):
+            root = b.span("order-service", "HTTP GET /orders", kind="server", start_ms=r * 1000, duration_ms=900,
+                          version="4.1.0", attributes={"http.method": "GET", "http.route": "/orders"})
+            for i in range(30):
+                b.span("order-service", "SELECT", kind="client", parent=root, start_ms=r * 1000 + 2 + i * 6,
+                       duration_ms=5.5, version="4.1.0",
+                       attributes={"db.type": "sql", "db.instance": "orders",
+                                   "db.statement": f"SELECT * FROM order_lines WHERE order_id = {9000 + i} AND state = 'open'"})
+    found = detect_n_plus_one(make_case(build))
+    assert len(found) == 1
+    f = found[0]
+    assert f["target"] == "sql"
+    assert f["target_operation"] == "SELECT * FROM order_lines WHERE order_id = ? AND state = ?"
+    assert f["evidence"]["calls_per_request"]["p50"] == 30
+
+
+def test_hundred_calls_sharing_a_path_zipkin_shaped(make_case):
+    """Zipkin-style client spans: lowercase name, http.path tag with ids, remote endpoint only."""
+    def build(b: SpanBuilder) -> None:
+        root = b.span("frontend", "get /cart", kind="server", duration_ms=1500,
+                      attributes={"http.method": "GET", "http.path": "/cart"})
+        for i in range(120):
+            b.span("frontend", "get", kind="client", parent=root, start_ms=1 + i * 12, duration_ms=11,
+                   attributes={"http.method": "GET", "http.path": f"/api/products/{i * 7919 % 100000:05d}",
+                               "peer.service": "productcatalog"})
+    found = detect_n_plus_one(make_case(build))
+    assert len(found) == 1
+    f = found[0]
+    assert (f["service"], f["operation"], f["target"], f["target_operation"]) == (
+        "frontend", "get /cart", "productcatalog", "GET /api/products/{id}")
+    assert f["evidence"]["calls_per_request"]["max"] == 120
