@@ -1,0 +1,142 @@
+"""JSON-lines application logs: zap, logrus, pino/bunyan, ECS, Go slog, structlog, Datadog,
+docker json-file (with the application's JSON nested in ``log``) and any other shape through
+``mapping=``.
+
+One JSON object per line. Canonical fields are found by name (see
+:data:`forensics.loaders._logs.FIELD_KEYS`; ``mapping={"time": "eventTime", ...}`` puts your
+names first); everything else goes to ``attributes`` as text (nested objects and arrays as
+compact JSON; the remaining members of an object a canonical field came from, such as ECS
+``log``, as dotted keys like ``log.logger``).
+
+Docker json-file lines (``{"log": "...\\n", "stream": "stdout", "time": "..."}``) are
+unwrapped: when ``log`` holds a JSON object its fields are mapped (the application's time wins;
+docker's time is kept as ``docker.time``), otherwise the text is the body.
+
+All parsing runs in DuckDB over each batch of lines (``json_valid`` for rejects,
+``json_transform`` to a map of fields): no Python loop per line.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ._logs import Binder, LogOptions, finalize_logs_sql, finish_logs
+from .context import LoadContext
+from .registry import register_format
+from .sniff import Head
+
+_MAP = "'\"MAP(VARCHAR, JSON)\"'"
+#: text of a JSON value: strings unquoted, everything else as compact JSON
+_TEXT = "CASE WHEN json_type({v}) = 'VARCHAR' THEN {v}->>'$' ELSE CAST({v} AS VARCHAR) END"
+
+TIME_KEYS = ("@timestamp", "timestamp", "time", "ts")
+MESSAGE_KEYS = ("msg", "message", "level", "severity", "lvl", "log.level", "event", "body", "log", "levelname")
+LEVEL_KEYS = ("level", "severity", "lvl", "log.level", "levelname")
+DEPLOY_KINDS = {"deploy", "deployment", "rollback", "release", "config", "scale", "restart", "feature_flag"}
+#: keys of other formats' JSON lines, which their own loaders read
+FOREIGN_KEYS = ("resourceSpans", "resourceLogs", "resourceMetrics", "apiVersion")
+
+
+def _text(v: str) -> str:
+    return _TEXT.format(v=v)
+
+
+def json_fields_sql(source: str) -> str:
+    """Inner SELECT (see :mod:`forensics.loaders._logs`) over a registered ``(line, raw)`` table."""
+    return f"""
+WITH src AS (
+  SELECT line AS source_line, raw AS _raw, TRY_CAST(raw AS JSON) AS j FROM {source}
+), env AS (
+  SELECT *, coalesce(json_type(j, '$.log') = 'VARCHAR' AND json_exists(j, '$.stream'), false) AS is_docker
+  FROM src
+), docs AS (
+  SELECT source_line, _raw,
+    CASE WHEN j IS NULL THEN 'invalid_json' WHEN json_type(j) <> 'OBJECT' THEN 'wrong_shape' END AS _pre_code,
+    CASE WHEN j IS NULL THEN 'line is not valid JSON (expected one JSON object per line)'
+         WHEN json_type(j) <> 'OBJECT' THEN 'expected a JSON object per line, found a JSON ' || lower(json_type(j)) END
+      AS _pre_reason,
+    CASE WHEN j IS NULL OR json_type(j) <> 'OBJECT' THEN NULL
+         WHEN NOT is_docker THEN j
+         WHEN json_type(TRY_CAST(trim(j->>'$.log') AS JSON)) = 'OBJECT'
+           THEN json_merge_patch(json_object('stream', j->>'$.stream', 'docker.time', j->>'$.time'),
+                                 TRY_CAST(trim(j->>'$.log') AS JSON))
+         ELSE json_object('message', rtrim(j->>'$.log', chr(10) || chr(13)), 'stream', j->>'$.stream',
+                          'docker.time', j->>'$.time')
+    END AS d
+  FROM env
+), ents AS (
+  SELECT source_line, _raw, _pre_code, _pre_reason,
+    list_filter(map_entries(coalesce(json_transform(d, {_MAP}), MAP {{}})), lambda e: e.value IS NOT NULL) AS e
+  FROM docs
+), maps AS (
+  SELECT source_line, _raw, _pre_code, _pre_reason,
+    map_from_entries(list_transform(e, lambda x: {{'key': x.key, 'value': {_text('x.value')}}})) AS top,
+    map_from_entries(flatten(list_transform(
+      list_filter(e, lambda x: json_type(x.value) = 'OBJECT'),
+      lambda x: list_transform(
+        list_filter(map_entries(json_transform(x.value, {_MAP})), lambda c: c.value IS NOT NULL),
+        lambda c: {{'key': x.key || '.' || c.key,
+                   'value': {{'value': {_text('c.value')}, 'scalar': json_type(c.value) NOT IN ('OBJECT', 'ARRAY')}}}})
+    ))) AS _nested_typed,
+    map_from_entries(list_transform(list_filter(e, lambda x: json_type(x.value) NOT IN ('OBJECT', 'ARRAY')),
+                                    lambda x: {{'key': x.key, 'value': {_text('x.value')}}})) AS _scalars
+  FROM ents
+)
+SELECT source_line, _raw, _pre_code, _pre_reason, top,
+  map_from_entries(list_transform(map_entries(_nested_typed), lambda x: {{'key': x.key, 'value': x.value.value}})) AS nested,
+  map_concat(
+    map_from_entries(list_transform(list_filter(map_entries(_nested_typed), lambda x: x.value.scalar),
+                                    lambda x: {{'key': x.key, 'value': x.value.value}})),
+    _scalars) AS f
+FROM maps
+"""
+
+
+def _sniff(head: Head) -> float:
+    objs: list[dict[str, Any]] = []
+    lines = head.lines[:20]
+    for line in lines:
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            objs.append(value)
+    if not objs or len(objs) < 0.6 * len(lines):
+        return 0.0
+    first = objs[0]
+    if any(k in first for k in FOREIGN_KEYS) or "kind" in first and "apiVersion" in first:
+        return 0.0
+    if ("traceID" in first and "spans" in first) or ("traceId" in first and "id" in first and "localEndpoint" in first):
+        return 0.0
+    if isinstance(first.get("log"), str) and "stream" in first and "time" in first:
+        return 0.8  # docker json-file
+    keys = set(first)
+    for k, v in first.items():
+        if isinstance(v, dict):
+            keys.update(f"{k}.{c}" for c in v)
+    if not any(k in keys for k in MESSAGE_KEYS):
+        return 0.0  # deploy/change logs (time, service, version, kind) have no message or level
+    if "version" in keys and "service" in keys and not any(k in keys for k in LEVEL_KEYS) and \
+            str(first.get("kind", first.get("type", ""))).lower() in DEPLOY_KINDS:
+        return 0.0
+    if not any(k in keys for k in TIME_KEYS):
+        return 0.0
+    return 0.7
+
+
+@register_format("json_logs", signal="logs",
+                 description="JSON-lines logs (zap, logrus, pino/bunyan, ECS, slog, structlog, docker json-file)",
+                 sniff=_sniff, extensions=(".json", ".jsonl", ".ndjson", ".log"))
+def load_json_logs(ctx: LoadContext) -> None:
+    """Load JSON-lines logs; options ``mapping=`` and ``tz=`` (see :mod:`forensics.loaders._logs`)."""
+    opts = LogOptions.from_options(ctx.options)
+    for batch in ctx.line_batches():
+        name = ctx.register(batch)
+        try:
+            b = Binder()
+            ctx.emit("logs", finalize_logs_sql(json_fields_sql(name), opts, b), b.values)
+        finally:
+            ctx.unregister(name)
+    finish_logs(ctx)
