@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from ..errors import Reason
 from . import io as fio
+from ._semconv import hex_id_sql
 from .context import LoadContext
 
 #: longest first line read to decide whether a file is newline-delimited
@@ -97,6 +98,12 @@ def load_spans(ctx: LoadContext, build_sql: Callable[[str, bool], str]) -> None:
 
 
 # -- SQL fragments ------------------------------------------------------------------------------
+
+def hex_sql(expr: str, width: int) -> str:
+    """Lowercase hex id left-padded to ``width``; text that is not hex is kept as is, so the
+    validation in :func:`finalize_spans_sql` rejects it quoting the original."""
+    return f"CASE WHEN regexp_full_match(trim({expr}), '[0-9a-fA-F]+') THEN {hex_id_sql(expr, width)} ELSE {expr} END"
+
 
 def micros_sql(expr: str) -> str:
     """Microseconds given as a JSON number or a numeric string -> BIGINT (0 or junk -> NULL)."""

@@ -34,9 +34,9 @@ shape, spans whose ``processID`` names no process of their trace, and what
 """
 from __future__ import annotations
 
-from ._jaeger_zipkin import (bad_documents_sql, documents_sql, iso_sql, kv_map_sql, load_spans, micros_sql,
-                             ts_sql)
-from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, hex_id_sql, kind_sql
+from ._jaeger_zipkin import (bad_documents_sql, documents_sql, hex_sql, iso_sql, kv_map_sql, load_spans,
+                             micros_sql, ts_sql)
+from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, kind_sql
 from .context import LoadContext
 from .registry import register_format
 from .sniff import Head
@@ -59,11 +59,6 @@ _EXPECTED = ("a Jaeger trace: {\"data\": [traces]}, {\"traceID\", \"spans\", \"p
              "or an array of traces or of spans with traceID/spanID")
 
 
-def _hex(expr: str, width: int) -> str:
-    """Left-padded lowercase hex id; text that is not hex is kept as is for the reject reason."""
-    return f"CASE WHEN regexp_full_match(trim({expr}), '[0-9a-fA-F]+') THEN {hex_id_sql(expr, width)} ELSE {expr} END"
-
-
 def _spans_sql(src: str, ndjson: bool) -> str:
     """The SELECT producing raw canonical columns for every span of ``src``."""
     traces = """CASE
@@ -73,8 +68,8 @@ def _spans_sql(src: str, ndjson: bool) -> str:
                                                                   ELSE json_object('spans', json_array(e)) END) END"""
     offset = "NULL::BIGINT" if ndjson else "row_number() OVER (PARTITION BY line ORDER BY ti, si) - 1"
     line = "line" if ndjson else "NULL::BIGINT"
-    tid = _hex("coalesce(sp.traceID, tr.traceID)", TRACE_ID_HEX)
-    ref_tid = _hex("r.traceID", TRACE_ID_HEX)
+    tid = hex_sql("coalesce(sp.traceID, tr.traceID)", TRACE_ID_HEX)
+    ref_tid = hex_sql("r.traceID", TRACE_ID_HEX)
     return f"""
 WITH docs AS ({documents_sql(src)} ),
 traces AS (
@@ -93,11 +88,11 @@ typed AS (
 base AS (
   SELECT line, ti, si, raw_span, sp, tr,
     {tid} AS trace_id,
-    {_hex('sp.spanID', SPAN_ID_HEX)} AS span_id,
+    {hex_sql('sp.spanID', SPAN_ID_HEX)} AS span_id,
     CASE WHEN sp.process.serviceName IS NOT NULL OR sp.process.tags IS NOT NULL THEN sp.process
          ELSE tr.processes[sp.processID] END AS proc,
     list_transform(coalesce(sp.references, []), lambda r, i: {{
-        'i': i, 'ref_type': upper(r.refType), 'trace_id': {ref_tid}, 'span_id': {_hex('r.spanID', SPAN_ID_HEX)}}}) AS refs,
+        'i': i, 'ref_type': upper(r.refType), 'trace_id': {ref_tid}, 'span_id': {hex_sql('r.spanID', SPAN_ID_HEX)}}}) AS refs,
     {kv_map_sql('sp.tags')} AS tags,
     list_transform(coalesce(sp.logs, []), lambda l: {{
         'ts': {ts_sql(micros_sql('l.timestamp'))},
@@ -125,7 +120,7 @@ SELECT
   trace_id,
   span_id,
   CASE WHEN parent_ref IS NOT NULL THEN refs[parent_ref].span_id
-       ELSE nullif({_hex('sp.parentSpanID', SPAN_ID_HEX)}, repeat('0', {SPAN_ID_HEX})) END AS parent_span_id,
+       ELSE nullif({hex_sql('sp.parentSpanID', SPAN_ID_HEX)}, repeat('0', {SPAN_ID_HEX})) END AS parent_span_id,
   nullif(proc.serviceName, '') AS service,
   res['service.version'] AS service_version,
   sp.operationName AS name,

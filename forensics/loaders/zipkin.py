@@ -1,0 +1,189 @@
+"""Zipkin v2 JSON spans: ``POST /api/v2/spans`` bodies and ``GET /api/v2/trace/{id}`` responses
+(a JSON array of spans), a single span object, ``GET /api/v2/traces`` responses (an array of
+arrays, one per trace), and the newline-delimited variant (one of those per line).
+
+Mapping to the canonical ``spans`` table
+----------------------------------------
+* ids: lowercase hex left-padded (64-bit trace ids become 32 chars with 16 leading zeros).
+* times: ``timestamp`` and ``duration`` are microseconds, JSON numbers or numeric strings.
+  Partial flushes: a span without ``duration`` is kept with NULL ``duration_ms`` and
+  ``end_time``; a span without ``timestamp`` (or with 0) is rejected (``bad_time``), since it
+  cannot be placed in time.
+* shared client/server halves: when spans of one trace share an ``id`` and one is ``SERVER``
+  while another is ``CLIENT`` (the server half usually says ``"shared": true``), both rows are
+  kept. The SERVER half keeps the original id (its children point at it); the CLIENT half gets
+  the derived id *original XOR 0x8000000000000000* (its highest bit flipped, e.g.
+  ``000000000000beef`` -> ``800000000000beef``) and attribute ``zipkin.original_span_id``; the
+  server row's ``parent_span_id`` becomes the client's derived id.
+* service: ``localEndpoint.serviceName``; empty or missing gives NULL (never taken from
+  ``remoteEndpoint``, which is the *other* side of the call).
+* kind: ``CLIENT``/``SERVER``/``PRODUCER``/``CONSUMER``, absent -> ``unspecified``; any other
+  value is rejected (``bad_value``).
+* status: ``error`` when the ``error`` tag is present (any value, even ``""``; its value is
+  ``status_message``, NULL when empty) or ``otel.status_code`` is ``ERROR``; ``ok`` when
+  ``otel.status_code`` is ``OK``; else ``unset``.
+* attributes: the tags unchanged, plus ``zipkin.debug``/``zipkin.shared`` (``true`` when set)
+  and the remote endpoint as ``zipkin.remote_endpoint.{service_name,ipv4,ipv6,port}``.
+  ``peer_service`` = tag ``peer.service``, else ``remoteEndpoint.serviceName``.
+* resource: ``service.name`` plus ``zipkin.local_endpoint.{ipv4,ipv6,port}``;
+  ``service_version`` = tag ``service.version``; ``host_name`` = tag ``host.name`` or
+  ``hostname``, else ``localEndpoint.ipv4``, else ``ipv6``.
+* events: ``annotations`` as ``[{"time": ISO-8601 UTC, "name": value, "attributes": {}}]``.
+* provenance: single documents store the 0-based index of the span in the document (arrays of
+  arrays flattened in order) in ``source_offset``; newline-delimited files store ``source_line``.
+"""
+from __future__ import annotations
+
+from ._jaeger_zipkin import (bad_documents_sql, documents_sql, hex_sql, iso_sql, kv_map_sql, load_spans,
+                             micros_sql, ts_sql)
+from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, kind_sql
+from .context import LoadContext
+from .registry import register_format
+from .sniff import Head
+
+#: XOR mask deriving the CLIENT half's span id from a shared span id
+CLIENT_ID_MASK = 0x8000000000000000
+
+_ENDPOINT = '{"serviceName": "VARCHAR", "ipv4": "VARCHAR", "ipv6": "VARCHAR", "port": "VARCHAR"}'
+_SPAN = ('{"traceId": "VARCHAR", "id": "VARCHAR", "parentId": "VARCHAR", "name": "VARCHAR", "kind": "VARCHAR", '
+         '"timestamp": "VARCHAR", "duration": "VARCHAR", "debug": "VARCHAR", "shared": "VARCHAR", '
+         f'"localEndpoint": {_ENDPOINT}, "remoteEndpoint": {_ENDPOINT}, '
+         '"annotations": [{"timestamp": "VARCHAR", "value": "VARCHAR"}], "tags": "MAP(VARCHAR, VARCHAR)"}')
+
+_IS_SPAN = "(json_type({e}) = 'OBJECT' AND json_exists({e}, '$.traceId') AND json_exists({e}, '$.id'))"
+_RECOGNISED = f"""(
+  {_IS_SPAN.format(e='doc')}
+  OR (json_type(doc) = 'ARRAY' AND len(list_filter(json_extract(doc, '$[*]'),
+        lambda e: {_IS_SPAN.format(e='e')} OR (json_type(e) = 'ARRAY' AND len(list_filter(json_extract(e, '$[*]'),
+            lambda s: NOT {_IS_SPAN.format(e='s')})) = 0))) = json_array_length(doc)))"""
+_EXPECTED = "Zipkin v2 spans: a span object with traceId and id, an array of them, or an array of such arrays"
+
+
+def _endpoint_entries(ep: str, prefix: str) -> str:
+    return (f"[{{'key': '{prefix}.ipv4', 'value': {ep}.ipv4}}, {{'key': '{prefix}.ipv6', 'value': {ep}.ipv6}}, "
+            f"{{'key': '{prefix}.port', 'value': {ep}.port}}]")
+
+
+def _spans_sql(src: str, ndjson: bool) -> str:
+    """The SELECT producing raw canonical columns for every span of ``src``."""
+    spans = """CASE WHEN json_type(doc) = 'OBJECT' THEN [doc]
+        ELSE flatten(list_transform(json_extract(doc, '$[*]'),
+                                    lambda e: CASE WHEN json_type(e) = 'ARRAY' THEN json_extract(e, '$[*]') ELSE [e] END))
+        END"""
+    offset = "NULL::BIGINT" if ndjson else "row_number() OVER (PARTITION BY line ORDER BY si) - 1"
+    line = "line" if ndjson else "NULL::BIGINT"
+    derived = f"lpad(lower(to_hex(xor(CAST('0x' || span_id AS UBIGINT), CAST('{CLIENT_ID_MASK:#x}' AS UBIGINT)))), {SPAN_ID_HEX}, '0')"
+    valid_id = f"regexp_full_match(span_id, '[0-9a-f]{{{SPAN_ID_HEX}}}')"
+    return f"""
+WITH docs AS ({documents_sql(src)}),
+span_json AS (
+  SELECT line, s.j AS raw_span, s.i AS si
+  FROM (SELECT line, unnest(list_transform({spans}, lambda x, i: {{'j': x, 'i': i}})) AS s
+        FROM docs WHERE {_RECOGNISED})
+),
+typed AS (SELECT line, si, raw_span, json_transform(raw_span, '{_SPAN}') AS sp FROM span_json),
+base AS (
+  SELECT line, si, raw_span, sp,
+    {hex_sql('sp.traceId', TRACE_ID_HEX)} AS trace_id,
+    {hex_sql('sp.id', SPAN_ID_HEX)} AS span_id,
+    {hex_sql('sp.parentId', SPAN_ID_HEX)} AS parent_id,
+    upper(nullif(trim(sp.kind), '')) AS kind_u,
+    coalesce(sp.tags, MAP {{}}) AS tags,
+    {micros_sql('sp.timestamp')} AS start_us,
+    TRY_CAST(sp.duration AS DOUBLE) AS duration_us,
+    nullif(trim(sp.localEndpoint.serviceName), '') AS svc,
+    nullif(trim(sp.remoteEndpoint.serviceName), '') AS remote_svc
+  FROM typed
+),
+halves AS (
+  SELECT *,
+    bool_or(kind_u = 'SERVER') OVER w AND bool_or(kind_u = 'CLIENT') OVER w AND {valid_id} AS split
+  FROM base WINDOW w AS (PARTITION BY trace_id, span_id)
+),
+attrs AS (
+  SELECT *,
+    map_concat(tags, {kv_map_sql(f'''list_filter([
+        {{'key': 'zipkin.debug', 'value': CASE WHEN lower(sp.debug) = 'true' THEN 'true' END}},
+        {{'key': 'zipkin.shared', 'value': CASE WHEN lower(sp.shared) = 'true' THEN 'true' END}},
+        {{'key': 'zipkin.original_span_id', 'value': CASE WHEN split AND kind_u = 'CLIENT' THEN span_id END}},
+        {{'key': 'zipkin.remote_endpoint.service_name', 'value': sp.remoteEndpoint.serviceName}}] ||
+        {_endpoint_entries('sp.remoteEndpoint', 'zipkin.remote_endpoint')}, lambda e: e.value IS NOT NULL)''')}) AS attributes,
+    {kv_map_sql(f'''list_filter([{{'key': 'service.name', 'value': svc}}] ||
+        {_endpoint_entries('sp.localEndpoint', 'zipkin.local_endpoint')}, lambda e: e.value IS NOT NULL)''')}
+      AS resource_attributes
+  FROM halves
+)
+SELECT
+  trace_id,
+  CASE WHEN split AND kind_u = 'CLIENT' THEN {derived} ELSE span_id END AS span_id,
+  CASE WHEN split AND kind_u = 'SERVER' THEN {derived} ELSE parent_id END AS parent_span_id,
+  svc AS service,
+  tags['service.version'] AS service_version,
+  sp.name AS name,
+  {kind_sql("coalesce(kind_u, '')")} AS kind,
+  sp.kind AS kind_raw,
+  CASE WHEN map_contains(tags, 'error') OR upper(tags['otel.status_code']) = 'ERROR' THEN 'error'
+       WHEN upper(tags['otel.status_code']) = 'OK' THEN 'ok' ELSE 'unset' END AS status,
+  tags['otel.status_code'] AS status_raw,
+  coalesce(nullif(tags['error'], ''), tags['otel.status_description']) AS status_message,
+  {ts_sql('start_us')} AS start_time,
+  {ts_sql('start_us + CAST(round(duration_us) AS BIGINT)')} AS end_time,
+  duration_us / 1000.0 AS duration_ms,
+  attributes,
+  resource_attributes,
+  CASE WHEN len(sp.annotations) > 0 THEN to_json(list_transform(sp.annotations, lambda a: {{
+      'time': {iso_sql(ts_sql(micros_sql('a.timestamp')))}, 'name': a.value, 'attributes': MAP {{}}::MAP(VARCHAR, VARCHAR)}}))
+  END AS events,
+  coalesce(tags['host.name'], tags['hostname'], sp.localEndpoint.ipv4, sp.localEndpoint.ipv6) AS host_name,
+  {line} AS source_line,
+  {offset} AS source_offset,
+  CAST(raw_span AS VARCHAR) AS _raw,
+  remote_svc AS _remote_service,
+  sp.timestamp AS _timestamp_raw
+FROM attrs
+"""
+
+
+def _zipkin_sql(src: str, ndjson: bool) -> str:
+    spans = finalize_spans_sql(_spans_sql(src, ndjson))
+    return f"""
+SELECT * REPLACE (
+  coalesce(peer_service, _remote_service) AS peer_service,
+  CASE WHEN _reject_code = 'bad_time' THEN
+    CASE WHEN _timestamp_raw IS NULL THEN 'span has no "timestamp" (a partial flush without a start cannot be placed in time)'
+         ELSE '"timestamp" is not a positive number of microseconds: ' || left(_timestamp_raw, 80) END
+    ELSE _reject_reason END AS _reject_reason)
+FROM ({spans})
+UNION ALL BY NAME
+SELECT * FROM ({bad_documents_sql(src, ndjson, _RECOGNISED, _EXPECTED)})
+"""
+
+
+def _is_span(obj: object) -> bool:
+    return isinstance(obj, dict) and "traceId" in obj and "id" in obj and "resourceSpans" not in obj
+
+
+def _sniff(head: Head) -> float:
+    """Zipkin v2: a span object (or array of them, or array of arrays) with traceId and id."""
+    doc = head.first_json
+    if isinstance(doc, list) and doc and isinstance(doc[0], list):
+        doc = doc[0]
+    if isinstance(doc, list):
+        doc = doc[0] if doc else None
+    if _is_span(doc):
+        assert isinstance(doc, dict)
+        typical = {"localEndpoint", "remoteEndpoint", "timestamp", "duration", "annotations", "kind", "name"}
+        return 0.95 if typical & doc.keys() else 0.5
+    if doc is None and head.stripped[:1] in ("{", "["):  # a document larger than the head
+        if head.has(r'"traceId"\s*:') and head.has(r'"id"\s*:') and head.has(r'"localEndpoint"\s*:') \
+                and not head.has(r'"resourceSpans"\s*:'):
+            return 0.8
+    return 0.0
+
+
+@register_format("zipkin_json", signal="traces",
+                 description="Zipkin v2 JSON spans: array, single span, array of traces, or one per line",
+                 sniff=_sniff, extensions=(".json", ".jsonl", ".ndjson"))
+def load_zipkin(ctx: LoadContext) -> None:
+    """Load a Zipkin v2 JSON export (see the module docstring for the mapping)."""
+    load_spans(ctx, _zipkin_sql)
