@@ -110,14 +110,16 @@ def two_mode_mixture(log_values: np.ndarray, seed: int = 0) -> Mixture | None:
     (993, 0.15, True)
     """
     from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_limits
 
     x = np.asarray(log_values, dtype=float)
     x = x[np.isfinite(x)]
     if x.size < 10 or np.ptp(x) == 0:
         return None
     col = x.reshape(-1, 1)
-    one = GaussianMixture(1, random_state=seed).fit(col)
-    two = GaussianMixture(2, random_state=seed, n_init=2, reg_covar=1e-6).fit(col)
+    with threadpool_limits(1):  # one feature: BLAS threads only add contention
+        one = GaussianMixture(1, random_state=seed).fit(col)
+        two = GaussianMixture(2, random_state=seed, n_init=2, reg_covar=1e-6).fit(col)
     order = np.argsort(two.means_.ravel())
     means = two.means_.ravel()[order]
     sds = np.sqrt(two.covariances_.ravel()[order])

@@ -1,0 +1,25 @@
+"""SQL pieces shared by the trace-tree analyses (operations of spans, roots, error-ness)."""
+from __future__ import annotations
+
+from ..detectors._normalize import call_operation_sql, server_operation_sql
+
+#: default bound on the depth of recursive walks over parent links (guards against cycles)
+MAX_DEPTH = 64
+
+
+def span_operation_sql(s: str = "s") -> str:
+    """Normalized operation of any span aliased ``s``: the call template for client, producer and
+    DB spans (``GET /inventory/{id}``, ``SELECT * FROM items WHERE id = ?``), the route or
+    normalized name otherwise."""
+    outbound = f"({s}.kind IN ('client', 'producer') OR {s}.db_statement IS NOT NULL)"
+    return f"(CASE WHEN {outbound} THEN {call_operation_sql(s, None)} ELSE {server_operation_sql(s)} END)"
+
+
+def is_error_sql(s: str = "s") -> str:
+    """Whether a span aliased ``s`` failed: status ``error``, or an HTTP status >= 500."""
+    return f"({s}.status = 'error' OR coalesce({s}.http_status_code, 0) >= 500)"
+
+
+def host_sql(s: str = "s") -> str:
+    """The clock a span was timed with: ``host_name``, else its service."""
+    return f"coalesce(nullif({s}.host_name, ''), {s}.service)"
