@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator
+
+import pyarrow as pa
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from .context import LoadContext
 
 #: one CSV field after a leading comma: a quoted field ("" escapes a quote) or an unquoted one
 _CSV_FIELD = r',("(?:[^"]|"")*"|[^,]*)'
@@ -22,6 +27,13 @@ def csv_fields_sql(expr: str) -> str:
     return (f"list_transform(regexp_extract_all(',' || {expr}, '{_CSV_FIELD}', 1), "
             "lambda f: CASE WHEN f LIKE '\"%\"' AND length(f) >= 2 THEN replace(substr(f, 2, length(f) - 2), '\"\"', '\"') "
             "ELSE trim(f) END)")
+
+
+def csv_map_sql(fields: str = "f") -> str:
+    """MAP of the CSV fields at 1-based positions ``$idx`` under the names ``$names`` (bind
+    parameters), leaving out empty cells."""
+    return (f"map_from_entries(list_filter(map_entries(map($names, list_transform($idx, lambda i: {fields}[i]))), "
+            "lambda e: coalesce(e.value, '') <> ''))")
 
 
 def epoch_seconds_sql(expr: str) -> str:
@@ -80,3 +92,35 @@ def scrape_time(option: Any, path: str) -> tuple[datetime, bool]:
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc), False
+
+
+def split_header(line: str) -> list[str]:
+    """Column names of a CSV header line (quotes removed, surrounding blanks and a BOM stripped)."""
+    import csv
+
+    return [c.strip() for c in next(csv.reader([line.lstrip("\ufeff")]))]
+
+
+def csv_batches(ctx: "LoadContext") -> Iterator[tuple[list[str], int, pa.Table]]:
+    """``(header names, header line, batch)`` for every line batch of a CSV file with a header.
+
+    The header is the first non-blank line; it is removed from the first batch.
+    """
+    header: list[str] | None = None
+    header_line = 0
+    for batch in ctx.line_batches():
+        if header is None:
+            header_line = batch.column("line")[0].as_py()
+            header = split_header(batch.column("raw")[0].as_py())
+            batch = batch.slice(1)
+        if batch.num_rows:
+            yield header, header_line, batch
+
+
+def pick(names: list[str], candidates: tuple[str, ...]) -> int | None:
+    """0-based index of the first column (case-insensitive) named one of ``candidates``."""
+    lower = [n.lower() for n in names]
+    for cand in candidates:
+        if cand in lower:
+            return lower.index(cand)
+    return None
