@@ -125,7 +125,8 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
     format:
         Force a format name (see :func:`forensics.formats`).
     options:
-        Passed to loaders (e.g. ``tz="Asia/Shanghai"`` for logs in local time).
+        Passed to loaders (e.g. ``tz="Asia/Shanghai"`` for logs in local time);
+        ``templates=False`` skips mining log templates (see :mod:`forensics.templates`).
     """
     if format is not None and format not in formats():
         raise UsageError(f"unknown format {format!r}; choose one of: {', '.join(sorted(formats()))}")
@@ -170,6 +171,10 @@ def _load_one(case: "Case", path: str, *, strict: bool, format: str | None, forc
     run(con, "BEGIN TRANSACTION")
     try:
         spec.load(ctx)
+        if ctx.loaded.get("logs") and options.get("templates", True):
+            from ..templates import mine_new_logs  # drain3 templates for the rows this file added
+
+            mine_new_logs(con, abspath)
         loaded = sum(ctx.loaded.values())
         from .. import __version__
 

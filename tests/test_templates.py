@@ -1,0 +1,102 @@
+"""Template mining: real log lines grouped into the expected templates, deterministically."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import forensics
+from forensics.templates import mine, mine_templates, template_id
+
+DATA = Path(__file__).resolve().parent / "data" / "logs"
+
+LINES = [
+    ("timeout calling payment-service after 800 ms", "timeout calling payment-service after <*> ms"),
+    ("timeout calling payment-service after 1250 ms", "timeout calling payment-service after <*> ms"),
+    ("connected to 10.0.3.7:5432 in 12.5ms", "connected to <*> in <*>"),
+    ("connected to 10.0.3.9:5432 in 3ms", "connected to <*> in <*>"),
+    ("order 7f3c2a10-93b1-4c8e-9d2a-1b2c3d4e5f60 failed: card declined", "order <*> failed: card declined"),
+    ("trace 4bf92f3577b34da6a3ce929d0e0e4736 dropped", "trace <*> dropped"),
+    ("pointer 0xdeadbeef freed", "pointer <*> freed"),
+    ("cache miss for sku:42", "cache miss for sku:<*>"),
+    ("catalog-7d9f v1.8.0 ready", "catalog-7d9f v1.8.0 ready"),  # names and versions are not masked
+    ("GET /search served 50 items in 2.5s", "GET /search served <*> items in <*>"),
+]
+
+
+@pytest.mark.parametrize("line, expected", LINES)
+def test_masking_and_templates(line: str, expected: str) -> None:
+    assert mine([line]) == [expected]
+
+
+def test_drain_generalizes_varying_words() -> None:
+    lines = ["user alice logged in from web", "user bob logged in from web", "user carol logged in from mobile"]
+    assert set(mine(lines)) == {"user <*> logged in from <*>"}
+
+
+def test_load_fills_templates_and_ids() -> None:
+    case = forensics.open_case()
+    case.load(DATA / "payments.jsonl")
+    rows = case.sql("SELECT template, template_id, count(*) AS n FROM logs GROUP BY ALL ORDER BY n DESC, template").rows()
+    assert rows == [
+        ("timeout calling payment-service after <*> ms", template_id("timeout calling payment-service after <*> ms"), 4),
+        ("connected to <*> in <*>", template_id("connected to <*> in <*>"), 2),
+        ("order <*> failed: card declined", template_id("order <*> failed: card declined"), 2),
+        ("retrying payment-service call, attempt <*> of <*>", template_id("retrying payment-service call, attempt <*> of <*>"), 2),
+    ]
+    # "top error types" is one GROUP BY
+    top = case.sql("SELECT template, count(*) FROM logs WHERE severity = 'error' GROUP BY template "
+                   "ORDER BY 2 DESC LIMIT 1").rows()
+    assert top == [("timeout calling payment-service after <*> ms", 4)]
+
+
+def test_only_the_first_line_of_a_body_is_mined(tmp_path) -> None:
+    path = tmp_path / "trace.jsonl"
+    path.write_text('{"time": "2026-02-18T10:12:33Z", "msg": "boom 1\\n  at a.b(C.java:1)"}\n'
+                    '{"time": "2026-02-18T10:12:34Z", "msg": "boom 2\\n  at x.y(Z.java:99)\\n  at q"}\n')
+    case = forensics.open_case()
+    case.load(path)
+    assert case.sql("SELECT DISTINCT template FROM logs").rows() == [("boom <*>",)]
+
+
+def test_templates_option_false_skips_mining() -> None:
+    case = forensics.open_case()
+    case.load(DATA / "payments.jsonl", templates=False)
+    assert case.sql("SELECT count(*) FROM logs WHERE template IS NOT NULL").scalar() == 0
+    assert mine_templates(case) == 4
+    assert case.sql("SELECT count(*) FROM logs WHERE template IS NULL").scalar() == 0
+
+
+def test_mine_templates_where_and_determinism() -> None:
+    case = forensics.open_case()
+    case.load(DATA / "payments.jsonl", templates=False)
+    assert mine_templates(case, where="severity = ?", params=["warn"]) == 1
+    assert case.sql("SELECT count(*) FROM logs WHERE template IS NOT NULL").scalar() == 2
+    mine_templates(case)
+    first = case.sql("SELECT source_line, template, template_id FROM logs ORDER BY source_line").rows()
+    mine_templates(case)
+    assert case.sql("SELECT source_line, template, template_id FROM logs ORDER BY source_line").rows() == first
+
+
+def test_order_of_loading_does_not_change_case_wide_templates(tmp_path) -> None:
+    lines = (DATA / "payments.jsonl").read_text().splitlines()
+    (tmp_path / "a.jsonl").write_text("\n".join(lines[:5]) + "\n")
+    (tmp_path / "b.jsonl").write_text("\n".join(lines[5:]) + "\n")
+    results = []
+    for order in (["a.jsonl", "b.jsonl"], ["b.jsonl", "a.jsonl"]):
+        case = forensics.open_case()
+        for name in order:
+            case.load(tmp_path / name)
+        mine_templates(case)
+        results.append(case.sql("SELECT body, template FROM logs ORDER BY time").rows())
+    assert results[0] == results[1]
+
+
+def test_a_stray_drain3_ini_in_the_working_directory_has_no_effect(tmp_path, monkeypatch) -> None:
+    expected = mine([line for line, _ in LINES])
+    (tmp_path / "drain3.ini").write_text(
+        "[DRAIN]\nsim_th = 0.99\ndepth = 3\n\n[MASKING]\n"
+        'masking = [{"regex_pattern": ".+", "mask_with": "ALL"}]\n')
+    monkeypatch.chdir(tmp_path)
+    assert mine([line for line, _ in LINES]) == expected
+    assert "<ALL>" not in " ".join(expected)
