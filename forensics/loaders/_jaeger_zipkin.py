@@ -25,6 +25,7 @@ from ..errors import Reason
 from . import io as fio
 from ._semconv import hex_id_sql
 from .context import LoadContext
+from .sniff import Head
 
 #: longest first line read to decide whether a file is newline-delimited
 _MAX_PROBE_BYTES = 256 << 20
@@ -157,3 +158,20 @@ SELECT {where_line}, left(raw, 1000) AS _raw, 'wrong_shape' AS _reject_code,
        coalesce(' with keys ' || nullif(array_to_string(list_slice(json_keys(doc), 1, 8), ', '), ''), '') AS _reject_reason
 FROM ({documents_sql(src)}) WHERE NOT ({recognised})
 """
+
+
+def with_document_rejects(spans_sql: str, src: str, ndjson: bool, recognised: str, expected: str) -> str:
+    """``spans_sql`` (finalized span rows) plus the reject rows of :func:`bad_documents_sql`."""
+    return f"""
+{spans_sql}
+UNION ALL BY NAME
+SELECT * FROM ({bad_documents_sql(src, ndjson, recognised, expected)})
+"""
+
+
+def large_document_has(head: Head, *patterns: str, absent: tuple[str, ...] = ()) -> bool:
+    """For a JSON document too large to parse from the head: True when the head starts like JSON,
+    matches every regex in ``patterns`` and none in ``absent``."""
+    if head.first_json is not None or head.stripped[:1] not in ("{", "["):
+        return False
+    return all(head.has(p) for p in patterns) and not any(head.has(p) for p in absent)

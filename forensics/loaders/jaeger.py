@@ -9,7 +9,8 @@ Mapping to the canonical ``spans`` table
 * parent: from ``references`` pointing into the same trace (ids compared after padding): the
   first ``CHILD_OF``, else the first ``FOLLOWS_FROM``; else the legacy ``parentSpanID`` field
   (``"0"`` means none). Every other reference, including parent references into *another*
-  trace, goes to ``links`` as ``[{"trace_id", "span_id", "ref_type"}]``.
+  trace, goes to ``links`` like OTLP links: ``[{"trace_id", "span_id", "trace_state": null,
+  "attributes": {"opentracing.ref_type": "child_of"|"follows_from"}}]``.
 * times: ``startTime`` and ``duration`` are microseconds (numbers or numeric strings).
 * kind: the ``span.kind`` tag (server/client/producer/consumer/internal), else ``unspecified``
   (an unknown value is also ``unspecified``; the tag stays in ``attributes``).
@@ -34,8 +35,8 @@ shape, spans whose ``processID`` names no process of their trace, and what
 """
 from __future__ import annotations
 
-from ._jaeger_zipkin import (bad_documents_sql, documents_sql, hex_sql, iso_sql, kv_map_sql, load_spans,
-                             micros_sql, ts_sql)
+from ._jaeger_zipkin import (documents_sql, hex_sql, iso_sql, kv_map_sql, large_document_has, load_spans, micros_sql,
+                             ts_sql, with_document_rejects)
 from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, kind_sql
 from .context import LoadContext
 from .registry import register_format
@@ -146,7 +147,8 @@ SELECT
       'attributes': map_from_entries(list_filter(map_entries(l.f), lambda e: e.key <> 'event'))}})) END AS events,
   CASE WHEN len(list_filter(refs, lambda r: r.i IS DISTINCT FROM parent_ref)) > 0 THEN to_json(list_transform(
       list_filter(refs, lambda r: r.i IS DISTINCT FROM parent_ref),
-      lambda r: {{'trace_id': r.trace_id, 'span_id': r.span_id, 'ref_type': r.ref_type}})) END AS links,
+      lambda r: {{'trace_id': r.trace_id, 'span_id': r.span_id, 'trace_state': NULL::VARCHAR,
+                  'attributes': MAP {{'opentracing.ref_type': lower(r.ref_type)}}}})) END AS links,
   coalesce(res['host.name'], res['hostname'], res['ip']) AS host_name,
   {line} AS source_line,
   {offset} AS source_offset,
@@ -160,17 +162,14 @@ FROM mapped
 
 def _jaeger_sql(src: str, ndjson: bool) -> str:
     spans = finalize_spans_sql(_spans_sql(src, ndjson))
-    return f"""
+    return with_document_rejects(f"""
 SELECT * REPLACE (
   coalesce(_reject_code, CASE WHEN _no_process THEN 'missing_field' END) AS _reject_code,
   coalesce(_reject_reason, CASE WHEN _no_process THEN
     'span has no process: processID ' || coalesce('''' || _process_id || '''', 'missing') ||
     ' is not among the trace''s processes (' || coalesce(nullif(_process_ids, ''), 'none') ||
     ') and the span has no inline "process"' END) AS _reject_reason)
-FROM ({spans})
-UNION ALL BY NAME
-SELECT * FROM ({bad_documents_sql(src, ndjson, _RECOGNISED, _EXPECTED)})
-"""
+FROM ({spans})""", src, ndjson, _RECOGNISED, _EXPECTED)
 
 
 def _sniff(head: Head) -> float:
@@ -191,9 +190,8 @@ def _sniff(head: Head) -> float:
         if isinstance(first, dict) and "traceID" in first and ("spanID" in first or isinstance(first.get("spans"), list)):
             return 0.95
         return 0.0
-    if doc is None and head.stripped[:1] in ("{", "["):  # a document larger than the head
-        if head.has(r'"traceID"\s*:') and head.has(r'"spanID"\s*:') and head.has(r'"operationName"\s*:'):
-            return 0.8
+    if large_document_has(head, r'"traceID"\s*:', r'"spanID"\s*:', r'"operationName"\s*:'):
+        return 0.8
     return 0.0
 
 

@@ -34,8 +34,8 @@ Mapping to the canonical ``spans`` table
 """
 from __future__ import annotations
 
-from ._jaeger_zipkin import (bad_documents_sql, documents_sql, hex_sql, iso_sql, kv_map_sql, load_spans,
-                             micros_sql, ts_sql)
+from ._jaeger_zipkin import (documents_sql, hex_sql, iso_sql, kv_map_sql, large_document_has, load_spans, micros_sql,
+                             ts_sql, with_document_rejects)
 from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, kind_sql
 from .context import LoadContext
 from .registry import register_format
@@ -146,17 +146,14 @@ FROM attrs
 
 def _zipkin_sql(src: str, ndjson: bool) -> str:
     spans = finalize_spans_sql(_spans_sql(src, ndjson))
-    return f"""
+    return with_document_rejects(f"""
 SELECT * REPLACE (
   coalesce(peer_service, _remote_service) AS peer_service,
   CASE WHEN _reject_code = 'bad_time' THEN
     CASE WHEN _timestamp_raw IS NULL THEN 'span has no "timestamp" (a partial flush without a start cannot be placed in time)'
          ELSE '"timestamp" is not a positive number of microseconds: ' || left(_timestamp_raw, 80) END
     ELSE _reject_reason END AS _reject_reason)
-FROM ({spans})
-UNION ALL BY NAME
-SELECT * FROM ({bad_documents_sql(src, ndjson, _RECOGNISED, _EXPECTED)})
-"""
+FROM ({spans})""", src, ndjson, _RECOGNISED, _EXPECTED)
 
 
 def _is_span(obj: object) -> bool:
@@ -172,12 +169,14 @@ def _sniff(head: Head) -> float:
         doc = doc[0] if doc else None
     if _is_span(doc):
         assert isinstance(doc, dict)
-        typical = {"localEndpoint", "remoteEndpoint", "timestamp", "duration", "annotations", "kind", "name"}
-        return 0.95 if typical & doc.keys() else 0.5
-    if doc is None and head.stripped[:1] in ("{", "["):  # a document larger than the head
-        if head.has(r'"traceId"\s*:') and head.has(r'"id"\s*:') and head.has(r'"localEndpoint"\s*:') \
-                and not head.has(r'"resourceSpans"\s*:'):
-            return 0.8
+        if {"localEndpoint", "remoteEndpoint"} & doc.keys():
+            return 0.95
+        # no endpoint: only a span-like timestamp + duration pair (a log line with "id" and
+        # "traceId" fields is not a Zipkin span)
+        return 0.7 if {"timestamp", "duration"} <= doc.keys() and "spanId" not in doc else 0.0
+    if large_document_has(head, r'"traceId"\s*:', r'"id"\s*:', r'"(local|remote)Endpoint"\s*:',
+                          absent=(r'"resourceSpans"\s*:', r'"spanId"\s*:')):
+        return 0.8
     return 0.0
 
 
