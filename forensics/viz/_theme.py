@@ -120,3 +120,11 @@ def style(fig: go.Figure, *, title: str, height: int | None = None) -> go.Figure
     fig.update_layout(template=TEMPLATE, title={"text": title}, margin={"l": 60, "r": 30, "t": 60, "b": 50},
                       hoverlabel={"align": "left"}, **({"height": height} if height else {}))
     return fig
+
+
+def escape_label(text: Any) -> str:
+    """Escape a telemetry value for the few places plotly renders as pseudo-HTML *text* that is
+    not a data array (figure titles): ``<`` becomes ``&lt;`` and is shown literally."""
+    import html
+
+    return html.escape("" if text is None else str(text), quote=False)

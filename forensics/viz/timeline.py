@@ -1,0 +1,169 @@
+"""Incident timeline: deploys and Kubernetes events, error rate and p99 per time bucket, findings
+as shaded windows and change points of the p99 series.
+
+:func:`timeline_series` and :func:`timeline_events` are the statistics (SQL);
+:func:`timeline` draws them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..errors import UsageError
+from ..findings import Findings
+from ._sql import ENTRY_SPANS_SQL, SpanFilter, frame
+from ._theme import (BUCKETS, ERROR_COLOR, check_bool, check_choice, check_text, check_window, empty_figure,
+                     resolve_case, service_colors, style)
+
+_SERIES_SQL = """
+, req AS ({requests})
+SELECT time_bucket({interval}, start_time) AS bucket, count(*) AS requests,
+       100.0 * avg((status = 'error')::INT) AS error_pct,
+       quantile_cont(duration_ms, 0.99) AS p99_ms
+FROM req GROUP BY bucket ORDER BY bucket
+"""
+
+#: requests of the whole system: root spans (no parent in the case)
+_ROOTS_SQL = """
+SELECT s.* FROM sel s LEFT JOIN spans p ON p.trace_id = s.trace_id AND p.span_id = s.parent_span_id
+WHERE p.span_id IS NULL
+"""
+
+_EVENTS_SQL = """
+SELECT time, end_time, kind, service, version, reason, message
+FROM events
+WHERE ($start IS NULL OR time >= $start) AND ($end IS NULL OR time < $end)
+  AND ($service IS NULL OR service = $service OR service IS NULL)
+ORDER BY time
+"""
+
+SEVERITY_FILL = {"critical": "rgba(214,39,40,0.18)", "high": "rgba(255,127,14,0.16)",
+                 "medium": "rgba(255,187,51,0.14)", "low": "rgba(31,119,180,0.10)", "info": "rgba(150,150,150,0.08)"}
+
+
+def timeline_series(case: Any, flt: SpanFilter, *, bucket: str = "1m") -> pd.DataFrame:
+    """Per bucket: ``requests``, ``error_pct`` (%) and ``p99_ms`` of the service's entry spans
+    (``flt.service`` set) or of root spans (the whole system's requests)."""
+    check_choice("bucket", bucket, list(BUCKETS))
+    requests = ENTRY_SPANS_SQL if flt.service else _ROOTS_SQL
+    q = flt.cte() + _SERIES_SQL.format(requests=requests, interval=BUCKETS[bucket])
+    return frame(case, q, flt.params)
+
+
+def timeline_events(case: Any, flt: SpanFilter) -> pd.DataFrame:
+    """Events (deploys, k8s, config...) in the window, about ``flt.service`` (or any service)."""
+    params = {"start": flt.start, "end": flt.end, "service": flt.service}
+    return frame(case, _EVENTS_SQL, params)
+
+
+def _change_points(series: pd.Series) -> list[int]:
+    """Indices where the series shifts (``forensics.stats.change_points``), [] if too short."""
+    from ..stats import change_points
+
+    values = series.to_numpy(dtype=float)
+    return change_points(np.log10(np.maximum(np.nan_to_num(values, nan=0.0), 1e-3))) if len(values) >= 6 else []
+
+
+def _findings_frame(findings: Any) -> pd.DataFrame:
+    if findings is None:
+        return pd.DataFrame(columns=["severity", "title", "detector", "start_time", "end_time", "summary"])
+    if isinstance(findings, Findings):
+        return findings.to_pandas()
+    raise UsageError(f"findings must be a forensics.Findings (e.g. forensics.detect(case)) or None; "
+                     f"got {type(findings).__name__}")
+
+
+def timeline(case: Any, *, findings: Findings | None = None, service: str | None = None, start: Any = None,
+             end: Any = None, bucket: str = "1m", change_points: bool = True) -> go.Figure:
+    """Incident timeline.
+
+    Parameters
+    ----------
+    case:
+        A :class:`forensics.Case` (or a path to a case file / export directory).
+    findings:
+        Findings to shade as windows (``start_time``..``end_time``), e.g. ``forensics.detect(case)``.
+    service:
+        Error rate and p99 of this service's requests (default: root spans, the system's requests);
+        events about this service (and events without a service).
+    start, end:
+        Time window (UTC datetime or ISO 8601 string).
+    bucket:
+        Time bucket of the series: one of ``10s, 30s, 1m, 5m, 15m, 1h``.
+    change_points:
+        Mark where the p99 series shifts (binary segmentation on log10 p99,
+        :func:`forensics.stats.change_points`) with dotted vertical lines.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Row 1: events by kind (deploys also drawn as vertical lines across the figure);
+        row 2: error %; row 3: p99 (ms, log). Findings are shaded across all rows.
+    """
+    case = resolve_case(case)
+    s, e = check_window(start, end)
+    check_bool("change_points", change_points)
+    flt = SpanFilter(start=s, end=e, service=check_text("service", service))
+    series = timeline_series(case, flt, bucket=bucket)
+    events = timeline_events(case, flt)
+    found = _findings_frame(findings)
+    if series.empty and events.empty and found.empty:
+        return style(empty_figure("No requests, events or findings in this window."), title="Incident timeline")
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.05, row_heights=[0.2, 0.4, 0.4],
+                        subplot_titles=("events", "errors (%)", "p99 (ms)"))
+    kinds = sorted(events["kind"].fillna("event").unique())
+    kind_colors = service_colors(kinds)
+    for kind in kinds:
+        part = events[events["kind"].fillna("event") == kind]
+        fig.add_trace(go.Scatter(
+            x=part["time"], y=[kind] * len(part), mode="markers", name=kind,
+            marker={"size": 12, "symbol": "triangle-up" if kind == "deploy" else "circle",
+                    "color": kind_colors[kind]},
+            customdata=part[["kind", "service", "version", "reason", "message"]].astype(object)
+            .where(part[["kind", "service", "version", "reason", "message"]].notna(), "").values.tolist(),
+            hovertemplate=("%{x}<br>%{customdata[0]} %{customdata[1]} %{customdata[2]}<br>"
+                           "%{customdata[3]}: %{customdata[4]}<extra></extra>")), row=1, col=1)
+    for t in events.loc[events["kind"].isin(["deploy", "rollback"]), "time"]:
+        _across(fig, "line", t, t, line={"color": "#555", "dash": "dash", "width": 1})
+    if not series.empty:
+        fig.add_trace(go.Scatter(x=series["bucket"], y=series["error_pct"], name="error %", mode="lines+markers",
+                                 line={"color": ERROR_COLOR}, customdata=series[["requests"]].values,
+                                 hovertemplate="%{y:.2f}% of %{customdata[0]} requests<extra>errors</extra>"),
+                      row=2, col=1)
+        fig.add_trace(go.Scatter(x=series["bucket"], y=series["p99_ms"], name="p99", mode="lines+markers",
+                                 hovertemplate="%{y:.1f} ms<extra>p99</extra>"), row=3, col=1)
+        if change_points:
+            for i in _change_points(series["p99_ms"]):
+                t = series["bucket"].iloc[i]
+                _across(fig, "line", t, t, line={"color": "#9467bd", "dash": "dot", "width": 2})
+    _shade_findings(fig, found)
+    fig.update_yaxes(type="log", row=3, col=1)
+    fig.update_yaxes(rangemode="tozero", row=2, col=1)
+    return style(fig, title="Incident timeline", height=620)
+
+
+def _across(fig: go.Figure, kind: str, x0: Any, x1: Any, **shape: Any) -> None:
+    """A vertical line or band over the whole height of the figure (all rows)."""
+    fig.add_shape(type=kind, x0=x0, x1=x1, xref="x", yref="paper", y0=0, y1=1, **shape)
+
+
+def _shade_findings(fig: go.Figure, found: pd.DataFrame) -> None:
+    """Shaded rectangles (no text) per finding window, and an invisible hover point per finding."""
+    found = found.dropna(subset=["start_time"])
+    if found.empty:
+        return
+    ends = found["end_time"].fillna(found["start_time"])
+    for (_, f), end_time in zip(found.iterrows(), ends):
+        _across(fig, "rect", f["start_time"], end_time, line_width=0, layer="below",
+                fillcolor=SEVERITY_FILL.get(f["severity"], SEVERITY_FILL["info"]))
+    mid = found["start_time"] + (ends - found["start_time"]) / 2
+    cols = ["severity", "detector", "title", "summary"]
+    fig.add_trace(go.Scatter(x=mid, y=["findings"] * len(found), mode="markers", name="findings",
+                             marker={"symbol": "square", "size": 10, "color": "rgba(214,39,40,0.6)"},
+                             customdata=found[cols].astype(object).where(found[cols].notna(), "").values.tolist(),
+                             hovertemplate="[%{customdata[0]}] %{customdata[1]}<br>%{customdata[2]}<br>"
+                                           "%{customdata[3]}<extra>finding</extra>"), row=1, col=1)

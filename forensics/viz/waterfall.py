@@ -1,0 +1,181 @@
+"""Trace waterfall: one Gantt bar per span, indented by depth, coloured by service, with errors,
+the critical path and the trace's logs.
+
+The span tree order, depths and the critical path are computed in SQL (:func:`trace_spans`);
+logs are placed on their span's row (:func:`trace_logs`).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from ._sql import frame
+from ._theme import (CRITICAL_COLOR, ERROR_COLOR, check_bool, check_text, empty_figure, escape_label,
+                     resolve_case, service_colors, style)
+
+MAX_DEPTH = 256
+
+#: rows in depth-first order (children by start time), with depth and offsets from the trace start.
+#: Spans whose parent is not in the trace are roots (an incomplete trace still draws).
+_SPANS_SQL = f"""
+WITH RECURSIVE t AS (SELECT * FROM spans WHERE trace_id = $trace_id),
+roots AS (
+  SELECT s.span_id FROM t s LEFT JOIN t p ON p.span_id = s.parent_span_id WHERE p.span_id IS NULL
+),
+tree(span_id, depth, path) AS (
+  SELECT s.span_id, 0, [{{'t': s.start_time, 'id': s.span_id}}]
+  FROM t s JOIN roots USING (span_id)
+  UNION ALL
+  SELECT c.span_id, tree.depth + 1, list_append(tree.path, {{'t': c.start_time, 'id': c.span_id}})
+  FROM tree JOIN t c ON c.parent_span_id = tree.span_id
+  WHERE tree.depth < {MAX_DEPTH}
+),
+t0 AS (SELECT min(start_time) AS t0 FROM t)
+SELECT t.span_id, t.parent_span_id, t.service, t.service_version, t.name, t.kind, t.status,
+       t.status_message, t.duration_ms, t.start_time, tree.depth,
+       epoch_us(t.start_time - t0.t0) / 1000.0 AS offset_ms
+FROM tree JOIN t USING (span_id) CROSS JOIN t0
+ORDER BY tree.path
+"""
+
+#: the critical path: from the root that ends last, walk to the child that finishes last, then
+#: (backwards in time) to the sibling that finished before it started, and so on; a span is on
+#: the path if reached by these "first child" and "previous sibling" links (sequential calls,
+#: such as an N+1 loop, are all on it)
+_CRITICAL_SQL = """
+WITH RECURSIVE t AS (SELECT * FROM spans WHERE trace_id = $trace_id),
+kids AS (SELECT c.* FROM t c JOIN t p ON p.span_id = c.parent_span_id),
+first_child AS (
+  SELECT parent_span_id AS from_id, span_id AS to_id FROM kids
+  QUALIFY row_number() OVER (PARTITION BY parent_span_id ORDER BY end_time DESC, duration_ms DESC, span_id) = 1
+),
+prev_sibling AS (
+  SELECT c.span_id AS from_id, d.span_id AS to_id
+  FROM kids c ASOF JOIN kids d ON d.parent_span_id = c.parent_span_id AND d.end_time <= c.start_time
+),
+succ AS (SELECT * FROM first_child UNION ALL SELECT * FROM prev_sibling),
+root AS (
+  SELECT s.span_id FROM t s LEFT JOIN t p ON p.span_id = s.parent_span_id WHERE p.span_id IS NULL
+  ORDER BY s.end_time DESC, s.duration_ms DESC, s.span_id LIMIT 1
+),
+walk(span_id) AS (
+  SELECT span_id FROM root
+  UNION
+  SELECT succ.to_id FROM walk JOIN succ ON succ.from_id = walk.span_id
+)
+SELECT span_id FROM walk
+"""
+
+_LOGS_SQL = """
+WITH t AS (SELECT * FROM spans WHERE trace_id = $trace_id),
+t0 AS (SELECT min(start_time) AS t0 FROM t)
+SELECT l.time, l.severity, l.body, l.span_id, l.service,
+       epoch_us(l.time - t0.t0) / 1000.0 AS offset_ms
+FROM logs l CROSS JOIN t0
+WHERE l.trace_id = $trace_id
+ORDER BY l.time
+"""
+
+
+def trace_spans(case: Any, trace_id: str) -> pd.DataFrame:
+    """Spans of one trace in waterfall order: depth, offset_ms from the trace start, and
+    ``critical`` (on the critical path)."""
+    spans = frame(case, _SPANS_SQL, {"trace_id": trace_id})
+    crit = set(frame(case, _CRITICAL_SQL, {"trace_id": trace_id})["span_id"])
+    spans["critical"] = spans["span_id"].isin(crit)
+    spans["row"] = range(len(spans))
+    return spans
+
+
+def critical_path(case: Any, trace_id: str) -> list[str]:
+    """Span ids on the critical path of a trace, in waterfall order."""
+    spans = trace_spans(resolve_case(case), trace_id)
+    return spans.loc[spans["critical"], "span_id"].tolist()
+
+
+def trace_logs(case: Any, trace_id: str, spans: pd.DataFrame) -> pd.DataFrame:
+    """Logs of the trace with the waterfall ``row`` of their span (the first row when the log
+    has no span id or names a span not in the trace)."""
+    logs = frame(case, _LOGS_SQL, {"trace_id": trace_id})
+    rows = dict(zip(spans["span_id"], spans["row"]))
+    logs["row"] = logs["span_id"].map(rows).fillna(0).astype(int)
+    return logs
+
+
+def _hover(df: pd.DataFrame) -> list[list[Any]]:
+    cols = ["service", "name", "duration_ms", "offset_ms", "status", "status_message", "span_id", "service_version"]
+    return df[cols].astype(object).where(df[cols].notna(), "").values.tolist()
+
+
+_SPAN_HOVER = ("%{customdata[0]} %{customdata[7]}<br>%{customdata[1]}<br>duration: %{customdata[2]:.2f} ms"
+               "<br>start: +%{customdata[3]:.2f} ms<br>status: %{customdata[4]} %{customdata[5]}"
+               "<br>span %{customdata[6]}<extra></extra>")
+
+
+def waterfall(case: Any, trace_id: str, *, critical_path: bool = True, logs: bool = True) -> go.Figure:
+    """Waterfall (Gantt) of one trace.
+
+    Parameters
+    ----------
+    case:
+        A :class:`forensics.Case` (or a path to a case file / export directory).
+    trace_id:
+        The trace (32 lowercase hex characters; shorter ids are left-padded like the loaders do).
+    critical_path:
+        Overlay the critical path (orange inner bars).
+    logs:
+        Draw the trace's logs as markers on their span's row at their time.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        x: milliseconds since the trace started; one bar per span (one trace per service);
+        error spans outlined in red with an ``x`` at their end.
+    """
+    case = resolve_case(case)
+    trace_id = check_text("trace_id", trace_id, required=True).strip().lower().rjust(32, "0")
+    check_bool("critical_path", critical_path)
+    check_bool("logs", logs)
+    spans = trace_spans(case, trace_id)
+    if spans.empty:
+        return style(empty_figure("No spans with this trace id in the case."), title="Trace waterfall")
+    colors = service_colors(spans["service"])
+    fig = go.Figure()
+    for service, part in spans.groupby("service", sort=True, dropna=False):
+        err = part["status"].eq("error")
+        fig.add_trace(go.Bar(
+            x=part["duration_ms"], base=part["offset_ms"], y=part["row"], orientation="h", name=service,
+            marker={"color": colors.get(service, colors[None]),
+                    "line": {"color": [ERROR_COLOR if e else "rgba(0,0,0,0.3)" for e in err],
+                             "width": [3 if e else 1 for e in err]}},
+            customdata=_hover(part), hovertemplate=_SPAN_HOVER))
+    if critical_path and spans["critical"].any():
+        cp = spans[spans["critical"]]
+        fig.add_trace(go.Bar(x=cp["duration_ms"], base=cp["offset_ms"], y=cp["row"], orientation="h",
+                             width=0.25, name="critical path", marker={"color": CRITICAL_COLOR},
+                             customdata=_hover(cp), hovertemplate=_SPAN_HOVER))
+    errors = spans[spans["status"].eq("error")]
+    if not errors.empty:
+        fig.add_trace(go.Scatter(x=errors["offset_ms"] + errors["duration_ms"], y=errors["row"], mode="markers",
+                                 name="error", marker={"symbol": "x", "size": 11, "color": ERROR_COLOR},
+                                 customdata=_hover(errors), hovertemplate=_SPAN_HOVER))
+    if logs:
+        lg = trace_logs(case, trace_id, spans)
+        if not lg.empty:
+            fig.add_trace(go.Scatter(
+                x=lg["offset_ms"], y=lg["row"], mode="markers", name="logs",
+                marker={"symbol": "diamond", "size": 8, "color": "#333",
+                        "line": {"width": 1, "color": "white"}},
+                customdata=lg[["severity", "body", "service"]].astype(object).where(lg[["severity", "body", "service"]].notna(), "").values.tolist(),
+                hovertemplate="%{customdata[2]} [%{customdata[0]}]<br>%{customdata[1]}<extra>log</extra>"))
+    labels = [("\u00a0\u00a0" * int(d)) + escape_label(f"{s}: {n}")
+              for d, s, n in zip(spans["depth"], spans["service"], spans["name"])]
+    fig.update_layout(barmode="overlay", bargap=0.3, height=max(260, 60 + 24 * len(spans)),
+                      xaxis={"title": {"text": "ms since trace start"}, "zeroline": False},
+                      yaxis={"tickvals": spans["row"].tolist(), "ticktext": labels, "autorange": "reversed",
+                             "automargin": True},
+                      legend={"orientation": "h", "y": -0.15})
+    return style(fig, title=f"Trace {trace_id}: {len(spans)} spans, "
+                            f"{spans['offset_ms'].add(spans['duration_ms']).max():.1f} ms")
