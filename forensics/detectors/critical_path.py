@@ -1,0 +1,80 @@
+"""Critical path: operations whose own time dominates the critical path of slow traces."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..analysis.critical_path import critical_path_by_operation
+from ..findings import Findings
+from ._common import check, clean, fmt_ms, near_miss, to_findings
+from .registry import detector
+
+if TYPE_CHECKING:
+    from ..case import Case
+
+
+@detector("critical_path")
+def detect_critical_path(case: "Case", *, min_traces: int = 20, slow_quantile: float = 0.95,
+                         min_slow_share: float = 0.5, min_share_increase: float = 0.2,
+                         explain: bool = False) -> Findings:
+    """Operations that dominate the critical path of the slowest traces of an entry point.
+
+    Per entry point (root service and operation), traces at or above the ``slow_quantile`` of
+    root duration are the slow ones; for each (service, operation) the share of the slow
+    traces' critical-path time spent in its own code (self time) is compared with its share
+    over all traces (see :func:`forensics.analysis.critical_path.critical_path_by_operation`).
+
+    Parameters
+    ----------
+    min_traces:
+        Traces an entry point needs before its slow quantile means anything (count).
+    slow_quantile:
+        Quantile (0-1) of root duration from which a trace is slow (default p95).
+    min_slow_share:
+        Share (0-1) of slow traces' critical-path time an operation must hold to be reported.
+    min_share_increase:
+        Increase of that share over all traces (0-1) that makes the operation the reason the
+        slow traces are slow: severity medium (otherwise low: a hotspot in every trace). The
+        entry operation's own self time is reported only with such an increase.
+    explain:
+        Also report near misses (half of ``min_slow_share`` or short of ``min_traces``).
+    """
+    thresholds = {"min_traces": min_traces, "slow_quantile": slow_quantile,
+                  "min_slow_share": min_slow_share, "min_share_increase": min_share_increase}
+    records: list[dict[str, Any]] = []
+    for r in critical_path_by_operation(case, slow_quantile=slow_quantile).dicts():
+        slow_share, share = r["slow_share"], r["share"]
+        if slow_share is None or share is None or not r["slow_traces"]:
+            continue
+        increase = slow_share - share
+        is_entry = (r["service"], r["operation"]) == (r["entry_service"], r["entry_operation"])
+        if is_entry and increase < min_share_increase:
+            continue
+        checks = [check("min_traces", r["traces"], min_traces, r["traces"] >= min_traces),
+                  check("min_slow_share", slow_share, min_slow_share, slow_share >= min_slow_share)]
+        failed = [c for c in checks if not c["passed"]]
+        if failed and not (explain and len(failed) == 1 and slow_share >= min_slow_share / 2):
+            continue
+        rec = _record(r, increase, thresholds, medium=increase >= min_share_increase)
+        records.append(near_miss(rec, checks) if failed else rec)
+    return to_findings(records)
+
+
+def _record(r: dict[str, Any], increase: float, thresholds: dict[str, Any], *, medium: bool) -> dict[str, Any]:
+    entry = f"{r['entry_service']} {r['entry_operation']}"
+    op = f"{r['service']} {r['operation']}"
+    summary = (f"In the slowest {1 - thresholds['slow_quantile']:.0%} of {entry} requests "
+               f"(>= {fmt_ms(r['p95_root_ms'])}), {op} accounts for {r['slow_share']:.0%} of the "
+               f"critical path (vs {r['share']:.0%} across all {r['traces']} requests).")
+    evidence = {
+        "entry_service": r["entry_service"], "entry_operation": r["entry_operation"],
+        "traces": r["traces"], "slow_traces": r["slow_traces"], "on_path_traces": r["on_path_traces"],
+        "slow_cut_ms": clean(r["p95_root_ms"]), "share": clean(r["share"]),
+        "slow_share": clean(r["slow_share"]), "share_increase": clean(increase),
+        "self_ms": clean(r["self_ms"]), "slow_self_ms": clean(r["slow_self_ms"]),
+        "exemplar_trace_ids": r["exemplar_trace_ids"], "source": r["source"], "thresholds": thresholds,
+    }
+    return {"detector": "critical_path", "severity": "medium" if medium else "low",
+            "title": f"critical path of slow {entry} dominated by {op}",
+            "service": r["service"], "operation": r["operation"], "target": None,
+            "target_operation": None, "version": None, "start_time": None, "end_time": None,
+            "score": float(r["slow_share"]), "evidence": evidence, "summary": summary}

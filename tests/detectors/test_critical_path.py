@@ -1,0 +1,128 @@
+"""critical_path: hand-built traces with known critical paths, and the detector."""
+from datetime import datetime, timezone
+
+import pytest
+
+import forensics
+from forensics.analysis.critical_path import critical_path, critical_path_by_operation
+from forensics.detectors.critical_path import detect_critical_path
+from forensics.synth.builder import SpanBuilder
+
+T0 = datetime(2026, 2, 18, 10, 0, tzinfo=timezone.utc)
+
+
+def _path(b: SpanBuilder, trace_id: str) -> dict[str, float]:
+    case = forensics.open_case()
+    b.insert(case)
+    rows = critical_path(case, trace_id).dicts()
+    assert sum(r["self_ms"] for r in rows) == pytest.approx(rows[0]["root_ms"])
+    return {r["name"]: r["self_ms"] for r in rows}
+
+
+def test_sequential_children_are_both_on_the_path():
+    b = SpanBuilder(T0)
+    root = b.span("api", "root", kind="server", duration_ms=100)
+    b.span("api", "A", parent=root, start_ms=0, duration_ms=40)
+    b.span("api", "B", parent=root, start_ms=40, duration_ms=50)
+    assert _path(b, root.trace_id) == {"root": 10, "A": 40, "B": 50}
+
+
+def test_parallel_children_only_the_last_finishing_counts():
+    b = SpanBuilder(T0)
+    root = b.span("api", "root", kind="server", duration_ms=100)
+    b.span("api", "A", parent=root, start_ms=10, duration_ms=70)
+    b.span("api", "B", parent=root, start_ms=20, duration_ms=40)
+    assert _path(b, root.trace_id) == {"root": 30, "A": 70}
+
+
+def test_gaps_are_self_time_of_the_parent():
+    b = SpanBuilder(T0)
+    root = b.span("api", "root", kind="server", duration_ms=100)
+    b.span("api", "A", parent=root, start_ms=10, duration_ms=20)
+    b.span("api", "B", parent=root, start_ms=50, duration_ms=20)
+    assert _path(b, root.trace_id) == {"root": 60, "A": 20, "B": 20}
+
+
+def test_nested_overlapping_grandchildren_and_overflowing_child():
+    b = SpanBuilder(T0)
+    root = b.span("api", "root", kind="server", duration_ms=100)
+    a = b.span("api", "A", parent=root, start_ms=10, duration_ms=80)
+    b.span("db", "A1", parent=a, start_ms=20, duration_ms=30)
+    b.span("db", "A2", parent=a, start_ms=40, duration_ms=45)
+    assert _path(b, root.trace_id) == {"root": 20, "A": 35, "A2": 45}
+    b2 = SpanBuilder(T0)
+    root2 = b2.span("api", "root", kind="server", duration_ms=100)
+    b2.span("api", "late", parent=root2, start_ms=50, duration_ms=70)  # ends 20 ms after its parent
+    b2.span("api", "outside", parent=root2, start_ms=150, duration_ms=10)
+    assert _path(b2, root2.trace_id) == {"root": 50, "late": 50}
+
+
+def test_orphan_subtree_is_walked_from_its_own_root_and_unknown_trace_is_empty():
+    b = SpanBuilder(T0)
+    root = b.span("api", "root", kind="server", duration_ms=100, trace_id="ab" * 16)
+    orphan = b.span("svc", "orphan", kind="server", duration_ms=30, trace_id="ab" * 16)
+    b.rows[-1]["parent_span_id"] = "f" * 16  # parent never exported
+    b.span("svc", "leaf", parent=orphan, start_ms=5, duration_ms=10)
+    case = forensics.open_case()
+    b.insert(case)
+    rows = critical_path(case, root.trace_id.upper()).dicts()
+    by_root = {}
+    for r in rows:
+        by_root.setdefault(r["root_span_id"], 0.0)
+        by_root[r["root_span_id"]] += r["self_ms"]
+    assert sorted(by_root.values()) == [30, 100]
+    assert len(critical_path(case, "0" * 32)) == 0
+    with pytest.raises(forensics.UsageError):
+        critical_path(case, "")
+
+
+def _search_traces(n=100, slow=5, slow_ms=900.0):
+    b = SpanBuilder(T0, seed=2)
+    for i in range(n):
+        inv = slow_ms if i < slow else 20.0 + i % 7
+        total = inv + 80.0
+        root = b.span("catalog-service", "GET /search", kind="server", start_ms=i * 1000, duration_ms=total)
+        call = b.span("catalog-service", "GET", kind="client", parent=root, start_ms=i * 1000 + 40,
+                      duration_ms=inv + 2, attributes={"peer.service": "inventory-service",
+                                                       "http.request.method": "GET",
+                                                       "url.template": "/inventory/{id}"})
+        b.span("inventory-service", "GET /inventory/{id}", kind="server", parent=call,
+               start_ms=i * 1000 + 41, duration_ms=inv)
+    case = forensics.open_case()
+    b.insert(case)
+    return case
+
+
+def test_aggregate_shares_and_detector_finds_dominating_dependency():
+    case = _search_traces()
+    agg = {(r["service"], r["operation"]): r for r in critical_path_by_operation(case).dicts()}
+    inv = agg[("inventory-service", "GET /inventory/{id}")]
+    assert inv["traces"] == 100 and inv["slow_traces"] == 5
+    assert inv["slow_share"] == pytest.approx(900 / 980)
+    assert sum(r["share"] for r in agg.values()) == pytest.approx(1.0)
+    f = detect_critical_path(case).records()
+    assert [(r["service"], r["severity"]) for r in f] == [("inventory-service", "medium")]
+    ev = f[0]["evidence"]
+    assert ev["slow_traces"] == 5 and len(ev["exemplar_trace_ids"]) == 5
+    assert ev["entry_operation"] == "GET /search" and ev["source"].startswith("builder:")
+    assert "inventory-service GET /inventory/{id} accounts for 92%" in f[0]["summary"]
+
+
+def test_uniform_traces_give_no_medium_finding_and_thresholds_apply():
+    case = _search_traces(slow=0)
+    assert not [r for r in detect_critical_path(case).records() if r["severity"] != "low"]
+    assert len(detect_critical_path(_search_traces(n=10, slow=1))) == 0  # below min_traces
+    near = detect_critical_path(_search_traces(n=10, slow=1), explain=True).records()
+    assert near and near[0]["evidence"]["failed"] == ["min_traces"]
+
+
+def test_bad_input_gives_empty_findings():
+    assert len(detect_critical_path(forensics.open_case())) == 0
+    b = SpanBuilder(T0)
+    b.span("a", "op", kind="server", duration_ms=5)
+    case = forensics.open_case()
+    b.insert(case)
+    assert len(detect_critical_path(case, min_traces=1)) == 0
+    case.execute("UPDATE spans SET end_time = NULL, duration_ms = NULL")
+    assert len(detect_critical_path(case, min_traces=1)) == 0
+    assert len(critical_path_by_operation(case)) == 0
