@@ -101,9 +101,21 @@ def make_case() -> Callable[..., forensics.Case]:
     return make
 
 
+@pytest.fixture(scope="session")
+def flagship_spans():
+    """The flagship spans as an Arrow table (built once; each test gets its own case)."""
+    b = SpanBuilder(BASE, seed=1, source_file="traces.json")
+    build_flagship(b)
+    return b.to_arrow()
+
+
 @pytest.fixture
-def flagship_case(make_case) -> forensics.Case:
-    return make_case(build_flagship)
+def flagship_case(flagship_spans) -> forensics.Case:
+    case = forensics.open_case()
+    case.con.register("_flagship", flagship_spans)
+    case.execute("INSERT INTO spans BY NAME SELECT * FROM _flagship")
+    case.con.unregister("_flagship")
+    return case
 
 
 @pytest.fixture

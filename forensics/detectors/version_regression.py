@@ -1,0 +1,320 @@
+"""Version regressions: an operation that got slower, failed more, failed differently or calls
+its dependencies differently after a new version of its service.
+
+For every (service, operation) of server/consumer spans, each version is compared with the
+version that preceded it: versions of a service are ordered by their deploy event when the
+``events`` table has one (``kind = 'deploy'``), else by the time they were first seen; spans
+without ``service.version`` fall into cohorts before/after deploy events (see
+:func:`forensics.detectors._common.version_sql`). Checks, each with its own evidence:
+
+* **latency**: one-sided Mann–Whitney U (new slower than baseline, ``scipy.stats``) with
+  ``p < alpha`` *and* effect size: p95 at least ``min_latency_increase`` (relative) *and*
+  ``min_latency_increase_ms`` (absolute) above the baseline's;
+* **error rate** (status error or HTTP 5xx): one-sided Fisher exact test ``p < alpha`` *and* an
+  increase of at least ``min_error_rate_increase`` (absolute, 0.01 = 1 percentage point);
+* **new error types**: normalized error status messages, and templates of warn/error logs
+  (``logs.template``, attributed to a version through the log's trace), seen at least
+  ``min_new_error_count`` times in the new version and never in the baseline;
+* **changed call patterns**: downstream calls per request by (target, operation), from calls
+  whose parent or grandparent is the request span; changed when the mean per request moves by
+  at least ``min_call_change`` calls *and* doubles or halves.
+
+Both versions need ``min_samples`` requests. One finding per regressed (service, operation,
+version); severity from the largest effect (p95 ratio, error-rate increase, new error share).
+A change of call pattern alone is reported at ``low``.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+from scipy import stats
+
+from .._db import query_arrow
+from ..findings import Findings
+from ._common import (calls_sql, check, clean, deploy_times_sql, fmt_ms, fmt_num, near_miss, rows, source_sql,
+                      temp_table, to_findings, version_sql, vlabel)
+from ._normalize import normalize_text_sql, server_operation_sql
+from .registry import detector
+
+if TYPE_CHECKING:
+    from ..case import Case
+
+MAX_SAMPLES = 200_000  #: per side of a Mann–Whitney test (deterministic hash sample beyond)
+EXEMPLARS = 5
+
+
+def _requests_sql(case: "Case") -> str:
+    vjoin, vexpr = version_sql(case, "s")
+    return f"""
+SELECT s.trace_id, s.span_id, s.service, {vexpr} AS version, {server_operation_sql('s')} AS operation,
+  s.start_time, s.end_time, s.duration_ms,
+  (s.status = 'error' OR coalesce(s.http_status_code, 0) >= 500) AS is_error,
+  CASE WHEN s.status = 'error' OR coalesce(s.http_status_code, 0) >= 500 THEN
+    coalesce({normalize_text_sql('s.status_message')}, 'HTTP ' || s.http_status_code::VARCHAR) END AS error_type,
+  {source_sql('s')} AS source
+FROM spans s {vjoin}
+WHERE s.kind IN ('server', 'consumer') AND s.duration_ms IS NOT NULL
+"""
+
+
+def _pairs_sql(req: str) -> str:
+    """Per (service, operation, version) stats and the preceding version's (params: min_samples)."""
+    return f"""
+WITH v AS (
+  SELECT service, operation, version, count(*) AS n, min(start_time) AS first_seen, max(end_time) AS last_seen,
+    quantile_cont(duration_ms, [0.5, 0.95, 0.99]) AS q, avg(is_error::DOUBLE) AS error_rate,
+    count(*) FILTER (WHERE is_error) AS errors,
+    max_by(trace_id, duration_ms, {EXEMPLARS}) AS slow_traces,
+    max_by(source, duration_ms) AS slow_source,
+    max_by(trace_id, duration_ms, {EXEMPLARS}) FILTER (WHERE is_error) AS error_traces,
+    max_by(source, duration_ms) FILTER (WHERE is_error) AS error_source
+  FROM {req} WHERE version IS NOT NULL GROUP BY ALL),
+o AS (
+  SELECT r.service, r.version, coalesce(min(d.deployed_at), min(r.start_time)) AS order_time
+  FROM {req} r LEFT JOIN ({deploy_times_sql()}) d ON d.service = r.service AND d.version = r.version
+  WHERE r.version IS NOT NULL GROUP BY ALL),
+l AS (
+  SELECT v.*, o.order_time,
+    lag(v.version) OVER w AS base_version, lag(v.n) OVER w AS base_n, lag(v.q) OVER w AS base_q,
+    lag(v.error_rate) OVER w AS base_error_rate, lag(v.errors) OVER w AS base_errors
+  FROM v JOIN o USING (service, version)
+  WINDOW w AS (PARTITION BY v.service, v.operation ORDER BY o.order_time, v.version))
+SELECT * FROM l WHERE base_version IS NOT NULL AND n >= $min_samples AND base_n >= $min_samples
+"""
+
+
+def _new_errors_sql(req: str, pairs: str) -> str:
+    """Error types (normalized status messages) of a new version never seen in its baseline."""
+    return f"""
+WITH e AS (SELECT service, operation, version, error_type, count(*) AS n, any_value(trace_id) AS trace_id
+           FROM {req} WHERE error_type IS NOT NULL GROUP BY ALL)
+SELECT p.service, p.operation, p.version, e.error_type AS kind, e.n, e.trace_id, 'status' AS origin
+FROM {pairs} p JOIN e USING (service, operation, version)
+WHERE e.n >= $min_new AND NOT EXISTS (
+  SELECT 1 FROM e b WHERE b.service = p.service AND b.operation = p.operation
+    AND b.version = p.base_version AND b.error_type = e.error_type)
+"""
+
+
+def _new_log_templates_sql(req: str, pairs: str) -> str:
+    """Warn/error log templates of a new version (via the log's trace) never seen in its baseline."""
+    return f"""
+WITH tr AS (SELECT trace_id, service, arg_min(operation, start_time) AS operation, any_value(version) AS version
+            FROM {req} GROUP BY trace_id, service),
+lt AS (SELECT tr.service, tr.operation, tr.version, g.template, count(*) AS n, any_value(g.trace_id) AS trace_id
+       FROM logs g JOIN tr ON tr.trace_id = g.trace_id AND tr.service = g.service
+       WHERE g.template IS NOT NULL AND (g.severity IN ('warn', 'error', 'fatal') OR g.severity_number >= 13)
+       GROUP BY ALL)
+SELECT p.service, p.operation, p.version, lt.template AS kind, lt.n, lt.trace_id, 'log' AS origin
+FROM {pairs} p JOIN lt USING (service, operation, version)
+WHERE lt.n >= $min_new AND NOT EXISTS (
+  SELECT 1 FROM lt b WHERE b.service = p.service AND b.operation = p.operation
+    AND b.version = p.base_version AND b.template = lt.template)
+"""
+
+
+def _call_pattern_sql(calls: str, req: str, pairs: str) -> str:
+    """Mean downstream calls per request by (target, operation) for both versions of a pair.
+
+    A call belongs to the request span that is its parent, or its grandparent through one
+    internal span.
+    """
+    return f"""
+WITH rc AS (
+  SELECT r.service, r.operation, r.version, c.target, c.target_operation, count(*) AS calls
+  FROM {calls} c
+  LEFT JOIN spans m ON m.trace_id = c.trace_id AND m.span_id = c.parent_span_id
+       AND m.kind NOT IN ('server', 'consumer')
+  JOIN {req} r ON r.trace_id = c.trace_id AND r.span_id = coalesce(m.parent_span_id, c.parent_span_id)
+  GROUP BY ALL)
+SELECT p.service, p.operation, p.version, rc.target, rc.target_operation,
+  coalesce(sum(rc.calls) FILTER (WHERE rc.version = p.version), 0) / any_value(p.n) AS new_per_request,
+  coalesce(sum(rc.calls) FILTER (WHERE rc.version = p.base_version), 0) / any_value(p.base_n) AS base_per_request
+FROM {pairs} p JOIN rc ON rc.service = p.service AND rc.operation = p.operation
+  AND rc.version IN (p.version, p.base_version)
+GROUP BY p.service, p.operation, p.version, rc.target, rc.target_operation
+"""
+
+
+@detector("version_regression")
+def detect_version_regression(case: "Case", *, alpha: float = 0.01, min_latency_increase: float = 0.10,
+                              min_latency_increase_ms: float = 20.0, min_error_rate_increase: float = 0.01,
+                              min_new_error_count: int = 3, min_call_change: float = 1.0, min_samples: int = 30,
+                              explain: bool = False) -> Findings:
+    """Version regressions: slower, more errors, new error types or new call patterns after a version change.
+
+    Parameters
+    ----------
+    case:
+        The case whose server/consumer ``spans`` (and ``logs`` templates, ``events`` deploys) are used.
+    alpha:
+        Significance level of the one-sided tests (Mann–Whitney U on latency, Fisher exact on errors).
+    min_latency_increase:
+        Minimum relative p95 increase over the baseline version (0.10 = +10 %).
+    min_latency_increase_ms:
+        Minimum absolute p95 increase, in milliseconds.
+    min_error_rate_increase:
+        Minimum error-rate increase, as a fraction of requests (0.01 = 1 percentage point).
+    min_new_error_count:
+        Occurrences a new error type (status message or log template) needs in the new version.
+    min_call_change:
+        Minimum change of mean downstream calls per request for a (target, operation); it must
+        also at least double or halve.
+    min_samples:
+        Minimum requests of the operation in each of the two versions.
+    explain:
+        Also return near misses: version pairs whose latency or error change failed a threshold.
+    """
+    thresholds = {"alpha": alpha, "min_latency_increase": min_latency_increase,
+                  "min_latency_increase_ms": min_latency_increase_ms,
+                  "min_error_rate_increase": min_error_rate_increase, "min_new_error_count": min_new_error_count,
+                  "min_call_change": min_call_change, "min_samples": min_samples}
+    with temp_table(case, _requests_sql(case)) as req, \
+            temp_table(case, _pairs_sql(req), {"min_samples": min_samples}) as pairs:
+        pair_rows = rows(case, f"SELECT * FROM {pairs}")
+        if not pair_rows:
+            return Findings.empty()
+        new_kinds = rows(case, _new_errors_sql(req, pairs), {"min_new": min_new_error_count})
+        if rows(case, "SELECT 1 FROM logs WHERE template IS NOT NULL LIMIT 1"):
+            new_kinds += rows(case, _new_log_templates_sql(req, pairs), {"min_new": min_new_error_count})
+        with temp_table(case, calls_sql(case)) as calls:
+            patterns = rows(case, _call_pattern_sql(calls, req, pairs))
+        samples = _samples(case, req, pair_rows)
+    records = []
+    for p in pair_rows:
+        key = (p["service"], p["operation"], p["version"])
+        rec = _judge(p, samples, [k for k in new_kinds if (k["service"], k["operation"], k["version"]) == key],
+                     [c for c in patterns if (c["service"], c["operation"], c["version"]) == key], thresholds, explain)
+        if rec:
+            records.append(rec)
+    return to_findings(records)
+
+
+def _samples(case: "Case", req: str, pairs: list[dict[str, Any]]) -> dict[tuple, np.ndarray]:
+    """Latencies per (service, operation, version) for the versions in ``pairs`` (one query)."""
+    keys = {(p["service"], p["operation"], v) for p in pairs for v in (p["version"], p["base_version"])}
+    table = pa.table({"service": [k[0] for k in keys], "operation": [k[1] for k in keys],
+                      "version": [k[2] for k in keys]})
+    name = f"{req}_keys"
+    case.con.register(name, table)
+    try:
+        got = query_arrow(case.con, f"""
+SELECT service, operation, version, list(duration_ms) AS d FROM (
+  SELECT r.service, r.operation, r.version, r.duration_ms,
+    row_number() OVER (PARTITION BY r.service, r.operation, r.version ORDER BY hash(r.span_id)) AS k
+  FROM {req} r JOIN {name} USING (service, operation, version))
+WHERE k <= {MAX_SAMPLES} GROUP BY ALL""").to_pylist()
+    finally:
+        case.con.unregister(name)
+    return {(g["service"], g["operation"], g["version"]): np.asarray(g["d"], dtype=float) for g in got}
+
+
+def _latency(p: dict[str, Any], samples: dict[tuple, np.ndarray], t: dict[str, Any]) -> dict[str, Any]:
+    new = samples[(p["service"], p["operation"], p["version"])]
+    base = samples[(p["service"], p["operation"], p["base_version"])]
+    res = stats.mannwhitneyu(new, base, alternative="greater")
+    (b50, b95, b99), (n50, n95, n99) = p["base_q"], p["q"]
+    ratio = n95 / b95 if b95 > 0 else float("inf")
+    checks = [check("alpha", float(res.pvalue), f"< {t['alpha']}", res.pvalue < t["alpha"]),
+              check("min_latency_increase", round(ratio - 1, 4), t["min_latency_increase"],
+                    ratio - 1 >= t["min_latency_increase"]),
+              check("min_latency_increase_ms", round(n95 - b95, 3), t["min_latency_increase_ms"],
+                    n95 - b95 >= t["min_latency_increase_ms"])]
+    return {"base": {"n": p["base_n"], "p50_ms": b50, "p95_ms": b95, "p99_ms": b99},
+            "new": {"n": p["n"], "p50_ms": n50, "p95_ms": n95, "p99_ms": n99},
+            "mann_whitney_p": float(res.pvalue),
+            "prob_superiority": float(res.statistic) / (len(new) * len(base)),
+            "p95_ratio": clean(ratio), "checks": checks, "regressed": all(c["passed"] for c in checks)}
+
+
+def _errors(p: dict[str, Any], t: dict[str, Any]) -> dict[str, Any]:
+    table = [[p["errors"], p["n"] - p["errors"]], [p["base_errors"], p["base_n"] - p["base_errors"]]]
+    pvalue = float(stats.fisher_exact(table, alternative="greater").pvalue)
+    diff = p["error_rate"] - p["base_error_rate"]
+    checks = [check("alpha", pvalue, f"< {t['alpha']}", pvalue < t["alpha"]),
+              check("min_error_rate_increase", round(diff, 4), t["min_error_rate_increase"],
+                    diff >= t["min_error_rate_increase"])]
+    return {"base_rate": p["base_error_rate"], "new_rate": p["error_rate"], "increase": diff,
+            "fisher_p": pvalue, "checks": checks, "regressed": all(c["passed"] for c in checks)}
+
+
+def _changed_calls(patterns: list[dict[str, Any]], t: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for c in patterns:
+        a, b = c["new_per_request"], c["base_per_request"]
+        if abs(a - b) >= t["min_call_change"] and (a >= 2 * b or b >= 2 * a):
+            out.append({"target": c["target"], "target_operation": c["target_operation"],
+                        "base_per_request": b, "new_per_request": a})
+    return sorted(out, key=lambda c: -abs(c["new_per_request"] - c["base_per_request"]))
+
+
+def _judge(p: dict[str, Any], samples: dict[tuple, np.ndarray], kinds: list[dict[str, Any]],
+           patterns: list[dict[str, Any]], t: dict[str, Any], explain: bool) -> dict[str, Any] | None:
+    lat, err = _latency(p, samples, t), _errors(p, t)
+    new_kinds = [{"origin": k["origin"], "kind": k["kind"], "count": k["n"], "trace_id": k["trace_id"]}
+                 for k in sorted(kinds, key=lambda k: -k["n"])]
+    calls = _changed_calls(patterns, t)
+    if not (lat["regressed"] or err["regressed"] or new_kinds or calls):
+        if not explain:
+            return None
+        # the aspect (latency or errors) that moved the wrong way and passed most of its checks
+        moved = [a for a, up in ((lat, lat["new"]["p95_ms"] > lat["base"]["p95_ms"]), (err, err["increase"] > 0)) if up]
+        best = max(moved, key=lambda a: sum(c["passed"] for c in a["checks"]), default=None)
+        if best is None or not any(c["passed"] for c in best["checks"]):
+            return None
+        return near_miss(_record(p, lat, err, new_kinds, calls, t, "info", 0.0), best["checks"])
+    new_share = sum(k["count"] for k in new_kinds if k["origin"] == "status") / p["n"]
+    sev_lat = _grade(lat["p95_ratio"] or 0.0, (3.0, 1.5, 1.2)) if lat["regressed"] else 4
+    sev_err = _grade(err["increase"], (0.10, 0.05, 0.02)) if err["regressed"] else 4
+    sev_new = (1 if new_share >= 0.05 else 2) if new_kinds else 4
+    rank = min(sev_lat, sev_err, sev_new, 3)
+    severity = ("critical", "high", "medium", "low")[rank]
+    score = max((lat["p95_ratio"] or 1.0) - 1 if lat["regressed"] else 0.0, 10 * err["increase"] if err["regressed"] else 0.0,
+                10 * new_share, 0.1 if calls else 0.0)
+    return _record(p, lat, err, new_kinds, calls, t, severity, float(score))
+
+
+def _grade(value: float, cuts: tuple[float, float, float]) -> int:
+    """0 critical, 1 high, 2 medium, 3 low for ``value`` against descending ``cuts``."""
+    return next((i for i, cut in enumerate(cuts) if value >= cut), 3)
+
+
+def _record(p: dict[str, Any], lat: dict[str, Any], err: dict[str, Any], kinds: list[dict[str, Any]],
+            calls: list[dict[str, Any]], t: dict[str, Any], severity: str, score: float) -> dict[str, Any]:
+    svc, op, ver, base = p["service"], p["operation"], p["version"], p["base_version"]
+    parts, what = [], []
+    if lat["regressed"]:
+        what.append("slower")
+        parts.append(f"p99 {fmt_ms(lat['base']['p99_ms'])} → {fmt_ms(lat['new']['p99_ms'])} "
+                     f"(p95 +{fmt_ms(lat['new']['p95_ms'] - lat['base']['p95_ms'])}, "
+                     f"Mann–Whitney p={lat['mann_whitney_p']:.1g})")
+    if err["regressed"]:
+        what.append("failing more")
+        parts.append(f"errors {err['base_rate']:.1%} → {err['new_rate']:.1%}")
+    if kinds:
+        what.append("failing differently")
+        parts.append(f"{len(kinds)} new error type{'s' if len(kinds) > 1 else ''} such as "
+                     f"“{kinds[0]['kind']}” ({kinds[0]['count']}x)")
+    if calls:
+        c = calls[0]
+        parts.append(f"{c['target_operation']} calls to {c['target']} per request "
+                     f"{fmt_num(c['base_per_request'])} → {fmt_num(c['new_per_request'])}")
+    verdict = " and ".join(what) or "calling its dependencies differently"
+    summary = f"{svc} {op} is {verdict} in {vlabel(ver)} than in {vlabel(base)}: " + "; ".join(parts) + "."
+    use_errors = err["regressed"] and not lat["regressed"]
+    evidence = {
+        "exemplar_trace_ids": list((p["error_traces"] if use_errors else p["slow_traces"]) or []),
+        "source": p["error_source"] if use_errors else p["slow_source"],
+        "baseline_version": base, "requests": {"baseline": p["base_n"], "new": p["n"]},
+        "latency": {k: v for k, v in lat.items() if k != "checks"}, "errors": {k: v for k, v in err.items() if k != "checks"},
+        "new_error_types": kinds, "changed_calls": calls,
+        "checks": {"latency": lat["checks"], "errors": err["checks"]}, "thresholds": t,
+    }
+    return {"detector": "version_regression", "severity": severity,
+            "title": f"{svc} {op} regressed in {vlabel(ver)}", "service": svc, "operation": op,
+            "target": calls[0]["target"] if calls else None,
+            "target_operation": calls[0]["target_operation"] if calls else None, "version": ver,
+            "start_time": p["first_seen"], "end_time": p["last_seen"], "score": score,
+            "evidence": evidence, "summary": summary}
