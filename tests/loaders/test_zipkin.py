@@ -1,0 +1,181 @@
+"""Zipkin v2 JSON loader: real-shaped API responses (/api/v2/trace/{id}, /api/v2/traces, a
+single span, one per line) with shared client/server halves, partial flushes, 64/128-bit ids,
+string times, missing service names, rejects and strict mode."""
+from __future__ import annotations
+
+import pytest
+
+from forensics.errors import StrictModeError
+from forensics.loaders.sniff import Head, sniff
+from forensics.loaders.zipkin import CLIENT_ID_MASK
+from forensics.loaders.zipkin import _sniff as sniff_zipkin
+
+from ._jaeger_zipkin_util import DATA, at, compressed_copies, load, rejects, spans_by_id
+
+Z = DATA / "zipkin"
+TRACE = "00000000000000005af7183fb1d4cf5f"  # 64-bit in the file
+TRACE128 = "463ac35c9f6413ad48485a3953bb6124"
+CLIENT_HALF = "b52bff9a74ca9ad2"  # 352bff9a74ca9ad2 with its top bit flipped
+
+
+@pytest.fixture(scope="module")
+def trace():
+    case, report = load(Z / "trace.json")
+    return case, report, spans_by_id(case)
+
+
+def test_trace_response_rows(trace):
+    _, report, spans = trace
+    assert (report.records_read, report.rows_loaded, report.rows_rejected) == (4, 4, 0)
+    got = {sid: (s["trace_id"], s["parent_span_id"], s["service"], s["service_version"], s["name"], s["kind"],
+                 s["start_time"], s["end_time"], s["duration_ms"], s["status"], s["status_message"], s["host_name"],
+                 s["source_line"], s["source_offset"]) for sid, s in spans.items()}
+    assert got == {
+        "6b221d5bc9e6496c": (TRACE, None, "catalog-service", "1.8.0", "get /search", "server",
+                             at(0), at(412345), 412.345, "unset", None, "10.1.2.3", None, 0),
+        # the CLIENT half of the shared id gets the derived id and keeps its own parent
+        CLIENT_HALF: (TRACE, "6b221d5bc9e6496c", "catalog-service", "1.8.0", "get /items", "client",
+                      at(1250), at(351373), 350.123, "error", "500", "10.1.2.3", None, 1),
+        # the SERVER half keeps the id and now points at the client half; error tag "" -> error, no message
+        "352bff9a74ca9ad2": (TRACE, CLIENT_HALF, "inventory-service", None, "get /items", "server",
+                             at(3000), at(343000), 340.0, "error", None, "10.1.2.9", None, 2),
+        # children of the shared id stay under the server half
+        "d300000000000004": (TRACE, "352bff9a74ca9ad2", "inventory-service", None, "select inventory.items", "client",
+                             at(4000), at(304000), 300.0, "error", "canceling statement due to statement timeout",
+                             "10.1.2.9", None, 3),
+    }
+
+
+def test_client_half_id_derivation_is_documented_xor():
+    assert f"{int('352bff9a74ca9ad2', 16) ^ CLIENT_ID_MASK:016x}" == CLIENT_HALF
+
+
+def test_trace_response_attributes_and_promoted_columns(trace):
+    _, _, spans = trace
+    client = spans[CLIENT_HALF]
+    assert client["attributes"] == {
+        "http.method": "GET", "http.path": "/items", "http.status_code": "500", "error": "500",
+        "service.version": "1.8.0", "zipkin.original_span_id": "352bff9a74ca9ad2",
+        "zipkin.remote_endpoint.service_name": "inventory-service", "zipkin.remote_endpoint.ipv4": "10.1.2.9",
+        "zipkin.remote_endpoint.port": "9000"}
+    # remoteEndpoint.serviceName -> peer_service when there is no peer.service tag
+    assert (client["http_method"], client["http_url"], client["http_status_code"], client["peer_service"]) == (
+        "GET", "/items", 500, "inventory-service")
+    server = spans["352bff9a74ca9ad2"]
+    assert server["attributes"]["zipkin.shared"] == "true" and "zipkin.original_span_id" not in server["attributes"]
+    assert server["peer_service"] is None  # the remote endpoint has no service name
+    root = spans["6b221d5bc9e6496c"]
+    assert root["resource_attributes"] == {
+        "service.name": "catalog-service", "zipkin.local_endpoint.ipv4": "10.1.2.3", "zipkin.local_endpoint.port": "8080"}
+    db = spans["d300000000000004"]
+    assert (db["db_system"], db["db_statement"], db["peer_service"]) == (
+        "postgresql", "SELECT * FROM items WHERE id = $1", "postgres")
+    assert db["events"] == [
+        {"time": "2026-02-18T10:00:00.004100Z", "name": "conn.acquired", "attributes": {}},
+        {"time": "2026-02-18T10:00:00.304000Z", "name": "statement timeout", "attributes": {}}]
+    assert root["events"] is None and root["links"] is None
+
+
+def test_array_of_traces_quirks():
+    case, report = load(Z / "traces.json")
+    spans = spans_by_id(case)
+    got = {sid: (s["trace_id"], s["parent_span_id"], s["service"], s["kind"], s["start_time"], s["end_time"],
+                 s["duration_ms"], s["status"], s["status_message"], s["host_name"], s["peer_service"],
+                 s["source_offset"]) for sid, s in spans.items()}
+    assert got == {
+        # 128-bit id; timestamp/duration as strings; ipv6 host; peer.service tag wins over remoteEndpoint
+        "a2fb4a1d1a96d312": (TRACE128, None, "checkout", "producer", at(60_000_000), at(60_001_500), 1.5,
+                             "unset", None, "2001:db8::c001", "orders-topic", 0),
+        # partial flush without duration: kept, no end; serviceName "" -> NULL; host.name tag beats ipv4
+        "b7ad6b7169203331": (TRACE128, "a2fb4a1d1a96d312", None, "consumer", at(60_002_000), None, None,
+                             "unset", None, "worker-7", None, 1),
+        # no localEndpoint at all; fractional duration (µs) kept in duration_ms; otel.status_code OK
+        "d7ad6b7169203333": (TRACE128, "b7ad6b7169203331", None, "unspecified", at(60_003_000), at(60_003_003),
+                             0.0025, "ok", None, None, None, 3),
+        # 15-char trace id of the same trace as its 16-char parent; short ids left-padded; otel ERROR status
+        "0000000000000012": ("0" * 16 + "0a0b0c0d0e0f1011", "0000000000000011", "legacy", "unspecified",
+                             at(70_000_005), at(70_000_008), 0.003, "error", "cache miss storm", None, "cache", 5),
+    }
+    assert spans["a2fb4a1d1a96d312"]["attributes"]["zipkin.debug"] == "true"
+    assert (spans["a2fb4a1d1a96d312"]["messaging_system"], spans["a2fb4a1d1a96d312"]["messaging_destination"]) == (
+        "kafka", "orders")
+    assert spans["b7ad6b7169203331"]["resource_attributes"] == {"zipkin.local_endpoint.ipv4": "10.3.0.4"}
+    assert (report.records_read, report.rows_loaded, report.rows_rejected) == (6, 4, 2)
+    assert rejects(case) == [
+        ("traces.json", None, 2, "bad_time",
+         'span has no "timestamp" (a partial flush without a start cannot be placed in time)'),
+        ("traces.json", None, 4, "bad_value", "unknown span kind: BOGUS"),
+    ]
+
+
+def test_single_span_object():
+    case, _ = load(Z / "single_span.json")
+    [(sid, s)] = spans_by_id(case).items()
+    assert (sid, s["trace_id"], s["parent_span_id"], s["kind"], s["http_method"], s["http_url"],
+            s["http_status_code"], s["duration_ms"], s["source_offset"]) == (
+        "86154a4ba6e91385", "000000000000000086154a4ba6e91385", None, "server", "POST", "/checkout", 201, 12.0, 0)
+
+
+def test_spans_per_line_with_bad_lines():
+    case, report = load(Z / "spans.ndjson")
+    spans = spans_by_id(case)
+    assert {sid: (s["parent_span_id"], s["source_line"], s["source_offset"]) for sid, s in spans.items()} == {
+        "000000000000002b": (None, 1, None),
+        "000000000000003b": ("000000000000002b", 2, None),
+    }
+    assert (report.records_read, report.rows_loaded, report.rows_rejected) == (4, 2, 2)
+    got = rejects(case)
+    assert [r[:4] for r in got] == [("spans.ndjson", 3, None, "invalid_json"), ("spans.ndjson", 4, None, "wrong_shape")]
+    assert got[1][4].endswith("found a JSON object with keys foo")
+
+
+def test_strict_mode_names_file_and_record():
+    with pytest.raises(StrictModeError) as err:
+        load(Z / "traces.json", strict=True)
+    assert "traces.json" in str(err.value) and "offset 2" in str(err.value) and '"timestamp"' in str(err.value)
+
+
+def test_broken_document_rejected_with_line_and_offset():
+    case, report = load(Z / "broken.json")
+    assert (report.records_read, report.rows_rejected) == (1, 1)
+    [(name, line, offset, code, reason)] = rejects(case)
+    assert (name, line, offset, code) == ("broken.json", 11, 400, "invalid_json")
+    assert "line 11 column 72" in reason
+
+
+def test_compressed_exports_load_the_same_rows(tmp_path, trace):
+    _, _, expected = trace
+    for path in compressed_copies(Z / "trace.json", tmp_path):
+        assert sniff(str(path)) == "zipkin_json"
+        case, _ = load(path)
+        got = spans_by_id(case)
+        assert {k: {**v, "source_file": None} for k, v in got.items()} == \
+            {k: {**v, "source_file": None} for k, v in expected.items()}, path.name
+
+
+@pytest.mark.parametrize("name", ["trace.json", "traces.json", "single_span.json", "spans.ndjson"])
+def test_sniffed_as_zipkin(name):
+    assert sniff(str(Z / name)) == "zipkin_json"
+
+
+def _head(text: str, complete: bool = True) -> Head:
+    return Head("x.json", text.encode(), complete=complete)
+
+
+@pytest.mark.parametrize("text", [
+    '{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ab", "spanId": "cd", "name": "x"}]}]}]}',
+    # a JSON log line that happens to have "id" and "traceId" fields
+    '{"id": 7, "traceId": "4bf92f3577b34da6", "timestamp": "2026-02-18T10:00:00Z", "name": "app", "msg": "x"}\n{"id": 8}\n',
+    '{"data": [{"traceID": "ab", "spans": [], "processes": {}}], "total": 0}',
+    '[{"traceID": "ab", "spanID": "cd", "operationName": "x"}]',
+    '{"status": "success", "data": {"resultType": "vector", "result": []}}',
+    '# HELP x y\n# TYPE x counter\nx 1\n',
+])
+def test_not_zipkin(text):
+    assert sniff_zipkin(_head(text)) == 0.0
+
+
+def test_large_document_sniffed_from_its_head():
+    head = _head('[\n  {\n    "traceId": "5af7183fb1d4cf5f",\n    "id": "6b221d5bc9e6496c",\n'
+                 '    "localEndpoint": {"serviceName": "a"},', complete=False)
+    assert sniff_zipkin(head) == 0.8
