@@ -11,6 +11,7 @@ from typing import Any
 import zstandard
 
 import forensics
+from forensics.loaders.sniff import Head, sniff
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 BASE = datetime(2026, 2, 18, 10, 0, tzinfo=timezone.utc)
@@ -55,3 +56,18 @@ def compressed_copies(src: Path, tmp: Path) -> list[Path]:
     zst = tmp / (src.name + ".zst")
     zst.write_bytes(zstandard.ZstdCompressor().compress(src.read_bytes()))
     return [gz, zst]
+
+
+def head(text: str, complete: bool = True) -> Head:
+    """A sniffing head over ``text`` (``complete=False``: the start of a larger file)."""
+    return Head("x.json", text.encode(), complete=complete)
+
+
+def assert_compressed_copies_match(src: Path, tmp: Path, fmt: str, expected: dict[str, dict[str, Any]]) -> None:
+    """gzip and zstd copies of ``src`` sniff as ``fmt`` and load rows equal to ``expected``."""
+    for path in compressed_copies(src, tmp):
+        assert sniff(str(path)) == fmt, path.name
+        case, _ = load(path)
+        got = spans_by_id(case)
+        assert {k: {**v, "source_file": None} for k, v in got.items()} == \
+            {k: {**v, "source_file": None} for k, v in expected.items()}, path.name

@@ -6,9 +6,9 @@ import pytest
 
 from forensics.errors import StrictModeError
 from forensics.loaders.jaeger import _sniff as sniff_jaeger
-from forensics.loaders.sniff import Head, sniff
+from forensics.loaders.sniff import sniff
 
-from ._jaeger_zipkin_util import DATA, at, compressed_copies, load, rejects, spans_by_id
+from ._jaeger_zipkin_util import DATA, assert_compressed_copies_match, at, head, load, rejects, spans_by_id
 
 J = DATA / "jaeger"
 TRACE = "0bf92f3577b34da6a3ce929d0e0e4736"  # 31 chars in the file
@@ -170,23 +170,13 @@ def test_broken_document_rejected_with_line_and_offset():
 
 
 def test_compressed_exports_load_the_same_rows(tmp_path, ui):
-    _, _, expected = ui
-    for path in compressed_copies(J / "ui_download.json", tmp_path):
-        assert sniff(str(path)) == "jaeger_json"
-        case, _ = load(path)
-        got = spans_by_id(case)
-        assert {k: {**v, "source_file": None} for k, v in got.items()} == \
-            {k: {**v, "source_file": None} for k, v in expected.items()}, path.name
+    assert_compressed_copies_match(J / "ui_download.json", tmp_path, "jaeger_json", ui[2])
 
 
 @pytest.mark.parametrize("name", ["ui_download.json", "single_trace.json", "spans_array.json", "traces.ndjson",
                                   "bad_process.json"])
 def test_sniffed_as_jaeger(name):
     assert sniff(str(J / name)) == "jaeger_json"
-
-
-def _head(text: str, complete: bool = True) -> Head:
-    return Head("x.json", text.encode(), complete=complete)
 
 
 @pytest.mark.parametrize("text", [
@@ -199,10 +189,10 @@ def _head(text: str, complete: bool = True) -> Head:
     '{"data": [{"id": 1}]}',
 ])
 def test_not_jaeger(text):
-    assert sniff_jaeger(_head(text)) == 0.0
+    assert sniff_jaeger(head(text)) == 0.0
 
 
 def test_large_document_sniffed_from_its_head():
-    head = _head('{\n  "data": [\n    {\n      "traceID": "ab",\n      "spans": [\n        {\n          "traceID": "ab",'
+    start = head('{\n  "data": [\n    {\n      "traceID": "ab",\n      "spans": [\n        {\n          "traceID": "ab",'
                  '\n          "spanID": "cd",\n          "operationName": "x",', complete=False)
-    assert sniff_jaeger(head) == 0.8
+    assert sniff_jaeger(start) == 0.8

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from forensics.errors import StrictModeError
-from forensics.loaders.sniff import Head, sniff
+from forensics.loaders.sniff import sniff
 from forensics.loaders.zipkin import CLIENT_ID_MASK
 from forensics.loaders.zipkin import _sniff as sniff_zipkin
 
-from ._jaeger_zipkin_util import DATA, at, compressed_copies, load, rejects, spans_by_id
+from ._jaeger_zipkin_util import DATA, assert_compressed_copies_match, at, head, load, rejects, spans_by_id
 
 Z = DATA / "zipkin"
 TRACE = "00000000000000005af7183fb1d4cf5f"  # 64-bit in the file
@@ -144,22 +144,12 @@ def test_broken_document_rejected_with_line_and_offset():
 
 
 def test_compressed_exports_load_the_same_rows(tmp_path, trace):
-    _, _, expected = trace
-    for path in compressed_copies(Z / "trace.json", tmp_path):
-        assert sniff(str(path)) == "zipkin_json"
-        case, _ = load(path)
-        got = spans_by_id(case)
-        assert {k: {**v, "source_file": None} for k, v in got.items()} == \
-            {k: {**v, "source_file": None} for k, v in expected.items()}, path.name
+    assert_compressed_copies_match(Z / "trace.json", tmp_path, "zipkin_json", trace[2])
 
 
 @pytest.mark.parametrize("name", ["trace.json", "traces.json", "single_span.json", "spans.ndjson"])
 def test_sniffed_as_zipkin(name):
     assert sniff(str(Z / name)) == "zipkin_json"
-
-
-def _head(text: str, complete: bool = True) -> Head:
-    return Head("x.json", text.encode(), complete=complete)
 
 
 @pytest.mark.parametrize("text", [
@@ -172,10 +162,10 @@ def _head(text: str, complete: bool = True) -> Head:
     '# HELP x y\n# TYPE x counter\nx 1\n',
 ])
 def test_not_zipkin(text):
-    assert sniff_zipkin(_head(text)) == 0.0
+    assert sniff_zipkin(head(text)) == 0.0
 
 
 def test_large_document_sniffed_from_its_head():
-    head = _head('[\n  {\n    "traceId": "5af7183fb1d4cf5f",\n    "id": "6b221d5bc9e6496c",\n'
+    start = head('[\n  {\n    "traceId": "5af7183fb1d4cf5f",\n    "id": "6b221d5bc9e6496c",\n'
                  '    "localEndpoint": {"serviceName": "a"},', complete=False)
-    assert sniff_zipkin(head) == 0.8
+    assert sniff_zipkin(start) == 0.8
