@@ -36,11 +36,12 @@ from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, hex_id_sql
 #: canonical field -> keys looked for, in priority order (a key with dots matches a literal
 #: dotted key or a member of a nested object: ``log.level`` finds ``{"log.level": ..}`` and
 #: ``{"log": {"level": ..}}``). ``docker.time`` is the docker json-file envelope's time, used
-#: only when the application's own record has no time.
+#: only when the application's own record has no time (``heroku.time`` likewise for the
+#: ``heroku logs`` prefix); ``at`` is the level of Heroku router lines.
 FIELD_KEYS: dict[str, tuple[str, ...]] = {
-    "time": ("@timestamp", "timestamp", "time", "ts", "datetime", "t", "docker.time"),
-    "severity": ("level", "severity", "lvl", "log.level", "levelname", "severity_text", "loglevel"),
-    "body": ("msg", "message", "body", "event", "log", "error", "err"),
+    "time": ("@timestamp", "timestamp", "time", "ts", "datetime", "t", "docker.time", "heroku.time"),
+    "severity": ("level", "severity", "lvl", "log.level", "levelname", "severity_text", "loglevel", "at"),
+    "body": ("msg", "message", "body", "event", "log", "error", "err", "desc"),
     "trace_id": ("trace_id", "traceId", "traceID", "trace.id", "traceid", "dd.trace_id"),
     "span_id": ("span_id", "spanId", "spanID", "span.id", "spanid", "dd.span_id"),
     "service": ("service", "service.name", "dd.service", "app", "application", "logger", "logger_name", "name"),
@@ -55,7 +56,7 @@ MAPPING_ALIASES: dict[str, str] = {
 
 SEVERITY_WORDS: dict[str, tuple[str, ...]] = {
     "trace": ("trace", "trc", "finest", "verbose", "all"),
-    "debug": ("debug", "dbg", "fine", "finer", "config", "d"),
+    "debug": ("debug", "dbg", "dbug", "fine", "finer", "config", "d"),
     "info": ("info", "inf", "information", "informational", "notice", "i"),
     "warn": ("warn", "warning", "wrn", "w"),
     "error": ("error", "err", "eror", "severe", "e"),
