@@ -19,28 +19,17 @@ def _path(b: SpanBuilder, trace_id: str) -> dict[str, float]:
     return {r["name"]: r["self_ms"] for r in rows}
 
 
-def test_sequential_children_are_both_on_the_path():
+@pytest.mark.parametrize("children, expected", [
+    pytest.param([("A", 0, 40), ("B", 40, 50)], {"root": 10, "A": 40, "B": 50}, id="sequential-touching"),
+    pytest.param([("A", 10, 70), ("B", 20, 40)], {"root": 30, "A": 70}, id="parallel-last-finishing"),
+    pytest.param([("A", 10, 20), ("B", 50, 20)], {"root": 60, "A": 20, "B": 20}, id="gaps-are-parent-self-time"),
+])
+def test_children_of_the_root(children, expected):
     b = SpanBuilder(T0)
     root = b.span("api", "root", kind="server", duration_ms=100)
-    b.span("api", "A", parent=root, start_ms=0, duration_ms=40)
-    b.span("api", "B", parent=root, start_ms=40, duration_ms=50)
-    assert _path(b, root.trace_id) == {"root": 10, "A": 40, "B": 50}
-
-
-def test_parallel_children_only_the_last_finishing_counts():
-    b = SpanBuilder(T0)
-    root = b.span("api", "root", kind="server", duration_ms=100)
-    b.span("api", "A", parent=root, start_ms=10, duration_ms=70)
-    b.span("api", "B", parent=root, start_ms=20, duration_ms=40)
-    assert _path(b, root.trace_id) == {"root": 30, "A": 70}
-
-
-def test_gaps_are_self_time_of_the_parent():
-    b = SpanBuilder(T0)
-    root = b.span("api", "root", kind="server", duration_ms=100)
-    b.span("api", "A", parent=root, start_ms=10, duration_ms=20)
-    b.span("api", "B", parent=root, start_ms=50, duration_ms=20)
-    assert _path(b, root.trace_id) == {"root": 60, "A": 20, "B": 20}
+    for name, start, dur in children:
+        b.span("api", name, parent=root, start_ms=start, duration_ms=dur)
+    assert _path(b, root.trace_id) == expected
 
 
 def test_nested_overlapping_grandchildren_and_overflowing_child():

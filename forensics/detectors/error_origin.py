@@ -1,0 +1,137 @@
+"""Error origin: where failing traces start to fail, and whether the error is propagated or masked.
+
+In each failing trace (one with any error span), the *origin* is the earliest-starting error
+span none of whose children errored: the deepest place the failure is visible. Walking its
+ancestors up to the root tells whether the error was *propagated* (every ancestor errors too)
+or *masked* (some ancestor returned ok / 2xx despite the failure below it: retried, swallowed
+or turned into a default answer). Origins are grouped by (service, operation, message template).
+
+A span counts as errored when its status is ``error`` or its HTTP status code is >= 500.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..analysis._tree import MAX_DEPTH, is_error_sql, span_operation_sql
+from ..findings import Findings
+from ._common import check, clean, near_miss, rows, source_sql, to_findings
+from ._normalize import call_target_sql, normalize_text_sql
+from .registry import detector
+
+if TYPE_CHECKING:
+    from ..case import Case
+
+
+def origins_sql(max_depth: int = MAX_DEPTH) -> str:
+    """SELECT of one origin per failing trace with its propagation.
+
+    Columns: trace_id, span_id, service, operation, kind, version, target (the dependency, for
+    client origins), template (normalized status message, else ``HTTP <code>``), start_time,
+    source, hops (ancestors walked), masked (an ancestor did not error), masked_by
+    ("service operation" of the nearest ancestor that did not error), reached_root.
+    """
+    return f"""
+WITH RECURSIVE err AS (
+  SELECT * FROM spans s WHERE {is_error_sql('s')}
+),
+leaf AS (
+  SELECT e.* FROM err e
+  WHERE NOT EXISTS (SELECT 1 FROM err c WHERE c.trace_id = e.trace_id AND c.parent_span_id = e.span_id)
+),
+origin AS (
+  SELECT o.trace_id, o.span_id, o.parent_span_id, o.service, {span_operation_sql('o')} AS operation,
+    o.kind, o.service_version AS version,
+    CASE WHEN o.kind IN ('client', 'producer') THEN {call_target_sql('o', None)} END AS target,
+    coalesce({normalize_text_sql("nullif(o.status_message, '')")}, 'HTTP ' || o.http_status_code::VARCHAR,
+             '(no message)') AS template,
+    o.start_time, {source_sql('o')} AS source
+  FROM leaf o
+  QUALIFY row_number() OVER (PARTITION BY o.trace_id ORDER BY o.start_time NULLS LAST, o.span_id) = 1
+),
+up(trace_id, origin_id, parent_span_id, hops, ok, label) AS (
+  SELECT trace_id, span_id, parent_span_id, 0, false, NULL::VARCHAR FROM origin
+  UNION ALL
+  SELECT up.trace_id, up.origin_id, p.parent_span_id, up.hops + 1, NOT {is_error_sql('p')},
+         p.service || ' ' || {span_operation_sql('p')}
+  FROM up JOIN spans p ON p.trace_id = up.trace_id AND p.span_id = up.parent_span_id
+  WHERE up.hops < {int(max_depth)}
+),
+walk AS (
+  SELECT trace_id, origin_id, max(hops) AS hops, bool_or(ok) AS masked,
+         arg_min(label, hops) FILTER (WHERE ok) AS masked_by,
+         bool_or(parent_span_id IS NULL) AS reached_root
+  FROM up GROUP BY ALL
+)
+SELECT o.*, w.hops, w.masked, w.masked_by, w.reached_root
+FROM origin o JOIN walk w ON w.trace_id = o.trace_id AND w.origin_id = o.span_id
+"""
+
+
+@detector("error_origin")
+def detect_error_origin(case: "Case", *, min_traces: int = 3, min_share: float = 0.05,
+                        explain: bool = False) -> Findings:
+    """Where failing traces start failing, and whether the error propagates or is masked.
+
+    Parameters
+    ----------
+    min_traces:
+        Failing traces an origin group needs (count).
+    min_share:
+        Share (0-1) of all failing traces an origin group needs.
+    explain:
+        Also report near misses (groups failing one threshold with at least 2 traces).
+
+    Notes
+    -----
+    Severity follows how much of the traffic fails at this origin: high when its traces are
+    >= 5% of all traces, medium >= 1%, low below; ``score`` is that fraction.
+    """
+    thresholds = {"min_traces": min_traces, "min_share": min_share}
+    q = f"""
+WITH o AS ({origins_sql()}),
+tot AS (SELECT (SELECT count(*) FROM o) AS failing, (SELECT count(DISTINCT trace_id) FROM spans) AS traces)
+SELECT service, operation, template, any_value(kind) AS kind, mode(version) AS version,
+  mode(target) AS target, count(*) AS n, any_value(tot.failing) AS failing, any_value(tot.traces) AS traces,
+  count(*) FILTER (WHERE masked) AS masked_n, mode(masked_by) AS masked_by,
+  count(*) FILTER (WHERE reached_root AND NOT masked) AS propagated_n,
+  min(start_time) AS first, max(start_time) AS last,
+  list(trace_id ORDER BY start_time, trace_id)[1:5] AS exemplars,
+  arg_min(source, start_time) AS source
+FROM o, tot GROUP BY service, operation, template ORDER BY n DESC, service, operation, template
+"""
+    records = []
+    for r in rows(case, q):
+        share = r["n"] / r["failing"]
+        checks = [check("min_traces", r["n"], min_traces, r["n"] >= min_traces),
+                  check("min_share", share, min_share, share >= min_share)]
+        failed = [c for c in checks if not c["passed"]]
+        if failed and not (explain and len(failed) == 1 and r["n"] >= 2):
+            continue
+        rec = _record(r, share, thresholds)
+        records.append(near_miss(rec, checks) if failed else rec)
+    return to_findings(records)
+
+
+def _record(r: dict[str, Any], share: float, thresholds: dict[str, Any]) -> dict[str, Any]:
+    rate = r["n"] / r["traces"] if r["traces"] else 0.0
+    masked_share = r["masked_n"] / r["n"]
+    where = f"{r['service']} {r['operation']}" + (f" (calling {r['target']})" if r["target"] else "")
+    if masked_share >= 0.5:
+        fate = (f"it is masked in {masked_share:.0%} of them"
+                + (f" ({r['masked_by']} returns success)" if r["masked_by"] else ""))
+    else:
+        fate = f"it propagates to the root in {r['propagated_n'] / r['n']:.0%} of them"
+    summary = (f"{r['n']} of {r['failing']} failing traces ({share:.0%}) start failing at {where} "
+               f"with \"{r['template']}\"; {fate}.")
+    evidence = {
+        "failing_traces": r["failing"], "traces": r["traces"], "origin_traces": r["n"], "share": share,
+        "trace_rate": rate, "template": r["template"], "kind": r["kind"], "masked_traces": r["masked_n"],
+        "masked_share": masked_share, "masked_by": r["masked_by"], "propagated_traces": r["propagated_n"],
+        "exemplar_trace_ids": r["exemplars"], "source": r["source"], "thresholds": thresholds,
+    }
+    return {"detector": "error_origin",
+            "severity": "high" if rate >= 0.05 else "medium" if rate >= 0.01 else "low",
+            "title": f"errors originate at {where}", "service": r["service"], "operation": r["operation"],
+            "target": r["target"], "target_operation": None, "version": r["version"],
+            "start_time": r["first"], "end_time": r["last"], "score": clean(rate),
+            "evidence": evidence, "summary": summary}

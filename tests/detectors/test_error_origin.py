@@ -1,0 +1,93 @@
+"""error_origin: the first failing span of each trace, propagated or masked."""
+from datetime import datetime, timezone
+
+import pytest
+
+import forensics
+from forensics.detectors.error_origin import detect_error_origin
+from forensics.synth.builder import SpanBuilder
+
+T0 = datetime(2026, 2, 18, 10, 0, tzinfo=timezone.utc)
+
+
+def _checkout(b: SpanBuilder, i: int, mode: str) -> str:
+    """One checkout trace; mode: ok | bank_down (propagated) | recs_down (masked by the root)."""
+    t = i * 100
+    bank_err = mode == "bank_down"
+    root = b.span("api", "POST /checkout", kind="server", start_ms=t, duration_ms=90,
+                  status="error" if bank_err else "unset",
+                  attributes={"http.route": "/checkout", "http.request.method": "POST",
+                              "http.response.status_code": 502 if bank_err else 200})
+    pay = b.span("api", "POST", kind="client", parent=root, start_ms=t + 5, duration_ms=60,
+                 status="error" if bank_err else "unset",
+                 attributes={"peer.service": "payment-service", "http.request.method": "POST",
+                             "url.template": "/charge"})
+    charge = b.span("payment-service", "POST /charge", kind="server", parent=pay, start_ms=t + 6,
+                    duration_ms=58, version="2.4.1", status="error" if bank_err else "unset",
+                    attributes={"http.response.status_code": 500 if bank_err else 200})
+    b.span("payment-service", "POST", kind="client", parent=charge, start_ms=t + 10 + (i % 3),
+           duration_ms=40, version="2.4.1", status="error" if bank_err else "unset",
+           status_message=f"connection refused by bank-gw-{i % 4}:443 after {100 + i} ms" if bank_err else None,
+           attributes={"peer.service": "bank", "http.request.method": "POST", "url.template": "/v1/auth"})
+    recs_err = mode == "recs_down"
+    b.span("api", "GET", kind="client", parent=root, start_ms=t + 70, duration_ms=15,
+           status="error" if recs_err else "unset",
+           status_message="deadline exceeded" if recs_err else None,
+           attributes={"peer.service": "recommendations", "http.request.method": "GET",
+                       "url.template": "/recs"})
+    return root.trace_id
+
+
+def _case(modes):
+    b = SpanBuilder(T0, seed=3)
+    ids = {m: [] for m in set(modes)}
+    for i, m in enumerate(modes):
+        ids[m].append(_checkout(b, i, m))
+    case = forensics.open_case()
+    b.insert(case)
+    return case, ids
+
+
+def test_propagated_and_masked_origins():
+    case, ids = _case(["bank_down"] * 20 + ["recs_down"] * 10 + ["ok"] * 70)
+    f = {r["target"]: r for r in detect_error_origin(case).records()}
+    assert set(f) == {"bank", "recommendations"}
+    bank = f["bank"]
+    assert (bank["service"], bank["operation"], bank["version"]) == ("payment-service", "POST /v1/auth", "2.4.1")
+    assert bank["severity"] == "high" and bank["score"] == pytest.approx(0.2)
+    ev = bank["evidence"]
+    assert ev["template"] == "connection refused by bank-gw-?:? after ? ms"
+    assert (ev["origin_traces"], ev["failing_traces"], ev["propagated_traces"], ev["masked_traces"]) == (20, 30, 20, 0)
+    assert set(ev["exemplar_trace_ids"]) <= set(ids["bank_down"]) and ev["source"].startswith("builder:")
+    assert "propagates to the root in 100%" in bank["summary"]
+    recs = f["recommendations"]["evidence"]
+    assert recs["masked_share"] == 1.0 and recs["masked_by"] == "api POST /checkout"
+    assert "masked in 100%" in f["recommendations"]["summary"]
+
+
+def test_clean_traces_and_thresholds():
+    case, _ = _case(["ok"] * 30)
+    assert len(detect_error_origin(case)) == 0
+    case, _ = _case(["bank_down"] * 2 + ["ok"] * 300)
+    assert len(detect_error_origin(case)) == 0  # 2 < min_traces
+    near = detect_error_origin(case, explain=True).records()
+    assert [r["evidence"]["failed"] for r in near] == [["min_traces"]]
+    assert near[0]["severity"] == "info"
+    assert detect_error_origin(case, min_traces=2).records()[0]["severity"] == "low"
+
+
+def test_missing_parent_and_single_error_span():
+    b = SpanBuilder(T0)
+    b.span("svc", "work", kind="internal", status="error", status_message="boom")
+    b.rows[-1]["parent_span_id"] = "1" * 16  # parent never exported: the walk stops there
+    b.span("svc", "alone", kind="server", status="error", trace_id="c" * 32)
+    case = forensics.open_case()
+    b.insert(case)
+    r = {x["operation"]: x for x in detect_error_origin(case, min_traces=1).records()}
+    assert r["work"]["evidence"]["propagated_traces"] == 0 and r["work"]["evidence"]["masked_traces"] == 0
+    assert r["alone"]["evidence"]["template"] == "(no message)"
+    assert r["alone"]["evidence"]["propagated_traces"] == 1
+
+
+def test_empty_case():
+    assert len(detect_error_origin(forensics.open_case())) == 0
