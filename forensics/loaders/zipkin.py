@@ -20,15 +20,18 @@ Mapping to the canonical ``spans`` table
 * kind: ``CLIENT``/``SERVER``/``PRODUCER``/``CONSUMER``, absent -> ``unspecified``; any other
   value is rejected (``bad_value``).
 * status: ``error`` when the ``error`` tag is present (any value, even ``""``; its value is
-  ``status_message``, NULL when empty) or ``otel.status_code`` is ``ERROR``; ``ok`` when
-  ``otel.status_code`` is ``OK``; else ``unset``.
+  ``status_message``, NULL when empty, then ``otel.status_description``) or
+  ``otel.status_code`` (older exporters: ``ot.status_code``) is ``ERROR``; ``ok`` when it is
+  ``OK``; else ``unset``.
 * attributes: the tags unchanged, plus ``zipkin.debug``/``zipkin.shared`` (``true`` when set)
   and the remote endpoint as ``zipkin.remote_endpoint.{service_name,ipv4,ipv6,port}``.
   ``peer_service`` = tag ``peer.service``, else ``remoteEndpoint.serviceName``.
 * resource: ``service.name`` plus ``zipkin.local_endpoint.{ipv4,ipv6,port}``;
   ``service_version`` = tag ``service.version``; ``host_name`` = tag ``host.name`` or
   ``hostname``, else ``localEndpoint.ipv4``, else ``ipv6``.
-* events: ``annotations`` as ``[{"time": ISO-8601 UTC, "name": value, "attributes": {}}]``.
+* events: ``annotations`` as ``[{"time": ISO-8601 UTC, "name": value, "attributes": {}}]``; an
+  OpenTelemetry event exported as ``"name": {"key": "value", ...}`` (the OTel-to-Zipkin spec's
+  form; also ``name: {...}``) is split back into its name and attributes.
 * provenance: single documents store the 0-based index of the span in the document (arrays of
   arrays flattened in order) in ``source_offset``; newline-delimited files store ``source_line``.
 """
@@ -49,6 +52,12 @@ _SPAN = ('{"traceId": "VARCHAR", "id": "VARCHAR", "parentId": "VARCHAR", "name":
          '"timestamp": "VARCHAR", "duration": "VARCHAR", "debug": "VARCHAR", "shared": "VARCHAR", '
          f'"localEndpoint": {_ENDPOINT}, "remoteEndpoint": {_ENDPOINT}, '
          '"annotations": [{"timestamp": "VARCHAR", "value": "VARCHAR"}], "tags": "MAP(VARCHAR, VARCHAR)"}')
+
+#: an OpenTelemetry event written as an annotation: ``"name": {"key": "value"}`` (the spec's
+#: form) or ``name: {...}``
+_EVENT_RE = r'^"?([^"{:]+)"?\s*:\s*(\{.*\})$'
+_OTEL_EVENT = (f"(regexp_full_match(a.value, '{_EVENT_RE}', 's') AND "
+               f"json_type(try(CAST(regexp_extract(a.value, '{_EVENT_RE}', 2) AS JSON))) = 'OBJECT')")
 
 _IS_SPAN = "(json_type({e}) = 'OBJECT' AND json_exists({e}, '$.traceId') AND json_exists({e}, '$.id'))"
 _RECOGNISED = f"""(
@@ -89,6 +98,7 @@ base AS (
     {hex_sql('sp.parentId', SPAN_ID_HEX)} AS parent_id,
     upper(nullif(trim(sp.kind), '')) AS kind_u,
     coalesce(sp.tags, MAP {{}}) AS tags,
+    coalesce(sp.tags['otel.status_code'], sp.tags['ot.status_code']) AS status_tag,
     {micros_sql('sp.timestamp')} AS start_us,
     TRY_CAST(sp.duration AS DOUBLE) AS duration_us,
     nullif(trim(sp.localEndpoint.serviceName), '') AS svc,
@@ -122,17 +132,21 @@ SELECT
   sp.name AS name,
   {kind_sql("coalesce(kind_u, '')")} AS kind,
   sp.kind AS kind_raw,
-  CASE WHEN map_contains(tags, 'error') OR upper(tags['otel.status_code']) = 'ERROR' THEN 'error'
-       WHEN upper(tags['otel.status_code']) = 'OK' THEN 'ok' ELSE 'unset' END AS status,
-  tags['otel.status_code'] AS status_raw,
-  coalesce(nullif(tags['error'], ''), tags['otel.status_description']) AS status_message,
+  CASE WHEN map_contains(tags, 'error') OR upper(status_tag) = 'ERROR' THEN 'error'
+       WHEN upper(status_tag) = 'OK' THEN 'ok' ELSE 'unset' END AS status,
+  status_tag AS status_raw,
+  coalesce(nullif(tags['error'], ''), tags['otel.status_description'], tags['ot.status_description']) AS status_message,
   {ts_sql('start_us')} AS start_time,
   {ts_sql('start_us + CAST(round(duration_us) AS BIGINT)')} AS end_time,
   duration_us / 1000.0 AS duration_ms,
   attributes,
   resource_attributes,
   CASE WHEN len(sp.annotations) > 0 THEN to_json(list_transform(sp.annotations, lambda a: {{
-      'time': {iso_sql(ts_sql(micros_sql('a.timestamp')))}, 'name': a.value, 'attributes': MAP {{}}::MAP(VARCHAR, VARCHAR)}}))
+      'time': {iso_sql(ts_sql(micros_sql('a.timestamp')))},
+      'name': CASE WHEN {_OTEL_EVENT} THEN regexp_extract(a.value, '{_EVENT_RE}', 1) ELSE a.value END,
+      'attributes': CASE WHEN {_OTEL_EVENT}
+          THEN json_transform(regexp_extract(a.value, '{_EVENT_RE}', 2), '"MAP(VARCHAR, VARCHAR)"')
+          ELSE MAP {{}}::MAP(VARCHAR, VARCHAR) END}}))
   END AS events,
   coalesce(tags['host.name'], tags['hostname'], sp.localEndpoint.ipv4, sp.localEndpoint.ipv6) AS host_name,
   {line} AS source_line,

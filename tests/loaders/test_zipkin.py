@@ -72,7 +72,11 @@ def test_trace_response_attributes_and_promoted_columns(trace):
         "postgresql", "SELECT * FROM items WHERE id = $1", "postgres")
     assert db["events"] == [
         {"time": "2026-02-18T10:00:00.004100Z", "name": "conn.acquired", "attributes": {}},
-        {"time": "2026-02-18T10:00:00.304000Z", "name": "statement timeout", "attributes": {}}]
+        {"time": "2026-02-18T10:00:00.304000Z", "name": "statement timeout", "attributes": {}},
+        {"time": "2026-02-18T10:00:00.304001Z", "name": "exception",
+         "attributes": {"exception.type": "PSQLException", "exception.message": "canceling statement"}},
+        {"time": "2026-02-18T10:00:00.304002Z", "name": "retry", "attributes": {"attempt": "2"}},
+        {"time": "2026-02-18T10:00:00.304003Z", "name": "ws: {not json}", "attributes": {}}]
     assert root["events"] is None and root["links"] is None
 
 
