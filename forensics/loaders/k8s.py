@@ -1,0 +1,228 @@
+"""Kubernetes exports: ``kubectl get events -o json`` and ``kubectl get pods -o json``.
+
+Both are one JSON document (``kind`` ``List``/``EventList``/``PodList`` with ``items``, or a single
+``Event``/``Pod``); rows keep the 0-based item index in ``source_offset``.
+
+``k8s_events`` (core ``v1`` and ``events.k8s.io/v1`` field names):
+
+* ``time``: ``firstTimestamp``, else ``eventTime``, else ``deprecatedFirstTimestamp``, else
+  ``metadata.creationTimestamp``; ``end_time``: ``series.lastObservedTime``, else
+  ``lastTimestamp``, else ``deprecatedLastTimestamp``; ``count``: ``series.count``, ``count``,
+  ``deprecatedCount`` (default 1);
+* ``message`` from ``message``/``note``; ``severity`` is ``type`` lowercased (normal, warning);
+* ``kind``: ``scale`` for ``ScalingReplicaSet`` and HPA ``SuccessfulRescale``; ``deploy`` for a
+  rollout, i.e. the first "Scaled up replica set X" of a Deployment that (in the same file) also
+  scales down another replica set; ``k8s`` otherwise;
+* ``service``: the ``app.kubernetes.io/name`` or ``app`` label when present, else the involved
+  object's name with controller hash suffixes stripped (``catalog-service-7d9f8b6c5-x2x9z`` →
+  ``catalog-service``; replica sets ``-7d9f8b6c5``; stateful set ordinals ``-0``);
+* ``version``: the image tag of ``Pulling``/``Pulled`` messages;
+* ``attributes``: namespace, object_kind, object_name, field_path, component, host, action,
+  replica_set.
+
+``k8s_pods``: per container status (init containers too), events for ``lastState.terminated``
+and ``state.terminated`` (reason OOMKilled/Error/Completed, ``time`` = ``finishedAt``,
+attributes exit_code/started_at/finished_at), ``state.waiting`` reasons (CrashLoopBackOff,
+ImagePullBackOff, CreateContainerConfigError, ...; ``time`` = the last termination, else the pod
+start), restarts (reason ``Restarted``, ``count`` = ``restartCount``, ``time`` = the current
+start), and pod-level ``status.reason`` (Evicted). ``version`` is the image tag
+(``registry/x/catalog-service:1.8.0`` → ``1.8.0``; digests and registry ports are not tags).
+"""
+from __future__ import annotations
+
+import re
+
+import pyarrow as pa
+
+from .._db import run
+from .context import LoadContext
+from .registry import register_format
+from .sniff import Head
+
+#: the alphabet Kubernetes uses for generated name suffixes (no vowels, no 0/1/3)
+_SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
+
+
+def workload_sql(name: str, kind: str) -> str:
+    """Workload name of a pod or replica set name: generated hash suffixes stripped."""
+    return f"""(CASE
+  WHEN {kind} = 'Pod' THEN coalesce(
+    nullif(regexp_extract({name}, '^(.+)-{_SAFE}{{6,10}}-{_SAFE}{{5}}$', 1), ''),
+    nullif(regexp_extract({name}, '^(.+)-[0-9]+$', 1), ''),
+    nullif(regexp_extract({name}, '^(.+)-{_SAFE}{{5}}$', 1), ''), {name})
+  WHEN {kind} = 'ReplicaSet' THEN coalesce(nullif(regexp_extract({name}, '^(.+)-{_SAFE}{{6,10}}$', 1), ''), {name})
+  ELSE {name} END)"""
+
+
+def image_tag_sql(image: str) -> str:
+    """Tag of an image reference (NULL for digest-only references)."""
+    return f"nullif(regexp_extract(split_part({image}, '@', 1), ':([A-Za-z0-9_][A-Za-z0-9_.-]*)$', 1), '')"
+
+
+def _ts(expr: str) -> str:
+    return f"TRY_CAST(nullif({expr}, '') AS TIMESTAMPTZ)"
+
+
+def _items(ctx: LoadContext, singular: str) -> str | None:
+    """Register the document's items as a temp table ``(idx, it)``; returns its name."""
+    text = ctx.read_document()
+    if text is None:
+        return None
+    src = ctx.register(pa.table({"text": [text]}))
+    name = f"_k8s_items_{src}"
+    bad = run(ctx.con, f"SELECT NOT json_valid(text) FROM {src}")[0][0]
+    if bad:
+        ctx.unregister(src)
+        ctx.reject("invalid_json", f"not valid JSON (expected the output of kubectl get {singular.lower()}s -o json)", offset=0)
+        return None
+    run(ctx.con, f"""
+        CREATE TEMP TABLE {name} AS
+        SELECT idx, it, coalesce(it->>'$.kind', CASE WHEN list_kind = ? THEN ? END) AS ikind FROM (
+          SELECT unnest(range(len(items))) AS idx, unnest(items) AS it, list_kind FROM (
+            SELECT CASE WHEN json_type(d, '$.items') = 'ARRAY' THEN CAST(d->'$.items' AS JSON[]) ELSE [d] END AS items,
+                   d->>'$.kind' AS list_kind
+            FROM (SELECT text::JSON AS d FROM {src})))""", [singular + "List", singular])
+    ctx.unregister(src)
+    ctx.emit("events", f"""
+        SELECT idx AS source_offset, CAST(it AS VARCHAR) AS _raw, 'wrong_shape' AS _reject_code,
+          'item of kind ' || coalesce(ikind, '(none)') || ' is not a {singular}' AS _reject_reason
+        FROM {name} WHERE ikind IS DISTINCT FROM '{singular}'""")
+    return name
+
+
+def _sniff_kind(head: Head, kind: str, marker: str) -> float:
+    text = head.stripped
+    if not text.startswith("{") or not re.search(rf'"kind"\s*:\s*"{kind}(List)?"', text):
+        return 0.0
+    return 0.95 if re.search(marker, text) else 0.0
+
+
+def _sniff_events(head: Head) -> float:
+    return _sniff_kind(head, "Event", r'"(involvedObject|regarding)"\s*:')
+
+
+def _sniff_pods(head: Head) -> float:
+    return _sniff_kind(head, "Pod", r'"(containers|containerStatuses)"\s*:')
+
+
+_PULLED_TAG = image_tag_sql("regexp_extract(message, 'image \"([^\"]+)\"', 1)")
+
+_EVENT_FIELDS = f"""
+SELECT idx, it, o, o->>'$.kind' AS okind, o->>'$.name' AS oname, coalesce(o->>'$.namespace', it->>'$.metadata.namespace') AS ns,
+  it->>'$.reason' AS reason, coalesce(it->>'$.message', it->>'$.note') AS message,
+  coalesce({_ts("it->>'$.firstTimestamp'")}, {_ts("it->>'$.eventTime'")}, {_ts("it->>'$.deprecatedFirstTimestamp'")},
+           {_ts("it->>'$.metadata.creationTimestamp'")}) AS time,
+  coalesce({_ts("it->>'$.series.lastObservedTime'")}, {_ts("it->>'$.lastTimestamp'")},
+           {_ts("it->>'$.deprecatedLastTimestamp'")}) AS end_time,
+  coalesce(TRY_CAST(it->>'$.series.count' AS BIGINT), TRY_CAST(it->>'$.count' AS BIGINT),
+           TRY_CAST(it->>'$.deprecatedCount' AS BIGINT), 1) AS count,
+  regexp_extract(coalesce(it->>'$.message', it->>'$.note', ''), '^Scaled (up|down) replica set (\\S+) to', ['dir', 'rs']) AS scaled
+FROM (SELECT idx, it, coalesce(it->'$.involvedObject', it->'$.regarding') AS o FROM __ITEMS__ WHERE ikind = 'Event')
+"""
+
+_EVENTS = f"""
+WITH e AS ({_EVENT_FIELDS}),
+rollout AS (
+  SELECT *, scaled.dir = 'up' AND reason = 'ScalingReplicaSet'
+      AND row_number() OVER (PARTITION BY ns, oname, scaled.rs, scaled.dir ORDER BY time, idx) = 1
+      AND count(*) FILTER (scaled.dir = 'down') OVER (PARTITION BY ns, oname) > 0 AS is_rollout
+  FROM e
+)
+SELECT idx AS source_offset, CAST(it AS VARCHAR) AS _raw, time, end_time, count, reason, message,
+  lower(it->>'$.type') AS severity,
+  CASE WHEN is_rollout THEN 'deploy' WHEN reason IN ('ScalingReplicaSet', 'SuccessfulRescale') THEN 'scale' ELSE 'k8s' END AS kind,
+  coalesce(it->>'$.metadata.labels."app.kubernetes.io/name"', it->>'$.metadata.labels.app', {workload_sql('oname', 'okind')}) AS service,
+  CASE WHEN reason IN ('Pulling', 'Pulled') THEN {_PULLED_TAG} END AS version,
+  map_from_entries(list_filter([
+    {{'key': 'namespace', 'value': ns}}, {{'key': 'object_kind', 'value': okind}}, {{'key': 'object_name', 'value': oname}},
+    {{'key': 'field_path', 'value': o->>'$.fieldPath'}},
+    {{'key': 'component', 'value': coalesce(nullif(it->>'$.reportingController', ''), nullif(it->>'$.reportingComponent', ''),
+                                          it->>'$.source.component', it->>'$.deprecatedSource.component')}},
+    {{'key': 'host', 'value': coalesce(it->>'$.source.host', it->>'$.deprecatedSource.host', nullif(it->>'$.reportingInstance', ''))}},
+    {{'key': 'action', 'value': it->>'$.action'}}, {{'key': 'replica_set', 'value': nullif(scaled.rs, '')}}
+  ], lambda x: x.value IS NOT NULL AND x.value <> '')) AS attributes,
+  CASE WHEN time IS NULL THEN 'bad_time' END AS _reject_code,
+  CASE WHEN time IS NULL THEN 'event has no firstTimestamp, eventTime, deprecatedFirstTimestamp or metadata.creationTimestamp' END AS _reject_reason
+FROM rollout
+"""
+
+
+@register_format("k8s_events", signal="events", sniff=_sniff_events, extensions=(".json",),
+                 description="Kubernetes events: kubectl get events -o json (v1 and events.k8s.io/v1)")
+def load_k8s_events(ctx: LoadContext) -> None:
+    items = _items(ctx, "Event")
+    if items is None:
+        return
+    ctx.emit("events", _EVENTS.replace("__ITEMS__", items))
+    run(ctx.con, f"DROP TABLE {items}")
+
+
+_WAITING_IGNORED = "('ContainerCreating', 'PodInitializing')"
+
+_CONTAINERS = f"""
+WITH p AS (
+  SELECT idx, it, it->>'$.metadata.name' AS pod, it->>'$.metadata.namespace' AS ns,
+    coalesce(it->>'$.metadata.labels."app.kubernetes.io/name"', it->>'$.metadata.labels.app',
+             {workload_sql("it->>'$.metadata.name'", "'Pod'")}) AS service,
+    coalesce({_ts("it->>'$.status.startTime'")}, {_ts("it->>'$.metadata.creationTimestamp'")}) AS pod_time
+  FROM __ITEMS__ WHERE ikind = 'Pod'
+), c AS (
+  SELECT idx, it, pod, ns, service, pod_time, unnest(CAST(coalesce(it->'$.status.containerStatuses', '[]') AS JSON[])) AS cs
+  FROM p
+  UNION ALL
+  SELECT idx, it, pod, ns, service, pod_time, unnest(CAST(coalesce(it->'$.status.initContainerStatuses', '[]') AS JSON[]))
+  FROM p
+), term AS (
+  SELECT *, 'last' AS which, cs->'$.lastState.terminated' AS t FROM c WHERE json_exists(cs, '$.lastState.terminated')
+  UNION ALL
+  SELECT *, 'current', cs->'$.state.terminated' FROM c WHERE json_exists(cs, '$.state.terminated')
+)
+SELECT idx, it, pod, ns, service, cs->>'$.name' AS container, {image_tag_sql("cs->>'$.image'")} AS version,
+  {_ts("t->>'$.finishedAt'")} AS time, coalesce(t->>'$.reason', 'Terminated') AS reason, 1 AS count,
+  'container ' || (cs->>'$.name') || ' terminated: ' || coalesce(t->>'$.reason', 'Terminated') || ' (exit code '
+    || coalesce(t->>'$.exitCode', '?') || ')' || coalesce(': ' || (t->>'$.message'), '') AS message,
+  CASE WHEN t->>'$.exitCode' = '0' THEN 'normal' ELSE 'warning' END AS severity,
+  [{{'key': 'exit_code', 'value': t->>'$.exitCode'}}, {{'key': 'started_at', 'value': t->>'$.startedAt'}},
+   {{'key': 'finished_at', 'value': t->>'$.finishedAt'}}, {{'key': 'signal', 'value': t->>'$.signal'}},
+   {{'key': 'state', 'value': which}}] AS extra
+FROM term
+UNION ALL
+SELECT idx, it, pod, ns, service, cs->>'$.name', {image_tag_sql("cs->>'$.image'")},
+  coalesce({_ts("cs->>'$.lastState.terminated.finishedAt'")}, pod_time), cs->>'$.state.waiting.reason', 1,
+  coalesce(cs->>'$.state.waiting.message', 'container ' || (cs->>'$.name') || ' waiting: ' || (cs->>'$.state.waiting.reason')),
+  'warning', [{{'key': 'state', 'value': 'waiting'}}]
+FROM c WHERE cs->>'$.state.waiting.reason' IS NOT NULL AND cs->>'$.state.waiting.reason' NOT IN {_WAITING_IGNORED}
+UNION ALL
+SELECT idx, it, pod, ns, service, cs->>'$.name', {image_tag_sql("cs->>'$.image'")},
+  coalesce({_ts("cs->>'$.state.running.startedAt'")}, {_ts("cs->>'$.lastState.terminated.finishedAt'")}, pod_time),
+  'Restarted', TRY_CAST(cs->>'$.restartCount' AS BIGINT),
+  'container ' || (cs->>'$.name') || ' restarted ' || (cs->>'$.restartCount') || ' times', 'warning',
+  [{{'key': 'restart_count', 'value': cs->>'$.restartCount'}}]
+FROM c WHERE TRY_CAST(cs->>'$.restartCount' AS BIGINT) > 0
+UNION ALL
+SELECT idx, it, pod, ns, service, NULL, NULL, pod_time, it->>'$.status.reason', 1,
+  coalesce(it->>'$.status.message', 'pod ' || pod || ': ' || (it->>'$.status.reason')), 'warning', []
+FROM p WHERE it->>'$.status.reason' IS NOT NULL
+"""
+
+_PODS = f"""
+SELECT idx AS source_offset, CAST(it AS VARCHAR) AS _raw, time, 'k8s' AS kind, service, version, reason, message,
+  severity, count,
+  map_from_entries(list_filter([{{'key': 'namespace', 'value': ns}}, {{'key': 'object_kind', 'value': 'Pod'}},
+    {{'key': 'object_name', 'value': pod}}, {{'key': 'container', 'value': container}},
+    {{'key': 'node', 'value': it->>'$.spec.nodeName'}}] || extra, lambda x: x.value IS NOT NULL)) AS attributes,
+  CASE WHEN time IS NULL THEN 'bad_time' END AS _reject_code,
+  CASE WHEN time IS NULL THEN 'pod ' || coalesce(pod, '?') || ' ' || reason
+    || ' has no time (no finishedAt/startedAt, status.startTime or metadata.creationTimestamp)' END AS _reject_reason
+FROM ({_CONTAINERS})
+"""
+
+
+@register_format("k8s_pods", signal="events", sniff=_sniff_pods, extensions=(".json",),
+                 description="Kubernetes pods: kubectl get pods -o json (restarts, OOMKilled, CrashLoopBackOff as events)")
+def load_k8s_pods(ctx: LoadContext) -> None:
+    items = _items(ctx, "Pod")
+    if items is None:
+        return
+    ctx.emit("events", _PODS.replace("__ITEMS__", items))
+    run(ctx.con, f"DROP TABLE {items}")
