@@ -90,6 +90,14 @@ def _items(ctx: LoadContext, singular: str) -> str | None:
     return name
 
 
+def _load_items(ctx: LoadContext, singular: str, select_sql: str) -> None:
+    """Emit the events ``select_sql`` (reading ``__ITEMS__``) makes of the document's items."""
+    items = _items(ctx, singular)
+    if items is not None:
+        ctx.emit("events", select_sql.replace("__ITEMS__", items))
+        run(ctx.con, f"DROP TABLE {items}")
+
+
 def _sniff_kind(head: Head, kind: str, marker: str) -> float:
     text = head.stripped
     if not text.startswith("{") or not re.search(rf'"kind"\s*:\s*"{kind}(List)?"', text):
@@ -150,11 +158,7 @@ FROM rollout
 @register_format("k8s_events", signal="events", sniff=_sniff_events, extensions=(".json",),
                  description="Kubernetes events: kubectl get events -o json (v1 and events.k8s.io/v1)")
 def load_k8s_events(ctx: LoadContext) -> None:
-    items = _items(ctx, "Event")
-    if items is None:
-        return
-    ctx.emit("events", _EVENTS.replace("__ITEMS__", items))
-    run(ctx.con, f"DROP TABLE {items}")
+    _load_items(ctx, "Event", _EVENTS)
 
 
 _WAITING_IGNORED = "('ContainerCreating', 'PodInitializing')"
@@ -221,8 +225,4 @@ FROM ({_CONTAINERS})
 @register_format("k8s_pods", signal="events", sniff=_sniff_pods, extensions=(".json",),
                  description="Kubernetes pods: kubectl get pods -o json (restarts, OOMKilled, CrashLoopBackOff as events)")
 def load_k8s_pods(ctx: LoadContext) -> None:
-    items = _items(ctx, "Pod")
-    if items is None:
-        return
-    ctx.emit("events", _PODS.replace("__ITEMS__", items))
-    run(ctx.con, f"DROP TABLE {items}")
+    _load_items(ctx, "Pod", _PODS)
