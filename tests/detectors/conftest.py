@@ -126,3 +126,54 @@ def clean_case(make_case) -> forensics.Case:
 @pytest.fixture
 def empty_case() -> forensics.Case:
     return forensics.open_case()
+
+
+def build_retry_storm(b: SpanBuilder, *, minutes: int = 10, per_minute: int = 30, storm: tuple[int, int] = (5, 8),
+                      attempts: int = 4, gap_ms: float = 1.0, seed: int = 11) -> None:
+    """checkout-service POST /checkout -> payment-service POST /charge, one call per request;
+    during the ``storm`` minutes payment fails (timeouts, 503) and the client retries
+    ``attempts`` times ``gap_ms`` apart (no backoff by default) while inbound stays flat."""
+    rng = random.Random(seed)
+    for m in range(minutes):
+        stormy = storm[0] <= m < storm[1]
+        for k in range(per_minute):
+            t = m * 60_000 + k * (60_000 / per_minute) + rng.uniform(0, 100)
+            root = b.span("checkout-service", "POST /checkout", kind="server", start_ms=t, duration_ms=3000,
+                          version="5.0.1", attributes={"http.route": "/checkout", "http.request.method": "POST"})
+            s = t + 3
+            n = attempts if stormy else 1
+            for i in range(n):
+                fail = stormy and i < n - 1
+                dur = 800.0 if fail and i % 2 == 0 else rng.uniform(20, 60)
+                code = 503 if fail and i % 2 else (504 if fail else 200)
+                call = b.span("checkout-service", "POST", kind="client", parent=root, start_ms=s, duration_ms=dur,
+                              version="5.0.1", status="error" if fail else "unset",
+                              status_message=("context deadline exceeded" if fail and i % 2 == 0 else None),
+                              attributes={"http.request.method": "POST", "peer.service": "payment-service",
+                                          "url.full": "http://payment-service/charge", "http.response.status_code": code,
+                                          **({"http.request.resend_count": i} if i else {})})
+                b.span("payment-service", "POST /charge", kind="server", parent=call, start_ms=s + 1,
+                       duration_ms=dur - 2, version="9.9.0", status="error" if fail else "unset",
+                       attributes={"http.route": "/charge", "http.request.method": "POST",
+                                   "http.response.status_code": code})
+                s += dur + gap_ms
+
+
+def build_normal_retries(b: SpanBuilder, *, requests: int = 300, retried: int = 4, seed: int = 12) -> None:
+    """Healthy: a few requests retry once after a 503, with 200 ms backoff."""
+    rng = random.Random(seed)
+    for k in range(requests):
+        t = k * 2000.0
+        root = b.span("checkout-service", "POST /checkout", kind="server", start_ms=t, duration_ms=500,
+                      version="5.0.1", attributes={"http.route": "/checkout", "http.request.method": "POST"})
+        fail = k % (requests // retried) == 0
+        s = t + 2
+        for i in range(2 if fail else 1):
+            bad = fail and i == 0
+            dur = rng.uniform(20, 60)
+            b.span("checkout-service", "POST", kind="client", parent=root, start_ms=s, duration_ms=dur, version="5.0.1",
+                   status="error" if bad else "unset",
+                   attributes={"http.request.method": "POST", "peer.service": "payment-service",
+                               "url.full": "http://payment-service/charge",
+                               "http.response.status_code": 503 if bad else 200})
+            s += dur + 200.0

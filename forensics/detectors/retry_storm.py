@@ -1,0 +1,266 @@
+"""Retry storms: calls repeated after failures, and outbound traffic amplified beyond inbound.
+
+Two views, joined per (service, target, target operation):
+
+**Retries in traces.** Sibling calls from one caller span to the same (target, normalized
+operation), ordered by start. A call is a *retry* when it carries a retry attribute
+(``http.request.resend_count``/``http.resend_count``/``retry.count``/
+``grpc.previous-rpc-attempts`` > 0, or ``retry.attempt``/``attempt`` > 1), or when the
+previous sibling failed (status error, HTTP 5xx or 429, or a timeout / deadline message) and
+this one starts after it ended (1 ms tolerance; hedged parallel requests are not retries).
+Per caller operation: requests with retries, attempts per retried request (p50/p90/max), the
+share of attempts that failed, the median gap between a failure and its retry (``no backoff``
+below ``min_backoff_ms``) and how gaps grow from one retry to the next (≈2 = exponential
+backoff). Flagged when at least ``min_retried_requests`` requests retried and retries are at
+least ``min_retry_share`` of the calls. Severity: critical when retries are half the calls
+with p90 ≥ 3 attempts, or without backoff and amplified 3x or more; high when a third, or without backoff with p90 ≥ 3 attempts; else medium.
+
+**Amplification.** Per ``bucket_s`` bucket: calls from the service to the (target, operation)
+divided by inbound (server/consumer) requests of the service. Baseline = median of that ratio
+over buckets with at least ``min_inbound`` requests. A bucket is amplified when its ratio is at
+least ``min_amplification`` x baseline while inbound stays flat (within ``1/inbound_tolerance``
+and ``inbound_tolerance`` x its median). Flagged with at least ``min_amplified_buckets`` such
+buckets (medium; high from 3x).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..findings import Findings
+from ._common import calls_sql, check, fmt_ms, fmt_num, has_spans, near_miss, rows, temp_table, to_findings
+from ._normalize import server_operation_sql
+from .registry import detector
+
+if TYPE_CHECKING:
+    from ..case import Case
+
+EXEMPLARS = 5
+#: attribute keys whose value counts earlier attempts (> 0 marks a retry)
+RESEND_KEYS = ("http.request.resend_count", "http.resend_count", "retry.count", "retry_count",
+               "grpc.previous-rpc-attempts")
+#: attribute keys numbering the attempt from 1 (> 1 marks a retry)
+ATTEMPT_KEYS = ("retry.attempt", "attempt")
+
+ERROR_SQL = ("(status = 'error' OR coalesce(http_status_code, 0) >= 500 OR http_status_code = 429 "
+             "OR regexp_matches(lower(coalesce(status_message, '')), 'time[d ]?out|deadline exceeded'))")
+
+
+def _attr_int(keys: tuple[str, ...], default: int) -> str:
+    vals = ", ".join(f"TRY_CAST(attributes['{k}'] AS BIGINT)" for k in keys)
+    return f"coalesce({vals}, {default})"
+
+
+def _attempts_sql(calls: str) -> str:
+    """Per (trace, parent, target, operation) chain of attempts: retries, failures, gaps."""
+    w = "PARTITION BY trace_id, parent_span_id, target, target_operation ORDER BY start_us, span_id"
+    return f"""
+WITH a AS (
+  SELECT *, {ERROR_SQL} AS is_error,
+    ({_attr_int(RESEND_KEYS, 0)} > 0 OR {_attr_int(ATTEMPT_KEYS, 1)} > 1) AS marked
+  FROM {calls}),
+b AS (SELECT a.*, lag(is_error) OVER w AS prev_error, lag(end_us) OVER w AS prev_end FROM a WINDOW w AS ({w})),
+r AS (SELECT b.*, (marked OR (coalesce(prev_error, false) AND start_us >= prev_end - 1000)) AS is_retry,
+        (start_us - prev_end) / 1000.0 AS gap_ms FROM b),
+q AS (SELECT r.*, lag(gap_ms) OVER (PARTITION BY trace_id, parent_span_id, target, target_operation, is_retry
+                                    ORDER BY start_us, span_id) AS prev_gap_ms FROM r)
+SELECT trace_id, parent_span_id, target, target_operation, any_value(service) AS service,
+  any_value(version) AS version, count(*) AS attempts, count(*) FILTER (WHERE is_retry) AS retries,
+  count(*) FILTER (WHERE is_error) AS errors, bool_or(marked) AS marked,
+  median(greatest(gap_ms, 0)) FILTER (WHERE is_retry) AS gap_ms,
+  median(gap_ms / prev_gap_ms) FILTER (WHERE is_retry AND prev_gap_ms > 0 AND gap_ms > 0) AS growth,
+  min(start_time) AS first_start, max(end_time) AS last_end,
+  arg_max(source, is_retry::INT * 1e12 + start_us) AS source
+FROM q GROUP BY trace_id, parent_span_id, target, target_operation
+"""
+
+
+def _retry_keys_sql(chains: str) -> str:
+    """Per (service, caller operation, target, target operation) with at least one retry."""
+    return f"""
+SELECT g.service, {server_operation_sql('p')} AS operation, g.target, g.target_operation,
+  count(*) AS requests, count(*) FILTER (WHERE g.retries > 0) AS retried_requests,
+  sum(g.attempts)::BIGINT AS calls, sum(g.retries)::BIGINT AS retries,
+  (sum(g.errors) FILTER (WHERE g.retries > 0) / sum(g.attempts) FILTER (WHERE g.retries > 0))::DOUBLE AS error_share,
+  quantile_disc(g.attempts, 0.5) FILTER (WHERE g.retries > 0) AS attempts_p50,
+  quantile_disc(g.attempts, 0.9) FILTER (WHERE g.retries > 0) AS attempts_p90,
+  max(g.attempts) FILTER (WHERE g.retries > 0) AS attempts_max,
+  median(g.gap_ms) FILTER (WHERE g.retries > 0) AS gap_ms_p50,
+  median(g.growth) AS backoff_growth, bool_or(g.marked) AS marked,
+  min(g.first_start) FILTER (WHERE g.retries > 0) AS first_start,
+  max(g.last_end) FILTER (WHERE g.retries > 0) AS last_end,
+  max_by(g.trace_id, g.retries * 1e6 + g.attempts, {EXEMPLARS}) FILTER (WHERE g.retries > 0) AS exemplars,
+  max_by(g.source, g.retries * 1e6 + g.attempts) FILTER (WHERE g.retries > 0) AS source,
+  mode(g.version) FILTER (WHERE g.retries > 0) AS version
+FROM {chains} g JOIN spans p ON p.trace_id = g.trace_id AND p.span_id = g.parent_span_id
+GROUP BY ALL HAVING sum(g.retries) > 0
+"""
+
+
+def _amplification_sql(calls: str) -> str:
+    """Amplified buckets per (service, target, target operation) (params: see detector)."""
+    return f"""
+WITH inb AS (
+  SELECT service, time_bucket(to_seconds($bucket_s::DOUBLE), start_time) AS bucket, count(*) AS inbound
+  FROM spans WHERE kind IN ('server', 'consumer') GROUP BY ALL),
+outb AS (
+  SELECT service, target, target_operation, time_bucket(to_seconds($bucket_s::DOUBLE), start_time) AS bucket,
+    count(*) AS outbound, count(*) FILTER (WHERE {ERROR_SQL}) AS errors
+  FROM {calls} GROUP BY ALL),
+j AS (SELECT o.*, i.inbound, o.outbound / i.inbound AS ratio
+      FROM outb o JOIN inb i USING (service, bucket) WHERE i.inbound >= $min_inbound),
+b AS (SELECT service, target, target_operation, median(ratio) AS base_ratio, median(inbound) AS base_inbound,
+        count(*) AS buckets FROM j GROUP BY ALL HAVING count(*) >= 3),
+f AS (SELECT j.*, b.base_ratio, b.base_inbound, b.buckets, j.ratio / b.base_ratio AS amplification
+      FROM j JOIN b USING (service, target, target_operation)
+      WHERE j.ratio >= $min_amp * b.base_ratio
+        AND j.inbound BETWEEN b.base_inbound / $tol AND b.base_inbound * $tol),
+ex AS (
+  SELECT service, target, target_operation, max_by(trace_id, n, {EXEMPLARS}) AS exemplars, max_by(source, n) AS source
+  FROM (SELECT c.service, c.target, c.target_operation, c.trace_id, count(*) AS n, any_value(c.source) AS source
+        FROM {calls} c JOIN f ON f.service = c.service AND f.target = c.target AND f.target_operation = c.target_operation
+          AND f.bucket = time_bucket(to_seconds($bucket_s::DOUBLE), c.start_time)
+        GROUP BY ALL)
+  GROUP BY ALL)
+SELECT service, target, target_operation, any_value(ex.exemplars) AS exemplars, any_value(ex.source) AS source, count(*) AS amplified_buckets, any_value(buckets) AS buckets,
+  any_value(base_ratio) AS base_ratio, sum(outbound) / sum(inbound) AS amplified_ratio,
+  max(amplification) AS peak_amplification, sum(outbound) / sum(inbound) / any_value(base_ratio) AS amplification,
+  sum(errors) / sum(outbound) AS error_share, min(bucket) AS window_start,
+  max(bucket) + to_seconds($bucket_s::DOUBLE) AS window_end
+FROM f JOIN ex USING (service, target, target_operation)
+GROUP BY service, target, target_operation HAVING count(*) >= $min_buckets
+"""
+
+
+@detector("retry_storm")
+def detect_retry_storm(case: "Case", *, min_retried_requests: int = 10, min_retry_share: float = 0.1,
+                       min_backoff_ms: float = 10.0, bucket_s: float = 60.0, min_amplification: float = 1.5,
+                       inbound_tolerance: float = 1.5, min_inbound: int = 20, min_amplified_buckets: int = 2,
+                       explain: bool = False) -> Findings:
+    """Retry storms: repeated calls after failures and outbound traffic amplified beyond inbound.
+
+    Parameters
+    ----------
+    case:
+        The case whose ``spans`` are searched.
+    min_retried_requests:
+        Minimum caller spans (requests) with at least one retry of the same dependency operation.
+    min_retry_share:
+        Minimum share of the calls to the dependency operation that are retries (0.1 = 10 %).
+    min_backoff_ms:
+        A median gap between a failed attempt and its retry below this (milliseconds) is "no backoff".
+    bucket_s:
+        Width of the amplification time buckets, in seconds.
+    min_amplification:
+        A bucket is amplified when outbound calls per inbound request reach this multiple of the baseline.
+    inbound_tolerance:
+        Inbound is "flat" within ``1/inbound_tolerance`` and ``inbound_tolerance`` x its median.
+    min_inbound:
+        Buckets with fewer inbound requests are ignored (too noisy).
+    min_amplified_buckets:
+        Minimum amplified buckets for an amplification finding.
+    explain:
+        Also return near misses: dependency operations with retries that failed a threshold.
+    """
+    if not has_spans(case):
+        return Findings.empty()
+    thresholds = {"min_retried_requests": min_retried_requests, "min_retry_share": min_retry_share,
+                  "min_backoff_ms": min_backoff_ms, "bucket_s": bucket_s, "min_amplification": min_amplification,
+                  "inbound_tolerance": inbound_tolerance, "min_inbound": min_inbound,
+                  "min_amplified_buckets": min_amplified_buckets}
+    amp_params = {"bucket_s": bucket_s, "min_inbound": min_inbound, "min_amp": min_amplification,
+                  "tol": inbound_tolerance, "min_buckets": min_amplified_buckets}
+    with temp_table(case, calls_sql(case)) as calls, temp_table(case, _attempts_sql(calls)) as chains:
+        retry_rows = rows(case, _retry_keys_sql(chains))
+        amp_rows = rows(case, _amplification_sql(calls), amp_params)
+    amp = {(a["service"], a["target"], a["target_operation"]): a for a in amp_rows}
+    records: list[dict[str, Any]] = []
+    used: set[tuple] = set()
+    for r in sorted(retry_rows, key=lambda r: -r["retries"]):
+        key = (r["service"], r["target"], r["target_operation"])
+        a = amp.get(key) if key not in used else None
+        used.add(key)
+        rec = _retry_finding(r, a, thresholds, explain)
+        if rec:
+            records.append(rec)
+    records += [_amplification_only(a, thresholds) for k, a in amp.items() if k not in used]
+    return to_findings(records)
+
+
+def _checks(r: dict[str, Any], t: dict[str, Any]) -> list[dict[str, Any]]:
+    share = r["retries"] / r["calls"]
+    return [check("min_retried_requests", r["retried_requests"], t["min_retried_requests"],
+                  r["retried_requests"] >= t["min_retried_requests"]),
+            check("min_retry_share", round(share, 4), t["min_retry_share"], share >= t["min_retry_share"])]
+
+
+def _retry_finding(r: dict[str, Any], a: dict[str, Any] | None, t: dict[str, Any],
+                   explain: bool) -> dict[str, Any] | None:
+    checks = _checks(r, t)
+    passed = all(c["passed"] for c in checks)
+    if not passed and a is None and not explain:
+        return None
+    share = r["retries"] / r["calls"]
+    no_backoff = r["gap_ms_p50"] is not None and r["gap_ms_p50"] < t["min_backoff_ms"]
+    amplified = a["amplification"] if a is not None else 1.0
+    if (share >= 0.5 and r["attempts_p90"] >= 3) or (no_backoff and amplified >= 3):
+        severity = "critical"
+    elif share >= 0.3 or (no_backoff and r["attempts_p90"] >= 3):
+        severity = "high"
+    else:
+        severity = "medium"
+    if a is not None and not passed:
+        severity = "medium"
+    svc, op, target, top = r["service"], r["operation"], r["target"], r["target_operation"]
+    if r["gap_ms_p50"] is None:
+        spacing = "spacing unknown"
+    elif no_backoff:
+        spacing = f"no backoff: median gap {fmt_ms(r['gap_ms_p50'])}"
+    else:
+        growth = r["backoff_growth"]
+        kind = "growing" if growth and growth >= 1.5 else "fixed"
+        spacing = f"{kind} backoff: median gap {fmt_ms(r['gap_ms_p50'])}"
+    text = (f"{svc} retries {top} on {target} in {r['retried_requests']} of {r['requests']} {op} requests "
+            f"({fmt_num(r['attempts_p50'])} attempts per retried request at p50, {r['error_share']:.0%} of attempts "
+            f"failed, {spacing})")
+    if a is not None:
+        text += (f"; calls per inbound request rose {fmt_num(a['amplification'])}x "
+                 f"({fmt_num(a['base_ratio'])} → {fmt_num(a['amplified_ratio'])}) while inbound stayed flat")
+    evidence = {
+        "exemplar_trace_ids": list(r["exemplars"] or []), "source": r["source"],
+        "requests": r["requests"], "retried_requests": r["retried_requests"], "calls": r["calls"],
+        "retries": r["retries"], "retry_share": share, "error_share_of_attempts": r["error_share"],
+        "attempts_per_retried_request": {"p50": r["attempts_p50"], "p90": r["attempts_p90"], "max": r["attempts_max"]},
+        "gap_ms_p50": r["gap_ms_p50"], "backoff": not no_backoff, "backoff_growth": r["backoff_growth"],
+        "retry_attributes": r["marked"], "amplification": _amp_evidence(a), "thresholds": t,
+    }
+    record = {"detector": "retry_storm", "severity": severity,
+              "title": f"retries: {svc} → {target} {top}", "service": svc, "operation": op, "target": target,
+              "target_operation": top, "version": r["version"], "start_time": r["first_start"],
+              "end_time": r["last_end"], "score": float(share * (r["attempts_p50"] or 1)),
+              "evidence": evidence, "summary": text + "."}
+    if not passed and a is None:
+        return near_miss(record, checks)
+    return record
+
+
+def _amp_evidence(a: dict[str, Any] | None) -> dict[str, Any] | None:
+    if a is None:
+        return None
+    keys = ("amplification", "peak_amplification", "base_ratio", "amplified_ratio", "amplified_buckets", "buckets",
+            "error_share", "window_start", "window_end")
+    return {k: a[k] for k in keys}
+
+
+def _amplification_only(a: dict[str, Any], t: dict[str, Any]) -> dict[str, Any]:
+    svc, target, top = a["service"], a["target"], a["target_operation"]
+    severity = "high" if a["amplification"] >= 3 else "medium" if a["amplification"] >= 2 else "low"
+    text = (f"Calls from {svc} to {target} {top} per inbound request rose {fmt_num(a['amplification'])}x "
+            f"({fmt_num(a['base_ratio'])} → {fmt_num(a['amplified_ratio'])}) in {a['amplified_buckets']} "
+            f"{fmt_num(t['bucket_s'])} s buckets while inbound traffic stayed flat, "
+            f"{a['error_share']:.0%} of them failing.")
+    return {"detector": "retry_storm", "severity": severity, "title": f"amplification: {svc} → {target} {top}",
+            "service": svc, "operation": None, "target": target, "target_operation": top, "version": None,
+            "start_time": a["window_start"], "end_time": a["window_end"], "score": float(a["amplification"]),
+            "evidence": {"exemplar_trace_ids": list(a["exemplars"] or []), "source": a["source"], "amplification": _amp_evidence(a),
+                         "thresholds": t}, "summary": text}
+

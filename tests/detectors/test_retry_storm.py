@@ -1,0 +1,116 @@
+"""retry_storm: retries after failures in traces, and outbound amplification over inbound."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from forensics.detectors.retry_storm import detect_retry_storm
+from forensics.synth.builder import SpanBuilder, SpanRef
+
+from conftest import BASE, build_normal_retries, build_retry_storm, inventory_call
+
+
+@pytest.fixture(scope="module")
+def storm_spans():
+    b = SpanBuilder(BASE, seed=2, source_file="traces.json")
+    build_retry_storm(b)
+    return b.to_arrow()
+
+
+@pytest.fixture
+def storm_case(storm_spans):
+    import forensics
+    case = forensics.open_case()
+    case.con.register("_storm", storm_spans)
+    case.execute("INSERT INTO spans BY NAME SELECT * FROM _storm")
+    case.con.unregister("_storm")
+    return case
+
+
+def test_storm_found_with_amplification(storm_case):
+    found = detect_retry_storm(storm_case)
+    assert len(found) == 1
+    f = found[0]
+    assert (f["service"], f["operation"], f["target"], f["target_operation"], f["version"]) == (
+        "checkout-service", "POST /checkout", "payment-service", "POST /charge", "5.0.1")
+    assert f["severity"] == "critical"
+    ev = f["evidence"]
+    assert ev["retried_requests"] == 90 and ev["requests"] == 300
+    assert ev["attempts_per_retried_request"] == {"p50": 4, "p90": 4, "max": 4}
+    assert ev["error_share_of_attempts"] == pytest.approx(0.75)
+    assert ev["gap_ms_p50"] == pytest.approx(1.0, abs=0.01) and ev["backoff"] is False
+    amp = ev["amplification"]
+    assert amp["amplification"] == pytest.approx(4.0) and amp["amplified_buckets"] == 3
+    assert amp["window_start"].startswith("2026-02-18T10:05:00") and amp["window_end"].startswith("2026-02-18T10:08:00")
+    assert f["start_time"] >= BASE + timedelta(minutes=5) and f["end_time"] <= BASE + timedelta(minutes=8, seconds=5)
+    assert len(ev["exemplar_trace_ids"]) == 5 and ev["source"].startswith("traces.json:")
+    assert "no backoff" in f["summary"] and "rose 4x" in f["summary"]
+
+
+def test_retries_detected_from_error_siblings_without_attributes(make_case):
+    def build(b: SpanBuilder) -> None:
+        build_retry_storm(b, minutes=6, storm=(0, 6), attempts=3, gap_ms=250.0)
+        for r in b.rows:
+            r["attributes"] = [kv for kv in r["attributes"] if kv[0] != "http.request.resend_count"]
+    f = detect_retry_storm(make_case(build))[0]
+    ev = f["evidence"]
+    assert ev["retry_attributes"] is False and ev["retries"] == 2 * 180
+    assert ev["gap_ms_p50"] == pytest.approx(250.0) and ev["backoff"] is True
+    assert ev["amplification"] is None  # retries all along: no rise over the baseline
+    assert "fixed backoff" in f["summary"]
+
+
+def test_normal_retries_with_backoff_are_not_flagged(make_case, clean_case, flagship_case):
+    case = make_case(build_normal_retries)
+    assert len(detect_retry_storm(case)) == 0
+    miss = detect_retry_storm(case, explain=True)
+    assert len(miss) == 1 and miss[0]["severity"] == "info"
+    assert miss[0]["evidence"]["failed"] == ["min_retried_requests", "min_retry_share"]
+    assert miss[0]["evidence"]["backoff"] is True
+    assert len(detect_retry_storm(clean_case, explain=True)) == 0
+    assert len(detect_retry_storm(flagship_case, explain=True)) == 0  # N+1 is not a retry
+
+
+def test_near_threshold(make_case):
+    case = make_case(build_normal_retries, requests=300, retried=30)  # 30 retried, 30/330 = 9.1 %
+    assert len(detect_retry_storm(case)) == 0
+    assert detect_retry_storm(case, explain=True)[0]["evidence"]["failed"] == ["min_retry_share"]
+    found = detect_retry_storm(case, min_retry_share=0.09)
+    assert len(found) == 1 and found[0]["severity"] == "medium"
+
+
+def test_amplification_only(make_case):
+    """No error siblings: the client fans out 3 calls per request for 4 minutes (flat inbound)."""
+    def build(b: SpanBuilder) -> None:
+        for m in range(10):
+            for k in range(30):
+                t = m * 60_000 + k * 2000.0
+                root = b.span("catalog-service", "GET /search", kind="server", start_ms=t, duration_ms=500,
+                              version="1.8.0", attributes={"http.route": "/search", "http.request.method": "GET"})
+                for i in range(3 if 4 <= m < 8 else 1):
+                    inventory_call(b, root, t + 2 + i * 5, 4.0, 100 + i, version="1.8.0")
+    found = detect_retry_storm(make_case(build))
+    assert len(found) == 1
+    f = found[0]
+    assert (f["service"], f["operation"], f["target"], f["target_operation"]) == (
+        "catalog-service", None, "inventory-service", "GET /inventory/{id}")
+    assert f["evidence"]["amplification"]["amplified_buckets"] == 4
+    assert f["severity"] == "high" and len(f["evidence"]["exemplar_trace_ids"]) == 5
+    assert f["start_time"] == BASE + timedelta(minutes=4) and f["end_time"] == BASE + timedelta(minutes=8)
+    assert len(detect_retry_storm(make_case(build), min_amplified_buckets=5)) == 0
+
+
+def test_bad_or_missing_data(make_case, empty_case):
+    assert len(detect_retry_storm(empty_case, explain=True)) == 0
+
+    def orphans(b: SpanBuilder) -> None:
+        ghost = SpanRef("ab" * 16, "cd" * 8, 0.0)
+        for i in range(20):
+            inventory_call(b, ghost, i * 20.0, 19.0, i, version=None, status="error", http_status=503, child=False)
+    assert len(detect_retry_storm(make_case(orphans), explain=True)) == 0
+
+    def one_call(b: SpanBuilder) -> None:
+        root = b.span("a", "GET /", kind="server", duration_ms=10)
+        b.span("a", "GET", kind="client", parent=root, duration_ms=5, status="error")
+    assert len(detect_retry_storm(make_case(one_call), explain=True)) == 0
