@@ -27,7 +27,9 @@ from __future__ import annotations
 import re
 import zoneinfo
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
+
+import pyarrow as pa
 
 from .._db import one, scalar
 from ..errors import UsageError
@@ -311,3 +313,25 @@ def finish_logs(ctx: Any) -> None:
     if bad:
         ctx.warn(f"{bad} record(s) carry a trace or span id that is not hex (or all zero); the id column is NULL "
                  f"and the original value is kept in attributes")
+
+
+#: builds a loader's inner SELECT from the name of a registered ``(line, raw)`` table
+FieldsSql = Callable[[str, Binder], str]
+
+
+def emit_logs(ctx: Any, table: pa.Table, fields_sql: FieldsSql, opts: LogOptions) -> int:
+    """Register ``table``, emit its canonical ``logs`` rows (and rejects), unregister it."""
+    name = ctx.register(table)
+    try:
+        b = Binder()
+        return ctx.emit("logs", finalize_logs_sql(fields_sql(name, b), opts, b), b.values)
+    finally:
+        ctx.unregister(name)
+
+
+def load_log_lines(ctx: Any, fields_sql: FieldsSql) -> None:
+    """The whole load of a one-record-per-line log format: every batch, then :func:`finish_logs`."""
+    opts = LogOptions.from_options(ctx.options)
+    for batch in ctx.line_batches():
+        emit_logs(ctx, batch, fields_sql, opts)
+    finish_logs(ctx)

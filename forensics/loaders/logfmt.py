@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from ._logs import Binder, LogOptions, finalize_logs_sql, finish_logs
+from ._logs import Binder, load_log_lines
 from .context import LoadContext
 from .registry import register_format
 from .sniff import Head
@@ -104,12 +104,4 @@ def _sniff(head: Head) -> float:
                  sniff=_sniff, extensions=(".log", ".logfmt", ".txt"))
 def load_logfmt(ctx: LoadContext) -> None:
     """Load logfmt lines; options ``mapping=`` and ``tz=`` (see :mod:`forensics.loaders._logs`)."""
-    opts = LogOptions.from_options(ctx.options)
-    for batch in ctx.line_batches():
-        name = ctx.register(batch)
-        try:
-            b = Binder()
-            ctx.emit("logs", finalize_logs_sql(logfmt_fields_sql(name, b), opts, b), b.values)
-        finally:
-            ctx.unregister(name)
-    finish_logs(ctx)
+    load_log_lines(ctx, logfmt_fields_sql)

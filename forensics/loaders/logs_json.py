@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from ._logs import Binder, LogOptions, finalize_logs_sql, finish_logs
+from ._logs import Binder, load_log_lines
 from .context import LoadContext
 from .registry import register_format
 from .sniff import Head
@@ -32,6 +32,7 @@ _TEXT = "CASE WHEN json_type({v}) = 'VARCHAR' THEN {v}->>'$' ELSE CAST({v} AS VA
 
 TIME_KEYS = ("@timestamp", "timestamp", "time", "ts")
 MESSAGE_KEYS = ("msg", "message", "level", "severity", "lvl", "log.level", "event", "body", "log", "levelname")
+BODY_KEYS = ("msg", "message", "event", "body", "log", "error")
 LEVEL_KEYS = ("level", "severity", "lvl", "log.level", "levelname")
 DEPLOY_KINDS = {"deploy", "deployment", "rollback", "release", "config", "scale", "restart", "feature_flag"}
 #: keys of other formats' JSON lines, which their own loaders read
@@ -42,7 +43,7 @@ def _text(v: str) -> str:
     return _TEXT.format(v=v)
 
 
-def json_fields_sql(source: str) -> str:
+def json_fields_sql(source: str, b: Binder | None = None) -> str:
     """Inner SELECT (see :mod:`forensics.loaders._logs`) over a registered ``(line, raw)`` table."""
     return f"""
 WITH src AS (
@@ -111,7 +112,7 @@ def _sniff(head: Head) -> float:
     if ("traceID" in first and "spans" in first) or ("traceId" in first and "id" in first and "localEndpoint" in first):
         return 0.0
     if isinstance(first.get("log"), str) and "stream" in first and "time" in first:
-        return 0.8  # docker json-file
+        return 0.9  # docker json-file
     keys = set(first)
     for k, v in first.items():
         if isinstance(v, dict):
@@ -123,7 +124,9 @@ def _sniff(head: Head) -> float:
         return 0.0
     if not any(k in keys for k in TIME_KEYS):
         return 0.0
-    return 0.7
+    # a level and a message: surely a log line (deploy logs, which may have a time, a service and
+    # an ``event``, have no level)
+    return 0.9 if any(k in keys for k in LEVEL_KEYS) and any(k in keys for k in BODY_KEYS) else 0.7
 
 
 @register_format("json_logs", signal="logs",
@@ -131,12 +134,4 @@ def _sniff(head: Head) -> float:
                  sniff=_sniff, extensions=(".json", ".jsonl", ".ndjson", ".log"))
 def load_json_logs(ctx: LoadContext) -> None:
     """Load JSON-lines logs; options ``mapping=`` and ``tz=`` (see :mod:`forensics.loaders._logs`)."""
-    opts = LogOptions.from_options(ctx.options)
-    for batch in ctx.line_batches():
-        name = ctx.register(batch)
-        try:
-            b = Binder()
-            ctx.emit("logs", finalize_logs_sql(json_fields_sql(name), opts, b), b.values)
-        finally:
-            ctx.unregister(name)
-    finish_logs(ctx)
+    load_log_lines(ctx, json_fields_sql)
