@@ -27,7 +27,9 @@ Mapping to the canonical ``spans`` table
   and the remote endpoint as ``zipkin.remote_endpoint.{service_name,ipv4,ipv6,port}``.
   ``peer_service`` = tag ``peer.service``, else ``remoteEndpoint.serviceName``.
 * resource: ``service.name`` plus ``zipkin.local_endpoint.{ipv4,ipv6,port}``;
-  ``service_version`` = tag ``service.version``; ``host_name`` = tag ``host.name`` or
+  ``service_version`` = tag ``service.version`` (OTel exporters put resource attributes in
+  tags); ``scope_name``/``scope_version`` from ``otel.scope.*`` (or ``otel.library.*``) tags;
+  ``host_name`` = tag ``host.name`` or
   ``hostname``, else ``localEndpoint.ipv4``, else ``ipv6``.
 * events: ``annotations`` as ``[{"time": ISO-8601 UTC, "name": value, "attributes": {}}]``; an
   OpenTelemetry event exported as ``"name": {"key": "value", ...}`` (the OTel-to-Zipkin spec's
@@ -141,6 +143,8 @@ SELECT
   duration_us / 1000.0 AS duration_ms,
   attributes,
   resource_attributes,
+  coalesce(tags['otel.scope.name'], tags['otel.library.name']) AS scope_name,
+  coalesce(tags['otel.scope.version'], tags['otel.library.version']) AS scope_version,
   CASE WHEN len(sp.annotations) > 0 THEN to_json(list_transform(sp.annotations, lambda a: {{
       'time': {iso_sql(ts_sql(micros_sql('a.timestamp')))},
       'name': CASE WHEN {_OTEL_EVENT} THEN regexp_extract(a.value, '{_EVENT_RE}', 1) ELSE a.value END,
