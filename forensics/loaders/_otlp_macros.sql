@@ -38,15 +38,15 @@ END;
 -- arrayValue {"values": [AnyValue...]} -> compact JSON array of plain values
 CREATE OR REPLACE TEMP MACRO otlp_array_json(j) AS to_json(list_transform(
     json_transform(j, '{"values": [{"stringValue": "VARCHAR", "intValue": "VARCHAR", "doubleValue": "VARCHAR", "boolValue": "VARCHAR", "bytesValue": "VARCHAR", "arrayValue": "JSON", "kvlistValue": "JSON"}]}').values,
-    lambda e: otlp_any_json(e)));
+    lambda _oj_e: otlp_any_json(_oj_e)));
 
 -- kvlistValue {"values": [{"key", "value"}...]} -> compact JSON object of plain values (first key wins)
 CREATE OR REPLACE TEMP MACRO otlp_kvlist_json(j) AS to_json(map_from_entries(list_filter(
     list_transform(
         json_transform(j, '{"values": [{"key": "VARCHAR", "value": {"stringValue": "VARCHAR", "intValue": "VARCHAR", "doubleValue": "VARCHAR", "boolValue": "VARCHAR", "bytesValue": "VARCHAR", "arrayValue": "JSON", "kvlistValue": "JSON"}}]}').values,
-        lambda kv: {'key': kv.key, 'value': otlp_any_json(kv.value)}),
-    lambda e, i: e.key IS NOT NULL AND list_position(
-        list_transform(json_transform(j, '{"values": [{"key": "VARCHAR"}]}').values, lambda k: k.key), e.key) = i)));
+        lambda _ok_kv: {'key': _ok_kv.key, 'value': otlp_any_json(_ok_kv.value)}),
+    lambda _ok_e, _ok_i: _ok_e.key IS NOT NULL AND list_position(
+        list_transform(json_transform(j, '{"values": [{"key": "VARCHAR"}]}').values, lambda _ok_k: _ok_k.key), _ok_e.key) = _ok_i)));
 
 -- AnyValue -> text: strings as is, numbers as number text, booleans true/false, bytes base64,
 -- arrays and kvlists as compact JSON. {} (empty AnyValue) -> NULL.
@@ -63,13 +63,25 @@ END;
 -- attribute list [{"key", "value": AnyValue}] -> MAP(VARCHAR, VARCHAR); missing -> empty map;
 -- entries without a key dropped; on duplicate keys the first wins (map keys must be unique).
 CREATE OR REPLACE TEMP MACRO otlp_attr_entries(a) AS
-    list_transform(coalesce(a, []), lambda kv: {'key': kv.key, 'value': otlp_any(kv.value)});
+    list_transform(coalesce(a, []), lambda _oa_kv: {'key': _oa_kv.key, 'value': otlp_any(_oa_kv.value)});
 CREATE OR REPLACE TEMP MACRO otlp_attrs(a) AS CASE
-    WHEN len(list_distinct(list_transform(coalesce(a, []), lambda kv: kv.key))) = len(coalesce(a, []))
+    WHEN len(list_distinct(list_transform(coalesce(a, []), lambda _oa_k: _oa_k.key))) = len(coalesce(a, []))
         THEN map_from_entries(otlp_attr_entries(a))
-    ELSE map_from_entries(list_filter(otlp_attr_entries(a), lambda e, i: e.key IS NOT NULL
-        AND list_position(list_transform(a, lambda kv: kv.key), e.key) = i))
+    ELSE map_from_entries(list_filter(otlp_attr_entries(a), lambda _oa_e, _oa_i: _oa_e.key IS NOT NULL
+        AND list_position(list_transform(a, lambda _oa_k2: _oa_k2.key), _oa_e.key) = _oa_i))
 END;
 
 -- attribute list -> JSON object of text values (for span events and links)
 CREATE OR REPLACE TEMP MACRO otlp_attrs_json(a) AS to_json(otlp_attrs(a));
+
+-- a number for a label value, formatted as Prometheus does (le="1", le="0.005", le="+Inf")
+CREATE OR REPLACE TEMP MACRO otlp_num_label(d) AS CASE
+    WHEN d IS NULL THEN NULL
+    WHEN isnan(d) THEN 'NaN'
+    WHEN isinf(d) THEN CASE WHEN d > 0 THEN '+Inf' ELSE '-Inf' END
+    WHEN d = floor(d) AND abs(d) < 1e15 THEN CAST(CAST(d AS BIGINT) AS VARCHAR)
+    ELSE CAST(d AS VARCHAR)
+END;
+
+-- a number field (JSON number, or string: int64 as text, "NaN", "Infinity") -> DOUBLE
+CREATE OR REPLACE TEMP MACRO otlp_double(x) AS TRY_CAST(x AS DOUBLE);

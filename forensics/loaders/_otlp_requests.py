@@ -1,0 +1,59 @@
+"""Loading parsed OTLP requests: the step shared by ``otlp_json`` and ``otlp_proto``.
+
+Both loaders produce a relation of OTLP/JSON request texts (``line``, ``doc``, ``raw``) and
+hand it to :func:`emit_requests`, which parses it once with DuckDB's ``json_transform`` and
+emits spans, logs and metrics (each with its rejects) through the :class:`LoadContext`.
+"""
+from __future__ import annotations
+
+import itertools
+
+import pyarrow as pa
+
+from .._db import one, run
+from ._otlp_metrics import metrics_sql
+from ._otlp_sql import SIGNAL_KEYS, logs_sql, macros_sql, parse_requests_sql, spans_sql
+from .context import LoadContext
+
+_names = itertools.count()
+_SIGNAL_SQL = {"spans": spans_sql, "logs": logs_sql, "metrics": metrics_sql}
+
+
+def install_macros(ctx: LoadContext) -> None:
+    """Create the ``otlp_*`` temp macros on the load connection (idempotent)."""
+    run(ctx.con, macros_sql())
+
+
+def requests_table(raw: list[str] | pa.Array, *, line: list[int | None] | pa.Array | None = None) -> pa.Table:
+    """An Arrow (line, doc, raw) table of request texts; ``doc`` is the 0-based position."""
+    n = len(raw)
+    return pa.table({
+        "line": pa.array(line if line is not None else [None] * n, pa.int64()),
+        "doc": pa.array(range(n), pa.int64()),
+        "raw": pa.array(raw, pa.large_string()),
+    })
+
+
+def emit_requests(ctx: LoadContext, src: str, *, doc_mode: bool) -> None:
+    """Parse the requests in relation ``src`` and emit spans, logs and metrics.
+
+    Parameters
+    ----------
+    src:
+        A registered relation with columns ``line`` (1-based line or NULL), ``doc`` (0-based
+        document index) and ``raw`` (request JSON text).
+    doc_mode:
+        True when records have no line: rows then carry ``source_offset``, the 0-based index
+        of the record (span, log record or metric data point) among the file's records of
+        its signal.
+    """
+    req = f"_otlp_req_{next(_names)}"
+    run(ctx.con, f"CREATE TEMP TABLE {req} AS {parse_requests_sql(src)}")
+    present = one(ctx.con, "SELECT " + ", ".join(
+            f"coalesce(bool_or(j.{key} IS NOT NULL OR _bad_signal = '{signal}'), false)"
+        for signal, key in SIGNAL_KEYS.items()) + f" FROM {req}")
+    for (signal, build), has in zip(_SIGNAL_SQL.items(), present or ()):
+        if has:
+            ctx.emit(signal, build(req, doc_mode=doc_mode))
+    # no try/finally: after an error the file's transaction is rolled back, temp table included
+    run(ctx.con, f"DROP TABLE {req}")

@@ -1,0 +1,245 @@
+"""SQL shared by the OTLP loaders: the OTLP/JSON structure, request parsing, spans and logs.
+
+One definition of the OTLP → canonical mapping serves both ``otlp_json`` and ``otlp_proto``
+(protobuf messages are rendered as protobuf-JSON, whose quirks — base64 ids, int64 as strings,
+enum names — are the same ones real OTLP/JSON files have).
+
+The source relation has columns ``line`` (1-based line, NULL for documents), ``doc`` (0-based
+document index, for record numbering when there are no lines) and ``raw`` (one
+ExportTrace/Logs/MetricsServiceRequest as JSON text). :func:`parse_requests_sql` turns it into
+a ``req`` relation (``line``, ``doc``, ``j``: the transformed request, ``_bad_code``,
+``_bad_reason``, ``_bad_raw`` for lines that are not requests); the signal SELECTs read ``req``.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, kind_sql, status_sql
+
+V = "VARCHAR"
+ANY = {"stringValue": V, "intValue": V, "doubleValue": V, "boolValue": V, "bytesValue": V,
+       "arrayValue": "JSON", "kvlistValue": "JSON"}
+KV = [{"key": V, "value": ANY}]
+RESOURCE = {"attributes": KV}
+SCOPE = {"name": V, "version": V}
+
+SPAN = {
+    "traceId": V, "spanId": V, "parentSpanId": V, "name": V, "kind": V,
+    "startTimeUnixNano": V, "endTimeUnixNano": V, "attributes": KV,
+    "events": [{"timeUnixNano": V, "name": V, "attributes": KV}],
+    "links": [{"traceId": V, "spanId": V, "traceState": V, "attributes": KV}],
+    "status": {"code": V, "message": V},
+}
+LOG = {
+    "timeUnixNano": V, "observedTimeUnixNano": V, "severityNumber": V, "severityText": V,
+    "body": ANY, "attributes": KV, "traceId": V, "spanId": V, "eventName": V,
+}
+EXEMPLAR = {"timeUnixNano": V, "asDouble": V, "asInt": V, "traceId": V, "spanId": V}
+_POINT = {"attributes": KV, "startTimeUnixNano": V, "timeUnixNano": V, "flags": V, "exemplars": [EXEMPLAR]}
+NUMBER_POINT = {**_POINT, "asDouble": V, "asInt": V}
+HISTOGRAM_POINT = {**_POINT, "count": V, "sum": V, "bucketCounts": [V], "explicitBounds": [V]}
+BUCKETS = {"offset": V, "bucketCounts": [V]}
+EXP_HISTOGRAM_POINT = {**_POINT, "count": V, "sum": V, "scale": V, "zeroCount": V, "zeroThreshold": V,
+                       "positive": BUCKETS, "negative": BUCKETS}
+SUMMARY_POINT = {**_POINT, "count": V, "sum": V, "quantileValues": [{"quantile": V, "value": V}]}
+METRIC = {
+    "name": V, "description": V, "unit": V,
+    "gauge": {"dataPoints": [NUMBER_POINT]},
+    "sum": {"dataPoints": [NUMBER_POINT], "aggregationTemporality": V, "isMonotonic": V},
+    "histogram": {"dataPoints": [HISTOGRAM_POINT], "aggregationTemporality": V},
+    "exponentialHistogram": {"dataPoints": [EXP_HISTOGRAM_POINT], "aggregationTemporality": V},
+    "summary": {"dataPoints": [SUMMARY_POINT]},
+}
+
+
+def _resource_group(scopes_key: str, legacy_key: str, records_key: str, record: dict) -> list:
+    # collectors before v0.50 wrote instrumentationLibrary{Spans,Logs,Metrics} / instrumentationLibrary
+    scope_group = {"scope": SCOPE, "instrumentationLibrary": SCOPE, records_key: [record]}
+    return [{"resource": RESOURCE, scopes_key: [scope_group], legacy_key: [scope_group]}]
+
+
+REQUEST = {
+    "resourceSpans": _resource_group("scopeSpans", "instrumentationLibrarySpans", "spans", SPAN),
+    "resourceLogs": _resource_group("scopeLogs", "instrumentationLibraryLogs", "logRecords", LOG),
+    "resourceMetrics": _resource_group("scopeMetrics", "instrumentationLibraryMetrics", "metrics", METRIC),
+}
+SIGNAL_KEYS = {"spans": "resourceSpans", "logs": "resourceLogs", "metrics": "resourceMetrics"}
+
+
+@lru_cache(maxsize=1)
+def macros_sql() -> str:
+    """The ``otlp_*`` DuckDB temp macros (``_otlp_macros.sql``)."""
+    return (Path(__file__).with_name("_otlp_macros.sql")).read_text()
+
+
+def structure_sql() -> str:
+    """The json_transform structure of one OTLP request (all three signals), as a SQL literal."""
+    return "'" + json.dumps(REQUEST, separators=(",", ":")).replace("'", "''") + "'"
+
+
+def parse_requests_sql(src: str) -> str:
+    """SELECT turning ``src`` (line, doc, raw) into parsed requests and line-level rejects."""
+    keys = " AND ".join(f"j.{k} IS NULL" for k in SIGNAL_KEYS.values())
+    return f"""
+SELECT line, doc, j,
+  CASE WHEN NOT ok THEN 'invalid_json' WHEN {keys} THEN 'wrong_shape' END AS _bad_code,
+  CASE WHEN NOT ok THEN 'not valid JSON: expected one OTLP ExportServiceRequest per line'
+       WHEN {keys} THEN 'JSON without resourceSpans, resourceLogs or resourceMetrics: not an OTLP request'
+  END AS _bad_reason,
+  CASE WHEN NOT ok OR ({keys}) THEN left(raw, 1000) END AS _bad_raw,
+  CASE WHEN contains(raw, '"resourceLogs"') THEN 'logs' WHEN contains(raw, '"resourceMetrics"') THEN 'metrics'
+       ELSE 'spans' END AS _bad_signal
+FROM (SELECT line, doc, raw, ok, CASE WHEN ok THEN json_transform(raw, {structure_sql()}) END AS j
+      FROM (SELECT line, doc, raw, json_valid(raw) AS ok FROM {src}))
+"""
+
+
+def line_rejects_sql(req: str, signal: str) -> str:
+    """Line-level rejects (not JSON, not a request) attributed to ``signal`` by a text guess."""
+    return (f"SELECT line AS source_line, doc AS source_offset, _bad_code AS _reject_code, "
+            f"_bad_reason AS _reject_reason, _bad_raw AS _raw FROM {req} "
+            f"WHERE _bad_code IS NOT NULL AND _bad_signal = '{signal}'")
+
+
+def records_sql(req: str, signal: str, records_key: str, scopes_key: str, legacy_key: str) -> str:
+    """One row per OTLP record (span / log record / metric) with its resource and scope.
+
+    Columns: line, doc, rs_i, ss_i, r_i (1-based positions), res (resource attributes MAP),
+    scope_name, scope_version, r (the record struct).
+    """
+    rkey = SIGNAL_KEYS[signal]
+    return f"""
+SELECT line, doc, rs_i, ss_i, unnest(range(1, len(ss.{records_key}) + 1)) AS r_i, res,
+       coalesce(ss.scope.name, ss.instrumentationLibrary.name) AS scope_name,
+       coalesce(ss.scope.version, ss.instrumentationLibrary.version) AS scope_version,
+       unnest(ss.{records_key}) AS r
+FROM (
+  SELECT line, doc, rs_i, res, unnest(range(1, len(scopes) + 1)) AS ss_i, unnest(scopes) AS ss
+  FROM (
+    SELECT line, doc, rs_i, otlp_attrs(rs.resource.attributes) AS res,
+           coalesce(rs.{scopes_key}, rs.{legacy_key}) AS scopes
+    FROM (SELECT line, doc, unnest(range(1, len(j.{rkey}) + 1)) AS rs_i, unnest(j.{rkey}) AS rs
+          FROM {req} WHERE j.{rkey} IS NOT NULL)
+  )
+)
+"""
+
+
+def _position_sql(doc_mode: bool, *order: str) -> tuple[str, str]:
+    """(source_line, source_offset) expressions: the line, or the 0-based record index."""
+    if not doc_mode:
+        return "line", "CAST(NULL AS BIGINT)"
+    return "CAST(NULL AS BIGINT)", f"row_number() OVER (ORDER BY {', '.join(order)}) - 1"
+
+
+def spans_sql(req: str, *, doc_mode: bool) -> str:
+    """Canonical span rows (through finalize_spans_sql) plus line-level rejects for spans."""
+    line, offset = _position_sql(doc_mode, "doc", "rs_i", "ss_i", "r_i")
+    inner = f"""
+SELECT otlp_id(r.traceId, {TRACE_ID_HEX}) AS trace_id,
+  otlp_id(r.spanId, {SPAN_ID_HEX}) AS span_id,
+  nullif(otlp_id(r.parentSpanId, {SPAN_ID_HEX}), repeat('0', {SPAN_ID_HEX})) AS parent_span_id,
+  res['service.name'] AS service, res['service.version'] AS service_version, res['host.name'] AS host_name,
+  r.name AS name,
+  {kind_sql('r.kind')} AS kind, r.kind AS kind_raw,
+  {status_sql('r.status.code')} AS status, r.status.code AS status_raw,
+  nullif(r.status.message, '') AS status_message,
+  otlp_ts(otlp_ns(r.startTimeUnixNano)) AS start_time,
+  otlp_ts(otlp_ns(r.endTimeUnixNano)) AS end_time,
+  (otlp_ns(r.endTimeUnixNano) - otlp_ns(r.startTimeUnixNano)) / 1e6 AS duration_ms,
+  otlp_attrs(r.attributes) AS attributes, res AS resource_attributes,
+  scope_name, scope_version,
+  CASE WHEN len(r.events) > 0 THEN to_json(list_transform(r.events, lambda _ev: {{
+      'time': otlp_iso(otlp_ts(otlp_ns(_ev.timeUnixNano))), 'name': _ev.name, 'attributes': otlp_attrs(_ev.attributes)}}))
+  END AS events,
+  CASE WHEN len(r.links) > 0 THEN to_json(list_transform(r.links, lambda _ln: {{
+      'trace_id': otlp_id(_ln.traceId, {TRACE_ID_HEX}), 'span_id': otlp_id(_ln.spanId, {SPAN_ID_HEX}),
+      'trace_state': nullif(_ln.traceState, ''), 'attributes': otlp_attrs(_ln.attributes)}}))
+  END AS links,
+  {line} AS source_line, {offset} AS source_offset, r AS _record
+FROM ({records_sql(req, "spans", "spans", "scopeSpans", "instrumentationLibrarySpans")})
+"""
+    return with_raw_for_rejects(finalize_spans_sql(inner), line_rejects_sql(req, "spans"))
+
+
+def with_raw_for_rejects(select: str, line_rejects: str) -> str:
+    """Replace the ``_record`` struct by ``_raw`` (its JSON) on rejected rows only, and append
+    the line-level rejects."""
+    return f"""
+SELECT * EXCLUDE (_record), CASE WHEN _reject_code IS NOT NULL THEN left(to_json(_record)::VARCHAR, 1000) END AS _raw
+FROM ({select})
+UNION ALL BY NAME
+{line_rejects}
+"""
+
+
+SEVERITY_NAMES = {"TRACE": 1, "DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17, "FATAL": 21}
+
+
+def severity_number_sql(expr: str) -> str:
+    """OTLP severityNumber (integer, or enum name like SEVERITY_NUMBER_WARN2) -> INTEGER 1..24."""
+    base = "CASE regexp_extract({e}, '^SEVERITY_NUMBER_([A-Z]+)', 1) {whens} END".format(
+        e=expr, whens=" ".join(f"WHEN '{k}' THEN {v}" for k, v in SEVERITY_NAMES.items()))
+    return (f"coalesce(TRY_CAST({expr} AS INTEGER), {base} + "
+            f"coalesce(TRY_CAST(nullif(regexp_extract({expr}, '^SEVERITY_NUMBER_[A-Z]+([2-4])$', 1), '') AS INTEGER), 1) - 1)")
+
+
+#: severityText words (lowercased) -> canonical severity, for records without a severityNumber
+SEVERITY_TEXT = {
+    "trace": ("trace", "finest", "finer"),
+    "debug": ("debug", "dbg", "fine", "config"),
+    "info": ("info", "information", "informational", "notice", "inf"),
+    "warn": ("warn", "warning", "wrn"),
+    "error": ("error", "err", "severe", "eror"),
+    "fatal": ("fatal", "critical", "crit", "panic", "emerg", "emergency", "alert", "dpanic"),
+}
+
+
+def severity_sql(number: str, text: str) -> str:
+    """Canonical lowercase severity from the number (1-24), falling back to the text."""
+    ranges = " ".join(f"WHEN {number} BETWEEN {lo} AND {lo + 3} THEN '{name}'"
+                      for name, lo in zip(SEVERITY_TEXT, (1, 5, 9, 13, 17, 21)))
+    words = " ".join(f"WHEN lower(trim({text})) IN ({', '.join(repr(w) for w in ws)}) THEN '{name}'"
+                     for name, ws in SEVERITY_TEXT.items())
+    return f"CASE {ranges} {words} END"
+
+
+def logs_sql(req: str, *, doc_mode: bool) -> str:
+    """Canonical log rows plus rejects (bad ids, no time) and line-level rejects for logs."""
+    line, offset = _position_sql(doc_mode, "doc", "rs_i", "ss_i", "r_i")
+    inner = f"""
+SELECT coalesce(otlp_ts(otlp_ns(r.timeUnixNano)), otlp_ts(otlp_ns(r.observedTimeUnixNano))) AS time,
+  otlp_ts(otlp_ns(r.observedTimeUnixNano)) AS observed_time,
+  res['service.name'] AS service,
+  {severity_number_sql('r.severityNumber')} AS severity_number,
+  nullif(r.severityText, '') AS severity_text,
+  otlp_any(r.body) AS body,
+  nullif(otlp_id(r.traceId, {TRACE_ID_HEX}), repeat('0', {TRACE_ID_HEX})) AS trace_id,
+  nullif(otlp_id(r.spanId, {SPAN_ID_HEX}), repeat('0', {SPAN_ID_HEX})) AS span_id,
+  CASE WHEN r.eventName IS NOT NULL AND r.eventName <> ''
+       THEN map_concat(otlp_attrs(r.attributes), MAP {{'event.name': r.eventName}})
+       ELSE otlp_attrs(r.attributes) END AS attributes,
+  res AS resource_attributes,
+  {line} AS source_line, {offset} AS source_offset, r AS _record
+FROM ({records_sql(req, "logs", "logRecords", "scopeLogs", "instrumentationLibraryLogs")})
+"""
+    checked = f"""
+SELECT c.*, CASE c._reject_code
+    WHEN 'bad_time' THEN 'log record has neither timeUnixNano nor observedTimeUnixNano'
+    WHEN 'bad_trace_id' THEN 'trace id is not 32 hex digits or base64 of 16 bytes: ' || left(c.trace_id, 80)
+    WHEN 'bad_span_id' THEN 'span id is not 16 hex digits or base64 of 8 bytes: ' || left(c.span_id, 80)
+  END AS _reject_reason
+FROM (
+  SELECT l.* EXCLUDE (severity_text),
+    {severity_sql('l.severity_number', 'l.severity_text')} AS severity,
+    CASE WHEN l.time IS NULL THEN 'bad_time'
+         WHEN l.trace_id IS NOT NULL AND NOT regexp_full_match(l.trace_id, '[0-9a-f]{{{TRACE_ID_HEX}}}') THEN 'bad_trace_id'
+         WHEN l.span_id IS NOT NULL AND NOT regexp_full_match(l.span_id, '[0-9a-f]{{{SPAN_ID_HEX}}}') THEN 'bad_span_id'
+    END AS _reject_code
+  FROM ({inner}) l
+) c
+"""
+    checked = f"SELECT * REPLACE (CASE WHEN _reject_code LIKE 'bad_%_id' THEN 'bad_id' ELSE _reject_code END AS _reject_code) FROM ({checked})"
+    return with_raw_for_rejects(checked, line_rejects_sql(req, "logs"))

@@ -1,0 +1,105 @@
+"""OTLP/JSON: traces, logs and metrics as the OpenTelemetry Collector ``file`` exporter writes them.
+
+Supported shapes
+----------------
+- One ExportTraceServiceRequest / ExportLogsServiceRequest / ExportMetricsServiceRequest per
+  line, signals interleaved in one file (collector ``file`` exporter, ``otlpjson`` dumps).
+  Rows carry ``source_line``; a line that is not JSON, or JSON that is not a request, is one
+  reject with its line number.
+- A single request document, possibly pretty-printed, or several pretty-printed documents one
+  after the other (``jq . export.json``). Rows carry ``source_offset``: the 0-based index of
+  the record (span, log record, metric data point) among the file's records of its signal.
+
+Quirks handled: ids as lowercase hex, UPPERCASE hex or base64 (protobuf-JSON), ``intValue``
+and times as strings or numbers, ``kind``/``status.code``/``severityNumber``/
+``aggregationTemporality`` as integers or enum names, ``parentSpanId: ""`` and all-zero parents
+for roots, empty or all-zero log trace ids as NULL, pre-1.0 ``instrumentationLibrary*`` keys.
+The mapping itself lives in ``_otlp_sql.py``/``_otlp_metrics.py`` (shared with ``otlp_proto``).
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import pyarrow as pa
+
+from .._db import scalar
+from ..errors import Reason
+from ._otlp_requests import emit_requests, install_macros, requests_table
+from .context import LoadContext
+from .registry import register_format
+from .sniff import Head, head_of
+
+_REQUEST_START = re.compile(r'\{\s*"(resourceSpans|resourceLogs|resourceMetrics)"\s*:')
+_KEYS = ("resourceSpans", "resourceLogs", "resourceMetrics")
+
+
+def _sniff(head: Head) -> float:
+    """0.95 when the first record is an OTLP request (a top-level resource* key), else 0."""
+    first = head.first_json
+    if isinstance(first, dict):
+        return 0.95 if any(k in first for k in _KEYS) else 0.0
+    return 0.9 if _REQUEST_START.match(head.stripped) else 0.0
+
+
+def _is_document(head: Head) -> bool:
+    """True when the file starts with a pretty-printed (multi-line) JSON value.
+
+    A first line that opens an object or array without closing it (``{``, ``{ "resourceSpans": [``)
+    means a document; anything else (a complete line, or a garbage first line of a JSON-lines
+    file) means one request per line.
+    """
+    first = next((line.strip() for line in (head.text or "").split("\n") if line.strip()), "")
+    if "\n" not in (head.text or "").lstrip():  # one (possibly huge) line: line mode
+        return False
+    try:
+        json.loads(first)
+        return False
+    except ValueError:
+        return first.startswith("{") and first.endswith(("{", "[", ","))
+
+
+def _split_documents(ctx: LoadContext, text: str) -> list[str]:
+    """The JSON values of ``text`` (one, or several concatenated); a tail that does not parse
+    is rejected with its character offset."""
+    if scalar(ctx.con, "SELECT json_valid(?)", [text]):
+        return [text]
+    decoder = json.JSONDecoder()
+    docs: list[str] = []
+    pos = len(text) - len(text.lstrip())
+    while pos < len(text):
+        try:
+            _, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            ctx.reject(Reason.INVALID_JSON, f"not valid JSON at character {exc.pos} (line {exc.lineno}, column "
+                       f"{exc.colno}): {exc.msg}; expected an OTLP ExportServiceRequest document",
+                       line=exc.lineno, offset=exc.pos, raw=text[pos: pos + 1000])
+            break
+        docs.append(text[pos:end])
+        pos = end + (len(text) - end - len(text[end:].lstrip()))
+    return docs
+
+
+@register_format("otlp_json", signal="mixed",
+                 description="OTLP/JSON traces, logs and metrics (collector file exporter lines or one document)",
+                 sniff=_sniff, extensions=(".json", ".jsonl", ".ndjson", ".otlp"))
+def load_otlp_json(ctx: LoadContext) -> None:
+    """Load an OTLP/JSON file (see the module docstring for the supported shapes)."""
+    install_macros(ctx)
+    if _is_document(head_of(ctx.path)):
+        text = ctx.read_document()
+        if text is None:
+            return
+        docs = _split_documents(ctx, text)
+        if docs:
+            _emit(ctx, requests_table(docs), doc_mode=True)
+        return
+    for batch in ctx.line_batches():
+        table = pa.table({"line": batch["line"], "doc": pa.nulls(batch.num_rows, pa.int64()), "raw": batch["raw"]})
+        _emit(ctx, table, doc_mode=False)
+
+
+def _emit(ctx: LoadContext, table: pa.Table, *, doc_mode: bool) -> None:
+    name = ctx.register(table)
+    emit_requests(ctx, name, doc_mode=doc_mode)
+    ctx.unregister(name)

@@ -1,0 +1,153 @@
+"""OTLP protobuf: ``.pb``/``.binpb`` files holding Export{Trace,Logs,Metrics}ServiceRequest messages.
+
+Supported
+---------
+- One serialized request per file (``otelcol`` file exporter with ``encoding: proto``
+  without length prefixes, ``otel-cli``/SDK dumps, captured HTTP bodies). The signal is told
+  apart by parsing as each request type and keeping the one that consumes every byte with
+  no unknown field and has records.
+- A length-delimited stream: several requests, each prefixed by its size as a varint (Java
+  ``writeDelimitedTo``, Go ``protodelim``) — all three signals may be interleaved.
+- A 4-byte big-endian length prefix per message (collector file exporter ``format: proto``).
+
+Messages are rendered as protobuf-JSON (``google.protobuf.json_format``) and go through the
+exact SQL mapping of ``otlp_json`` (``_otlp_sql.py``), so both formats give the same rows.
+Rows carry ``source_offset``: the 0-based index of the record (span, log record, metric data
+point) among the file's records of its signal. A file that is none of the above is one reject
+(``invalid_protobuf``) with the byte offset where decoding failed.
+
+Speed: the JSON rendering in ``json_format`` is pure Python (about 4k spans/s here); the SQL
+mapping afterwards is the vectorized one of ``otlp_json``.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import orjson
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from ..errors import Reason
+from ._otlp_requests import emit_requests, install_macros, requests_table
+from .context import LoadContext
+from .registry import register_format
+from .sniff import Head
+
+#: request type -> function counting its records (to prefer a parse that found content)
+REQUEST_TYPES: tuple[tuple[type[Message], str], ...] = (
+    (ExportTraceServiceRequest, "resource_spans"),
+    (ExportLogsServiceRequest, "resource_logs"),
+    (ExportMetricsServiceRequest, "resource_metrics"),
+)
+
+
+def parse_request(data: bytes) -> Message | None:
+    """The request type that reads all of ``data`` exactly (no unknown fields) with content."""
+    for cls, field in REQUEST_TYPES:
+        try:
+            msg = cls.FromString(data)
+        except (DecodeError, RuntimeError, ValueError):
+            continue
+        if not getattr(msg, field):
+            continue
+        msg.DiscardUnknownFields()
+        if msg.ByteSize() == len(data):
+            return msg
+    return None
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int] | None:
+    """(value, next position) of the varint at ``pos``, or None if it is not a valid varint."""
+    value = shift = 0
+    while pos < len(data) and shift < 64:
+        b = data[pos]
+        value |= (b & 0x7F) << shift
+        pos += 1
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+    return None
+
+
+def split_messages(data: bytes) -> Iterator[tuple[int, Message | None]]:
+    """(byte offset, message) for each request in ``data``; message None where decoding fails
+    (then iteration stops: the rest of the file cannot be framed)."""
+    whole = parse_request(data)
+    if whole is not None:
+        yield 0, whole
+        return
+    for framing in (_varint_frames, _fixed32_frames):
+        frames = list(framing(data))
+        if frames and all(m is not None for _, m in frames):
+            yield from frames
+            return
+    best = max((list(f(data)) for f in (_varint_frames, _fixed32_frames)),
+               key=lambda fr: sum(m is not None for _, m in fr))
+    yield from best or [(0, None)]
+
+
+def _varint_frames(data: bytes) -> Iterator[tuple[int, Message | None]]:
+    pos = 0
+    while pos < len(data):
+        head = _varint(data, pos)
+        if head is None or head[1] + head[0] > len(data) or head[0] == 0:
+            yield pos, None
+            return
+        size, start = head
+        msg = parse_request(data[start: start + size])
+        yield pos, msg
+        if msg is None:
+            return
+        pos = start + size
+
+
+def _fixed32_frames(data: bytes) -> Iterator[tuple[int, Message | None]]:
+    pos = 0
+    while pos < len(data):
+        size = int.from_bytes(data[pos: pos + 4], "big")
+        if pos + 4 > len(data) or size == 0 or pos + 4 + size > len(data):
+            yield pos, None
+            return
+        msg = parse_request(data[pos + 4: pos + 4 + size])
+        yield pos, msg
+        if msg is None:
+            return
+        pos += 4 + size
+
+
+def _sniff(head: Head) -> float:
+    """0.9 for .pb/.binpb whose head starts like a request (field 1, length-delimited); 0.6 for
+    other binary content that parses as a request; else 0."""
+    data = head.data
+    if head.ext in (".pb", ".binpb", ".protobuf"):
+        return 0.9 if data[:1] == b"\x0a" or _varint(data, 0) is not None else 0.0
+    if head.text is not None or not head.complete:
+        return 0.0
+    return 0.6 if any(m is not None for _, m in split_messages(data)) else 0.0
+
+
+@register_format("otlp_proto", signal="mixed",
+                 description="OTLP protobuf Export*ServiceRequest (.pb/.binpb, single or length-delimited)",
+                 sniff=_sniff, extensions=(".pb", ".binpb"))
+def load_otlp_proto(ctx: LoadContext) -> None:
+    """Load an OTLP protobuf file (see the module docstring for what is supported)."""
+    data = ctx.read_bytes()
+    if data is None:
+        return
+    docs: list[str] = []
+    for offset, msg in split_messages(data):
+        if msg is None:
+            ctx.reject(Reason.INVALID_PROTOBUF,
+                       f"bytes from offset {offset} are not an OTLP Export{{Trace,Logs,Metrics}}ServiceRequest "
+                       "(alone, varint-length-delimited or 4-byte-length-prefixed); expected OTLP protobuf",
+                       offset=offset, raw=data[offset: offset + 64].hex())
+            break
+        docs.append(orjson.dumps(json_format.MessageToDict(msg)).decode())
+    if docs:
+        install_macros(ctx)
+        name = ctx.register(requests_table(docs))
+        emit_requests(ctx, name, doc_mode=True)
+        ctx.unregister(name)
