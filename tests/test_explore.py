@@ -9,20 +9,14 @@ import pytest
 
 import forensics
 from forensics.explore import ALL, Explorer, explore
-from forensics.synth.builder import SpanBuilder
 
-from .viz.conftest import BASE, HOSTILE, build_incident, insert_logs_and_events
+from .viz.conftest import BASE, HOSTILE, make_incident_case
 
 EVIL = "'; DROP TABLE spans; --"
 
 
 def _case(hostile: bool = False):
-    case = forensics.open_case()
-    b = SpanBuilder(BASE, seed=11)
-    ids = build_incident(b, hostile=hostile)
-    b.insert(case)
-    insert_logs_and_events(case, ids, hostile=hostile)
-    return case, ids
+    return make_incident_case(seed=11, hostile=hostile)
 
 
 def _findings(summary="catalog-service calls inventory-service 5 times per /search"):

@@ -11,11 +11,10 @@ from .heatmap import latency_heatmap
 from .red import red_panel
 from .timeline import timeline
 from .versions import version_compare
-from .waterfall import critical_path, waterfall
+from .waterfall import waterfall
 
 __all__ = [
     "compare_bars",
-    "critical_path",
     "latency_heatmap",
     "red_panel",
     "service_graph",

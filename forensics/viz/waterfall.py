@@ -1,8 +1,9 @@
 """Trace waterfall: one Gantt bar per span, indented by depth, coloured by service, with errors,
 the critical path and the trace's logs.
 
-The span tree order, depths and the critical path are computed in SQL (:func:`trace_spans`);
-logs are placed on their span's row (:func:`trace_logs`).
+The span tree order and depths are computed in SQL (:func:`trace_spans`); the critical path
+comes from :mod:`forensics.analysis.critical_path` (Jaeger's walk); logs are placed on their
+span's row (:func:`trace_logs`).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..analysis.critical_path import critical_path as analysis_critical_path
 from ._sql import frame
 from ._theme import (CRITICAL_COLOR, ERROR_COLOR, check_bool, check_text, empty_figure, escape_label,
                      resolve_case, service_colors, style)
@@ -40,34 +42,6 @@ FROM tree JOIN t USING (span_id) CROSS JOIN t0
 ORDER BY tree.path
 """
 
-#: the critical path: from the root that ends last, walk to the child that finishes last, then
-#: (backwards in time) to the sibling that finished before it started, and so on; a span is on
-#: the path if reached by these "first child" and "previous sibling" links (sequential calls,
-#: such as an N+1 loop, are all on it)
-_CRITICAL_SQL = """
-WITH RECURSIVE t AS (SELECT * FROM spans WHERE trace_id = $trace_id),
-kids AS (SELECT c.* FROM t c JOIN t p ON p.span_id = c.parent_span_id),
-first_child AS (
-  SELECT parent_span_id AS from_id, span_id AS to_id FROM kids
-  QUALIFY row_number() OVER (PARTITION BY parent_span_id ORDER BY end_time DESC, duration_ms DESC, span_id) = 1
-),
-prev_sibling AS (
-  SELECT c.span_id AS from_id, d.span_id AS to_id
-  FROM kids c ASOF JOIN kids d ON d.parent_span_id = c.parent_span_id AND d.end_time <= c.start_time
-),
-succ AS (SELECT * FROM first_child UNION ALL SELECT * FROM prev_sibling),
-root AS (
-  SELECT s.span_id FROM t s LEFT JOIN t p ON p.span_id = s.parent_span_id WHERE p.span_id IS NULL
-  ORDER BY s.end_time DESC, s.duration_ms DESC, s.span_id LIMIT 1
-),
-walk(span_id) AS (
-  SELECT span_id FROM root
-  UNION
-  SELECT succ.to_id FROM walk JOIN succ ON succ.from_id = walk.span_id
-)
-SELECT span_id FROM walk
-"""
-
 _LOGS_SQL = """
 WITH t AS (SELECT * FROM spans WHERE trace_id = $trace_id),
 t0 AS (SELECT min(start_time) AS t0 FROM t)
@@ -80,19 +54,15 @@ ORDER BY l.time
 
 
 def trace_spans(case: Any, trace_id: str) -> pd.DataFrame:
-    """Spans of one trace in waterfall order: depth, offset_ms from the trace start, and
-    ``critical`` (on the critical path)."""
+    """Spans of one trace in waterfall order: depth, offset_ms from the trace start,
+    ``critical`` (on the critical path, :func:`forensics.analysis.critical_path.critical_path`)
+    and ``self_ms`` (the span's own time on the critical path, NaN off the path)."""
     spans = frame(case, _SPANS_SQL, {"trace_id": trace_id})
-    crit = set(frame(case, _CRITICAL_SQL, {"trace_id": trace_id})["span_id"])
-    spans["critical"] = spans["span_id"].isin(crit)
+    crit = analysis_critical_path(case, trace_id).to_pandas()[["span_id", "self_ms"]]
+    spans = spans.merge(crit, on="span_id", how="left")
+    spans["critical"] = spans["self_ms"].notna()
     spans["row"] = range(len(spans))
     return spans
-
-
-def critical_path(case: Any, trace_id: str) -> list[str]:
-    """Span ids on the critical path of a trace, in waterfall order."""
-    spans = trace_spans(resolve_case(case), trace_id)
-    return spans.loc[spans["critical"], "span_id"].tolist()
 
 
 def trace_logs(case: Any, trace_id: str, spans: pd.DataFrame) -> pd.DataFrame:
@@ -155,7 +125,9 @@ def waterfall(case: Any, trace_id: str, *, critical_path: bool = True, logs: boo
         cp = spans[spans["critical"]]
         fig.add_trace(go.Bar(x=cp["duration_ms"], base=cp["offset_ms"], y=cp["row"], orientation="h",
                              width=0.25, name="critical path", marker={"color": CRITICAL_COLOR},
-                             customdata=_hover(cp), hovertemplate=_SPAN_HOVER))
+                             customdata=cp[["service", "name", "self_ms"]].astype(object).values.tolist(),
+                             hovertemplate=("%{customdata[0]}: %{customdata[1]}<br>self time on the critical "
+                                            "path: %{customdata[2]:.2f} ms<extra>critical path</extra>")))
     errors = spans[spans["status"].eq("error")]
     if not errors.empty:
         fig.add_trace(go.Scatter(x=errors["offset_ms"] + errors["duration_ms"], y=errors["row"], mode="markers",

@@ -61,24 +61,26 @@ def insert_logs_and_events(case: forensics.Case, ids: dict[str, list[str]], *, h
         [BASE + timedelta(minutes=5), HOSTILE if hostile else "rolled out 1.8.0", BASE + timedelta(minutes=8)])
 
 
+def make_incident_case(*, seed: int = 3, hostile: bool = False) -> tuple[forensics.Case, dict[str, list[str]]]:
+    """An in-memory case holding the incident (spans, logs, events) and its ids."""
+    case = forensics.open_case()
+    b = SpanBuilder(BASE, seed=seed)
+    ids = build_incident(b, hostile=hostile)
+    b.insert(case)
+    insert_logs_and_events(case, ids, hostile=hostile)
+    return case, ids
+
+
 @pytest.fixture
 def incident():
-    case = forensics.open_case()
-    b = SpanBuilder(BASE, seed=3)
-    ids = build_incident(b)
-    b.insert(case)
-    insert_logs_and_events(case, ids)
+    case, ids = make_incident_case()
     yield case, ids
     case.close()
 
 
 @pytest.fixture
 def hostile_case():
-    case = forensics.open_case()
-    b = SpanBuilder(BASE, seed=4)
-    ids = build_incident(b, hostile=True)
-    b.insert(case)
-    insert_logs_and_events(case, ids, hostile=True)
+    case, ids = make_incident_case(seed=4, hostile=True)
     yield case, ids
     case.close()
 

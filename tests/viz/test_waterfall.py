@@ -5,7 +5,7 @@ import pytest
 
 import forensics
 from forensics.synth.builder import SpanBuilder
-from forensics.viz import critical_path, waterfall
+from forensics.viz import waterfall
 from forensics.viz.waterfall import trace_spans
 
 from .conftest import BASE
@@ -56,11 +56,14 @@ def test_critical_path_takes_sequential_calls_and_last_finisher():
     bb = b.span("api", "b", parent=root, start_ms=40, duration_ms=55)      # ends last
     inner = b.span("db", "q", parent=bb, start_ms=50, duration_ms=20)
     b.insert(case)
-    path = set(critical_path(case, root.trace_id))
+    spans = trace_spans(case, root.trace_id)
+    path = set(spans.loc[spans["critical"], "span_id"])
     assert path == {root.span_id, bb.span_id, inner.span_id, a.span_id, early.span_id}
     assert par.span_id not in path
     fig = waterfall(case, root.trace_id)
-    assert len([t for t in fig.data if t.name == "critical path"][0].y) == 5
+    cp = [t for t in fig.data if t.name == "critical path"][0]
+    assert len(cp.y) == 5
+    assert sum(row[2] for row in cp.customdata) == pytest.approx(100.0)  # self times add up to the root
 
 
 def test_orphans_and_short_ids():
