@@ -113,6 +113,32 @@ class Case:
         """Every record that could not be loaded, with file, line/offset and reason."""
         return self.sql("SELECT * FROM rejects ORDER BY source_file, source_line, source_offset")
 
+    # -- notebook helpers (forensics.queries) ------------------------------------------------
+    def logs_for_trace(self, trace_id: str) -> Result:
+        """Logs of one trace ordered by time; see :func:`forensics.queries.logs_for_trace`."""
+        from . import queries
+
+        return queries.logs_for_trace(self, trace_id)
+
+    def trace(self, trace_id: str) -> Result:
+        """Spans of one trace with depth and their logs; see :func:`forensics.queries.trace`."""
+        from . import queries
+
+        return queries.trace(self, trace_id)
+
+    def red(self, by: Sequence[str] | str | None = ("service",), every: str | int | float = "1m",
+            start: Any = None, end: Any = None) -> Result:
+        """Rate, errors and p50/p95/p99 duration per bucket; see :func:`forensics.queries.red`."""
+        from . import queries
+
+        return queries.red(self, by=by, every=every, start=start, end=end)
+
+    def exemplars(self, metric: str) -> Result:
+        """Exemplar samples of a metric joined to their traces; see :func:`forensics.queries.exemplars`."""
+        from . import queries
+
+        return queries.exemplars(self, metric)
+
     # -- loading ------------------------------------------------------------------------------
     def load(self, *paths: str | os.PathLike, strict: bool = False, format: str | None = None,
              force: bool = False, **options: Any) -> "LoadReport":

@@ -36,15 +36,25 @@ def csv_map_sql(fields: str = "f") -> str:
             "lambda e: coalesce(e.value, '') <> ''))")
 
 
+#: |epoch µs| below this (year 5138) become timestamps; larger values are not times
+MAX_EPOCH_US = 10**17
+
+
+def epoch_us_sql(expr: str) -> str:
+    """TIMESTAMPTZ from a numeric expression of epoch microseconds (NULL when out of range)."""
+    return (f"(CASE WHEN abs({expr}) < {MAX_EPOCH_US} "
+            f"THEN make_timestamp(TRY_CAST(round({expr}) AS BIGINT))::TIMESTAMPTZ END)")
+
+
 def epoch_seconds_sql(expr: str) -> str:
     """TIMESTAMPTZ from a text holding (fractional) epoch seconds, exact to the microsecond."""
-    return f"make_timestamp(CAST(round(TRY_CAST({expr} AS DECIMAL(38, 9)) * 1000000) AS BIGINT))::TIMESTAMPTZ"
+    return epoch_us_sql(f"(TRY_CAST({expr} AS DECIMAL(38, 9)) * 1000000)")
 
 
 def epoch_ms_sql(expr: str) -> str:
     """TIMESTAMPTZ from a text holding integer epoch milliseconds (NULL when not an integer)."""
-    return (f"(CASE WHEN regexp_full_match({expr}, '[-+]?[0-9]+') "
-            f"THEN make_timestamp(TRY_CAST({expr} AS BIGINT) * 1000)::TIMESTAMPTZ END)")
+    return (f"(CASE WHEN regexp_full_match({expr}, '[-+]?[0-9]{{1,18}}') "
+            f"THEN {epoch_us_sql(f'(TRY_CAST({expr} AS DECIMAL(38, 0)) * 1000)')} END)")
 
 
 _NUMBER = r"[-+]?[0-9]+(\.[0-9]*)?"
@@ -62,7 +72,7 @@ def flexible_time_sql(expr: str) -> str:
     scale = (f"CASE WHEN abs({dec}) < 1e11 THEN 1000000 WHEN abs({dec}) < 1e14 THEN 1000 "
              f"WHEN abs({dec}) < 1e17 THEN 1 ELSE 0.001 END")
     return (f"(CASE WHEN regexp_full_match({x}, '{_NUMBER}') "
-            f"THEN make_timestamp(CAST(round({dec} * {scale}) AS BIGINT))::TIMESTAMPTZ "
+            f"THEN {epoch_us_sql(f'({dec} * {scale})')} "
             f"ELSE TRY_CAST(replace({x}, ' UTC', 'Z') AS TIMESTAMPTZ) END)")
 
 

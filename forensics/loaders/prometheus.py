@@ -205,7 +205,8 @@ def _emit_samples(ctx: LoadContext, src: str, meta: str, openmetrics: bool, defa
             WHEN {bad_labels}
               THEN 'bad label set {{' || labels || '}} (expected name="value" pairs, unique names, escaped values)'
             WHEN {bad_value} THEN 'bad sample value ' || value || ' (expected a float, +Inf, -Inf or NaN)'
-            WHEN {bad_ts} THEN 'bad timestamp ' || ts || ' (expected {ts_expect} since the epoch)'
+            WHEN {bad_ts} THEN 'bad timestamp ' || ts || ' (expected {ts_expect} since the epoch; '
+              || 'pass dialect="prometheus" or "openmetrics" if the dialect was guessed wrong)'
             WHEN {bad_ex}
               THEN 'bad exemplar # {{' || ex_labels || '}} ' || ex_value || ' (expected # {{labels}} value [timestamp])'
             WHEN {bad_ex_ts} THEN 'bad exemplar timestamp ' || ex_ts || ' (expected seconds since the epoch)'
