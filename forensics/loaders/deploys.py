@@ -46,6 +46,11 @@ LOG_KEYS = ("level", "severity", "lvl", "levelname", "log.level", "severityText"
 FOREIGN_KEYS = ("resourceSpans", "resourceLogs", "resourceMetrics", "apiVersion", "spans", "traceID", "traceId",
                 "resultType", "data", "metric", "value")
 
+MESSAGE_KEYS = ("message", "msg", "body", "log")
+#: kind values that make a JSON object a change record even when it has a message
+CHANGE_KINDS = {"deploy", "deployment", "release", "rollout", "rollback", "config", "configuration", "feature_flag",
+                "feature-flag", "flag", "scale", "restart", "migration"}
+
 KIND_SQL = """CASE
   WHEN kind IS NULL OR kind = '' THEN CASE WHEN nullif(version, '') IS NULL THEN 'change' ELSE 'deploy' END
   WHEN kind IN ('deployment', 'release', 'rollout', 'deployed') THEN 'deploy'
@@ -74,8 +79,14 @@ def _sniff(head: Head) -> float:
                 continue
         if not objs or len(objs) < 0.8 * len(lines) or not all(isinstance(o, dict) for o in objs):
             return 0.0
-        keys = set(objs[0])
-        if any(k in keys for k in LOG_KEYS + FOREIGN_KEYS) or not _is_change(keys):
+        first_obj = objs[0]
+        keys = set(first_obj) | {f"{k}.{c}" for k, v in first_obj.items() if isinstance(v, dict) for c in v}
+        if any(k in keys for k in LOG_KEYS + FOREIGN_KEYS) or not _is_change(set(first_obj)):
+            return 0.0
+        kind = next((first_obj[k] for k in FIELDS["kind"] if k in first_obj), None)
+        if any(k in keys for k in MESSAGE_KEYS) and str(kind).lower() not in CHANGE_KINDS:
+            return 0.0  # a log line that happens to carry a service and a version
+        if not isinstance(next(first_obj[k] for k in FIELDS["service"] if k in first_obj), str):
             return 0.0
         return 0.85
     if first.startswith(("[", "#")):

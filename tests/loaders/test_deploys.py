@@ -77,3 +77,34 @@ def test_strict_mode_names_file_and_line():
         case.load(DATA / "changes.jsonl", strict=True)
     assert "changes.jsonl" in str(err.value) and "line 4" in str(err.value)
     assert case.sql("SELECT count(*) FROM events").scalar() == 0
+
+
+OTHERS = sorted(p for d in ("jaeger", "zipkin", "otlp", "logs") for p in (DATA.parent / d).glob("*") if p.is_file())
+MINE = ("deploy_log", "metrics_csv", "prometheus_text", "prom_api_json", "k8s_events", "k8s_pods")
+
+
+@pytest.mark.parametrize("path", OTHERS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_metrics_and_events_sniffers_leave_other_formats_alone(path):
+    """Traces (OTLP, Jaeger, Zipkin) and logs of the other loaders' test data score 0 here."""
+    from forensics.loaders.registry import formats
+    from forensics.loaders.sniff import head_of
+
+    head = head_of(str(path))
+    assert {name: formats()[name].sniff(head) for name in MINE} == dict.fromkeys(MINE, 0.0)
+
+
+@pytest.mark.parametrize("text", [
+    '{"resourceSpans":[{"resource":{},"scopeSpans":[]}]}\n',
+    '{"traceID":"abc","spans":[],"processes":{}}\n',
+    '[{"traceId":"abc","id":"def","name":"get","localEndpoint":{"serviceName":"a"}}]\n',
+    '{"time":"2026-02-18T10:00:00Z","level":"info","msg":"started","service":"a","version":"1.0"}\n',
+    'time=2026-02-18T10:00:00Z level=info msg=started service=a\n',
+])
+def test_metrics_and_events_sniffers_score_zero_on_foreign_shapes(tmp_path, text):
+    from forensics.loaders.registry import formats
+    from forensics.loaders.sniff import head_of
+
+    path = tmp_path / "x.json"
+    path.write_text(text)
+    head = head_of(str(path))
+    assert {name: formats()[name].sniff(head) for name in MINE} == dict.fromkeys(MINE, 0.0)
