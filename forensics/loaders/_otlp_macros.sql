@@ -36,17 +36,14 @@ CREATE OR REPLACE TEMP MACRO otlp_any_json(v) AS CASE
 END;
 
 -- arrayValue {"values": [AnyValue...]} -> compact JSON array of plain values
-CREATE OR REPLACE TEMP MACRO otlp_array_json(j) AS to_json(list_transform(
+CREATE OR REPLACE TEMP MACRO otlp_array_json(j) AS '[' || array_to_string(list_transform(
     json_transform(j, '{"values": [{"stringValue": "VARCHAR", "intValue": "VARCHAR", "doubleValue": "VARCHAR", "boolValue": "VARCHAR", "bytesValue": "VARCHAR", "arrayValue": "JSON", "kvlistValue": "JSON"}]}').values,
-    lambda _oj_e: otlp_any_json(_oj_e)));
+    lambda _oj_e: coalesce(CAST(otlp_any_json(_oj_e) AS VARCHAR), 'null')), ',') || ']';
 
--- kvlistValue {"values": [{"key", "value"}...]} -> compact JSON object of plain values (first key wins)
-CREATE OR REPLACE TEMP MACRO otlp_kvlist_json(j) AS to_json(map_from_entries(list_filter(
-    list_transform(
-        json_transform(j, '{"values": [{"key": "VARCHAR", "value": {"stringValue": "VARCHAR", "intValue": "VARCHAR", "doubleValue": "VARCHAR", "boolValue": "VARCHAR", "bytesValue": "VARCHAR", "arrayValue": "JSON", "kvlistValue": "JSON"}}]}').values,
-        lambda _ok_kv: {'key': _ok_kv.key, 'value': otlp_any_json(_ok_kv.value)}),
-    lambda _ok_e, _ok_i: _ok_e.key IS NOT NULL AND list_position(
-        list_transform(json_transform(j, '{"values": [{"key": "VARCHAR"}]}').values, lambda _ok_k: _ok_k.key), _ok_e.key) = _ok_i)));
+-- kvlistValue {"values": [{"key", "value"}...]} -> compact JSON object of plain values
+CREATE OR REPLACE TEMP MACRO otlp_kvlist_json(j) AS '{' || array_to_string(list_transform(
+    json_transform(j, '{"values": [{"key": "VARCHAR", "value": {"stringValue": "VARCHAR", "intValue": "VARCHAR", "doubleValue": "VARCHAR", "boolValue": "VARCHAR", "bytesValue": "VARCHAR", "arrayValue": "JSON", "kvlistValue": "JSON"}}]}').values,
+    lambda _ok_kv: CAST(to_json(coalesce(_ok_kv.key, '')) AS VARCHAR) || ':' || coalesce(CAST(otlp_any_json(_ok_kv.value) AS VARCHAR), 'null')), ',') || '}';
 
 -- AnyValue -> text: strings as is, numbers as number text, booleans true/false, bytes base64,
 -- arrays and kvlists as compact JSON. {} (empty AnyValue) -> NULL.
@@ -56,20 +53,20 @@ CREATE OR REPLACE TEMP MACRO otlp_any(v) AS CASE
     WHEN v.doubleValue IS NOT NULL THEN otlp_double_text(v.doubleValue)
     WHEN v.boolValue IS NOT NULL THEN lower(v.boolValue)
     WHEN v.bytesValue IS NOT NULL THEN v.bytesValue
-    WHEN v.arrayValue IS NOT NULL THEN CAST(otlp_array_json(v.arrayValue) AS VARCHAR)
-    WHEN v.kvlistValue IS NOT NULL THEN CAST(otlp_kvlist_json(v.kvlistValue) AS VARCHAR)
+    WHEN v.arrayValue IS NOT NULL THEN otlp_array_json(v.arrayValue)
+    WHEN v.kvlistValue IS NOT NULL THEN otlp_kvlist_json(v.kvlistValue)
 END;
 
 -- attribute list [{"key", "value": AnyValue}] -> MAP(VARCHAR, VARCHAR); missing -> empty map;
 -- entries without a key dropped; on duplicate keys the first wins (map keys must be unique).
-CREATE OR REPLACE TEMP MACRO otlp_attr_entries(a) AS
-    list_transform(coalesce(a, []), lambda _oa_kv: {'key': _oa_kv.key, 'value': otlp_any(_oa_kv.value)});
-CREATE OR REPLACE TEMP MACRO otlp_attrs(a) AS CASE
-    WHEN len(list_distinct(list_transform(coalesce(a, []), lambda _oa_k: _oa_k.key))) = len(coalesce(a, []))
-        THEN map_from_entries(otlp_attr_entries(a))
-    ELSE map_from_entries(list_filter(otlp_attr_entries(a), lambda _oa_e, _oa_i: _oa_e.key IS NOT NULL
-        AND list_position(list_transform(a, lambda _oa_k2: _oa_k2.key), _oa_e.key) = _oa_i))
+CREATE OR REPLACE TEMP MACRO otlp_keys(a) AS list_transform(a, lambda _ok_x: _ok_x.key);
+CREATE OR REPLACE TEMP MACRO otlp_dedupe(a) AS CASE
+    WHEN a IS NULL THEN []
+    WHEN len(list_distinct(otlp_keys(a))) = len(a) THEN a
+    ELSE list_filter(a, lambda _od_x, _od_i: _od_x.key IS NOT NULL AND list_position(otlp_keys(a), _od_x.key) = _od_i)
 END;
+CREATE OR REPLACE TEMP MACRO otlp_attrs(a) AS map_from_entries(
+    list_transform(otlp_dedupe(a), lambda _oa_kv: {'key': _oa_kv.key, 'value': otlp_any(_oa_kv.value)}));
 
 -- attribute list -> JSON object of text values (for span events and links)
 CREATE OR REPLACE TEMP MACRO otlp_attrs_json(a) AS to_json(otlp_attrs(a));
