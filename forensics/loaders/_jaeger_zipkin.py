@@ -1,28 +1,39 @@
-"""Shared machinery of the Jaeger and Zipkin JSON loaders: reading a file as JSON documents
-(one document, or one document per line), SQL fragments for their microsecond times and
-key/value lists, and the extra reject rows (broken lines, unrecognised shapes).
+"""Shared machinery of the Jaeger and Zipkin JSON loaders: reading a file as JSON documents,
+SQL fragments for their microsecond times and key/value lists, and the extra reject rows
+(broken lines, unrecognised shapes).
 
 Both formats are read the same way:
 
 * a file whose first non-blank line is a complete JSON value *and* that has a second
   non-blank line is newline-delimited (one document per line, streamed in batches with
   :meth:`LoadContext.line_batches`); rows carry ``source_line`` (1-based);
-* anything else is one document (:meth:`LoadContext.read_document`, which also handles
-  ``.gz``/``.zst``); rows carry ``source_offset`` = the 0-based index of the span within the
-  document, in document order.
+* a document that is one large array (``[...]``) or a Jaeger envelope (``{"data": [...]}``)
+  is streamed element by element (:mod:`._jaeger_zipkin_stream`), so files larger than
+  memory load; a document that ends early (a cut download) loads every complete element and
+  rejects the rest;
+* anything else (a single trace or span object) is read whole with
+  :meth:`LoadContext.read_document`.
 
-Either way the loader's SQL sees a registered Arrow table ``(line BIGINT, raw VARCHAR)``
-(``line`` is NULL for a single document) and never loops over spans in Python.
+Decompression (``.gz``/``.zst``, by magic bytes) is :mod:`forensics.loaders.io`'s. In the last
+two cases rows carry ``source_offset`` = the 0-based index of the span within the document,
+in document order. The loader's SQL sees a registered Arrow table
+``(line, raw, doc_key, base, what)`` (see :func:`json_sources`) and never loops over spans in
+Python.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from .._db import query_arrow, scalar
 from ..errors import Reason
 from . import io as fio
+from ._jaeger_zipkin_stream import Truncated, array_start, iter_elements
 from ._semconv import hex_id_sql
 from .context import LoadContext
 from .sniff import Head
@@ -53,47 +64,118 @@ def _is_ndjson(path: str) -> bool:
     return False
 
 
-def json_sources(ctx: LoadContext) -> Iterator[tuple[str, bool]]:
-    """Registered tables ``(line, raw)`` of JSON documents and whether the file is NDJSON.
+@dataclass(frozen=True)
+class SpanFormat:
+    """What :func:`load_spans` needs from a loader.
 
-    A single document that is not valid JSON is rejected here (``invalid_json``, with the line,
-    column and character offset of the first error) and yields nothing. The caller unregisters
-    each table after use.
+    ``spans_sql(src)`` builds the finalized span SELECT over a source table (see the module
+    docstring); ``recognised`` is a SQL predicate over ``doc`` (JSON) telling whether a document
+    has a shape the loader reads; ``count`` a SQL expression over ``doc`` giving the number of
+    spans the loader will enumerate in it; ``expected`` describes the shapes for reject reasons.
     """
-    if _is_ndjson(ctx.path):
-        for batch in ctx.line_batches():
-            yield ctx.register(batch), True
-        return
+
+    spans_sql: Callable[[str], str]
+    recognised: str
+    count: str
+    expected: str
+
+
+def _source(ctx: LoadContext, line: pa.Array, raw: pa.Array, doc_key: pa.Array, base: pa.Array, what: pa.Array) -> str:
+    return ctx.register(pa.table({"line": line, "raw": raw, "doc_key": doc_key, "base": base, "what": what}))
+
+
+def _line_sources(ctx: LoadContext) -> Iterator[str]:
+    for batch in ctx.line_batches():
+        n = batch.num_rows
+        lines = batch.column("line")
+        yield _source(ctx, lines, batch.column("raw"), lines, pa.nulls(n, pa.int64()), pa.array(["line"] * n))
+
+
+def _document_source(ctx: LoadContext) -> Iterator[str]:
     text = ctx.read_document()
     if text is None:
         return
     if not text.strip():
         ctx.reject(Reason.WRONG_SHAPE, "file holds no JSON document (only whitespace)", offset=0, table="spans")
         return
-    name = ctx.register(pa.table({"line": pa.array([None], pa.int64()), "raw": pa.array([text], pa.large_string())}))
-    from .._db import scalar
-
-    if not scalar(ctx.con, f"SELECT json_valid(raw) FROM {name}"):
-        ctx.unregister(name)
+    if not scalar(ctx.con, "SELECT json_valid(?)", [text]):
         try:
             orjson.loads(text)
-            where, line, pos = "", None, 0  # valid for orjson but not for DuckDB (should not happen)
+            where, line, pos, detail = "", None, 0, "DuckDB's JSON parser refused it"
         except orjson.JSONDecodeError as exc:
-            where, line, pos = f" at line {exc.lineno} column {exc.colno} (char {exc.pos})", exc.lineno, exc.pos
-            detail = exc.msg
-        else:
-            detail = "DuckDB's JSON parser refused it"
+            where, line, pos, detail = f" at line {exc.lineno} column {exc.colno} (char {exc.pos})", exc.lineno, exc.pos, exc.msg
         ctx.reject(Reason.INVALID_JSON, f"document is not valid JSON{where}: {detail}; nothing in it was loaded",
                    line=line, offset=pos, raw=text[max(0, pos - 200): pos + 200], table="spans")
         return
-    yield name, False
+    one = pa.array([0], pa.int64())
+    yield _source(ctx, pa.nulls(1, pa.int64()), pa.array([text], pa.large_string()), one, one, pa.array(["document"]))
 
 
-def load_spans(ctx: LoadContext, build_sql: Callable[[str, bool], str]) -> None:
-    """Emit the spans of every JSON source of ``ctx`` with ``build_sql(table, ndjson)``."""
-    for name, ndjson in json_sources(ctx):
+def _L(text: str) -> pa.Scalar:
+    return pa.scalar(text, pa.large_string())
+
+
+def _element_sources(ctx: LoadContext, fmt: SpanFormat, start: int) -> Iterator[str]:
+    """Sources of one streamed array: each element wrapped as a one-element array document, with
+    ``base`` = the document-wide index of its first span."""
+    base = 0
+    try:
+        with fio.open_binary(ctx.path) as fh:
+            for item in iter_elements(fh, start, ctx.options.get("batch_bytes", 32 << 20)):
+                if isinstance(item, Truncated):
+                    ctx.reject(Reason.TRUNCATED, f"document ends inside array element {item.element} (which starts at "
+                               f"byte {item.offset}); the elements before it were loaded", offset=item.offset,
+                               raw=item.raw[:1000].decode("utf-8", "backslashreplace"), table="spans")
+                    return
+                t = item.table
+                wrapped = pc.binary_join_element_wise(_L("["), t.column("raw"), _L("]"), _L(""))
+                what = pc.binary_join_element_wise(_L("array element "), pc.cast(t.column("element"), pa.large_string()),
+                                                   _L(""))
+                name = _source(ctx, pa.nulls(t.num_rows, pa.int64()), wrapped, t.column("element"),
+                               pa.nulls(t.num_rows, pa.int64()), what)
+                counts = query_arrow(ctx.con, f"SELECT coalesce(CASE WHEN {fmt.recognised} THEN {fmt.count} END, 0) AS n "
+                                     f"FROM (SELECT doc_key, CASE WHEN json_valid(raw) THEN raw::JSON END AS doc "
+                                     f"FROM {name}) ORDER BY doc_key")
+                ctx.unregister(name)
+                n = counts.column("n").to_numpy(zero_copy_only=False).astype(np.int64)
+                starts = base + np.cumsum(n) - n
+                base += int(n.sum())
+                yield _source(ctx, pa.nulls(t.num_rows, pa.int64()), wrapped, t.column("element"), pa.array(starts), what)
+    except (EOFError, OSError, ValueError) as exc:
+        ctx.reject(Reason.TRUNCATED, f"compressed stream ends early ({exc}); array elements before it were loaded",
+                   offset=None, table="spans")
+    except Exception as exc:  # zstandard.ZstdError and friends
+        if type(exc).__module__.startswith("zstandard"):
+            ctx.reject(Reason.TRUNCATED, f"compressed stream ends early ({exc}); array elements before it were loaded",
+                       table="spans")
+        else:
+            raise
+
+
+def json_sources(ctx: LoadContext, fmt: SpanFormat) -> Iterator[str]:
+    """Registered source tables ``(line, raw, doc_key, base, what)`` of the JSON documents of ``ctx``.
+
+    ``line``: 1-based line of a newline-delimited file, else NULL. ``doc_key``: groups the rows
+    of one document. ``base``: document-wide index of the first span of the row's document
+    (NULL for newline-delimited files). ``what``: how reject reasons name the document. The
+    caller unregisters each table after use.
+    """
+    if _is_ndjson(ctx.path):
+        yield from _line_sources(ctx)
+        return
+    head = fio.read_head(ctx.path, 1 << 16)
+    start = array_start(head, envelope=True) or array_start(head, envelope=False)
+    if start is not None and not ctx.options.get("whole_documents", False):
+        yield from _element_sources(ctx, fmt, start)
+    else:
+        yield from _document_source(ctx)
+
+
+def load_spans(ctx: LoadContext, fmt: SpanFormat) -> None:
+    """Emit the spans (and document-level rejects) of every JSON source of ``ctx``."""
+    for name in json_sources(ctx, fmt):
         try:
-            ctx.emit("spans", build_sql(name, ndjson))
+            ctx.emit("spans", with_document_rejects(fmt.spans_sql(name), name, fmt), [fmt.expected, fmt.expected])
         finally:
             ctx.unregister(name)
 
@@ -136,36 +218,35 @@ def kv_map_sql(entries: str) -> str:
 
 
 def documents_sql(src: str) -> str:
-    """Query: the valid JSON documents of ``src`` as ``(line, raw, doc JSON)``."""
-    return f"SELECT line, raw, raw::JSON AS doc FROM {src} WHERE json_valid(raw)"
+    """Query: the valid JSON documents of ``src`` with their position columns and ``doc JSON``."""
+    return f"SELECT line, raw, doc_key, base, raw::JSON AS doc FROM {src} WHERE json_valid(raw)"
 
 
-def bad_documents_sql(src: str, ndjson: bool, recognised: str, expected: str) -> str:
-    """Reject rows for lines that are not JSON and documents whose shape is not ``expected``.
+def span_offset_sql(*order: str) -> str:
+    """``source_offset`` of a span: its document's ``base`` plus its rank in the document."""
+    return f"base + row_number() OVER (PARTITION BY doc_key ORDER BY {', '.join(order)}) - 1"
 
-    ``recognised`` is a SQL predicate over ``doc`` (JSON) telling whether a valid document has
-    one of the shapes the loader reads.
-    """
-    where_line = "line AS source_line, NULL::BIGINT AS source_offset" if ndjson else "NULL::BIGINT AS source_line, 0::BIGINT AS source_offset"
-    what = "line" if ndjson else "document"
+
+def bad_documents_sql(src: str, fmt: SpanFormat) -> str:
+    """Reject rows for documents that are not JSON or not of a shape ``fmt`` reads."""
     return f"""
-SELECT {where_line}, left(raw, 1000) AS _raw, 'invalid_json' AS _reject_code,
-       '{what} is not a complete JSON value (expected {expected})' AS _reject_reason
+SELECT line AS source_line, base AS source_offset, left(raw, 1000) AS _raw, 'invalid_json' AS _reject_code,
+       what || ' is not a complete JSON value (expected ' || ? || ')' AS _reject_reason
 FROM {src} WHERE NOT json_valid(raw)
 UNION ALL
-SELECT {where_line}, left(raw, 1000) AS _raw, 'wrong_shape' AS _reject_code,
-       'valid JSON but not ' || '{expected}' || '; found a JSON ' || lower(json_type(doc)) ||
+SELECT line AS source_line, base AS source_offset, left(raw, 1000) AS _raw, 'wrong_shape' AS _reject_code,
+       'valid JSON but not ' || ? || '; found a JSON ' || lower(json_type(doc)) ||
        coalesce(' with keys ' || nullif(array_to_string(list_slice(json_keys(doc), 1, 8), ', '), ''), '') AS _reject_reason
-FROM ({documents_sql(src)}) WHERE NOT ({recognised})
+FROM ({documents_sql(src)}) WHERE NOT ({fmt.recognised})
 """
 
 
-def with_document_rejects(spans_sql: str, src: str, ndjson: bool, recognised: str, expected: str) -> str:
+def with_document_rejects(spans_sql: str, src: str, fmt: SpanFormat) -> str:
     """``spans_sql`` (finalized span rows) plus the reject rows of :func:`bad_documents_sql`."""
     return f"""
 {spans_sql}
 UNION ALL BY NAME
-SELECT * FROM ({bad_documents_sql(src, ndjson, recognised, expected)})
+SELECT * FROM ({bad_documents_sql(src, fmt)})
 """
 
 

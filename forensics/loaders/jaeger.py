@@ -35,8 +35,8 @@ shape, spans whose ``processID`` names no process of their trace, and what
 """
 from __future__ import annotations
 
-from ._jaeger_zipkin import (documents_sql, hex_sql, iso_sql, kv_map_sql, large_document_has, load_spans, micros_sql,
-                             ts_sql, with_document_rejects)
+from ._jaeger_zipkin import (SpanFormat, documents_sql, hex_sql, iso_sql, kv_map_sql, large_document_has, load_spans,
+                             micros_sql, span_offset_sql, ts_sql)
 from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, kind_sql
 from .context import LoadContext
 from .registry import register_format
@@ -51,6 +51,13 @@ _SPAN = ('{"traceID": "VARCHAR", "spanID": "VARCHAR", "parentSpanID": "VARCHAR",
          f'"logs": [{{"timestamp": "VARCHAR", "fields": {_KV}}}], "processID": "VARCHAR", '
          f'"process": {_PROCESS}, "warnings": "JSON"}}')
 
+#: the traces of a document (JSON list); a bare span becomes a trace of one span
+_TRACES = """CASE
+    WHEN json_type(doc, '$.data') = 'ARRAY' THEN json_extract(doc, '$.data[*]')
+    WHEN json_type(doc) = 'OBJECT' THEN [doc]
+    ELSE list_transform(json_extract(doc, '$[*]'), lambda e: CASE WHEN json_type(e, '$.spans') = 'ARRAY' THEN e
+                                                              ELSE json_object('spans', json_array(e)) END) END"""
+
 #: the document shapes read, as a SQL predicate over ``doc`` (JSON)
 _RECOGNISED = """(
   (json_type(doc) = 'OBJECT' AND (json_type(doc, '$.data') = 'ARRAY' OR json_type(doc, '$.spans') = 'ARRAY'))
@@ -60,34 +67,27 @@ _EXPECTED = ("a Jaeger trace: {\"data\": [traces]}, {\"traceID\", \"spans\", \"p
              "or an array of traces or of spans with traceID/spanID")
 
 
-def _spans_sql(src: str, ndjson: bool) -> str:
+def _spans_sql(src: str) -> str:
     """The SELECT producing raw canonical columns for every span of ``src``."""
-    traces = """CASE
-        WHEN json_type(doc, '$.data') = 'ARRAY' THEN json_extract(doc, '$.data[*]')
-        WHEN json_type(doc) = 'OBJECT' THEN [doc]
-        ELSE list_transform(json_extract(doc, '$[*]'), lambda e: CASE WHEN json_type(e, '$.spans') = 'ARRAY' THEN e
-                                                                  ELSE json_object('spans', json_array(e)) END) END"""
-    offset = "NULL::BIGINT" if ndjson else "row_number() OVER (PARTITION BY line ORDER BY ti, si) - 1"
-    line = "line" if ndjson else "NULL::BIGINT"
     tid = hex_sql("coalesce(sp.traceID, tr.traceID)", TRACE_ID_HEX)
     ref_tid = hex_sql("r.traceID", TRACE_ID_HEX)
     return f"""
 WITH docs AS ({documents_sql(src)} ),
 traces AS (
-  SELECT line, t.j AS tj, t.i AS ti
-  FROM (SELECT line, unnest(list_transform({traces}, lambda x, i: {{'j': x, 'i': i}})) AS t
+  SELECT line, doc_key, base, t.j AS tj, t.i AS ti
+  FROM (SELECT line, doc_key, base, unnest(list_transform({_TRACES}, lambda x, i: {{'j': x, 'i': i}})) AS t
         FROM docs WHERE {_RECOGNISED})
 ),
 span_json AS (
-  SELECT line, ti, json_transform(tj, '{_TRACE}') AS tr,
+  SELECT line, doc_key, base, ti, json_transform(tj, '{_TRACE}') AS tr,
          unnest(list_transform(json_extract(tj, '$.spans[*]'), lambda x, i: {{'j': x, 'i': i}})) AS s
   FROM traces
 ),
 typed AS (
-  SELECT line, ti, s.i AS si, s.j AS raw_span, tr, json_transform(s.j, '{_SPAN}') AS sp FROM span_json
+  SELECT line, doc_key, base, ti, s.i AS si, s.j AS raw_span, tr, json_transform(s.j, '{_SPAN}') AS sp FROM span_json
 ),
 base AS (
-  SELECT line, ti, si, raw_span, sp, tr,
+  SELECT line, doc_key, base, ti, si, raw_span, sp, tr,
     {tid} AS trace_id,
     {hex_sql('sp.spanID', SPAN_ID_HEX)} AS span_id,
     CASE WHEN sp.process.serviceName IS NOT NULL OR sp.process.tags IS NOT NULL THEN sp.process
@@ -150,8 +150,8 @@ SELECT
       lambda r: {{'trace_id': r.trace_id, 'span_id': r.span_id, 'trace_state': NULL::VARCHAR,
                   'attributes': MAP {{'opentracing.ref_type': lower(r.ref_type)}}}})) END AS links,
   coalesce(res['host.name'], res['hostname'], res['ip']) AS host_name,
-  {line} AS source_line,
-  {offset} AS source_offset,
+  line AS source_line,
+  {span_offset_sql('ti', 'si')} AS source_offset,
   CAST(raw_span AS VARCHAR) AS _raw,
   proc IS NULL AS _no_process,
   sp.processID AS _process_id,
@@ -160,16 +160,20 @@ FROM mapped
 """
 
 
-def _jaeger_sql(src: str, ndjson: bool) -> str:
-    spans = finalize_spans_sql(_spans_sql(src, ndjson))
-    return with_document_rejects(f"""
+def _jaeger_sql(src: str) -> str:
+    spans = finalize_spans_sql(_spans_sql(src))
+    return f"""
 SELECT * REPLACE (
   coalesce(_reject_code, CASE WHEN _no_process THEN 'missing_field' END) AS _reject_code,
   coalesce(_reject_reason, CASE WHEN _no_process THEN
     'span has no process: processID ' || coalesce('''' || _process_id || '''', 'missing') ||
     ' is not among the trace''s processes (' || coalesce(nullif(_process_ids, ''), 'none') ||
     ') and the span has no inline "process"' END) AS _reject_reason)
-FROM ({spans})""", src, ndjson, _RECOGNISED, _EXPECTED)
+FROM ({spans})"""
+
+
+JAEGER = SpanFormat(_jaeger_sql, _RECOGNISED, f"list_sum(list_transform({_TRACES}, lambda t: json_array_length(t, '$.spans')))",
+                    _EXPECTED)
 
 
 def _sniff(head: Head) -> float:
@@ -200,4 +204,4 @@ def _sniff(head: Head) -> float:
                  sniff=_sniff, extensions=(".json", ".jsonl", ".ndjson"))
 def load_jaeger(ctx: LoadContext) -> None:
     """Load a Jaeger JSON export (see the module docstring for the mapping)."""
-    load_spans(ctx, _jaeger_sql)
+    load_spans(ctx, JAEGER)

@@ -14,7 +14,8 @@ Mapping to the canonical ``spans`` table
   kept. The SERVER half keeps the original id (its children point at it); the CLIENT half gets
   the derived id *original XOR 0x8000000000000000* (its highest bit flipped, e.g.
   ``000000000000beef`` -> ``800000000000beef``) and attribute ``zipkin.original_span_id``; the
-  server row's ``parent_span_id`` becomes the client's derived id.
+  server row's ``parent_span_id`` becomes the client's derived id. This is done over all the
+  file's rows after loading it (so halves in different streamed batches still meet).
 * service: ``localEndpoint.serviceName``; empty or missing gives NULL (never taken from
   ``remoteEndpoint``, which is the *other* side of the call).
 * kind: ``CLIENT``/``SERVER``/``PRODUCER``/``CONSUMER``, absent -> ``unspecified``; any other
@@ -39,8 +40,11 @@ Mapping to the canonical ``spans`` table
 """
 from __future__ import annotations
 
-from ._jaeger_zipkin import (documents_sql, hex_sql, iso_sql, kv_map_sql, large_document_has, load_spans, micros_sql,
-                             ts_sql, with_document_rejects)
+import uuid
+
+from .._db import run
+from ._jaeger_zipkin import (SpanFormat, documents_sql, hex_sql, iso_sql, kv_map_sql, large_document_has, load_spans,
+                             micros_sql, span_offset_sql, ts_sql)
 from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, kind_sql
 from .context import LoadContext
 from .registry import register_format
@@ -62,6 +66,11 @@ _OTEL_EVENT = (f"(regexp_full_match(a.value, '{_EVENT_RE}', 's') AND "
                f"json_type(try(CAST(regexp_extract(a.value, '{_EVENT_RE}', 2) AS JSON))) = 'OBJECT')")
 
 _IS_SPAN = "(json_type({e}) = 'OBJECT' AND json_exists({e}, '$.traceId') AND json_exists({e}, '$.id'))"
+#: the spans of a document (JSON list): one object, an array, or an array of arrays, flattened
+_SPANS = """CASE WHEN json_type(doc) = 'OBJECT' THEN [doc]
+    ELSE flatten(list_transform(json_extract(doc, '$[*]'),
+                                lambda e: CASE WHEN json_type(e) = 'ARRAY' THEN json_extract(e, '$[*]') ELSE [e] END))
+    END"""
 _RECOGNISED = f"""(
   {_IS_SPAN.format(e='doc')}
   OR (json_type(doc) = 'ARRAY' AND len(list_filter(json_extract(doc, '$[*]'),
@@ -75,26 +84,18 @@ def _endpoint_entries(ep: str, prefix: str) -> str:
             f"{{'key': '{prefix}.port', 'value': {ep}.port}}]")
 
 
-def _spans_sql(src: str, ndjson: bool) -> str:
+def _spans_sql(src: str) -> str:
     """The SELECT producing raw canonical columns for every span of ``src``."""
-    spans = """CASE WHEN json_type(doc) = 'OBJECT' THEN [doc]
-        ELSE flatten(list_transform(json_extract(doc, '$[*]'),
-                                    lambda e: CASE WHEN json_type(e) = 'ARRAY' THEN json_extract(e, '$[*]') ELSE [e] END))
-        END"""
-    offset = "NULL::BIGINT" if ndjson else "row_number() OVER (PARTITION BY line ORDER BY si) - 1"
-    line = "line" if ndjson else "NULL::BIGINT"
-    derived = f"lpad(lower(to_hex(xor(CAST('0x' || span_id AS UBIGINT), CAST('{CLIENT_ID_MASK:#x}' AS UBIGINT)))), {SPAN_ID_HEX}, '0')"
-    valid_id = f"regexp_full_match(span_id, '[0-9a-f]{{{SPAN_ID_HEX}}}')"
     return f"""
 WITH docs AS ({documents_sql(src)}),
 span_json AS (
-  SELECT line, s.j AS raw_span, s.i AS si
-  FROM (SELECT line, unnest(list_transform({spans}, lambda x, i: {{'j': x, 'i': i}})) AS s
+  SELECT line, doc_key, base, s.j AS raw_span, s.i AS si
+  FROM (SELECT line, doc_key, base, unnest(list_transform({_SPANS}, lambda x, i: {{'j': x, 'i': i}})) AS s
         FROM docs WHERE {_RECOGNISED})
 ),
-typed AS (SELECT line, si, raw_span, json_transform(raw_span, '{_SPAN}') AS sp FROM span_json),
+typed AS (SELECT line, doc_key, base, si, raw_span, json_transform(raw_span, '{_SPAN}') AS sp FROM span_json),
 base AS (
-  SELECT line, si, raw_span, sp,
+  SELECT line, doc_key, base, si, raw_span, sp,
     {hex_sql('sp.traceId', TRACE_ID_HEX)} AS trace_id,
     {hex_sql('sp.id', SPAN_ID_HEX)} AS span_id,
     {hex_sql('sp.parentId', SPAN_ID_HEX)} AS parent_id,
@@ -107,28 +108,22 @@ base AS (
     nullif(trim(sp.remoteEndpoint.serviceName), '') AS remote_svc
   FROM typed
 ),
-halves AS (
-  SELECT *,
-    bool_or(kind_u = 'SERVER') OVER w AND bool_or(kind_u = 'CLIENT') OVER w AND {valid_id} AS split
-  FROM base WINDOW w AS (PARTITION BY trace_id, span_id)
-),
 attrs AS (
   SELECT *,
     map_concat(tags, {kv_map_sql(f'''list_filter([
         {{'key': 'zipkin.debug', 'value': CASE WHEN lower(sp.debug) = 'true' THEN 'true' END}},
         {{'key': 'zipkin.shared', 'value': CASE WHEN lower(sp.shared) = 'true' THEN 'true' END}},
-        {{'key': 'zipkin.original_span_id', 'value': CASE WHEN split AND kind_u = 'CLIENT' THEN span_id END}},
         {{'key': 'zipkin.remote_endpoint.service_name', 'value': sp.remoteEndpoint.serviceName}}] ||
         {_endpoint_entries('sp.remoteEndpoint', 'zipkin.remote_endpoint')}, lambda e: e.value IS NOT NULL)''')}) AS attributes,
     {kv_map_sql(f'''list_filter([{{'key': 'service.name', 'value': svc}}] ||
         {_endpoint_entries('sp.localEndpoint', 'zipkin.local_endpoint')}, lambda e: e.value IS NOT NULL)''')}
       AS resource_attributes
-  FROM halves
+  FROM base
 )
 SELECT
   trace_id,
-  CASE WHEN split AND kind_u = 'CLIENT' THEN {derived} ELSE span_id END AS span_id,
-  CASE WHEN split AND kind_u = 'SERVER' THEN {derived} ELSE parent_id END AS parent_span_id,
+  span_id,
+  parent_id AS parent_span_id,
   svc AS service,
   tags['service.version'] AS service_version,
   sp.name AS name,
@@ -153,8 +148,8 @@ SELECT
           ELSE MAP {{}}::MAP(VARCHAR, VARCHAR) END}}))
   END AS events,
   coalesce(tags['host.name'], tags['hostname'], sp.localEndpoint.ipv4, sp.localEndpoint.ipv6) AS host_name,
-  {line} AS source_line,
-  {offset} AS source_offset,
+  line AS source_line,
+  {span_offset_sql('si')} AS source_offset,
   CAST(raw_span AS VARCHAR) AS _raw,
   remote_svc AS _remote_service,
   sp.timestamp AS _timestamp_raw
@@ -162,16 +157,44 @@ FROM attrs
 """
 
 
-def _zipkin_sql(src: str, ndjson: bool) -> str:
-    spans = finalize_spans_sql(_spans_sql(src, ndjson))
-    return with_document_rejects(f"""
+def _zipkin_sql(src: str) -> str:
+    spans = finalize_spans_sql(_spans_sql(src))
+    return f"""
 SELECT * REPLACE (
   coalesce(peer_service, _remote_service) AS peer_service,
   CASE WHEN _reject_code = 'bad_time' THEN
     CASE WHEN _timestamp_raw IS NULL THEN 'span has no "timestamp" (a partial flush without a start cannot be placed in time)'
          ELSE '"timestamp" is not a positive number of microseconds: ' || left(_timestamp_raw, 80) END
     ELSE _reject_reason END AS _reject_reason)
-FROM ({spans})""", src, ndjson, _RECOGNISED, _EXPECTED)
+FROM ({spans})"""
+
+
+ZIPKIN = SpanFormat(_zipkin_sql, _RECOGNISED, f"len({_SPANS})", _EXPECTED)
+
+
+def _derived_sql(span_id: str) -> str:
+    """The CLIENT half's id: ``span_id`` (16 hex digits) XOR :data:`CLIENT_ID_MASK`."""
+    return (f"lpad(lower(to_hex(xor(CAST('0x' || {span_id} AS UBIGINT), CAST('{CLIENT_ID_MASK:#x}' AS UBIGINT)))), "
+            f"{SPAN_ID_HEX}, '0')")
+
+
+def _join_shared_halves(ctx: LoadContext) -> None:
+    """File-wide (so halves in different streamed batches meet): for every (trace, span id) of
+    this file's rows with both a server and a client row, give the client row the derived id
+    and point the server row at it."""
+    groups = f"_zipkin_shared_{uuid.uuid4().hex}"
+    mine = "spans.source_file = ? AND spans.format = ?"
+    run(ctx.con, f"CREATE TEMP TABLE {groups} AS SELECT trace_id, span_id FROM spans WHERE {mine} "
+                 "GROUP BY ALL HAVING bool_or(kind = 'server') AND bool_or(kind = 'client')", [ctx.path, ctx.format])
+    try:
+        same = f"spans.trace_id = g.trace_id AND spans.span_id = g.span_id AND {mine}"
+        run(ctx.con, f"UPDATE spans SET parent_span_id = {_derived_sql('g.span_id')} FROM {groups} g "
+                     f"WHERE {same} AND spans.kind = 'server'", [ctx.path, ctx.format])
+        run(ctx.con, f"UPDATE spans SET span_id = {_derived_sql('g.span_id')}, "
+                     "attributes = map_concat(spans.attributes, MAP {'zipkin.original_span_id': g.span_id}) "
+                     f"FROM {groups} g WHERE {same} AND spans.kind = 'client'", [ctx.path, ctx.format])
+    finally:
+        run(ctx.con, f"DROP TABLE IF EXISTS {groups}")
 
 
 def _is_span(obj: object) -> bool:
@@ -203,4 +226,5 @@ def _sniff(head: Head) -> float:
                  sniff=_sniff, extensions=(".json", ".jsonl", ".ndjson"))
 def load_zipkin(ctx: LoadContext) -> None:
     """Load a Zipkin v2 JSON export (see the module docstring for the mapping)."""
-    load_spans(ctx, _zipkin_sql)
+    load_spans(ctx, ZIPKIN)
+    _join_shared_halves(ctx)

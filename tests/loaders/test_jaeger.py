@@ -159,14 +159,46 @@ def test_strict_mode_names_file_and_record():
     assert "bad_process.json" in text and "offset 1" in text and "processID 'p2'" in text
 
 
-def test_broken_document_rejected_with_line_and_offset():
-    case, report = load(J / "broken.json")
+def test_broken_single_trace_rejected_with_line_and_offset():
+    case, report = load(J / "broken_trace.json")
     assert (report.records_read, report.rows_loaded, report.rows_rejected) == (1, 0, 1)
     [(name, line, offset, code, reason)] = rejects(case)
-    assert (name, line, offset, code) == ("broken.json", 18, 700, "invalid_json")
-    assert reason.startswith("document is not valid JSON at line 18 column 19 (char 700)")
-    with pytest.raises(StrictModeError, match=r"broken\.json.*line 18"):
-        load(J / "broken.json", strict=True)
+    assert (name, line, offset, code) == ("broken_trace.json", 7, 132, "invalid_json")
+    assert reason.startswith("document is not valid JSON at line 7 column 7 (char 132): unexpected character")
+    with pytest.raises(StrictModeError, match=r"broken_trace\.json.*line 7"):
+        load(J / "broken_trace.json", strict=True)
+
+
+def test_envelope_with_a_broken_trace_loads_the_others():
+    case, report = load(J / "bad_element.json")
+    assert sorted((s["name"], s["source_offset"]) for s in spans_by_id(case).values()) == [("tick", 0), ("tock", 1)]
+    assert (report.records_read, report.rows_loaded, report.rows_rejected) == (3, 2, 1)
+    [(name, line, offset, code, reason)] = rejects(case)
+    # offset: the span index the broken trace would have started at
+    assert (name, line, offset, code) == ("bad_element.json", None, 1, "invalid_json")
+    assert reason.startswith("array element 1 is not a complete JSON value (expected a Jaeger trace")
+
+
+def test_cut_download_keeps_the_complete_traces():
+    case, report = load(J / "cut_download.json")
+    assert [s["name"] for s in spans_by_id(case).values()] == ["tick"]
+    assert rejects(case) == [("cut_download.json", None, 300, "truncated",
+                              "document ends inside array element 1 (which starts at byte 300); "
+                              "the elements before it were loaded")]
+    case, _ = load(J / "broken.json")  # cut inside the first trace: nothing complete
+    assert rejects(case)[0][2:4] == (13, "truncated")
+    with pytest.raises(StrictModeError, match=r"cut_download\.json.*offset 300"):
+        load(J / "cut_download.json", strict=True)
+
+
+@pytest.mark.parametrize("name", ["ui_download.json", "spans_array.json"])
+def test_streamed_elements_equal_whole_document(name):
+    """The streaming path (tiny buffers: many batches, elements larger than a buffer) gives the
+    rows and rejects of the whole-document path."""
+    whole, _ = load(J / name, whole_documents=True)
+    streamed, _ = load(J / name, batch_bytes=64)
+    assert spans_by_id(streamed) == spans_by_id(whole)
+    assert rejects(streamed) == rejects(whole)
 
 
 def test_compressed_exports_load_the_same_rows(tmp_path, ui):

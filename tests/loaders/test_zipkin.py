@@ -139,12 +139,24 @@ def test_strict_mode_names_file_and_record():
     assert "traces.json" in str(err.value) and "offset 2" in str(err.value) and '"timestamp"' in str(err.value)
 
 
-def test_broken_document_rejected_with_line_and_offset():
-    case, report = load(Z / "broken.json")
+def test_cut_documents_keep_the_complete_spans():
+    case, report = load(Z / "cut.json")
+    assert list(spans_by_id(case)) == ["6b221d5bc9e6496c", CLIENT_HALF, "352bff9a74ca9ad2"]
+    assert (report.records_read, report.rows_loaded, report.rows_rejected) == (4, 3, 1)
+    assert rejects(case) == [("cut.json", None, 1653, "truncated",
+                              "document ends inside array element 3 (which starts at byte 1653); "
+                              "the elements before it were loaded")]
+    case, report = load(Z / "broken.json")  # cut inside the first span
     assert (report.records_read, report.rows_rejected) == (1, 1)
-    [(name, line, offset, code, reason)] = rejects(case)
-    assert (name, line, offset, code) == ("broken.json", 11, 400, "invalid_json")
-    assert "line 11 column 72" in reason
+    assert rejects(case)[0][2:4] == (1, "truncated")
+
+
+@pytest.mark.parametrize("name", ["trace.json", "traces.json"])
+def test_streamed_elements_equal_whole_document(name):
+    whole, _ = load(Z / name, whole_documents=True)
+    streamed, _ = load(Z / name, batch_bytes=64)
+    assert spans_by_id(streamed) == spans_by_id(whole)
+    assert rejects(streamed) == rejects(whole)
 
 
 def test_compressed_exports_load_the_same_rows(tmp_path, trace):

@@ -1,0 +1,137 @@
+"""Stream the elements of one large JSON array out of a (possibly compressed) document, without
+parsing it in Python and without holding the whole document in memory.
+
+Used by the Jaeger and Zipkin loaders for ``[span, span, ...]``, ``[[trace], [trace]]`` and
+``{"data": [trace, trace, ...], ...}``: the bytes are scanned with numpy (quotes, backslash runs,
+brackets) to find the commas that separate the array's elements, and each batch of elements
+becomes an Arrow string column sliced straight out of the read buffer. DuckDB then parses the
+elements. Every buffer starts at an element boundary, where the scanner state is known
+(outside strings, at the array's depth), so no state needs to be carried between buffers.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_OPEN = {ord("{"), ord("[")}
+_STRUCTURAL = np.zeros(256, dtype=bool)
+_STRUCTURAL[[ord(c) for c in "{}[],"]] = True
+_DELTA = np.zeros(256, dtype=np.int64)
+_DELTA[[ord("{"), ord("[")]] = 1
+_DELTA[[ord("}"), ord("]")]] = -1
+
+#: where the streamed array starts: a top-level array, or the "data" array of a Jaeger envelope
+ARRAY_START = re.compile(rb'^(?:\xef\xbb\xbf)?\s*\[')
+ENVELOPE_START = re.compile(rb'^(?:\xef\xbb\xbf)?\s*\{\s*"data"\s*:\s*\[')
+
+
+@dataclass
+class ElementBatch:
+    """Complete array elements: ``table`` is ``(element BIGINT 0-based, offset BIGINT byte offset
+    of the element in the decompressed document, raw VARCHAR)``."""
+
+    table: pa.Table
+
+
+@dataclass
+class Truncated:
+    """The document ended inside the array: ``offset`` is where the unfinished element starts."""
+
+    element: int
+    offset: int
+    raw: bytes
+
+
+def _outside_string_structurals(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of ``{}[],`` outside JSON strings and the depth change of each, for a buffer
+    that starts outside any string."""
+    n = len(buf)
+    quotes = np.flatnonzero(buf == 34)
+    if len(quotes):
+        idx = np.arange(n)
+        last_plain = np.maximum.accumulate(np.where(buf == 92, -1, idx))  # last non-backslash at or before i
+        before = quotes - 1
+        safe = np.maximum(before, 0)
+        run = np.where(before >= 0, before - last_plain[safe], 0)  # backslashes right before the quote
+        quotes = quotes[run % 2 == 0]
+    structural = np.flatnonzero(_STRUCTURAL[buf])
+    inside = np.searchsorted(quotes, structural) % 2 == 1  # odd number of quotes before: in a string
+    structural = structural[~inside]
+    return structural, _DELTA[buf[structural]]
+
+
+def _split(buf: bytes) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """Element (start, end) offsets of complete elements in ``buf`` (which starts right after the
+    array's ``[`` or a separating comma) and the position of the closing ``]`` if present."""
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    pos, delta = _outside_string_structurals(arr)
+    depth_after = np.cumsum(delta)  # relative to the array's own depth (0)
+    depth_before = depth_after - delta
+    commas = pos[(arr[pos] == 44) & (depth_before == 0)]
+    closing = pos[(delta == -1) & (depth_before == 0)]
+    end = int(closing[0]) if len(closing) else None
+    if end is not None:
+        commas = commas[commas < end]
+        ends = np.concatenate((commas, [end]))
+    else:
+        ends = commas
+    starts = np.concatenate(([0], commas + 1))[: len(ends)]
+    return starts.astype(np.int64), ends.astype(np.int64), end
+
+
+def iter_elements(fh: BinaryIO, start: int, read_bytes: int = 32 << 20) -> Iterator[ElementBatch | Truncated]:
+    """Batches of the elements of the array whose ``[`` ends at byte ``start`` of ``fh``.
+
+    Stops after the array's closing bracket (the rest of the document is not read). Yields a
+    final :class:`Truncated` when the stream ends inside the array. Exceptions of ``fh.read``
+    (a truncated compressed stream) propagate after the complete elements before them.
+    """
+    skipped = 0
+    while skipped < start:
+        got = fh.read(min(start - skipped, 1 << 20))
+        if not got:
+            return
+        skipped += len(got)
+    carry, carry_at, element, want = b"", start, 0, read_bytes
+    while True:
+        chunk = fh.read(want)
+        buf = carry + chunk if carry else chunk
+        if not buf:
+            return
+        starts, ends, end = _split(buf)
+        if len(starts):
+            offsets = np.empty(len(starts) * 2, dtype=np.int64)  # pieces: element, separator, element...
+            offsets[0::2], offsets[1::2] = starts, ends
+            pieces = pa.LargeBinaryArray.from_buffers(
+                pa.large_binary(), len(offsets) - 1,
+                [None, pa.py_buffer(np.append(offsets, ends[-1]).astype(np.int64)), pa.py_buffer(buf)])
+            raw = pieces.filter(pa.array(np.arange(len(offsets) - 1) % 2 == 0))
+            text = pc.utf8_trim_whitespace(raw.cast(pa.large_string(), safe=False))
+            keep = pc.greater(pc.utf8_length(text), 0)
+            table = pa.table({
+                "element": pa.array(np.arange(element, element + len(starts), dtype=np.int64)),
+                "offset": pa.array(carry_at + starts),
+                "raw": text,
+            }).filter(keep)
+            element += table.num_rows
+            yield ElementBatch(table)
+        if end is not None:
+            return
+        rest = int(ends[-1]) + 1 if len(ends) else 0
+        carry, carry_at = buf[rest:], carry_at + rest
+        if not chunk:  # end of stream inside the array
+            yield Truncated(element, carry_at, carry)
+            return
+        want = read_bytes if len(starts) else want * 2  # one element larger than the buffer: read more
+
+
+def array_start(head: bytes, envelope: bool) -> int | None:
+    """Byte offset just after the ``[`` of the array to stream, from the document's first bytes
+    (``envelope``: the ``"data"`` array of a ``{"data": [...]}`` object), or None."""
+    m = (ENVELOPE_START if envelope else ARRAY_START).match(head)
+    return m.end() if m else None
