@@ -124,24 +124,29 @@ def test_exemplars_join_metric_samples_to_traces(case, tmp_path):
     assert len(case.exemplars("no_such_metric")) == 0
 
 
-def test_one_directory_of_every_format_joins_logs_spans_and_deploys(tmp_path):
-    """Metrics (Prometheus text, API JSON, CSV), events (k8s events, pods, deploy log) and a
-    JSON-lines log in one directory; spans from SpanBuilder; logs ↔ spans ↔ deploys in SQL."""
+def _incident_dir(tmp_path: Path, refs: dict) -> Path:
     d = tmp_path / "incident"
     d.mkdir()
     for src in ("prometheus/openmetrics.txt", "prom_api/query_range.json", "metrics_csv/samples.csv",
                 "k8s/events.json", "k8s/pods.json", "deploys/changes.csv"):
         shutil.copy(DATA / src, d / Path(src).name)
-    case = forensics.open_case()
-    refs = _spans(case)
-    slow = refs["slow"]
+    slow, fast = refs["slow"], refs["fast"]
     lines = [
         {"ts": "2026-02-18T10:10:22.400Z", "level": "error", "logger": "search", "msg": "timeout calling inventory-service",
          "service": "catalog-service", "trace_id": slow.trace_id, "span_id": slow.span_id, "attempt": 2},
         {"ts": "2026-02-18T10:10:00.010Z", "level": "info", "logger": "search", "msg": "search ok",
-         "service": "catalog-service", "trace_id": refs["fast"].trace_id, "span_id": refs["fast"].span_id},
+         "service": "catalog-service", "trace_id": fast.trace_id, "span_id": fast.span_id},
     ]
     (d / "catalog.log.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    return d
+
+
+def test_one_directory_of_every_format_joins_logs_spans_and_deploys(tmp_path):
+    """Metrics (Prometheus text, API JSON, CSV), events (k8s events, pods, deploy log) and a
+    JSON-lines log in one directory; spans from SpanBuilder; logs ↔ spans ↔ deploys in SQL."""
+    case = forensics.open_case()
+    refs = _spans(case)
+    d = _incident_dir(tmp_path, refs)
     report = case.load(d)
     formats = {Path(f.path).name: f.format for f in report.files}
     assert formats == {
@@ -167,3 +172,23 @@ def test_one_directory_of_every_format_joins_logs_spans_and_deploys(tmp_path):
                     "AND time < ? ORDER BY time", [BASE]).rows() == [
         ("deploy_log", datetime(2026, 2, 18, 10, 5, tzinfo=timezone.utc)),
         ("k8s_events", datetime(2026, 2, 18, 10, 5, 1, tzinfo=timezone.utc))]
+
+
+def test_cli_load_then_sql_joins_logs_spans_and_deploys(tmp_path, capsys):
+    from forensics.cli import main
+
+    case_file = str(tmp_path / "incident.duckdb")
+    with forensics.open_case(case_file) as case:
+        refs = _spans(case)
+    d = _incident_dir(tmp_path, refs)
+    assert main(["load", str(d), "--case", case_file]) == 0
+    capsys.readouterr()
+    query = ("SELECT l.body, s.duration_ms, e.version, e.format FROM logs l "
+             "JOIN spans s ON s.trace_id = l.trace_id AND s.span_id = l.span_id "
+             "ASOF JOIN (SELECT * FROM events WHERE kind = 'deploy' AND version IS NOT NULL) e "
+             "ON e.service = s.service AND s.start_time >= e.time ORDER BY l.time")
+    assert main(["sql", case_file, query, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {"body": "search ok", "duration_ms": 80.0, "version": "1.8.0", "format": "deploy_log"},
+        {"body": "timeout calling inventory-service", "duration_ms": 2500.0, "version": "1.8.0", "format": "deploy_log"},
+    ]

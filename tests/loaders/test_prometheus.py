@@ -133,3 +133,16 @@ def test_strict_mode_names_file_and_line(tmp_path):
         case.load(tmp_path / "n.prom", strict=True, scrape_time=SCRAPE)
     assert "n.prom" in str(err.value) and "line 27" in str(err.value)
     assert case.sql("SELECT count(*) FROM metrics").scalar() == 0
+
+
+def test_gzip_scrape_and_help_escapes(tmp_path):
+    import gzip
+
+    text = ('# HELP rpc_errors_total Errors by code.\\nSee \\\\docs\\\\rpc.\n# TYPE rpc_errors_total counter\n'
+            'rpc_errors_total{code="UNAVAILABLE",service="inventory-service"} 1.5E+2 1771409400000\n')
+    path = tmp_path / "scrape.prom.gz"
+    path.write_bytes(gzip.compress(text.encode()))
+    case = forensics.open_case()
+    case.load(path)
+    assert case.sql("SELECT name, value, type, description, service, time FROM metrics").rows() == [
+        ("rpc_errors_total", 150.0, "counter", "Errors by code.\nSee \\docs\\rpc.", "inventory-service", AT_TS)]
