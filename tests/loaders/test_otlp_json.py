@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -40,12 +39,23 @@ def rows(case, query: str, params=None) -> list[dict]:
     return case.sql(query, params).to_arrow().to_pylist()
 
 
+@pytest.fixture(scope="module")
+def traces():
+    """The collector-lines trace file, loaded once for the tests that only read it."""
+    return load(TRACES)
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    return load(MIXED)
+
+
 SPAN_COLS = ("trace_id, span_id, parent_span_id, service, service_version, host_name, name, kind, status, "
              "status_message, start_time, end_time, duration_ms, scope_name, scope_version, source_line, source_offset")
 
 
-def test_collector_lines_exact_spans():
-    case, report = load(TRACES)
+def test_collector_lines_exact_spans(traces):
+    case, report = traces
     assert report.files[0].format == "otlp_json"
     got = rows(case, f"SELECT {SPAN_COLS} FROM spans ORDER BY start_time")
     cat = dict(service="catalog-service", service_version="1.8.0", host_name="catalog-7d9f8b-x2k4p",
@@ -79,8 +89,8 @@ def test_collector_lines_exact_spans():
     assert report.files[0].records_read == 7 and report.files[0].rows_rejected == 0
 
 
-def test_promoted_semantic_convention_columns():
-    case, _ = load(TRACES)
+def test_promoted_semantic_convention_columns(traces):
+    case, _ = traces
     got = {r["span_id"]: {k: v for k, v in r.items() if v is not None and k != "span_id"} for r in rows(case, """
         SELECT span_id, http_route, http_method, http_status_code, http_url, peer_service, server_address, server_port,
                db_system, db_statement, db_operation, messaging_system, messaging_destination, messaging_operation
@@ -99,8 +109,8 @@ def test_promoted_semantic_convention_columns():
     }
 
 
-def test_any_values_attributes_resource_events_links():
-    case, _ = load(TRACES)
+def test_any_values_attributes_resource_events_links(traces):
+    case, _ = traces
     render = rows(case, "SELECT attributes, resource_attributes FROM spans WHERE span_id = '00f067aa0ba902b7'")[0]
     assert dict(render["attributes"]) == {
         "tags": '["a",2,false]', "ctx": '{"k":"v","n":1}', "ratio": "0.25", "whole": "3.0", "cached": "false",
@@ -118,14 +128,14 @@ def test_any_values_attributes_resource_events_links():
                                             "attributes": {"link.reason": "batch"}}]
 
 
-def test_pretty_document_uses_record_offsets():
+def test_pretty_document_uses_record_offsets(traces):
     case, report = load(PRETTY)
     assert report.files[0].format == "otlp_json" and report.files[0].rows_loaded == 3
     got = rows(case, "SELECT span_id, source_line, source_offset FROM spans ORDER BY source_offset")
     assert got == [dict(span_id="eee19b7ec3c1b174", source_line=None, source_offset=0),
                    dict(span_id="1a2b3c4d5e6f7081", source_line=None, source_offset=1),
                    dict(span_id="00f067aa0ba902b7", source_line=None, source_offset=2)]
-    lines, _ = load(TRACES)
+    lines, _ = traces
     cols = "* EXCLUDE (source_file, source_line, source_offset)"
     assert rows(case, f"SELECT {cols} FROM spans ORDER BY span_id") == rows(
         lines, f"SELECT {cols} FROM spans WHERE source_line = 1 ORDER BY span_id")
@@ -146,8 +156,8 @@ def test_concatenated_pretty_documents(tmp_path):
     assert report.files[0].records_read == 6 and report.files[0].rows_rejected == 1
 
 
-def test_mixed_signals_interleaved():
-    case, report = load(MIXED)
+def test_mixed_signals_interleaved(mixed):
+    case, report = mixed
     assert report.files[0].by_table == {"spans": 5, "logs": 4, "metrics": 20}
     assert rows(case, "SELECT DISTINCT source_line FROM spans ORDER BY 1") == [{"source_line": 1}, {"source_line": 4}]
     logs = rows(case, """SELECT time, observed_time, service, severity, severity_number, body, trace_id, span_id,
@@ -176,8 +186,8 @@ METRIC_COLS = ("name, labels, value, type, unit, description, temporality, servi
                "exemplar_value, exemplar_time, time, source_line")
 
 
-def test_metrics_number_points_and_exemplars():
-    case, _ = load(MIXED)
+def test_metrics_number_points_and_exemplars(mixed):
+    case, _ = mixed
     got = rows(case, f"SELECT {METRIC_COLS} FROM metrics WHERE type IN ('gauge', 'counter') ORDER BY name")
     base = dict(time=t(1000), service="catalog-service", source_line=3, exemplar_trace_id=None, exemplar_span_id=None,
                 exemplar_value=None, exemplar_time=None, description=None)
@@ -192,8 +202,8 @@ def test_metrics_number_points_and_exemplars():
     ]
 
 
-def test_metrics_histogram_like_prometheus():
-    case, _ = load(MIXED)
+def test_metrics_histogram_like_prometheus(mixed):
+    case, _ = mixed
     got = rows(case, """SELECT name, labels['le'] AS le, value, type, temporality, exemplar_trace_id, exemplar_span_id,
                                exemplar_value FROM metrics WHERE name LIKE 'http.server.request.duration%'
                         ORDER BY name, value""")
@@ -211,8 +221,8 @@ def test_metrics_histogram_like_prometheus():
     assert labels == [{"k": ["http.route", "http.request.method", "le"]}]
 
 
-def test_metrics_exponential_histogram_and_summary():
-    case, _ = load(MIXED)
+def test_metrics_exponential_histogram_and_summary(mixed):
+    case, _ = mixed
     exp = rows(case, """SELECT name, labels['le'] AS le, value, type, temporality FROM metrics
                         WHERE name LIKE 'db.query.duration%' ORDER BY name, value, le""")
     b = dict(name="db.query.duration_bucket", type="exp_histogram", temporality="delta")
@@ -229,11 +239,11 @@ def test_metrics_exponential_histogram_and_summary():
 
 
 @pytest.mark.parametrize("compress", ["gzip", "zstd"])
-def test_compressed_files_load_identically(tmp_path, compress):
+def test_compressed_files_load_identically(tmp_path, compress, mixed):
     raw = MIXED.read_bytes()
     path = tmp_path / f"mixed.jsonl.{'gz' if compress == 'gzip' else 'zst'}"
     path.write_bytes(gzip.compress(raw) if compress == "gzip" else zstandard.ZstdCompressor().compress(raw))
-    plain, _ = load(MIXED)
+    plain, _ = mixed
     packed, report = load(path)
     assert report.files[0].format == "otlp_json"
     cols = "* EXCLUDE (source_file)"
@@ -292,11 +302,3 @@ def test_sniffing(tmp_path):
     assert _sniff(head('[{"traceId": "abc", "id": "def", "localEndpoint": {}}]')) == 0.0  # Zipkin
     assert _sniff(head('{"level": "info", "msg": "resourceSpans"}\n')) == 0.0  # a JSON log line
     assert _sniff(head('{"kind": "EventList", "items": []}')) == 0.0
-
-
-def test_directory_with_other_files(tmp_path):
-    shutil.copy(MIXED, tmp_path / "otel.jsonl")
-    shutil.copy(PRETTY, tmp_path / "one.json")
-    case, report = load(tmp_path)
-    assert sorted(f.format for f in report.files) == ["otlp_json", "otlp_json"]
-    assert case.tables()["spans"] == 8
