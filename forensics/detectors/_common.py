@@ -89,7 +89,8 @@ def calls_sql(case: "Case") -> str:
     Columns: trace_id, span_id, parent_span_id, service, version (effective, see
     :func:`version_sql`), start_time, end_time, start_us, end_us (epoch microseconds),
     duration_ms, status, status_message, http_status_code, attributes, target,
-    target_operation, source ("file:line" of the span).
+    target_operation, source ("file:line" of the span), detail (the raw URL, statement, message
+    id or name: equal details mean the same request was repeated).
     """
     vjoin, vexpr = version_sql(case, "c")
     return f"""
@@ -105,10 +106,52 @@ SELECT c.trace_id, c.span_id, c.parent_span_id, c.service, {vexpr} AS version,
   c.status, c.status_message, c.http_status_code, c.attributes,
   {call_target_sql('c', 'ch')} AS target,
   {call_operation_sql('c', 'ch')} AS target_operation,
-  {source_sql('c')} AS source
+  {source_sql('c')} AS source,
+  coalesce(c.http_url, c.db_statement, c.messaging_message_id, c.name) AS detail
 FROM spans c {vjoin}
 LEFT JOIN ch ON ch.trace_id = c.trace_id AND ch.parent_span_id = c.span_id
 WHERE c.parent_span_id IS NOT NULL AND {OUTBOUND_WHERE}
+"""
+
+
+#: attribute keys whose value counts earlier attempts (> 0 marks a retry)
+RESEND_KEYS = ("http.request.resend_count", "http.resend_count", "retry.count", "retry_count",
+               "grpc.previous-rpc-attempts")
+#: attribute keys numbering the attempt from 1 (> 1 marks a retry)
+ATTEMPT_KEYS = ("retry.attempt", "attempt")
+#: a failed call: status error, HTTP 5xx or 429, or a timeout / deadline message
+CALL_ERROR_SQL = ("(status = 'error' OR coalesce(http_status_code, 0) >= 500 OR http_status_code = 429 "
+                  "OR regexp_matches(lower(coalesce(status_message, '')), 'time[d ]?out|deadline exceeded'))")
+
+
+def _attr_int(keys: tuple[str, ...], default: int) -> str:
+    vals = ", ".join(f"TRY_CAST(attributes['{k}'] AS BIGINT)" for k in keys)
+    return f"coalesce({vals}, {default})"
+
+
+def attempt_flags_sql(calls: str) -> str:
+    """Calls of table ``calls`` with retry flags, per sibling chain (trace, parent, target, operation).
+
+    Adds is_error (:data:`CALL_ERROR_SQL`), marked (a retry attribute: :data:`RESEND_KEYS` > 0
+    or :data:`ATTEMPT_KEYS` > 1), is_retry (marked, or the previous sibling failed, this call
+    starts after it ended (1 ms tolerance, so hedged parallel requests are not retries) and
+    repeats the same request: equal ``detail``), gap_ms (start minus the previous sibling's
+    end) and prev_gap_ms (the gap of the previous retry in the chain).
+    """
+    w = "PARTITION BY trace_id, parent_span_id, target, target_operation ORDER BY start_us, span_id"
+    return f"""
+WITH a AS (
+  SELECT *, {CALL_ERROR_SQL} AS is_error,
+    ({_attr_int(RESEND_KEYS, 0)} > 0 OR {_attr_int(ATTEMPT_KEYS, 1)} > 1) AS marked
+  FROM {calls}),
+b AS (SELECT a.*, lag(is_error) OVER w AS prev_error, lag(end_us) OVER w AS prev_end,
+        lag(detail) OVER w AS prev_detail FROM a WINDOW w AS ({w})),
+r AS (SELECT b.*, (marked OR (coalesce(prev_error, false) AND start_us >= prev_end - 1000
+                              AND detail IS NOT DISTINCT FROM prev_detail)) AS is_retry,
+        (start_us - prev_end) / 1000.0 AS gap_ms FROM b)
+SELECT r.*, lag(gap_ms) OVER (PARTITION BY trace_id, parent_span_id, target, target_operation, is_retry
+                              ORDER BY start_us, span_id) AS prev_gap_ms
+FROM r
 """
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..findings import Findings
-from ._common import (calls_sql, check, clean, deploy_times_sql, fmt_ms, fmt_num, has_spans, near_miss,
+from ._common import (attempt_flags_sql, calls_sql, check, clean, deploy_times_sql, fmt_ms, fmt_num, has_spans, near_miss,
                       rows, severity_from_score, temp_table, to_findings, version_sql, vlabel)
 from ._normalize import server_operation_sql
 from .registry import detector
@@ -37,7 +37,11 @@ NEAR_MISS_LIMIT = 50
 
 
 def _groups_sql(calls: str) -> str:
-    """Per (trace, parent span, target, operation): count, time, busy time (interval union)."""
+    """Per (trace, parent span, target, operation): count, time, busy time (interval union).
+
+    Retries (see :func:`forensics.detectors._common.attempt_flags_sql`) are left out: repeating
+    a failed request is a retry storm's business, not an N+1.
+    """
     return f"""
 SELECT trace_id, parent_span_id, target, target_operation,
   any_value(service) AS service, any_value(version) AS version, count(*) AS n_calls, sum(duration_ms) AS call_ms,
@@ -52,7 +56,7 @@ FROM (
   SELECT *, max(end_us) OVER (PARTITION BY trace_id, parent_span_id, target, target_operation
                               ORDER BY start_us, span_id
                               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
-  FROM {calls})
+  FROM ({attempt_flags_sql(calls)}) WHERE NOT is_retry)
 GROUP BY trace_id, parent_span_id, target, target_operation
 """
 

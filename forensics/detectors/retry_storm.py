@@ -3,12 +3,9 @@
 Two views, joined per (service, target, target operation):
 
 **Retries in traces.** Sibling calls from one caller span to the same (target, normalized
-operation), ordered by start. A call is a *retry* when it carries a retry attribute
-(``http.request.resend_count``/``http.resend_count``/``retry.count``/
-``grpc.previous-rpc-attempts`` > 0, or ``retry.attempt``/``attempt`` > 1), or when the
-previous sibling failed (status error, HTTP 5xx or 429, or a timeout / deadline message) and
-this one starts after it ended (1 ms tolerance; hedged parallel requests are not retries).
-Per caller operation: requests with retries, attempts per retried request (p50/p90/max), the
+operation); which call is a retry is decided by
+:func:`forensics.detectors._common.attempt_flags_sql` (a retry attribute, or the same request
+repeated after a failed sibling). Per caller operation: requests with retries, attempts per retried request (p50/p90/max), the
 share of attempts that failed, the median gap between a failure and its retry (``no backoff``
 below ``min_backoff_ms``) and how gaps grow from one retry to the next (≈2 = exponential
 backoff). Flagged when at least ``min_retried_requests`` requests retried and retries are at
@@ -19,7 +16,8 @@ with p90 ≥ 3 attempts, or without backoff and amplified 3x or more; high when 
 divided by inbound (server/consumer) requests of the service. Baseline = median of that ratio
 over buckets with at least ``min_inbound`` requests. A bucket is amplified when its ratio is at
 least ``min_amplification`` x baseline while inbound stays flat (within ``1/inbound_tolerance``
-and ``inbound_tolerance`` x its median). Flagged with at least ``min_amplified_buckets`` such
+and ``inbound_tolerance`` x its median) and it carries at least ``min_extra_calls`` calls
+more than the baseline ratio predicts. Flagged with at least ``min_amplified_buckets`` such
 buckets (medium; high from 3x).
 """
 from __future__ import annotations
@@ -27,7 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..findings import Findings
-from ._common import calls_sql, check, fmt_ms, fmt_num, has_spans, near_miss, rows, temp_table, to_findings
+from ._common import CALL_ERROR_SQL, attempt_flags_sql, calls_sql, check, fmt_ms, fmt_num, has_spans, near_miss, rows, temp_table, to_findings
 from ._normalize import server_operation_sql
 from .registry import detector
 
@@ -35,34 +33,11 @@ if TYPE_CHECKING:
     from ..case import Case
 
 EXEMPLARS = 5
-#: attribute keys whose value counts earlier attempts (> 0 marks a retry)
-RESEND_KEYS = ("http.request.resend_count", "http.resend_count", "retry.count", "retry_count",
-               "grpc.previous-rpc-attempts")
-#: attribute keys numbering the attempt from 1 (> 1 marks a retry)
-ATTEMPT_KEYS = ("retry.attempt", "attempt")
-
-ERROR_SQL = ("(status = 'error' OR coalesce(http_status_code, 0) >= 500 OR http_status_code = 429 "
-             "OR regexp_matches(lower(coalesce(status_message, '')), 'time[d ]?out|deadline exceeded'))")
-
-
-def _attr_int(keys: tuple[str, ...], default: int) -> str:
-    vals = ", ".join(f"TRY_CAST(attributes['{k}'] AS BIGINT)" for k in keys)
-    return f"coalesce({vals}, {default})"
 
 
 def _attempts_sql(calls: str) -> str:
     """Per (trace, parent, target, operation) chain of attempts: retries, failures, gaps."""
-    w = "PARTITION BY trace_id, parent_span_id, target, target_operation ORDER BY start_us, span_id"
     return f"""
-WITH a AS (
-  SELECT *, {ERROR_SQL} AS is_error,
-    ({_attr_int(RESEND_KEYS, 0)} > 0 OR {_attr_int(ATTEMPT_KEYS, 1)} > 1) AS marked
-  FROM {calls}),
-b AS (SELECT a.*, lag(is_error) OVER w AS prev_error, lag(end_us) OVER w AS prev_end FROM a WINDOW w AS ({w})),
-r AS (SELECT b.*, (marked OR (coalesce(prev_error, false) AND start_us >= prev_end - 1000)) AS is_retry,
-        (start_us - prev_end) / 1000.0 AS gap_ms FROM b),
-q AS (SELECT r.*, lag(gap_ms) OVER (PARTITION BY trace_id, parent_span_id, target, target_operation, is_retry
-                                    ORDER BY start_us, span_id) AS prev_gap_ms FROM r)
 SELECT trace_id, parent_span_id, target, target_operation, any_value(service) AS service,
   any_value(version) AS version, count(*) AS attempts, count(*) FILTER (WHERE is_retry) AS retries,
   count(*) FILTER (WHERE is_error) AS errors, bool_or(marked) AS marked,
@@ -70,7 +45,7 @@ SELECT trace_id, parent_span_id, target, target_operation, any_value(service) AS
   median(gap_ms / prev_gap_ms) FILTER (WHERE is_retry AND prev_gap_ms > 0 AND gap_ms > 0) AS growth,
   min(start_time) AS first_start, max(end_time) AS last_end,
   arg_max(source, is_retry::INT * 1e12 + start_us) AS source
-FROM q GROUP BY trace_id, parent_span_id, target, target_operation
+FROM ({attempt_flags_sql(calls)}) GROUP BY trace_id, parent_span_id, target, target_operation
 """
 
 
@@ -104,7 +79,7 @@ WITH inb AS (
   FROM spans WHERE kind IN ('server', 'consumer') GROUP BY ALL),
 outb AS (
   SELECT service, target, target_operation, time_bucket(to_seconds($bucket_s::DOUBLE), start_time) AS bucket,
-    count(*) AS outbound, count(*) FILTER (WHERE {ERROR_SQL}) AS errors
+    count(*) AS outbound, count(*) FILTER (WHERE {CALL_ERROR_SQL}) AS errors
   FROM {calls} GROUP BY ALL),
 j AS (SELECT o.*, i.inbound, o.outbound / i.inbound AS ratio
       FROM outb o JOIN inb i USING (service, bucket) WHERE i.inbound >= $min_inbound),
@@ -112,7 +87,7 @@ b AS (SELECT service, target, target_operation, median(ratio) AS base_ratio, med
         count(*) AS buckets FROM j GROUP BY ALL HAVING count(*) >= 3),
 f AS (SELECT j.*, b.base_ratio, b.base_inbound, b.buckets, j.ratio / b.base_ratio AS amplification
       FROM j JOIN b USING (service, target, target_operation)
-      WHERE j.ratio >= $min_amp * b.base_ratio
+      WHERE j.ratio >= $min_amp * b.base_ratio AND j.outbound - b.base_ratio * j.inbound >= $min_extra
         AND j.inbound BETWEEN b.base_inbound / $tol AND b.base_inbound * $tol),
 ex AS (
   SELECT service, target, target_operation, max_by(trace_id, n, {EXEMPLARS}) AS exemplars, max_by(source, n) AS source
@@ -134,7 +109,8 @@ GROUP BY service, target, target_operation HAVING count(*) >= $min_buckets
 @detector("retry_storm")
 def detect_retry_storm(case: "Case", *, min_retried_requests: int = 10, min_retry_share: float = 0.1,
                        min_backoff_ms: float = 10.0, bucket_s: float = 60.0, min_amplification: float = 1.5,
-                       inbound_tolerance: float = 1.5, min_inbound: int = 20, min_amplified_buckets: int = 2,
+                       inbound_tolerance: float = 1.5, min_inbound: int = 20, min_extra_calls: int = 20,
+                       min_amplified_buckets: int = 2,
                        explain: bool = False) -> Findings:
     """Retry storms: repeated calls after failures and outbound traffic amplified beyond inbound.
 
@@ -156,6 +132,9 @@ def detect_retry_storm(case: "Case", *, min_retried_requests: int = 10, min_retr
         Inbound is "flat" within ``1/inbound_tolerance`` and ``inbound_tolerance`` x its median.
     min_inbound:
         Buckets with fewer inbound requests are ignored (too noisy).
+    min_extra_calls:
+        An amplified bucket must carry at least this many calls above what the baseline ratio
+        predicts for its inbound (keeps 1 → 2 calls from looking like a 2x storm).
     min_amplified_buckets:
         Minimum amplified buckets for an amplification finding.
     explain:
@@ -166,9 +145,9 @@ def detect_retry_storm(case: "Case", *, min_retried_requests: int = 10, min_retr
     thresholds = {"min_retried_requests": min_retried_requests, "min_retry_share": min_retry_share,
                   "min_backoff_ms": min_backoff_ms, "bucket_s": bucket_s, "min_amplification": min_amplification,
                   "inbound_tolerance": inbound_tolerance, "min_inbound": min_inbound,
-                  "min_amplified_buckets": min_amplified_buckets}
+                  "min_extra_calls": min_extra_calls, "min_amplified_buckets": min_amplified_buckets}
     amp_params = {"bucket_s": bucket_s, "min_inbound": min_inbound, "min_amp": min_amplification,
-                  "tol": inbound_tolerance, "min_buckets": min_amplified_buckets}
+                  "tol": inbound_tolerance, "min_buckets": min_amplified_buckets, "min_extra": min_extra_calls}
     with temp_table(case, calls_sql(case)) as calls, temp_table(case, _attempts_sql(calls)) as chains:
         retry_rows = rows(case, _retry_keys_sql(chains))
         amp_rows = rows(case, _amplification_sql(calls), amp_params)

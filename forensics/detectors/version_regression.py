@@ -14,7 +14,9 @@ without ``service.version`` fall into cohorts before/after deploy events (see
   increase of at least ``min_error_rate_increase`` (absolute, 0.01 = 1 percentage point);
 * **new error types**: normalized error status messages, and templates of warn/error logs
   (``logs.template``, attributed to a version through the log's trace), seen at least
-  ``min_new_error_count`` times in the new version and never in the baseline;
+  ``min_new_error_count`` times in a service version and never in the service's preceding
+  version (any operation); reported on the operation where they occur when it is compared,
+  else on the version's busiest compared operation;
 * **changed call patterns**: downstream calls per request by (target, operation), from calls
   whose parent or grandparent is the request span; changed when the mean per request moves by
   at least ``min_call_change`` calls *and* doubles or halves.
@@ -59,7 +61,17 @@ WHERE s.kind IN ('server', 'consumer') AND s.duration_ms IS NOT NULL
 """
 
 
-def _pairs_sql(req: str) -> str:
+def _versions_sql(req: str) -> str:
+    """Per (service, version): order time (deploy, else first seen) and the preceding version."""
+    return f"""
+SELECT *, lag(version) OVER (PARTITION BY service ORDER BY order_time, version) AS base_version FROM (
+  SELECT r.service, r.version, coalesce(min(d.deployed_at), min(r.start_time)) AS order_time
+  FROM {req} r LEFT JOIN ({deploy_times_sql()}) d ON d.service = r.service AND d.version = r.version
+  WHERE r.version IS NOT NULL GROUP BY ALL)
+"""
+
+
+def _pairs_sql(req: str, versions: str) -> str:
     """Per (service, operation, version) stats and the preceding version's (params: min_samples)."""
     return f"""
 WITH v AS (
@@ -71,47 +83,48 @@ WITH v AS (
     max_by(trace_id, duration_ms, {EXEMPLARS}) FILTER (WHERE is_error) AS error_traces,
     max_by(source, duration_ms) FILTER (WHERE is_error) AS error_source
   FROM {req} WHERE version IS NOT NULL GROUP BY ALL),
-o AS (
-  SELECT r.service, r.version, coalesce(min(d.deployed_at), min(r.start_time)) AS order_time
-  FROM {req} r LEFT JOIN ({deploy_times_sql()}) d ON d.service = r.service AND d.version = r.version
-  WHERE r.version IS NOT NULL GROUP BY ALL),
 l AS (
   SELECT v.*, o.order_time,
     lag(v.version) OVER w AS base_version, lag(v.n) OVER w AS base_n, lag(v.q) OVER w AS base_q,
     lag(v.error_rate) OVER w AS base_error_rate, lag(v.errors) OVER w AS base_errors
-  FROM v JOIN o USING (service, version)
+  FROM v JOIN {versions} o USING (service, version)
   WINDOW w AS (PARTITION BY v.service, v.operation ORDER BY o.order_time, v.version))
 SELECT * FROM l WHERE base_version IS NOT NULL AND n >= $min_samples AND base_n >= $min_samples
 """
 
 
-def _new_errors_sql(req: str, pairs: str) -> str:
-    """Error types (normalized status messages) of a new version never seen in its baseline."""
+def _new_kinds_sql(kinds: str, versions: str) -> str:
+    """Kinds (service, version, kind, operation, n, trace_id) of a version never seen in the
+    service's preceding version, with at least ``$min_new`` occurrences."""
     return f"""
-WITH e AS (SELECT service, operation, version, error_type, count(*) AS n, any_value(trace_id) AS trace_id
-           FROM {req} WHERE error_type IS NOT NULL GROUP BY ALL)
-SELECT p.service, p.operation, p.version, e.error_type AS kind, e.n, e.trace_id, 'status' AS origin
-FROM {pairs} p JOIN e USING (service, operation, version)
-WHERE e.n >= $min_new AND NOT EXISTS (
-  SELECT 1 FROM e b WHERE b.service = p.service AND b.operation = p.operation
-    AND b.version = p.base_version AND b.error_type = e.error_type)
+WITH k AS (SELECT service, version, kind, arg_max(operation, n) AS operation, sum(n)::BIGINT AS n,
+                  arg_max(trace_id, n) AS trace_id, any_value(origin) AS origin
+           FROM ({kinds}) GROUP BY service, version, kind)
+SELECT k.* FROM k JOIN {versions} v USING (service, version)
+WHERE v.base_version IS NOT NULL AND k.n >= $min_new
+  AND NOT EXISTS (SELECT 1 FROM k b WHERE b.service = k.service AND b.version = v.base_version AND b.kind = k.kind)
 """
 
 
-def _new_log_templates_sql(req: str, pairs: str) -> str:
-    """Warn/error log templates of a new version (via the log's trace) never seen in its baseline."""
+def _error_kinds_sql(req: str) -> str:
+    """Normalized error status messages per (service, version, operation)."""
+    return f"""
+SELECT service, version, operation, error_type AS kind, count(*) AS n, any_value(trace_id) AS trace_id,
+  'status' AS origin
+FROM {req} WHERE error_type IS NOT NULL AND version IS NOT NULL GROUP BY ALL
+"""
+
+
+def _log_kinds_sql(req: str) -> str:
+    """Warn/error log templates per (service, version, operation), versioned through the log's trace."""
     return f"""
 WITH tr AS (SELECT trace_id, service, arg_min(operation, start_time) AS operation, any_value(version) AS version
-            FROM {req} GROUP BY trace_id, service),
-lt AS (SELECT tr.service, tr.operation, tr.version, g.template, count(*) AS n, any_value(g.trace_id) AS trace_id
-       FROM logs g JOIN tr ON tr.trace_id = g.trace_id AND tr.service = g.service
-       WHERE g.template IS NOT NULL AND (g.severity IN ('warn', 'error', 'fatal') OR g.severity_number >= 13)
-       GROUP BY ALL)
-SELECT p.service, p.operation, p.version, lt.template AS kind, lt.n, lt.trace_id, 'log' AS origin
-FROM {pairs} p JOIN lt USING (service, operation, version)
-WHERE lt.n >= $min_new AND NOT EXISTS (
-  SELECT 1 FROM lt b WHERE b.service = p.service AND b.operation = p.operation
-    AND b.version = p.base_version AND b.template = lt.template)
+            FROM {req} WHERE version IS NOT NULL GROUP BY trace_id, service)
+SELECT tr.service, tr.version, tr.operation, g.template AS kind, count(*) AS n, any_value(g.trace_id) AS trace_id,
+  'log' AS origin
+FROM logs g JOIN tr ON tr.trace_id = g.trace_id AND tr.service = g.service
+WHERE g.template IS NOT NULL AND (g.severity IN ('warn', 'error', 'fatal') OR g.severity_number >= 13)
+GROUP BY ALL
 """
 
 
@@ -141,7 +154,7 @@ GROUP BY p.service, p.operation, p.version, rc.target, rc.target_operation
 @detector("version_regression")
 def detect_version_regression(case: "Case", *, alpha: float = 0.01, min_latency_increase: float = 0.10,
                               min_latency_increase_ms: float = 20.0, min_error_rate_increase: float = 0.01,
-                              min_new_error_count: int = 3, min_call_change: float = 1.0, min_samples: int = 30,
+                              min_new_error_count: int = 2, min_call_change: float = 1.0, min_samples: int = 30,
                               explain: bool = False) -> Findings:
     """Version regressions: slower, more errors, new error types or new call patterns after a version change.
 
@@ -171,17 +184,27 @@ def detect_version_regression(case: "Case", *, alpha: float = 0.01, min_latency_
                   "min_latency_increase_ms": min_latency_increase_ms,
                   "min_error_rate_increase": min_error_rate_increase, "min_new_error_count": min_new_error_count,
                   "min_call_change": min_call_change, "min_samples": min_samples}
-    with temp_table(case, _requests_sql(case)) as req, \
-            temp_table(case, _pairs_sql(req), {"min_samples": min_samples}) as pairs:
-        pair_rows = rows(case, f"SELECT * FROM {pairs}")
+    with temp_table(case, _requests_sql(case)) as req, temp_table(case, _versions_sql(req)) as versions, \
+            temp_table(case, _pairs_sql(req, versions), {"min_samples": min_samples}) as pairs:
+        pair_rows = rows(case, f"SELECT * FROM {pairs} ORDER BY service, version, n DESC, operation")
         if not pair_rows:
             return Findings.empty()
-        new_kinds = rows(case, _new_errors_sql(req, pairs), {"min_new": min_new_error_count})
+        kinds = _error_kinds_sql(req)
         if rows(case, "SELECT 1 FROM logs WHERE template IS NOT NULL LIMIT 1"):
-            new_kinds += rows(case, _new_log_templates_sql(req, pairs), {"min_new": min_new_error_count})
+            kinds = f"SELECT * FROM ({kinds}) UNION ALL SELECT * FROM ({_log_kinds_sql(req)})"
+        new_kinds = rows(case, _new_kinds_sql(kinds, versions), {"min_new": min_new_error_count})
         with temp_table(case, calls_sql(case)) as calls:
             patterns = rows(case, _call_pattern_sql(calls, req, pairs))
         samples = _samples(case, req, pair_rows)
+    # new error types belong to the service version: shown on its own operation's pair, else on
+    # the version's busiest compared operation (pairs are ordered by requests)
+    ops = {(p["service"], p["operation"], p["version"]) for p in pair_rows}
+    home = {}
+    for p in pair_rows:
+        home.setdefault((p["service"], p["version"]), p["operation"])
+    for k in new_kinds:
+        if (k["service"], k["operation"], k["version"]) not in ops:
+            k["operation"] = home.get((k["service"], k["version"]))
     records = []
     for p in pair_rows:
         key = (p["service"], p["operation"], p["version"])
@@ -253,7 +276,8 @@ def _changed_calls(patterns: list[dict[str, Any]], t: dict[str, Any]) -> list[di
 def _judge(p: dict[str, Any], samples: dict[tuple, np.ndarray], kinds: list[dict[str, Any]],
            patterns: list[dict[str, Any]], t: dict[str, Any], explain: bool) -> dict[str, Any] | None:
     lat, err = _latency(p, samples, t), _errors(p, t)
-    new_kinds = [{"origin": k["origin"], "kind": k["kind"], "count": k["n"], "trace_id": k["trace_id"]}
+    new_kinds = [{"origin": k["origin"], "kind": k["kind"], "count": k["n"], "trace_id": k["trace_id"],
+                  "operation": k["operation"]}
                  for k in sorted(kinds, key=lambda k: -k["n"])]
     calls = _changed_calls(patterns, t)
     if not (lat["regressed"] or err["regressed"] or new_kinds or calls):

@@ -35,6 +35,13 @@ def inventory_call(b: SpanBuilder, parent: SpanRef, start_ms: float, duration_ms
     return call
 
 
+def build_orphans(b: SpanBuilder, *, calls: int = 10, **call_kwargs) -> None:
+    """Client calls whose parent span was never exported (a broken trace)."""
+    ghost = SpanRef("ab" * 16, "cd" * 8, 0.0)
+    for i in range(calls):
+        inventory_call(b, ghost, i * 20.0, 19.0, i, version=call_kwargs.pop("version", None), child=False, **call_kwargs)
+
+
 def build_flagship(b: SpanBuilder, *, requests_per_version: int = 40, items: int = 50, seed: int = 7,
                    gap_ms: float = 1000.0) -> None:
     """v1.7.9 (one batch call per /search) then v1.8.0 (``items`` sequential per-item calls)."""
@@ -109,13 +116,18 @@ def flagship_spans():
     return b.to_arrow()
 
 
+def case_from_arrow(spans) -> forensics.Case:
+    """A fresh in-memory case holding ``spans`` (an Arrow table with the canonical schema)."""
+    case = forensics.open_case()
+    case.con.register("_test_spans", spans)
+    case.execute("INSERT INTO spans BY NAME SELECT * FROM _test_spans")
+    case.con.unregister("_test_spans")
+    return case
+
+
 @pytest.fixture
 def flagship_case(flagship_spans) -> forensics.Case:
-    case = forensics.open_case()
-    case.con.register("_flagship", flagship_spans)
-    case.execute("INSERT INTO spans BY NAME SELECT * FROM _flagship")
-    case.con.unregister("_flagship")
-    return case
+    return case_from_arrow(flagship_spans)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from forensics.detectors import detectors
 from forensics.detectors.n_plus_one import detect_n_plus_one
 from forensics.synth.builder import SpanBuilder
 
-from conftest import BASE, build_flagship, inventory_call
+from conftest import BASE, build_flagship, build_orphans, inventory_call
 
 
 def test_flagship_found_with_version_comparison(flagship_case):
@@ -104,12 +104,7 @@ def test_bad_or_missing_data(make_case, empty_case):
             b.span("catalog-service", "GET /search", kind="server", start_ms=i * 10, duration_ms=5)
     assert len(detect_n_plus_one(make_case(roots_only), explain=True)) == 0
 
-    def orphans(b: SpanBuilder) -> None:  # client calls whose parent span was never exported
-        from forensics.synth.builder import SpanRef
-        ghost = SpanRef("ab" * 16, "cd" * 8, 0.0)
-        for i in range(10):
-            inventory_call(b, ghost, i * 20.0, 19.0, i, version="1.8.0", child=False)
-    assert len(detect_n_plus_one(make_case(orphans))) == 0
+    assert len(detect_n_plus_one(make_case(build_orphans, version="1.8.0"))) == 0
 
     def no_versions(b: SpanBuilder) -> None:  # one sample, no service.version anywhere
         root = b.span("catalog-service", "GET /search", kind="server", duration_ms=300)

@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 
 from forensics.detectors.retry_storm import detect_retry_storm
-from forensics.synth.builder import SpanBuilder, SpanRef
+from forensics.synth.builder import SpanBuilder
 
-from conftest import BASE, build_normal_retries, build_retry_storm, inventory_call
+from conftest import BASE, build_normal_retries, build_orphans, build_retry_storm, case_from_arrow, inventory_call
 
 
 @pytest.fixture(scope="module")
@@ -20,12 +20,7 @@ def storm_spans():
 
 @pytest.fixture
 def storm_case(storm_spans):
-    import forensics
-    case = forensics.open_case()
-    case.con.register("_storm", storm_spans)
-    case.execute("INSERT INTO spans BY NAME SELECT * FROM _storm")
-    case.con.unregister("_storm")
-    return case
+    return case_from_arrow(storm_spans)
 
 
 def test_storm_found_with_amplification(storm_case):
@@ -104,11 +99,8 @@ def test_amplification_only(make_case):
 def test_bad_or_missing_data(make_case, empty_case):
     assert len(detect_retry_storm(empty_case, explain=True)) == 0
 
-    def orphans(b: SpanBuilder) -> None:
-        ghost = SpanRef("ab" * 16, "cd" * 8, 0.0)
-        for i in range(20):
-            inventory_call(b, ghost, i * 20.0, 19.0, i, version=None, status="error", http_status=503, child=False)
-    assert len(detect_retry_storm(make_case(orphans), explain=True)) == 0
+    orphans = make_case(build_orphans, calls=20, status="error", http_status=503)
+    assert len(detect_retry_storm(orphans, explain=True)) == 0
 
     def one_call(b: SpanBuilder) -> None:
         root = b.span("a", "GET /", kind="server", duration_ms=10)

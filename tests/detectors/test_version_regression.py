@@ -79,7 +79,8 @@ def test_new_log_template_only(make_case):
     f = detect_version_regression(case)[0]
     assert f["version"] == "2.4.0"
     assert f["evidence"]["new_error_types"] == [
-        {"origin": "log", "kind": "retrying payment in <*> ms", "count": 12, "trace_id": f["evidence"]["new_error_types"][0]["trace_id"]}]
+        {"origin": "log", "kind": "retrying payment in <*> ms", "count": 12, "trace_id": f["evidence"]["new_error_types"][0]["trace_id"],
+         "operation": "POST /pay"}]
     assert f["severity"] == "medium"
 
 
