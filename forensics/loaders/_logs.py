@@ -27,9 +27,10 @@ from __future__ import annotations
 import re
 import zoneinfo
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .._db import one, scalar
 from ..errors import UsageError
@@ -329,9 +330,19 @@ def emit_logs(ctx: Any, table: pa.Table, fields_sql: FieldsSql, opts: LogOptions
         ctx.unregister(name)
 
 
+def text_batches(ctx: Any) -> Iterator[pa.Table]:
+    """``ctx.line_batches()`` with a leading byte-order mark removed (files saved on Windows)."""
+    for batch in ctx.line_batches():
+        raw = batch.column("raw")
+        if pc.any(pc.starts_with(raw, "\ufeff")).as_py():
+            batch = batch.set_column(batch.schema.get_field_index("raw"), "raw",
+                                     pc.utf8_ltrim(raw, characters="\ufeff"))
+        yield batch
+
+
 def load_log_lines(ctx: Any, fields_sql: FieldsSql) -> None:
     """The whole load of a one-record-per-line log format: every batch, then :func:`finish_logs`."""
     opts = LogOptions.from_options(ctx.options)
-    for batch in ctx.line_batches():
+    for batch in text_batches(ctx):
         emit_logs(ctx, batch, fields_sql, opts)
     finish_logs(ctx)

@@ -81,7 +81,7 @@ FROM ents
 
 
 def _sniff(head: Head) -> float:
-    lines = head.lines[:50]
+    lines = [line.lstrip("\ufeff") for line in head.lines[:50]]
     if not lines:
         return 0.0
     parsed, prefixed_text = [], 0

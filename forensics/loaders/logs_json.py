@@ -96,7 +96,7 @@ FROM maps
 
 def _sniff(head: Head) -> float:
     objs: list[dict[str, Any]] = []
-    lines = head.lines[:20]
+    lines = [line.lstrip("\ufeff") for line in head.lines[:20]]
     for line in lines:
         try:
             value = orjson.loads(line)

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from .._db import scalar
 from ..errors import UsageError
-from ._logs import Binder, LogOptions, emit_logs, finish_logs
+from ._logs import Binder, LogOptions, emit_logs, finish_logs, text_batches
 from .context import LoadContext
 from .registry import register_format
 from .sniff import Head
@@ -123,8 +123,12 @@ FROM g WHERE grp = 0
 """
 
 
+def _head_lines(head: Head, n: int) -> list[str]:
+    return [line.lstrip("\ufeff") for line in head.lines[:n]]
+
+
 def _sniff(head: Head) -> float:
-    lines = head.lines[:50]
+    lines = _head_lines(head, 50)
     name, hits = _best_builtin(lines)
     if name is None or not any(_BUILTIN_RE[name].match(line) for line in lines[:5]):
         return 0.0
@@ -141,7 +145,7 @@ def _pattern_for(ctx: LoadContext) -> tuple[str, dict[str, int]]:
         return pattern, _groups(pattern)
     from .sniff import head_of
 
-    lines = head_of(ctx.path).lines[:200]
+    lines = _head_lines(head_of(ctx.path), 200)
     name, _ = _best_builtin(lines)
     if name is None:
         ctx.fail("no line matches a built-in log line pattern (ISO timestamp + level, log4j, Python logging, "
@@ -164,7 +168,7 @@ def load_plain_logs(ctx: LoadContext) -> None:
         return plain_fields_sql(source, b, pattern, groups)
 
     carry: pa.Table | None = None
-    for batch in ctx.line_batches():
+    for batch in text_batches(ctx):
         table = batch if carry is None else pa.concat_tables([carry, batch])
         name = ctx.register(table)
         try:

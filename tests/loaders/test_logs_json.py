@@ -255,3 +255,10 @@ def test_sniff_leaves_other_formats_alone(tmp_path, line: str) -> None:
     path = tmp_path / "x.json"
     path.write_text(line + "\n")
     assert _sniff(head_of(str(path))) == 0.0
+
+
+def test_byte_order_mark_is_ignored(tmp_path) -> None:
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"time": "2026-02-18T10:12:33Z", "level": "info", "msg": "first"}\n')
+    rows, case, _ = load_rows(path, format="json_logs")
+    assert [r["body"] for r in rows] == ["first"] and rejects(case) == []

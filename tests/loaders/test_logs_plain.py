@@ -135,3 +135,10 @@ def test_sniff_never_guesses(tmp_path) -> None:
     assert _sniff(head_of(str(path))) == 0.0
     path.write_text("2026-02-18T10:12:33Z INFO ok\nfree text\nmore free text\nyet more\n")
     assert _sniff(head_of(str(path))) == 0.0
+
+
+def test_byte_order_mark_is_ignored(tmp_path) -> None:
+    path = tmp_path / "bom.log"
+    path.write_bytes(b"\xef\xbb\xbf2026-02-18T10:12:33Z INFO [catalog-service] first\n")
+    rows, case, _ = load_rows(path, format="plain_logs")
+    assert [(r["body"], r["service"]) for r in rows] == [("first", "catalog-service")] and rejects(case) == []
