@@ -1,0 +1,94 @@
+"""The array-element scanner behind streamed Jaeger/Zipkin documents: strings with brackets,
+commas and escaped quotes, elements larger than a buffer, truncation, and a larger file."""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import pytest
+
+from forensics.loaders._jaeger_zipkin_stream import ElementBatch, Truncated, array_start, iter_elements
+
+from ._jaeger_zipkin_util import load, rejects
+
+TRICKY = [
+    {"s": "a,b]c}d{e[f"},
+    {"s": 'quote \\" inside, ] still string'},
+    {"s": "backslash at end \\\\", "n": [1, [2, {"x": "]"}]]},
+    ["nested", ["array", {"k": ","}]],
+    "a string element, with a comma",
+    12.5,
+    {"unicode": "caf\u00e9 \u2603 \U0001f600"},
+]
+
+
+def _elements(data: bytes, read_bytes: int) -> tuple[list, list]:
+    start = array_start(data[:65536], envelope=False) or array_start(data[:65536], envelope=True)
+    assert start is not None
+    got, tail = [], []
+    for item in iter_elements(io.BytesIO(data), start, read_bytes):
+        if isinstance(item, ElementBatch):
+            got += list(zip(item.table.column("element").to_pylist(), item.table.column("raw").to_pylist()))
+        else:
+            tail.append(item)
+    return got, tail
+
+
+@pytest.mark.parametrize("read_bytes", [3, 64, 1 << 20])
+def test_elements_with_tricky_strings(read_bytes):
+    data = (" \n[" + ",\n  ".join(json.dumps(e, ensure_ascii=False) for e in TRICKY) + "\n]\n").encode()
+    got, tail = _elements(data, read_bytes)
+    assert tail == []
+    assert [i for i, _ in got] == list(range(len(TRICKY)))
+    assert [json.loads(raw) for _, raw in got] == TRICKY
+
+
+def test_envelope_data_array_and_what_follows_is_not_read():
+    data = b'{"data": [{"traceID": "a"}, {"traceID": "b"}], "total": 0, "errors": [{"code": 1}]}'
+    got, tail = _elements(data, 8)
+    assert [json.loads(raw)["traceID"] for _, raw in got] == ["a", "b"] and tail == []
+
+
+def test_empty_array_and_truncation():
+    assert _elements(b"[ ]", 4) == ([], [])
+    got, [cut] = _elements(b'[{"a": 1}, {"b": "unterminated ]', 5)
+    assert [raw for _, raw in got] == ['{"a": 1}']
+    assert isinstance(cut, Truncated) and (cut.element, cut.offset) == (1, 10)
+    assert cut.raw == b' {"b": "unterminated ]'
+
+
+def test_array_start_needs_an_array_or_envelope():
+    assert array_start(b'\xef\xbb\xbf  [{"a": 1}]', envelope=False) == 6
+    assert array_start(b'{\n  "data" : [ ]}', envelope=True) == 14
+    assert array_start(b'{"traceID": "a", "spans": []}', envelope=False) is None
+    assert array_start(b'{"total": 0, "data": []}', envelope=True) is None
+
+
+def test_truncated_gzip_stream_keeps_what_was_read(tmp_path):
+    spans = [{"traceId": f"{i + 1:032x}", "id": f"{i + 1:016x}", "name": f"s{i}", "timestamp": 1771408800000000 + i,
+              "duration": 10, "localEndpoint": {"serviceName": "svc"}} for i in range(3000)]
+    blob = gzip.compress(json.dumps(spans).encode())
+    path = tmp_path / "spans.json.gz"
+    path.write_bytes(blob[: len(blob) * 2 // 3])
+    case, report = load(path, batch_bytes=32 << 10)
+    assert report.files[0].format == "zipkin_json"
+    n = report.rows_loaded
+    assert 0 < n < 3000 and report.rows_rejected == 1
+    # the spans loaded are exactly the first n, in order
+    assert case.sql("SELECT min(source_offset), max(source_offset), count(DISTINCT span_id) FROM spans").rows() == [
+        (0, n - 1, n)]
+    assert rejects(case)[0][3] == "truncated"
+
+
+def test_many_spans_stream_in_batches(tmp_path):
+    spans = [{"traceId": f"{i // 10 + 1:032x}", "id": f"{i + 1:016x}", "parentId": f"{i:016x}" if i % 10 else None,
+              "kind": "CLIENT" if i % 2 else "SERVER", "name": "op", "timestamp": 1771408800000000 + i,
+              "duration": i % 97 + 1, "localEndpoint": {"serviceName": f"svc{i % 7}"}, "tags": {"i": str(i)}}
+             for i in range(5000)]
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(spans))
+    case, report = load(path, batch_bytes=128 << 10)
+    assert (report.rows_loaded, report.rows_rejected) == (5000, 0)
+    assert case.sql("SELECT count(*) FILTER (WHERE attributes['i'] = CAST(source_offset AS VARCHAR)), "
+                    "round(sum(duration_ms), 6) FROM spans").rows() == [(5000, sum(i % 97 + 1 for i in range(5000)) / 1000)]
