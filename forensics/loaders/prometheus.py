@@ -62,11 +62,19 @@ def unescape_sql(expr: str) -> str:
             "chr(0), '\\')")
 
 
-def label_map_sql(expr: str) -> str:
-    """MAP of a ``name="value",...`` label list (NULL for duplicate names); '' gives an empty map."""
-    keys = f"regexp_extract_all(coalesce({expr}, ''), '{_LABEL}', 1)"
-    vals = f"list_transform(regexp_extract_all(coalesce({expr}, ''), '{_LABEL}', 2), lambda v: {unescape_sql('v')})"
-    return f"(CASE WHEN len(list_distinct({keys})) = len({keys}) THEN map({keys}, {vals}) END)"
+def label_lists_sql(expr: str, prefix: str) -> str:
+    """``{prefix}keys`` and ``{prefix}vals`` (unescaped) of a ``name="value",...`` label list,
+    extracting the pairs with one regex pass."""
+    pairs = f"regexp_extract_all(coalesce({expr}, ''), '{_LABEL}', 0)"
+    return (f"list_transform({pairs}, lambda p: trim(split_part(p, '=', 1))) AS {prefix}keys, "
+            f"list_transform({pairs}, lambda p: {unescape_sql('substr(p, strpos(p, chr(34)) + 1, length(p) - strpos(p, chr(34)) - 1)')}) "
+            f"AS {prefix}vals")
+
+
+def label_map_sql(prefix: str) -> str:
+    """MAP from the lists of :func:`label_lists_sql` (NULL when a name repeats)."""
+    return (f"(CASE WHEN len(list_distinct({prefix}keys)) = len({prefix}keys) "
+            f"THEN map({prefix}keys, {prefix}vals) END)")
 
 
 def _suffix_case() -> str:
@@ -163,56 +171,59 @@ def _emit_samples(ctx: LoadContext, src: str, meta: str, openmetrics: bool, defa
               FROM (SELECT *, lag(family) OVER (ORDER BY line) AS prev FROM {meta} WHERE kw <> 'EOF'))
         GROUP BY block, family"""
     parsed = f"""
-        SELECT b.line, b.raw, s.*, {label_map_sql('s.labels')} AS lmap, {label_map_sql('s.ex_labels')} AS emap,
-               TRY_CAST(s.value AS DOUBLE) AS v
+        SELECT line, raw, s.*, {label_lists_sql('s.labels', 'l')}, {label_lists_sql('s.ex_labels', 'e')}
         FROM (SELECT line, raw, regexp_extract(raw, $sample, ['name', 'labels', 'value', 'ts', 'ex_labels', 'ex_value', 'ex_ts']) AS s
-              FROM {src} WHERE NOT regexp_matches(raw, '^\\s*#')) b"""
+              FROM {src} WHERE NOT regexp_matches(raw, '^\\s*#'))"""
+    checked = f"""
+        SELECT *, {label_map_sql('l')} AS lmap, {label_map_sql('e')} AS emap, TRY_CAST(value AS DOUBLE) AS v,
+          CASE WHEN ts = '' THEN $default_time::TIMESTAMPTZ ELSE {ts_time} END AS t,
+          CASE WHEN ex_ts <> '' THEN {ex_time} END AS et,
+          regexp_full_match(labels, $labelset) AS labels_ok,
+          ex_labels = '' OR (regexp_full_match(ex_labels, $labelset) AND regexp_full_match(ex_value, $float)) AS ex_ok
+        FROM ({parsed})"""
     typed = f"""
         SELECT p.*, f.family, f.ftype, f.help, f.unit,
           CASE WHEN f.family IS NOT NULL AND starts_with(p.name, f.family)
                THEN substr(p.name, length(f.family) + 1) END AS suffix
-        FROM ({parsed}) p ASOF LEFT JOIN ({families}) f ON p.line >= f.line"""
-    matched = f"SELECT *, coalesce({_suffix_case()}, false) AS matched FROM ({typed})"
-    bad_labels = "NOT regexp_full_match(labels, $labelset) OR lmap IS NULL"
-    bad_value = "NOT regexp_full_match(value, $float) OR v IS NULL"
-    bad_ts = f"ts <> '' AND {ts_time} IS NULL"
-    bad_ex = "ex_labels <> '' AND (NOT regexp_full_match(ex_labels, $labelset) OR emap IS NULL OR NOT regexp_full_match(ex_value, $float))"
-    bad_ex_ts = f"ex_ts <> '' AND {ex_time} IS NULL"
+        FROM ({checked}) p ASOF LEFT JOIN ({families}) f ON p.line >= f.line"""
     eof = f"(SELECT min(line) FROM {meta} WHERE kw = 'EOF')"
-    trace = hex_id_sql("coalesce(emap['trace_id'], emap['traceID'], emap['traceId'])", TRACE_ID_HEX)
-    span = hex_id_sql("coalesce(emap['span_id'], emap['spanID'], emap['spanId'])", SPAN_ID_HEX)
-    sql = f"""
-        SELECT line AS source_line, raw AS _raw,
-          CASE WHEN ts = '' THEN $default_time::TIMESTAMPTZ ELSE {ts_time} END AS time,
-          name, lmap AS labels, v AS value, {_TYPE_CASE} AS type,
-          CASE WHEN matched THEN unit END AS unit, CASE WHEN matched THEN help END AS description,
-          coalesce(lmap['service'], lmap['job']) AS service,
-          {trace} AS exemplar_trace_id, {span} AS exemplar_span_id,
-          CASE WHEN ex_value <> '' THEN TRY_CAST(ex_value AS DOUBLE) END AS exemplar_value,
-          CASE WHEN ex_ts <> '' THEN {ex_time} END AS exemplar_time,
+    coded = f"""
+        SELECT *, coalesce({_suffix_case()}, false) AS matched, {eof} AS eof,
           CASE
             WHEN line > coalesce({eof}, line) THEN 'wrong_shape'
             WHEN name = '' THEN 'unparsed_line'
-            WHEN {bad_labels} THEN 'bad_value'
-            WHEN {bad_value} THEN 'bad_value'
-            WHEN {bad_ts} THEN 'bad_time'
-            WHEN {bad_ex} THEN 'bad_value'
-            WHEN {bad_ex_ts} THEN 'bad_time'
-          END AS _reject_code,
-          CASE
-            WHEN line > coalesce({eof}, line) THEN 'content after # EOF (line ' || {eof} || ')'
-            WHEN name = '' THEN 'not a sample or comment line (expected name{{labels}} value [timestamp])'
-            WHEN {bad_labels}
+            WHEN NOT labels_ok OR lmap IS NULL THEN 'bad_labels'
+            WHEN NOT regexp_full_match(value, $float) OR v IS NULL THEN 'bad_value'
+            WHEN t IS NULL THEN 'bad_time'
+            WHEN NOT ex_ok OR emap IS NULL THEN 'bad_exemplar'
+            WHEN ex_ts <> '' AND et IS NULL THEN 'bad_exemplar_time'
+          END AS code
+        FROM ({typed})"""
+    trace = hex_id_sql("coalesce(emap['trace_id'], emap['traceID'], emap['traceId'])", TRACE_ID_HEX)
+    span = hex_id_sql("coalesce(emap['span_id'], emap['spanID'], emap['spanId'])", SPAN_ID_HEX)
+    sql = f"""
+        SELECT line AS source_line, raw AS _raw, t AS time, name, lmap AS labels, v AS value, {_TYPE_CASE} AS type,
+          CASE WHEN matched THEN unit END AS unit, CASE WHEN matched THEN help END AS description,
+          coalesce(lmap['service'], lmap['job']) AS service,
+          {trace} AS exemplar_trace_id, {span} AS exemplar_span_id,
+          CASE WHEN ex_value <> '' THEN TRY_CAST(ex_value AS DOUBLE) END AS exemplar_value, et AS exemplar_time,
+          CASE code WHEN 'bad_labels' THEN 'bad_value' WHEN 'bad_exemplar' THEN 'bad_value'
+                    WHEN 'bad_exemplar_time' THEN 'bad_time' ELSE code END AS _reject_code,
+          CASE code
+            WHEN 'wrong_shape' THEN 'content after # EOF (line ' || eof || ')'
+            WHEN 'unparsed_line' THEN 'not a sample or comment line (expected name{{labels}} value [timestamp])'
+            WHEN 'bad_labels'
               THEN 'bad label set {{' || labels || '}} (expected name="value" pairs, unique names, escaped values)'
-            WHEN {bad_value} THEN 'bad sample value ' || value || ' (expected a float, +Inf, -Inf or NaN)'
-            WHEN {bad_ts} THEN 'bad timestamp ' || ts || ' (expected {ts_expect} since the epoch; '
+            WHEN 'bad_value' THEN 'bad sample value ' || value || ' (expected a float, +Inf, -Inf or NaN)'
+            WHEN 'bad_time' THEN 'bad timestamp ' || ts || ' (expected {ts_expect} since the epoch; '
               || 'pass dialect="prometheus" or "openmetrics" if the dialect was guessed wrong)'
-            WHEN {bad_ex}
+            WHEN 'bad_exemplar'
               THEN 'bad exemplar # {{' || ex_labels || '}} ' || ex_value || ' (expected # {{labels}} value [timestamp])'
-            WHEN {bad_ex_ts} THEN 'bad exemplar timestamp ' || ex_ts || ' (expected seconds since the epoch)'
+            WHEN 'bad_exemplar_time' THEN 'bad exemplar timestamp ' || ex_ts || ' (expected seconds since the epoch)'
           END AS _reject_reason
-        FROM ({matched})"""
+        FROM ({coded})"""
     params = {"sample": _SAMPLE, "labelset": _LABEL_SET, "float": _FLOAT, "default_time": default_time}
     ctx.emit("metrics", sql, params)
-    return scalar(ctx.con, f"SELECT count(*) FROM {src} WHERE NOT regexp_matches(raw, '^\\s*#') "
-                  "AND regexp_matches(raw, $sample) AND regexp_extract(raw, $sample, 4) = ''", {"sample": _SAMPLE})
+    return scalar(ctx.con, f"SELECT count(*) FROM (SELECT regexp_extract(raw, $sample, ['name', 'labels', 'value', 'ts']) AS s "
+                  f"FROM {src} "
+                  "WHERE NOT regexp_matches(raw, '^\\s*#')) WHERE s.name <> '' AND s.ts = ''", {"sample": _SAMPLE})
