@@ -231,7 +231,7 @@ def _pick(canon: str, opts: LogOptions, b: Binder) -> str:
     whens = []
     for key in opts.keys(canon):
         gate = GATED_KEYS.get((canon, key))
-        cond = f"f[{b(key)}] IS NOT NULL AND trim(f[{b(key)}]) <> ''"
+        cond = f"nullif(trim(f[{b(key)}]), '') IS NOT NULL"
         if gate and key not in opts.mapping.get(canon, ()):
             cond += f" AND f[{b(gate)}] IS NOT NULL"
         whens.append(f"WHEN {cond} THEN {b(key)}")
@@ -247,15 +247,18 @@ WITH picked AS (
   SELECT r.*,
     {picked}
   FROM ({inner}) r
-), parsed AS (
-  SELECT p.*,
-    {time_sql('f[k_time]', opts.tz, b)} AS time,
-    {severity_sql('f[k_severity]', b)} AS severity,
-    {_id_sql('f[k_trace_id]', 'k_trace_id', TRACE_ID_HEX)} AS trace_id,
-    {_id_sql('f[k_span_id]', 'k_span_id', SPAN_ID_HEX)} AS span_id,
-    f[k_body] AS body,
-    f[k_service] AS service
+), vals AS (
+  SELECT p.*, {", ".join(f"f[k_{c}] AS v_{c}" for c in FIELD_KEYS)}
   FROM picked p
+), parsed AS (
+  SELECT v.*,
+    {time_sql('v_time', opts.tz, b)} AS time,
+    {severity_sql('v_severity', b)} AS severity,
+    {_id_sql('v_trace_id', 'k_trace_id', TRACE_ID_HEX)} AS trace_id,
+    {_id_sql('v_span_id', 'k_span_id', SPAN_ID_HEX)} AS span_id,
+    v_body AS body,
+    v_service AS service
+  FROM vals v
 ), used AS (
   SELECT q.*,
     list_filter([
@@ -283,7 +286,7 @@ SELECT
   CASE WHEN _pre_code IS NOT NULL THEN _pre_reason
        WHEN k_time IS NULL THEN 'record has no time field (looked for ' || {b(', '.join(opts.keys('time')))}
             || '); name it with mapping={{"time": "<field>"}}'
-       WHEN time IS NULL THEN 'cannot parse time ' || k_time || '=' || left(f[k_time], 80)
+       WHEN time IS NULL THEN 'cannot parse time ' || k_time || '=' || left(v_time, 80)
             || ' (expected ISO 8601 / RFC 3339 text or epoch seconds, ms, us or ns)' END AS _reject_reason
 FROM parents
 """

@@ -27,6 +27,7 @@ from .registry import register_format
 from .sniff import Head
 
 _MAP = "'\"MAP(VARCHAR, JSON)\"'"
+_MAP_TEXT = "'\"MAP(VARCHAR, VARCHAR)\"'"  # strings unquoted, other values as compact JSON
 #: text of a JSON value: strings unquoted, everything else as compact JSON
 _TEXT = "CASE WHEN json_type({v}) = 'VARCHAR' THEN {v}->>'$' ELSE CAST({v} AS VARCHAR) END"
 
@@ -66,31 +67,35 @@ WITH src AS (
                           'docker.time', j->>'$.time')
     END AS d
   FROM env
-), ents AS (
-  SELECT source_line, _raw, _pre_code, _pre_reason,
-    list_filter(map_entries(coalesce(json_transform(d, {_MAP}), MAP {{}})), lambda e: e.value IS NOT NULL) AS e
+), texts AS (
+  SELECT source_line, _raw, _pre_code, _pre_reason, d,
+    map_from_entries(list_filter(map_entries(coalesce(json_transform(d, {_MAP_TEXT}), MAP {{}})),
+                                 lambda x: x.value IS NOT NULL)) AS top,
+    -- only lines that may hold an object or array value pay for typing every value
+    coalesce(regexp_matches(CAST(d AS VARCHAR), ':\\s*[\\[{{]'), false) AS may_nest
   FROM docs
-), maps AS (
-  SELECT source_line, _raw, _pre_code, _pre_reason,
-    map_from_entries(list_transform(e, lambda x: {{'key': x.key, 'value': {_text('x.value')}}})) AS top,
-    map_from_entries(flatten(list_transform(
-      list_filter(e, lambda x: json_type(x.value) = 'OBJECT'),
+), typed AS (
+  SELECT *,
+    CASE WHEN may_nest THEN list_filter(map_entries(json_transform(d, {_MAP})),
+                                        lambda x: json_type(x.value) IN ('OBJECT', 'ARRAY')) ELSE [] END AS objs
+  FROM texts
+), members AS (
+  SELECT *,
+    flatten(list_transform(list_filter(objs, lambda x: json_type(x.value) = 'OBJECT'),
       lambda x: list_transform(
         list_filter(map_entries(json_transform(x.value, {_MAP})), lambda c: c.value IS NOT NULL),
-        lambda c: {{'key': x.key || '.' || c.key,
-                   'value': {{'value': {_text('c.value')}, 'scalar': json_type(c.value) NOT IN ('OBJECT', 'ARRAY')}}}})
-    ))) AS _nested_typed,
-    map_from_entries(list_transform(list_filter(e, lambda x: json_type(x.value) NOT IN ('OBJECT', 'ARRAY')),
-                                    lambda x: {{'key': x.key, 'value': {_text('x.value')}}})) AS _scalars
-  FROM ents
+        lambda c: {{'key': x.key || '.' || c.key, 'value': {_text('c.value')},
+                   'scalar': json_type(c.value) NOT IN ('OBJECT', 'ARRAY')}}))) AS mem
+  FROM typed
 )
 SELECT source_line, _raw, _pre_code, _pre_reason, top,
-  map_from_entries(list_transform(map_entries(_nested_typed), lambda x: {{'key': x.key, 'value': x.value.value}})) AS nested,
-  map_concat(
-    map_from_entries(list_transform(list_filter(map_entries(_nested_typed), lambda x: x.value.scalar),
-                                    lambda x: {{'key': x.key, 'value': x.value.value}})),
-    _scalars) AS f
-FROM maps
+  map_from_entries(list_transform(mem, lambda x: {{'key': x.key, 'value': x.value}})) AS nested,
+  CASE WHEN len(objs) = 0 THEN top ELSE map_concat(
+    map_from_entries(list_transform(list_filter(mem, lambda x: x.scalar), lambda x: {{'key': x.key, 'value': x.value}})),
+    map_from_entries(list_filter(map_entries(top),
+                                 lambda x: NOT list_contains(list_transform(objs, lambda o: o.key), x.key))))
+  END AS f
+FROM members
 """
 
 
