@@ -68,9 +68,6 @@ END;
 CREATE OR REPLACE TEMP MACRO otlp_attrs(a) AS map_from_entries(
     list_transform(otlp_dedupe(a), lambda _oa_kv: {'key': _oa_kv.key, 'value': otlp_any(_oa_kv.value)}));
 
--- attribute list -> JSON object of text values (for span events and links)
-CREATE OR REPLACE TEMP MACRO otlp_attrs_json(a) AS to_json(otlp_attrs(a));
-
 -- a number for a label value, formatted as Prometheus does (le="1", le="0.005", le="+Inf")
 CREATE OR REPLACE TEMP MACRO otlp_num_label(d) AS CASE
     WHEN d IS NULL THEN NULL

@@ -225,21 +225,16 @@ SELECT coalesce(otlp_ts(otlp_ns(r.timeUnixNano)), otlp_ts(otlp_ns(r.observedTime
   {line} AS source_line, {offset} AS source_offset, r AS _record
 FROM ({records_sql(req, "logs", "logRecords", "scopeLogs", "instrumentationLibraryLogs")})
 """
+    bad_trace = f"l.trace_id IS NOT NULL AND NOT regexp_full_match(l.trace_id, '[0-9a-f]{{{TRACE_ID_HEX}}}')"
+    bad_span = f"l.span_id IS NOT NULL AND NOT regexp_full_match(l.span_id, '[0-9a-f]{{{SPAN_ID_HEX}}}')"
     checked = f"""
-SELECT c.*, CASE c._reject_code
-    WHEN 'bad_time' THEN 'log record has neither timeUnixNano nor observedTimeUnixNano'
-    WHEN 'bad_trace_id' THEN 'trace id is not 32 hex digits or base64 of 16 bytes: ' || left(c.trace_id, 80)
-    WHEN 'bad_span_id' THEN 'span id is not 16 hex digits or base64 of 8 bytes: ' || left(c.span_id, 80)
+SELECT l.* EXCLUDE (severity_text),
+  {severity_sql('l.severity_number', 'l.severity_text')} AS severity,
+  CASE WHEN l.time IS NULL THEN 'bad_time' WHEN {bad_trace} OR {bad_span} THEN 'bad_id' END AS _reject_code,
+  CASE WHEN l.time IS NULL THEN 'log record has neither timeUnixNano nor observedTimeUnixNano'
+       WHEN {bad_trace} THEN 'trace id is not 32 hex digits or base64 of 16 bytes: ' || left(l.trace_id, 80)
+       WHEN {bad_span} THEN 'span id is not 16 hex digits or base64 of 8 bytes: ' || left(l.span_id, 80)
   END AS _reject_reason
-FROM (
-  SELECT l.* EXCLUDE (severity_text),
-    {severity_sql('l.severity_number', 'l.severity_text')} AS severity,
-    CASE WHEN l.time IS NULL THEN 'bad_time'
-         WHEN l.trace_id IS NOT NULL AND NOT regexp_full_match(l.trace_id, '[0-9a-f]{{{TRACE_ID_HEX}}}') THEN 'bad_trace_id'
-         WHEN l.span_id IS NOT NULL AND NOT regexp_full_match(l.span_id, '[0-9a-f]{{{SPAN_ID_HEX}}}') THEN 'bad_span_id'
-    END AS _reject_code
-  FROM ({inner}) l
-) c
+FROM ({inner}) l
 """
-    checked = f"SELECT * REPLACE (CASE WHEN _reject_code LIKE 'bad_%_id' THEN 'bad_id' ELSE _reject_code END AS _reject_code) FROM ({checked})"
     return with_raw_for_rejects(checked, line_rejects_sql(req, "logs"))

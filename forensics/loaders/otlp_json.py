@@ -6,8 +6,8 @@ Supported shapes
   line, signals interleaved in one file (collector ``file`` exporter, ``otlpjson`` dumps).
   Rows carry ``source_line``; a line that is not JSON, or JSON that is not a request, is one
   reject with its line number.
-- A single request document, possibly pretty-printed, or several pretty-printed documents one
-  after the other (``jq . export.json``). Rows carry ``source_offset``: the 0-based index of
+- A single request document, possibly pretty-printed, several pretty-printed documents one
+  after the other (``jq . export.json``), or a JSON array of requests (``jq -s``). Rows carry ``source_offset``: the 0-based index of
   the record (span, log record, metric data point) among the file's records of its signal.
 
 Quirks handled: ids as lowercase hex, UPPERCASE hex or base64 (protobuf-JSON), ``intValue``
@@ -23,23 +23,44 @@ import re
 
 import pyarrow as pa
 
-from .._db import scalar
+from .._db import query_arrow, scalar
 from ..errors import Reason
 from ._otlp_requests import emit_requests, install_macros, requests_table
 from .context import LoadContext
 from .registry import register_format
 from .sniff import Head, head_of
 
-_REQUEST_START = re.compile(r'\{\s*"(resourceSpans|resourceLogs|resourceMetrics)"\s*:')
+_REQUEST_START = re.compile(r'\[?\s*\{\s*"(resourceSpans|resourceLogs|resourceMetrics)"\s*:')
 _KEYS = ("resourceSpans", "resourceLogs", "resourceMetrics")
+_SNIFF_LINES = 20
+
+
+def _is_request(value: object) -> bool:
+    if isinstance(value, list) and value:
+        value = value[0]
+    return isinstance(value, dict) and any(k in value for k in _KEYS)
 
 
 def _sniff(head: Head) -> float:
-    """0.95 when the first record is an OTLP request (a top-level resource* key), else 0."""
+    """0.95 when the first JSON record is an OTLP request (a top-level resource* key), 0.9 when
+    the file starts like one (pretty-printed, or a first line longer than the head), else 0.
+
+    The first of the first 20 lines that is JSON decides, so a corrupt first line of a
+    collector file still sniffs as OTLP (and becomes a reject).
+    """
     first = head.first_json
-    if isinstance(first, dict):
-        return 0.95 if any(k in first for k in _KEYS) else 0.0
-    return 0.9 if _REQUEST_START.match(head.stripped) else 0.0
+    if first is not None:
+        return 0.95 if _is_request(first) else 0.0
+    if _REQUEST_START.match(head.stripped):
+        return 0.9
+    for line in head.lines[1:_SNIFF_LINES]:
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, (dict, list)):
+            return 0.95 if _is_request(value) else 0.0
+    return 0.0
 
 
 def _is_document(head: Head) -> bool:
@@ -50,20 +71,20 @@ def _is_document(head: Head) -> bool:
     file) means one request per line.
     """
     first = next((line.strip() for line in (head.text or "").split("\n") if line.strip()), "")
-    if "\n" not in (head.text or "").lstrip():  # one (possibly huge) line: line mode
-        return False
     try:
-        json.loads(first)
-        return False
+        return isinstance(json.loads(first), list)  # a one-line JSON array of requests
     except ValueError:
-        return first.startswith("{") and first.endswith(("{", "[", ","))
+        pass
+    if "\n" not in (head.text or "").strip():  # one (possibly huge) line: line mode
+        return False
+    return first.startswith(("{", "[")) and first.endswith(("{", "[", ","))
 
 
 def _split_documents(ctx: LoadContext, text: str) -> list[str]:
     """The JSON values of ``text`` (one, or several concatenated); a tail that does not parse
     is rejected with its character offset."""
     if scalar(ctx.con, "SELECT json_valid(?)", [text]):
-        return [text]
+        return _array_elements(ctx, text) if text.lstrip().startswith("[") else [text]
     decoder = json.JSONDecoder()
     docs: list[str] = []
     pos = len(text) - len(text.lstrip())
@@ -78,6 +99,12 @@ def _split_documents(ctx: LoadContext, text: str) -> list[str]:
         docs.append(text[pos:end])
         pos = end + (len(text) - end - len(text[end:].lstrip()))
     return docs
+
+
+def _array_elements(ctx: LoadContext, text: str) -> list[str]:
+    """The elements of a JSON array of requests (``jq -s`` output), as JSON texts."""
+    rows = query_arrow(ctx.con, "SELECT unnest(json_extract(?::JSON, '$[*]'))::VARCHAR AS doc", [text])
+    return rows.column("doc").to_pylist() if rows.num_rows else []
 
 
 @register_format("otlp_json", signal="mixed",

@@ -302,3 +302,21 @@ def test_sniffing(tmp_path):
     assert _sniff(head('[{"traceId": "abc", "id": "def", "localEndpoint": {}}]')) == 0.0  # Zipkin
     assert _sniff(head('{"level": "info", "msg": "resourceSpans"}\n')) == 0.0  # a JSON log line
     assert _sniff(head('{"kind": "EventList", "items": []}')) == 0.0
+
+
+def test_json_array_of_requests_and_corrupt_first_line(tmp_path, mixed):
+    plain, _ = mixed
+    reqs = [json.loads(line) for line in MIXED.read_text().splitlines()]
+    for name, text in (("slurp.json", json.dumps(reqs)), ("slurp_pretty.json", json.dumps(reqs, indent=1))):
+        (tmp_path / name).write_text(text)
+        case, report = load(tmp_path / name)
+        assert report.files[0].format == "otlp_json" and report.files[0].rows_rejected == 0
+        assert report.files[0].by_table == {"spans": 5, "logs": 4, "metrics": 20}
+        cols = "* EXCLUDE (source_file, source_line, source_offset)"
+        assert rows(case, f"SELECT {cols} FROM logs ORDER BY ALL") == rows(plain, f"SELECT {cols} FROM logs ORDER BY ALL")
+    corrupt = tmp_path / "corrupt_first.jsonl"
+    corrupt.write_text('\x7b"resourceSp\n' + MIXED.read_text())
+    assert sniff(str(corrupt)) == "otlp_json"
+    case, report = load(corrupt)
+    assert report.files[0].rows_loaded == 29
+    assert rows(case, "SELECT source_line, reason_code FROM rejects") == [dict(source_line=1, reason_code="invalid_json")]
