@@ -60,13 +60,13 @@ def span_shifts_sql(max_depth: int = MAX_DEPTH) -> str:
     with per-host-pair medians instead of one noisy pair).
     """
     return f"""
-WITH RECURSIVE hp AS (
+WITH RECURSIVE hp AS MATERIALIZED (
   SELECT parent_host, host,
          median(CASE WHEN lead_us < -? OR trail_us < -? THEN offset_us ELSE 0 END) AS off_us
   FROM ({pairs_sql()}) GROUP BY ALL HAVING off_us <> 0
 ),
-sp AS (SELECT trace_id, span_id, parent_span_id, kind, {host_sql('spans')} AS host FROM spans),
-roots AS (
+sp AS MATERIALIZED (SELECT trace_id, span_id, parent_span_id, kind, {host_sql('spans')} AS host FROM spans),
+roots AS MATERIALIZED (
   SELECT r.* FROM sp r WHERE r.parent_span_id IS NULL
      OR NOT EXISTS (SELECT 1 FROM sp p WHERE p.trace_id = r.trace_id AND p.span_id = r.parent_span_id)
 ),

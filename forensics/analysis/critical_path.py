@@ -42,26 +42,26 @@ def critical_spans_sql(scope: str = "TRUE", *, max_depth: int = MAX_DEPTH) -> st
     root_ms (duration of the root span), source_file, source_line.
     """
     return f"""
-WITH RECURSIVE sp AS (
+WITH RECURSIVE sp AS MATERIALIZED (
   SELECT trace_id, span_id, parent_span_id, epoch_us(start_time) AS s_us, epoch_us(end_time) AS e_us
   FROM spans WHERE start_time IS NOT NULL AND end_time IS NOT NULL AND end_time >= start_time
     AND trace_id IN (SELECT trace_id FROM spans WHERE {scope})
 ),
-ch AS (
+ch AS MATERIALIZED (
   SELECT c.trace_id, c.span_id, c.parent_span_id,
          greatest(c.s_us, p.s_us) AS cs, least(c.e_us, p.e_us) AS ce
   FROM sp c JOIN sp p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
   WHERE least(c.e_us, p.e_us) > greatest(c.s_us, p.s_us)
 ),
-roots AS (
+roots AS MATERIALIZED (
   SELECT r.trace_id, r.span_id, r.s_us AS cs, r.e_us AS ce FROM sp r
   WHERE r.parent_span_id IS NULL
      OR NOT EXISTS (SELECT 1 FROM sp p WHERE p.trace_id = r.trace_id AND p.span_id = r.parent_span_id)
 ),
-last_child AS (
+last_child AS MATERIALIZED (
   SELECT trace_id, parent_span_id, arg_max(span_id, (ce, cs, span_id)) AS span_id FROM ch GROUP BY ALL
 ),
-prev AS (
+prev AS MATERIALIZED (
   SELECT c.trace_id, c.span_id, p.span_id AS prev_id
   FROM ch c ASOF JOIN ch p ON p.trace_id = c.trace_id AND p.parent_span_id = c.parent_span_id AND c.cs >= p.ce
 ),
@@ -79,10 +79,10 @@ crit(trace_id, root_span_id, span_id, depth) AS (
   FROM crit JOIN chain ON chain.trace_id = crit.trace_id AND chain.parent_span_id = crit.span_id
   WHERE crit.depth < {int(max_depth)}
 ),
-bounds AS (
+bounds AS MATERIALIZED (
   SELECT trace_id, span_id, cs, ce FROM ch UNION ALL SELECT trace_id, span_id, cs, ce FROM roots
 ),
-covered AS (
+covered AS MATERIALIZED (
   SELECT chain.trace_id, chain.parent_span_id AS span_id, sum(b.ce - b.cs) AS child_us
   FROM chain JOIN bounds b USING (trace_id, span_id) GROUP BY ALL
 )

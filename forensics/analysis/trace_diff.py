@@ -70,12 +70,12 @@ def trace_diff(case: "Case", group_a: Selection, group_b: Selection, *, top: int
         f"coalesce({g}_sum_ms, 0) / nullif({g}_traces, 0) AS {g}_ms_per_trace"
         for g in ("a", "b"))
     sql = f"""
-WITH RECURSIVE g AS (
+WITH RECURSIVE g AS MATERIALIZED (
   SELECT DISTINCT trace_id, 'a' AS grp FROM spans WHERE {a.flag()}
   UNION ALL SELECT DISTINCT trace_id, 'b' FROM spans WHERE {b.flag()}
 ),
-sizes AS (SELECT count(*) FILTER (WHERE grp = 'a') AS a_traces, count(*) FILTER (WHERE grp = 'b') AS b_traces FROM g),
-remote AS (
+sizes AS MATERIALIZED (SELECT count(*) FILTER (WHERE grp = 'a') AS a_traces, count(*) FILTER (WHERE grp = 'b') AS b_traces FROM g),
+remote AS MATERIALIZED (
   SELECT DISTINCT trace_id, parent_span_id AS span_id FROM spans
   WHERE kind IN ('server', 'consumer') AND parent_span_id IS NOT NULL AND trace_id IN (SELECT trace_id FROM g)
 ),
@@ -85,7 +85,7 @@ sp AS MATERIALIZED (
   FROM spans s LEFT JOIN remote r ON r.trace_id = s.trace_id AND r.span_id = s.span_id
   WHERE s.trace_id IN (SELECT trace_id FROM g)
 ),
-roots AS (
+roots AS MATERIALIZED (
   SELECT r.* FROM sp r WHERE r.parent_span_id IS NULL
      OR NOT EXISTS (SELECT 1 FROM sp p WHERE p.trace_id = r.trace_id AND p.span_id = r.parent_span_id)
 ),

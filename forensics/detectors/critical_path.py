@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 @detector("critical_path")
 def detect_critical_path(case: "Case", *, min_traces: int = 20, slow_quantile: float = 0.95,
                          min_slow_share: float = 0.5, min_share_increase: float = 0.2,
+                         min_self_ratio: float = 5.0, min_slow_traces: int = 10,
                          explain: bool = False) -> Findings:
     """Operations that dominate the critical path of the slowest traces of an entry point.
 
@@ -32,14 +33,22 @@ def detect_critical_path(case: "Case", *, min_traces: int = 20, slow_quantile: f
     min_slow_share:
         Share (0-1) of slow traces' critical-path time an operation must hold to be reported.
     min_share_increase:
-        Increase of that share over all traces (0-1) that makes the operation the reason the
-        slow traces are slow: severity medium (otherwise low: a hotspot in every trace). The
-        entry operation's own self time is reported only with such an increase.
+        Increase of that share over all traces (0-1) that, together with ``min_self_ratio``,
+        makes the operation the reason the slow traces are slow: severity medium (otherwise
+        low: a hotspot in every trace). The entry operation's own self time is reported only
+        with such an increase.
+    min_self_ratio:
+        Mean self time per slow trace / mean self time per trace (ms/ms) needed for medium:
+        the operation itself got slower (or ran more), not only its share shifted. Natural
+        long tails in healthy services stay below ~3.
+    min_slow_traces:
+        Slow traces needed for medium (count); fewer is anecdotal and stays low.
     explain:
         Also report near misses (half of ``min_slow_share`` or short of ``min_traces``).
     """
-    thresholds = {"min_traces": min_traces, "slow_quantile": slow_quantile,
-                  "min_slow_share": min_slow_share, "min_share_increase": min_share_increase}
+    thresholds = {"min_traces": min_traces, "slow_quantile": slow_quantile, "min_slow_share": min_slow_share,
+                  "min_share_increase": min_share_increase, "min_self_ratio": min_self_ratio,
+                  "min_slow_traces": min_slow_traces}
     records: list[dict[str, Any]] = []
     for r in critical_path_by_operation(case, slow_quantile=slow_quantile).dicts():
         slow_share, share = r["slow_share"], r["share"]
@@ -54,7 +63,10 @@ def detect_critical_path(case: "Case", *, min_traces: int = 20, slow_quantile: f
         failed = [c for c in checks if not c["passed"]]
         if failed and not (explain and len(failed) == 1 and slow_share >= min_slow_share / 2):
             continue
-        rec = _record(r, increase, thresholds, medium=increase >= min_share_increase)
+        ratio = (r["slow_self_ms"] / r["slow_traces"]) / (r["self_ms"] / r["traces"]) if r["self_ms"] else 0.0
+        rec = _record(r, increase, thresholds, medium=increase >= min_share_increase and ratio >= min_self_ratio
+                      and r["slow_traces"] >= min_slow_traces)
+        rec["evidence"]["self_ratio"] = clean(ratio)
         records.append(near_miss(rec, checks) if failed else rec)
     return to_findings(records)
 

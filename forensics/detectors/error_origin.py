@@ -31,14 +31,14 @@ def origins_sql(max_depth: int = MAX_DEPTH) -> str:
     ("service operation" of the nearest ancestor that did not error), reached_root.
     """
     return f"""
-WITH RECURSIVE err AS (
+WITH RECURSIVE err AS MATERIALIZED (
   SELECT * FROM spans s WHERE {is_error_sql('s')}
 ),
-leaf AS (
+leaf AS MATERIALIZED (
   SELECT e.* FROM err e
   WHERE NOT EXISTS (SELECT 1 FROM err c WHERE c.trace_id = e.trace_id AND c.parent_span_id = e.span_id)
 ),
-origin AS (
+origin AS MATERIALIZED (
   SELECT o.trace_id, o.span_id, o.parent_span_id, o.service, {span_operation_sql('o')} AS operation,
     o.kind, o.service_version AS version,
     CASE WHEN o.kind IN ('client', 'producer') THEN {call_target_sql('o', None)} END AS target,

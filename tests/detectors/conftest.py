@@ -189,3 +189,23 @@ def build_normal_retries(b: SpanBuilder, *, requests: int = 300, retried: int = 
                                "url.full": "http://payment-service/charge",
                                "http.response.status_code": 503 if bad else 200})
             s += dur + 200.0
+
+
+@pytest.fixture(scope="session")
+def synth_case(tmp_path_factory) -> Callable[..., tuple]:
+    """``synth_case(name, traces=800, seed=1)`` -> ``(case, truth)``: a synth scenario generated
+    and loaded once per session, shared by the detector tests (treat the case as read-only)."""
+    cache: dict[tuple, tuple] = {}
+
+    def make(name: str, traces: int = 800, seed: int = 1) -> tuple:
+        key = (name, traces, seed)
+        if key not in cache:
+            import forensics.synth as synth
+
+            out = tmp_path_factory.mktemp(f"{name}-{traces}-{seed}")
+            truth = synth.generate(name, out, traces=traces, seed=seed)
+            case = forensics.open_case()
+            case.load(out)
+            cache[key] = (case, truth)
+        return cache[key]
+    return make

@@ -111,3 +111,22 @@ def test_bad_input_gives_empty_findings():
     # zero and constant durations: nothing to fit
     case2 = _case(np.full(300, 50.0))
     assert len(detect_bimodal_latency(case2)) == 0
+
+
+# -- synth scenarios ----------------------------------------------------------------------------
+@pytest.mark.slow
+def test_synth_bimodal_latency_scenario_finds_the_pool_timeout(synth_case):
+    case, truth = synth_case("bimodal_latency")
+    found = {(r["service"], r["operation"]): r for r in detect_bimodal_latency(case, min_samples=150).records()
+             if r["evidence"]["side"] == "server"}
+    for exp in truth.expected:
+        r = found[(exp["service"], exp["operation"])]
+        slow = r["evidence"]["modes"][1]
+        assert slow["centre_ms"] == pytest.approx(exp["numbers"]["timeout_ms"], rel=0.05)
+        assert r["evidence"]["nearest_round_timeout_ms"] == 1000 and slow["error_share"] > 0.5
+
+
+@pytest.mark.slow
+def test_synth_clean_scenario_has_no_bimodal_latency(synth_case):
+    case, _ = synth_case("clean")
+    assert len(detect_bimodal_latency(case, min_samples=150).at_least("medium")) == 0

@@ -83,3 +83,19 @@ def test_bad_input():
     assert len(detect_clock_skew(case)) == 0 and adjust_clock_skew(case) == 0
     with pytest.raises(forensics.UsageError):
         adjust_clock_skew(case, tolerance_ms=-1)
+
+
+@pytest.mark.slow
+def test_synth_clock_skew_scenario_finds_the_pod(synth_case):
+    case, truth = synth_case("clock_skew", traces=400)
+    exp = truth.expected[0]
+    f = detect_clock_skew(case).records()
+    assert [r["evidence"]["host"] for r in f] == [exp["numbers"]["host"]]
+    assert f[0]["service"] == exp["service"]
+    assert f[0]["evidence"]["offset_ms"] == pytest.approx(exp["numbers"]["skew_ms"], rel=0.1)
+
+
+@pytest.mark.slow
+def test_synth_clean_scenario_has_no_clock_skew(synth_case):
+    case, _ = synth_case("clean")
+    assert len(detect_clock_skew(case)) == 0

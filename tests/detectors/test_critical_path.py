@@ -83,16 +83,17 @@ def _search_traces(n=100, slow=5, slow_ms=900.0):
 
 
 def test_aggregate_shares_and_detector_finds_dominating_dependency():
-    case = _search_traces()
+    case = _search_traces(n=200, slow=10)
     agg = {(r["service"], r["operation"]): r for r in critical_path_by_operation(case).dicts()}
     inv = agg[("inventory-service", "GET /inventory/{id}")]
-    assert inv["traces"] == 100 and inv["slow_traces"] == 5
+    assert inv["traces"] == 200 and inv["slow_traces"] == 10
     assert inv["slow_share"] == pytest.approx(900 / 980)
     assert sum(r["share"] for r in agg.values()) == pytest.approx(1.0)
     f = detect_critical_path(case).records()
     assert [(r["service"], r["severity"]) for r in f] == [("inventory-service", "medium")]
     ev = f[0]["evidence"]
-    assert ev["slow_traces"] == 5 and len(ev["exemplar_trace_ids"]) == 5
+    assert ev["slow_traces"] == 10 and len(ev["exemplar_trace_ids"]) == 5 and ev["self_ratio"] > 5
+    assert detect_critical_path(_search_traces(n=100, slow=5)).records()[0]["severity"] == "low"  # 5 slow traces
     assert ev["entry_operation"] == "GET /search" and ev["source"].startswith("builder:")
     assert "inventory-service GET /inventory/{id} accounts for 92%" in f[0]["summary"]
 
@@ -115,3 +116,17 @@ def test_bad_input_gives_empty_findings():
     case.execute("UPDATE spans SET end_time = NULL, duration_ms = NULL")
     assert len(detect_critical_path(case, min_traces=1)) == 0
     assert len(critical_path_by_operation(case)) == 0
+
+
+@pytest.mark.slow
+def test_synth_pool_wait_dominates_slow_traces(synth_case):
+    case, _ = synth_case("bimodal_latency")
+    medium = detect_critical_path(case).at_least("medium").records()
+    assert medium and {r["service"] for r in medium} == {"catalog-service"}
+    assert all(r["evidence"]["slow_share"] > 0.5 for r in medium)
+
+
+@pytest.mark.slow
+def test_synth_clean_scenario_critical_path_nothing_above_low(synth_case):
+    case, _ = synth_case("clean")
+    assert len(detect_critical_path(case).at_least("medium")) == 0

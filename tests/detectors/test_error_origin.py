@@ -91,3 +91,19 @@ def test_missing_parent_and_single_error_span():
 
 def test_empty_case():
     assert len(detect_error_origin(forensics.open_case())) == 0
+
+
+@pytest.mark.slow
+def test_synth_pool_timeouts_originate_in_catalog_service(synth_case):
+    case, truth = synth_case("bimodal_latency")
+    message = truth.expected[0]["numbers"]["error_message"]
+    top = detect_error_origin(case).records()[0]
+    assert top["service"] == "catalog-service" and top["evidence"]["share"] > 0.5
+    assert top["evidence"]["template"] == message.replace("1000", "?")
+    assert top["evidence"]["propagated_traces"] == top["evidence"]["origin_traces"]
+
+
+@pytest.mark.slow
+def test_synth_clean_scenario_has_nothing_above_low(synth_case):
+    case, _ = synth_case("clean")
+    assert len(detect_error_origin(case).at_least("medium")) == 0
