@@ -22,6 +22,7 @@ Python.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -127,7 +128,12 @@ def _element_sources(ctx: LoadContext, fmt: SpanFormat, start: int) -> Iterator[
                                f"byte {item.offset}); the elements before it were loaded", offset=item.offset,
                                raw=item.raw[:1000].decode("utf-8", "backslashreplace"), table="spans")
                     return
+                for number, offset, raw in item.bad_utf8:
+                    ctx.reject(Reason.INVALID_UTF8, f"array element {number} (at byte {offset}) is not valid UTF-8 text",
+                               offset=offset, raw=raw[:1000].decode("utf-8", "backslashreplace"), table="spans")
                 t = item.table
+                if not t.num_rows:
+                    continue
                 wrapped = pc.binary_join_element_wise(_L("["), t.column("raw"), _L("]"), _L(""))
                 what = pc.binary_join_element_wise(_L("array element "), pc.cast(t.column("element"), pa.large_string()),
                                                    _L(""))
@@ -250,9 +256,27 @@ SELECT * FROM ({bad_documents_sql(src, fmt)})
 """
 
 
+def head_json(head: Head) -> object:
+    """The head's first JSON value (see :attr:`Head.first_json`); a head that is not valid UTF-8
+    (a stray Latin-1 byte in one span) is decoded with replacement characters first, so one bad
+    record does not hide the format."""
+    if head.text is not None:
+        return head.first_json
+    text = head.data.decode("utf-8", "replace")
+    lines = [line for line in text.split("\n") if line.strip()]
+    for candidate in (lines[0] if lines else None, text if head.complete else None):
+        if candidate:
+            try:
+                return orjson.loads(candidate)
+            except orjson.JSONDecodeError:
+                continue
+    return None
+
+
 def large_document_has(head: Head, *patterns: str, absent: tuple[str, ...] = ()) -> bool:
     """For a JSON document too large to parse from the head: True when the head starts like JSON,
     matches every regex in ``patterns`` and none in ``absent``."""
-    if head.first_json is not None or head.stripped[:1] not in ("{", "["):
+    text = head.text if head.text is not None else head.data.decode("utf-8", "replace")
+    if head_json(head) is not None or text.lstrip("\ufeff \t\r\n")[:1] not in ("{", "["):
         return False
-    return all(head.has(p) for p in patterns) and not any(head.has(p) for p in absent)
+    return all(re.search(p, text) for p in patterns) and not any(re.search(p, text) for p in absent)

@@ -33,9 +33,11 @@ ENVELOPE_START = re.compile(rb'^(?:\xef\xbb\xbf)?\s*\{\s*"data"\s*:\s*\[')
 @dataclass
 class ElementBatch:
     """Complete array elements: ``table`` is ``(element BIGINT 0-based, offset BIGINT byte offset
-    of the element in the decompressed document, raw VARCHAR)``."""
+    of the element in the decompressed document, raw VARCHAR)``; elements that are not valid
+    UTF-8 are left out of it and listed in ``bad_utf8`` as (element, offset, raw bytes)."""
 
     table: pa.Table
+    bad_utf8: list[tuple[int, int, bytes]]
 
 
 @dataclass
@@ -84,6 +86,25 @@ def _split(buf: bytes) -> tuple[np.ndarray, np.ndarray, int | None]:
     return starts.astype(np.int64), ends.astype(np.int64), end
 
 
+def _decode(raw: pa.Array, numbers: np.ndarray, offsets: np.ndarray) -> tuple[pa.Array, pa.Array, list]:
+    """Trimmed text of the elements; on invalid UTF-8 (rare) a per-element check of this batch
+    finds the bad ones, which become empty strings masked out by ``good``."""
+    try:
+        return pc.utf8_trim_whitespace(raw.cast(pa.large_string())), pa.array(np.ones(len(raw), bool)), []
+    except pa.ArrowInvalid:
+        pass
+    values, good, bad = raw.to_pylist(), np.ones(len(raw), bool), []
+    for i, value in enumerate(values):
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            good[i] = False
+            bad.append((int(numbers[i]), int(offsets[i]), value.strip()))
+            values[i] = b""
+    text = pa.array(values, pa.large_binary()).cast(pa.large_string())
+    return pc.utf8_trim_whitespace(text), pa.array(good), bad
+
+
 def iter_elements(fh: BinaryIO, start: int, read_bytes: int = 32 << 20) -> Iterator[ElementBatch | Truncated]:
     """Batches of the elements of the array whose ``[`` ends at byte ``start`` of ``fh``.
 
@@ -111,15 +132,13 @@ def iter_elements(fh: BinaryIO, start: int, read_bytes: int = 32 << 20) -> Itera
                 pa.large_binary(), len(offsets) - 1,
                 [None, pa.py_buffer(np.append(offsets, ends[-1]).astype(np.int64)), pa.py_buffer(buf)])
             raw = pieces.filter(pa.array(np.arange(len(offsets) - 1) % 2 == 0))
-            text = pc.utf8_trim_whitespace(raw.cast(pa.large_string(), safe=False))
-            keep = pc.greater(pc.utf8_length(text), 0)
-            table = pa.table({
-                "element": pa.array(np.arange(element, element + len(starts), dtype=np.int64)),
-                "offset": pa.array(carry_at + starts),
-                "raw": text,
-            }).filter(keep)
-            element += table.num_rows
-            yield ElementBatch(table)
+            numbers = np.arange(element, element + len(starts), dtype=np.int64)
+            text, good, bad = _decode(raw, numbers, carry_at + starts)
+            table = pa.table({"element": pa.array(numbers), "offset": pa.array(carry_at + starts), "raw": text})
+            table = table.filter(good) if bad else table
+            blank = pc.equal(pc.utf8_length(table.column("raw")), 0)
+            element += len(starts)
+            yield ElementBatch(table.filter(pc.invert(blank)), bad)
         if end is not None:
             return
         rest = int(ends[-1]) + 1 if len(ends) else 0

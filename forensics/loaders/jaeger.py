@@ -35,8 +35,8 @@ shape, spans whose ``processID`` names no process of their trace, and what
 """
 from __future__ import annotations
 
-from ._jaeger_zipkin import (SpanFormat, documents_sql, hex_sql, iso_sql, kv_map_sql, large_document_has, load_spans,
-                             micros_sql, span_offset_sql, ts_sql)
+from ._jaeger_zipkin import (SpanFormat, documents_sql, head_json, hex_sql, iso_sql, kv_map_sql, large_document_has,
+                             load_spans, micros_sql, span_offset_sql, ts_sql)
 from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, kind_sql
 from .context import LoadContext
 from .registry import register_format
@@ -179,7 +179,7 @@ JAEGER = SpanFormat(_jaeger_sql, _RECOGNISED, f"list_sum(list_transform({_TRACES
 def _sniff(head: Head) -> float:
     """Jaeger JSON: an envelope with data[*].spans, a trace object with traceID and spans, or an
     array of such traces / of spans with traceID and spanID."""
-    doc = head.first_json
+    doc = head_json(head)
     if isinstance(doc, dict):
         data = doc.get("data")
         if isinstance(data, list):

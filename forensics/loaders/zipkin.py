@@ -43,8 +43,8 @@ from __future__ import annotations
 import uuid
 
 from .._db import run
-from ._jaeger_zipkin import (SpanFormat, documents_sql, hex_sql, iso_sql, kv_map_sql, large_document_has, load_spans,
-                             micros_sql, span_offset_sql, ts_sql)
+from ._jaeger_zipkin import (SpanFormat, documents_sql, head_json, hex_sql, iso_sql, kv_map_sql, large_document_has,
+                             load_spans, micros_sql, span_offset_sql, ts_sql)
 from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, kind_sql
 from .context import LoadContext
 from .registry import register_format
@@ -203,7 +203,7 @@ def _is_span(obj: object) -> bool:
 
 def _sniff(head: Head) -> float:
     """Zipkin v2: a span object (or array of them, or array of arrays) with traceId and id."""
-    doc = head.first_json
+    doc = head_json(head)
     if isinstance(doc, list) and doc and isinstance(doc[0], list):
         doc = doc[0]
     if isinstance(doc, list):

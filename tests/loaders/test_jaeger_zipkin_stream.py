@@ -92,3 +92,19 @@ def test_many_spans_stream_in_batches(tmp_path):
     assert (report.rows_loaded, report.rows_rejected) == (5000, 0)
     assert case.sql("SELECT count(*) FILTER (WHERE attributes['i'] = CAST(source_offset AS VARCHAR)), "
                     "round(sum(duration_ms), 6) FROM spans").rows() == [(5000, sum(i % 97 + 1 for i in range(5000)) / 1000)]
+
+
+def test_element_with_invalid_utf8_is_rejected_alone(tmp_path):
+    good = [{"traceId": "1a", "id": f"{i + 1:x}", "name": "ok", "timestamp": 1771408800000000, "duration": 1,
+             "localEndpoint": {"serviceName": "svc"}} for i in range(3)]
+    parts = [json.dumps(g).encode() for g in good]
+    parts.insert(1, b'{"traceId": "1a", "id": "ff", "name": "caf\xe9", "timestamp": 1771408800000000}')
+    path = tmp_path / "latin1.json"
+    path.write_bytes(b"[" + b",\n".join(parts) + b"]")
+    case, report = load(path)
+    assert (report.rows_loaded, report.rows_rejected) == (3, 1)
+    [(_, line, offset, code, reason)] = rejects(case)
+    at = len(parts[0]) + 2  # after "[" and the first element's ","
+    assert (line, offset, code) == (None, at, "invalid_utf8")
+    assert reason == f"array element 1 (at byte {at}) is not valid UTF-8 text"
+    assert case.sql("SELECT list(source_offset ORDER BY source_offset) FROM spans").scalar() == [0, 1, 2]
