@@ -17,8 +17,9 @@ Choices, so results are reproducible:
   (earliest time first, then the text), each cluster's *final* template is given to all its
   members, and ``template_id`` is a hash of the template text (the same template gets the same id
   in every case).
-- The loop runs once per *distinct* message in Python (drain3 has no vectorized API); grouping,
-  ordering and the update are SQL over the case.
+- Masking runs first in SQL (:func:`mask_sql`, the same masks as drain3's, for RE2), so the
+  Python loop (drain3 has no vectorized API) runs once per distinct *masked* message -- usually a
+  few hundred for millions of lines; grouping, ordering and the update are SQL over the case.
 
 Loading mines each file's new rows on their own (see :func:`mine_new_logs`, called by
 :func:`forensics.load`); :func:`mine_templates` re-mines a whole case (or a part of it) at once,
@@ -43,16 +44,33 @@ if TYPE_CHECKING:
 #: the SQL expression giving the mined part of a body: its first line, trimmed
 HEAD_SQL = "trim(split_part(body, chr(10), 1))"
 
-_B = r"(?<![\w.\-])"  # token start: not inside a word, dotted name or dashed name
-_E = r"(?![\w.\-])"   # token end
-#: (regex, mask name): applied in this order; every mask renders as ``<*>``
-MASKS: tuple[tuple[str, str], ...] = (
-    (_B + r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}" + _E, "uuid"),
-    (r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?(?![\w.])", "ip"),
-    (_B + r"0[xX][0-9a-fA-F]+" + _E, "hex"),
-    (_B + r"(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}" + _E, "hex_id"),
-    (r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h|[kKMGT]i?B|B|%)?(?![\w.])", "number"),
+#: (name, token, characters that may not touch it): applied in this order; each renders as ``<*>``.
+#: A token only counts when the characters around it are not in its "touch" class, so ``v1.8.0``,
+#: ``catalog-7d9f`` and ``http2`` stay as written.
+MASKS: tuple[tuple[str, str, str], ...] = (
+    ("uuid", r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", r"\w.\-"),
+    ("ip", r"\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?", r"\w."),
+    ("hex", r"0[xX][0-9a-fA-F]+", r"\w.\-"),
+    ("hex_id", r"[0-9a-fA-F]{8,}", r"\w.\-"),
+    ("number", r"[-+]?\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h|[kKMGT]i?B|B|%)?", r"\w."),
 )
+
+
+def python_mask_patterns() -> list[str]:
+    """The masks as Python regular expressions (lookarounds), as drain3 applies them."""
+    return [f"(?<![{touch}]){token}(?![{touch}])" for _, token, touch in MASKS]
+
+
+def mask_sql(expr: str) -> str:
+    """SQL applying the same masks with DuckDB's RE2 (no lookarounds: the neighbouring characters
+    are captured and put back, and each mask runs twice so tokens one separator apart are both
+    masked)."""
+    out = expr
+    for _, token, touch in MASKS:
+        rx = f"(^|[^{touch}]){token}($|[^{touch}])"
+        for _ in range(2):
+            out = f"regexp_replace({out}, '{rx}', '\\1<*>\\2', 'g')"
+    return out
 
 
 def miner_config(*, sim_th: float = 0.4, depth: int = 4, max_children: int = 100) -> TemplateMinerConfig:
@@ -77,7 +95,7 @@ def miner_config(*, sim_th: float = 0.4, depth: int = 4, max_children: int = 100
     config.profiling_enabled = False
     config.mask_prefix = "<"
     config.mask_suffix = ">"
-    config.masking_instructions = [MaskingInstruction(pattern, "*") for pattern, _ in MASKS]
+    config.masking_instructions = [MaskingInstruction(pattern, "*") for pattern in python_mask_patterns()]
     return config
 
 
@@ -101,21 +119,22 @@ def mine(messages: Iterable[str], **config: Any) -> list[str]:
 
 
 def _mine_where(con: duckdb.DuckDBPyConnection, where: str, params: Sequence[Any] | None) -> int:
-    """Mine the distinct first lines of the ``logs`` rows matching ``where`` and update them."""
+    """Mine the distinct masked first lines of the ``logs`` rows matching ``where``; update them."""
+    masked = mask_sql(HEAD_SQL)
     heads = con.sql(
-        f"SELECT {HEAD_SQL} AS head FROM logs WHERE ({where}) AND body IS NOT NULL AND {HEAD_SQL} <> '' "
+        f"SELECT {masked} AS head FROM logs WHERE ({where}) AND body IS NOT NULL AND {HEAD_SQL} <> '' "
         f"GROUP BY head ORDER BY min(time) NULLS LAST, min(source_line) NULLS LAST, head",
         params=list(params or []) or None,
     ).to_arrow_table().column("head").to_pylist()
     if not heads:
         return 0
-    templates = mine(heads)
+    templates = mine(heads)  # drain3 masks again: a no-op on masked text
     table = pa.table({"head": heads, "template": templates, "template_id": [template_id(t) for t in templates]})
     name = "_forensics_templates"
     con.register(name, table)
     try:
         run(con, f"UPDATE logs SET template = m.template, template_id = m.template_id FROM {name} m "
-                 f"WHERE m.head = {HEAD_SQL.replace('body', 'logs.body')} AND ({where})", params)
+                 f"WHERE m.head = {masked.replace('body', 'logs.body')} AND ({where})", params)
     finally:
         con.unregister(name)
     return len(set(templates))

@@ -100,3 +100,38 @@ def test_a_stray_drain3_ini_in_the_working_directory_has_no_effect(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     assert mine([line for line, _ in LINES]) == expected
     assert "<ALL>" not in " ".join(expected)
+
+
+CORPUS = [
+    "retry -1 of +3 after 1 2 3 ms", "connected to 10.0.3.7:5432 in 12.5ms", "v1.8.0 catalog-7d9f http2 s3",
+    "order 7f3c2a10-93b1-4c8e-9d2a-1b2c3d4e5f60 failed", "ptr 0xDEADbeef/0x1f", "took 2.5s, 512MiB, 99.9%",
+    "trace=4bf92f3577b34da6a3ce929d0e0e4736 span=00f067aa0ba902b7", "a-5 b_6 c.7 8. .9 (10) [11] {12}",
+    "1,2,3;4:5", "µs 5µs 6 µs", "deadbeef cafebabe12 abcdefg", "GET /items/123?page=2 HTTP/1.1 200",
+]
+
+
+def test_sql_masking_matches_drain3_masking() -> None:
+    import re
+
+    import duckdb
+
+    from forensics.templates import mask_sql, python_mask_patterns
+
+    expected = []
+    for text in CORPUS:
+        for pattern in python_mask_patterns():
+            text = re.sub(pattern, "<*>", text)
+        expected.append(text)
+    con = duckdb.connect()
+    got = [r[0] for r in con.execute(f"SELECT {mask_sql('s')} FROM unnest(?::VARCHAR[]) t(s)", [CORPUS]).fetchall()]
+    assert got == expected
+    assert got[0] == "retry <*> of <*> after <*> <*> <*> ms"
+
+
+def test_many_distinct_numbers_mine_once_per_masked_message(tmp_path) -> None:
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(f'{{"time": {1771409553 + i}, "level": "error", "msg": "timeout after {i} ms '
+                            f'calling 10.0.{i % 250}.{i % 7}:80"}}\n' for i in range(3000)))
+    case = forensics.open_case()
+    case.load(path)
+    assert case.sql("SELECT DISTINCT template FROM logs").rows() == [("timeout after <*> ms calling <*>",)]
