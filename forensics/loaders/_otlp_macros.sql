@@ -3,13 +3,16 @@
 -- booleans and objects as text when the target type is VARCHAR, so one definition covers
 -- `"intValue": "5"` and `"intValue": 5`, `"kind": 2` and `"kind": "SPAN_KIND_SERVER"`.
 
+-- base64 with its '=' padding restored (Go RawStdEncoding and friends drop it)
+CREATE OR REPLACE TEMP MACRO otlp_b64_pad(x) AS rpad(x, CAST(ceil(length(x) / 4) * 4 AS INTEGER), '=');
+
 -- OTLP id (hex of any case, or protobuf-JSON base64) -> lowercase hex left-padded to `width`.
 -- '' / NULL -> NULL; anything else that is neither hex nor base64 is kept as is, so the
 -- validation in finalize_spans_sql rejects it with the original text.
 CREATE OR REPLACE TEMP MACRO otlp_id(x, width) AS CASE
     WHEN x IS NULL OR trim(x) = '' THEN NULL
     WHEN regexp_full_match(trim(x), '[0-9a-fA-F]+') THEN lpad(lower(trim(x)), width, '0')
-    ELSE coalesce(nullif(lower(hex(try(from_base64(replace(replace(trim(x), '-', '+'), '_', '/'))))), ''), x)
+    ELSE coalesce(nullif(lower(hex(try(from_base64(otlp_b64_pad(replace(replace(trim(x), '-', '+'), '_', '/')))))), ''), x)
 END;
 
 -- unix nanoseconds (string or number, possibly in exponent notation) -> BIGINT; 0 -> NULL

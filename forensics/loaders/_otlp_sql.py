@@ -92,7 +92,9 @@ SELECT line, doc, j,
   CASE WHEN contains(raw, '"resourceLogs"') THEN 'logs' WHEN contains(raw, '"resourceMetrics"') THEN 'metrics'
        ELSE 'spans' END AS _bad_signal
 FROM (SELECT line, doc, raw, ok, CASE WHEN ok THEN json_transform(raw, {structure_sql()}) END AS j
-      FROM (SELECT line, doc, raw, json_valid(raw) AS ok FROM {src}))
+      FROM (SELECT line, doc, raw, json_valid(raw) AS ok
+            FROM (SELECT line, doc, CASE WHEN starts_with(raw, chr(65279)) THEN substr(raw, 2) ELSE raw END AS raw
+                  FROM {src})))
 """
 
 

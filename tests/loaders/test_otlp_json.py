@@ -320,3 +320,21 @@ def test_json_array_of_requests_and_corrupt_first_line(tmp_path, mixed):
     case, report = load(corrupt)
     assert report.files[0].rows_loaded == 29
     assert rows(case, "SELECT source_line, reason_code FROM rejects") == [dict(source_line=1, reason_code="invalid_json")]
+
+
+def test_bom_crlf_and_unpadded_base64(tmp_path):
+    """Windows-edited file (BOM, CRLF) with ids base64-encoded without '=' padding (Go RawStdEncoding)."""
+    span = {"traceId": "W47/95gDgQPSabYzgT/GDA", "spanId": "7uGbfsPBsXQ", "name": "GET /search", "kind": "SPAN_KIND_SERVER",
+            "startTimeUnixNano": 1771408800123456789, "endTimeUnixNano": 1.7714088001334568e18}
+    req = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "catalog-service"}}]},
+                              "scopeSpans": [{"spans": [span]}]}]}
+    path = tmp_path / "windows.json"
+    path.write_bytes(b"\xef\xbb\xbf" + (json.dumps(req) + "\r\n").encode() * 2)
+    assert sniff(str(path)) == "otlp_json"
+    case, report = load(path)
+    assert report.files[0].rows_rejected == 0
+    got = rows(case, "SELECT trace_id, span_id, parent_span_id, start_time, source_line FROM spans ORDER BY source_line")
+    assert got == [dict(trace_id=TA, span_id="eee19b7ec3c1b174", parent_span_id=None, start_time=t(123.456), source_line=n)
+                   for n in (1, 2)]
+    # a time in exponent notation keeps what a double can hold (here ~10 ms, so rounding below 1 us is not asserted)
+    assert abs(rows(case, "SELECT duration_ms FROM spans LIMIT 1")[0]["duration_ms"] - 10.0) < 0.001
