@@ -6,8 +6,10 @@ yours (``format="plain_logs"`` must then be passed too, since sniffing cannot kn
 the built-in pattern that matches most of the file's first lines is used (see
 :data:`BUILTIN_PATTERNS`). Group names: ``time`` (required), ``level`` (or ``severity``),
 ``msg`` (or ``message``/``body``; without it the whole line is the body), ``service``,
-``trace_id``, ``span_id`` (without those groups, ``trace_id=<hex>``/``span_id=<hex>`` written in
-the line is used); other groups become attributes. Patterns use the syntax shared by
+``trace_id``, ``span_id``, ``pri`` (a syslog priority, giving the level when there is no
+``level`` group) (without id groups, ``trace_id=<hex>``/``span_id=<hex>`` written in
+the line is used); other groups become attributes. An empty group or a lone ``-`` (syslog's nil
+value) is absent. Patterns use the syntax shared by
 Python's ``re`` and RE2 (DuckDB), e.g. ``(?P<name>...)``.
 
 A line that does not match the pattern is a continuation of the record before it (Java and
@@ -47,7 +49,14 @@ BUILTIN_PATTERNS: dict[str, str] = {
     "python_logging": rf"^(?P<time>{TS})\s+-\s+(?P<logger>\S+)\s+-\s+(?P<level>{LEVEL})\s+-\s(?P<msg>.*)$",
     # 2026-02-18T10:12:33.123Z ERROR [catalog-service] msg / 2026-02-18 10:12:33,123 WARN msg
     "iso_level": rf"^(?P<time>{TS})\s+\[?(?P<level>{LEVEL})\]?:?\s+(?:\[(?P<service>[^\]]*)\]:?\s+)?(?P<msg>.*)$",
+    # RFC 5424 syslog: <PRI>1 TIME HOST APP PROCID MSGID [SD] MSG (the level is PRI mod 8)
+    "syslog_rfc5424": (rf"^<(?P<pri>\d{{1,3}})>1 (?P<time>{TS}) (?P<host>\S+) (?P<service>\S+) (?P<pid>\S+) "
+                       r"(?P<msgid>\S+) (?:-|(?P<structured_data>\[.*?\]))(?: (?P<msg>.*))?$"),
+    # journalctl -o short-iso / syslog with ISO times: TIME HOST APP[PID]: MSG (no level)
+    "short_iso": rf"^(?P<time>{TS})\s+(?P<host>\S+)\s+(?P<service>[^\[:\s]+)(?:\[(?P<pid>\d+)\])?:\s(?P<msg>.*)$",
 }
+#: syslog severity (PRI mod 8) -> canonical severity
+SYSLOG_SEVERITY = ("fatal", "fatal", "fatal", "error", "warn", "info", "info", "debug")
 _BUILTIN_RE = {name: re.compile(p) for name, p in BUILTIN_PATTERNS.items()}
 #: lines that look like the middle of a stack trace (Java, Python, Go) or a wrapped message
 _CONTINUATION = re.compile(r"^(?:\s|Caused by:|Traceback |\.\.\. \d+ more|goroutine \d+|[\w.$]+(?:Exception|Error)\b)")
@@ -89,8 +98,12 @@ def plain_fields_sql(source: str, b: Binder, pattern: str, groups: dict[str, int
     its continuation lines), one reject row per line before the first record."""
     pat = b(pattern)
     extracts = ", ".join(
-        f"{{'key': {b(name)}, 'value': nullif(regexp_extract(head, {pat}, {index}), '')}}"
+        f"{{'key': {b(name)}, 'value': nullif(nullif(regexp_extract(head, {pat}, {index}), ''), '-')}}"
         for name, index in groups.items() if name != "msg")
+    if "pri" in groups and "level" not in groups:
+        words = "[" + ", ".join(f"'{w}'" for w in SYSLOG_SEVERITY) + "]"
+        extracts += (f", {{'key': 'level', 'value': {words}[TRY_CAST(regexp_extract(head, {pat}, {groups['pri']}) "
+                     f"AS INTEGER) % 8 + 1]}}")
     for name, rx in ID_IN_TEXT.items():
         if name not in groups:
             extracts += f", {{'key': {b(name)}, 'value': nullif(regexp_extract(head, {b(rx)}, 1), '')}}"
@@ -149,7 +162,7 @@ def _pattern_for(ctx: LoadContext) -> tuple[str, dict[str, int]]:
     name, _ = _best_builtin(lines)
     if name is None:
         ctx.fail("no line matches a built-in log line pattern (ISO timestamp + level, log4j, Python logging, "
-                 "Spring Boot)", expected="lines like '2026-02-18T10:12:33.123Z ERROR [service] message'",
+                 "Spring Boot, syslog RFC 5424, journald short-iso)", expected="lines like '2026-02-18T10:12:33.123Z ERROR [service] message'",
                  found=repr(lines[0][:80]) if lines else "no text",
                  hint="pass pattern=r'^(?P<time>...) (?P<level>...) (?P<msg>.*)$' with named groups")
     return BUILTIN_PATTERNS[name], _groups(BUILTIN_PATTERNS[name])
@@ -157,7 +170,7 @@ def _pattern_for(ctx: LoadContext) -> tuple[str, dict[str, int]]:
 
 @register_format("plain_logs", signal="logs",
                  description="plain-text log lines (ISO timestamp + level, log4j, Python logging, Spring Boot, "
-                             "or pattern=) with stack-trace continuation lines",
+                             "syslog RFC 5424, journald, or pattern=) with stack-trace continuation lines",
                  sniff=_sniff, extensions=(".log", ".txt"))
 def load_plain_logs(ctx: LoadContext) -> None:
     """Load plain-text logs; options ``pattern=``, ``mapping=`` and ``tz=``."""

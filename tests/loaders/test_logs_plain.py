@@ -142,3 +142,26 @@ def test_byte_order_mark_is_ignored(tmp_path) -> None:
     path.write_bytes(b"\xef\xbb\xbf2026-02-18T10:12:33Z INFO [catalog-service] first\n")
     rows, case, _ = load_rows(path, format="plain_logs")
     assert [(r["body"], r["service"]) for r in rows] == [("first", "catalog-service")] and rejects(case) == []
+
+
+def test_syslog_rfc5424_priority_gives_the_level() -> None:
+    rows, _, _ = load_rows(DATA / "syslog5424.log")
+    assert rows[0] == {
+        "time": utc(2026, 2, 18, 10, 12, 33, 123000), "service": "catalog-service", "severity": "error",  # 131 % 8 = 3
+        "body": "inventory call failed after 800 ms", "trace_id": None, "span_id": None,
+        "attributes": {"pri": "131", "host": "catalog-7d9f", "pid": "4123", "msgid": "search"}, "source_line": 1,
+    }
+    assert rows[1]["severity"] == "info" and rows[1]["attributes"]["structured_data"] == '[origin ip="10.0.3.7"]'
+    # nil values ("-") are absent
+    assert (rows[2]["severity"], rows[2]["body"], rows[2]["attributes"]) == (
+        "warn", "disk 91% full", {"pri": "12", "host": "catalog-7d9f"})
+
+
+def test_journald_short_iso() -> None:
+    rows, _, _ = load_rows(DATA / "journal.log")
+    assert [(r["time"], r["service"], r["severity"], r["body"], r["attributes"]) for r in rows] == [
+        (utc(2026, 2, 18, 10, 12, 33), "catalog-service", None, "inventory call failed after 800 ms",
+         {"host": "catalog-7d9f", "pid": "4123"}),
+        (utc(2026, 2, 18, 10, 12, 34), "kernel", None, "Out of memory: Killed process 4123 (java)",
+         {"host": "catalog-7d9f"}),
+    ]
