@@ -182,7 +182,7 @@ class Shop:
                                        timeout_ms=p.client_timeout_ms,
                                        resend=attempt - 1 if resend_attr and attempt > 1 else None)
             if 0 < code < 500 or attempt >= attempts:
-                self.facts["pricing_calls"].append((t / 1000, caller.service, attempt, code))
+                self.facts["pricing_calls"].append((t / 1000, caller.service, attempt, code, parent.name))
                 return end, code, err
             backoff = self.r.uniform(0.0, p.storm_backoff_ms) if storm else self.r.uniform(*p.base_retry_backoff_ms)
             attempt += 1
@@ -265,8 +265,9 @@ class Shop:
         items = self.r.normal_int(p.items_mean, p.items_sd)
         if p.n_plus_one_version is not None and res.version == p.n_plus_one_version:
             calls = 0
+            sku = 10000 + int(self.r.u() * 20000)
             for _ in range(items):
-                sku = self._sku()
+                sku += 1 + int(self.r.u() * 1500)  # distinct item ids, as a result page has
                 t, code, err = self.http(res, span, t, "inventory-service", "GET", "/inventory/{id}",
                                          f"/inventory/{sku}", self.inventory)
                 calls += 1

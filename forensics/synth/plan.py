@@ -51,7 +51,7 @@ class Plan:
     stampede_hit_ratio: float = 0.85
     stampede_db_x: float = 1.0
     item_hit_ratio: float = 0.85
-    search_hit_ratio: float = 0.25
+    search_hit_ratio: float = 0.6
     # poison pill: the first order published after poison_at_s fails in the consumer, redelivered
     poison_at_s: float | None = None
     poison_redeliveries: int = 0

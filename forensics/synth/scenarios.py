@@ -110,7 +110,7 @@ def _storm_plan(p: dict) -> Plan:
 
 
 def _storm_truth(plan: Plan, p: dict, facts: Facts, shop: Any) -> list[dict]:
-    t, caller, attempts = (facts.col("pricing_calls", i) for i in (0, 1, 2))
+    t, caller, attempts, op = (facts.col("pricing_calls", i) for i in (0, 1, 2, 4))
     during = (t >= p["start_s"]) & (t < p["end_s"])
     before = t < p["start_s"]
     arr = shop.arrivals_s
@@ -126,11 +126,11 @@ def _storm_truth(plan: Plan, p: dict, facts: Facts, shop: Any) -> list[dict]:
                   if out_before and inbound_during and inbound_before else None,
                   rates_are="per sampled trace (multiply by sampling_weight for full traffic)")
     out = []
-    for svc, op, tgt_op, primary in (("catalog-service", "GET /search", "POST /prices/batch", True),
+    for svc, op_name, tgt_op, primary in (("catalog-service", "GET /search", "POST /prices/batch", True),
                                      ("catalog-service", "GET /item/{id}", "GET /prices/{id}", False),
                                      ("api-gateway", "POST /orders", "POST /quote", False)):
-        m = during & (caller == svc)
-        out.append(expected("retry_storm", svc, operation=op, target="pricing-service", target_operation=tgt_op,
+        m = during & (caller == svc) & (op == op_name)
+        out.append(expected("retry_storm", svc, operation=op_name, target="pricing-service", target_operation=tgt_op,
                             start_s=p["start_s"], end_s=p["end_s"], primary=primary,
                             caller_attempts_per_call=float(attempts[m].mean()) if m.any() else None,
                             resend_count_attribute=svc == "catalog-service", **common))

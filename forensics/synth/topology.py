@@ -117,7 +117,7 @@ class Latency:
 LATENCY: dict[str, Latency] = {
     "gateway": Latency(2.0, 0.4),
     "net": Latency(0.6, 0.3),
-    "search_self": Latency(55.0, 0.55),
+    "search_self": Latency(65.0, 0.7),
     "item_self": Latency(12.0, 0.5),
     "orders_self": Latency(8.0, 0.4),
     "redis": Latency(0.8, 0.4),
@@ -126,7 +126,7 @@ LATENCY: dict[str, Latency] = {
     "pg_batch": Latency(9.0, 0.5),
     "pg_insert": Latency(4.0, 0.5),
     "inventory_batch": Latency(14.0, 0.5),
-    "inventory_item": Latency(34.0, 0.35),
+    "inventory_item": Latency(28.0, 0.35),
     "inventory_reserve": Latency(10.0, 0.4),
     "pricing_batch": Latency(22.0, 0.5),
     "pricing_item": Latency(7.0, 0.5),
