@@ -50,10 +50,9 @@ def _coalesce_points(field: str) -> str:
 
 
 def _exemplar_columns(e: str) -> str:
-    ok_trace = f"regexp_full_match(otlp_id({e}.traceId, {TRACE_ID_HEX}), '[0-9a-f]{{{TRACE_ID_HEX}}}')"
-    ok_span = f"regexp_full_match(otlp_id({e}.spanId, {SPAN_ID_HEX}), '[0-9a-f]{{{SPAN_ID_HEX}}}')"
-    return f"""CASE WHEN {ok_trace} THEN otlp_id({e}.traceId, {TRACE_ID_HEX}) END AS exemplar_trace_id,
-    CASE WHEN {ok_span} THEN otlp_id({e}.spanId, {SPAN_ID_HEX}) END AS exemplar_span_id,
+    """Exemplar columns from the exemplar struct column ``e`` (ids that are not valid become NULL)."""
+    return f"""nullif(regexp_extract(otlp_id({e}.traceId, {TRACE_ID_HEX}), '^[0-9a-f]{{{TRACE_ID_HEX}}}$'), '') AS exemplar_trace_id,
+    nullif(regexp_extract(otlp_id({e}.spanId, {SPAN_ID_HEX}), '^[0-9a-f]{{{SPAN_ID_HEX}}}$'), '') AS exemplar_span_id,
     coalesce(otlp_double({e}.asDouble), otlp_double({e}.asInt)) AS exemplar_value,
     otlp_ts(otlp_ns({e}.timeUnixNano)) AS exemplar_time"""
 
@@ -81,19 +80,22 @@ pts AS MATERIALIZED (
       WHEN len(p_hist.bucketCounts) > 0 AND len(p_hist.bucketCounts) <> len(p_hist.explicitBounds) + 1 THEN 'bad_value'
     END AS _reject_code
   FROM (
-    SELECT *, otlp_ts(otlp_ns({_coalesce_points('timeUnixNano')})) AS time,
-      otlp_attrs({_coalesce_points('attributes')}) AS labels,
-      {_coalesce_points('exemplars')} AS ex,
-      res['service.name'] AS service, {position}
-    FROM ({_points_sql(req)})
+    SELECT * EXCLUDE (attrs_raw), otlp_attrs(attrs_raw) AS labels
+    FROM (
+      SELECT *, otlp_ts(otlp_ns({_coalesce_points('timeUnixNano')})) AS time,
+        {_coalesce_points('attributes')} AS attrs_raw,
+        {_coalesce_points('exemplars')} AS ex,
+        res['service.name'] AS service, {position}
+      FROM ({_points_sql(req)})
+    )
   )
 ),
 good AS (SELECT * FROM pts WHERE _reject_code IS NULL)
 SELECT {_COMMON}, metric AS name, mtype AS type,
     CASE WHEN coalesce({no_value}, false) AND p_num.asDouble IS NULL AND p_num.asInt IS NULL THEN CAST('NaN' AS DOUBLE)
          ELSE coalesce(otlp_double(p_num.asDouble), otlp_double(p_num.asInt)) END AS value,
-    {_exemplar_columns('ex[-1]')}
-  FROM good WHERE p_num IS NOT NULL
+    {_exemplar_columns('ex_n')}
+  FROM (SELECT *, ex[-1] AS ex_n FROM good WHERE p_num IS NOT NULL)
 UNION ALL BY NAME
 {_histogram_buckets_sql()}
 UNION ALL BY NAME
@@ -105,8 +107,8 @@ SELECT {_COMMON}, metric || '_sum' AS name, CASE mtype WHEN 'histogram' THEN 'hi
 UNION ALL BY NAME
 SELECT {_COMMON}, metric || '_count' AS name, CASE mtype WHEN 'histogram' THEN 'histogram_count' ELSE mtype END AS type,
     coalesce(otlp_double(coalesce(p_hist.count, p_exp.count)), 0) AS value,
-    {_exemplar_columns("CASE WHEN p_exp IS NOT NULL THEN ex[-1] END")}
-  FROM good WHERE p_hist IS NOT NULL OR p_exp IS NOT NULL
+    {_exemplar_columns("ex_c")}
+  FROM (SELECT *, CASE WHEN p_exp IS NOT NULL THEN ex[-1] END AS ex_c FROM good WHERE p_hist IS NOT NULL OR p_exp IS NOT NULL)
 UNION ALL BY NAME
 {_summary_sql()}
 UNION ALL BY NAME
@@ -134,9 +136,10 @@ def _histogram_buckets_sql() -> str:
     return f"""SELECT {_common("map_concat(labels, MAP {'le': otlp_num_label(hi)})")},
     metric || '_bucket' AS name, 'histogram_bucket' AS type,
     list_sum(list_transform(p_hist.bucketCounts[1:b_i], lambda _c: TRY_CAST(_c AS DOUBLE))) AS value,
-    {_exemplar_columns(in_bucket)}
-  FROM (SELECT *, {upper} AS hi, {lower} AS lo
-        FROM (SELECT *, unnest(range(1, len(p_hist.bucketCounts) + 1)) AS b_i FROM good WHERE len(p_hist.bucketCounts) > 0))"""
+    {_exemplar_columns('ex_b')}
+  FROM (SELECT *, {in_bucket} AS ex_b
+        FROM (SELECT *, {upper} AS hi, {lower} AS lo
+              FROM (SELECT *, unnest(range(1, len(p_hist.bucketCounts) + 1)) AS b_i FROM good WHERE len(p_hist.bucketCounts) > 0)))"""
 
 
 def _exp_histogram_buckets_sql() -> str:
