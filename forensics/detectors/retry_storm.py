@@ -5,7 +5,8 @@ Two views, joined per (service, target, target operation):
 **Retries in traces.** Sibling calls from one caller span to the same (target, normalized
 operation); which call is a retry is decided by
 :func:`forensics.detectors._common.attempt_flags_sql` (a retry attribute, or the same request
-repeated after a failed sibling). Per caller operation: requests with retries, attempts per retried request (p50/p90/max), the
+repeated after a failed sibling). Per caller operation, inside its retry window (first to last ``bucket_s`` bucket whose retry
+share reaches ``min_retry_share``; all data when none does): requests with retries, attempts per retried request (p50/p90/max), the
 share of attempts that failed, the median gap between a failure and its retry (``no backoff``
 below ``min_backoff_ms``) and how gaps grow from one retry to the next (≈2 = exponential
 backoff). Flagged when at least ``min_retried_requests`` requests retried and retries are at
@@ -49,10 +50,32 @@ FROM ({attempt_flags_sql(calls)}) GROUP BY trace_id, parent_span_id, target, tar
 """
 
 
-def _retry_keys_sql(chains: str) -> str:
-    """Per (service, caller operation, target, target operation) with at least one retry."""
+def _chains_with_callers_sql(chains: str) -> str:
+    """Chains joined with their caller span's operation, bucketed by start (param: bucket_s)."""
     return f"""
-SELECT g.service, {server_operation_sql('p')} AS operation, g.target, g.target_operation,
+SELECT g.*, {server_operation_sql('p')} AS operation,
+  time_bucket(to_seconds($bucket_s::DOUBLE), g.first_start) AS bucket
+FROM {chains} g JOIN spans p ON p.trace_id = g.trace_id AND p.span_id = g.parent_span_id
+"""
+
+
+def _retry_keys_sql(cc: str) -> str:
+    """Per (service, caller operation, target, target operation) with retries, over its retry window.
+
+    The window runs from the first to the last bucket whose retry share reaches ``$min_share``
+    (all data when no bucket does); every statistic is taken inside it, so a storm of twenty
+    minutes is not diluted by a quiet day, and scattered single retries do not make one.
+    """
+    key = "service, operation, target, target_operation"
+    return f"""
+WITH kb AS (
+  SELECT {key}, bucket, sum(retries) / sum(attempts) AS share FROM {cc} GROUP BY ALL),
+w AS (
+  SELECT {key}, min(bucket) FILTER (WHERE share >= $min_share) AS ws,
+    max(bucket) FILTER (WHERE share >= $min_share) AS we
+  FROM kb GROUP BY ALL HAVING max(share) > 0)
+SELECT g.service, g.operation, g.target, g.target_operation, any_value(w.ws) AS window_start,
+  any_value(w.we) + to_seconds($bucket_s::DOUBLE) AS window_end,
   count(*) AS requests, count(*) FILTER (WHERE g.retries > 0) AS retried_requests,
   sum(g.attempts)::BIGINT AS calls, sum(g.retries)::BIGINT AS retries,
   (sum(g.errors) FILTER (WHERE g.retries > 0) / sum(g.attempts) FILTER (WHERE g.retries > 0))::DOUBLE AS error_share,
@@ -66,7 +89,8 @@ SELECT g.service, {server_operation_sql('p')} AS operation, g.target, g.target_o
   max_by(g.trace_id, g.retries * 1e6 + g.attempts, {EXEMPLARS}) FILTER (WHERE g.retries > 0) AS exemplars,
   max_by(g.source, g.retries * 1e6 + g.attempts) FILTER (WHERE g.retries > 0) AS source,
   mode(g.version) FILTER (WHERE g.retries > 0) AS version
-FROM {chains} g JOIN spans p ON p.trace_id = g.trace_id AND p.span_id = g.parent_span_id
+FROM {cc} g JOIN w USING ({key})
+WHERE w.ws IS NULL OR g.bucket BETWEEN w.ws AND w.we
 GROUP BY ALL HAVING sum(g.retries) > 0
 """
 
@@ -125,7 +149,7 @@ def detect_retry_storm(case: "Case", *, min_retried_requests: int = 10, min_retr
     min_backoff_ms:
         A median gap between a failed attempt and its retry below this (milliseconds) is "no backoff".
     bucket_s:
-        Width of the amplification time buckets, in seconds.
+        Width of the time buckets (retry window and amplification), in seconds.
     min_amplification:
         A bucket is amplified when outbound calls per inbound request reach this multiple of the baseline.
     inbound_tolerance:
@@ -148,8 +172,9 @@ def detect_retry_storm(case: "Case", *, min_retried_requests: int = 10, min_retr
                   "min_extra_calls": min_extra_calls, "min_amplified_buckets": min_amplified_buckets}
     amp_params = {"bucket_s": bucket_s, "min_inbound": min_inbound, "min_amp": min_amplification,
                   "tol": inbound_tolerance, "min_buckets": min_amplified_buckets, "min_extra": min_extra_calls}
-    with temp_table(case, calls_sql(case)) as calls, temp_table(case, _attempts_sql(calls)) as chains:
-        retry_rows = rows(case, _retry_keys_sql(chains))
+    with temp_table(case, calls_sql(case)) as calls, temp_table(case, _attempts_sql(calls)) as chains, \
+            temp_table(case, _chains_with_callers_sql(chains), {"bucket_s": bucket_s}) as cc:
+        retry_rows = rows(case, _retry_keys_sql(cc), {"bucket_s": bucket_s, "min_share": min_retry_share})
         amp_rows = rows(case, _amplification_sql(calls), amp_params)
     amp = {(a["service"], a["target"], a["target_operation"]): a for a in amp_rows}
     records: list[dict[str, Any]] = []
@@ -198,7 +223,9 @@ def _retry_finding(r: dict[str, Any], a: dict[str, Any] | None, t: dict[str, Any
         growth = r["backoff_growth"]
         kind = "growing" if growth and growth >= 1.5 else "fixed"
         spacing = f"{kind} backoff: median gap {fmt_ms(r['gap_ms_p50'])}"
-    text = (f"{svc} retries {top} on {target} in {r['retried_requests']} of {r['requests']} {op} requests "
+    when = (f" between {r['window_start']:%H:%M} and {r['window_end']:%H:%M} UTC"
+            if r["window_start"] is not None else "")
+    text = (f"{svc} retries {top} on {target} in {r['retried_requests']} of {r['requests']} {op} requests{when} "
             f"({fmt_num(r['attempts_p50'])} attempts per retried request at p50, {r['error_share']:.0%} of attempts "
             f"failed, {spacing})")
     if a is not None:
@@ -210,7 +237,8 @@ def _retry_finding(r: dict[str, Any], a: dict[str, Any] | None, t: dict[str, Any
         "retries": r["retries"], "retry_share": share, "error_share_of_attempts": r["error_share"],
         "attempts_per_retried_request": {"p50": r["attempts_p50"], "p90": r["attempts_p90"], "max": r["attempts_max"]},
         "gap_ms_p50": r["gap_ms_p50"], "backoff": not no_backoff, "backoff_growth": r["backoff_growth"],
-        "retry_attributes": r["marked"], "amplification": _amp_evidence(a), "thresholds": t,
+        "retry_attributes": r["marked"], "window": {"start": r["window_start"], "end": r["window_end"]},
+        "amplification": _amp_evidence(a), "thresholds": t,
     }
     record = {"detector": "retry_storm", "severity": severity,
               "title": f"retries: {svc} → {target} {top}", "service": svc, "operation": op, "target": target,

@@ -325,8 +325,13 @@ def _record(p: dict[str, Any], lat: dict[str, Any], err: dict[str, Any], kinds: 
         c = calls[0]
         parts.append(f"{c['target_operation']} calls to {c['target']} per request "
                      f"{fmt_num(c['base_per_request'])} → {fmt_num(c['new_per_request'])}")
-    verdict = " and ".join(what) or "calling its dependencies differently"
-    summary = f"{svc} {op} is {verdict} in {vlabel(ver)} than in {vlabel(base)}: " + "; ".join(parts) + "."
+    if severity == "info":  # a near miss: say what moved
+        summary = (f"{svc} {op} in {vlabel(ver)} vs {vlabel(base)}: p95 {fmt_ms(lat['base']['p95_ms'])} → "
+                   f"{fmt_ms(lat['new']['p95_ms'])} (Mann–Whitney p={lat['mann_whitney_p']:.1g}), errors "
+                   f"{err['base_rate']:.1%} → {err['new_rate']:.1%}.")
+    else:
+        verdict = " and ".join(what) or "calling its dependencies differently"
+        summary = f"{svc} {op} is {verdict} in {vlabel(ver)} than in {vlabel(base)}: " + "; ".join(parts) + "."
     use_errors = err["regressed"] and not lat["regressed"]
     evidence = {
         "exemplar_trace_ids": list((p["error_traces"] if use_errors else p["slow_traces"]) or []),

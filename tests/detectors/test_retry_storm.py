@@ -31,7 +31,8 @@ def test_storm_found_with_amplification(storm_case):
         "checkout-service", "POST /checkout", "payment-service", "POST /charge", "5.0.1")
     assert f["severity"] == "critical"
     ev = f["evidence"]
-    assert ev["retried_requests"] == 90 and ev["requests"] == 300
+    assert ev["retried_requests"] == 90 and ev["requests"] == 90  # inside the retry window
+    assert ev["window"]["start"].startswith("2026-02-18T10:05:00") and ev["window"]["end"].startswith("2026-02-18T10:08:00")
     assert ev["attempts_per_retried_request"] == {"p50": 4, "p90": 4, "max": 4}
     assert ev["error_share_of_attempts"] == pytest.approx(0.75)
     assert ev["gap_ms_p50"] == pytest.approx(1.0, abs=0.01) and ev["backoff"] is False
