@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from .._db import query_arrow, scalar
 from ..errors import Reason
 from . import io as fio
-from ._jaeger_zipkin_stream import Truncated, array_start, iter_elements
+from ._jaeger_zipkin_stream import Tail, Truncated, array_start, iter_elements
 from ._semconv import hex_id_sql
 from .context import LoadContext
 from .sniff import Head
@@ -72,13 +72,15 @@ class SpanFormat:
     ``spans_sql(src)`` builds the finalized span SELECT over a source table (see the module
     docstring); ``recognised`` is a SQL predicate over ``doc`` (JSON) telling whether a document
     has a shape the loader reads; ``count`` a SQL expression over ``doc`` giving the number of
-    spans the loader will enumerate in it; ``expected`` describes the shapes for reject reasons.
+    spans the loader will enumerate in it; ``expected`` describes the shapes for reject reasons;
+    ``tail(ctx, data)`` is shown what follows a streamed array (the rest of an envelope).
     """
 
     spans_sql: Callable[[str], str]
     recognised: str
     count: str
     expected: str
+    tail: Callable[[LoadContext, bytes], None] | None = None
 
 
 def _source(ctx: LoadContext, line: pa.Array, raw: pa.Array, doc_key: pa.Array, base: pa.Array, what: pa.Array) -> str:
@@ -123,6 +125,10 @@ def _element_sources(ctx: LoadContext, fmt: SpanFormat, start: int) -> Iterator[
     try:
         with fio.open_binary(ctx.path) as fh:
             for item in iter_elements(fh, start, ctx.options.get("batch_bytes", 32 << 20)):
+                if isinstance(item, Tail):
+                    if fmt.tail is not None:
+                        fmt.tail(ctx, item.data)
+                    return
                 if isinstance(item, Truncated):
                     ctx.reject(Reason.TRUNCATED, f"document ends inside array element {item.element} (which starts at "
                                f"byte {item.offset}); the elements before it were loaded", offset=item.offset,

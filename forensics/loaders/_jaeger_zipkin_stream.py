@@ -67,6 +67,14 @@ def _outside_string_structurals(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return structural, _DELTA[buf[structural]]
 
 
+@dataclass
+class Tail:
+    """What follows the array's closing bracket (at most 1 MiB), e.g. the rest of a Jaeger
+    envelope: ``, "total": 0, "limit": 0, "offset": 0, "errors": null}``."""
+
+    data: bytes
+
+
 def _split(buf: bytes) -> tuple[np.ndarray, np.ndarray, int | None]:
     """Element (start, end) offsets of complete elements in ``buf`` (which starts right after the
     array's ``[`` or a separating comma) and the position of the closing ``]`` if present."""
@@ -105,11 +113,12 @@ def _decode(raw: pa.Array, numbers: np.ndarray, offsets: np.ndarray) -> tuple[pa
     return pc.utf8_trim_whitespace(text), pa.array(good), bad
 
 
-def iter_elements(fh: BinaryIO, start: int, read_bytes: int = 32 << 20) -> Iterator[ElementBatch | Truncated]:
+def iter_elements(fh: BinaryIO, start: int, read_bytes: int = 32 << 20) -> Iterator[ElementBatch | Truncated | Tail]:
     """Batches of the elements of the array whose ``[`` ends at byte ``start`` of ``fh``.
 
-    Stops after the array's closing bracket (the rest of the document is not read). Yields a
-    final :class:`Truncated` when the stream ends inside the array. Exceptions of ``fh.read``
+    Stops after the array's closing bracket, yielding what follows it as a final :class:`Tail`
+    (the rest of a large document is not read); yields a final :class:`Truncated` instead when
+    the stream ends inside the array. Exceptions of ``fh.read``
     (a truncated compressed stream) propagate after the complete elements before them.
     """
     skipped = 0
@@ -140,6 +149,8 @@ def iter_elements(fh: BinaryIO, start: int, read_bytes: int = 32 << 20) -> Itera
             element += len(starts)
             yield ElementBatch(table.filter(pc.invert(blank)), bad)
         if end is not None:
+            rest = buf[end + 1: end + 1 + (1 << 20)]
+            yield Tail(rest + fh.read(max(0, (1 << 20) - len(rest))))
             return
         rest = int(ends[-1]) + 1 if len(ends) else 0
         carry, carry_at = buf[rest:], carry_at + rest

@@ -20,7 +20,8 @@ Mapping to the canonical ``spans`` table
   ``error.object`` or ``exception.message`` field of the first error/exception log.
 * attributes: every tag, values as text (bool ``true``/``false``, numbers as written, binary
   as its base64 text), unchanged (``span.kind``, ``error`` and ``otel.*`` tags are kept too).
-  Span ``warnings`` are kept as the JSON array text in attribute ``jaeger.warnings``.
+  Span ``warnings`` are kept as the JSON array text in attribute ``jaeger.warnings``; the
+  envelope's ``errors`` (e.g. "trace not found") become load warnings.
 * resource: ``service.name`` = process ``serviceName`` plus the process tags;
   ``service_version`` = tag ``service.version``; ``host_name`` = ``host.name``, ``hostname`` or
   ``ip``. ``scope_name``/``scope_version`` from ``otel.scope.*`` (or ``otel.library.*``) tags.
@@ -34,6 +35,8 @@ shape, spans whose ``processID`` names no process of their trace, and what
 :func:`finalize_spans_sql` rejects (bad ids, no start time).
 """
 from __future__ import annotations
+
+import orjson
 
 from ._jaeger_zipkin import (SpanFormat, documents_sql, head_json, hex_sql, iso_sql, kv_map_sql, large_document_has,
                              load_spans, micros_sql, span_offset_sql, ts_sql)
@@ -172,8 +175,24 @@ SELECT * REPLACE (
 FROM ({spans})"""
 
 
+def _envelope_errors(ctx: LoadContext, tail: bytes) -> None:
+    """Warn about the ``errors`` the Jaeger query API listed after ``data`` (e.g. a trace id
+    that was not found); the spans it did return are loaded as usual."""
+    text = tail.decode("utf-8", "replace").strip()
+    if not text.startswith(","):
+        return
+    try:
+        rest = orjson.loads("{" + text[1:])
+    except orjson.JSONDecodeError:
+        return
+    errors = rest.get("errors") if isinstance(rest, dict) else None
+    if isinstance(errors, list) and errors:
+        shown = "; ".join(str(e.get("msg", e) if isinstance(e, dict) else e)[:200] for e in errors[:5])
+        ctx.warn(f"the Jaeger query API reported {len(errors)} error(s): {shown}")
+
+
 JAEGER = SpanFormat(_jaeger_sql, _RECOGNISED, f"list_sum(list_transform({_TRACES}, lambda t: json_array_length(t, '$.spans')))",
-                    _EXPECTED)
+                    _EXPECTED, _envelope_errors)
 
 
 def _sniff(head: Head) -> float:

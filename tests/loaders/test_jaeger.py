@@ -191,6 +191,15 @@ def test_cut_download_keeps_the_complete_traces():
         load(J / "cut_download.json", strict=True)
 
 
+def test_envelope_errors_become_warnings(tmp_path):
+    path = tmp_path / "not_found.json"
+    path.write_text('{"data": [], "total": 0, "limit": 0, "offset": 0, "errors": '
+                    '[{"code": 404, "msg": "trace not found", "traceID": "0bf92f3577b34da6a3ce929d0e0e4736"}]}')
+    _, report = load(path)
+    assert (report.records_read, report.files[0].format) == (0, "jaeger_json")
+    assert report.warnings == [f"{path}: the Jaeger query API reported 1 error(s): trace not found"]
+
+
 @pytest.mark.parametrize("name", ["ui_download.json", "spans_array.json"])
 def test_streamed_elements_equal_whole_document(name):
     """The streaming path (tiny buffers: many batches, elements larger than a buffer) gives the

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from forensics.loaders._jaeger_zipkin_stream import ElementBatch, Truncated, array_start, iter_elements
+from forensics.loaders._jaeger_zipkin_stream import ElementBatch, Tail, Truncated, array_start, iter_elements
 
 from ._jaeger_zipkin_util import load, rejects
 
@@ -30,8 +30,10 @@ def _elements(data: bytes, read_bytes: int) -> tuple[list, list]:
     for item in iter_elements(io.BytesIO(data), start, read_bytes):
         if isinstance(item, ElementBatch):
             got += list(zip(item.table.column("element").to_pylist(), item.table.column("raw").to_pylist()))
-        else:
+        elif isinstance(item, Truncated):
             tail.append(item)
+        else:  # the Tail after the closing bracket
+            assert isinstance(item, Tail) and not tail
     return got, tail
 
 
@@ -44,10 +46,12 @@ def test_elements_with_tricky_strings(read_bytes):
     assert [json.loads(raw) for _, raw in got] == TRICKY
 
 
-def test_envelope_data_array_and_what_follows_is_not_read():
+def test_envelope_data_array_then_its_tail():
     data = b'{"data": [{"traceID": "a"}, {"traceID": "b"}], "total": 0, "errors": [{"code": 1}]}'
     got, tail = _elements(data, 8)
     assert [json.loads(raw)["traceID"] for _, raw in got] == ["a", "b"] and tail == []
+    *_, last = iter_elements(io.BytesIO(data), 10, 8)
+    assert last == Tail(b', "total": 0, "errors": [{"code": 1}]}')
 
 
 def test_empty_array_and_truncation():
