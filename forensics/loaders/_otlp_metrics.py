@@ -71,7 +71,7 @@ def metrics_sql(req: str, *, doc_mode: bool) -> str:
                 if doc_mode else "line AS source_line, CAST(NULL AS BIGINT) AS source_offset")
     no_value = "(TRY_CAST(p_num.flags AS BIGINT) & 1) = 1"
     return f"""
-WITH m AS ({records_sql(req, "metrics", "metrics", "scopeMetrics", "instrumentationLibraryMetrics")}),
+WITH m AS ({records_sql(req, "metrics")}),
 pts AS MATERIALIZED (
   SELECT *, CASE
       WHEN metric IS NULL OR metric = '' THEN 'missing_field'

@@ -54,18 +54,25 @@ METRIC = {
 }
 
 
-def _resource_group(scopes_key: str, legacy_key: str, records_key: str, record: dict) -> list:
-    # collectors before v0.50 wrote instrumentationLibrary{Spans,Logs,Metrics} / instrumentationLibrary
-    scope_group = {"scope": SCOPE, "instrumentationLibrary": SCOPE, records_key: [record]}
-    return [{"resource": RESOURCE, scopes_key: [scope_group], legacy_key: [scope_group]}]
-
-
-REQUEST = {
-    "resourceSpans": _resource_group("scopeSpans", "instrumentationLibrarySpans", "spans", SPAN),
-    "resourceLogs": _resource_group("scopeLogs", "instrumentationLibraryLogs", "logRecords", LOG),
-    "resourceMetrics": _resource_group("scopeMetrics", "instrumentationLibraryMetrics", "metrics", METRIC),
+#: signal -> (request key, scope-group key, pre-1.0 scope-group key, records key, record structure);
+#: collectors before v0.50 wrote instrumentationLibrary{Spans,Logs,Metrics} / instrumentationLibrary
+SIGNALS: dict[str, tuple[str, str, str, str, dict]] = {
+    "spans": ("resourceSpans", "scopeSpans", "instrumentationLibrarySpans", "spans", SPAN),
+    "logs": ("resourceLogs", "scopeLogs", "instrumentationLibraryLogs", "logRecords", LOG),
+    "metrics": ("resourceMetrics", "scopeMetrics", "instrumentationLibraryMetrics", "metrics", METRIC),
 }
-SIGNAL_KEYS = {"spans": "resourceSpans", "logs": "resourceLogs", "metrics": "resourceMetrics"}
+SIGNAL_KEYS = {signal: spec[0] for signal, spec in SIGNALS.items()}
+
+
+def _request_structure() -> dict:
+    out = {}
+    for key, scopes, legacy, records, record in SIGNALS.values():
+        group = {"scope": SCOPE, "instrumentationLibrary": SCOPE, records: [record]}
+        out[key] = [{"resource": RESOURCE, scopes: [group], legacy: [group]}]
+    return out
+
+
+REQUEST = _request_structure()
 
 
 @lru_cache(maxsize=1)
@@ -105,13 +112,13 @@ def line_rejects_sql(req: str, signal: str) -> str:
             f"WHERE _bad_code IS NOT NULL AND _bad_signal = '{signal}'")
 
 
-def records_sql(req: str, signal: str, records_key: str, scopes_key: str, legacy_key: str) -> str:
+def records_sql(req: str, signal: str) -> str:
     """One row per OTLP record (span / log record / metric) with its resource and scope.
 
     Columns: line, doc, rs_i, ss_i, r_i (1-based positions), res (resource attributes MAP),
     scope_name, scope_version, r (the record struct).
     """
-    rkey = SIGNAL_KEYS[signal]
+    rkey, scopes_key, legacy_key, records_key, _ = SIGNALS[signal]
     return f"""
 SELECT line, doc, rs_i, ss_i, unnest(range(1, len(ss.{records_key}) + 1)) AS r_i, res,
        coalesce(ss.scope.name, ss.instrumentationLibrary.name) AS scope_name,
@@ -161,7 +168,7 @@ SELECT otlp_id(r.traceId, {TRACE_ID_HEX}) AS trace_id,
       'trace_state': nullif(_ln.traceState, ''), 'attributes': otlp_attrs(_ln.attributes)}}))
   END AS links,
   {line} AS source_line, {offset} AS source_offset, r AS _record
-FROM ({records_sql(req, "spans", "spans", "scopeSpans", "instrumentationLibrarySpans")})
+FROM ({records_sql(req, "spans")})
 """
     return with_raw_for_rejects(finalize_spans_sql(inner), line_rejects_sql(req, "spans"))
 
@@ -225,7 +232,7 @@ SELECT coalesce(otlp_ts(otlp_ns(r.timeUnixNano)), otlp_ts(otlp_ns(r.observedTime
        ELSE otlp_attrs(r.attributes) END AS attributes,
   res AS resource_attributes,
   {line} AS source_line, {offset} AS source_offset, r AS _record
-FROM ({records_sql(req, "logs", "logRecords", "scopeLogs", "instrumentationLibraryLogs")})
+FROM ({records_sql(req, "logs")})
 """
     bad_trace = f"l.trace_id IS NOT NULL AND NOT regexp_full_match(l.trace_id, '[0-9a-f]{{{TRACE_ID_HEX}}}')"
     bad_span = f"l.span_id IS NOT NULL AND NOT regexp_full_match(l.span_id, '[0-9a-f]{{{SPAN_ID_HEX}}}')"

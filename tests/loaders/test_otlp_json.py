@@ -338,3 +338,25 @@ def test_bom_crlf_and_unpadded_base64(tmp_path):
                    for n in (1, 2)]
     # a time in exponent notation keeps what a double can hold (here ~10 ms, so rounding below 1 us is not asserted)
     assert abs(rows(case, "SELECT duration_ms FROM spans LIMIT 1")[0]["duration_ms"] - 10.0) < 0.001
+
+
+def test_pre_1_0_instrumentation_library_keys(tmp_path):
+    """Collectors before v0.50 wrote instrumentationLibrarySpans/Logs with instrumentationLibrary."""
+    lib = {"name": "io.opentelemetry.jdbc", "version": "1.9.0"}
+    spans = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "inventory-service"}}]},
+             "instrumentationLibrarySpans": [{"instrumentationLibrary": lib, "spans": [
+                 {"traceId": TA, "spanId": "0102030405060708", "name": "SELECT", "kind": "SPAN_KIND_CLIENT",
+                  "startTimeUnixNano": "1771408800141000000", "endTimeUnixNano": "1771408800171000000",
+                  "status": {"code": "STATUS_CODE_OK", "deprecatedCode": "DEPRECATED_STATUS_CODE_OK"}}]}]}]}
+    logs = {"resourceLogs": [{"resource": {}, "instrumentationLibraryLogs": [{"instrumentationLibrary": lib, "logs": [],
+            "logRecords": [{"timeUnixNano": "1771408800160000000", "severityNumber": 13, "name": "legacy",
+                            "body": {"stringValue": "pool exhausted"}}]}]}]}
+    path = tmp_path / "old-collector.json"
+    path.write_text(json.dumps(spans) + "\n" + json.dumps(logs) + "\n")
+    case, report = load(path)
+    assert report.files[0].rows_rejected == 0
+    assert rows(case, "SELECT service, name, kind, status, scope_name, scope_version, duration_ms FROM spans") == [
+        dict(service="inventory-service", name="SELECT", kind="client", status="ok", scope_name="io.opentelemetry.jdbc",
+             scope_version="1.9.0", duration_ms=30.0)]
+    assert rows(case, "SELECT time, service, severity, body, source_line FROM logs") == [
+        dict(time=t(160), service=None, severity="warn", body="pool exhausted", source_line=2)]
