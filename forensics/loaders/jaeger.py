@@ -1,6 +1,7 @@
 """Jaeger JSON traces: the query service's ``/api/traces`` envelope (what the Jaeger UI's
 "Download JSON" writes), a single trace object, a bare array of spans with inline ``process``,
-an array of trace objects, and the newline-delimited variant (one of those per line).
+an array of trace objects, and the newline-delimited variant (one of those, or one span with
+inline ``process``, per line).
 
 Mapping to the canonical ``spans`` table
 ----------------------------------------
@@ -57,17 +58,19 @@ _SPAN = ('{"traceID": "VARCHAR", "spanID": "VARCHAR", "parentSpanID": "VARCHAR",
 #: the traces of a document (JSON list); a bare span becomes a trace of one span
 _TRACES = """CASE
     WHEN json_type(doc, '$.data') = 'ARRAY' THEN json_extract(doc, '$.data[*]')
-    WHEN json_type(doc) = 'OBJECT' THEN [doc]
+    WHEN json_type(doc, '$.spans') = 'ARRAY' THEN [doc]
+    WHEN json_type(doc) = 'OBJECT' THEN [json_object('spans', json_array(doc))]
     ELSE list_transform(json_extract(doc, '$[*]'), lambda e: CASE WHEN json_type(e, '$.spans') = 'ARRAY' THEN e
                                                               ELSE json_object('spans', json_array(e)) END) END"""
 
 #: the document shapes read, as a SQL predicate over ``doc`` (JSON)
 _RECOGNISED = """(
-  (json_type(doc) = 'OBJECT' AND (json_type(doc, '$.data') = 'ARRAY' OR json_type(doc, '$.spans') = 'ARRAY'))
+  (json_type(doc) = 'OBJECT' AND (json_type(doc, '$.data') = 'ARRAY' OR json_type(doc, '$.spans') = 'ARRAY'
+                                  OR (json_exists(doc, '$.spanID') AND json_exists(doc, '$.operationName'))))
   OR (json_type(doc) = 'ARRAY' AND len(list_filter(json_extract(doc, '$[*]'),
         lambda e: json_type(e, '$.spans') = 'ARRAY' OR json_type(e, '$.spanID') IS NOT NULL)) = json_array_length(doc)))"""
 _EXPECTED = ("a Jaeger trace: {\"data\": [traces]}, {\"traceID\", \"spans\", \"processes\"}, "
-             "or an array of traces or of spans with traceID/spanID")
+             "a span with inline process, or an array of traces or of spans with traceID/spanID")
 
 
 def _spans_sql(src: str) -> str:
@@ -207,7 +210,10 @@ def _sniff(head: Head) -> float:
             if not data and {"total", "limit", "offset", "errors"} <= doc.keys():
                 return 0.6  # an empty query result
             return 0.0
-        return 0.95 if "traceID" in doc and isinstance(doc.get("spans"), list) else 0.0
+        if "traceID" in doc and isinstance(doc.get("spans"), list):
+            return 0.95
+        # one span (a JSON log line may carry traceID/spanID too, but not operationName/startTime)
+        return 0.9 if {"traceID", "spanID", "operationName", "startTime"} <= doc.keys() else 0.0
     if isinstance(doc, list):
         first = doc[0] if doc else None
         if isinstance(first, dict) and "traceID" in first and ("spanID" in first or isinstance(first.get("spans"), list)):

@@ -2,6 +2,9 @@
 (a JSON array of spans), a single span object, ``GET /api/v2/traces`` responses (an array of
 arrays, one per trace), and the newline-delimited variant (one of those per line).
 
+Zipkin v1 spans (``binaryAnnotations``, endpoints inside annotations) are rejected one by one
+with a reason saying so.
+
 Mapping to the canonical ``spans`` table
 ----------------------------------------
 * ids: lowercase hex left-padded (64-bit trace ids become 32 chars with 16 leading zeros).
@@ -152,9 +155,14 @@ SELECT
   {span_offset_sql('si')} AS source_offset,
   CAST(raw_span AS VARCHAR) AS _raw,
   remote_svc AS _remote_service,
-  sp.timestamp AS _timestamp_raw
+  sp.timestamp AS _timestamp_raw,
+  json_exists(raw_span, '$.binaryAnnotations') OR json_exists(raw_span, '$.annotations[0].endpoint') AS _zipkin_v1
 FROM attrs
 """
+
+
+_V1_REASON = ("Zipkin v1 span (binaryAnnotations / annotation endpoints): only v2 JSON is read; "
+              "fetch the trace from /api/v2/trace/{id} instead of /api/v1")
 
 
 def _zipkin_sql(src: str) -> str:
@@ -162,7 +170,9 @@ def _zipkin_sql(src: str) -> str:
     return f"""
 SELECT * REPLACE (
   coalesce(peer_service, _remote_service) AS peer_service,
-  CASE WHEN _reject_code = 'bad_time' THEN
+  CASE WHEN _zipkin_v1 THEN 'wrong_shape' ELSE _reject_code END AS _reject_code,
+  CASE WHEN _zipkin_v1 THEN {_V1_REASON!r}
+       WHEN _reject_code = 'bad_time' THEN
     CASE WHEN _timestamp_raw IS NULL THEN 'span has no "timestamp" (a partial flush without a start cannot be placed in time)'
          ELSE '"timestamp" is not a positive number of microseconds: ' || left(_timestamp_raw, 80) END
     ELSE _reject_reason END AS _reject_reason)
@@ -210,6 +220,8 @@ def _sniff(head: Head) -> float:
         doc = doc[0] if doc else None
     if _is_span(doc):
         assert isinstance(doc, dict)
+        if "binaryAnnotations" in doc:
+            return 0.6  # Zipkin v1: loaded as rejects that say so
         if {"localEndpoint", "remoteEndpoint"} & doc.keys():
             return 0.95
         # no endpoint: only a span-like timestamp + duration pair (a log line with "id" and

@@ -138,6 +138,16 @@ def test_one_trace_per_line_and_broken_line():
     assert reason.startswith("line is not a complete JSON value (expected a Jaeger trace")
 
 
+def test_one_span_per_line_with_inline_process():
+    case, report = load(J / "spans.ndjson")
+    assert report.files[0].format == "jaeger_json"
+    assert {sid: (s["trace_id"], s["parent_span_id"], s["service"], s["host_name"], s["kind"], s["source_line"])
+            for sid, s in spans_by_id(case).items()} == {
+        "00000000000000a1": ("0" * 29 + "7c1", None, "edge", "edge-0", "server", 1),
+        "00000000000000a2": ("0" * 29 + "7c1", "00000000000000a1", "edge", None, "unspecified", 2),
+    }
+
+
 def test_missing_process_and_bad_id_are_rejected_with_reasons():
     case, report = load(J / "bad_process.json")
     assert list(spans_by_id(case)) == ["6e0c63257de34c92"]
@@ -215,7 +225,7 @@ def test_compressed_exports_load_the_same_rows(tmp_path, ui):
 
 
 @pytest.mark.parametrize("name", ["ui_download.json", "single_trace.json", "spans_array.json", "traces.ndjson",
-                                  "bad_process.json"])
+                                  "bad_process.json", "spans.ndjson", "cut_download.json", "bad_element.json"])
 def test_sniffed_as_jaeger(name):
     assert sniff(str(J / name)) == "jaeger_json"
 

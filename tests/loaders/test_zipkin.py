@@ -133,6 +133,13 @@ def test_spans_per_line_with_bad_lines():
     assert got[1][4].endswith("found a JSON object with keys foo")
 
 
+def test_zipkin_v1_is_rejected_with_a_reason():
+    case, report = load(Z / "v1.json")
+    assert (report.files[0].format, report.rows_loaded, report.rows_rejected) == ("zipkin_json", 0, 1)
+    [(_, _, offset, code, reason)] = rejects(case)
+    assert (offset, code) == (0, "wrong_shape") and reason.startswith("Zipkin v1 span (binaryAnnotations")
+
+
 def test_strict_mode_names_file_and_record():
     with pytest.raises(StrictModeError) as err:
         load(Z / "traces.json", strict=True)
