@@ -65,6 +65,17 @@ def normalize_text_sql(expr: str) -> str:
     return f"trim({out})"
 
 
+HTTP_METHOD_RE = r"^(get|post|put|delete|patch|head|options|trace|connect) "
+
+
+def name_sql(expr: str) -> str:
+    """A normalized span name with a leading lower-case HTTP method upper-cased (Zipkin writes
+    ``get /cart``; OpenTelemetry ``GET /cart``)."""
+    norm = normalize_text_sql(expr)
+    return (f"(CASE WHEN regexp_matches({expr}, '{HTTP_METHOD_RE}', 'i') "
+            f"THEN upper(split_part({norm}, ' ', 1)) || substr({norm}, strpos({norm}, ' ')) ELSE {norm} END)")
+
+
 def _http(method: str, path_expr: str) -> str:
     return f"concat_ws(' ', upper({method}), {path_expr})"
 
@@ -94,7 +105,7 @@ def call_operation_sql(c: str = "c", child: str | None = "ch") -> str:
          f"concat_ws(' ', {c}.messaging_operation, {normalize_text_sql(f'{c}.messaging_destination')})"),
     ]
     whens = "\n    ".join(f"WHEN {cond} THEN {value}" for cond, value in branches)
-    return f"(CASE\n    {whens}\n    ELSE {normalize_text_sql(f'{c}.name')} END)"
+    return f"(CASE\n    {whens}\n    ELSE {name_sql(f'{c}.name')} END)"
 
 
 def call_target_sql(c: str = "c", child: str | None = "ch") -> str:
@@ -112,8 +123,8 @@ def server_operation_sql(s: str = "s") -> str:
     """The operation of a server/consumer (or any parent) span aliased ``s``.
 
     The span name when it already carries the route (``GET /search``); otherwise method and
-    ``http_route``; otherwise the normalized name.
+    ``http_route``; otherwise the normalized name (:func:`name_sql`).
     """
     return (f"(CASE WHEN {s}.http_route IS NOT NULL AND strpos({s}.name, {s}.http_route) = 0 "
             f"THEN {_http(f'{s}.http_method', f'{s}.http_route')} "
-            f"ELSE {normalize_text_sql(f'{s}.name')} END)")
+            f"ELSE {name_sql(f'{s}.name')} END)")

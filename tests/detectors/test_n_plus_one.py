@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -150,18 +151,38 @@ def test_repeated_db_statements_jaeger_shaped(make_case):
     assert f["evidence"]["calls_per_request"]["p50"] == 30
 
 
-def test_hundred_calls_sharing_a_path_zipkin_shaped(make_case):
-    """Zipkin-style client spans: lowercase name, http.path tag with ids, remote endpoint only."""
-    def build(b: SpanBuilder) -> None:
-        root = b.span("frontend", "get /cart", kind="server", duration_ms=1500,
-                      attributes={"http.method": "GET", "http.path": "/cart"})
-        for i in range(120):
-            b.span("frontend", "get", kind="client", parent=root, start_ms=1 + i * 12, duration_ms=11,
-                   attributes={"http.method": "GET", "http.path": f"/api/products/{i * 7919 % 100000:05d}",
-                               "peer.service": "productcatalog"})
-    found = detect_n_plus_one(make_case(build))
+DATA = Path(__file__).parent.parent / "data" / "detectors"
+
+
+def test_hundred_calls_sharing_a_path_zipkin_file():
+    """Zipkin v2 export (B3 shared client/server halves): 120 ``get`` client spans whose
+    ``http.path`` differ only by product id; the operation comes from the path, the target from
+    the remote endpoint."""
+    case = forensics.open_case()
+    case.load(DATA / "zipkin_n_plus_one.json", format="zipkin_json", strict=True)
+    found = detect_n_plus_one(case)
     assert len(found) == 1
     f = found[0]
-    assert (f["service"], f["operation"], f["target"], f["target_operation"]) == (
-        "frontend", "get /cart", "productcatalog", "GET /api/products/{id}")
-    assert f["evidence"]["calls_per_request"]["max"] == 120
+    assert (f["service"], f["operation"], f["target"], f["target_operation"], f["version"]) == (
+        "frontend", "GET /cart", "productcatalog", "GET /api/products/{id}", None)
+    ev = f["evidence"]
+    assert ev["calls_per_request"]["max"] == 120 and ev["overlap_ratio_p50"] == 0.0
+    assert ev["exemplar_trace_ids"] == ["463ac35c9f6413ad48485a3953bb6124"]
+    assert "zipkin_n_plus_one.json@" in ev["source"]  # file and record offset of an exemplar call
+    assert f["summary"].startswith("frontend makes ~120 sequential GET /api/products/{id} calls to productcatalog")
+
+
+def test_repeated_db_statements_jaeger_file():
+    """Jaeger /api/traces export from an OpenTelemetry Java app: 30 JDBC spans per request with
+    literal ids in ``db.statement``; target from ``net.peer.name``, version from process tags."""
+    case = forensics.open_case()
+    case.load(DATA / "jaeger_repeated_db.json", format="jaeger_json", strict=True)
+    found = detect_n_plus_one(case)
+    assert len(found) == 1
+    f = found[0]
+    assert (f["service"], f["operation"], f["target"], f["version"]) == (
+        "order-service", "GET /orders/{id}", "orders-db", "4.1.0")
+    assert f["target_operation"] == "SELECT id, sku, qty FROM order_lines WHERE order_id = ? AND line_no = ?"
+    ev = f["evidence"]
+    assert ev["requests"] == 3 and ev["calls_per_request"]["p50"] == 30
+    assert len(ev["exemplar_trace_ids"]) == 3

@@ -106,3 +106,5 @@ def test_server_operation(con):
     assert con.execute(q, ["GET /search", "/search", "GET"]).fetchall()[0][0] == "GET /search"
     assert con.execute(q, ["get", "/search", "get"]).fetchall()[0][0] == "GET /search"
     assert con.execute(q, ["GET /items/12345", None, None]).fetchall()[0][0] == "GET /items/{id}"
+    assert con.execute(q, ["get /cart/77", None, None]).fetchall()[0][0] == "GET /cart/{id}"  # Zipkin style
+    assert con.execute(q, ["getter  of 5", None, None]).fetchall()[0][0] == "getter of ?"
