@@ -42,7 +42,8 @@ from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, hex_id_sql
 #: only when the application's own record has no time (``heroku.time`` likewise for the
 #: ``heroku logs`` prefix); ``at`` is the level of Heroku router lines.
 FIELD_KEYS: dict[str, tuple[str, ...]] = {
-    "time": ("@timestamp", "timestamp", "time", "ts", "datetime", "t", "docker.time", "heroku.time"),
+    "time": ("@timestamp", "timestamp", "time", "ts", "datetime", "t", "docker.time", "container.time",
+             "heroku.time"),
     "severity": ("level", "severity", "lvl", "log.level", "levelname", "severity_text", "loglevel", "at"),
     "body": ("msg", "message", "body", "event", "log", "error", "err", "desc"),
     "trace_id": ("trace_id", "traceId", "traceID", "trace.id", "traceid", "dd.trace_id"),

@@ -86,7 +86,7 @@ EXPECTED_FORMATS = {
     "structlog.jsonl": "json_logs", "zap.jsonl": "json_logs", "gokit.logfmt": "logfmt", "grafana.logfmt": "logfmt",
     "heroku.log": "logfmt", "logrus_text.log": "logfmt", "catalog.log": "plain_logs", "log4j.log": "plain_logs",
     "python.log": "plain_logs", "spring.log": "plain_logs", "syslog5424.log": "plain_logs",
-    "journal.log": "plain_logs",
+    "journal.log": "plain_logs", "cri.log": "container_logs", "kubectl_timestamps.log": "container_logs",
 }
 
 
