@@ -40,7 +40,7 @@ from .context import LoadContext
 from .sniff import Head
 
 #: longest first line read to decide whether a file is newline-delimited
-_MAX_PROBE_BYTES = 256 << 20
+_MAX_PROBE_BYTES = 64 << 20
 
 
 def _is_ndjson(path: str) -> bool:
@@ -153,15 +153,9 @@ def _element_sources(ctx: LoadContext, fmt: SpanFormat, start: int) -> Iterator[
                 starts = base + np.cumsum(n) - n
                 base += int(n.sum())
                 yield _source(ctx, pa.nulls(t.num_rows, pa.int64()), wrapped, t.column("element"), pa.array(starts), what)
-    except (EOFError, OSError, ValueError) as exc:
-        ctx.reject(Reason.TRUNCATED, f"compressed stream ends early ({exc}); array elements before it were loaded",
-                   offset=None, table="spans")
-    except Exception as exc:  # zstandard.ZstdError and friends
-        if type(exc).__module__.startswith("zstandard"):
-            ctx.reject(Reason.TRUNCATED, f"compressed stream ends early ({exc}); array elements before it were loaded",
-                       table="spans")
-        else:
-            raise
+    except fio.StreamTruncated as exc:
+        ctx.reject(Reason.TRUNCATED, f"compressed stream ends early after {exc.offset} decompressed bytes "
+                   f"({exc.cause}); the array elements before it were loaded", offset=exc.offset, table="spans")
 
 
 def json_sources(ctx: LoadContext, fmt: SpanFormat) -> Iterator[str]:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from .io import StreamTruncated
 
 _OPEN = {ord("{"), ord("[")}
 _STRUCTURAL = np.zeros(256, dtype=bool)
@@ -113,23 +115,41 @@ def _decode(raw: pa.Array, numbers: np.ndarray, offsets: np.ndarray) -> tuple[pa
     return pc.utf8_trim_whitespace(text), pa.array(good), bad
 
 
+def _reader(fh: BinaryIO) -> Callable[[int], bytes]:
+    """``fh.read`` that turns decompression failures into :class:`StreamTruncated` (with the
+    number of decompressed bytes read before it)."""
+    done = 0
+
+    def read(size: int) -> bytes:
+        nonlocal done
+        try:
+            data = fh.read(size)
+        except Exception as exc:  # EOFError, OSError, zlib.error, zstandard.ZstdError...
+            raise StreamTruncated(done, exc) from exc
+        done += len(data)
+        return data
+
+    return read
+
+
 def iter_elements(fh: BinaryIO, start: int, read_bytes: int = 32 << 20) -> Iterator[ElementBatch | Truncated | Tail]:
     """Batches of the elements of the array whose ``[`` ends at byte ``start`` of ``fh``.
 
     Stops after the array's closing bracket, yielding what follows it as a final :class:`Tail`
     (the rest of a large document is not read); yields a final :class:`Truncated` instead when
-    the stream ends inside the array. Exceptions of ``fh.read``
-    (a truncated compressed stream) propagate after the complete elements before them.
+    the stream ends inside the array. A failing ``fh.read`` (a truncated compressed stream)
+    raises :class:`forensics.loaders.io.StreamTruncated` after the complete elements before it.
     """
+    read = _reader(fh)
     skipped = 0
     while skipped < start:
-        got = fh.read(min(start - skipped, 1 << 20))
+        got = read(min(start - skipped, 1 << 20))
         if not got:
             return
         skipped += len(got)
     carry, carry_at, element, want = b"", start, 0, read_bytes
     while True:
-        chunk = fh.read(want)
+        chunk = read(want)
         buf = carry + chunk if carry else chunk
         if not buf:
             return
@@ -150,7 +170,7 @@ def iter_elements(fh: BinaryIO, start: int, read_bytes: int = 32 << 20) -> Itera
             yield ElementBatch(table.filter(pc.invert(blank)), bad)
         if end is not None:
             rest = buf[end + 1: end + 1 + (1 << 20)]
-            yield Tail(rest + fh.read(max(0, (1 << 20) - len(rest))))
+            yield Tail(rest + read(max(0, (1 << 20) - len(rest))))
             return
         rest = int(ends[-1]) + 1 if len(ends) else 0
         carry, carry_at = buf[rest:], carry_at + rest
