@@ -105,7 +105,8 @@ def generate(scenario: str, out_dir: str | os.PathLike, *, traces: int = 1000, s
         Same seed, same arguments → byte-identical files.
     format:
         Trace format: ``otlp`` (Collector file exporter JSON lines), ``jaeger`` (query API JSON)
-        or ``zipkin`` (v2 JSON).
+        ``zipkin`` (v2 JSON), or ``mixed`` (each trace split by service across the three, as when
+        teams export to different backends; see ``writers.MIXED_ROUTES``).
     subtle:
         Use the scenario's settings near detector thresholds instead of the obvious ones.
     compress:

@@ -23,7 +23,10 @@ import orjson
 from .model import Span
 from .topology import CLIENT, CONSUMER, ERROR, KIND_NAMES, OK, PRODUCER, SCOPES, SERVER
 
-FORMATS = ("otlp", "jaeger", "zipkin")
+FORMATS = ("otlp", "jaeger", "zipkin", "mixed")
+#: ``mixed``: which services' spans go to which format (teams exporting to different backends)
+MIXED_ROUTES = {"api-gateway": "otlp", "catalog-service": "otlp", "inventory-service": "jaeger",
+                "order-worker": "jaeger", "pricing-service": "zipkin"}
 
 
 def open_out(path: str, compress: bool) -> IO[bytes]:
@@ -292,8 +295,32 @@ class ZipkinJsonWriter(_FilePerTraces):
         return b"[" + b",".join(parts) + b"]\n"
 
 
+class MixedWriter(TraceWriter):
+    """Splits each trace by service across OTLP, Jaeger and Zipkin files (:data:`MIXED_ROUTES`)."""
+
+    def __init__(self, out_dir: str, *, compress: bool = False) -> None:
+        super().__init__(out_dir, compress=compress)
+        self.parts = {f: make_writer(f, out_dir, compress=compress) for f in ("otlp", "jaeger", "zipkin")}
+
+    def write(self, spans: list[Span]) -> None:
+        routed: dict[str, list[Span]] = {f: [] for f in self.parts}
+        for s in spans:
+            routed[MIXED_ROUTES[s.res.service]].append(s)
+        for fmt, part in routed.items():
+            self.parts[fmt].write(part)
+        self.traces += sum(1 for _ in split_traces(spans))
+        self.spans += len(spans)
+
+    def close(self) -> None:
+        for part in self.parts.values():
+            part.close()
+            self.files += part.files
+
+
 def make_writer(fmt: str, out_dir: str, *, compress: bool = False) -> TraceWriter:
     """A trace writer for ``fmt`` (one of :data:`FORMATS`)."""
+    if fmt == "mixed":
+        return MixedWriter(out_dir, compress=compress)
     if fmt == "otlp":
         return OtlpJsonWriter(out_dir, compress=compress)
     if fmt == "jaeger":
