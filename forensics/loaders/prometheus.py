@@ -19,7 +19,9 @@ block, found with an ASOF join over line numbers, so families may span read batc
 * Exemplars (``# {trace_id="...",span_id="..."} 0.67 1700000000.123``) fill
   ``exemplar_trace_id``/``exemplar_span_id`` (lowercase hex, left-padded; ``traceID``/``spanID``
   label names also accepted), ``exemplar_value`` and ``exemplar_time``.
-* ``service`` is the ``service`` label, else the ``job`` label.
+* ``service`` is the ``service`` (or ``service.name``, ``service_name``) label, else ``job``.
+* Prometheus 3 / OpenMetrics 2 quoted UTF-8 names (``{"http.server.duration", "service.name"="x"}``,
+  ``# TYPE "http.server.duration" histogram``) are read and unquoted.
 * Lines that are not samples or comments, bad label sets, bad values or timestamps, unknown
   TYPE values and anything after ``# EOF`` are rejected with their line numbers.
 """
@@ -40,12 +42,15 @@ _tmp = itertools.count()
 
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
 _LABELS = r'(?:[^"}]|' + _QUOTED + r')*'
-_LABEL = r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"'
-_LABEL_SET = r'\s*(?:[a-zA-Z_][a-zA-Z0-9_]*\s*=\s*' + _QUOTED + r'\s*(?:,\s*[a-zA-Z_][a-zA-Z0-9_]*\s*=\s*' + _QUOTED + r'\s*)*,?\s*)?'
-_SAMPLE = (r'^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{(' + _LABELS + r')\})?\s+(\S+)(?:\s+([^\s#]\S*))?'
-           r'\s*(?:#\s*\{(' + _LABELS + r')\}\s*(\S+)(?:\s+(\S+))?)?\s*$')
+#: a label pair; Prometheus 3 / OpenMetrics 2 allow quoted UTF-8 names ("service.name"="x")
+_LABEL = r'(?:[a-zA-Z_][a-zA-Z0-9_]*|' + _QUOTED + r')\s*=\s*' + _QUOTED
+_LABEL_SET = r'\s*(?:' + _LABEL + r'\s*(?:,\s*' + _LABEL + r'\s*)*,?\s*)?'
+#: name{labels} or {"quoted.name", labels}, value, timestamp, exemplar
+_SAMPLE = (r'^\s*(?:([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{(' + _LABELS + r')\})?|\{\s*(' + _QUOTED + r')\s*(?:,(' + _LABELS
+           + r'))?\})\s+(\S+)(?:\s+([^\s#]\S*))?\s*(?:#\s*\{(' + _LABELS + r')\}\s*(\S+)(?:\s+(\S+))?)?\s*$')
+_SAMPLE_GROUPS = "['name', 'labels', 'qname', 'qlabels', 'value', 'ts', 'ex_labels', 'ex_value', 'ex_ts']"
 _FLOAT = r'[-+]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|(?i:inf|infinity|nan))'
-_META = r'^#\s*(HELP|TYPE|UNIT|EOF)(?:\s+(\S+))?(?:\s(.*))?$'
+_META = r'^#\s*(HELP|TYPE|UNIT|EOF)(?:\s+(' + _QUOTED + r'|\S+))?(?:\s(.*))?$'
 
 TYPES = ("counter", "gauge", "histogram", "gaugehistogram", "summary", "info", "stateset", "unknown", "untyped")
 #: sample-name suffixes each family type allows
@@ -62,12 +67,22 @@ def unescape_sql(expr: str) -> str:
             "chr(0), '\\')")
 
 
+def unquote_sql(expr: str) -> str:
+    """The text of a quoted exposition string (``"a\\"b"`` → ``a"b``); unquoted text as is."""
+    return (f"(CASE WHEN starts_with({expr}, chr(34)) THEN {unescape_sql(f'substr({expr}, 2, length({expr}) - 2)')} "
+            f"ELSE {expr} END)")
+
+
 def label_lists_sql(expr: str, prefix: str) -> str:
     """``{prefix}keys`` and ``{prefix}vals`` (unescaped) of a ``name="value",...`` label list,
-    extracting the pairs with one regex pass."""
+    extracting the pairs with one regex pass (quoted UTF-8 names take a second, per pair)."""
     pairs = f"regexp_extract_all(coalesce({expr}, ''), '{_LABEL}', 0)"
-    return (f"list_transform({pairs}, lambda p: trim(split_part(p, '=', 1))) AS {prefix}keys, "
-            f"list_transform({pairs}, lambda p: {unescape_sql('substr(p, strpos(p, chr(34)) + 1, length(p) - strpos(p, chr(34)) - 1)')}) "
+    quoted_key = unquote_sql(f"regexp_extract(p, '^({_QUOTED})', 1)")
+    quoted_val = unquote_sql(f"regexp_extract(p, '=\\s*({_QUOTED})$', 1)")
+    plain_val = unescape_sql("substr(p, strpos(p, chr(34)) + 1, length(p) - strpos(p, chr(34)) - 1)")
+    return (f"list_transform({pairs}, lambda p: CASE WHEN starts_with(p, chr(34)) THEN {quoted_key} "
+            f"ELSE trim(split_part(p, '=', 1)) END) AS {prefix}keys, "
+            f"list_transform({pairs}, lambda p: CASE WHEN starts_with(p, chr(34)) THEN {quoted_val} ELSE {plain_val} END) "
             f"AS {prefix}vals")
 
 
@@ -103,9 +118,9 @@ def _sniff(head: Head) -> float:
     lines = head.lines[:200]
     if not lines or head.first_json is not None:
         return 0.0
-    meta = sum(1 for ln in lines if re.match(r"#\s*(HELP|TYPE|UNIT)\s+[a-zA-Z_:]", ln))
+    meta = sum(1 for ln in lines if re.match(r"#\s*(HELP|TYPE|UNIT)\s+[a-zA-Z_:\"]", ln))
     matches = (re.match(_SAMPLE, ln) for ln in lines)
-    samples = sum(1 for m in matches if m and re.fullmatch(_FLOAT, m.group(3)))
+    samples = sum(1 for m in matches if m and re.fullmatch(_FLOAT, m.group(5)))
     other = len(lines) - samples - sum(1 for ln in lines if ln.lstrip().startswith("#"))
     if meta and samples and other <= len(lines) // 10:
         return 0.95
@@ -147,7 +162,7 @@ def _collect_meta(ctx: LoadContext, src: str, meta: str) -> None:
     """Store this batch's HELP/TYPE/UNIT/EOF lines; reject bad TYPE lines."""
     run(ctx.con, f"""
         INSERT INTO {meta}
-        SELECT line, m.kw, m.family, CASE WHEN m.kw = 'HELP' THEN {unescape_sql('m.rest')} ELSE trim(m.rest) END
+        SELECT line, m.kw, {unquote_sql('m.family')}, CASE WHEN m.kw = 'HELP' THEN {unescape_sql('m.rest')} ELSE trim(m.rest) END
         FROM (SELECT line, regexp_extract(raw, ?, ['kw', 'family', 'rest']) AS m FROM {src}
               WHERE regexp_matches(raw, '^#\\s*(HELP|TYPE|UNIT|EOF)(\\s|$)'))""", [_META])
     types = ", ".join(f"'{t}'" for t in TYPES)
@@ -171,9 +186,13 @@ def _emit_samples(ctx: LoadContext, src: str, meta: str, openmetrics: bool, defa
               FROM (SELECT *, lag(family) OVER (ORDER BY line) AS prev FROM {meta} WHERE kw <> 'EOF'))
         GROUP BY block, family"""
     parsed = f"""
-        SELECT line, raw, s.*, {label_lists_sql('s.labels', 'l')}, {label_lists_sql('s.ex_labels', 'e')}
-        FROM (SELECT line, raw, regexp_extract(raw, $sample, ['name', 'labels', 'value', 'ts', 'ex_labels', 'ex_value', 'ex_ts']) AS s
-              FROM {src} WHERE NOT regexp_matches(raw, '^\\s*#'))"""
+        SELECT line, raw, name, labels, value, ts, ex_labels, ex_value, ex_ts,
+          {label_lists_sql('labels', 'l')}, {label_lists_sql('ex_labels', 'e')}
+        FROM (SELECT line, raw, s.value, s.ts, s.ex_labels, s.ex_value, s.ex_ts,
+                CASE WHEN s.qname <> '' THEN {unquote_sql('s.qname')} ELSE s.name END AS name,
+                CASE WHEN s.qname <> '' THEN s.qlabels ELSE s.labels END AS labels
+              FROM (SELECT line, raw, regexp_extract(raw, $sample, {_SAMPLE_GROUPS}) AS s
+                    FROM {src} WHERE NOT regexp_matches(raw, '^\\s*#')))"""
     checked = f"""
         SELECT *, {label_map_sql('l')} AS lmap, {label_map_sql('e')} AS emap, TRY_CAST(value AS DOUBLE) AS v,
           CASE WHEN ts = '' THEN $default_time::TIMESTAMPTZ ELSE {ts_time} END AS t,
@@ -204,7 +223,7 @@ def _emit_samples(ctx: LoadContext, src: str, meta: str, openmetrics: bool, defa
     sql = f"""
         SELECT line AS source_line, raw AS _raw, t AS time, name, lmap AS labels, v AS value, {_TYPE_CASE} AS type,
           CASE WHEN matched THEN unit END AS unit, CASE WHEN matched THEN help END AS description,
-          coalesce(lmap['service'], lmap['job']) AS service,
+          coalesce(lmap['service'], lmap['service.name'], lmap['service_name'], lmap['job']) AS service,
           {trace} AS exemplar_trace_id, {span} AS exemplar_span_id,
           CASE WHEN ex_value <> '' THEN TRY_CAST(ex_value AS DOUBLE) END AS exemplar_value, et AS exemplar_time,
           CASE code WHEN 'bad_labels' THEN 'bad_value' WHEN 'bad_exemplar' THEN 'bad_value'
@@ -224,6 +243,7 @@ def _emit_samples(ctx: LoadContext, src: str, meta: str, openmetrics: bool, defa
         FROM ({coded})"""
     params = {"sample": _SAMPLE, "labelset": _LABEL_SET, "float": _FLOAT, "default_time": default_time}
     ctx.emit("metrics", sql, params)
-    return scalar(ctx.con, f"SELECT count(*) FROM (SELECT regexp_extract(raw, $sample, ['name', 'labels', 'value', 'ts']) AS s "
+    return scalar(ctx.con, f"SELECT count(*) FROM (SELECT regexp_extract(raw, $sample, {_SAMPLE_GROUPS}) AS s "
                   f"FROM {src} "
-                  "WHERE NOT regexp_matches(raw, '^\\s*#')) WHERE s.name <> '' AND s.ts = ''", {"sample": _SAMPLE})
+                  "WHERE NOT regexp_matches(raw, '^\\s*#')) WHERE (s.name <> '' OR s.qname <> '') AND s.ts = ''",
+                  {"sample": _SAMPLE})

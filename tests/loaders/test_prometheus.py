@@ -146,3 +146,15 @@ def test_gzip_scrape_and_help_escapes(tmp_path):
     case.load(path)
     assert case.sql("SELECT name, value, type, description, service, time FROM metrics").rows() == [
         ("rpc_errors_total", 150.0, "counter", "Errors by code.\nSee \\docs\\rpc.", "inventory-service", AT_TS)]
+
+
+def test_prometheus3_quoted_utf8_names():
+    case, report = _load("utf8_names.txt")
+    rows = {r["source_line"]: r for r in _rows(case)}
+    b = rows[4]
+    assert (b["name"], _labels(b), b["type"], b["unit"], b["description"], b["service"], b["exemplar_trace_id"]) == (
+        "http.server.request.duration_bucket", {"http.route": "/search", "service.name": "catalog-service", "le": "0.5"},
+        "histogram_bucket", "s", "Duration of HTTP server requests.", "catalog-service", "4bf92f3577b34da6a3ce929d0e0e4736")
+    assert (rows[5]["name"], rows[5]["type"], rows[5]["value"]) == ("http.server.request.duration_count", "histogram_count", 11.0)
+    assert (rows[6]["name"], rows[6]["type"]) == ('say "hi"', "untyped")
+    assert report.rows_rejected == 0
