@@ -170,6 +170,7 @@ def _jaeger_sql(src: str) -> str:
     spans = finalize_spans_sql(_spans_sql(src))
     return f"""
 SELECT * REPLACE (
+  CASE WHEN _reject_code IS NOT NULL OR _no_process THEN _raw END AS _raw,
   coalesce(_reject_code, CASE WHEN _no_process THEN 'missing_field' END) AS _reject_code,
   coalesce(_reject_reason, CASE WHEN _no_process THEN
     'span has no process: processID ' || coalesce('''' || _process_id || '''', 'missing') ||

@@ -169,6 +169,7 @@ def _zipkin_sql(src: str) -> str:
     spans = finalize_spans_sql(_spans_sql(src))
     return f"""
 SELECT * REPLACE (
+  CASE WHEN _reject_code IS NOT NULL OR _zipkin_v1 THEN _raw END AS _raw,
   coalesce(peer_service, _remote_service) AS peer_service,
   CASE WHEN _zipkin_v1 THEN 'wrong_shape' ELSE _reject_code END AS _reject_code,
   CASE WHEN _zipkin_v1 THEN {_V1_REASON!r}
