@@ -44,7 +44,8 @@ def _sniff(head: Head) -> float:
     return 0.0
 
 
-#: one JSON document per row: the whole file when it is one JSON value, else each line
+#: one JSON document per row: each line when the first line is a JSON value on its own (JSON
+#: lines), else the whole file (a pretty-printed document, rejected once if it is broken)
 _DOCS = """
 SELECT line, raw,
   CASE WHEN NOT json_valid(raw) THEN NULL
@@ -54,7 +55,8 @@ SELECT line, raw,
        ELSE raw::JSON END AS doc
 FROM (
   SELECT unnest(parts) AS raw, unnest(range(1, len(parts) + 1)) AS line
-  FROM (SELECT CASE WHEN json_valid(text) THEN [text] ELSE string_split(text, chr(10)) END AS parts FROM {src})
+  FROM (SELECT CASE WHEN json_valid(text) OR NOT json_valid(string_split(ltrim(text), chr(10))[1]) THEN [text]
+                    ELSE string_split(text, chr(10)) END AS parts FROM {src})
 ) WHERE trim(raw) <> ''
 """
 

@@ -83,3 +83,13 @@ def test_strict_mode_names_file_and_line(tmp_path):
     with pytest.raises(StrictModeError) as err:
         case.load(path, strict=True)
     assert "err.json" in str(err.value) and "line 1" in str(err.value) and "timeout" in str(err.value)
+
+
+def test_truncated_pretty_document_is_one_reject(tmp_path):
+    text = (DATA / "query_range.json").read_text()
+    path = tmp_path / "cut.json"
+    path.write_text(text[: len(text) // 2])
+    case = forensics.open_case()
+    report = case.load(path, format="prom_api_json")
+    assert (report.rows_loaded, report.rows_rejected) == (0, 1)
+    assert case.sql("SELECT source_line, reason_code FROM rejects").rows() == [(1, "invalid_json")]
