@@ -10,7 +10,9 @@ compact JSON; the remaining members of an object a canonical field came from, su
 
 Docker json-file lines (``{"log": "...\\n", "stream": "stdout", "time": "..."}``) are
 unwrapped: when ``log`` holds a JSON object its fields are mapped (the application's time wins;
-docker's time is kept as ``docker.time``), otherwise the text is the body. ``container_logs``
+docker's time is kept as ``docker.time``), otherwise the text is the body. Docker splits
+messages over 16 KiB into lines whose ``log`` has no final newline: they are joined (within a
+batch of lines). ``container_logs``
 reads container runtime lines the same way (``kubectl logs --timestamps``, CRI files).
 
 All parsing runs in DuckDB over each batch of lines (``json_valid`` for rejects,
@@ -50,21 +52,30 @@ def json_fields_sql(source: str, b: Binder | None = None) -> str:
     """Inner SELECT (see :mod:`forensics.loaders._logs`) over a registered ``(line, raw)`` table."""
     return f"""
 WITH src AS (
-  SELECT line AS source_line, raw AS _raw, TRY_CAST(raw AS JSON) AS j FROM {source}
+  SELECT line, raw, TRY_CAST(raw AS JSON) AS j FROM {source}
 ), env AS (
   SELECT *, coalesce(json_type(j, '$.log') = 'VARCHAR' AND json_exists(j, '$.stream'), false) AS is_docker
   FROM src
+), grouped AS (  -- docker splits lines over 16 KiB: the parts before the last lack the final newline
+  SELECT *, coalesce(sum(CASE WHEN is_docker AND NOT ends_with(j->>'$.log', chr(10)) THEN 0 ELSE 1 END)
+                     OVER (ORDER BY line ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS g
+  FROM env
+), msgs AS (
+  SELECT min(line) AS source_line, string_agg(raw, chr(10) ORDER BY line) AS _raw, arg_min(j, line) AS j,
+    bool_and(is_docker) AS is_docker, string_agg(j->>'$.log', '' ORDER BY line) AS docker_log,
+    count(*) FILTER (WHERE j IS NULL) AS bad
+  FROM grouped GROUP BY g
 ), docs AS (
   SELECT source_line, _raw,
-    CASE WHEN j IS NULL THEN 'invalid_json' WHEN json_type(j) <> 'OBJECT' THEN 'wrong_shape' END AS _pre_code,
-    CASE WHEN j IS NULL THEN 'line is not valid JSON (expected one JSON object per line)'
+    CASE WHEN bad > 0 THEN 'invalid_json' WHEN json_type(j) <> 'OBJECT' THEN 'wrong_shape' END AS _pre_code,
+    CASE WHEN bad > 0 THEN 'line is not valid JSON (expected one JSON object per line)'
          WHEN json_type(j) <> 'OBJECT' THEN 'expected a JSON object per line, found a JSON ' || lower(json_type(j)) END
       AS _pre_reason,
-    CASE WHEN j IS NULL OR json_type(j) <> 'OBJECT' THEN NULL
+    CASE WHEN bad > 0 OR json_type(j) <> 'OBJECT' THEN NULL
          WHEN NOT is_docker THEN j
-         ELSE {_unwrap_sql("rtrim(j->>'$.log', chr(10) || chr(13))", "j->>'$.stream'", "'docker.time'", "j->>'$.time'")}
+         ELSE {_unwrap_sql("rtrim(docker_log, chr(10) || chr(13))", "j->>'$.stream'", "'docker.time'", "j->>'$.time'")}
     END AS d
-  FROM env
+  FROM msgs
 {_FIELDS_FROM_DOCS}"""
 
 

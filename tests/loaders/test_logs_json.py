@@ -262,3 +262,12 @@ def test_byte_order_mark_is_ignored(tmp_path) -> None:
     path.write_bytes(b'\xef\xbb\xbf{"time": "2026-02-18T10:12:33Z", "level": "info", "msg": "first"}\n')
     rows, case, _ = load_rows(path, format="json_logs")
     assert [r["body"] for r in rows] == ["first"] and rejects(case) == []
+
+
+def test_docker_lines_split_at_16k_are_joined() -> None:
+    rows, case, report = load_rows(DATA / "docker_partial.jsonl")
+    assert [(r["source_line"], r["severity"], r["body"]) for r in rows] == [
+        (1, "error", "huge stack"), (4, None, "after the big one")]
+    assert rows[0]["attributes"]["stack"] == "x" * 40000
+    assert rows[0]["attributes"]["docker.time"] == "2026-02-18T10:12:33.250000000Z"
+    assert rejects(case) == [] and report.files[0].records_read == 2
