@@ -31,7 +31,7 @@ from ..errors import Reason
 from ._fields import csv_batches, csv_fields_sql, csv_map_sql, flexible_time_sql, pick, split_header
 from .context import LoadContext
 from .registry import register_format
-from .sniff import Head
+from .sniff import Head, head_of
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "time": ("time", "timestamp", "ts", "@timestamp", "date", "datetime", "deployed_at", "started_at", "created_at"),
@@ -103,13 +103,7 @@ def _sniff(head: Head) -> float:
 @register_format("deploy_log", signal="events", sniff=_sniff, extensions=(".csv", ".jsonl", ".ndjson", ".json"),
                  description="Deploy / change log: CSV with header or JSON lines (time, service, version, kind)")
 def load_deploy_log(ctx: LoadContext) -> None:
-    first = None
-    for batch in ctx.line_batches():
-        first = batch.column("raw")[0].as_py().lstrip("\ufeff \t")
-        break
-    if first is None:
-        return
-    if first.startswith("{"):
+    if head_of(ctx.path).stripped.startswith("{"):
         _load_json_lines(ctx)
     else:
         _load_csv(ctx)
