@@ -192,3 +192,13 @@ def test_cli_load_then_sql_joins_logs_spans_and_deploys(tmp_path, capsys):
         {"body": "search ok", "duration_ms": 80.0, "version": "1.8.0", "format": "deploy_log"},
         {"body": "timeout calling inventory-service", "duration_ms": 2500.0, "version": "1.8.0", "format": "deploy_log"},
     ]
+
+
+def test_trace_with_a_parent_cycle_terminates():
+    case = forensics.open_case()
+    b = SpanBuilder(BASE, seed=3)
+    root = b.span("a", "root", kind="server", duration_ms=10)
+    child = b.span("a", "child", parent=root, start_ms=1, duration_ms=5)
+    b.rows[0]["parent_span_id"] = child.span_id  # root <-> child: corrupt export
+    b.insert(case)
+    assert [(r["name"], r["depth"]) for r in case.trace(root.trace_id).dicts()] == [("root", None), ("child", None)]
