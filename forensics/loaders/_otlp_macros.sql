@@ -50,26 +50,22 @@ CREATE OR REPLACE TEMP MACRO otlp_kvlist_json(j) AS '{' || array_to_string(list_
 
 -- AnyValue -> text: strings as is, numbers as number text, booleans true/false, bytes base64,
 -- arrays and kvlists as compact JSON. {} (empty AnyValue) -> NULL.
-CREATE OR REPLACE TEMP MACRO otlp_any(v) AS CASE
-    WHEN v.stringValue IS NOT NULL THEN v.stringValue
-    WHEN v.intValue IS NOT NULL THEN otlp_int_text(v.intValue)
-    WHEN v.doubleValue IS NOT NULL THEN otlp_double_text(v.doubleValue)
-    WHEN v.boolValue IS NOT NULL THEN lower(v.boolValue)
-    WHEN v.bytesValue IS NOT NULL THEN v.bytesValue
-    WHEN v.arrayValue IS NOT NULL THEN otlp_array_json(v.arrayValue)
-    WHEN v.kvlistValue IS NOT NULL THEN otlp_kvlist_json(v.kvlistValue)
-END;
+CREATE OR REPLACE TEMP MACRO otlp_any(v) AS coalesce(
+    v.stringValue, otlp_int_text(v.intValue), otlp_double_text(v.doubleValue), lower(v.boolValue), v.bytesValue,
+    CASE WHEN v.arrayValue IS NOT NULL THEN otlp_array_json(v.arrayValue) END,
+    CASE WHEN v.kvlistValue IS NOT NULL THEN otlp_kvlist_json(v.kvlistValue) END);
 
--- attribute list [{"key", "value": AnyValue}] -> MAP(VARCHAR, VARCHAR); missing -> empty map;
--- entries without a key dropped; on duplicate keys the first wins (map keys must be unique).
+-- attribute list [{"key", "value": AnyValue}] -> MAP(VARCHAR, VARCHAR); missing -> empty map.
+-- Map keys must be unique and not NULL: the (rare) lists where building the map fails are
+-- rebuilt without keyless entries, the first of duplicate keys winning.
 CREATE OR REPLACE TEMP MACRO otlp_keys(a) AS list_transform(a, lambda _ok_x: _ok_x.key);
 CREATE OR REPLACE TEMP MACRO otlp_dedupe(a) AS CASE
     WHEN a IS NULL THEN []
-    WHEN len(list_distinct(otlp_keys(a))) = len(a) THEN a
     ELSE list_filter(a, lambda _od_x, _od_i: _od_x.key IS NOT NULL AND list_position(otlp_keys(a), _od_x.key) = _od_i)
 END;
-CREATE OR REPLACE TEMP MACRO otlp_attrs(a) AS map_from_entries(
-    list_transform(otlp_dedupe(a), lambda _oa_kv: {'key': _oa_kv.key, 'value': otlp_any(_oa_kv.value)}));
+CREATE OR REPLACE TEMP MACRO otlp_map(a) AS map_from_entries(
+    list_transform(a, lambda _oa_kv: {'key': _oa_kv.key, 'value': otlp_any(_oa_kv.value)}));
+CREATE OR REPLACE TEMP MACRO otlp_attrs(a) AS coalesce(try(otlp_map(a)), otlp_map(otlp_dedupe(a)));
 
 -- a number for a label value, formatted as Prometheus does (le="1", le="0.005", le="+Inf")
 CREATE OR REPLACE TEMP MACRO otlp_num_label(d) AS CASE

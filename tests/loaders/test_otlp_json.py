@@ -360,3 +360,20 @@ def test_pre_1_0_instrumentation_library_keys(tmp_path):
              scope_version="1.9.0", duration_ms=30.0)]
     assert rows(case, "SELECT time, service, severity, body, source_line FROM logs") == [
         dict(time=t(160), service=None, severity="warn", body="pool exhausted", source_line=2)]
+
+
+def test_duplicate_and_keyless_attributes(tmp_path):
+    """Map keys must be unique: the first of duplicate keys wins, entries without a key are dropped."""
+    attrs = [{"key": "http.route", "value": {"stringValue": "/a"}}, {"value": {"stringValue": "no key"}},
+             {"key": "http.route", "value": {"stringValue": "/b"}}, {"key": "n", "value": {"intValue": "1"}}]
+    req = {"resourceSpans": [{"resource": {"attributes": attrs}, "scopeSpans": [{"spans": [
+        {"traceId": TA, "spanId": "eee19b7ec3c1b174", "name": "x", "startTimeUnixNano": "1771408800000000000",
+         "attributes": attrs, "events": [{"name": "e", "attributes": attrs}]}]}]}]}
+    path = tmp_path / "dups.json"
+    path.write_text(json.dumps(req) + "\n")
+    case, report = load(path)
+    assert report.files[0].rows_rejected == 0
+    got = rows(case, "SELECT attributes, resource_attributes, http_route, events, end_time, duration_ms FROM spans")[0]
+    assert got["attributes"] == got["resource_attributes"] == [("http.route", "/a"), ("n", "1")]
+    assert got["http_route"] == "/a" and got["end_time"] is None and got["duration_ms"] is None
+    assert json.loads(got["events"]) == [{"time": None, "name": "e", "attributes": {"http.route": "/a", "n": "1"}}]
