@@ -106,7 +106,8 @@ def _document_source(ctx: LoadContext) -> Iterator[str]:
             orjson.loads(text)
             where, line, pos, detail = "", None, 0, "DuckDB's JSON parser refused it"
         except orjson.JSONDecodeError as exc:
-            where, line, pos, detail = f" at line {exc.lineno} column {exc.colno} (char {exc.pos})", exc.lineno, exc.pos, exc.msg
+            where = f" at line {exc.lineno} column {exc.colno} (char {exc.pos})"
+            line, pos, detail = exc.lineno, exc.pos, exc.msg
         ctx.reject(Reason.INVALID_JSON, f"document is not valid JSON{where}: {detail}; nothing in it was loaded",
                    line=line, offset=pos, raw=text[max(0, pos - 200): pos + 200], table="spans")
         return
@@ -118,9 +119,30 @@ def _L(text: str) -> pa.Scalar:
     return pa.scalar(text, pa.large_string())
 
 
+def _elements_source(ctx: LoadContext, fmt: SpanFormat, elements: pa.Table, base: int) -> tuple[str, int]:
+    """Register streamed ``elements`` as a source (each wrapped as a one-element array document)
+    whose ``base`` column continues the span numbering at ``base``; returns the name and the
+    base of the next batch. The span counts come from ``fmt.count`` in one query."""
+    rows = elements.num_rows
+    element = elements.column("element")
+    wrapped = pc.binary_join_element_wise(_L("["), elements.column("raw"), _L("]"), _L(""))
+    what = pc.binary_join_element_wise(_L("array element "), pc.cast(element, pa.large_string()), _L(""))
+    probe = _source(ctx, pa.nulls(rows, pa.int64()), wrapped, element, pa.nulls(rows, pa.int64()), what)
+    try:
+        counts = query_arrow(ctx.con, f"""
+            SELECT coalesce(CASE WHEN {fmt.recognised} THEN {fmt.count} END, 0) AS n
+            FROM (SELECT doc_key, CASE WHEN json_valid(raw) THEN raw::JSON END AS doc FROM {probe})
+            ORDER BY doc_key""")
+    finally:
+        ctx.unregister(probe)
+    n = counts.column("n").to_numpy(zero_copy_only=False).astype(np.int64)
+    starts = base + np.cumsum(n) - n
+    return _source(ctx, pa.nulls(rows, pa.int64()), wrapped, element, pa.array(starts), what), base + int(n.sum())
+
+
 def _element_sources(ctx: LoadContext, fmt: SpanFormat, start: int) -> Iterator[str]:
-    """Sources of one streamed array: each element wrapped as a one-element array document, with
-    ``base`` = the document-wide index of its first span."""
+    """Sources of one streamed array, batch by batch, rejecting elements that are not UTF-8 and
+    an array the document ends inside of."""
     base = 0
     try:
         with fio.open_binary(ctx.path) as fh:
@@ -130,29 +152,16 @@ def _element_sources(ctx: LoadContext, fmt: SpanFormat, start: int) -> Iterator[
                         fmt.tail(ctx, item.data)
                     return
                 if isinstance(item, Truncated):
-                    ctx.reject(Reason.TRUNCATED, f"document ends inside array element {item.element} (which starts at "
-                               f"byte {item.offset}); the elements before it were loaded", offset=item.offset,
+                    ctx.reject(Reason.TRUNCATED, f"document ends inside array element {item.element} (which starts "
+                               f"at byte {item.offset}); the elements before it were loaded", offset=item.offset,
                                raw=item.raw[:1000].decode("utf-8", "backslashreplace"), table="spans")
                     return
                 for number, offset, raw in item.bad_utf8:
-                    ctx.reject(Reason.INVALID_UTF8, f"array element {number} (at byte {offset}) is not valid UTF-8 text",
-                               offset=offset, raw=raw[:1000].decode("utf-8", "backslashreplace"), table="spans")
-                t = item.table
-                if not t.num_rows:
-                    continue
-                wrapped = pc.binary_join_element_wise(_L("["), t.column("raw"), _L("]"), _L(""))
-                what = pc.binary_join_element_wise(_L("array element "), pc.cast(t.column("element"), pa.large_string()),
-                                                   _L(""))
-                name = _source(ctx, pa.nulls(t.num_rows, pa.int64()), wrapped, t.column("element"),
-                               pa.nulls(t.num_rows, pa.int64()), what)
-                counts = query_arrow(ctx.con, f"SELECT coalesce(CASE WHEN {fmt.recognised} THEN {fmt.count} END, 0) AS n "
-                                     f"FROM (SELECT doc_key, CASE WHEN json_valid(raw) THEN raw::JSON END AS doc "
-                                     f"FROM {name}) ORDER BY doc_key")
-                ctx.unregister(name)
-                n = counts.column("n").to_numpy(zero_copy_only=False).astype(np.int64)
-                starts = base + np.cumsum(n) - n
-                base += int(n.sum())
-                yield _source(ctx, pa.nulls(t.num_rows, pa.int64()), wrapped, t.column("element"), pa.array(starts), what)
+                    ctx.reject(Reason.INVALID_UTF8, f"array element {number} (at byte {offset}) is not valid UTF-8 "
+                               "text", offset=offset, raw=raw[:1000].decode("utf-8", "backslashreplace"), table="spans")
+                if item.table.num_rows:
+                    name, base = _elements_source(ctx, fmt, item.table, base)
+                    yield name
     except fio.StreamTruncated as exc:
         ctx.reject(Reason.TRUNCATED, f"compressed stream ends early after {exc.offset} decompressed bytes "
                    f"({exc.cause}); the array elements before it were loaded", offset=exc.offset, table="spans")

@@ -48,7 +48,8 @@ from .sniff import Head
 
 _KV = '[{"key": "VARCHAR", "type": "VARCHAR", "value": "VARCHAR"}]'
 _PROCESS = f'{{"serviceName": "VARCHAR", "tags": {_KV}}}'
-_TRACE = f'{{"traceID": "VARCHAR", "processes": "MAP(VARCHAR, STRUCT(serviceName VARCHAR, tags STRUCT(key VARCHAR, type VARCHAR, value VARCHAR)[]))"}}'
+_TRACE = ('{"traceID": "VARCHAR", "processes": '
+          '"MAP(VARCHAR, STRUCT(serviceName VARCHAR, tags STRUCT(key VARCHAR, type VARCHAR, value VARCHAR)[]))"}')
 _SPAN = ('{"traceID": "VARCHAR", "spanID": "VARCHAR", "parentSpanID": "VARCHAR", "operationName": "VARCHAR", '
          '"references": [{"refType": "VARCHAR", "traceID": "VARCHAR", "spanID": "VARCHAR"}], '
          f'"startTime": "VARCHAR", "duration": "VARCHAR", "tags": {_KV}, '
@@ -195,8 +196,8 @@ def _envelope_errors(ctx: LoadContext, tail: bytes) -> None:
         ctx.warn(f"the Jaeger query API reported {len(errors)} error(s): {shown}")
 
 
-JAEGER = SpanFormat(_jaeger_sql, _RECOGNISED, f"list_sum(list_transform({_TRACES}, lambda t: json_array_length(t, '$.spans')))",
-                    _EXPECTED, _envelope_errors)
+_COUNT = f"list_sum(list_transform({_TRACES}, lambda t: json_array_length(t, '$.spans')))"
+JAEGER = SpanFormat(_jaeger_sql, _RECOGNISED, _COUNT, _EXPECTED, _envelope_errors)
 
 
 def _sniff(head: Head) -> float:
@@ -217,7 +218,8 @@ def _sniff(head: Head) -> float:
         return 0.9 if {"traceID", "spanID", "operationName", "startTime"} <= doc.keys() else 0.0
     if isinstance(doc, list):
         first = doc[0] if doc else None
-        if isinstance(first, dict) and "traceID" in first and ("spanID" in first or isinstance(first.get("spans"), list)):
+        if isinstance(first, dict) and "traceID" in first and (
+                "spanID" in first or isinstance(first.get("spans"), list)):
             return 0.95
         return 0.0
     if large_document_has(head, r'"traceID"\s*:', r'"spanID"\s*:', r'"operationName"\s*:'):

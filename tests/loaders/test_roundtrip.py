@@ -24,7 +24,6 @@ from typing import Any, Callable
 
 import pytest
 
-import forensics
 from forensics.loaders.zipkin import CLIENT_ID_MASK
 
 from ._jaeger_zipkin_util import BASE, load, spans_by_id
