@@ -189,8 +189,8 @@ def test_cli_load_then_sql_joins_logs_spans_and_deploys(tmp_path, capsys):
              "ON e.service = s.service AND s.start_time >= e.time ORDER BY l.time")
     assert main(["sql", case_file, query, "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == [
-        {"body": "search ok", "duration_ms": 80.0, "version": "1.8.0", "format": "deploy_log"},
-        {"body": "timeout calling inventory-service", "duration_ms": 2500.0, "version": "1.8.0", "format": "deploy_log"},
+        {"body": "search ok", "duration_ms": 80.0, "version": "1.8.0", "format": "k8s_events"},
+        {"body": "timeout calling inventory-service", "duration_ms": 2500.0, "version": "1.8.0", "format": "k8s_events"},
     ]
 
 

@@ -12,7 +12,8 @@ Both are one JSON document (``kind`` ``List``/``EventList``/``PodList`` with ``i
 * ``message`` from ``message``/``note``; ``severity`` is ``type`` lowercased (normal, warning);
 * ``kind``: ``scale`` for ``ScalingReplicaSet`` and HPA ``SuccessfulRescale``; ``deploy`` for a
   rollout, i.e. the first "Scaled up replica set X" of a Deployment that (in the same file) also
-  scales down another replica set; ``k8s`` otherwise;
+  scales down another replica set (its ``version`` is the image tag its pods pulled, when the
+  file has their ``Pulling``/``Pulled`` events); ``k8s`` otherwise;
 * ``service``: the ``app.kubernetes.io/name`` or ``app`` label when present, else the involved
   object's name with controller hash suffixes stripped (``catalog-service-7d9f8b6c5-x2x9z`` →
   ``catalog-service``; replica sets ``-7d9f8b6c5``; stateful set ordinals ``-0``);
@@ -133,14 +134,20 @@ WITH e AS ({_EVENT_FIELDS}),
 rollout AS (
   SELECT *, scaled.dir = 'up' AND reason = 'ScalingReplicaSet'
       AND row_number() OVER (PARTITION BY ns, oname, scaled.rs, scaled.dir ORDER BY time, idx) = 1
-      AND count(*) FILTER (scaled.dir = 'down') OVER (PARTITION BY ns, oname) > 0 AS is_rollout
+      AND count(*) FILTER (scaled.dir = 'down') OVER (PARTITION BY ns, oname) > 0 AS is_rollout,
+    CASE WHEN reason IN ('Pulling', 'Pulled') THEN {_PULLED_TAG} END AS pulled_tag
   FROM e
+),
+rs_tags AS (  -- the image tag pulled by the pods of each replica set: the version a rollout deploys
+  SELECT ns, regexp_extract(oname, '^(.+)-{_SAFE}{{5}}$', 1) AS rs, arg_min(pulled_tag, time) AS tag
+  FROM rollout WHERE okind = 'Pod' AND pulled_tag IS NOT NULL GROUP BY ALL
 )
 SELECT idx AS source_offset, CAST(it AS VARCHAR) AS _raw, time, end_time, count, reason, message,
   lower(it->>'$.type') AS severity,
   CASE WHEN is_rollout THEN 'deploy' WHEN reason IN ('ScalingReplicaSet', 'SuccessfulRescale') THEN 'scale' ELSE 'k8s' END AS kind,
   coalesce(it->>'$.metadata.labels."app.kubernetes.io/name"', it->>'$.metadata.labels.app', {workload_sql('oname', 'okind')}) AS service,
-  CASE WHEN reason IN ('Pulling', 'Pulled') THEN {_PULLED_TAG} END AS version,
+  CASE WHEN is_rollout THEN (SELECT tag FROM rs_tags t WHERE t.ns IS NOT DISTINCT FROM r.ns AND t.rs = r.scaled.rs)
+       ELSE pulled_tag END AS version,
   map_from_entries(list_filter([
     {{'key': 'namespace', 'value': ns}}, {{'key': 'object_kind', 'value': okind}}, {{'key': 'object_name', 'value': oname}},
     {{'key': 'field_path', 'value': o->>'$.fieldPath'}},
@@ -151,7 +158,7 @@ SELECT idx AS source_offset, CAST(it AS VARCHAR) AS _raw, time, end_time, count,
   ], lambda x: x.value IS NOT NULL AND x.value <> '')) AS attributes,
   CASE WHEN time IS NULL THEN 'bad_time' END AS _reject_code,
   CASE WHEN time IS NULL THEN 'event has no firstTimestamp, eventTime, deprecatedFirstTimestamp or metadata.creationTimestamp' END AS _reject_reason
-FROM rollout
+FROM rollout r
 """
 
 
@@ -214,7 +221,9 @@ SELECT idx AS source_offset, CAST(it AS VARCHAR) AS _raw, time, 'k8s' AS kind, s
   severity, count,
   map_from_entries(list_filter([{{'key': 'namespace', 'value': ns}}, {{'key': 'object_kind', 'value': 'Pod'}},
     {{'key': 'object_name', 'value': pod}}, {{'key': 'container', 'value': container}},
-    {{'key': 'node', 'value': it->>'$.spec.nodeName'}}] || extra, lambda x: x.value IS NOT NULL)) AS attributes,
+    {{'key': 'node', 'value': it->>'$.spec.nodeName'}},
+    {{'key': 'replica_set', 'value': CASE WHEN it->>'$.metadata.ownerReferences[0].kind' = 'ReplicaSet'
+                                        THEN it->>'$.metadata.ownerReferences[0].name' END}}] || extra, lambda x: x.value IS NOT NULL)) AS attributes,
   CASE WHEN time IS NULL THEN 'bad_time' END AS _reject_code,
   CASE WHEN time IS NULL THEN 'pod ' || coalesce(pod, '?') || ' ' || reason
     || ' has no time (no finishedAt/startedAt, status.startTime or metadata.creationTimestamp)' END AS _reject_reason

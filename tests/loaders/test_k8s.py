@@ -36,7 +36,7 @@ def test_core_v1_event_list():
     case = forensics.open_case()
     report = case.load(DATA / "events.json")
     assert _events(case) == [
-        (0, _t(5, 1), _t(5, 1), "deploy", "catalog-service", None, "ScalingReplicaSet", "normal", 1),
+        (0, _t(5, 1), _t(5, 1), "deploy", "catalog-service", "1.8.0", "ScalingReplicaSet", "normal", 1),  # tag its pods pulled
         (1, _t(5, 40), _t(5, 40), "scale", "catalog-service", None, "ScalingReplicaSet", "normal", 1),
         (2, _t(6, 10), _t(6, 10), "scale", "catalog-service", None, "ScalingReplicaSet", "normal", 1),
         (3, _t(5, 3), _t(5, 3), "k8s", "catalog-service", "1.8.0", "Pulling", "normal", 1),
@@ -79,6 +79,7 @@ def test_pod_list_restarts_oom_waiting_and_versions():
         (3, _t(0, 31), "db-migrate", "1.8.0", "Completed", "normal", 1),
     ]
     oom = _attrs(case, 0, "OOMKilled")
+    assert oom["replica_set"] == "catalog-service-7d9f8b6c5"
     assert (oom["exit_code"], oom["started_at"], oom["finished_at"], oom["container"], oom["state"]) == (
         "137", "2026-02-18T10:11:02Z", "2026-02-18T10:12:29Z", "catalog", "last")
     assert case.sql("SELECT message FROM events WHERE reason = 'OOMKilled'").scalar() == \
