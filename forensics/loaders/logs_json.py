@@ -54,12 +54,17 @@ def json_fields_sql(source: str, b: Binder | None = None) -> str:
 WITH src AS (
   SELECT line, raw, TRY_CAST(raw AS JSON) AS j FROM {source}
 ), env AS (
-  SELECT *, coalesce(json_type(j, '$.log') = 'VARCHAR' AND json_exists(j, '$.stream'), false) AS is_docker
+  SELECT *, coalesce(json_type(j, '$.log') = 'VARCHAR' AND j->>'$.stream' IN ('stdout', 'stderr')
+                     AND json_exists(j, '$.time'), false) AS is_docker
   FROM src
-), grouped AS (  -- docker splits lines over 16 KiB: the parts before the last lack the final newline
-  SELECT *, coalesce(sum(CASE WHEN is_docker AND NOT ends_with(j->>'$.log', chr(10)) THEN 0 ELSE 1 END)
-                     OVER (ORDER BY line ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS g
+), parts AS (  -- docker splits lines over 16 KiB: the parts before the last lack the final newline
+  SELECT *, is_docker AND NOT ends_with(j->>'$.log', chr(10))
+              AND coalesce(lead(is_docker) OVER (ORDER BY line), false) AS partial
   FROM env
+), grouped AS (
+  SELECT *, coalesce(sum(CASE WHEN partial THEN 0 ELSE 1 END)
+                     OVER (ORDER BY line ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS g
+  FROM parts
 ), msgs AS (
   SELECT min(line) AS source_line, string_agg(raw, chr(10) ORDER BY line) AS _raw, arg_min(j, line) AS j,
     bool_and(is_docker) AS is_docker, string_agg(j->>'$.log', '' ORDER BY line) AS docker_log,

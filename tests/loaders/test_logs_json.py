@@ -271,3 +271,40 @@ def test_docker_lines_split_at_16k_are_joined() -> None:
     assert rows[0]["attributes"]["stack"] == "x" * 40000
     assert rows[0]["attributes"]["docker.time"] == "2026-02-18T10:12:33.250000000Z"
     assert rejects(case) == [] and report.files[0].records_read == 2
+
+
+def _weird_value(rng):
+    return rng.choice([
+        None, True, False, 0, -1, 1.5, 10**30, -(10**25), 1e300, 1771409553, 1771409553123456789, 99999999999999999999999,
+        "", " ", "-", "null", "NaN", "1e99", "2026-02-18", "2026-02-18T25:99:99Z", "2026-02-18T10:12:33Z",
+        "2026-02-18T10:12:33+99:99", "10:12:33", "\u00e9\u6f22\u5b57", "a\"b\\c", "\n\t", "0x1f", "4bf92f3577b34da6",
+        "ZZZZ", "WARNING", "50", "-50", [], [1, {"a": None}], {}, {"level": {"deep": [1]}}, {"id": 7},
+    ])
+
+
+def test_weird_values_never_break_a_batch(tmp_path) -> None:
+    import json
+    import random
+
+    rng = random.Random(1234)
+    keys = ["time", "ts", "@timestamp", "timestamp", "level", "lvl", "severity", "msg", "message", "event", "log",
+            "trace_id", "span_id", "dd.trace_id", "traceId", "service", "service.name", "app", "name", "v", "stream",
+            "log.level", "trace", "span", "", " ", "a.b", "k\"q", "\u00e9"]
+    lines = []
+    for _ in range(400):
+        obj = {rng.choice(keys): _weird_value(rng) for _ in range(rng.randint(0, 8))}
+        lines.append(json.dumps(obj))
+    lines += ['{"log": 5, "stream": "stdout"}', '{"log": "{\\"ts\\": []}", "stream": "x", "time": 1}', "{", "[]", "7",
+              '"text"', "null", '{"time": "2026-02-18T10:12:33Z", "msg": "ok"}']
+    path = tmp_path / "weird.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    rows, case, report = load_rows(path, format="json_logs")
+    f = report.files[0]
+    assert f.status == "loaded"
+    assert f.records_read == len(lines) == f.rows_loaded + f.rows_rejected
+    assert rows and all(r["time"] is not None for r in rows)
+    codes = {c for _, c in rejects(case)}
+    assert codes <= {"invalid_json", "wrong_shape", "missing_field", "bad_time"}
+    for r in rows:
+        assert r["trace_id"] is None or len(r["trace_id"]) == 32
+        assert r["severity"] in (None, "trace", "debug", "info", "warn", "error", "fatal")

@@ -92,3 +92,20 @@ def test_plain_prose_is_not_sniffed_as_logfmt(tmp_path) -> None:
     assert _sniff(head_of(str(path))) == 0.0
     path.write_text('http_requests_total{code="200"} 1027\n')
     assert _sniff(head_of(str(path))) == 0.0
+
+
+def test_weird_lines_never_break_a_batch(tmp_path) -> None:
+    import random
+
+    rng = random.Random(99)
+    tokens = ['ts=2026-02-18T10:12:33Z', 'time="2026-02-18 10:12:33"', "t=1771409553", "ts=yesterday", "ts=",
+              "level=info", "lvl=eror", "level=", 'msg="a \\"q\\" b"', "msg=x", 'msg="unterminated', "a=b=c", "=v",
+              "k==v", '"k"=v', "\u00e9=\u6f22", "trace_id=4bf92f3577b34da6", "trace_id=zz", "service=s", "x",
+              'err="\\\\"', "dup=1", "dup=2"]
+    lines = [" ".join(rng.choice(tokens) for _ in range(rng.randint(1, 7))) for _ in range(300)]
+    path = tmp_path / "weird.logfmt"
+    path.write_text("\n".join(lines) + "\n")
+    rows, case, report = load_rows(path, format="logfmt")
+    f = report.files[0]
+    assert f.status == "loaded" and f.records_read == len(lines) == f.rows_loaded + f.rows_rejected
+    assert rows and {c for _, c in rejects(case)} <= {"unparsed_line", "missing_field", "bad_time"}

@@ -165,3 +165,23 @@ def test_journald_short_iso() -> None:
         (utc(2026, 2, 18, 10, 12, 34), "kernel", None, "Out of memory: Killed process 4123 (java)",
          {"host": "catalog-7d9f"}),
     ]
+
+
+def test_weird_lines_never_break_a_batch(tmp_path) -> None:
+    import random
+
+    rng = random.Random(7)
+    starts = ["2026-02-18T10:12:33.123Z INFO ", "2026-02-18 10:12:33,123 WARN [svc] ", "2026-13-45T99:99:99Z ERROR ",
+              "\tat x.y(Z.java:1)", "", "Caused by: e", "2026-02-18T10:12:33Z", "<1>1 2026-02-18T10:12:33Z h a - - - "]
+    tails = ["", "msg", "trace_id=4bf92f3577b34da6a3ce929d0e0e4736", "\u00e9\u6f22", "a\\b\"c", "- - -"]
+    lines = ["some banner"] + [rng.choice(starts) + rng.choice(tails) for _ in range(300)]
+    path = tmp_path / "weird.log"
+    path.write_text("\n".join(lines) + "\n")
+    rows, case, report = load_rows(path, format="plain_logs", batch_bytes=512)
+    f = report.files[0]
+    assert f.status == "loaded" and f.records_read == f.rows_loaded + f.rows_rejected
+    assert (1, "unparsed_line") in rejects(case)
+    assert {c for _, c in rejects(case)} <= {"unparsed_line", "bad_time"}
+    # small batches (records carried across boundaries) give the same records as one batch
+    whole, whole_case, _ = load_rows(path, format="plain_logs")
+    assert rows == whole and rejects(case) == rejects(whole_case)
