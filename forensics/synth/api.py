@@ -89,7 +89,8 @@ def _params(name: str, subtle: bool, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def generate(scenario: str, out_dir: str | os.PathLike, *, traces: int = 1000, seed: int = 0, format: str = "otlp",
-             subtle: bool = False, compress: bool = False, chunk_traces: int = 2000, **params: Any) -> Truth:
+             subtle: bool = False, compress: bool = False, chunk_traces: int = 2000, scrape_interval_s: int = 15,
+             **params: Any) -> Truth:
     """Write a synthetic incident to ``out_dir``: traces, logs, metrics, deploys, k8s events, truth.json.
 
     Parameters
@@ -113,6 +114,8 @@ def generate(scenario: str, out_dir: str | os.PathLike, *, traces: int = 1000, s
         Gzip traces and logs (``.gz``, deterministic headers).
     chunk_traces:
         Traces generated and written per chunk (bounds memory).
+    scrape_interval_s:
+        Seconds between metric samples (Prometheus scrape interval).
     params:
         Scenario parameters overriding the defaults (see ``SCENARIOS[name].defaults``).
 
@@ -141,7 +144,9 @@ def generate(scenario: str, out_dir: str | os.PathLike, *, traces: int = 1000, s
     log_fh = open_out(os.path.join(out, "logs.jsonl"), compress)
     logs = LogWriter(log_fh)
     weight = max(1, round(NOMINAL_TRACES / traces))
-    agg = MetricsAggregator(weight=weight, pool_max=plan.pool_max)
+    if not 1 <= scrape_interval_s <= DURATION_S:
+        raise UsageError(f"scrape_interval_s must be between 1 and {DURATION_S} seconds, got {scrape_interval_s}")
+    agg = MetricsAggregator(weight=weight, scrape_interval_s=scrape_interval_s, pool_max=plan.pool_max)
     facts = Facts()
     salt = zlib.crc32(scenario.encode())
     for c, lo in enumerate(range(0, traces, chunk_traces)):
