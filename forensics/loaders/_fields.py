@@ -43,7 +43,7 @@ MAX_EPOCH_US = 10**17
 def epoch_us_sql(expr: str) -> str:
     """TIMESTAMPTZ from a numeric expression of epoch microseconds (NULL when out of range)."""
     return (f"(CASE WHEN abs({expr}) < {MAX_EPOCH_US} "
-            f"THEN make_timestamp(TRY_CAST(round({expr}) AS BIGINT))::TIMESTAMPTZ END)")
+            f"THEN timezone('UTC', make_timestamp(TRY_CAST(round({expr}) AS BIGINT))) END)")
 
 
 def epoch_seconds_sql(expr: str) -> str:
@@ -61,19 +61,20 @@ _NUMBER = r"[-+]?[0-9]+(\.[0-9]*)?"
 
 
 def flexible_time_sql(expr: str) -> str:
-    """TIMESTAMPTZ from ISO 8601 text (no zone = UTC) or epoch numbers.
+    """TIMESTAMPTZ from ISO 8601 text (no zone = UTC; ``,`` as decimal mark and a trailing
+    `` UTC`` accepted) or epoch numbers.
 
     Epoch units are chosen by magnitude: below 1e11 seconds, below 1e14 milliseconds, below
-    1e17 microseconds, otherwise nanoseconds (the same rule log shippers use). NULL when the
-    text is neither.
+    1e17 microseconds, otherwise nanoseconds (the rule of the log loaders: nanoseconds truncate to
+    the microsecond, fractions round). NULL when the text is neither.
     """
     x = f"trim(CAST({expr} AS VARCHAR))"
     dec = f"TRY_CAST({x} AS DECIMAL(38, 9))"
-    scale = (f"CASE WHEN abs({dec}) < 1e11 THEN 1000000 WHEN abs({dec}) < 1e14 THEN 1000 "
-             f"WHEN abs({dec}) < 1e17 THEN 1 ELSE 0.001 END")
+    us = (f"CASE WHEN abs({dec}) < 1e11 THEN {dec} * 1000000 WHEN abs({dec}) < 1e14 THEN {dec} * 1000 "
+          f"WHEN abs({dec}) < 1e17 THEN {dec} ELSE trunc({dec} / 1000) END")
     return (f"(CASE WHEN regexp_full_match({x}, '{_NUMBER}') "
-            f"THEN {epoch_us_sql(f'({dec} * {scale})')} "
-            f"ELSE TRY_CAST(replace({x}, ' UTC', 'Z') AS TIMESTAMPTZ) END)")
+            f"THEN {epoch_us_sql(f'({us})')} "
+            f"ELSE TRY_CAST(regexp_replace(replace({x}, ' UTC', 'Z'), '(:[0-9]{{2}}),([0-9])', '\\1.\\2') AS TIMESTAMPTZ) END)")
 
 
 def json_map_sql(expr: str) -> str:
