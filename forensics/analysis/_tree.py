@@ -23,3 +23,19 @@ def is_error_sql(s: str = "s") -> str:
 def host_sql(s: str = "s") -> str:
     """The clock a span was timed with: ``host_name``, else its service."""
     return f"coalesce(nullif({s}.host_name, ''), {s}.service)"
+
+
+#: span columns the operation of a span depends on (see :func:`span_operation_sql`)
+OP_COLUMNS = ("kind", "name", "url_template", "http_route", "http_method", "db_statement", "http_url",
+              "rpc_service", "rpc_method", "messaging_destination", "messaging_operation")
+
+
+def operation_key_sql(s: str = "s") -> str:
+    """A 64-bit key of the columns a span's operation depends on (equal inputs, equal key)."""
+    return f"hash({', '.join(f'{s}.{c}' for c in OP_COLUMNS)})"
+
+
+def operations_sql(source: str) -> str:
+    """SELECT (opkey, operation) for the distinct ``opkey`` of relation ``source`` (which has
+    :data:`OP_COLUMNS` and ``opkey``): normalization runs once per distinct input, not per span."""
+    return f"SELECT opkey, {span_operation_sql('o')} AS operation FROM (SELECT DISTINCT ON (opkey) * FROM {source}) o"

@@ -11,7 +11,9 @@ Children are clipped to their parent's interval first (a child that ends after i
 only counts until the parent ends; one entirely outside it does not count). Touching
 sequential children (one ends exactly when the next starts) are both on the path.
 
-Everything is set-based: last children by aggregation, the previous critical sibling by an
+Spans are keyed by ``hash(trace_id, span_id)`` (64 bits: a collision needs ~10^9 spans to
+become likely) so every join and the recursion run on integers. Everything is set-based: last
+children by aggregation, the previous critical sibling by an
 ``ASOF JOIN``, and two recursive CTEs bounded by depth (sibling chains and the descent from the
 roots), so the cost grows with the number of spans, not with Python iterations.
 """
@@ -23,7 +25,7 @@ from .._db import query_arrow
 from ..errors import UsageError
 from ..result import Result
 from ._select import Selection, as_predicate
-from ._tree import MAX_DEPTH, span_operation_sql
+from ._tree import MAX_DEPTH, OP_COLUMNS, operation_key_sql, operations_sql
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -41,60 +43,68 @@ def critical_spans_sql(scope: str = "TRUE", *, max_depth: int = MAX_DEPTH) -> st
     end_time, duration_ms, self_ms (ms of the span's own time on the critical path),
     root_ms (duration of the root span), source_file, source_line.
     """
+    scoped = "" if scope.strip().upper() == "TRUE" else f"AND trace_id IN (SELECT trace_id FROM spans WHERE {scope})"
     return f"""
 WITH RECURSIVE sp AS MATERIALIZED (
-  SELECT trace_id, span_id, parent_span_id, epoch_us(start_time) AS s_us, epoch_us(end_time) AS e_us
-  FROM spans WHERE start_time IS NOT NULL AND end_time IS NOT NULL AND end_time >= start_time
-    AND trace_id IN (SELECT trace_id FROM spans WHERE {scope})
+  SELECT rowid AS rid, hash(trace_id, span_id) AS sid,
+         CASE WHEN parent_span_id IS NOT NULL THEN hash(trace_id, parent_span_id) END AS pid,
+         epoch_us(start_time) AS s_us, epoch_us(end_time) AS e_us
+  FROM spans WHERE start_time IS NOT NULL AND end_time IS NOT NULL AND end_time >= start_time {scoped}
 ),
 ch AS MATERIALIZED (
-  SELECT c.trace_id, c.span_id, c.parent_span_id,
-         greatest(c.s_us, p.s_us) AS cs, least(c.e_us, p.e_us) AS ce
-  FROM sp c JOIN sp p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
+  SELECT c.sid, c.pid, greatest(c.s_us, p.s_us) AS cs, least(c.e_us, p.e_us) AS ce
+  FROM sp c JOIN sp p ON p.sid = c.pid
   WHERE least(c.e_us, p.e_us) > greatest(c.s_us, p.s_us)
 ),
 roots AS MATERIALIZED (
-  SELECT r.trace_id, r.span_id, r.s_us AS cs, r.e_us AS ce FROM sp r
-  WHERE r.parent_span_id IS NULL
-     OR NOT EXISTS (SELECT 1 FROM sp p WHERE p.trace_id = r.trace_id AND p.span_id = r.parent_span_id)
+  SELECT c.sid, c.rid, c.s_us AS cs, c.e_us AS ce FROM sp c
+  WHERE c.pid IS NULL OR NOT EXISTS (SELECT 1 FROM sp p WHERE p.sid = c.pid)
 ),
-last_child AS MATERIALIZED (
-  SELECT trace_id, parent_span_id, arg_max(span_id, (ce, cs, span_id)) AS span_id FROM ch GROUP BY ALL
-),
+last_child AS MATERIALIZED (SELECT pid, arg_max(sid, (ce, cs, sid)) AS sid FROM ch GROUP BY pid),
+multi AS MATERIALIZED (SELECT * FROM ch WHERE pid IN (SELECT pid FROM ch GROUP BY pid HAVING count(*) > 1)),
 prev AS MATERIALIZED (
-  SELECT c.trace_id, c.span_id, p.span_id AS prev_id
-  FROM ch c ASOF JOIN ch p ON p.trace_id = c.trace_id AND p.parent_span_id = c.parent_span_id AND c.cs >= p.ce
+  SELECT c.sid, p.sid AS prev_sid FROM multi c ASOF JOIN multi p ON p.pid = c.pid AND c.cs >= p.ce
 ),
-chain(trace_id, parent_span_id, span_id, k) AS (
-  SELECT trace_id, parent_span_id, span_id, 1 FROM last_child
+chain(pid, sid, k) AS (
+  SELECT pid, sid, 1 FROM last_child
   UNION ALL
-  SELECT chain.trace_id, chain.parent_span_id, prev.prev_id, chain.k + 1
-  FROM chain JOIN prev ON prev.trace_id = chain.trace_id AND prev.span_id = chain.span_id
+  SELECT chain.pid, prev.prev_sid, chain.k + 1
+  FROM chain JOIN prev ON prev.sid = chain.sid
   WHERE chain.k < {MAX_CHAIN}
 ),
-crit(trace_id, root_span_id, span_id, depth) AS (
-  SELECT trace_id, span_id, span_id, 0 FROM roots
+chain_m AS MATERIALIZED (SELECT * FROM chain),
+crit(root_sid, sid, depth) AS (
+  SELECT sid, sid, 0 FROM roots
   UNION ALL
-  SELECT crit.trace_id, crit.root_span_id, chain.span_id, crit.depth + 1
-  FROM crit JOIN chain ON chain.trace_id = crit.trace_id AND chain.parent_span_id = crit.span_id
+  SELECT crit.root_sid, chain_m.sid, crit.depth + 1
+  FROM crit JOIN chain_m ON chain_m.pid = crit.sid
   WHERE crit.depth < {int(max_depth)}
 ),
-bounds AS MATERIALIZED (
-  SELECT trace_id, span_id, cs, ce FROM ch UNION ALL SELECT trace_id, span_id, cs, ce FROM roots
-),
+bounds AS MATERIALIZED (SELECT sid, cs, ce FROM ch UNION ALL SELECT sid, cs, ce FROM roots),
 covered AS MATERIALIZED (
-  SELECT chain.trace_id, chain.parent_span_id AS span_id, sum(b.ce - b.cs) AS child_us
-  FROM chain JOIN bounds b USING (trace_id, span_id) GROUP BY ALL
-)
-SELECT crit.trace_id, crit.root_span_id, crit.span_id, s.parent_span_id, crit.depth, s.service,
-  {span_operation_sql('s')} AS operation, s.name, s.kind, s.start_time, s.end_time, s.duration_ms,
-  ((b.ce - b.cs) - coalesce(cv.child_us, 0)) / 1000.0 AS self_ms,
-  (rb.ce - rb.cs) / 1000.0 AS root_ms, s.source_file, s.source_line
-FROM crit
-JOIN spans s ON s.trace_id = crit.trace_id AND s.span_id = crit.span_id
-JOIN bounds b ON b.trace_id = crit.trace_id AND b.span_id = crit.span_id
-JOIN roots rb ON rb.trace_id = crit.trace_id AND rb.span_id = crit.root_span_id
-LEFT JOIN covered cv ON cv.trace_id = crit.trace_id AND cv.span_id = crit.span_id
+  SELECT chain_m.pid AS sid, sum(b.ce - b.cs) AS child_us FROM chain_m JOIN bounds b USING (sid) GROUP BY ALL
+),
+path AS MATERIALIZED (
+  SELECT crit.sid, crit.root_sid, crit.depth, ((b.ce - b.cs) - coalesce(cv.child_us, 0)) / 1000.0 AS self_ms,
+         (rb.ce - rb.cs) / 1000.0 AS root_ms
+  FROM crit JOIN bounds b ON b.sid = crit.sid JOIN roots rb ON rb.sid = crit.root_sid
+  LEFT JOIN covered cv ON cv.sid = crit.sid
+),
+keyed AS MATERIALIZED (
+  SELECT path.*, k.rid, r.rid AS root_rid FROM path JOIN sp k ON k.sid = path.sid JOIN roots r ON r.sid = path.root_sid
+),
+cpx AS MATERIALIZED (
+  SELECT s.trace_id, r.span_id AS root_span_id, s.span_id, s.parent_span_id, keyed.depth, s.service,
+    s.name, s.kind, s.start_time, s.end_time, s.duration_ms, keyed.self_ms, keyed.root_ms, s.source_file,
+    s.source_line, {', '.join(f's.{c}' for c in OP_COLUMNS if c not in ('name', 'kind'))},
+    {operation_key_sql('s')} AS opkey
+  FROM keyed JOIN spans s ON s.rowid = keyed.rid JOIN spans r ON r.rowid = keyed.root_rid
+),
+ops AS MATERIALIZED ({operations_sql('cpx')})
+SELECT cpx.trace_id, cpx.root_span_id, cpx.span_id, cpx.parent_span_id, cpx.depth, cpx.service,
+  ops.operation, cpx.name, cpx.kind, cpx.start_time, cpx.end_time, cpx.duration_ms, cpx.self_ms,
+  cpx.root_ms, cpx.source_file, cpx.source_line
+FROM cpx JOIN ops USING (opkey)
 """
 
 
@@ -127,7 +137,7 @@ def critical_path(case: "Case", trace_id: str) -> Result:
     """
     if not isinstance(trace_id, str) or not trace_id.strip():
         raise UsageError(f"critical_path: trace_id must be a hex string, got {trace_id!r}")
-    sql = critical_spans_sql("trace_id = ?") + " ORDER BY s.start_time, crit.depth, crit.span_id"
+    sql = critical_spans_sql("trace_id = ?") + " ORDER BY cpx.start_time, cpx.depth, cpx.span_id"
     return Result(query_arrow(case.con, sql, [trace_id.strip().lower()]))
 
 
@@ -159,23 +169,23 @@ def critical_path_by_operation(case: "Case", selection: Selection | None = None,
     pred = as_predicate(selection) if selection is not None else None
     scope, params = (pred.flag(), pred.params) if pred else ("TRUE", [])
     sql = f"""
-WITH cp AS ({critical_spans_sql(scope)}),
-entry AS (
+WITH cp AS MATERIALIZED ({critical_spans_sql(scope)}),
+entry AS MATERIALIZED (
   SELECT trace_id, root_span_id, service AS entry_service, operation AS entry_operation, root_ms
   FROM cp WHERE depth = 0
 ),
-cut AS (
+cut AS MATERIALIZED (
   SELECT entry_service, entry_operation, count(*) AS traces,
          quantile_cont(root_ms, ?) AS slow_cut_ms, sum(root_ms) AS total_ms
   FROM entry GROUP BY ALL
 ),
-e AS (
+e AS MATERIALIZED (
   SELECT entry.*, cut.traces, cut.slow_cut_ms, cut.total_ms, entry.root_ms >= cut.slow_cut_ms AS slow
   FROM entry JOIN cut USING (entry_service, entry_operation)
 ),
-slow_total AS (SELECT entry_service, entry_operation, count(*) AS slow_traces, sum(root_ms) AS slow_ms
+slow_total AS MATERIALIZED (SELECT entry_service, entry_operation, count(*) AS slow_traces, sum(root_ms) AS slow_ms
                FROM e WHERE slow GROUP BY ALL),
-per_trace AS (
+per_trace AS MATERIALIZED (
   SELECT e.entry_service, e.entry_operation, e.traces, e.slow_cut_ms, e.total_ms, e.slow, cp.trace_id,
          cp.service, cp.operation, sum(cp.self_ms) AS self_ms,
          arg_max(coalesce(cp.source_file, '?') || coalesce(':' || cp.source_line::VARCHAR, ''), cp.self_ms) AS source
