@@ -74,7 +74,7 @@ def flexible_time_sql(expr: str) -> str:
           f"WHEN abs({dec}) < 1e17 THEN {dec} ELSE trunc({dec} / 1000) END")
     return (f"(CASE WHEN regexp_full_match({x}, '{_NUMBER}') "
             f"THEN {epoch_us_sql(f'({us})')} "
-            f"ELSE TRY_CAST(regexp_replace(replace({x}, ' UTC', 'Z'), '(:[0-9]{{2}}),([0-9])', '\\1.\\2') AS TIMESTAMPTZ) END)")
+            f"ELSE TRY_CAST(regexp_replace(replace({x}, ' UTC', 'Z'), '(:[0-9][0-9]),([0-9])', '\\1.\\2') AS TIMESTAMPTZ) END)")
 
 
 def json_map_sql(expr: str) -> str:
