@@ -136,10 +136,10 @@ SELECT source_line, _raw, CASE WHEN j IS NULL THEN 'invalid_json' END AS _shape_
   {first_of('message')} AS message, {first_of('reason')} AS reason, {first_of('time')} AS raw_time,
   map_from_entries(list_filter(map_entries(TRY_CAST(j AS MAP(VARCHAR, VARCHAR))), lambda e: e.key NOT IN ({used}))) AS attributes
 FROM (SELECT line AS source_line, raw AS _raw,
-        CASE WHEN json_valid(raw) AND json_type(raw) = 'OBJECT' THEN raw::JSON END AS j FROM {{src}})"""
+        CASE WHEN json_valid(raw) AND json_type(raw) = 'OBJECT' THEN raw::JSON END AS j FROM __SRC__)"""
     for batch in ctx.line_batches():
         src = ctx.register(batch)
-        ctx.emit("events", _event_sql(inner.format(src=src)))
+        ctx.emit("events", _event_sql(inner.replace("__SRC__", src)))
         ctx.unregister(src)
 
 
