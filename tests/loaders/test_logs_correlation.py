@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import pytest
+
 import forensics
 from forensics.synth.builder import SpanBuilder
 
@@ -90,7 +92,14 @@ EXPECTED_FORMATS = {
 }
 
 
-def test_loading_the_directory_sniffs_every_log_format() -> None:
+def test_every_log_file_sniffs_to_its_format() -> None:
+    from forensics.loaders import sniff
+
+    assert {p.name: sniff(str(p)) for p in sorted(DATA.iterdir())} == EXPECTED_FORMATS
+
+
+@pytest.mark.slow
+def test_loading_the_directory_loads_every_log_format() -> None:
     case = forensics.open_case()
     report = case.load(DATA)
     got = {f.path.rsplit("/", 1)[-1]: f.format for f in report.files}
