@@ -167,12 +167,13 @@ def _element_sources(ctx: LoadContext, fmt: SpanFormat, start: int) -> Iterator[
                    f"({exc.cause}); the array elements before it were loaded", offset=exc.offset, table="spans")
 
 
-def json_sources(ctx: LoadContext, fmt: SpanFormat) -> Iterator[str]:
+def json_sources(ctx: LoadContext, fmt: SpanFormat | None) -> Iterator[str]:
     """Registered source tables ``(line, raw, doc_key, base, what)`` of the JSON documents of ``ctx``.
 
     ``line``: 1-based line of a newline-delimited file, else NULL. ``doc_key``: groups the rows
     of one document. ``base``: document-wide index of the first span of the row's document
-    (NULL for newline-delimited files). ``what``: how reject reasons name the document. The
+    (NULL for newline-delimited files). ``what``: how reject reasons name the document. Large
+    arrays and envelopes are streamed only when ``fmt`` is given (it counts their spans). The
     caller unregisters each table after use.
     """
     if _is_ndjson(ctx.path):
@@ -180,7 +181,7 @@ def json_sources(ctx: LoadContext, fmt: SpanFormat) -> Iterator[str]:
         return
     head = fio.read_head(ctx.path, 1 << 16)
     start = array_start(head, envelope=True) or array_start(head, envelope=False)
-    if start is not None and not ctx.options.get("whole_documents", False):
+    if fmt is not None and start is not None and not ctx.options.get("whole_documents", False):
         yield from _element_sources(ctx, fmt, start)
     else:
         yield from _document_source(ctx)

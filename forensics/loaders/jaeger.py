@@ -31,6 +31,9 @@ Mapping to the canonical ``spans`` table
 * provenance: single documents store the 0-based index of the span in the document (across
   all traces, in order) in ``source_offset``; newline-delimited files store ``source_line``.
 
+The query API v3 (Jaeger v2: OTLP inside ``{"result": ...}``) is format ``jaeger_api_v3``,
+registered here and read by :mod:`._jaeger_v3` through the OTLP mapping.
+
 Rejected: a document or line that is not JSON (with line/column), valid JSON of another
 shape, spans whose ``processID`` names no process of their trace, and what
 :func:`finalize_spans_sql` rejects (bad ids, no start time).
@@ -41,6 +44,7 @@ import orjson
 
 from ._jaeger_zipkin import (SpanFormat, documents_sql, head_json, hex_sql, iso_sql, kv_map_sql, large_document_has,
                              load_spans, micros_sql, span_offset_sql, ts_sql)
+from ._jaeger_v3 import load_v3, sniff_v3
 from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, kind_sql
 from .context import LoadContext
 from .registry import register_format
@@ -233,3 +237,8 @@ def _sniff(head: Head) -> float:
 def load_jaeger(ctx: LoadContext) -> None:
     """Load a Jaeger JSON export (see the module docstring for the mapping)."""
     load_spans(ctx, JAEGER)
+
+
+register_format("jaeger_api_v3", signal="traces",
+                description='Jaeger query API v3 JSON: OTLP traces in {"result": ...}, one response or one per line',
+                sniff=sniff_v3, extensions=(".json", ".jsonl", ".ndjson"))(load_v3)

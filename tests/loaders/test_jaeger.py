@@ -148,6 +148,29 @@ def test_one_span_per_line_with_inline_process():
     }
 
 
+def test_api_v3_response_goes_through_the_otlp_mapping():
+    case, report = load(J / "api_v3_trace.json")
+    assert report.files[0].format == "jaeger_api_v3"
+    spans = spans_by_id(case)
+    assert {sid: (s["trace_id"], s["parent_span_id"], s["service"], s["service_version"], s["kind"], s["status"],
+                  s["status_message"], s["start_time"], s["duration_ms"], s["source_offset"])
+            for sid, s in spans.items()} == {  # base64 ids (protobuf JSON) become hex
+        "00f067aa0ba902b7": ("4bf92f3577b34da6a3ce929d0e0e4736", None, "catalog-service", "1.8.0", "server", "unset",
+                             None, at(0), 412.345, 0),
+        "0000000000000004": ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", "catalog-service", "1.8.0",
+                             "client", "error", "HTTP 500", at(1250), 350.123, 1),
+    }
+    assert spans["00f067aa0ba902b7"]["http_status_code"] == 200
+
+
+def test_api_v3_stream_with_an_error_response_and_a_bad_line():
+    case, report = load(J / "api_v3_stream.ndjson")
+    assert [(s["name"], s["source_line"]) for s in spans_by_id(case).values()] == [("GET /health", 1)]
+    assert report.warnings == [f"{J / 'api_v3_stream.ndjson'}: line 2: the Jaeger query API returned an error: "
+                               "trace not found"]
+    assert [r[:4] for r in rejects(case)] == [("api_v3_stream.ndjson", 3, None, "invalid_json")]
+
+
 def test_missing_process_and_bad_id_are_rejected_with_reasons():
     case, report = load(J / "bad_process.json")
     assert list(spans_by_id(case)) == ["6e0c63257de34c92"]
@@ -228,6 +251,11 @@ def test_compressed_exports_load_the_same_rows(tmp_path, ui):
                                   "bad_process.json", "spans.ndjson", "cut_download.json", "bad_element.json"])
 def test_sniffed_as_jaeger(name):
     assert sniff(str(J / name)) == "jaeger_json"
+
+
+@pytest.mark.parametrize("name", ["api_v3_trace.json", "api_v3_stream.ndjson"])
+def test_sniffed_as_jaeger_api_v3(name):
+    assert sniff(str(J / name)) == "jaeger_api_v3"
 
 
 @pytest.mark.parametrize("text", [
