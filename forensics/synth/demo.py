@@ -119,7 +119,13 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", *, source: str | os.PathLi
     try:
         load_report = load(case, src, progress=False)
         names = sorted(detectors())
-        findings = detect(case) if names else Findings.empty()
+        parts = []
+        for name in names:  # one at a time, so one broken detector does not hide the others
+            try:
+                parts.append(detect(case, only=[name]))
+            except Exception as exc:  # noqa: BLE001 - reported, the demo goes on
+                notes.append(f"detector {name} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        findings = Findings.concat(parts).sorted() if parts else Findings.empty()
         report_path = None
         report_mod = _import_report()
         report_fn = getattr(report_mod, "report", None) if report_mod is not None else None

@@ -41,7 +41,9 @@ def test_synth_command_bad_usage_exits_2(tmp_path, monkeypatch, capsys, argv, me
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_command(tmp_path, capsys):
+    """The flagship demo on the committed sample (about a minute: 44k spans, every detector, the report)."""
     out = tmp_path / "tmp"
     assert main(["demo", "--out", str(out)]) == 0
     text = capsys.readouterr().out

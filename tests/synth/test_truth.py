@@ -5,6 +5,9 @@ from datetime import datetime
 
 import pytest
 
+# each test generates an incident and loads it (tens of seconds on a busy machine)
+pytestmark = pytest.mark.slow
+
 
 def _ts(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
