@@ -10,8 +10,8 @@ Choices, so results are reproducible:
 
 - The drain3 configuration is built here in code (:func:`miner_config`); a ``drain3.ini`` in the
   working directory is never read.
-- Before clustering, numbers (with an optional unit such as ``ms`` or ``MiB``), UUIDs, IPv4
-  addresses (with a port), ``0x`` hex and hex ids of 8+ digits are masked to ``<*>``.
+- Before clustering, dates and times, numbers (with an optional unit such as ``ms`` or ``MiB``),
+  UUIDs, IPv4 addresses (with a port), ``0x`` hex and hex ids of 8+ digits are masked to ``<*>``.
 - Only the first line of a body is mined (a stack trace's frames would make every message unique).
 - Drain is sequential and order-dependent, so the distinct first lines are fed in a fixed order
   (earliest time first, then the text), each cluster's *final* template is given to all its
@@ -48,6 +48,8 @@ HEAD_SQL = "trim(split_part(body, chr(10), 1))"
 #: A token only counts when the characters around it are not in its "touch" class, so ``v1.8.0``,
 #: ``catalog-7d9f`` and ``http2`` stay as written.
 MASKS: tuple[tuple[str, str, str], ...] = (
+    ("datetime", r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)?", r"\w."),
+    ("time_of_day", r"\d{2}:\d{2}:\d{2}(?:[.,]\d+)?", r"\w.:"),
     ("uuid", r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", r"\w.\-"),
     ("ip", r"\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?", r"\w."),
     ("hex", r"0[xX][0-9a-fA-F]+", r"\w.\-"),

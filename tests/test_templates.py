@@ -21,6 +21,8 @@ LINES = [
     ("cache miss for sku:42", "cache miss for sku:<*>"),
     ("catalog-7d9f v1.8.0 ready", "catalog-7d9f v1.8.0 ready"),  # names and versions are not masked
     ("GET /search served 50 items in 2.5s", "GET /search served <*> items in <*>"),
+    ("2026-02-18T10:12:33.123Z ERROR inventory call failed", "<*> ERROR inventory call failed"),
+    ("job started 2026-02-18 10:12:33,123 ended 10:12:35.5", "job started <*> ended <*>"),
 ]
 
 
@@ -106,7 +108,7 @@ CORPUS = [
     "retry -1 of +3 after 1 2 3 ms", "connected to 10.0.3.7:5432 in 12.5ms", "v1.8.0 catalog-7d9f http2 s3",
     "order 7f3c2a10-93b1-4c8e-9d2a-1b2c3d4e5f60 failed", "ptr 0xDEADbeef/0x1f", "took 2.5s, 512MiB, 99.9%",
     "trace=4bf92f3577b34da6a3ce929d0e0e4736 span=00f067aa0ba902b7", "a-5 b_6 c.7 8. .9 (10) [11] {12}",
-    "1,2,3;4:5", "µs 5µs 6 µs", "deadbeef cafebabe12 abcdefg", "GET /items/123?page=2 HTTP/1.1 200",
+    "1,2,3;4:5", "µs 5µs 6 µs", "at 2026-02-18T10:12:33.123+08:00 and 2026-02-18 10:12:33,5 or 10:12:33", "deadbeef cafebabe12 abcdefg", "GET /items/123?page=2 HTTP/1.1 200",
 ]
 
 

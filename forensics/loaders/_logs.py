@@ -46,9 +46,11 @@ FIELD_KEYS: dict[str, tuple[str, ...]] = {
              "heroku.time"),
     "severity": ("level", "severity", "lvl", "log.level", "levelname", "severity_text", "loglevel", "at"),
     "body": ("msg", "message", "body", "event", "log", "error", "err", "desc"),
-    "trace_id": ("trace_id", "traceId", "traceID", "trace.id", "traceid", "dd.trace_id"),
-    "span_id": ("span_id", "spanId", "spanID", "span.id", "spanid", "dd.span_id"),
-    "service": ("service", "service.name", "dd.service", "app", "application", "logger", "logger_name", "name"),
+    "trace_id": ("trace_id", "traceId", "traceID", "trace.id", "traceid", "dd.trace_id",
+                 "logging.googleapis.com/trace", "AWS-XRAY-TRACE-ID"),
+    "span_id": ("span_id", "spanId", "spanID", "span.id", "spanid", "dd.span_id", "logging.googleapis.com/spanId"),
+    "service": ("service", "service.name", "dd.service", "app", "application", "logger", "logger_name", "name",
+                "serviceContext.service", "kubernetes.container_name", "k8s.container.name"),
 }
 #: a key that is only used when another key is present too (bunyan's ``name`` next to ``v``)
 GATED_KEYS: dict[tuple[str, str], str] = {("service", "name"): "v"}
@@ -216,12 +218,19 @@ def time_sql(expr: str, tz: TimeZoneOption, b: Binder) -> str:
 
 
 def _id_sql(value: str, key: str, width: int) -> str:
-    """Normalized id: Datadog decimal ids (``dd.*`` keys) to hex, dashes of UUIDs dropped,
-    lowercase, left padded; NULL when the result is not ``width`` hex digits or all zero."""
-    hexed = (f"(CASE WHEN {key} LIKE 'dd.%' AND regexp_full_match(trim({value}), '[0-9]+') "
-             f"THEN lower(to_hex(TRY_CAST(trim({value}) AS UHUGEINT))) "
-             f"WHEN regexp_full_match(trim({value}), '[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}') "
-             f"THEN replace(trim({value}), '-', '') ELSE {value} END)")
+    """Normalized id, NULL when it is not ``width`` hex digits (after left padding) or all zero.
+
+    Understood: Datadog decimal ids (``dd.*`` keys) -> hex; Google Cloud
+    ``projects/<p>/traces/<hex>``; AWS X-Ray ``1-<8 hex>-<24 hex>`` (as OpenTelemetry converts
+    it); UUIDs (dashes dropped); any case.
+    """
+    v = f"trim({value})"
+    hexed = (f"(CASE WHEN {key} LIKE 'dd.%' AND regexp_full_match({v}, '[0-9]+') "
+             f"THEN lower(to_hex(TRY_CAST({v} AS UHUGEINT))) "
+             f"WHEN regexp_full_match({v}, 'projects/[^/]+/traces/[0-9a-fA-F]+') THEN regexp_extract({v}, '[0-9a-fA-F]+$') "
+             f"WHEN regexp_full_match({v}, '1-[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{24}}') THEN replace({v}[3:], '-', '') "
+             f"WHEN regexp_full_match({v}, '[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}') "
+             f"THEN replace({v}, '-', '') ELSE {value} END)")
     norm = hex_id_sql(hexed, width)
     return (f"(CASE WHEN regexp_full_match({norm}, '[0-9a-f]{{{width}}}') AND {norm} <> repeat('0', {width}) "
             f"THEN {norm} END)")

@@ -10,7 +10,8 @@ compact JSON; the remaining members of an object a canonical field came from, su
 
 Docker json-file lines (``{"log": "...\\n", "stream": "stdout", "time": "..."}``) are
 unwrapped: when ``log`` holds a JSON object its fields are mapped (the application's time wins;
-docker's time is kept as ``docker.time``), otherwise the text is the body. Docker splits
+docker's time is kept as ``docker.time``), otherwise the text is the body; the envelope's other
+fields (Fluent Bit's ``kubernetes`` metadata, ``stream``) are kept. Docker splits
 messages over 16 KiB into lines whose ``log`` has no final newline: they are joined (within a
 batch of lines). ``container_logs``
 reads container runtime lines the same way (``kubectl logs --timestamps``, CRI files).
@@ -78,19 +79,20 @@ WITH src AS (
       AS _pre_reason,
     CASE WHEN bad > 0 OR json_type(j) <> 'OBJECT' THEN NULL
          WHEN NOT is_docker THEN j
-         ELSE {_unwrap_sql("rtrim(docker_log, chr(10) || chr(13))", "j->>'$.stream'", "'docker.time'", "j->>'$.time'")}
+         ELSE {_unwrap_sql("rtrim(docker_log, chr(10) || chr(13))",
+                           "json_merge_patch(j, json_object('log', NULL, 'time', NULL, 'docker.time', j->>'$.time'))")}
     END AS d
   FROM msgs
 {_FIELDS_FROM_DOCS}"""
 
 
-def _unwrap_sql(payload: str, stream: str, time_key: str, time: str) -> str:
-    """The document of an envelope (docker json-file, container runtime line): the payload's
-    JSON object merged over ``{stream, <time_key>: time}``, or ``{message: payload, ...}``."""
+def _unwrap_sql(payload: str, envelope: str) -> str:
+    """The document of an envelope line (docker json-file, Fluent Bit, container runtime): the
+    payload's JSON object merged over the ``envelope`` object (its other fields: stream,
+    Kubernetes metadata, the envelope's time), or the envelope with ``message`` = payload text."""
     inner = f"TRY_CAST(trim({payload}) AS JSON)"
-    return (f"(CASE WHEN json_type({inner}) = 'OBJECT' "
-            f"THEN json_merge_patch(json_object('stream', {stream}, {time_key}, {time}), {inner}) "
-            f"ELSE json_object('message', {payload}, 'stream', {stream}, {time_key}, {time}) END)")
+    return (f"(CASE WHEN json_type({inner}) = 'OBJECT' THEN json_merge_patch({envelope}, {inner}) "
+            f"ELSE json_merge_patch({envelope}, json_object('message', {payload})) END)")
 
 
 #: from ``docs(source_line, _raw, _pre_code, _pre_reason, d JSON)`` to the inner SELECT columns
@@ -198,7 +200,7 @@ WITH src AS (
     CASE WHEN NOT ok THEN 'unparsed_line' END AS _pre_code,
     CASE WHEN NOT ok THEN 'expected a container log line: an RFC 3339 time, optionally "stdout|stderr F|P", '
          || 'then the message' END AS _pre_reason,
-    CASE WHEN ok THEN {_unwrap_sql("payload", "c_stream", "'container.time'", "c_time")} END AS d
+    CASE WHEN ok THEN {_unwrap_sql("payload", "json_object('stream', c_stream, 'container.time', c_time)")} END AS d
   FROM msgs
 {_FIELDS_FROM_DOCS}"""
 

@@ -308,3 +308,26 @@ def test_weird_values_never_break_a_batch(tmp_path) -> None:
     for r in rows:
         assert r["trace_id"] is None or len(r["trace_id"]) == 32
         assert r["severity"] in (None, "trace", "debug", "info", "warn", "error", "fatal")
+
+
+def test_google_cloud_structured_logging() -> None:
+    rows, _, _ = load_rows(DATA / "gcp.jsonl")
+    assert rows == [{
+        "time": utc(2026, 2, 18, 10, 12, 33, 123456), "service": "checkout-service", "severity": "error",
+        "body": "charge failed", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7",
+        "attributes": {"logging.googleapis.com/trace_sampled": "true", "serviceContext.version": "2.4.1"},
+        "source_line": 1,
+    }]
+
+
+def test_fluent_bit_keeps_kubernetes_metadata_and_xray_ids() -> None:
+    rows, _, _ = load_rows(DATA / "fluentbit.jsonl")
+    assert rows[0] == {
+        "time": utc(2026, 2, 18, 10, 12, 33, 123456), "service": "catalog-service", "severity": None,
+        "body": "2026-02-18T10:12:33.123Z ERROR inventory call failed", "trace_id": None, "span_id": None,
+        "attributes": {"date": "1771409553.123", "stream": "stderr", "kubernetes.pod_name": "catalog-7d9f-x2x",
+                       "kubernetes.namespace_name": "prod", "kubernetes.labels": '{"app":"catalog"}'},
+        "source_line": 1,
+    }
+    # an AWS X-Ray id becomes the 32-hex id OpenTelemetry uses
+    assert (rows[1]["severity"], rows[1]["trace_id"]) == ("warn", "5759e988bd862e3fe1be46a994272793")
