@@ -12,8 +12,10 @@ block, found with an ASOF join over line numbers, so families may span read batc
 * Values keep ``NaN``, ``+Inf`` and ``-Inf``; label values are unescaped (``\\"``, ``\\\\``,
   ``\\n``).
 * Timestamps: integer milliseconds in Prometheus text, (fractional) seconds in OpenMetrics. The
-  dialect is OpenMetrics when the head of the file has ``# EOF``, a ``# UNIT`` line or an
-  exemplar, or when ``dialect="openmetrics"`` is passed. Samples without a timestamp get the
+  dialect is the ``dialect`` option (``"prometheus"``/``"openmetrics"``); else OpenMetrics when
+  the file has ``# EOF`` (head, or last line of an uncompressed file), a ``# UNIT`` line or an
+  exemplar in its head, or when most head timestamps look like seconds (a fraction, or between
+  1e8 and 1e11; milliseconds since 1973 are above 1e11). Samples without a timestamp get the
   ``scrape_time`` option (ISO text, epoch seconds or datetime) or else the file's modification
   time; a warning says which.
 * Exemplars (``# {trace_id="...",span_id="..."} 0.67 1700000000.123``) fill
@@ -28,13 +30,16 @@ block, found with an ASOF join over line numbers, so families may span read batc
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from datetime import datetime
 
 from .._db import run, scalar
 from ._fields import epoch_ms_sql, epoch_seconds_sql, scrape_time
 from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, hex_id_sql
+from ..errors import UsageError
 from .context import LoadContext
+from .io import compression_of
 from .registry import register_format
 from .sniff import Head, head_of
 
@@ -129,12 +134,32 @@ def _sniff(head: Head) -> float:
     return 0.0
 
 
+def _tail(path: str, size: int = 4096) -> bytes:
+    """Last bytes of an uncompressed file (b"" for compressed ones)."""
+    if compression_of(path) is not None:
+        return b""
+    with open(path, "rb") as fh:
+        fh.seek(max(0, os.path.getsize(path) - size))
+        return fh.read()
+
+
 def _is_openmetrics(ctx: LoadContext) -> bool:
+    """Dialect of the file: the ``dialect`` option; else OpenMetrics markers (``# EOF`` at the
+    start or end, ``# UNIT``, exemplars); else what most head timestamps look like (seconds have
+    a fraction or lie in [1e8, 1e11); milliseconds of any date after 1973 are above 1e11)."""
     dialect = ctx.options.get("dialect")
     if dialect is not None:
+        if str(dialect).lower() not in ("prometheus", "openmetrics"):
+            raise UsageError(f"dialect={dialect!r}: choose 'prometheus' (timestamps in ms) or 'openmetrics' (seconds)")
         return str(dialect).lower() == "openmetrics"
     head = head_of(ctx.path)
-    return head.has(r"(?m)^# EOF\s*$") or head.has(r"(?m)^# UNIT ") or head.has(r'\}\s+\S+(\s+\S+)?\s+#\s*\{')
+    if (head.has(r"(?m)^# EOF\s*$") or head.has(r"(?m)^# UNIT ") or head.has(r'\}\s+\S+(\s+\S+)?\s+#\s*\{')
+            or re.search(rb"(?m)^# EOF\s*\Z", _tail(ctx.path))):
+        return True
+    stamps = [m.group(6) for m in map(re.compile(_SAMPLE).match, head.lines[:2000]) if m and m.group(6)]
+    magnitudes = [abs(float(t)) for t in stamps if re.fullmatch(_FLOAT, t)]
+    seconds = sum(1 for t, v in zip(stamps, magnitudes) if re.search(r"[.eE]", t) or 1e8 <= v < 1e11)
+    return seconds > sum(1 for v in magnitudes if v >= 1e11)
 
 
 @register_format("prometheus_text", signal="metrics", sniff=_sniff, extensions=(".prom", ".txt", ".om"),

@@ -158,3 +158,24 @@ def test_prometheus3_quoted_utf8_names():
     assert (rows[5]["name"], rows[5]["type"], rows[5]["value"]) == ("http.server.request.duration_count", "histogram_count", 11.0)
     assert (rows[6]["name"], rows[6]["type"]) == ('say "hi"', "untyped")
     assert report.rows_rejected == 0
+
+
+@pytest.mark.parametrize("tail", ["# EOF\n", ""], ids=["eof-past-head", "integer-seconds"])
+def test_dialect_from_tail_eof_or_timestamp_magnitude(tmp_path, tail):
+    """OpenMetrics markers may sit past the sniffed head; integer seconds are told from ms."""
+    lines = "".join(f'up{{i="{i}"}} 1 1771409400\n' for i in range(3000))  # > 64 KiB, integer seconds
+    path = tmp_path / "big.txt"
+    path.write_text("# TYPE up gauge\n" + lines + tail)
+    case = forensics.open_case()
+    case.load(path, format="prometheus_text")
+    assert case.sql("SELECT min(time), max(time) FROM metrics").rows() == [(AT_TS, AT_TS)]
+    with pytest.raises(forensics.UsageError, match="dialect"):
+        forensics.open_case().load(path, format="prometheus_text", dialect="prom")
+
+
+def test_explicit_dialect_option(tmp_path):
+    path = tmp_path / "s.prom"
+    path.write_text("up 1 1771409400\n")
+    case = forensics.open_case()
+    case.load(path, format="prometheus_text", dialect="prometheus")
+    assert case.sql("SELECT time FROM metrics").scalar() == datetime(1970, 1, 21, 12, 3, 29, 400000, tzinfo=timezone.utc)
