@@ -10,7 +10,8 @@ compact JSON; the remaining members of an object a canonical field came from, su
 
 Docker json-file lines (``{"log": "...\\n", "stream": "stdout", "time": "..."}``) are
 unwrapped: when ``log`` holds a JSON object its fields are mapped (the application's time wins;
-docker's time is kept as ``docker.time``), otherwise the text is the body; the envelope's other
+docker's time is kept as ``docker.time``), otherwise the text is the body (and an upper-case level word among its first three words, as
+in ``2026-02-18 10:12:33 ERROR ...``, is the level); the envelope's other
 fields (Fluent Bit's ``kubernetes`` metadata, ``stream``) are kept. Docker splits
 messages over 16 KiB into lines whose ``log`` has no final newline: they are joined (within a
 batch of lines). ``container_logs``
@@ -43,6 +44,11 @@ LEVEL_KEYS = ("level", "severity", "lvl", "log.level", "levelname")
 DEPLOY_KINDS = {"deploy", "deployment", "rollback", "release", "config", "scale", "restart", "feature_flag"}
 #: keys of other formats' JSON lines, which their own loaders read
 FOREIGN_KEYS = ("resourceSpans", "resourceLogs", "resourceMetrics", "apiVersion")
+
+
+#: the level of a text payload: an upper-case level word among its first three words
+#: (``2026-02-18 10:12:33.123 ERROR ...``, ``[WARN] ...``, ``INFO: ...``)
+TEXT_LEVEL = r"^(?:\S+\s+){0,2}?\[?(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|FATAL|CRITICAL|SEVERE|PANIC)\]?(?:[\s:]|$)"
 
 
 def _text(v: str) -> str:
@@ -91,8 +97,9 @@ def _unwrap_sql(payload: str, envelope: str) -> str:
     payload's JSON object merged over the ``envelope`` object (its other fields: stream,
     Kubernetes metadata, the envelope's time), or the envelope with ``message`` = payload text."""
     inner = f"TRY_CAST(trim({payload}) AS JSON)"
+    level = f"nullif(regexp_extract({payload}, '{TEXT_LEVEL}', 1), '')"
     return (f"(CASE WHEN json_type({inner}) = 'OBJECT' THEN json_merge_patch({envelope}, {inner}) "
-            f"ELSE json_merge_patch({envelope}, json_object('message', {payload})) END)")
+            f"ELSE json_merge_patch({envelope}, json_object('message', {payload}, 'level', {level})) END)")
 
 
 #: from ``docs(source_line, _raw, _pre_code, _pre_reason, d JSON)`` to the inner SELECT columns

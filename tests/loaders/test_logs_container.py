@@ -42,8 +42,12 @@ def test_text_payloads_need_the_format_named(tmp_path) -> None:
     from forensics.loaders.sniff import head_of
 
     path = tmp_path / "k.log"
-    path.write_text("2026-02-18T10:12:33.1Z starting\n2026-02-18T10:12:34.2Z ready\n")
+    path.write_text("2026-02-18T10:12:33.1Z starting\n2026-02-18T10:12:34.2Z [WARN] ready late\n"
+                    "2026-02-18T10:12:35Z 10:12:35.001 main ERROR: Error while serving\n")
     assert _sniff_container(head_of(str(path))) == 0.0
     rows, _, _ = load_rows(path, format="container_logs")
-    assert [(r["time"], r["body"]) for r in rows] == [(utc(2026, 2, 18, 10, 12, 33, 100000), "starting"),
-                                                      (utc(2026, 2, 18, 10, 12, 34, 200000), "ready")]
+    assert [(r["time"], r["severity"], r["body"]) for r in rows] == [
+        (utc(2026, 2, 18, 10, 12, 33, 100000), None, "starting"),
+        (utc(2026, 2, 18, 10, 12, 34, 200000), "warn", "[WARN] ready late"),
+        (utc(2026, 2, 18, 10, 12, 35), "error", "10:12:35.001 main ERROR: Error while serving"),
+    ]
