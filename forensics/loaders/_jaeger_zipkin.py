@@ -235,7 +235,7 @@ def kv_map_sql(entries: str) -> str:
 
 def documents_sql(src: str) -> str:
     """Query: the valid JSON documents of ``src`` with their position columns and ``doc JSON``."""
-    return f"SELECT line, raw, doc_key, base, raw::JSON AS doc FROM {src} WHERE json_valid(raw)"
+    return f"SELECT line, raw, doc_key, base, what, raw::JSON AS doc FROM {src} WHERE json_valid(raw)"
 
 
 def span_offset_sql(*order: str) -> str:
@@ -251,9 +251,11 @@ SELECT line AS source_line, base AS source_offset, left(raw, 1000) AS _raw, 'inv
 FROM {src} WHERE NOT json_valid(raw)
 UNION ALL
 SELECT line AS source_line, base AS source_offset, left(raw, 1000) AS _raw, 'wrong_shape' AS _reject_code,
-       'valid JSON but not ' || ? || '; found a JSON ' || lower(json_type(doc)) ||
-       coalesce(' with keys ' || nullif(array_to_string(list_slice(json_keys(doc), 1, 8), ', '), ''), '') AS _reject_reason
-FROM ({documents_sql(src)}) WHERE NOT ({fmt.recognised})
+       what || ' is valid JSON but not ' || ? || '; found a JSON ' ||
+       CASE WHEN json_type(shown) IN ('UBIGINT', 'BIGINT', 'DOUBLE') THEN 'number' ELSE lower(json_type(shown)) END ||
+       coalesce(' with keys ' || nullif(array_to_string(list_slice(json_keys(shown), 1, 8), ', '), ''), '') AS _reject_reason
+FROM (SELECT *, CASE WHEN starts_with(what, 'array element') THEN doc -> '$[0]' ELSE doc END AS shown
+      FROM ({documents_sql(src)}) WHERE NOT ({fmt.recognised}))
 """
 
 

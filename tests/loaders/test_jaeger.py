@@ -212,6 +212,23 @@ def test_envelope_with_a_broken_trace_loads_the_others():
     assert reason.startswith("array element 1 is not a complete JSON value (expected a Jaeger trace")
 
 
+def test_odd_elements_null_span_number_and_trace_without_spans():
+    case, report = load(J / "odd_elements.json")
+    spans = spans_by_id(case)
+    # startTime as a string, null references/tags/logs/duration; error "TRUE"; tags with null key/value
+    assert {sid: (s["name"], s["start_time"], s["duration_ms"], s["status"], s["attributes"], s["events"])
+            for sid, s in spans.items()} == {
+        "00000000000000b1": ("x", at(0), None, "unset", {}, None),
+        "00000000000000b2": ("y", at(1), 0.005, "error", {"error": "TRUE", "k": None},
+                             [{"time": None, "name": None, "attributes": {}}]),
+    }
+    assert (report.records_read, report.rows_loaded, report.rows_rejected) == (5, 2, 3)
+    found = [(offset, code, reason.split("; found ")[-1] if "; found " in reason else reason)
+             for _, _, offset, code, reason in rejects(case)]
+    assert found == [(0, "missing_field", "span has no span id"), (3, "wrong_shape", "a JSON number"),
+                     (3, "wrong_shape", "a JSON object with keys traceID")]
+
+
 def test_cut_download_keeps_the_complete_traces():
     case, report = load(J / "cut_download.json")
     assert [s["name"] for s in spans_by_id(case).values()] == ["tick"]
