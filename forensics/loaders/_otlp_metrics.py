@@ -33,7 +33,7 @@ def _temporality_sql(expr: str) -> str:
             f"WHEN {expr} IN ('2', 'AGGREGATION_TEMPORALITY_CUMULATIVE') THEN 'cumulative' END")
 
 
-def _points_sql(req: str) -> str:
+def _points_sql() -> str:
     """One row per data point of every metric type (UNION ALL BY NAME fills the other p_* NULL)."""
     parts = []
     for field, (col, type_sql, temporality) in _KINDS.items():
@@ -65,13 +65,13 @@ def _common(labels: str) -> str:
     return _COMMON.replace("labels", f"{labels} AS labels")
 
 
-def metrics_sql(req: str, *, doc_mode: bool) -> str:
-    """Canonical metric rows plus data-point and line-level rejects, from parsed requests ``req``."""
+def metrics_sql(src: str, *, doc_mode: bool) -> str:
+    """Canonical metric rows plus data-point and line-level rejects, from request texts ``src``."""
     position = ("CAST(NULL AS BIGINT) AS source_line, row_number() OVER (ORDER BY doc, rs_i, ss_i, r_i, p_i) - 1 AS source_offset"
                 if doc_mode else "line AS source_line, CAST(NULL AS BIGINT) AS source_offset")
     no_value = "(TRY_CAST(p_num.flags AS BIGINT) & 1) = 1"
     return f"""
-WITH m AS ({records_sql(req, "metrics")}),
+WITH m AS ({records_sql(src, "metrics")}),
 pts AS MATERIALIZED (
   SELECT *, CASE
       WHEN metric IS NULL OR metric = '' THEN 'missing_field'
@@ -86,7 +86,7 @@ pts AS MATERIALIZED (
         {_coalesce_points('attributes')} AS attrs_raw,
         {_coalesce_points('exemplars')} AS ex,
         res['service.name'] AS service, {position}
-      FROM ({_points_sql(req)})
+      FROM ({_points_sql()})
     )
   )
 ),
@@ -123,7 +123,7 @@ SELECT source_line, source_offset, _reject_code,
     left(to_json({{'metric': metric, 'point': coalesce(to_json(p_num), to_json(p_hist), to_json(p_exp), to_json(p_summary))}})::VARCHAR, 1000) AS _raw
   FROM pts WHERE _reject_code IS NOT NULL
 UNION ALL BY NAME
-{line_rejects_sql(req, "metrics")}
+{line_rejects_sql(src, "metrics")}
 """
 
 

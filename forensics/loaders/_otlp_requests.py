@@ -6,16 +6,13 @@ emits spans, logs and metrics (each with its rejects) through the :class:`LoadCo
 """
 from __future__ import annotations
 
-import itertools
-
 import pyarrow as pa
 
 from .._db import one, run
 from ._otlp_metrics import metrics_sql
-from ._otlp_sql import SIGNAL_KEYS, logs_sql, macros_sql, parse_requests_sql, spans_sql
+from ._otlp_sql import SIGNAL_KEYS, guess_signal_sql, logs_sql, macros_sql, spans_sql
 from .context import LoadContext
 
-_names = itertools.count()
 _SIGNAL_SQL = {"spans": spans_sql, "logs": logs_sql, "metrics": metrics_sql}
 
 
@@ -37,6 +34,10 @@ def requests_table(raw: list[str] | pa.Array, *, line: list[int | None] | pa.Arr
 def emit_requests(ctx: LoadContext, src: str, *, doc_mode: bool) -> None:
     """Parse the requests in relation ``src`` and emit spans, logs and metrics.
 
+    Each signal is one streaming INSERT (parse, unnest, map) over the lines that mention its
+    key, so every line is parsed once; lines that are not requests become rejects of the
+    signal their text suggests.
+
     Parameters
     ----------
     src:
@@ -47,13 +48,9 @@ def emit_requests(ctx: LoadContext, src: str, *, doc_mode: bool) -> None:
         of the record (span, log record or metric data point) among the file's records of
         its signal.
     """
-    req = f"_otlp_req_{next(_names)}"
-    run(ctx.con, f"CREATE TEMP TABLE {req} AS {parse_requests_sql(src)}")
     present = one(ctx.con, "SELECT " + ", ".join(
-            f"coalesce(bool_or(j.{key} IS NOT NULL OR _bad_signal = '{signal}'), false)"
-        for signal, key in SIGNAL_KEYS.items()) + f" FROM {req}")
+        f"coalesce(bool_or(contains(raw, '\"{key}\"') OR {guess_signal_sql('raw')} = '{signal}'), false)"
+        for signal, key in SIGNAL_KEYS.items()) + f" FROM {src}")
     for (signal, build), has in zip(_SIGNAL_SQL.items(), present or ()):
         if has:
-            ctx.emit(signal, build(req, doc_mode=doc_mode))
-    # no try/finally: after an error the file's transaction is rolled back, temp table included
-    run(ctx.con, f"DROP TABLE {req}")
+            ctx.emit(signal, build(src, doc_mode=doc_mode))

@@ -81,39 +81,50 @@ def macros_sql() -> str:
     return (Path(__file__).with_name("_otlp_macros.sql")).read_text()
 
 
-def structure_sql() -> str:
-    """The json_transform structure of one OTLP request (all three signals), as a SQL literal."""
-    return "'" + json.dumps(REQUEST, separators=(",", ":")).replace("'", "''") + "'"
+def structure_sql(signal: str) -> str:
+    """The json_transform structure of one OTLP request of ``signal``, as a SQL literal."""
+    key = SIGNAL_KEYS[signal]
+    return "'" + json.dumps({key: REQUEST[key]}, separators=(",", ":")).replace("'", "''") + "'"
 
 
-def parse_requests_sql(src: str) -> str:
-    """SELECT turning ``src`` (line, doc, raw) into parsed requests and line-level rejects."""
-    keys = " AND ".join(f"j.{k} IS NULL" for k in SIGNAL_KEYS.values())
+def _text_sql(src: str) -> str:
+    """``src`` with a UTF-8 byte-order mark removed from the start of ``raw``."""
+    return f"(SELECT line, doc, CASE WHEN starts_with(raw, chr(65279)) THEN substr(raw, 2) ELSE raw END AS raw FROM {src})"
+
+
+def guess_signal_sql(raw: str) -> str:
+    """Which signal a line is about, from its text (to attribute lines that are not requests)."""
+    return (f"CASE WHEN contains({raw}, '\"resourceLogs\"') THEN 'logs' "
+            f"WHEN contains({raw}, '\"resourceMetrics\"') THEN 'metrics' ELSE 'spans' END")
+
+
+def parse_requests_sql(src: str, signal: str) -> str:
+    """The requests of ``signal`` in ``src`` (line, doc, raw), parsed: columns line, doc, j.
+
+    Only lines mentioning the signal's key are parsed, so each line is parsed once per load.
+    """
+    key = SIGNAL_KEYS[signal]
+    return (f"SELECT line, doc, json_transform(raw, {structure_sql(signal)}) AS j FROM {_text_sql(src)} "
+            f"WHERE contains(raw, '\"{key}\"') AND json_valid(raw)")
+
+
+def line_rejects_sql(src: str, signal: str) -> str:
+    """Line-level rejects (not JSON, not a request) attributed to ``signal`` by a text guess."""
+    paths = "[" + ", ".join(f"'$.{k}'" for k in SIGNAL_KEYS.values()) + "]"
     return f"""
-SELECT line, doc, j,
-  CASE WHEN NOT ok THEN 'invalid_json' WHEN {keys} THEN 'wrong_shape' END AS _bad_code,
-  CASE WHEN NOT ok THEN 'not valid JSON: expected one OTLP ExportServiceRequest per line'
-       WHEN {keys} THEN 'JSON without resourceSpans, resourceLogs or resourceMetrics: not an OTLP request'
-  END AS _bad_reason,
-  CASE WHEN NOT ok OR ({keys}) THEN left(raw, 1000) END AS _bad_raw,
-  CASE WHEN contains(raw, '"resourceLogs"') THEN 'logs' WHEN contains(raw, '"resourceMetrics"') THEN 'metrics'
-       ELSE 'spans' END AS _bad_signal
-FROM (SELECT line, doc, raw, ok, CASE WHEN ok THEN json_transform(raw, {structure_sql()}) END AS j
-      FROM (SELECT line, doc, raw, json_valid(raw) AS ok
-            FROM (SELECT line, doc, CASE WHEN starts_with(raw, chr(65279)) THEN substr(raw, 2) ELSE raw END AS raw
-                  FROM {src})))
+SELECT line AS source_line, doc AS source_offset, _reject_code, left(raw, 1000) AS _raw,
+  CASE _reject_code WHEN 'invalid_json' THEN 'not valid JSON: expected one OTLP ExportServiceRequest per line'
+    ELSE 'JSON without a resourceSpans, resourceLogs or resourceMetrics array: not an OTLP request' END AS _reject_reason
+FROM (SELECT line, doc, raw, CASE WHEN NOT json_valid(raw) THEN 'invalid_json'
+        WHEN NOT list_contains(coalesce(json_type(raw, {paths}), []), 'ARRAY') THEN 'wrong_shape' END AS _reject_code
+      FROM {_text_sql(src)} WHERE {guess_signal_sql('raw')} = '{signal}')
+WHERE _reject_code IS NOT NULL
 """
 
 
-def line_rejects_sql(req: str, signal: str) -> str:
-    """Line-level rejects (not JSON, not a request) attributed to ``signal`` by a text guess."""
-    return (f"SELECT line AS source_line, doc AS source_offset, _bad_code AS _reject_code, "
-            f"_bad_reason AS _reject_reason, _bad_raw AS _raw FROM {req} "
-            f"WHERE _bad_code IS NOT NULL AND _bad_signal = '{signal}'")
-
-
-def records_sql(req: str, signal: str) -> str:
-    """One row per OTLP record (span / log record / metric) with its resource and scope.
+def records_sql(src: str, signal: str) -> str:
+    """One row per OTLP record (span / log record / metric) of ``signal`` in ``src``, with its
+    resource and scope.
 
     Columns: line, doc, rs_i, ss_i, r_i (1-based positions), res (resource attributes MAP),
     scope_name, scope_version, r (the record struct).
@@ -130,7 +141,7 @@ FROM (
     SELECT line, doc, rs_i, otlp_attrs(rs.resource.attributes) AS res,
            coalesce(rs.{scopes_key}, rs.{legacy_key}) AS scopes
     FROM (SELECT line, doc, unnest(range(1, len(j.{rkey}) + 1)) AS rs_i, unnest(j.{rkey}) AS rs
-          FROM {req} WHERE j.{rkey} IS NOT NULL)
+          FROM ({parse_requests_sql(src, signal)}) WHERE j.{rkey} IS NOT NULL)
   )
 )
 """
@@ -143,7 +154,7 @@ def _position_sql(doc_mode: bool, *order: str) -> tuple[str, str]:
     return "CAST(NULL AS BIGINT)", f"row_number() OVER (ORDER BY {', '.join(order)}) - 1"
 
 
-def spans_sql(req: str, *, doc_mode: bool) -> str:
+def spans_sql(src: str, *, doc_mode: bool) -> str:
     """Canonical span rows (through finalize_spans_sql) plus line-level rejects for spans."""
     line, offset = _position_sql(doc_mode, "doc", "rs_i", "ss_i", "r_i")
     inner = f"""
@@ -168,9 +179,9 @@ SELECT otlp_id(r.traceId, {TRACE_ID_HEX}) AS trace_id,
       'trace_state': nullif(_ln.traceState, ''), 'attributes': otlp_attrs(_ln.attributes)}}))
   END AS links,
   {line} AS source_line, {offset} AS source_offset, r AS _record
-FROM ({records_sql(req, "spans")})
+FROM ({records_sql(src, "spans")})
 """
-    return with_raw_for_rejects(finalize_spans_sql(inner), line_rejects_sql(req, "spans"))
+    return with_raw_for_rejects(finalize_spans_sql(inner), line_rejects_sql(src, "spans"))
 
 
 def with_raw_for_rejects(select: str, line_rejects: str) -> str:
@@ -215,7 +226,7 @@ def severity_sql(number: str, text: str) -> str:
     return f"CASE {ranges} {words} END"
 
 
-def logs_sql(req: str, *, doc_mode: bool) -> str:
+def logs_sql(src: str, *, doc_mode: bool) -> str:
     """Canonical log rows plus rejects (bad ids, no time) and line-level rejects for logs."""
     line, offset = _position_sql(doc_mode, "doc", "rs_i", "ss_i", "r_i")
     inner = f"""
@@ -232,7 +243,7 @@ SELECT coalesce(otlp_ts(otlp_ns(r.timeUnixNano)), otlp_ts(otlp_ns(r.observedTime
        ELSE otlp_attrs(r.attributes) END AS attributes,
   res AS resource_attributes,
   {line} AS source_line, {offset} AS source_offset, r AS _record
-FROM ({records_sql(req, "logs")})
+FROM ({records_sql(src, "logs")})
 """
     bad_trace = f"l.trace_id IS NOT NULL AND NOT regexp_full_match(l.trace_id, '[0-9a-f]{{{TRACE_ID_HEX}}}')"
     bad_span = f"l.span_id IS NOT NULL AND NOT regexp_full_match(l.span_id, '[0-9a-f]{{{SPAN_ID_HEX}}}')"
@@ -246,4 +257,4 @@ SELECT l.* EXCLUDE (severity_text),
   END AS _reject_reason
 FROM ({inner}) l
 """
-    return with_raw_for_rejects(checked, line_rejects_sql(req, "logs"))
+    return with_raw_for_rejects(checked, line_rejects_sql(src, "logs"))
