@@ -1,0 +1,158 @@
+"""`make bench`: ingest and detector benchmarks as ratios measured in the same run.
+
+    python -m bench [--spans 1000000,10000000] [--formats otlp,jaeger,zipkin] [--naive-max 1000000]
+
+Data comes from forensics.synth (scenario `clean`, ~10 spans per trace) and is cached under
+bench/data/. Each measurement runs in its own process (peak RSS is that task's). Results go to
+bench/results/latest.json (and a timestamped copy); README quotes them.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "bench" / "data"
+RESULTS = ROOT / "bench" / "results"
+PATTERNS = {"otlp": "traces.otlp.jsonl", "jaeger": "jaeger/*.json", "zipkin": "zipkin/*.json"}
+SPANS_PER_TRACE = 9.75  # measured on the `clean` scenario
+
+
+def _run(args: list[str], timeout: float = 3600) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "bench.tasks", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["failed"]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def dataset(fmt: str, spans: int) -> tuple[str, int, int]:
+    """(glob of trace files, total bytes, spans) for ``spans`` spans in ``fmt``, generated once."""
+    import forensics.synth as synth
+
+    traces = max(1, int(spans / SPANS_PER_TRACE))
+    out = DATA / f"clean-{fmt}-{traces}"
+    truth_path = out / "truth.json"
+    if not truth_path.exists():
+        if out.exists():
+            shutil.rmtree(out)
+        t0 = time.perf_counter()
+        synth.generate("clean", str(out), traces=traces, seed=42, format=fmt)
+        print(f"  generated {fmt} {traces} traces in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    truth = json.loads(truth_path.read_text())
+    pattern = str(out / PATTERNS[fmt])
+    size = sum(os.path.getsize(p) for p in glob.glob(pattern))
+    return pattern, size, truth["counts"]["spans"]
+
+
+def machine() -> dict:
+    import duckdb
+    import pyarrow
+
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem_gb, 1), "python": platform.python_version(),
+            "duckdb": duckdb.__version__, "pyarrow": pyarrow.__version__, "platform": platform.platform()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--spans", default="1000000", help="comma-separated span counts (default 1000000)")
+    ap.add_argument("--formats", default="otlp,jaeger,zipkin")
+    ap.add_argument("--naive-max", type=int, default=1_000_000, help="skip json_normalize above this many spans")
+    ap.add_argument("--no-detectors", action="store_true")
+    args = ap.parse_args(argv)
+    sizes = [int(s) for s in args.spans.split(",")]
+    formats = args.formats.split(",")
+    from forensics.detectors import detectors
+
+    results: dict = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                     "ingest": [], "detectors": []}
+    tmp = Path(tempfile.mkdtemp(prefix="forensics-bench-"))
+    try:
+        for n in sizes:
+            for fmt in formats:
+                pattern, size, spans = dataset(fmt, n)
+                case_path = tmp / f"{fmt}-{n}.duckdb"
+                row = {"format": fmt, "spans": spans, "bytes": size}
+                for tool in ("floor", "duckdb", "pandas", "forensics"):
+                    if tool == "pandas" and spans > args.naive_max:
+                        row[tool] = {"skipped": f"more than --naive-max={args.naive_max} spans"}
+                        continue
+                    extra = [str(case_path)] if tool == "forensics" else []
+                    if case_path.exists() and tool == "forensics":
+                        case_path.unlink()
+                    row[tool] = _run([tool, fmt, pattern, *extra])
+                    print(f"  {n:>10} {fmt:<7} {tool:<10} {row[tool]}", file=sys.stderr)
+                results["ingest"].append(row)
+                if fmt == "otlp" and not args.no_detectors and "seconds" in row["forensics"]:
+                    det = {"spans": spans}
+                    for name in sorted(detectors()):
+                        det[name] = _run([f"detect:{name}", str(case_path)])
+                        print(f"  {n:>10} detect {name:<20} {det[name]}", file=sys.stderr)
+                    det["detect_cli"] = _run(["detect_cli", str(case_path)])
+                    results["detectors"].append(det)
+                if case_path.exists():
+                    case_path.unlink()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=2)
+    (RESULTS / "latest.json").write_text(text)
+    (RESULTS / f"{results['started'].replace(':', '')}.json").write_text(text)
+    print(render(results))
+    return 0
+
+
+def _ratio(base: dict, ours: dict) -> str:
+    if "seconds" not in base or "seconds" not in ours:
+        return "-"
+    return f"{base['seconds'] / ours['seconds']:.2f}x"
+
+
+def render(results: dict) -> str:
+    """The ratio table README quotes (ratios > 1: forensics is faster than that baseline)."""
+    m = results["machine"]
+    lines = [f"machine: {m['cpu']} ({m['cores']} cores, {m['memory_gb']} GB), Python {m['python']}, DuckDB {m['duckdb']}", "",
+             "| format | spans | MB | forensics s | spans/s | MB/s | peak RSS MB | vs orjson floor | vs DuckDB read_json+UNNEST | vs json_normalize |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in results["ingest"]:
+        ours = row["forensics"]
+        mb = row["bytes"] / 1e6
+        if "seconds" not in ours:
+            lines.append(f"| {row['format']} | {row['spans']:,} | {mb:,.0f} | failed: {ours.get('error')} | | | | | | |")
+            continue
+        lines.append(
+            f"| {row['format']} | {row['spans']:,} | {mb:,.0f} | {ours['seconds']:.1f} | {row['spans'] / ours['seconds']:,.0f} | "
+            f"{mb / ours['seconds']:,.0f} | {ours['peak_rss_mb']:,.0f} | {_ratio(row['floor'], ours)} | "
+            f"{_ratio(row['duckdb'], ours)} | {_ratio(row['pandas'], ours) if 'seconds' in row['pandas'] else 'skipped'} |")
+    lines += ["", "Baseline seconds / peak RSS MB: " + "; ".join(
+        f"{r['format']} {r['spans']:,}: " + ", ".join(
+            f"{t} {r[t]['seconds']:.1f}s/{r[t]['peak_rss_mb']:,.0f}MB" for t in ("floor", "duckdb", "pandas") if "seconds" in r[t])
+        for r in results["ingest"])]
+    for det in results["detectors"]:
+        lines += ["", f"Detectors over {det['spans']:,} spans (seconds, each in its own process incl. start-up):", "",
+                  "| detector | seconds | peak RSS MB |", "|---|---|---|"]
+        for name, r in det.items():
+            if name == "spans":
+                continue
+            lines.append(f"| {name} | {r.get('seconds', float('nan')):.1f} | {r.get('peak_rss_mb', float('nan')):,.0f} |"
+                         if "seconds" in r else f"| {name} | failed: {r.get('error')} | |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

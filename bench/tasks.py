@@ -1,0 +1,148 @@
+"""One measured task per process, so peak RSS belongs to that task alone.
+
+``python -m bench.tasks TASK FORMAT PATH [CASE]`` prints one JSON object: seconds, rows, peak_rss_mb.
+Tasks: ``floor`` (read + orjson parse, no flattening), ``duckdb`` (DuckDB's own read_json + UNNEST
+to a flat span table), ``pandas`` (json + pandas.json_normalize, the notebook way), ``forensics``
+(forensics.load into a case file), ``detect:<name>`` and ``detect_cli`` over an existing case.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _files(pattern: str) -> list[str]:
+    files = sorted(glob.glob(pattern))
+    if not files:
+        raise SystemExit(f"no files match {pattern}")
+    return files
+
+
+def floor(fmt: str, pattern: str) -> int:
+    import orjson
+
+    n = 0
+    for path in _files(pattern):
+        with open(path, "rb") as fh:
+            if fmt == "otlp":
+                for line in fh:
+                    if line.strip():
+                        orjson.loads(line)
+                        n += 1
+            else:
+                orjson.loads(fh.read())
+                n += 1
+    return n
+
+
+DUCK_SQL = {
+    "otlp": """
+        CREATE TABLE flat AS
+        WITH rs AS (SELECT unnest(resourceSpans) AS r FROM read_json(?, format='newline_delimited', maximum_object_size=536870912)),
+             ss AS (SELECT r.resource AS res, unnest(r.scopeSpans) AS s FROM rs),
+             sp AS (SELECT res, unnest(s.spans) AS x FROM ss)
+        SELECT x.traceId AS trace_id, x.spanId AS span_id, x.parentSpanId AS parent_span_id, x.name AS name,
+               x.kind AS kind, x.startTimeUnixNano AS start_ns, x.endTimeUnixNano AS end_ns,
+               x.status AS status, x.attributes AS attributes, res.attributes AS resource_attributes
+        FROM sp""",
+    "jaeger": """
+        CREATE TABLE flat AS
+        WITH t AS (SELECT unnest(data) AS tr FROM read_json(?, maximum_object_size=536870912)),
+             s AS (SELECT tr.processes AS procs, unnest(tr.spans) AS x FROM t)
+        SELECT x.traceID AS trace_id, x.spanID AS span_id, x.references AS refs, x.operationName AS name,
+               x.startTime AS start_us, x.duration AS duration_us, x.tags AS tags, x.processID AS process_id
+        FROM s""",
+    "zipkin": """
+        CREATE TABLE flat AS
+        SELECT traceId AS trace_id, id AS span_id, parentId AS parent_span_id, name, kind,
+               timestamp AS start_us, duration AS duration_us, localEndpoint AS local, tags
+        FROM read_json(?, format='array', maximum_object_size=536870912)""",
+}
+
+
+def duck(fmt: str, path: str) -> int:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(DUCK_SQL[fmt], [_files(path)]).fetchall()
+    return con.execute("SELECT count(*) FROM flat").fetchall()[0][0]
+
+
+def pandas_naive(fmt: str, pattern: str) -> int:
+    import pandas as pd
+
+    frames = []
+    for path in _files(pattern):
+        with open(path, "rb") as fh:
+            if fmt == "otlp":
+                for line in fh:
+                    if not line.strip():
+                        continue
+                    doc = json.loads(line)
+                    for rs in doc.get("resourceSpans", []):
+                        frames.append(pd.json_normalize(rs, record_path=["scopeSpans", "spans"], sep="."))
+            elif fmt == "jaeger":
+                doc = json.load(fh)
+                frames.append(pd.json_normalize(doc["data"], record_path=["spans"], sep="."))
+            else:
+                frames.append(pd.json_normalize(json.load(fh), sep="."))
+    df = pd.concat(frames, ignore_index=True)
+    return len(df)
+
+
+def forensics_load(fmt: str, pattern: str, case_path: str) -> int:
+    import forensics
+
+    with forensics.open_case(case_path) as case:
+        report = forensics.load(case, *_files(pattern), progress=False)
+        if report.rows_rejected:
+            raise SystemExit(f"unexpected rejects: {report.rows_rejected}")
+        return report.by_table().get("spans", 0)
+
+
+def detect_one(name: str, case_path: str) -> int:
+    import forensics
+    from forensics.detectors import detect
+
+    with forensics.open_case(case_path, read_only=True) as case:
+        return len(detect(case, only=[name]))
+
+
+def main(argv: list[str]) -> None:
+    task = argv[0]
+    t0 = time.perf_counter()
+    if task == "floor":
+        rows = floor(argv[1], argv[2])
+    elif task == "duckdb":
+        rows = duck(argv[1], argv[2])
+    elif task == "pandas":
+        rows = pandas_naive(argv[1], argv[2])
+    elif task == "forensics":
+        rows = forensics_load(argv[1], argv[2], argv[3])
+    elif task.startswith("detect:"):
+        rows = detect_one(task.split(":", 1)[1], argv[1])
+    elif task == "detect_cli":
+        proc = subprocess.run([sys.executable, "-m", "forensics", "detect", argv[1], "--format", "json"],
+                              capture_output=True, text=True, check=True)
+        rows = len(json.loads(proc.stdout))
+        # child's RSS, not ours
+        print(json.dumps({"seconds": time.perf_counter() - t0, "rows": rows,
+                          "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0}))
+        return
+    else:
+        raise SystemExit(f"unknown task {task!r}")
+    print(json.dumps({"seconds": time.perf_counter() - t0, "rows": rows, "peak_rss_mb": _rss_mb()}))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main(sys.argv[1:])
