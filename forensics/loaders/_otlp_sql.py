@@ -6,9 +6,10 @@ enum names — are the same ones real OTLP/JSON files have).
 
 The source relation has columns ``line`` (1-based line, NULL for documents), ``doc`` (0-based
 document index, for record numbering when there are no lines) and ``raw`` (one
-ExportTrace/Logs/MetricsServiceRequest as JSON text). :func:`parse_requests_sql` turns it into
-a ``req`` relation (``line``, ``doc``, ``j``: the transformed request, ``_bad_code``,
-``_bad_reason``, ``_bad_raw`` for lines that are not requests); the signal SELECTs read ``req``.
+ExportTrace/Logs/MetricsServiceRequest as JSON text). Each signal's SELECT parses the lines
+that mention its key with ``json_transform`` (VARCHAR wherever the JSON type varies), unnests
+resource → scope → records (:func:`records_sql`), maps them to canonical columns, and appends
+the line-level rejects (not JSON, not a request) that its text suggests belong to it.
 """
 from __future__ import annotations
 
