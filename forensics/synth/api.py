@@ -147,7 +147,7 @@ def generate(scenario: str, out_dir: str | os.PathLike, *, traces: int = 1000, s
     if not 1 <= scrape_interval_s <= DURATION_S:
         raise UsageError(f"scrape_interval_s must be between 1 and {DURATION_S} seconds, got {scrape_interval_s}")
     agg = MetricsAggregator(weight=weight, scrape_interval_s=scrape_interval_s, pool_max=plan.pool_max)
-    facts = Facts()
+    facts = Facts(sc.facts)
     salt = zlib.crc32(scenario.encode())
     for c, lo in enumerate(range(0, traces, chunk_traces)):
         shop.start_chunk(Rand(np.random.default_rng([seed, salt, c])))

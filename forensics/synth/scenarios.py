@@ -21,12 +21,14 @@ END_S = float(DURATION_S)
 class Facts:
     """Columns of facts recorded per chunk (``Shop.facts``), concatenated on demand."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: tuple[str, ...] = ()) -> None:
         self._parts: dict[str, list[list[np.ndarray]]] = {}
+        self.keep = keep
 
     def add(self, facts: dict[str, list[tuple]]) -> None:
+        """Keep the chunk's rows of the facts named in ``keep`` (the others are dropped: bounded memory)."""
         for name, rows in facts.items():
-            if rows:
+            if rows and name in self.keep:
                 cols = [np.array(c) for c in zip(*rows)]
                 self._parts.setdefault(name, []).append(cols)
 
@@ -48,6 +50,7 @@ class Scenario:
     subtle: dict[str, Any]
     plan: Callable[[dict[str, Any]], Plan]
     truth: Callable[[Plan, dict[str, Any], Facts, Any], list[dict]]
+    facts: tuple[str, ...] = ()
     k8s: Callable[[Plan, dict[str, Any]], list[K8sEvent]] = field(default=lambda plan, p: [])
 
 
@@ -256,19 +259,19 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("n_plus_one", "catalog-service 1.7.9 -> 1.8.0: /search calls inventory-service once per item instead of once "
              "per request (the guide's worked example)",
              {"version": "1.8.0", "deploy_at_s": 45 * 60.0, "rollout_s": 120.0, "items_mean": 50.0, "items_sd": 10.0},
-             {"items_mean": 7.0, "items_sd": 1.5}, _npo_plan, _npo_truth),
+             {"items_mean": 7.0, "items_sd": 1.5}, _npo_plan, _npo_truth, ("search",)),
     Scenario("retry_storm", "pricing-service starts failing; callers retry up to 4 times with almost no backoff",
              {"start_s": 40 * 60.0, "end_s": 70 * 60.0, "fail_p": 0.6, "attempts": 4, "backoff_ms": 5.0},
-             {"fail_p": 0.15, "attempts": 3}, _storm_plan, _storm_truth, _storm_k8s),
+             {"fail_p": 0.15, "attempts": 3}, _storm_plan, _storm_truth, ("pricing_calls",), _storm_k8s),
     Scenario("bimodal_latency", "a share of catalog-service requests waits on an exhausted connection pool and times out",
              {"start_s": 35 * 60.0, "end_s": 75 * 60.0, "share": 0.25, "timeout_ms": 1000.0, "pool_max": 20},
-             {"share": 0.06}, _pool_plan, _pool_truth),
+             {"share": 0.06}, _pool_plan, _pool_truth, ("pool_timeouts", "catalog_db")),
     Scenario("version_regression", "pricing-service 2.4.0 canary on 10% of pods: slower, and a new NullPointerException",
              {"version": "2.4.0", "deploy_at_s": 30 * 60.0, "fraction": 0.1, "latency_x": 3.0, "error_p": 0.05},
-             {"latency_x": 1.4, "error_p": 0.01}, _canary_plan, _canary_truth),
+             {"latency_x": 1.4, "error_p": 0.01}, _canary_plan, _canary_truth, ("pricing",)),
     Scenario("cache_stampede", "catalog cache keys expire together every 10 minutes; DB load spikes after each expiry",
              {"ttl_s": 600.0, "window_s": 20.0, "hit_ratio": 0.0, "db_latency_x": 3.0},
-             {"window_s": 10.0, "hit_ratio": 0.4, "db_latency_x": 1.5}, _stampede_plan, _stampede_truth),
+             {"window_s": 10.0, "hit_ratio": 0.4, "db_latency_x": 1.5}, _stampede_plan, _stampede_truth, ("catalog_db",)),
     Scenario("poison_pill", "one order message fails deserialization in order-worker and is redelivered over and over",
              {"at_s": 30 * 60.0, "redeliveries": 400, "interval_s": 2.0},
              {"redeliveries": 6, "interval_s": 5.0}, _poison_plan, _poison_truth),

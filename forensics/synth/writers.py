@@ -75,7 +75,7 @@ def otlp_attributes(attrs: list[tuple[str, Any]]) -> list[dict]:
         key = (k, v.__class__, v)
         kv = cache.get(key)
         if kv is None:
-            if len(cache) > 500_000:
+            if len(cache) > 100_000:
                 cache.clear()
             kv = cache[key] = {"key": k, "value": _otlp_value(v)}
         out.append(kv)
