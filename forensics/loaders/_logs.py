@@ -71,6 +71,10 @@ SEVERITY_WORDS: dict[str, tuple[str, ...]] = {
 #: OTLP SeverityNumber of the first value of each canonical severity's range
 SEVERITY_NUMBER = {"trace": 1, "debug": 5, "info": 9, "warn": 13, "error": 17, "fatal": 21}
 
+#: a line that continues the message before it: stack-trace frames and causes (Java, Python,
+#: Go), indented text (Python's and RE2's shared syntax: used by the SQL and the sniffers)
+CONTINUATION = r"^(?:\s|Caused by:|Traceback \(|\.\.\. \d+ more|goroutine \d+ \[|[\w.$]+(?:Exception|Error)(?::|$))"
+
 _OFFSET = re.compile(r"^(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?$")
 
 
@@ -250,7 +254,6 @@ def _pick(canon: str, opts: LogOptions, b: Binder) -> str:
 
 def finalize_logs_sql(inner: str, opts: LogOptions, b: Binder) -> str:
     """Wrap a loader's inner SELECT (see the module docstring) into canonical ``logs`` rows."""
-    keys_list = ", ".join(f"'{k}'" for k in FIELD_KEYS["time"][:4])
     picked = ",\n    ".join(f"{_pick(c, opts, b)} AS k_{c}" for c in FIELD_KEYS)
     return f"""
 WITH picked AS (

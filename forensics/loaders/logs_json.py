@@ -12,7 +12,8 @@ Docker json-file lines (``{"log": "...\\n", "stream": "stdout", "time": "..."}``
 unwrapped: when ``log`` holds a JSON object its fields are mapped (the application's time wins;
 docker's time is kept as ``docker.time``), otherwise the text is the body (and an upper-case level word among its first three words, as
 in ``2026-02-18 10:12:33 ERROR ...``, is the level); the envelope's other
-fields (Fluent Bit's ``kubernetes`` metadata, ``stream``) are kept. Docker splits
+fields (Fluent Bit's ``kubernetes`` metadata, ``stream``) are kept. Stack-trace lines (see
+:data:`forensics.loaders._logs.CONTINUATION`) after a text line are appended to its body. Docker splits
 messages over 16 KiB into lines whose ``log`` has no final newline: they are joined (within a
 batch of lines). ``container_logs``
 reads container runtime lines the same way (``kubectl logs --timestamps``, CRI files).
@@ -27,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from ._logs import Binder, load_log_lines
+from ._logs import CONTINUATION, Binder, load_log_lines
 from .context import LoadContext
 from .registry import register_format
 from .sniff import Head
@@ -55,7 +56,7 @@ def _text(v: str) -> str:
     return _TEXT.format(v=v)
 
 
-def json_fields_sql(source: str, b: Binder | None = None) -> str:
+def json_fields_sql(source: str, b: Binder) -> str:
     """Inner SELECT (see :mod:`forensics.loaders._logs`) over a registered ``(line, raw)`` table."""
     return f"""
 WITH src AS (
@@ -64,14 +65,20 @@ WITH src AS (
   SELECT *, coalesce(json_type(j, '$.log') = 'VARCHAR' AND j->>'$.stream' IN ('stdout', 'stderr')
                      AND json_exists(j, '$.time'), false) AS is_docker
   FROM src
-), parts AS (  -- docker splits lines over 16 KiB: the parts before the last lack the final newline
-  SELECT *, is_docker AND NOT ends_with(j->>'$.log', chr(10))
-              AND coalesce(lead(is_docker) OVER (ORDER BY line), false) AS partial
+), parts AS (
+  SELECT *,
+    -- docker splits lines over 16 KiB: the parts before the last lack the final newline
+    is_docker AND NOT ends_with(j->>'$.log', chr(10)) AS open_part,
+    is_docker AND NOT starts_with(ltrim(j->>'$.log'), '{{') AS text_log,
+    is_docker AND regexp_matches(j->>'$.log', {b(CONTINUATION)}) AS looks_continued
   FROM env
+), joins AS (
+  SELECT *, (coalesce(lag(open_part) OVER w, false) AND is_docker)
+            OR (looks_continued AND coalesce(lag(text_log) OVER w, false)) AS joins_prev
+  FROM parts WINDOW w AS (ORDER BY line)
 ), grouped AS (
-  SELECT *, coalesce(sum(CASE WHEN partial THEN 0 ELSE 1 END)
-                     OVER (ORDER BY line ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS g
-  FROM parts
+  SELECT *, sum(CASE WHEN joins_prev THEN 0 ELSE 1 END) OVER (ORDER BY line ROWS UNBOUNDED PRECEDING) AS g
+  FROM joins
 ), msgs AS (
   SELECT min(line) AS source_line, string_agg(raw, chr(10) ORDER BY line) AS _raw, arg_min(j, line) AS j,
     bool_and(is_docker) AS is_docker, string_agg(j->>'$.log', '' ORDER BY line) AS docker_log,
@@ -186,7 +193,8 @@ _CONTAINER_RE = re.compile(CONTAINER_LINE)
 
 def container_fields_sql(source: str, b: Binder) -> str:
     """Inner SELECT for container runtime lines: partial (``P``) lines are joined with the lines
-    that complete them, then the payload is read like a docker json-file ``log``."""
+    that complete them, stack-trace lines after a text line are appended to it, then the payload
+    is read like a docker json-file ``log``."""
     rx = b(CONTAINER_LINE)
     return f"""
 WITH src AS (
@@ -194,13 +202,19 @@ WITH src AS (
     nullif(regexp_extract(raw, {rx}, 2), '') AS c_stream, regexp_extract(raw, {rx}, 3) AS c_tag,
     regexp_extract(raw, {rx}, 4) AS payload
   FROM {source}
+), joins AS (
+  SELECT *, coalesce(lag(ok AND c_tag = 'P') OVER w, false) AS after_part,
+    after_part OR (ok AND regexp_matches(payload, {b(CONTINUATION)})
+                   AND coalesce(lag(ok AND NOT starts_with(ltrim(payload), '{{')) OVER w, false)) AS joins_prev
+  FROM src WINDOW w AS (ORDER BY line)
 ), grouped AS (
-  SELECT *, coalesce(sum(CASE WHEN ok AND c_tag = 'P' THEN 0 ELSE 1 END)
-                     OVER (ORDER BY line ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS g
-  FROM src
+  SELECT *, sum(CASE WHEN joins_prev THEN 0 ELSE 1 END) OVER (ORDER BY line ROWS UNBOUNDED PRECEDING) AS g
+  FROM joins
 ), msgs AS (
   SELECT min(line) AS source_line, string_agg(raw, chr(10) ORDER BY line) AS _raw, bool_and(ok) AS ok,
-    arg_min(c_time, line) AS c_time, arg_min(c_stream, line) AS c_stream, string_agg(payload, '' ORDER BY line) AS payload
+    arg_min(c_time, line) AS c_time, arg_min(c_stream, line) AS c_stream,
+    -- a partial line goes on without a newline; a stack-trace line starts a new line of the body
+    string_agg(CASE WHEN joins_prev AND NOT after_part THEN chr(10) ELSE '' END || payload, '' ORDER BY line) AS payload
   FROM grouped GROUP BY g
 ), docs AS (
   SELECT source_line, _raw,

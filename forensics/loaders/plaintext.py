@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from .._db import scalar
 from ..errors import UsageError
-from ._logs import Binder, LogOptions, emit_logs, finish_logs, text_batches
+from ._logs import CONTINUATION, Binder, LogOptions, emit_logs, finish_logs, text_batches
 from .context import LoadContext
 from .registry import register_format
 from .sniff import Head
@@ -58,8 +58,7 @@ BUILTIN_PATTERNS: dict[str, str] = {
 #: syslog severity (PRI mod 8) -> canonical severity
 SYSLOG_SEVERITY = ("fatal", "fatal", "fatal", "error", "warn", "info", "info", "debug")
 _BUILTIN_RE = {name: re.compile(p) for name, p in BUILTIN_PATTERNS.items()}
-#: lines that look like the middle of a stack trace (Java, Python, Go) or a wrapped message
-_CONTINUATION = re.compile(r"^(?:\s|Caused by:|Traceback |\.\.\. \d+ more|goroutine \d+|[\w.$]+(?:Exception|Error)\b)")
+_CONTINUATION = re.compile(CONTINUATION)
 #: ids found in the message when the pattern has no group for them
 ID_IN_TEXT = {
     "trace_id": r"(?i)\btrace[_.\-]?id[=:]\s*\"?([0-9a-f]{16,32})\b",

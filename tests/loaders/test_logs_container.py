@@ -51,3 +51,26 @@ def test_text_payloads_need_the_format_named(tmp_path) -> None:
         (utc(2026, 2, 18, 10, 12, 34, 200000), "warn", "[WARN] ready late"),
         (utc(2026, 2, 18, 10, 12, 35), "error", "10:12:35.001 main ERROR: Error while serving"),
     ]
+
+
+def test_stack_trace_lines_join_the_text_line_before_them() -> None:
+    rows, case, report = load_rows(DATA / "cri_java.log")
+    assert [(r["source_line"], r["severity"]) for r in rows] == [(1, "error"), (6, "info")]
+    assert rows[0]["body"].splitlines() == [
+        "2026-02-18 10:12:33.123 ERROR 1 --- [nio-8080-exec-2] c.s.c.InventoryClient : inventory call failed",
+        "java.util.concurrent.TimeoutException: inventory-service did not answer in 800 ms",
+        "\tat com.shop.catalog.InventoryClient.lookup(InventoryClient.java:88)",
+        "Caused by: java.net.SocketTimeoutException: Read timed out",
+        "\t... 12 more",
+    ]
+    assert rejects(case) == [] and report.files[0].records_read == 2
+
+
+def test_docker_json_file_stack_trace_lines_are_joined() -> None:
+    rows, _, _ = load_rows(DATA / "docker_java.jsonl")
+    assert [(r["source_line"], r["severity"], r["body"]) for r in rows] == [
+        (1, "error", "2026-02-18 10:12:33.123 ERROR inventory call failed\n"
+                     "java.util.concurrent.TimeoutException: late\n"
+                     "\tat com.shop.catalog.InventoryClient.lookup(InventoryClient.java:88)"),
+        (4, "info", "2026-02-18 10:12:34.000 INFO next"),
+    ]

@@ -83,7 +83,8 @@ def test_no_warning_without_spans(tmp_path) -> None:
 
 EXPECTED_FORMATS = {
     "bunyan.jsonl": "json_logs", "datadog.jsonl": "json_logs", "docker.jsonl": "json_logs", "docker_partial.jsonl": "json_logs",
-    "gcp.jsonl": "json_logs", "fluentbit.jsonl": "json_logs",
+    "gcp.jsonl": "json_logs", "fluentbit.jsonl": "json_logs", "docker_java.jsonl": "json_logs",
+    "cri_java.log": "container_logs",
     "ecs_dotted.jsonl": "json_logs", "ecs_nested.jsonl": "json_logs", "logrus.jsonl": "json_logs",
     "payments.jsonl": "json_logs", "pino.jsonl": "json_logs", "seed.jsonl": "json_logs", "slog.jsonl": "json_logs",
     "structlog.jsonl": "json_logs", "zap.jsonl": "json_logs", "gokit.logfmt": "logfmt", "grafana.logfmt": "logfmt",
