@@ -179,3 +179,28 @@ def test_explicit_dialect_option(tmp_path):
     case = forensics.open_case()
     case.load(path, format="prometheus_text", dialect="prometheus")
     assert case.sql("SELECT time FROM metrics").scalar() == datetime(1970, 1, 21, 12, 3, 29, 400000, tzinfo=timezone.utc)
+
+
+def _escape(value: str) -> str:
+    """Label-value escaping as client_golang / prometheus_client write it."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def test_label_escaping_round_trips(tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r"), max_size=12)
+
+    @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(text, min_size=1, max_size=4))
+    def check(values):
+        path = tmp_path / "h.prom"
+        body = "".join(f'm{{v="{_escape(v)}",i="{i}"}} {i} 1771409400000\n' for i, v in enumerate(values))
+        path.write_text("# TYPE m gauge\n" + body, encoding="utf-8")
+        case = forensics.open_case()
+        case.load(path, format="prometheus_text")
+        got = case.sql("SELECT labels['v'] FROM metrics ORDER BY value").rows()
+        assert got == [(v,) for v in values]
+
+    check()
