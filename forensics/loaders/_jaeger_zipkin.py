@@ -140,16 +140,22 @@ def _elements_source(ctx: LoadContext, fmt: SpanFormat, elements: pa.Table, base
     return _source(ctx, pa.nulls(rows, pa.int64()), wrapped, element, pa.array(starts), what), base + int(n.sum())
 
 
-def _element_sources(ctx: LoadContext, fmt: SpanFormat, start: int) -> Iterator[str]:
-    """Sources of one streamed array, batch by batch, rejecting elements that are not UTF-8 and
-    an array the document ends inside of."""
+def _element_sources(ctx: LoadContext, fmt: SpanFormat, start: int, envelope: bool) -> Iterator[str]:
+    """Sources of one streamed array, batch by batch, rejecting elements that are not UTF-8, an
+    array the document ends inside of, and anything after a top-level array (a second
+    document: never skipped silently)."""
     base = 0
     try:
         with fio.open_binary(ctx.path) as fh:
             for item in iter_elements(fh, start, ctx.options.get("batch_bytes", 32 << 20)):
                 if isinstance(item, Tail):
-                    if fmt.tail is not None:
+                    if envelope and fmt.tail is not None:
                         fmt.tail(ctx, item.data)
+                    elif not envelope and item.data.strip():
+                        ctx.reject(Reason.WRONG_SHAPE, "more data after the end of the top-level JSON array "
+                                   f"(concatenated documents?); it was not read: split the file, or write one "
+                                   f"document per line", raw=item.data[:1000].decode("utf-8", "backslashreplace"),
+                                   table="spans")
                     return
                 if isinstance(item, Truncated):
                     ctx.reject(Reason.TRUNCATED, f"document ends inside array element {item.element} (which starts "
@@ -180,9 +186,10 @@ def json_sources(ctx: LoadContext, fmt: SpanFormat | None) -> Iterator[str]:
         yield from _line_sources(ctx)
         return
     head = fio.read_head(ctx.path, 1 << 16)
-    start = array_start(head, envelope=True) or array_start(head, envelope=False)
+    envelope = array_start(head, envelope=True)
+    start = envelope or array_start(head, envelope=False)
     if fmt is not None and start is not None and not ctx.options.get("whole_documents", False):
-        yield from _element_sources(ctx, fmt, start)
+        yield from _element_sources(ctx, fmt, start, envelope is not None)
     else:
         yield from _document_source(ctx)
 

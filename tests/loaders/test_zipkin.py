@@ -158,6 +158,15 @@ def test_cut_documents_keep_the_complete_spans():
     assert rejects(case)[0][2:4] == (1, "truncated")
 
 
+def test_concatenated_documents_are_not_skipped_silently(tmp_path):
+    path = tmp_path / "two.json"
+    path.write_text((Z / "single_span.json").read_text().join(["[", "]\n"]) + (Z / "trace.json").read_text())
+    case, report = load(path)
+    assert (report.rows_loaded, report.rows_rejected) == (1, 1)
+    [(_, _, _, code, reason)] = rejects(case)
+    assert code == "wrong_shape" and reason.startswith("more data after the end of the top-level JSON array")
+
+
 @pytest.mark.parametrize("name", ["trace.json", "traces.json"])
 def test_streamed_elements_equal_whole_document(name):
     whole, _ = load(Z / name, whole_documents=True)
