@@ -91,7 +91,7 @@ METRICS = [
     Column("name", "VARCHAR", "metric name, including _bucket/_sum/_count suffixes"),
     Column("labels", MAP, "label set"),
     Column("value", "DOUBLE", "sample value (NaN and +/-Inf kept)"),
-    Column("type", "VARCHAR", "counter|gauge|histogram_bucket|histogram_sum|histogram_count|summary_quantile|summary_sum|summary_count|exp_histogram|untyped"),
+    Column("type", "VARCHAR", "counter|created|gauge|histogram_bucket|histogram_sum|histogram_count|summary_quantile|summary_sum|summary_count|exp_histogram|info|stateset|untyped"),
     Column("unit", "VARCHAR", "unit when declared"),
     Column("description", "VARCHAR", "HELP / description text"),
     Column("temporality", "VARCHAR", "cumulative|delta for OTLP sums and histograms"),

@@ -14,9 +14,17 @@ from ..loaders import load
 @click.option("--format-in", "format_in", default=None, help="force an input format (see `forensics formats`)")
 @click.option("--force", is_flag=True, help="load files again even if the same sha256 was loaded before")
 @click.option("--tz", default=None, help="time zone of log timestamps written without an offset, e.g. Asia/Shanghai")
-def command(paths: tuple[str, ...], case_path: str, strict: bool, format_in: str | None, force: bool, tz: str | None) -> None:
+@click.option("--option", "-O", "extra", multiple=True, metavar="KEY=VALUE",
+              help="loader option, e.g. scrape_time=2026-02-18T10:00:00Z, dialect=openmetrics, query=rate(x[5m])")
+def command(paths: tuple[str, ...], case_path: str, strict: bool, format_in: str | None, force: bool, tz: str | None,
+            extra: tuple[str, ...]) -> None:
     """Load export files or directories into a case file; prints loaded/rejected per table."""
-    options = {"tz": tz} if tz else {}
+    options: dict[str, str] = {"tz": tz} if tz else {}
+    for item in extra:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--option")
+        options[key] = value
     with open_case(case_path) as case:
         report = load(case, *paths, strict=strict, format=format_in, force=force, **options)
         click.echo(str(report))
