@@ -139,6 +139,16 @@ def iter_elements(fh: BinaryIO, start: int, read_bytes: int = 32 << 20) -> Itera
     (the rest of a large document is not read); yields a final :class:`Truncated` instead when
     the stream ends inside the array. A failing ``fh.read`` (a truncated compressed stream)
     raises :class:`forensics.loaders.io.StreamTruncated` after the complete elements before it.
+
+    Parameters
+    ----------
+    fh:
+        The decompressed document, positioned at its start.
+    start:
+        Byte offset just after the array's opening ``[`` (see :func:`array_start`).
+    read_bytes:
+        Bytes read per step (a batch holds the complete elements of one step; an element
+        larger than that doubles the step until it fits).
     """
     read = _reader(fh)
     skipped = 0

@@ -235,7 +235,15 @@ def _sniff(head: Head) -> float:
                  description="Jaeger JSON: /api/traces envelope, one trace, span array, or one trace per line",
                  sniff=_sniff, extensions=(".json", ".jsonl", ".ndjson"))
 def load_jaeger(ctx: LoadContext) -> None:
-    """Load a Jaeger JSON export (see the module docstring for the mapping)."""
+    """Load a Jaeger JSON export into ``spans`` (see the module docstring for the mapping).
+
+    Parameters
+    ----------
+    ctx:
+        The file being loaded. ``ctx.options`` may set ``batch_bytes`` (bytes read per streamed
+        batch, default 32 MiB) and ``whole_documents=True`` (parse a document in one piece
+        instead of streaming its array; for comparison and tests).
+    """
     load_spans(ctx, JAEGER)
 
 

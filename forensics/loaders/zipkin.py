@@ -238,6 +238,13 @@ def _sniff(head: Head) -> float:
                  description="Zipkin v2 JSON spans: array, single span, array of traces, or one per line",
                  sniff=_sniff, extensions=(".json", ".jsonl", ".ndjson"))
 def load_zipkin(ctx: LoadContext) -> None:
-    """Load a Zipkin v2 JSON export (see the module docstring for the mapping)."""
+    """Load a Zipkin v2 JSON export into ``spans`` (see the module docstring for the mapping).
+
+    Parameters
+    ----------
+    ctx:
+        The file being loaded. ``ctx.options`` may set ``batch_bytes`` (bytes read per streamed
+        batch, default 32 MiB) and ``whole_documents=True`` (parse a document in one piece).
+    """
     load_spans(ctx, ZIPKIN)
     _join_shared_halves(ctx)
