@@ -7,8 +7,9 @@ Mapping to the canonical ``spans`` table
 ----------------------------------------
 * ids: lowercase hex left-padded (Jaeger drops leading zeros: 15-char span ids, 31-char trace
   ids; 64-bit trace ids have 16 chars). A span's own ``traceID`` wins over the trace's.
-* parent: from ``references`` pointing into the same trace (ids compared after padding): the
-  first ``CHILD_OF``, else the first ``FOLLOWS_FROM``; else the legacy ``parentSpanID`` field
+* parent: from ``references`` pointing into the same trace (ids compared after padding; a
+  64-bit reference id matching the low half of a 128-bit trace id counts as the same trace;
+  a reference without traceID too): the first ``CHILD_OF``, else the first ``FOLLOWS_FROM``; else the legacy ``parentSpanID`` field
   (``"0"`` means none). Every other reference, including parent references into *another*
   trace, goes to ``links`` like OTLP links: ``[{"trace_id", "span_id", "trace_state": null,
   "attributes": {"opentracing.ref_type": "child_of"|"follows_from"}}]``.
@@ -78,6 +79,13 @@ _EXPECTED = ("a Jaeger trace: {\"data\": [traces]}, {\"traceID\", \"spans\", \"p
              "a span with inline process, or an array of traces or of spans with traceID/spanID")
 
 
+#: a reference into the span's own trace: equal ids, or equal low 64 bits when one side only
+#: carries 64 bits (a client that propagates 64-bit ids into a 128-bit trace)
+_SAME_TRACE = """(r.trace_id IS NOT DISTINCT FROM b.trace_id OR r.trace_id IS NULL
+    OR (right(r.trace_id, 16) = right(b.trace_id, 16)
+        AND (starts_with(r.trace_id, '0000000000000000') OR starts_with(b.trace_id, '0000000000000000'))))"""
+
+
 def _spans_sql(src: str) -> str:
     """The SELECT producing raw canonical columns for every span of ``src``."""
     tid = hex_sql("coalesce(sp.traceID, tr.traceID)", TRACE_ID_HEX)
@@ -116,8 +124,8 @@ base AS (
 parented AS (
   SELECT *,
     coalesce(
-      list_filter(refs, lambda r: r.trace_id IS NOT DISTINCT FROM b.trace_id AND r.ref_type = 'CHILD_OF')[1].i,
-      list_filter(refs, lambda r: r.trace_id IS NOT DISTINCT FROM b.trace_id AND r.ref_type = 'FOLLOWS_FROM')[1].i
+      list_filter(refs, lambda r: {_SAME_TRACE} AND r.ref_type = 'CHILD_OF')[1].i,
+      list_filter(refs, lambda r: {_SAME_TRACE} AND r.ref_type = 'FOLLOWS_FROM')[1].i
     ) AS parent_ref,
     list_concat(
       CASE WHEN proc.serviceName IS NOT NULL THEN [{{'key': 'service.name', 'value': proc.serviceName}}] END,

@@ -114,6 +114,7 @@ def test_single_trace_without_envelope_quirks():
 
 
 def test_bare_span_array_with_inline_process():
+    """Also: the child's reference carries only the low 64 bits of the 128-bit trace id."""
     case, _ = load(J / "spans_array.json")
     spans = spans_by_id(case)
     assert {sid: (s["service"], s["parent_span_id"], s["kind"], s["host_name"], s["http_status_code"], s["source_offset"])
