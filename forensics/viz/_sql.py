@@ -22,6 +22,16 @@ WHERE p.span_id IS NULL OR p.service IS DISTINCT FROM s.service
 """
 
 
+#: a span counts as failed when its status is error or it carries an HTTP 5xx status code
+#: (``{t}`` is the table alias)
+IS_ERROR_SQL = "({t}.status = 'error' OR coalesce({t}.http_status_code >= 500, FALSE))"
+
+
+def is_error(alias: str) -> str:
+    """:data:`IS_ERROR_SQL` for table alias ``alias`` (a fixed identifier, never user input)."""
+    return IS_ERROR_SQL.format(t=alias)
+
+
 @dataclass
 class SpanFilter:
     """Filters over ``spans``; :meth:`cte` renders ``sel`` (the filtered spans) with bind params.

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ._sql import ENTRY_SPANS_SQL, SpanFilter, frame, window_seconds
+from ._sql import ENTRY_SPANS_SQL, SpanFilter, frame, is_error, window_seconds
 from ._theme import VIRTUAL_COLOR, check_text, check_window, empty_figure, resolve_case, style
 
 LAYOUT_SEED = 7
@@ -22,16 +22,16 @@ LAYOUT_SEED = 7
 #: calls: a cross-service parent -> child pair (the parent is usually the client span), plus
 #: client/producer spans naming a peer (peer.service, server.address, db.system) that have no
 #: child span at all: calls to an uninstrumented peer, drawn as a virtual node
-_EDGES_SQL = """
+_EDGES_SQL = f"""
 , calls AS (
   SELECT p.service AS caller, c.service AS callee, FALSE AS virtual,
          CASE WHEN p.kind IN ('client', 'producer') THEN p.duration_ms ELSE c.duration_ms END AS duration_ms,
-         (p.status = 'error' OR c.status = 'error') AS is_error
+         ({is_error('p')} OR {is_error('c')}) AS is_error
   FROM sel c JOIN sel p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
   WHERE p.service IS DISTINCT FROM c.service
   UNION ALL
   SELECT s.service, coalesce(s.peer_service, s.server_address, s.db_system, s.messaging_system), TRUE,
-         s.duration_ms, s.status = 'error'
+         s.duration_ms, {is_error('s')}
   FROM sel s
   WHERE s.kind IN ('client', 'producer')
     AND coalesce(s.peer_service, s.server_address, s.db_system, s.messaging_system) IS NOT NULL
@@ -45,7 +45,7 @@ FROM calls GROUP BY caller, callee ORDER BY caller, callee
 
 _NODES_SQL = f"""
 , entry AS ({ENTRY_SPANS_SQL})
-SELECT service, count(*) AS requests, 100.0 * avg((status = 'error')::INT) AS error_pct,
+SELECT service, count(*) AS requests, 100.0 * avg({is_error('entry')}::INT) AS error_pct,
        quantile_cont(duration_ms, 0.95) AS p95_ms
 FROM entry GROUP BY service ORDER BY service
 """

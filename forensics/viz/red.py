@@ -1,6 +1,6 @@
 """RED panel of a service: request rate, error %, and duration p50/p95/p99 over time.
 
-:func:`red_frame` is the statistic (SQL over the service's entry spans per time bucket);
+:func:`red_frame` is the statistic (:meth:`forensics.Case.red`, SQL per time bucket);
 :func:`red_panel` draws it.
 """
 from __future__ import annotations
@@ -11,30 +11,30 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ._sql import ENTRY_SPANS_SQL, SpanFilter, frame
-from ._theme import (BUCKET_SECONDS, BUCKETS, ERROR_COLOR, check_choice, check_text, check_window, empty_figure,
+from ._theme import (BUCKETS, ERROR_COLOR, check_choice, check_text, check_window, empty_figure,
                      escape_label, resolve_case, style)
 
-_RED_SQL = """
-, entry AS ({entry})
-SELECT time_bucket({interval}, start_time) AS bucket,
-       count(*) AS requests,
-       count(*) / {seconds} AS rate_per_s,
-       100.0 * avg((status = 'error')::INT) AS error_pct,
-       quantile_cont(duration_ms, 0.5) AS p50_ms,
-       quantile_cont(duration_ms, 0.95) AS p95_ms,
-       quantile_cont(duration_ms, 0.99) AS p99_ms
-FROM entry GROUP BY bucket ORDER BY bucket
-"""
 
+def red_frame(case: Any, *, service: str, operation: str | None = None, version: str | None = None,
+              start: Any = None, end: Any = None, bucket: str = "1m") -> pd.DataFrame:
+    """RED series of one service from :meth:`forensics.Case.red` (requests are its server and
+    consumer spans and roots): per time ``bucket``, ``requests``, ``rate_per_s``, ``error_pct``
+    (% with status error or HTTP 5xx), ``p50_ms``, ``p95_ms``, ``p99_ms`` (ms).
 
-def red_frame(case: Any, flt: SpanFilter, *, bucket: str = "1m") -> pd.DataFrame:
-    """Per time bucket of the requests a service served (its entry spans): ``requests``,
-    ``rate_per_s`` (requests/s), ``error_pct`` (% with status error), ``p50_ms``, ``p95_ms``,
-    ``p99_ms`` (ms)."""
+    ``case.red`` groups by service (and span name / version when those are chosen); the chosen
+    values then pick their rows here, so they never enter SQL text.
+    """
     check_choice("bucket", bucket, list(BUCKETS))
-    q = flt.cte() + _RED_SQL.format(entry=ENTRY_SPANS_SQL, interval=BUCKETS[bucket], seconds=BUCKET_SECONDS[bucket])
-    return frame(case, q, flt.params)
+    by = ["service"] + (["name"] if operation is not None else []) + (["service_version"] if version is not None else [])
+    df = case.red(by=by, every=bucket, start=start, end=end).to_pandas()
+    keep = df["service"] == service
+    if operation is not None:
+        keep &= df["name"] == operation
+    if version is not None:
+        keep &= df["service_version"] == version
+    df = df[keep].rename(columns={"time": "bucket"}).reset_index(drop=True)
+    df["error_pct"] = 100.0 * df["error_rate"]
+    return df
 
 
 def red_panel(case: Any, *, service: str, operation: str | None = None, version: str | None = None,
@@ -61,9 +61,9 @@ def red_panel(case: Any, *, service: str, operation: str | None = None, version:
     """
     case = resolve_case(case)
     s, e = check_window(start, end)
-    flt = SpanFilter(start=s, end=e, service=check_text("service", service, required=True),
-                     operation=check_text("operation", operation), version=check_text("version", version))
-    df = red_frame(case, flt, bucket=bucket)
+    df = red_frame(case, service=check_text("service", service, required=True),
+                   operation=check_text("operation", operation), version=check_text("version", version),
+                   start=s, end=e, bucket=bucket)
     title = f"RED: {escape_label(service)}" + (f" {escape_label(operation)}" if operation else "")
     if df.empty:
         return style(empty_figure("No requests for this service in this window."), title=title)
@@ -73,7 +73,8 @@ def red_panel(case: Any, *, service: str, operation: str | None = None, version:
                              customdata=df[["requests"]].values,
                              hovertemplate="%{y:.2f}/s (%{customdata[0]} requests)<extra>rate</extra>"), row=1, col=1)
     fig.add_trace(go.Scatter(x=df["bucket"], y=df["error_pct"], name="errors", mode="lines+markers",
-                             line={"color": ERROR_COLOR}, hovertemplate="%{y:.1f}%<extra>errors</extra>"), row=2, col=1)
+                             line={"color": ERROR_COLOR}, customdata=df[["errors"]].values,
+                             hovertemplate="%{y:.1f}% (%{customdata[0]} errors)<extra>errors</extra>"), row=2, col=1)
     for col, dash in (("p50_ms", "dot"), ("p95_ms", "dash"), ("p99_ms", "solid")):
         fig.add_trace(go.Scatter(x=df["bucket"], y=df[col], name=col.removesuffix("_ms"), mode="lines",
                                  line={"dash": dash}, hovertemplate="%{y:.1f} ms<extra>" + col[:3] + "</extra>"),

@@ -15,14 +15,14 @@ from plotly.subplots import make_subplots
 
 from ..errors import UsageError
 from ..findings import Findings
-from ._sql import ENTRY_SPANS_SQL, SpanFilter, frame
+from ._sql import ENTRY_SPANS_SQL, SpanFilter, frame, is_error
 from ._theme import (BUCKETS, ERROR_COLOR, check_bool, check_choice, check_text, check_window, empty_figure,
                      resolve_case, service_colors, style)
 
 _SERIES_SQL = """
 , req AS ({requests})
 SELECT time_bucket({interval}, start_time) AS bucket, count(*) AS requests,
-       100.0 * avg((status = 'error')::INT) AS error_pct,
+       100.0 * avg({is_error}::INT) AS error_pct,
        quantile_cont(duration_ms, 0.99) AS p99_ms
 FROM req GROUP BY bucket ORDER BY bucket
 """
@@ -50,7 +50,7 @@ def timeline_series(case: Any, flt: SpanFilter, *, bucket: str = "1m") -> pd.Dat
     (``flt.service`` set) or of root spans (the whole system's requests)."""
     check_choice("bucket", bucket, list(BUCKETS))
     requests = ENTRY_SPANS_SQL if flt.service else _ROOTS_SQL
-    q = flt.cte() + _SERIES_SQL.format(requests=requests, interval=BUCKETS[bucket])
+    q = flt.cte() + _SERIES_SQL.format(requests=requests, interval=BUCKETS[bucket], is_error=is_error("req"))
     return frame(case, q, flt.params)
 
 

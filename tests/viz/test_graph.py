@@ -93,3 +93,17 @@ def test_cycles_fall_back_to_seeded_spring_layout():
     xs = [t for t in fig.data if t.name == "services"][0].x
     assert all(math.isfinite(v) for v in xs)
     assert fig.to_json() == service_graph(case).to_json()
+
+
+def test_http_5xx_counts_as_an_error_even_with_unset_status():
+    case = forensics.open_case()
+    b = SpanBuilder(BASE, seed=12)
+    for i in range(4):
+        root = b.span("web", "GET /", kind="server", start_ms=i * 100, duration_ms=20,
+                      attributes={"http.response.status_code": 503 if i == 0 else 200})
+        b.span("api", "GET /x", kind="server", parent=root, start_ms=i * 100 + 1, duration_ms=10,
+               attributes={"http.response.status_code": 503 if i == 0 else 200})
+    b.insert(case)
+    g = service_graph_nx(case)
+    assert g.nodes["web"]["error_pct"] == pytest.approx(25.0)
+    assert g.edges["web", "api"]["error_pct"] == pytest.approx(25.0)
