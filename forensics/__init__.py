@@ -19,6 +19,7 @@ from .errors import ForensicsError, LoadError, UsageError
 from .findings import Findings
 from .loaders import LoadReport, formats, load
 from .result import Result
+from .templates import mine_templates
 
 __all__ = [
     "Case",
@@ -33,6 +34,7 @@ __all__ = [
     "detectors",
     "formats",
     "load",
+    "mine_templates",
     "open_case",
     "__version__",
 ]

@@ -16,8 +16,13 @@ from ..loaders import load
 @click.option("--tz", default=None, help="time zone of log timestamps written without an offset, e.g. Asia/Shanghai")
 @click.option("--option", "-O", "extra", multiple=True, metavar="KEY=VALUE",
               help="loader option, e.g. scrape_time=2026-02-18T10:00:00Z, dialect=openmetrics, query=rate(x[5m])")
+@click.option("--pattern", default=None,
+              help="regex with named groups (time, level, msg, ...) for plain-text logs; use with --format-in plain_logs")
+@click.option("--mapping", multiple=True, metavar="FIELD=KEY",
+              help="log field mapping, e.g. --mapping time=eventTime --mapping body=text")
+@click.option("--no-templates", is_flag=True, help="do not mine log templates while loading")
 def command(paths: tuple[str, ...], case_path: str, strict: bool, format_in: str | None, force: bool, tz: str | None,
-            extra: tuple[str, ...]) -> None:
+            extra: tuple[str, ...], pattern: str | None, mapping: tuple[str, ...], no_templates: bool) -> None:
     """Load export files or directories into a case file; prints loaded/rejected per table."""
     options: dict[str, str] = {"tz": tz} if tz else {}
     for item in extra:
@@ -25,6 +30,16 @@ def command(paths: tuple[str, ...], case_path: str, strict: bool, format_in: str
         if not sep or not key:
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--option")
         options[key] = value
+    if pattern:
+        options["pattern"] = pattern
+    if mapping:
+        pairs = [m.partition("=") for m in mapping]
+        bad = [m for m, (_, sep, _v) in zip(mapping, pairs) if not sep]
+        if bad:
+            raise click.BadParameter(f"expected FIELD=KEY, got {bad[0]!r}", param_hint="--mapping")
+        options["mapping"] = {k: v for k, _, v in pairs}
+    if no_templates:
+        options["templates"] = False
     with open_case(case_path) as case:
         report = load(case, *paths, strict=strict, format=format_in, force=force, **options)
         click.echo(str(report))
