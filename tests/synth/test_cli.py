@@ -53,7 +53,9 @@ def test_demo_command(tmp_path, capsys):
     assert ("report: " + str(out / "report.html")) in text or "report is not available yet" in text
 
 
+@pytest.mark.slow
 def test_run_demo_on_a_generated_incident(tmp_path):
+    """run_demo on a small generated incident (every registered detector runs: tens of seconds)."""
     from forensics.synth import generate
 
     generate("n_plus_one", tmp_path / "inc", traces=150, seed=2, scrape_interval_s=300)
