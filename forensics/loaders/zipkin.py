@@ -8,6 +8,8 @@ with a reason saying so.
 Mapping to the canonical ``spans`` table
 ----------------------------------------
 * ids: lowercase hex left-padded (64-bit trace ids become 32 chars with 16 leading zeros).
+  Like Zipkin itself (``STRICT_TRACE_ID=false``), a 64-bit trace id joins the file's one
+  128-bit trace id with the same low 64 bits (original kept in ``zipkin.original_trace_id``).
 * times: ``timestamp`` and ``duration`` are microseconds, JSON numbers or numeric strings.
   Partial flushes: a span without ``duration`` is kept with NULL ``duration_ms`` and
   ``end_time``; a span without ``timestamp`` (or with 0) is rejected (``bad_time``), since it
@@ -17,8 +19,9 @@ Mapping to the canonical ``spans`` table
   kept. The SERVER half keeps the original id (its children point at it); the CLIENT half gets
   the derived id *original XOR 0x8000000000000000* (its highest bit flipped, e.g.
   ``000000000000beef`` -> ``800000000000beef``) and attribute ``zipkin.original_span_id``; the
-  server row's ``parent_span_id`` becomes the client's derived id. This is done over all the
-  file's rows after loading it (so halves in different streamed batches still meet).
+  server row's ``parent_span_id`` becomes the client's derived id. Both fix-ups run over all
+  the file's rows after loading it (:mod:`._zipkin_joins`), so spans in different streamed
+  batches still meet.
 * service: ``localEndpoint.serviceName``; empty or missing gives NULL (never taken from
   ``remoteEndpoint``, which is the *other* side of the call).
 * kind: ``CLIENT``/``SERVER``/``PRODUCER``/``CONSUMER``, absent -> ``unspecified``; any other
@@ -43,18 +46,14 @@ Mapping to the canonical ``spans`` table
 """
 from __future__ import annotations
 
-import uuid
 
-from .._db import run
 from ._jaeger_zipkin import (SpanFormat, documents_sql, head_json, hex_sql, iso_sql, kv_map_sql, large_document_has,
                              load_spans, micros_sql, span_offset_sql, ts_sql)
 from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, kind_sql
+from ._zipkin_joins import CLIENT_ID_MASK, join_file_rows
 from .context import LoadContext
 from .registry import register_format
 from .sniff import Head
-
-#: XOR mask deriving the CLIENT half's span id from a shared span id
-CLIENT_ID_MASK = 0x8000000000000000
 
 _ENDPOINT = '{"serviceName": "VARCHAR", "ipv4": "VARCHAR", "ipv6": "VARCHAR", "port": "VARCHAR"}'
 _SPAN = ('{"traceId": "VARCHAR", "id": "VARCHAR", "parentId": "VARCHAR", "name": "VARCHAR", "kind": "VARCHAR", '
@@ -183,31 +182,6 @@ FROM ({spans})"""
 ZIPKIN = SpanFormat(_zipkin_sql, _RECOGNISED, f"len({_SPANS})", _EXPECTED)
 
 
-def _derived_sql(span_id: str) -> str:
-    """The CLIENT half's id: ``span_id`` (16 hex digits) XOR :data:`CLIENT_ID_MASK`."""
-    return (f"lpad(lower(to_hex(xor(CAST('0x' || {span_id} AS UBIGINT), CAST('{CLIENT_ID_MASK:#x}' AS UBIGINT)))), "
-            f"{SPAN_ID_HEX}, '0')")
-
-
-def _join_shared_halves(ctx: LoadContext) -> None:
-    """File-wide (so halves in different streamed batches meet): for every (trace, span id) of
-    this file's rows with both a server and a client row, give the client row the derived id
-    and point the server row at it."""
-    groups = f"_zipkin_shared_{uuid.uuid4().hex}"
-    mine = "spans.source_file = ? AND spans.format = ?"
-    run(ctx.con, f"CREATE TEMP TABLE {groups} AS SELECT trace_id, span_id FROM spans WHERE {mine} "
-                 "GROUP BY ALL HAVING bool_or(kind = 'server') AND bool_or(kind = 'client')", [ctx.path, ctx.format])
-    try:
-        same = f"spans.trace_id = g.trace_id AND spans.span_id = g.span_id AND {mine}"
-        run(ctx.con, f"UPDATE spans SET parent_span_id = {_derived_sql('g.span_id')} FROM {groups} g "
-                     f"WHERE {same} AND spans.kind = 'server'", [ctx.path, ctx.format])
-        run(ctx.con, f"UPDATE spans SET span_id = {_derived_sql('g.span_id')}, "
-                     "attributes = map_concat(spans.attributes, MAP {'zipkin.original_span_id': g.span_id}) "
-                     f"FROM {groups} g WHERE {same} AND spans.kind = 'client'", [ctx.path, ctx.format])
-    finally:
-        run(ctx.con, f"DROP TABLE IF EXISTS {groups}")
-
-
 def _is_span(obj: object) -> bool:
     return isinstance(obj, dict) and "traceId" in obj and "id" in obj and "resourceSpans" not in obj
 
@@ -247,4 +221,4 @@ def load_zipkin(ctx: LoadContext) -> None:
         batch, default 32 MiB) and ``whole_documents=True`` (parse a document in one piece).
     """
     load_spans(ctx, ZIPKIN)
-    _join_shared_halves(ctx)
+    join_file_rows(ctx)

@@ -112,6 +112,19 @@ def test_array_of_traces_quirks():
     ]
 
 
+def test_64_bit_trace_ids_join_the_128_bit_trace_and_shared_halves_across_widths():
+    case, _ = load(Z / "mixed_width.json")
+    spans = spans_by_id(case)
+    wide, client = "463ac35c9f6413ad48485a3953bb6124", f"{0x1000000000000002 ^ CLIENT_ID_MASK:016x}"
+    assert {sid: (s["trace_id"], s["parent_span_id"], s["kind"], s["attributes"].get("zipkin.original_trace_id"))
+            for sid, s in spans.items()} == {
+        "1000000000000001": (wide, None, "server", "0" * 16 + "48485a3953bb6124"),
+        client: (wide, "1000000000000001", "client", None),
+        "1000000000000002": (wide, client, "server", "0" * 16 + "48485a3953bb6124"),
+        "1000000000000009": ("0" * 16 + "a" * 16, None, "unspecified", None),  # no 128-bit partner: unchanged
+    }
+
+
 def test_single_span_object():
     case, _ = load(Z / "single_span.json")
     [(sid, s)] = spans_by_id(case).items()
