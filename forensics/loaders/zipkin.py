@@ -36,8 +36,7 @@ Mapping to the canonical ``spans`` table
 * resource: ``service.name`` plus ``zipkin.local_endpoint.{ipv4,ipv6,port}``;
   ``service_version`` = tag ``service.version`` (OTel exporters put resource attributes in
   tags); ``scope_name``/``scope_version`` from ``otel.scope.*`` (or ``otel.library.*``) tags;
-  ``host_name`` = tag ``host.name`` or
-  ``hostname``, else ``localEndpoint.ipv4``, else ``ipv6``.
+  ``host_name`` = tag ``host.name`` or ``hostname``, else ``localEndpoint.ipv4``, else ``ipv6``.
 * events: ``annotations`` as ``[{"time": ISO-8601 UTC, "name": value, "attributes": {}}]``; an
   OpenTelemetry event exported as ``"name": {"key": "value", ...}`` (the OTel-to-Zipkin spec's
   form; also ``name: {...}``) is split back into its name and attributes.
@@ -46,11 +45,10 @@ Mapping to the canonical ``spans`` table
 """
 from __future__ import annotations
 
-
 from ._jaeger_zipkin import (SpanFormat, documents_sql, head_json, hex_sql, iso_sql, kv_map_sql, large_document_has,
                              load_spans, micros_sql, span_offset_sql, ts_sql)
 from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, kind_sql
-from ._zipkin_joins import CLIENT_ID_MASK, join_file_rows
+from ._zipkin_joins import CLIENT_ID_MASK, join_file_rows  # noqa: F401  (CLIENT_ID_MASK: documented here)
 from .context import LoadContext
 from .registry import register_format
 from .sniff import Head
@@ -171,7 +169,7 @@ SELECT * REPLACE (
   CASE WHEN _reject_code IS NOT NULL OR _zipkin_v1 THEN _raw END AS _raw,
   coalesce(peer_service, _remote_service) AS peer_service,
   CASE WHEN _zipkin_v1 THEN 'wrong_shape' ELSE _reject_code END AS _reject_code,
-  CASE WHEN _zipkin_v1 THEN {_V1_REASON!r}
+  CASE WHEN _zipkin_v1 THEN '{_V1_REASON}'
        WHEN _reject_code = 'bad_time' THEN
     CASE WHEN _timestamp_raw IS NULL THEN 'span has no "timestamp" (a partial flush without a start cannot be placed in time)'
          ELSE '"timestamp" is not a positive number of microseconds: ' || left(_timestamp_raw, 80) END
