@@ -179,5 +179,6 @@ def service_graph(case: Any, *, start: Any = None, end: Any = None, version: str
                          attrs[i]["p95_ms"]] for i in idx],
             hovertemplate=("%{customdata[0]}<br>requests: %{customdata[1]}<br>rate: %{customdata[2]:.2f}/s"
                            "<br>errors: %{customdata[3]:.1f}%<br>p95: %{customdata[4]:.1f} ms<extra></extra>")))
-    fig.update_layout(annotations=arrows, xaxis={"visible": False}, yaxis={"visible": False})
+    fig.update_layout(annotations=arrows, xaxis={"visible": False}, yaxis={"visible": False},
+                      legend={"orientation": "h", "y": -0.05})
     return style(fig, title="Service graph (size: request rate, colour: error %)")

@@ -60,12 +60,22 @@ def timeline_events(case: Any, flt: SpanFilter) -> pd.DataFrame:
     return frame(case, _EVENTS_SQL, params)
 
 
-def _change_points(series: pd.Series) -> list[int]:
-    """Indices where the series shifts (``forensics.stats.change_points``), [] if too short."""
+#: series searched for change points: column, transform before the search, line colour
+CHANGE_SERIES = (("p99_ms", "log10", "#9467bd"), ("error_pct", "identity", ERROR_COLOR))
+
+
+def series_change_points(series: pd.DataFrame, *, penalty: float = 12.0) -> dict[str, list[int]]:
+    """Indices where p99 (on a log scale) and the error rate shift, by column
+    (:func:`forensics.stats.change_points`; fewer than 6 buckets give none)."""
     from ..stats import change_points
 
-    values = series.to_numpy(dtype=float)
-    return change_points(np.log10(np.maximum(np.nan_to_num(values, nan=0.0), 1e-3))) if len(values) >= 6 else []
+    out: dict[str, list[int]] = {}
+    for column, transform, _ in CHANGE_SERIES:
+        values = np.nan_to_num(series[column].to_numpy(dtype=float), nan=0.0)
+        if transform == "log10":
+            values = np.log10(np.maximum(values, 1e-3))
+        out[column] = change_points(values, penalty=penalty) if len(values) >= 6 else []
+    return out
 
 
 def _findings_frame(findings: Any) -> pd.DataFrame:
@@ -78,7 +88,8 @@ def _findings_frame(findings: Any) -> pd.DataFrame:
 
 
 def timeline(case: Any, *, findings: Findings | None = None, service: str | None = None, start: Any = None,
-             end: Any = None, bucket: str = "1m", change_points: bool = True) -> go.Figure:
+             end: Any = None, bucket: str = "1m", change_points: bool = True,
+             change_penalty: float = 12.0) -> go.Figure:
     """Incident timeline.
 
     Parameters
@@ -95,8 +106,11 @@ def timeline(case: Any, *, findings: Findings | None = None, service: str | None
     bucket:
         Time bucket of the series: one of ``10s, 30s, 1m, 5m, 15m, 1h``.
     change_points:
-        Mark where the p99 series shifts (binary segmentation on log10 p99,
-        :func:`forensics.stats.change_points`) with dotted vertical lines.
+        Mark where the p99 series (log10, purple) and the error rate (red) shift, by binary
+        segmentation (:func:`forensics.stats.change_points`), with dotted vertical lines.
+    change_penalty:
+        Penalty of the change point search (1..100); larger finds fewer. The default ignores
+        the minute-to-minute noise of p99 over a few dozen requests.
 
     Returns
     -------
@@ -107,6 +121,8 @@ def timeline(case: Any, *, findings: Findings | None = None, service: str | None
     case = resolve_case(case)
     s, e = check_window(start, end)
     check_bool("change_points", change_points)
+    if isinstance(change_penalty, bool) or not isinstance(change_penalty, (int, float)) or not 1 <= change_penalty <= 100:
+        raise UsageError(f"change_penalty must be a number from 1 to 100; got {change_penalty!r}")
     flt = SpanFilter(start=s, end=e, service=check_text("service", service))
     series = timeline_series(case, flt, bucket=bucket)
     events = timeline_events(case, flt)
@@ -137,9 +153,11 @@ def timeline(case: Any, *, findings: Findings | None = None, service: str | None
         fig.add_trace(go.Scatter(x=series["bucket"], y=series["p99_ms"], name="p99", mode="lines+markers",
                                  hovertemplate="%{y:.1f} ms<extra>p99</extra>"), row=3, col=1)
         if change_points:
-            for i in _change_points(series["p99_ms"]):
-                t = series["bucket"].iloc[i]
-                _across(fig, "line", t, t, line={"color": "#9467bd", "dash": "dot", "width": 2})
+            found_cp = series_change_points(series, penalty=float(change_penalty))
+            for column, _, color in CHANGE_SERIES:
+                for i in found_cp[column]:
+                    t = series["bucket"].iloc[i]
+                    _across(fig, "line", t, t, line={"color": color, "dash": "dot", "width": 2})
     _shade_findings(fig, found)
     fig.update_yaxes(type="log", row=3, col=1)
     fig.update_yaxes(rangemode="tozero", row=2, col=1)

@@ -82,3 +82,24 @@ def test_timeline_rejects_a_non_findings_value(incident):
     case, _ = incident
     with pytest.raises(forensics.UsageError, match="findings must be a forensics.Findings"):
         timeline(case, findings=[{"title": "x"}])
+
+
+def test_timeline_marks_error_rate_shift_and_ignores_noise():
+    from forensics.synth.builder import SpanBuilder
+
+    case = forensics.open_case()
+    b = SpanBuilder(BASE, seed=21)
+    rng = np.random.default_rng(0)
+    for minute in range(30):
+        for k in range(10):
+            failing = minute >= 20 and k < 6  # 60% errors from minute 20
+            b.span("api", "GET /", kind="server", start_ms=minute * 60_000 + k * 5000,
+                   duration_ms=float(rng.lognormal(4, 0.3)), status="error" if failing else "ok")
+    b.insert(case)
+    fig = timeline(case)
+    red_lines = [s for s in fig.layout.shapes if s.type == "line" and s.line.color == "#d62728"]
+    assert [str(s.x0)[11:16] for s in red_lines] == ["10:20"]
+    purple = [s for s in fig.layout.shapes if s.type == "line" and s.line.color == "#9467bd"]
+    assert purple == []  # p99 noise alone is not a change
+    with pytest.raises(forensics.UsageError, match="change_penalty must be a number from 1 to 100; got 0"):
+        timeline(case, change_penalty=0)
