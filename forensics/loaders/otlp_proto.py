@@ -16,6 +16,10 @@ Rows carry ``source_offset``: the 0-based index of the record (span, log record,
 point) among the file's records of its signal. A file that is none of the above is one reject
 (``invalid_protobuf``) with the byte offset where decoding failed.
 
+Sniffing: ``.pb``/``.binpb`` by extension; other binary files when they parse as a request
+(whole file up to 64 KiB, else the first length-prefixed message). A single unframed request
+larger than 64 KiB without the extension needs ``format="otlp_proto"``.
+
 Speed: the JSON rendering in ``json_format`` is pure Python (about 4k spans/s here); the SQL
 mapping afterwards is the vectorized one of ``otlp_json``.
 """
@@ -118,14 +122,27 @@ def _fixed32_frames(data: bytes) -> Iterator[tuple[int, Message | None]]:
         pos += 4 + size
 
 
+def _first_frame_parses(data: bytes) -> bool:
+    """True when the head of a larger file starts with a complete length-prefixed request."""
+    head = _varint(data, 0)
+    frames = [] if head is None else [data[head[1]: head[1] + head[0]]] if head[1] + head[0] <= len(data) else []
+    size = int.from_bytes(data[:4], "big")
+    if 4 + size <= len(data):
+        frames.append(data[4: 4 + size])
+    return any(frame and parse_request(frame) is not None for frame in frames)
+
+
 def _sniff(head: Head) -> float:
     """0.9 for .pb/.binpb whose head starts like a request (field 1, length-delimited); 0.6 for
-    other binary content that parses as a request; else 0."""
+    other binary content that parses as a request (the whole file when it fits in the head,
+    else its first length-prefixed message); else 0."""
     data = head.data
     if head.ext in (".pb", ".binpb", ".protobuf"):
         return 0.9 if data[:1] == b"\x0a" or _varint(data, 0) is not None else 0.0
-    if head.text is not None or not head.complete:
+    if head.text is not None:
         return 0.0
+    if not head.complete:
+        return 0.6 if _first_frame_parses(data) else 0.0
     return 0.6 if any(m is not None for _, m in split_messages(data)) else 0.0
 
 

@@ -178,3 +178,11 @@ def test_sniff():
     assert _sniff(Head("x.bin", msg, complete=True)) == 0.6  # binary without the extension, parses as a request
     assert _sniff(Head("x.bin", b"\x00\x01\x02\xff\xfe", complete=True)) == 0.0
     assert _sniff(Head("x.json", b'{"resourceSpans": []}', complete=True)) == 0.0
+
+
+def test_sniff_large_delimited_stream_without_extension():
+    msgs = messages(MIXED) * 40
+    data = delimited(msgs)
+    assert len(data) > 65536
+    assert _sniff(Head("export.bin", data[:65536], complete=False)) == 0.6
+    assert _sniff(Head("export.bin", b"\x00" * 65536, complete=False)) == 0.0
