@@ -78,3 +78,11 @@ def test_formats_lists_registered_formats(capsys):
     for name in forensics.formats():
         if not name.startswith("test_"):
             assert name in out
+
+
+def test_sql_keeps_repeated_column_names(case_file, capsys):
+    assert main(["sql", case_file, "select a.kind, b.kind from spans a join spans b using (span_id) limit 1", "--format", "json"]) == 0
+    import json as _json
+
+    row = _json.loads(capsys.readouterr().out)[0]
+    assert set(row) == {"kind", "kind_1"}

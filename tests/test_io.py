@@ -70,3 +70,12 @@ def test_sha256_and_size(tmp_path):
     p.write_bytes(b"abc")
     sha, size = fio.sha256_and_size(str(p))
     assert size == 3 and sha == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_head_of_a_gzip_cut_early_still_has_the_bytes_before_the_cut(tmp_path):
+    data = b"".join(b'{"n":%d,"pad":"%s"}\n' % (i, b"x" * 50) for i in range(3000))
+    blob = gzip.compress(data)
+    p = tmp_path / "cut.jsonl.gz"
+    p.write_bytes(blob[: len(blob) // 3])
+    head = fio.read_head(str(p), 65536)
+    assert len(head) > 4096 and data.startswith(head)

@@ -35,7 +35,7 @@ def command(case_or_path: tuple[str, ...], query_opt: str | None, fmt: str, outp
     else:
         query = query_opt
     case = open_case_or_paths(tuple(items), progress=False)
-    table = case.sql(query, list(params) or None).to_arrow()
+    table = _unique_names(case.sql(query, list(params) or None).to_arrow())
     if fmt == "parquet":
         if not output:
             raise click.UsageError("--format parquet needs -o FILE")
@@ -54,6 +54,25 @@ def command(case_or_path: tuple[str, ...], query_opt: str | None, fmt: str, outp
             fh.write(data)
     else:
         sys.stdout.write(data)
+
+
+def _unique_names(table: pa.Table) -> pa.Table:
+    """Rename repeated column names (``select a.x, b.x``) to ``x``, ``x_1``, ... so no column is lost."""
+    seen: dict[str, int] = {}
+    names = []
+    for name in table.column_names:
+        if name in seen:
+            seen[name] += 1
+            candidate = f"{name}_{seen[name]}"
+            while candidate in table.column_names or candidate in seen:
+                seen[name] += 1
+                candidate = f"{name}_{seen[name]}"
+            names.append(candidate)
+            seen[candidate] = 0
+        else:
+            seen[name] = 0
+            names.append(name)
+    return table.rename_columns(names) if names != table.column_names else table
 
 
 def _csv_safe(table: pa.Table) -> pa.Table:

@@ -53,8 +53,8 @@ def read_head(path: str, size: int = 65536) -> bytes:
     with open_binary(path) as fh:
         out = b""
         try:
-            while len(out) < size:
-                chunk = fh.read(size - len(out))
+            while len(out) < size:  # small reads: a broken stream still yields what came before
+                chunk = fh.read(min(4096, size - len(out)))
                 if not chunk:
                     break
                 out += chunk
