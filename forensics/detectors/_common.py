@@ -60,11 +60,16 @@ def version_sql(case: "Case", alias: str = "c") -> tuple[str, str]:
     ``service.version`` when the span has one. Otherwise, when the ``events`` table holds
     ``kind = 'deploy'`` events for the span's service, the version of the latest deploy at or
     before the span (the deploy time when the event has no version), or ``'before deploy'``
-    for spans preceding the first deploy. Without deploy events, the expression is
-    ``service_version`` and the join clause is empty.
+    for spans preceding the first deploy. When no span lacks a version where a deploy event
+    could supply one, the expression is ``service_version`` and the join clause is empty (the
+    ASOF join is the costliest step of a detector, so it only runs when it matters).
     """
-    n = scalar(case.con, "SELECT count(*) FROM events WHERE kind = 'deploy' AND service IS NOT NULL AND time IS NOT NULL")
-    if not n:
+    needed = scalar(case.con, """
+SELECT count(*) > 0 FROM (
+  SELECT 1 FROM spans WHERE service_version IS NULL AND service IN (
+    SELECT service FROM events WHERE kind = 'deploy' AND service IS NOT NULL AND time IS NOT NULL)
+  LIMIT 1)""")
+    if not needed:
         return "", f"{alias}.service_version"
     deploys = (
         "(SELECT service AS d_service, time AS d_time, "
@@ -83,37 +88,6 @@ def deploy_times_sql() -> str:
 
 
 # -- outbound calls ------------------------------------------------------------------------
-def calls_sql(case: "Case") -> str:
-    """SELECT of every outbound call with a parent: one row per client/producer/DB span.
-
-    Columns: trace_id, span_id, parent_span_id, service, version (effective, see
-    :func:`version_sql`), start_time, end_time, start_us, end_us (epoch microseconds),
-    duration_ms, status, status_message, http_status_code, attributes, target,
-    target_operation, source ("file:line" of the span), detail (the raw URL, statement, message
-    id or name: equal details mean the same request was repeated).
-    """
-    vjoin, vexpr = version_sql(case, "c")
-    return f"""
-WITH ch AS (
-  SELECT trace_id, parent_span_id, any_value(service) AS service,
-         any_value(http_route) AS http_route, any_value(http_method) AS http_method
-  FROM spans WHERE kind IN ('server', 'consumer') AND parent_span_id IS NOT NULL
-  GROUP BY trace_id, parent_span_id
-)
-SELECT c.trace_id, c.span_id, c.parent_span_id, c.service, {vexpr} AS version,
-  c.start_time, c.end_time, epoch_us(c.start_time) AS start_us,
-  epoch_us(coalesce(c.end_time, c.start_time)) AS end_us, c.duration_ms,
-  c.status, c.status_message, c.http_status_code, c.attributes,
-  {call_target_sql('c', 'ch')} AS target,
-  {call_operation_sql('c', 'ch')} AS target_operation,
-  {source_sql('c')} AS source,
-  coalesce(c.http_url, c.db_statement, c.messaging_message_id, c.name) AS detail
-FROM spans c {vjoin}
-LEFT JOIN ch ON ch.trace_id = c.trace_id AND ch.parent_span_id = c.span_id
-WHERE c.parent_span_id IS NOT NULL AND {OUTBOUND_WHERE}
-"""
-
-
 #: attribute keys whose value counts earlier attempts (> 0 marks a retry)
 RESEND_KEYS = ("http.request.resend_count", "http.resend_count", "retry.count", "retry_count",
                "grpc.previous-rpc-attempts")
@@ -124,35 +98,100 @@ CALL_ERROR_SQL = ("(status = 'error' OR coalesce(http_status_code, 0) >= 500 OR 
                   "OR regexp_matches(lower(coalesce(status_message, '')), 'time[d ]?out|deadline exceeded'))")
 
 
-def _attr_int(keys: tuple[str, ...], default: int) -> str:
-    vals = ", ".join(f"TRY_CAST(attributes['{k}'] AS BIGINT)" for k in keys)
+def _attr_int(alias: str, keys: tuple[str, ...], default: int) -> str:
+    vals = ", ".join(f"TRY_CAST({alias}.attributes['{k}'] AS BIGINT)" for k in keys)
     return f"coalesce({vals}, {default})"
 
 
-def attempt_flags_sql(calls: str) -> str:
-    """Calls of table ``calls`` with retry flags, per sibling chain (trace, parent, target, operation).
+def calls_sql(case: "Case") -> str:
+    """SELECT of every outbound call with a parent: one row per client/producer/DB span.
 
-    Adds is_error (:data:`CALL_ERROR_SQL`), marked (a retry attribute: :data:`RESEND_KEYS` > 0
-    or :data:`ATTEMPT_KEYS` > 1), is_retry (marked, or the previous sibling failed, this call
-    starts after it ended (1 ms tolerance, so hedged parallel requests are not retries) and
-    repeats the same request: equal ``detail``), gap_ms (start minus the previous sibling's
-    end) and prev_gap_ms (the gap of the previous retry in the chain).
+    Columns: trace_id, span_id, parent_span_id, service, version (effective, see
+    :func:`version_sql`), start_time, end_time, start_us, end_us (epoch microseconds),
+    duration_ms, target, target_operation, source ("file:line" of the span), detail (hash of
+    the raw URL, statement, message id or name: equal details mean the same request was
+    repeated), marked (a retry attribute: :data:`RESEND_KEYS` > 0 or :data:`ATTEMPT_KEYS` > 1),
+    is_error (:data:`CALL_ERROR_SQL`), sid (hash of trace and span id) and chain (hash of
+    trace, parent span, target and operation: the sibling calls one caller made to one
+    operation).
     """
-    w = "PARTITION BY trace_id, parent_span_id, target, target_operation ORDER BY start_us, span_id"
+    vjoin, vexpr = version_sql(case, "c")
     return f"""
-WITH a AS (
-  SELECT *, {CALL_ERROR_SQL} AS is_error,
-    ({_attr_int(RESEND_KEYS, 0)} > 0 OR {_attr_int(ATTEMPT_KEYS, 1)} > 1) AS marked
-  FROM {calls}),
-b AS (SELECT a.*, lag(is_error) OVER w AS prev_error, lag(end_us) OVER w AS prev_end,
-        lag(detail) OVER w AS prev_detail FROM a WINDOW w AS ({w})),
-r AS (SELECT b.*, (marked OR (coalesce(prev_error, false) AND start_us >= prev_end - 1000
-                              AND detail IS NOT DISTINCT FROM prev_detail)) AS is_retry,
-        (start_us - prev_end) / 1000.0 AS gap_ms FROM b)
-SELECT r.*, lag(gap_ms) OVER (PARTITION BY trace_id, parent_span_id, target, target_operation, is_retry
-                              ORDER BY start_us, span_id) AS prev_gap_ms
-FROM r
+WITH ch AS (
+  SELECT trace_id, parent_span_id, any_value(service) AS service,
+         any_value(http_route) AS http_route, any_value(http_method) AS http_method
+  FROM spans WHERE kind IN ('server', 'consumer') AND parent_span_id IS NOT NULL
+  GROUP BY trace_id, parent_span_id
+)
+SELECT *, hash(trace_id, parent_span_id, target, target_operation) AS chain, hash(trace_id, span_id) AS sid FROM (
+SELECT c.trace_id, c.span_id, c.parent_span_id, c.service, {vexpr} AS version,
+  c.start_time, c.end_time, epoch_us(c.start_time) AS start_us,
+  epoch_us(coalesce(c.end_time, c.start_time)) AS end_us, c.duration_ms,
+  {call_target_sql('c', 'ch')} AS target,
+  {call_operation_sql('c', 'ch')} AS target_operation,
+  {source_sql('c')} AS source,
+  hash(coalesce(c.http_url, c.db_statement, c.messaging_message_id, c.name)) AS detail,
+  ({_attr_int('c', RESEND_KEYS, 0)} > 0 OR {_attr_int('c', ATTEMPT_KEYS, 1)} > 1) AS marked,
+  {CALL_ERROR_SQL} AS is_error
+FROM spans c {vjoin}
+LEFT JOIN ch ON ch.trace_id = c.trace_id AND ch.parent_span_id = c.span_id
+WHERE c.parent_span_id IS NOT NULL AND {OUTBOUND_WHERE})
 """
+
+
+def attempt_flags_sql(calls: str) -> str:
+    """Retry flags of the calls in table ``calls``, per sibling chain, keyed by ``sid``.
+
+    Columns: sid, is_retry (marked, or the previous sibling failed, this call starts after it
+    ended (1 ms tolerance, so hedged parallel requests are not retries) and repeats the same
+    request: equal ``detail``), gap_ms (start minus the previous sibling's end) and
+    prev_max_end (the latest end of the earlier siblings, epoch microseconds). The window
+    carries only these narrow columns: it is the costliest step over millions of calls.
+    """
+    return f"""
+SELECT sid, (marked OR (coalesce(prev_error, false) AND start_us >= prev_end - 1000
+                        AND detail IS NOT DISTINCT FROM prev_detail)) AS is_retry,
+  (start_us - prev_end) / 1000.0 AS gap_ms, prev_max_end
+FROM (SELECT sid, marked, start_us, detail, lag(is_error) OVER w AS prev_error, lag(end_us) OVER w AS prev_end,
+        lag(detail) OVER w AS prev_detail,
+        max(end_us) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_max_end
+      FROM {calls} WINDOW w AS (PARTITION BY chain ORDER BY start_us, sid))
+"""
+
+
+_CACHE: dict[int, tuple[tuple, str]] = {}
+
+
+def calls_table(case: "Case") -> str:
+    """Name of a TEMP table holding :func:`calls_sql` joined with :func:`attempt_flags_sql`.
+
+    Built once per connection and reused by every detector while the spans and deploy events
+    are unchanged (checked with a count and an order-independent hash of the ids); rebuilt
+    otherwise. It lives until the connection closes or :func:`drop_calls_table` is called.
+    """
+    key = id(case.con)
+    fingerprint = tuple(run(case.con, """
+SELECT (SELECT count(*) FROM spans), (SELECT sum(hash(trace_id, span_id)) FROM spans),
+       (SELECT count(*) FROM events WHERE kind = 'deploy'),
+       (SELECT sum(hash(service, version, time)) FROM events WHERE kind = 'deploy')""")[0])
+    cached = _CACHE.get(key)
+    if cached and cached[0] == fingerprint and scalar(
+            case.con, "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [cached[1]]):
+        return cached[1]
+    drop_calls_table(case)
+    name = f"_fx_calls_{os.getpid()}_{next(_counter)}"
+    with temp_table(case, calls_sql(case)) as base:
+        run(case.con, f"CREATE TEMP TABLE {name} AS SELECT b.*, f.is_retry, f.gap_ms, f.prev_max_end "
+                      f"FROM {base} b JOIN ({attempt_flags_sql(base)}) f USING (sid)")
+    _CACHE[key] = (fingerprint, name)
+    return name
+
+
+def drop_calls_table(case: "Case") -> None:
+    """Drop the cached calls table of ``case``'s connection, if any."""
+    cached = _CACHE.pop(id(case.con), None)
+    if cached:
+        run(case.con, f"DROP TABLE IF EXISTS {cached[1]}")
 
 
 def source_sql(alias: str) -> str:

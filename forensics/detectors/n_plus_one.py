@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..findings import Findings
-from ._common import (attempt_flags_sql, calls_sql, check, clean, deploy_times_sql, fmt_ms, fmt_num, has_spans, near_miss,
+from ._common import (calls_table, check, clean, deploy_times_sql, fmt_ms, fmt_num, has_spans, near_miss,
                       rows, severity_from_score, temp_table, to_findings, version_sql, vlabel)
 from ._normalize import server_operation_sql
 from .registry import detector
@@ -37,34 +37,32 @@ NEAR_MISS_LIMIT = 50
 
 
 def _groups_sql(calls: str) -> str:
-    """Per (trace, parent span, target, operation): count, time, busy time (interval union).
+    """Per sibling chain (trace, parent span, target, operation): count, time, overlap.
 
     Retries (see :func:`forensics.detectors._common.attempt_flags_sql`) are left out: repeating
-    a failed request is a retry storm's business, not an N+1.
+    a failed request is a retry storm's business, not an N+1. The busy time (union of the call
+    intervals) sums, per call in start order, the part that ends after every earlier call.
     """
     return f"""
-SELECT trace_id, parent_span_id, target, target_operation,
+SELECT any_value(trace_id) AS trace_id, any_value(parent_span_id) AS parent_span_id,
+  any_value(target) AS target, any_value(target_operation) AS target_operation,
   any_value(service) AS service, any_value(version) AS version, count(*) AS n_calls, sum(duration_ms) AS call_ms,
   CASE WHEN sum(end_us - start_us) > 0
-       THEN 1 - sum(greatest(0, end_us - greatest(start_us, coalesce(prev_end, start_us))))
+       THEN 1 - sum(greatest(0, end_us - greatest(start_us, coalesce(prev_max_end, start_us))))
                 / sum(end_us - start_us)
        ELSE 0 END AS overlap_ratio,
-  count(*) FILTER (WHERE status = 'error') AS n_errors,
+  count(*) FILTER (WHERE is_error) AS n_errors,
   min(start_time) AS first_start, max(end_time) AS last_end,
   arg_max(source, duration_ms) AS source
-FROM (
-  SELECT *, max(end_us) OVER (PARTITION BY trace_id, parent_span_id, target, target_operation
-                              ORDER BY start_us, span_id
-                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
-  FROM ({attempt_flags_sql(calls)}) WHERE NOT is_retry)
-GROUP BY trace_id, parent_span_id, target, target_operation
+FROM {calls} WHERE NOT is_retry
+GROUP BY chain
 """
 
 
 def _with_parents_sql(groups: str) -> str:
     """Groups joined with their parent span (operation) and a hit flag (params: thresholds)."""
     return f"""
-SELECT g.*, {server_operation_sql('p')} AS operation,
+SELECT g.*, {server_operation_sql('p')} AS operation, p.name AS parent_name,
   (g.n_calls >= $min_calls AND g.overlap_ratio <= $max_overlap AND g.call_ms >= $min_total_ms) AS is_hit,
   (g.n_calls >= $min_calls)::INT + (g.overlap_ratio <= $max_overlap)::INT
     + (g.call_ms >= $min_total_ms)::INT AS n_passed
@@ -73,7 +71,12 @@ FROM {groups} g JOIN spans p ON p.trace_id = g.trace_id AND p.span_id = g.parent
 
 
 def _version_stats_sql(case: "Case", groups: str, pg: str) -> str:
-    """Per (service, operation, target, target_operation, version) over every parent request."""
+    """Per (service, operation, target, target_operation, version) over every parent request.
+
+    Requests are the spans of the service named like a parent with hits (so a version's
+    requests without any call count as 0 calls); names are matched before normalization, which
+    keeps the scan cheap.
+    """
     vjoin, vexpr = version_sql(case, "p")
     return f"""
 WITH keys AS (SELECT DISTINCT service, operation, target, target_operation FROM {pg} WHERE is_hit),
@@ -81,7 +84,8 @@ parents AS (
   SELECT * FROM (
     SELECT p.trace_id, p.span_id, p.service, {vexpr} AS version, p.duration_ms, p.start_time,
            {server_operation_sql('p')} AS operation
-    FROM spans p {vjoin} WHERE p.service IN (SELECT service FROM keys))
+    FROM (SELECT * FROM spans p0 SEMI JOIN (SELECT DISTINCT service, parent_name FROM {pg} WHERE is_hit) h
+            ON h.service = p0.service AND h.parent_name = p0.name) p {vjoin})
   WHERE operation IN (SELECT operation FROM keys)),
 tgt AS (SELECT trace_id, parent_span_id, target, sum(n_calls)::BIGINT AS n_target FROM {groups} GROUP BY ALL),
 per_req AS (
@@ -159,7 +163,8 @@ def detect_n_plus_one(case: "Case", *, min_calls: int = 5, max_overlap_ratio: fl
         return Findings.empty()
     thresholds = {"min_calls": min_calls, "max_overlap_ratio": max_overlap_ratio, "min_total_ms": min_total_ms}
     params = {"min_calls": min_calls, "max_overlap": max_overlap_ratio, "min_total_ms": min_total_ms}
-    with temp_table(case, calls_sql(case)) as calls, temp_table(case, _groups_sql(calls)) as groups, \
+    calls = calls_table(case)
+    with temp_table(case, _groups_sql(calls)) as groups, \
             temp_table(case, _with_parents_sql(groups), params) as pg:
         stats = rows(case, _version_stats_sql(case, groups, pg))
         misses = rows(case, _near_miss_sql(pg)) if explain else []

@@ -19,14 +19,15 @@ over buckets with at least ``min_inbound`` requests. A bucket is amplified when 
 least ``min_amplification`` x baseline while inbound stays flat (within ``1/inbound_tolerance``
 and ``inbound_tolerance`` x its median) and it carries at least ``min_extra_calls`` calls
 more than the baseline ratio predicts. Flagged with at least ``min_amplified_buckets`` such
-buckets (medium; high from 3x).
+buckets (medium; high from 3x). Amplification that matches no retry in the traces must carry
+failures (``min_amplified_error_share``), or it is a fan-out change rather than a storm.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from ..findings import Findings
-from ._common import CALL_ERROR_SQL, attempt_flags_sql, calls_sql, check, fmt_ms, fmt_num, has_spans, near_miss, rows, temp_table, to_findings
+from ._common import calls_table, check, fmt_ms, fmt_num, has_spans, near_miss, rows, temp_table, to_findings
 from ._normalize import server_operation_sql
 from .registry import detector
 
@@ -37,16 +38,21 @@ EXEMPLARS = 5
 
 
 def _attempts_sql(calls: str) -> str:
-    """Per (trace, parent, target, operation) chain of attempts: retries, failures, gaps."""
+    """Per sibling chain (trace, parent, target, operation): attempts, retries, failures, gaps,
+    and how each retry's gap compares with the previous retry's (backoff growth)."""
     return f"""
-SELECT trace_id, parent_span_id, target, target_operation, any_value(service) AS service,
+SELECT any_value(trace_id) AS trace_id, any_value(parent_span_id) AS parent_span_id,
+  any_value(target) AS target, any_value(target_operation) AS target_operation, any_value(service) AS service,
   any_value(version) AS version, count(*) AS attempts, count(*) FILTER (WHERE is_retry) AS retries,
   count(*) FILTER (WHERE is_error) AS errors, bool_or(marked) AS marked,
   median(greatest(gap_ms, 0)) FILTER (WHERE is_retry) AS gap_ms,
   median(gap_ms / prev_gap_ms) FILTER (WHERE is_retry AND prev_gap_ms > 0 AND gap_ms > 0) AS growth,
   min(start_time) AS first_start, max(end_time) AS last_end,
   arg_max(source, is_retry::INT * 1e12 + start_us) AS source
-FROM ({attempt_flags_sql(calls)}) GROUP BY trace_id, parent_span_id, target, target_operation
+FROM (SELECT c.*, g.prev_gap_ms FROM {calls} c LEFT JOIN (
+        SELECT sid, lag(gap_ms) OVER (PARTITION BY chain ORDER BY start_us) AS prev_gap_ms
+        FROM {calls} WHERE is_retry) g USING (sid))
+GROUP BY chain
 """
 
 
@@ -103,7 +109,7 @@ WITH inb AS (
   FROM spans WHERE kind IN ('server', 'consumer') GROUP BY ALL),
 outb AS (
   SELECT service, target, target_operation, time_bucket(to_seconds($bucket_s::DOUBLE), start_time) AS bucket,
-    count(*) AS outbound, count(*) FILTER (WHERE {CALL_ERROR_SQL}) AS errors
+    count(*) AS outbound, count(*) FILTER (WHERE is_error) AS errors
   FROM {calls} GROUP BY ALL),
 j AS (SELECT o.*, i.inbound, o.outbound / i.inbound AS ratio
       FROM outb o JOIN inb i USING (service, bucket) WHERE i.inbound >= $min_inbound),
@@ -134,7 +140,7 @@ GROUP BY service, target, target_operation HAVING count(*) >= $min_buckets
 def detect_retry_storm(case: "Case", *, min_retried_requests: int = 10, min_retry_share: float = 0.1,
                        min_backoff_ms: float = 10.0, bucket_s: float = 60.0, min_amplification: float = 1.5,
                        inbound_tolerance: float = 1.5, min_inbound: int = 20, min_extra_calls: int = 20,
-                       min_amplified_buckets: int = 2,
+                       min_amplified_buckets: int = 2, min_amplified_error_share: float = 0.1,
                        explain: bool = False) -> Findings:
     """Retry storms: repeated calls after failures and outbound traffic amplified beyond inbound.
 
@@ -161,6 +167,10 @@ def detect_retry_storm(case: "Case", *, min_retried_requests: int = 10, min_retr
         predicts for its inbound (keeps 1 → 2 calls from looking like a 2x storm).
     min_amplified_buckets:
         Minimum amplified buckets for an amplification finding.
+    min_amplified_error_share:
+        Amplification without retries in the traces is reported only when at least this share
+        of the amplified calls failed (more calls that all succeed is a fan-out change, e.g. an
+        N+1, not a storm; ``explain=True`` shows it as a near miss).
     explain:
         Also return near misses: dependency operations with retries that failed a threshold.
     """
@@ -169,10 +179,12 @@ def detect_retry_storm(case: "Case", *, min_retried_requests: int = 10, min_retr
     thresholds = {"min_retried_requests": min_retried_requests, "min_retry_share": min_retry_share,
                   "min_backoff_ms": min_backoff_ms, "bucket_s": bucket_s, "min_amplification": min_amplification,
                   "inbound_tolerance": inbound_tolerance, "min_inbound": min_inbound,
-                  "min_extra_calls": min_extra_calls, "min_amplified_buckets": min_amplified_buckets}
+                  "min_extra_calls": min_extra_calls, "min_amplified_buckets": min_amplified_buckets,
+                  "min_amplified_error_share": min_amplified_error_share}
     amp_params = {"bucket_s": bucket_s, "min_inbound": min_inbound, "min_amp": min_amplification,
                   "tol": inbound_tolerance, "min_buckets": min_amplified_buckets, "min_extra": min_extra_calls}
-    with temp_table(case, calls_sql(case)) as calls, temp_table(case, _attempts_sql(calls)) as chains, \
+    calls = calls_table(case)
+    with temp_table(case, _attempts_sql(calls)) as chains, \
             temp_table(case, _chains_with_callers_sql(chains), {"bucket_s": bucket_s}) as cc:
         retry_rows = rows(case, _retry_keys_sql(cc), {"bucket_s": bucket_s, "min_share": min_retry_share})
         amp_rows = rows(case, _amplification_sql(calls), amp_params)
@@ -186,7 +198,15 @@ def detect_retry_storm(case: "Case", *, min_retried_requests: int = 10, min_retr
         rec = _retry_finding(r, a, thresholds, explain)
         if rec:
             records.append(rec)
-    records += [_amplification_only(a, thresholds) for k, a in amp.items() if k not in used]
+    for k, a in amp.items():
+        if k in used:
+            continue
+        check_err = check("min_amplified_error_share", round(a["error_share"], 4), min_amplified_error_share,
+                          a["error_share"] >= min_amplified_error_share)
+        if check_err["passed"]:
+            records.append(_amplification_only(a, thresholds))
+        elif explain:
+            records.append(near_miss(_amplification_only(a, thresholds), [check_err]))
     return to_findings(records)
 
 

@@ -35,7 +35,7 @@ from scipy import stats
 
 from .._db import query_arrow
 from ..findings import Findings
-from ._common import (calls_sql, check, clean, deploy_times_sql, fmt_ms, fmt_num, near_miss, rows, source_sql,
+from ._common import (calls_table, check, clean, deploy_times_sql, fmt_ms, fmt_num, near_miss, rows, source_sql,
                       temp_table, to_findings, version_sql, vlabel)
 from ._normalize import normalize_text_sql, server_operation_sql
 from .registry import detector
@@ -193,8 +193,7 @@ def detect_version_regression(case: "Case", *, alpha: float = 0.01, min_latency_
         if rows(case, "SELECT 1 FROM logs WHERE template IS NOT NULL LIMIT 1"):
             kinds = f"SELECT * FROM ({kinds}) UNION ALL SELECT * FROM ({_log_kinds_sql(req)})"
         new_kinds = rows(case, _new_kinds_sql(kinds, versions), {"min_new": min_new_error_count})
-        with temp_table(case, calls_sql(case)) as calls:
-            patterns = rows(case, _call_pattern_sql(calls, req, pairs))
+        patterns = rows(case, _call_pattern_sql(calls_table(case), req, pairs))
         samples = _samples(case, req, pair_rows)
     # new error types belong to the service version: shown on its own operation's pair, else on
     # the version's busiest compared operation (pairs are ordered by requests)

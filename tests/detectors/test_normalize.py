@@ -16,7 +16,7 @@ def con():
 
 
 def norm(con, value: str | None) -> str | None:
-    return con.execute(f"SELECT {normalize_text_sql('?')}", [value]).fetchall()[0][0]
+    return con.execute(f"SELECT {normalize_text_sql('v')} FROM (SELECT ?::VARCHAR AS v)", [value]).fetchall()[0][0]
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -43,6 +43,7 @@ def test_normalize_is_idempotent_and_null_safe(con):
     once = norm(con, "SELECT * FROM items WHERE id IN (1, 2) AND x = 'y'")
     assert norm(con, once) == once
     assert norm(con, None) is None
+    assert norm(con, "  GET /search ") == "GET /search"  # nothing to replace: only trimmed
 
 
 @pytest.mark.parametrize("url, path", [
@@ -52,7 +53,7 @@ def test_normalize_is_idempotent_and_null_safe(con):
     ("http://host:80", None),
 ])
 def test_url_path(con, url, path):
-    assert con.execute(f"SELECT {url_path_sql('?')}", [url]).fetchall()[0][0] == path
+    assert con.execute(f"SELECT {url_path_sql('v')} FROM (SELECT ?::VARCHAR AS v)", [url]).fetchall()[0][0] == path
 
 
 def _op_table(con, rows: list[dict]) -> list[tuple]:

@@ -77,7 +77,9 @@ def test_near_threshold(make_case):
 
 
 def test_amplification_only(make_case):
-    """No error siblings: the client fans out 3 calls per request for 4 minutes (flat inbound)."""
+    """No retries visible in traces (parallel hedged calls, a third failing) for 4 minutes, flat
+    inbound: found by amplification alone. The same extra calls all succeeding are a fan-out
+    change, reported only as a near miss."""
     def build(b: SpanBuilder) -> None:
         for m in range(10):
             for k in range(30):
@@ -85,7 +87,10 @@ def test_amplification_only(make_case):
                 root = b.span("catalog-service", "GET /search", kind="server", start_ms=t, duration_ms=500,
                               version="1.8.0", attributes={"http.route": "/search", "http.request.method": "GET"})
                 for i in range(3 if 4 <= m < 8 else 1):
-                    inventory_call(b, root, t + 2 + i * 5, 4.0, 100 + i, version="1.8.0")
+                    fail = i == 0 and 4 <= m < 8 and failing
+                    inventory_call(b, root, t + 2, 4.0, 100 + i, version="1.8.0",
+                                   status="error" if fail else "unset", http_status=503 if fail else 200)
+    failing = True
     found = detect_retry_storm(make_case(build))
     assert len(found) == 1
     f = found[0]
@@ -94,7 +99,13 @@ def test_amplification_only(make_case):
     assert f["evidence"]["amplification"]["amplified_buckets"] == 4
     assert f["severity"] == "high" and len(f["evidence"]["exemplar_trace_ids"]) == 5
     assert f["start_time"] == BASE + timedelta(minutes=4) and f["end_time"] == BASE + timedelta(minutes=8)
+    assert f["evidence"]["amplification"]["error_share"] == pytest.approx(1 / 3)
     assert len(detect_retry_storm(make_case(build), min_amplified_buckets=5)) == 0
+    failing = False
+    case = make_case(build)
+    assert len(detect_retry_storm(case)) == 0
+    miss = detect_retry_storm(case, explain=True)
+    assert [m["evidence"]["failed"] for m in miss] == [["min_amplified_error_share"]]
 
 
 def test_bad_or_missing_data(make_case, empty_case):
