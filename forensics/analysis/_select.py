@@ -65,14 +65,16 @@ def _looks_like_ids(selection: Sequence[Any]) -> bool:
     return all(isinstance(t, str) for t in selection)
 
 
-def flagged_spans_sql(selection: Predicate, baseline: Predicate | None) -> tuple[str, list[Any]]:
-    """``(sql, params)``: every span with boolean columns ``_sel`` and ``_base``.
+def flagged_spans_sql(selection: Predicate, baseline: Predicate | None,
+                      columns: str = "*") -> tuple[str, list[Any]]:
+    """``(sql, params)``: the spans in the selection or the baseline, with ``columns`` (SQL
+    select list over ``spans``) and boolean columns ``_sel`` and ``_base``.
 
     Without a baseline, ``_base`` is ``NOT _sel`` (everything outside the selection); with one,
     a span may be in both.
     """
     if baseline is None:
-        return (f"SELECT *, NOT _sel AS _base FROM (SELECT *, {selection.flag()} AS _sel FROM spans)",
+        return (f"SELECT *, NOT _sel AS _base FROM (SELECT {columns}, {selection.flag()} AS _sel FROM spans)",
                 list(selection.params))
-    return (f"SELECT *, {selection.flag()} AS _sel, {baseline.flag()} AS _base FROM spans",
-            selection.params + baseline.params)
+    return (f"SELECT * FROM (SELECT {columns}, {selection.flag()} AS _sel, {baseline.flag()} AS _base "
+            "FROM spans) WHERE _sel OR _base", selection.params + baseline.params)

@@ -28,6 +28,7 @@ DIMENSIONS = (
 #: attribute keys already compared as promoted columns
 _PROMOTED_KEYS = sorted({k for keys in PROMOTED.values() for k in keys}
                         | {"service.name", "service.version", "host.name"})
+_DUPLICATE_DIMS = [f"{prefix}.{k}" for prefix in ("attributes", "resource") for k in _PROMOTED_KEYS]
 
 COLUMNS = ("dimension", "value", "selection_pct", "baseline_pct", "diff_pct", "lift",
            "selection_count", "baseline_count")
@@ -87,32 +88,44 @@ def compare(case: "Case", selection: Selection, baseline: Selection | None = Non
             raise UsageError(f"compare: unknown dimension(s) {unknown}; use promoted columns "
                              f"{list(DIMENSIONS)} or 'attributes.<key>' / 'resource.<key>'")
         dims = [c for c in DIMENSIONS if c in wanted]
-    flagged, params = flagged_spans_sql(sel, base)
+    flagged, params = flagged_spans_sql(sel, base, ", ".join(dims + ["attributes", "resource_attributes"]))
+    query, extra = value_shares_sql(flagged, dims, wanted=wanted)
+    order = "ORDER BY abs(diff_pct) DESC, selection_count DESC, dimension, value"
+    query += f"\n{order}\n" + ("" if top is None else f"LIMIT {int(top)}")
+    params = params + extra
+    return Result(query_arrow(case.con, query, params))
+
+
+def value_shares_sql(flagged: str, dims: Sequence[str], *, wanted: Sequence[str] | None = None,
+                     by: str | None = None) -> tuple[str, list]:
+    """``(sql, params)`` of the value-share table over ``flagged`` (a subquery with the columns
+    ``dims``, ``attributes``, ``resource_attributes``, booleans ``_sel``/``_base`` and, when
+    ``by`` is given, a grouping column of that name computed independently per group).
+
+    ``params`` (for the ``?`` this SQL adds, after those of ``flagged``) hold the dimension
+    filters. Columns: [by,] the :data:`COLUMNS` of :func:`compare`; unordered.
+    """
     pairs = [f"{{'d': '{d}', 'v': CAST({d} AS VARCHAR)}}" for d in dims]
     promoted = "[" + ", ".join(pairs) + "]" if pairs else "[]::STRUCT(d VARCHAR, v VARCHAR)[]"
-    maps = ("list_transform(list_filter(map_entries(attributes), lambda e: NOT list_contains(?::VARCHAR[], e.key)),"
-            " lambda e: {'d': 'attributes.' || e.key, 'v': e.value}), "
-            "list_transform(list_filter(map_entries(resource_attributes), lambda e: NOT list_contains(?::VARCHAR[], e.key)),"
-            " lambda e: {'d': 'resource.' || e.key, 'v': e.value})")
-    keep = "" if wanted is None else "AND list_contains(?::VARCHAR[], kv.d)"
-    query = f"""
-WITH f AS (SELECT * FROM ({flagged}) WHERE _sel OR _base),
-totals AS (SELECT count(*) FILTER (WHERE _sel) AS n_sel, count(*) FILTER (WHERE _base) AS n_base FROM f),
-kv AS (SELECT _sel, _base, unnest(list_concat({promoted}, {maps})) AS kv FROM f),
+    maps = ("list_transform(map_entries(attributes), lambda e: {'d': 'attributes.' || e.key, 'v': e.value}), "
+            "list_transform(map_entries(resource_attributes), lambda e: {'d': 'resource.' || e.key, 'v': e.value})")
+    keep = "" if wanted is None else "AND kv.d IN (SELECT unnest(?::VARCHAR[]))"
+    g = f"{by}, " if by else ""
+    sql = f"""
+WITH f AS MATERIALIZED ({flagged}),
+totals AS (SELECT {g}count(*) FILTER (WHERE _sel) AS n_sel, count(*) FILTER (WHERE _base) AS n_base
+           FROM f {'GROUP BY ' + by if by else ''}),
+kv AS (SELECT {g}_sel, _base, unnest(list_concat({promoted}, {maps})) AS kv FROM f),
 counts AS (
-  SELECT kv.d AS dimension, kv.v AS value,
+  SELECT {g}kv.d AS dimension, kv.v AS value,
          count(*) FILTER (WHERE _sel) AS selection_count, count(*) FILTER (WHERE _base) AS baseline_count
-  FROM kv WHERE kv.v IS NOT NULL {keep} GROUP BY ALL
+  FROM kv WHERE kv.v IS NOT NULL AND kv.d NOT IN (SELECT unnest(?::VARCHAR[])) {keep} GROUP BY ALL
 )
-SELECT dimension, value,
+SELECT {'counts.' + by + ', ' if by else ''}dimension, value,
   100.0 * selection_count / nullif(n_sel, 0) AS selection_pct,
   100.0 * baseline_count / nullif(n_base, 0) AS baseline_pct,
   coalesce(selection_pct, 0) - coalesce(baseline_pct, 0) AS diff_pct,
   CASE WHEN baseline_count = 0 THEN 'inf'::DOUBLE ELSE selection_pct / baseline_pct END AS lift,
   selection_count, baseline_count
-FROM counts, totals
-ORDER BY abs(diff_pct) DESC, selection_count DESC, dimension, value
-{'LIMIT ' + str(int(top)) if top is not None else ''}
-"""
-    params = params + [_PROMOTED_KEYS, _PROMOTED_KEYS] + ([] if wanted is None else [wanted])
-    return Result(query_arrow(case.con, query, params))
+FROM counts {'JOIN totals USING (' + by + ')' if by else ', totals'}"""
+    return sql, [_DUPLICATE_DIMS] + ([] if wanted is None else [list(wanted)])

@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._db import query_arrow
-from ..analysis._select import Predicate
 from ..analysis._tree import is_error_sql
-from ..analysis.compare import compare
+from ..analysis.compare import DIMENSIONS, value_shares_sql
 from ..findings import Findings
 from ..stats import dip_test, two_mode_mixture
 from ._common import calls_sql, check, clean, fmt_ms, near_miss, rows, source_sql, temp_table, to_findings
@@ -38,10 +37,10 @@ _CONSTANT = {"service", "name", "kind"}
 def _candidates_sql(case: "Case") -> str:
     server = (f"SELECT 'server' AS side, s.service, {server_operation_sql('s')} AS operation, "
               "NULL::VARCHAR AS target, NULL::VARCHAR AS target_operation, s.trace_id, s.span_id, "
-              f"s.start_time, s.duration_ms, {is_error_sql('s')} AS is_error, {source_sql('s')} AS source "
+              f"s.start_time, s.duration_ms, coalesce({is_error_sql('s')}, false) AS is_error, {source_sql('s')} AS source "
               "FROM spans s WHERE s.kind IN ('server', 'consumer')")
     client = ("SELECT 'client', c.service, NULL, c.target, c.target_operation, c.trace_id, c.span_id, "
-              f"c.start_time, c.duration_ms, {is_error_sql('c')}, c.source FROM ({calls_sql(case)}) c")
+              f"c.start_time, c.duration_ms, coalesce(c.is_error, false), c.source FROM ({calls_sql(case)}) c")
     return f"SELECT * FROM ({server} UNION ALL {client}) WHERE duration_ms > 0 AND service IS NOT NULL"
 
 
@@ -50,7 +49,7 @@ def detect_bimodal_latency(case: "Case", *, min_samples: int = 200, max_dip_p: f
                            min_bic_delta: float = 10.0, min_mode_share: float = 0.02,
                            min_separation: float = 2.0, min_mode_ratio: float = 1.5,
                            max_timeout_spread: float = 0.1, timeout_tolerance: float = 0.05,
-                           max_samples: int = 20000, seed: int = 0, explain: bool = False) -> Findings:
+                           max_samples: int = 5000, seed: int = 0, explain: bool = False) -> Findings:
     """Operations whose latency has two modes (a fast path and a slow or timeout mode).
 
     Parameters
@@ -104,23 +103,30 @@ def detect_bimodal_latency(case: "Case", *, min_samples: int = 200, max_dip_p: f
                 gids = sample.column("gid").to_numpy()
                 values = np.log(sample.column("duration_ms").to_numpy())
                 bounds = np.flatnonzero(np.diff(gids)) + 1
+                judged = {}
                 for chunk_gids, chunk in zip(np.split(gids, bounds), np.split(values, bounds)):
-                    if chunk.size == 0:
-                        continue
-                    rec = _judge(case, spans, groups[int(chunk_gids[0])], chunk, thresholds, seed, explain)
-                    if rec is not None:
-                        records.append(rec)
+                    if chunk.size:
+                        verdict = _judge(chunk, thresholds, seed, explain)
+                        if verdict is not None:
+                            judged[int(chunk_gids[0])] = verdict
+                if judged:
+                    splits = (list(judged), [v["split_ms"] for v in judged.values()])
+                    modes = _mode_stats(case, spans, *splits)
+                    seps = _separators(case, spans, grp, *splits)
+                    for gid, v in judged.items():
+                        if gid in modes:
+                            rec = _record(groups[gid], modes[gid], seps.get(gid, []), v, thresholds)
+                            records.append(near_miss(rec, v["checks"]) if v["failed"] else rec)
     return to_findings(records)
 
 
-def _judge(case: "Case", spans: str, group: dict[str, Any], log_ms: np.ndarray,
-           thresholds: dict[str, Any], seed: int, explain: bool) -> dict[str, Any] | None:
-    """Test one group; a finding record, a near-miss record, or None."""
+def _judge(log_ms: np.ndarray, thresholds: dict[str, Any], seed: int, explain: bool) -> dict[str, Any] | None:
+    """Test one group's log latencies: None (not bimodal, not a near miss) or the verdict
+    (split, test statistics, checks and the names of failed criteria)."""
     dip, p = dip_test(log_ms)
     mix = two_mode_mixture(log_ms, seed=seed)
     if mix is None:
         return None
-    split_ms = float(math.exp(mix.split))
     ratio = math.exp(mix.means[1] - mix.means[0])
     criteria = {
         "modality": [check("max_dip_p", p, thresholds["max_dip_p"], p < thresholds["max_dip_p"]),
@@ -139,39 +145,39 @@ def _judge(case: "Case", spans: str, group: dict[str, Any], log_ms: np.ndarray,
     failed = [k for k, ok in passed.items() if not ok]
     if len(failed) > 1 or (failed and not explain):
         return None
-    modes = _mode_stats(case, spans, group["gid"], split_ms)
-    if modes is None:
-        return None
+    checks = [c for cs in criteria.values() for c in cs]
+    if passed["modality"]:  # either test is enough: do not list the other as failed
+        checks = [{**c, "passed": True} if c["name"] in ("max_dip_p", "min_bic_delta") else c for c in checks]
     stats = {"dip": dip, "dip_p": p, "bic_one": mix.bic_one, "bic_two": mix.bic_two,
              "separation": mix.separation, "sampled": int(log_ms.size)}
-    record = _record(case, spans, group, modes, split_ms, stats, thresholds)
-    if failed:
-        checks = [c for cs in criteria.values() for c in cs]
-        if passed["modality"]:  # either test is enough: do not list the other as failed
-            checks = [c if c["name"] not in ("max_dip_p", "min_bic_delta") else {**c, "passed": True}
-                      for c in checks]
-        return near_miss(record, checks)
-    return record
+    return {"split_ms": float(math.exp(mix.split)), "stats": stats, "checks": checks, "failed": failed}
 
 
-def _mode_stats(case: "Case", spans: str, gid: int, split_ms: float) -> dict[str, Any] | None:
-    """Exact per-mode statistics over every span of the group (not the sample)."""
+def _splits_sql() -> str:
+    """Per candidate group its split (two list parameters: gids, split_ms)."""
+    return "(SELECT unnest(?::BIGINT[]) AS gid, unnest(?::DOUBLE[]) AS split_ms)"
+
+
+def _mode_stats(case: "Case", spans: str, gids: list, splits: list) -> dict[int, dict[str, Any]]:
+    """Exact per-mode statistics over every span of each candidate group (not the sample):
+    ``{gid: {"fast": {...}, "slow": {...}}}`` for groups with spans in both modes."""
     q = f"""
-SELECT duration_ms >= ? AS slow, count(*) AS n, median(duration_ms) AS p50_ms,
+SELECT s.gid, s.duration_ms >= k.split_ms AS slow, count(*) AS n, median(duration_ms) AS p50_ms,
   quantile_cont(duration_ms, 0.1) AS p10_ms, quantile_cont(duration_ms, 0.9) AS p90_ms,
   avg(is_error::INT) AS error_share, min(start_time) AS first, max(start_time) AS last,
   list(trace_id ORDER BY is_error DESC, start_time, span_id)[1:5] AS exemplars,
   arg_min(source, (NOT is_error, start_time)) AS source
-FROM {spans} WHERE gid = ? GROUP BY slow"""
-    by = {r["slow"]: r for r in rows(case, q, [split_ms, gid])}
-    if True not in by or False not in by:
-        return None
-    return {"fast": by[False], "slow": by[True]}
+FROM {spans} s JOIN {_splits_sql()} k USING (gid) GROUP BY ALL"""
+    out: dict[int, dict[str, Any]] = {}
+    for r in rows(case, q, [gids, splits]):
+        out.setdefault(r["gid"], {})["slow" if r["slow"] else "fast"] = r
+    return {g: m for g, m in out.items() if len(m) == 2}
 
 
-def _record(case: "Case", spans: str, group: dict[str, Any], modes: dict[str, Any], split_ms: float,
-            stats: dict[str, Any], thresholds: dict[str, Any]) -> dict[str, Any]:
+def _record(group: dict[str, Any], modes: dict[str, Any], separators: list[dict[str, Any]],
+            verdict: dict[str, Any], thresholds: dict[str, Any]) -> dict[str, Any]:
     fast, slow = modes["fast"], modes["slow"]
+    split_ms, stats = verdict["split_ms"], verdict["stats"]
     n = fast["n"] + slow["n"]
     slow_share = slow["n"] / n
     spread = (slow["p90_ms"] - slow["p10_ms"]) / slow["p50_ms"] if slow["p50_ms"] else math.inf
@@ -180,7 +186,6 @@ def _record(case: "Case", spans: str, group: dict[str, Any], modes: dict[str, An
     tight = spread <= thresholds["max_timeout_spread"]
     erroring = slow["error_share"] >= 0.5
     timeout_like = tight and (at_round or erroring)
-    separators = _separators(case, spans, group["gid"], split_ms)
     version = next((s["value"] for s in separators if s["dimension"] == "service_version"), None)
     severity = ("high" if timeout_like and erroring else
                 "medium" if timeout_like or slow_share >= 0.1 else "low")
@@ -219,13 +224,26 @@ def _record(case: "Case", spans: str, group: dict[str, Any], modes: dict[str, An
             "evidence": evidence, "summary": summary}
 
 
-def _separators(case: "Case", spans: str, gid: int, split_ms: float, *, min_diff_pct: float = 20.0,
-                min_lift: float = 2.0, top: int = 3) -> list[dict[str, Any]]:
-    """Attribute values over-represented among the slow spans of a group (compare())."""
-    member = f"EXISTS (SELECT 1 FROM {spans} m WHERE m.gid = ? AND m.trace_id = spans.trace_id AND m.span_id = spans.span_id AND m.duration_ms {{}} ?)"
-    res = compare(case, Predicate(member.format(">="), [gid, split_ms]),
-                  Predicate(member.format("<"), [gid, split_ms]), top=50).dicts()
-    out = [{k: clean(v) for k, v in r.items()} for r in res
-           if r["dimension"] not in _CONSTANT and r["diff_pct"] >= min_diff_pct
-           and (r["lift"] is None or r["lift"] >= min_lift)]
-    return out[:top]
+def _separators(case: "Case", spans: str, grp: str, gids: list, splits: list, *, min_diff_pct: float = 20.0,
+                min_lift: float = 2.0, top: int = 3) -> dict[int, list[dict[str, Any]]]:
+    """Per candidate group, the attribute values over-represented among its slow spans (the
+    value-share table of :func:`forensics.analysis.compare`, computed for all groups at once,
+    over the same deterministic subsample of at most ``max_samples`` spans per group as the
+    tests: counts are sample counts, shares estimate the group's)."""
+    dims = [d for d in DIMENSIONS if d not in _CONSTANT]
+    cols = ", ".join([f"s.{d}" for d in dims] + ["s.attributes", "s.resource_attributes"])
+    flagged = (f"SELECT m.gid, {cols}, m.duration_ms >= k.split_ms AS _sel, m.duration_ms < k.split_ms AS _base "
+               f"FROM {spans} m JOIN {_splits_sql()} k USING (gid) JOIN {grp} g USING (gid) "
+               "JOIN spans s ON s.trace_id = m.trace_id AND s.span_id = m.span_id "
+               "WHERE hash(m.span_id) % g.stride = 0")
+    shares, params = value_shares_sql(flagged, dims, by="gid")
+    q = f"""
+SELECT * FROM ({shares}) WHERE diff_pct >= ? AND lift >= ?
+QUALIFY row_number() OVER (PARTITION BY gid ORDER BY diff_pct DESC, selection_count DESC, dimension, value) <= ?"""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for r in rows(case, q, [gids, splits] + params + [min_diff_pct, min_lift, top]):
+        gid = r.pop("gid")
+        out.setdefault(gid, []).append({k: clean(v) for k, v in r.items()})
+    for v in out.values():
+        v.sort(key=lambda r: (-r["diff_pct"], -r["selection_count"]))
+    return out
