@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 
 from ..analysis.critical_path import critical_path as analysis_critical_path
 from ._sql import frame
-from ._theme import (CRITICAL_COLOR, ERROR_COLOR, check_bool, check_text, empty_figure, escape_label,
+from ._theme import (CRITICAL_COLOR, ERROR_COLOR, check_bool, check_int, check_text, empty_figure, escape_label,
                      resolve_case, service_colors, style)
 
 MAX_DEPTH = 256
@@ -84,7 +84,8 @@ _SPAN_HOVER = ("%{customdata[0]} %{customdata[7]}<br>%{customdata[1]}<br>duratio
                "<br>span %{customdata[6]}<extra></extra>")
 
 
-def waterfall(case: Any, trace_id: str, *, critical_path: bool = True, logs: bool = True) -> go.Figure:
+def waterfall(case: Any, trace_id: str, *, critical_path: bool = True, logs: bool = True,
+              max_spans: int = 2000) -> go.Figure:
     """Waterfall (Gantt) of one trace.
 
     Parameters
@@ -97,6 +98,9 @@ def waterfall(case: Any, trace_id: str, *, critical_path: bool = True, logs: boo
         Overlay the critical path (orange inner bars).
     logs:
         Draw the trace's logs as markers on their span's row at their time.
+    max_spans:
+        Draw at most this many spans (the first ones in tree order; 1..100,000); a note says
+        how many were left out.
 
     Returns
     -------
@@ -108,9 +112,12 @@ def waterfall(case: Any, trace_id: str, *, critical_path: bool = True, logs: boo
     trace_id = check_text("trace_id", trace_id, required=True).strip().lower().rjust(32, "0")
     check_bool("critical_path", critical_path)
     check_bool("logs", logs)
+    check_int("max_spans", max_spans, low=1, high=100_000)
     spans = trace_spans(case, trace_id)
     if spans.empty:
         return style(empty_figure("No spans with this trace id in the case."), title="Trace waterfall")
+    total, end_ms = len(spans), spans["offset_ms"].add(spans["duration_ms"]).max()
+    spans = spans.head(max_spans)
     colors = service_colors(spans["service"])
     fig = go.Figure()
     for service, part in spans.groupby("service", sort=True, dropna=False):
@@ -135,6 +142,7 @@ def waterfall(case: Any, trace_id: str, *, critical_path: bool = True, logs: boo
                                  customdata=_hover(errors), hovertemplate=_SPAN_HOVER))
     if logs:
         lg = trace_logs(case, trace_id, spans)
+        lg = lg[lg["span_id"].isna() | lg["span_id"].isin(spans["span_id"])]
         if not lg.empty:
             fig.add_trace(go.Scatter(
                 x=lg["offset_ms"], y=lg["row"], mode="markers", name="logs",
@@ -149,5 +157,7 @@ def waterfall(case: Any, trace_id: str, *, critical_path: bool = True, logs: boo
                       yaxis={"tickvals": spans["row"].tolist(), "ticktext": labels, "autorange": "reversed",
                              "automargin": True},
                       legend={"orientation": "h", "y": -0.15})
-    return style(fig, title=f"Trace {trace_id}: {len(spans)} spans, "
-                            f"{spans['offset_ms'].add(spans['duration_ms']).max():.1f} ms")
+    if total > len(spans):
+        fig.add_annotation(text=f"showing the first {len(spans)} of {total} spans (max_spans)", xref="paper",
+                           yref="paper", x=1, y=1.02, xanchor="right", yanchor="bottom", showarrow=False)
+    return style(fig, title=f"Trace {trace_id}: {total} spans, {end_ms:.1f} ms")

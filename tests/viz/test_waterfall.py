@@ -81,3 +81,15 @@ def test_unknown_trace_gives_annotated_empty_figure(incident):
     case, _ = incident
     fig = waterfall(case, "0" * 32)
     assert not fig.data and "No spans" in fig.layout.annotations[0].text
+
+
+def test_max_spans_truncates_in_tree_order_with_a_note(incident):
+    case, ids = incident
+    fig = waterfall(case, ids["traces"][19], max_spans=4)
+    assert sum(len(t.y) for t in _bars(fig)) == 4
+    assert list(fig.layout.yaxis.ticktext)[-1].endswith("catalog-service: SELECT items")
+    assert fig.layout.annotations[0].text == "showing the first 4 of 14 spans (max_spans)"
+    assert "14 spans" in fig.layout.title.text
+    assert [t for t in fig.data if t.name == "logs"][0].y == (2,)  # its span is still drawn
+    with pytest.raises(forensics.UsageError, match="max_spans"):
+        waterfall(case, ids["traces"][19], max_spans=0)
