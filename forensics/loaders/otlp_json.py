@@ -32,6 +32,7 @@ from .sniff import Head, head_of
 
 _REQUEST_START = re.compile(r'\[?\s*\{\s*"(resourceSpans|resourceLogs|resourceMetrics)"\s*:')
 _KEYS = ("resourceSpans", "resourceLogs", "resourceMetrics")
+_WHITESPACE = re.compile(r"\s*")
 _SNIFF_LINES = 20
 
 
@@ -87,7 +88,7 @@ def _split_documents(ctx: LoadContext, text: str) -> list[str]:
         return _array_elements(ctx, text) if text.lstrip().startswith("[") else [text]
     decoder = json.JSONDecoder()
     docs: list[str] = []
-    pos = len(text) - len(text.lstrip())
+    pos = _WHITESPACE.match(text, 0).end()
     while pos < len(text):
         try:
             _, end = decoder.raw_decode(text, pos)
@@ -97,7 +98,7 @@ def _split_documents(ctx: LoadContext, text: str) -> list[str]:
                        line=exc.lineno, offset=exc.pos, raw=text[pos: pos + 1000])
             break
         docs.append(text[pos:end])
-        pos = end + (len(text) - end - len(text[end:].lstrip()))
+        pos = _WHITESPACE.match(text, end).end()
     return docs
 
 
