@@ -21,12 +21,11 @@ def install_macros(ctx: LoadContext) -> None:
     run(ctx.con, macros_sql())
 
 
-def requests_table(raw: list[str] | pa.Array, *, line: list[int | None] | pa.Array | None = None) -> pa.Table:
-    """An Arrow (line, doc, raw) table of request texts; ``doc`` is the 0-based position."""
-    n = len(raw)
+def requests_table(raw: list[str]) -> pa.Table:
+    """An Arrow (line, doc, raw) table of request documents: no lines, ``doc`` their position."""
     return pa.table({
-        "line": pa.array(line if line is not None else [None] * n, pa.int64()),
-        "doc": pa.array(range(n), pa.int64()),
+        "line": pa.nulls(len(raw), pa.int64()),
+        "doc": pa.array(range(len(raw)), pa.int64()),
         "raw": pa.array(raw, pa.large_string()),
     })
 
