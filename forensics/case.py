@@ -71,6 +71,9 @@ class Case:
             except duckdb.Error as exc:
                 raise CaseError(f"{self.path}: cannot open case file: {exc}") from exc
         run(self.con, "SET TimeZone = 'UTC'")
+        # DuckDB draws a progress bar on stdout for queries over ~2 s, which would corrupt
+        # `forensics detect --format json` and notebook output
+        run(self.con, "SET enable_progress_bar = false")
         if not read_only:
             for table in schema.TABLES:
                 run(self.con, schema.ddl(table))
