@@ -39,3 +39,11 @@ def operations_sql(source: str) -> str:
     """SELECT (opkey, operation) for the distinct ``opkey`` of relation ``source`` (which has
     :data:`OP_COLUMNS` and ``opkey``): normalization runs once per distinct input, not per span."""
     return f"SELECT opkey, {span_operation_sql('o')} AS operation FROM (SELECT DISTINCT ON (opkey) * FROM {source}) o"
+
+
+def roots_sql(sp: str = "sp") -> str:
+    """SELECT of the roots of relation ``sp`` (trace_id, span_id, parent_span_id, ...): spans
+    without a parent, or whose parent is not in ``sp`` (never exported, or filtered out), so a
+    broken trace is walked from each of its fragments."""
+    return (f"SELECT r.* FROM {sp} r WHERE r.parent_span_id IS NULL OR NOT EXISTS "
+            f"(SELECT 1 FROM {sp} p WHERE p.trace_id = r.trace_id AND p.span_id = r.parent_span_id)")

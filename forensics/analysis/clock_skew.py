@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from .._db import run, scalar
 from ..detectors._common import source_sql
 from ..errors import UsageError
-from ._tree import MAX_DEPTH, host_sql
+from ._tree import MAX_DEPTH, host_sql, roots_sql
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -66,10 +66,7 @@ WITH RECURSIVE hp AS MATERIALIZED (
   FROM ({pairs_sql()}) GROUP BY ALL HAVING off_us <> 0
 ),
 sp AS MATERIALIZED (SELECT trace_id, span_id, parent_span_id, kind, {host_sql('spans')} AS host FROM spans),
-roots AS MATERIALIZED (
-  SELECT r.* FROM sp r WHERE r.parent_span_id IS NULL
-     OR NOT EXISTS (SELECT 1 FROM sp p WHERE p.trace_id = r.trace_id AND p.span_id = r.parent_span_id)
-),
+roots AS MATERIALIZED ({roots_sql('sp')}),
 walk(trace_id, span_id, kind, host, shift_us, depth) AS (
   SELECT trace_id, span_id, kind, host, 0::DOUBLE, 0 FROM roots
   UNION ALL

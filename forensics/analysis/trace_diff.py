@@ -17,7 +17,7 @@ from .._db import query_arrow
 from ..errors import UsageError
 from ..result import Result
 from ._select import Selection, as_predicate
-from ._tree import MAX_DEPTH, span_operation_sql
+from ._tree import MAX_DEPTH, OP_COLUMNS, operation_key_sql, operations_sql, roots_sql
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -79,16 +79,17 @@ remote AS MATERIALIZED (
   SELECT DISTINCT trace_id, parent_span_id AS span_id FROM spans
   WHERE kind IN ('server', 'consumer') AND parent_span_id IS NOT NULL AND trace_id IN (SELECT trace_id FROM g)
 ),
-sp AS MATERIALIZED (
-  SELECT s.trace_id, s.span_id, s.parent_span_id, s.service, {span_operation_sql('s')} AS operation, s.duration_ms,
-         s.kind IN ('client', 'producer') AND r.span_id IS NOT NULL AS hidden
+sp0 AS MATERIALIZED (
+  SELECT s.trace_id, s.span_id, s.parent_span_id, s.service, s.duration_ms, {', '.join('s.' + c for c in OP_COLUMNS)},
+         {operation_key_sql('s')} AS opkey, s.kind IN ('client', 'producer') AND r.span_id IS NOT NULL AS hidden
   FROM spans s LEFT JOIN remote r ON r.trace_id = s.trace_id AND r.span_id = s.span_id
   WHERE s.trace_id IN (SELECT trace_id FROM g)
 ),
-roots AS MATERIALIZED (
-  SELECT r.* FROM sp r WHERE r.parent_span_id IS NULL
-     OR NOT EXISTS (SELECT 1 FROM sp p WHERE p.trace_id = r.trace_id AND p.span_id = r.parent_span_id)
+ops AS MATERIALIZED ({operations_sql('sp0')}),
+sp AS MATERIALIZED (
+  SELECT trace_id, span_id, parent_span_id, service, operation, duration_ms, hidden FROM sp0 JOIN ops USING (opkey)
 ),
+roots AS MATERIALIZED ({roots_sql('sp')}),
 tree(trace_id, span_id, service, operation, duration_ms, hidden, path, depth, hops) AS (
   SELECT trace_id, span_id, service, operation, duration_ms, hidden, service || ':' || operation, 0, 0 FROM roots
   UNION ALL
