@@ -103,7 +103,8 @@ def _sniff(head: Head) -> float:
 @register_format("deploy_log", signal="events", sniff=_sniff, extensions=(".csv", ".jsonl", ".ndjson", ".json"),
                  description="Deploy / change log: CSV with header or JSON lines (time, service, version, kind)")
 def load_deploy_log(ctx: LoadContext) -> None:
-    if head_of(ctx.path).stripped.startswith("{"):
+    # bytes, not Head.text: one invalid UTF-8 line in the head must not turn JSON lines into CSV
+    if head_of(ctx.path).data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
         _load_json_lines(ctx)
     else:
         _load_csv(ctx)

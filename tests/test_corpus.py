@@ -1,0 +1,193 @@
+"""Every case of the malformed-input corpus (tests/corpus/make_corpus.py) against its loader.
+
+For each case:
+
+* lenient mode never raises (any exception, including forensics' "internal error" wrapper, is a
+  crash); every reject carries a reason and a line or an offset;
+* loaded + rejected = read, counted from the rows actually in the case (canonical tables and
+  ``rejects`` for that file) against ``files.records_read``; a file with content never reads 0
+  records; for one-record-per-line inputs every non-blank line is either loaded or rejected;
+* strict mode either loads the same rows with no rejects, or raises one ForensicsError whose
+  message names the file and a line or an offset, and leaves the case empty;
+* sniffing never raises anything but UnknownFormatError.
+
+The corpus is generated into a temporary directory per test session (the repository only holds
+the generator). ``tests/conftest.py`` prints ``corpus: N cases, crashes = C, records lost = L``
+from the outcomes these tests attach to their reports.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import traceback
+from pathlib import Path
+
+import pytest
+
+import forensics
+from forensics.errors import ForensicsError, LoadError, UnknownFormatError
+from forensics.loaders.sniff import sniff
+
+from .corpus.make_corpus import CorpusCase, build_cases, write_corpus
+
+CANONICAL = ("spans", "logs", "metrics", "events")
+_ALL = build_cases()
+_CASES = {c.name: CorpusCase(c.name, c.format, c.filename, b"", c.line_records) for c in _ALL}
+#: cases over 1 MB (10 MB values): marked slow
+_BIG = {c.name for c in _ALL if len(c.data) > 1 << 20}
+del _ALL
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("corpus")
+    write_corpus(out)
+    return out
+
+
+def _content_lines(path: Path) -> list[int]:
+    """1-based numbers of the non-blank ``\\n``-separated lines of an uncompressed file."""
+    data = path.read_bytes()
+    return [i for i, line in enumerate(data.split(b"\n"), 1) if line.strip()]
+
+
+def _has_content(path: Path) -> bool:
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (EOFError, OSError):
+            return True
+    return bool(data.strip())
+
+
+def _accounting(case: forensics.Case, path: str) -> tuple[int, int, int, set[int], int]:
+    """(records_read, rows in canonical tables, rows in rejects, lines covered, rejects without reason)."""
+    read = case.sql("SELECT records_read FROM files WHERE path = ?", [path]).to_arrow().column(0).to_pylist()
+    loaded, lines = 0, set()
+    for table in CANONICAL:
+        res = case.sql(f'SELECT source_line FROM "{table}" WHERE source_file = ?', [path]).to_arrow()
+        loaded += res.num_rows
+        lines.update(x for x in res.column(0).to_pylist() if x is not None)
+    rej = case.sql("SELECT source_line, source_offset, reason FROM rejects WHERE source_file = ?", [path]).to_arrow()
+    lines.update(x for x in rej.column(0).to_pylist() if x is not None)
+    unexplained = sum(1 for ln, off, reason in zip(*(rej.column(i).to_pylist() for i in range(3)))
+                      if not reason or (ln is None and off is None))
+    return (read[0] if read else -1), loaded, rej.num_rows, lines, unexplained
+
+
+def _file_level_reject(case: forensics.Case, path: str) -> bool:
+    """A reject that stops reading (truncated stream, over-long line): later lines are not read."""
+    codes = case.sql("SELECT DISTINCT reason_code FROM rejects WHERE source_file = ?", [path]).to_arrow().column(0).to_pylist()
+    return bool({"truncated", "too_large"} & set(codes))
+
+
+def _params() -> list:
+    return [pytest.param(n, marks=pytest.mark.slow) if n in _BIG else n for n in sorted(_CASES)]
+
+
+@pytest.fixture(scope="module")
+def lenient_case() -> forensics.Case:
+    """One case per worker for every lenient load (``force=True``: several cases share bytes)."""
+    return forensics.open_case()
+
+
+@pytest.fixture(scope="module")
+def strict_case() -> forensics.Case:
+    """One case per worker for strict loads; a failed strict load must leave it unchanged."""
+    return forensics.open_case()
+
+
+def _load_lenient(case: forensics.Case, path: str, meta: CorpusCase, outcome: dict) -> str | None:
+    """Load in lenient mode; return the message of a clear whole-file refusal, or None."""
+    before = case.tables()
+    try:
+        case.load(path, format=meta.format, force=True, templates=False)
+    except LoadError as exc:
+        # a loader may refuse a whole file whose format was forced but whose framing is not that
+        # format (a CSV header without a time column): clear, atomic, and nothing read
+        if "internal error" in exc.message:
+            outcome["crash"] = 1
+            pytest.fail(f"lenient load of {meta.name} hit an internal error: {exc}")
+        assert path in str(exc) and ("line " in str(exc) or "offset " in str(exc)), str(exc)
+        assert case.tables() == before, f"{meta.name}: refused file left rows behind"
+        return str(exc)
+    except Exception:  # noqa: BLE001 - any other exception is the crash being tested for
+        outcome["crash"] = 1
+        pytest.fail(f"lenient load raised on {meta.name}:\n{traceback.format_exc()}")
+    return None
+
+
+def _check_strict(case: forensics.Case, path: str, meta: CorpusCase, rejected: int, outcome: dict) -> None:
+    before = case.tables()
+    try:
+        case.load(path, format=meta.format, strict=True, force=True, templates=False)
+    except ForensicsError as exc:
+        msg = str(exc)
+        if "internal error" in msg:
+            outcome["crash"] = 1
+            pytest.fail(f"strict load of {meta.name} hit an internal error: {msg}")
+        assert path in msg, f"{meta.name}: strict error does not name the file: {msg}"
+        assert "line " in msg or "offset " in msg, f"{meta.name}: strict error names no line or offset: {msg}"
+        assert case.tables() == before, f"{meta.name}: failed strict load changed the case"
+        assert rejected > 0, f"{meta.name}: strict mode raised ({msg}) but lenient mode rejected nothing"
+    except Exception:  # noqa: BLE001
+        outcome["crash"] = 1
+        pytest.fail(f"strict load raised a non-forensics error on {meta.name}:\n{traceback.format_exc()}")
+    else:
+        assert rejected == 0, f"{meta.name}: lenient mode rejected {rejected} records but strict mode raised nothing"
+
+
+@pytest.mark.parametrize("name", _params())
+def test_corpus_case(name: str, corpus_dir: Path, lenient_case: forensics.Case, strict_case: forensics.Case,
+                     request: pytest.FixtureRequest) -> None:
+    meta = _CASES[name]
+    path = str((corpus_dir / meta.filename).resolve())
+    outcome = {"name": name, "crash": 0, "lost": 0}
+    request.node.user_properties.append(("corpus", outcome))
+
+    try:  # sniffing: a format name or UnknownFormatError, nothing else
+        sniff(path)
+    except UnknownFormatError:
+        pass
+    except Exception:  # noqa: BLE001
+        outcome["crash"] = 1
+        pytest.fail(f"sniff crashed on {name}:\n{traceback.format_exc()}")
+
+    refused = _load_lenient(lenient_case, path, meta, outcome)
+    if refused is not None:
+        with pytest.raises(LoadError):
+            strict_case.load(path, format=meta.format, strict=True, force=True, templates=False)
+        return
+    read, loaded, rejected, lines, unexplained = _accounting(lenient_case, path)
+    stops_early = _file_level_reject(lenient_case, path)
+    lenient_case.execute("DELETE FROM files WHERE path = ?", [path])  # the next load of this path starts at 0
+    for table in (*CANONICAL, "rejects"):
+        lenient_case.execute(f'DELETE FROM "{table}" WHERE source_file = ?', [path])
+    lost = abs(read - (loaded + rejected))
+    if _has_content(Path(path)) and read == 0:
+        lost += 1
+    missing: list[int] = []
+    if meta.line_records and not stops_early:
+        missing = [ln for ln in _content_lines(Path(path)) if ln not in lines]
+        lost += len(missing)
+    outcome["lost"] = lost
+    assert read == loaded + rejected, f"{name}: files.records_read={read} but {loaded} loaded + {rejected} rejected"
+    assert not missing, f"{name}: lines {missing[:10]} neither loaded nor rejected"
+    assert lost == 0, f"{name}: file has content but no record was read or rejected"
+    assert unexplained == 0, f"{name}: {unexplained} rejects without a reason or a line/offset"
+    if rejected or name.endswith("/valid"):
+        _check_strict(strict_case, path, meta, rejected, outcome)
+
+
+def test_corpus_is_large_and_covers_every_format() -> None:
+    formats = {c.format for c in _CASES.values()}
+    assert len(_CASES) >= 200
+    assert formats >= set(forensics.formats()), set(forensics.formats()) - formats
+
+
+def test_corpus_manifest_round_trips(tmp_path: Path) -> None:
+    cases = write_corpus(tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert [m["name"] for m in manifest] == [c.name for c in cases]
+    assert all((tmp_path / m["file"]).is_file() for m in manifest)
