@@ -97,13 +97,13 @@ def compare(case: "Case", selection: Selection, baseline: Selection | None = Non
 
 
 def value_shares_sql(flagged: str, dims: Sequence[str], *, wanted: Sequence[str] | None = None,
-                     by: str | None = None) -> tuple[str, list]:
+                     by: str | None = None, exclude: Sequence[str] = ()) -> tuple[str, list]:
     """``(sql, params)`` of the value-share table over ``flagged`` (a subquery with the columns
     ``dims``, ``attributes``, ``resource_attributes``, booleans ``_sel``/``_base`` and, when
     ``by`` is given, a grouping column of that name computed independently per group).
 
     ``params`` (for the ``?`` this SQL adds, after those of ``flagged``) hold the dimension
-    filters. Columns: [by,] the :data:`COLUMNS` of :func:`compare`; unordered.
+    filters; ``exclude`` names attribute dimensions (``attributes.<key>``) to leave out. Columns: [by,] the :data:`COLUMNS` of :func:`compare`; unordered.
     """
     pairs = [f"{{'d': '{d}', 'v': CAST({d} AS VARCHAR)}}" for d in dims]
     promoted = "[" + ", ".join(pairs) + "]" if pairs else "[]::STRUCT(d VARCHAR, v VARCHAR)[]"
@@ -128,4 +128,4 @@ SELECT {'counts.' + by + ', ' if by else ''}dimension, value,
   CASE WHEN baseline_count = 0 THEN 'inf'::DOUBLE ELSE selection_pct / baseline_pct END AS lift,
   selection_count, baseline_count
 FROM counts {'JOIN totals USING (' + by + ')' if by else ', totals'}"""
-    return sql, [_DUPLICATE_DIMS] + ([] if wanted is None else [list(wanted)])
+    return sql, [_DUPLICATE_DIMS + list(exclude)] + ([] if wanted is None else [list(wanted)])

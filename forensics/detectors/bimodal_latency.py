@@ -30,8 +30,13 @@ if TYPE_CHECKING:
 ROUND_TIMEOUTS_MS = (100, 200, 250, 300, 500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 10000,
                      15000, 20000, 30000, 60000, 120000)
 _KEYS = ("side", "service", "operation", "target", "target_operation")
-#: dimensions that cannot separate two modes of one group (constant within it)
-_CONSTANT = {"service", "name", "kind"}
+#: dimensions that cannot separate two modes of one group (constant within it), or that describe
+#: the outcome (errors are reported as the slow mode's error share) rather than a cause
+_NOT_CAUSES = {"service", "name", "kind", "status", "status_message", "http_status_code"}
+_OUTCOME_ATTRIBUTES = [f"attributes.{k}" for k in (
+    "error", "error.type", "error.message", "exception.type", "exception.message", "exception.stacktrace",
+    "otel.status_code", "otel.status_description", "rpc.grpc.status_code", "http.status_code",
+    "http.response.status_code")]
 
 
 def _candidates_sql(case: "Case") -> str:
@@ -227,16 +232,17 @@ def _record(group: dict[str, Any], modes: dict[str, Any], separators: list[dict[
 def _separators(case: "Case", spans: str, grp: str, gids: list, splits: list, *, min_diff_pct: float = 20.0,
                 min_lift: float = 2.0, top: int = 3) -> dict[int, list[dict[str, Any]]]:
     """Per candidate group, the attribute values over-represented among its slow spans (the
+    possible causes: status and error attributes are left out, the error share says that; the
     value-share table of :func:`forensics.analysis.compare`, computed for all groups at once,
     over the same deterministic subsample of at most ``max_samples`` spans per group as the
     tests: counts are sample counts, shares estimate the group's)."""
-    dims = [d for d in DIMENSIONS if d not in _CONSTANT]
+    dims = [d for d in DIMENSIONS if d not in _NOT_CAUSES]
     cols = ", ".join([f"s.{d}" for d in dims] + ["s.attributes", "s.resource_attributes"])
     flagged = (f"SELECT m.gid, {cols}, m.duration_ms >= k.split_ms AS _sel, m.duration_ms < k.split_ms AS _base "
                f"FROM {spans} m JOIN {_splits_sql()} k USING (gid) JOIN {grp} g USING (gid) "
                "JOIN spans s ON s.trace_id = m.trace_id AND s.span_id = m.span_id "
                "WHERE hash(m.span_id) % g.stride = 0")
-    shares, params = value_shares_sql(flagged, dims, by="gid")
+    shares, params = value_shares_sql(flagged, dims, by="gid", exclude=_OUTCOME_ATTRIBUTES)
     q = f"""
 SELECT * FROM ({shares}) WHERE diff_pct >= ? AND lift >= ?
 QUALIFY row_number() OVER (PARTITION BY gid ORDER BY diff_pct DESC, selection_count DESC, dimension, value) <= ?"""
