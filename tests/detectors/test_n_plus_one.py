@@ -186,3 +186,43 @@ def test_repeated_db_statements_jaeger_file():
     ev = f["evidence"]
     assert ev["requests"] == 3 and ev["calls_per_request"]["p50"] == 30
     assert len(ev["exemplar_trace_ids"]) == 3
+
+
+def test_failing_calls_with_different_ids_are_not_retries(make_case):
+    """Every fifth per-item call fails (503): the next call asks for another item, so it is
+    still part of the N+1, not a retry."""
+    def build(b: SpanBuilder) -> None:
+        root = b.span("catalog-service", "GET /search", kind="server", duration_ms=1100, version="1.8.0")
+        for i in range(50):
+            bad = i % 5 == 0
+            inventory_call(b, root, 1 + i * 21, 20, 7000 + i, version="1.8.0",
+                           status="error" if bad else "unset", http_status=503 if bad else 200)
+    f = detect_n_plus_one(make_case(build))[0]
+    assert f["evidence"]["calls_per_request"]["p50"] == 50
+
+
+def test_results_follow_new_spans(make_case):
+    """The shared calls table is rebuilt when spans change."""
+    case = make_case(_sequential, n=4, duration_ms=20)
+    assert len(detect_n_plus_one(case)) == 0
+    b = SpanBuilder(BASE, seed=99)
+    _sequential(b, n=9, duration_ms=20)
+    b.insert(case)
+    assert [f["evidence"]["calls_per_request"]["max"] for f in detect_n_plus_one(case)] == [9]
+
+
+def test_cli_detect_json(tmp_path, flagship_spans):
+    """`forensics detect CASE --only n_plus_one --format json` prints one JSON array only."""
+    import orjson
+    from click.testing import CliRunner
+
+    from forensics.cli import cli
+
+    path = tmp_path / "incident.duckdb"
+    with forensics.open_case(path) as case:
+        case.con.register("_flagship", flagship_spans)
+        case.execute("INSERT INTO spans BY NAME SELECT * FROM _flagship")
+    res = CliRunner().invoke(cli, ["detect", str(path), "--only", "n_plus_one", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    out = orjson.loads(res.stdout)
+    assert [(f["detector"], f["target"], f["version"]) for f in out] == [("n_plus_one", "inventory-service", "1.8.0")]
