@@ -96,6 +96,7 @@ METRICS = [
     Column("description", "VARCHAR", "HELP / description text"),
     Column("temporality", "VARCHAR", "cumulative|delta for OTLP sums and histograms"),
     Column("service", "VARCHAR", "service (job / service.name) when known"),
+    Column("resource_attributes", MAP, "resource attributes (OTLP: service.instance.id, host.name, k8s.pod.name, ...)"),
     Column("exemplar_trace_id", "VARCHAR", "trace id of an attached exemplar"),
     Column("exemplar_span_id", "VARCHAR", "span id of an attached exemplar"),
     Column("exemplar_value", "DOUBLE", "exemplar value"),
