@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 _counter = itertools.count()
 
 #: label of spans of a deployed service seen before its first deploy event (no service.version)
-BEFORE_DEPLOY = "before deploy"
+BEFORE_DEPLOY = "pre-deploy"
 
 #: a span is an outbound call: client/producer kind, or a DB span (any kind) with a statement
 OUTBOUND_WHERE = ("(c.kind IN ('client', 'producer') OR c.db_system IS NOT NULL "
@@ -59,7 +59,7 @@ def version_sql(case: "Case", alias: str = "c") -> tuple[str, str]:
 
     ``service.version`` when the span has one. Otherwise, when the ``events`` table holds
     ``kind = 'deploy'`` events for the span's service, the version of the latest deploy at or
-    before the span (the deploy time when the event has no version), or ``'before deploy'``
+    before the span (the deploy time when the event has no version), or ``'pre-deploy'``
     for spans preceding the first deploy. When no span lacks a version where a deploy event
     could supply one, the expression is ``service_version`` and the join clause is empty (the
     ASOF join is the costliest step of a detector, so it only runs when it matters).
@@ -73,7 +73,7 @@ SELECT count(*) > 0 FROM (
         return "", f"{alias}.service_version"
     deploys = (
         "(SELECT service AS d_service, time AS d_time, "
-        "coalesce(version, 'deploy ' || strftime(time, '%Y-%m-%dT%H:%M:%SZ')) AS d_version "
+        "coalesce(version, 'deploy@' || strftime(time, '%Y-%m-%dT%H:%M:%SZ')) AS d_version "
         "FROM events WHERE kind = 'deploy' AND service IS NOT NULL AND time IS NOT NULL "
         f"UNION ALL SELECT DISTINCT service, '-infinity'::TIMESTAMPTZ, '{BEFORE_DEPLOY}' "
         "FROM events WHERE kind = 'deploy' AND service IS NOT NULL)")

@@ -128,8 +128,8 @@ def test_deploy_event_splits_unversioned_spans(make_case):
                  [BASE + timedelta(seconds=19.5), "catalog-service", "1.8.0"])
     f = detect_n_plus_one(case)[0]
     assert f["version"] == "1.8.0"
-    assert f["evidence"]["baseline_version"] == "before deploy"
-    assert "(before deploy made 1 call to inventory-service)" in f["summary"]
+    assert f["evidence"]["baseline_version"] == "pre-deploy"
+    assert "(pre-deploy made 1 call to inventory-service)" in f["summary"]
 
 
 def test_repeated_db_statements_jaeger_shaped(make_case):

@@ -139,3 +139,20 @@ def test_bad_or_missing_data(make_case, empty_case):
     assert len(detect_version_regression(case, min_samples=1)) == 0  # 1 vs 1 can never be significant
     miss = detect_version_regression(case, min_samples=1, explain=True)[0]
     assert miss["evidence"]["failed"] == ["alpha"]
+
+
+def test_unversioned_spans_compared_before_and_after_deploy(make_case):
+    """No service.version on spans: the deploy event splits them into two cohorts."""
+    def build(b: SpanBuilder) -> None:
+        _service(b, versions={"a": {"latency": (100.0, 5.0)}, "b": {"latency": (180.0, 5.0)}})
+        for r in b.rows:
+            r["service_version"] = None
+    case = make_case(build)
+    assert len(detect_version_regression(case)) == 0  # nothing to compare
+    case.execute("INSERT INTO events (time, kind, service, version) VALUES (?, 'deploy', 'checkout-service', NULL)",
+                 [BASE + timedelta(seconds=29.9)])  # between request 59 (29.5 s) and 60 (30 s)
+    f = detect_version_regression(case)[0]
+    assert f["version"] == "deploy@2026-02-18T10:00:29Z"
+    assert f["evidence"]["baseline_version"] == "pre-deploy"
+    assert f["evidence"]["requests"] == {"baseline": 60, "new": 60}
+    assert "is slower in deploy@2026-02-18T10:00:29Z than in pre-deploy" in f["summary"]
