@@ -178,10 +178,10 @@ WITH p AS (
     coalesce({_ts("it->>'$.status.startTime'")}, {_ts("it->>'$.metadata.creationTimestamp'")}) AS pod_time
   FROM __ITEMS__ WHERE ikind = 'Pod'
 ), c AS (
-  SELECT idx, it, pod, ns, service, pod_time, unnest(CAST(coalesce(it->'$.status.containerStatuses', '[]') AS JSON[])) AS cs
+  SELECT idx, it, pod, ns, service, pod_time, unnest(CASE WHEN json_type(it, '$.status.containerStatuses') = 'ARRAY' THEN CAST(it->'$.status.containerStatuses' AS JSON[]) ELSE [] END) AS cs
   FROM p
   UNION ALL
-  SELECT idx, it, pod, ns, service, pod_time, unnest(CAST(coalesce(it->'$.status.initContainerStatuses', '[]') AS JSON[]))
+  SELECT idx, it, pod, ns, service, pod_time, unnest(CASE WHEN json_type(it, '$.status.initContainerStatuses') = 'ARRAY' THEN CAST(it->'$.status.initContainerStatuses' AS JSON[]) ELSE [] END)
   FROM p
 ), term AS (
   SELECT *, 'last' AS which, cs->'$.lastState.terminated' AS t FROM c WHERE json_exists(cs, '$.lastState.terminated')

@@ -83,19 +83,30 @@ SELECT line AS source_line, raw AS _raw,
 FROM {docs}
 """
 
+def as_list(json_sql: str) -> str:
+    """``json_sql`` as a JSON[] to unnest: an array's elements, or any other value as one element
+    (which then fails the sample checks and becomes a reject instead of vanishing)."""
+    return f"CASE WHEN json_type({json_sql}) = 'ARRAY' THEN CAST({json_sql} AS JSON[]) ELSE [{json_sql}] END"
+
+
 #: (line, metric JSON, sample pair, kind) for every sample of every good document
 _SAMPLES = """
 WITH good AS (
   SELECT line, doc->>'$.data.resultType' AS rtype, doc->'$.data.result' AS result FROM {docs}
   WHERE doc->>'$.status' = 'success' AND doc->>'$.data.resultType' IN ('matrix', 'vector', 'scalar')
 ), series AS (
-  SELECT line, rtype, unnest(CAST(result AS JSON[])) AS s FROM good WHERE rtype IN ('matrix', 'vector')
+  SELECT line, rtype, unnest({result_list}) AS s FROM good WHERE rtype IN ('matrix', 'vector')
 ), pairs AS (
-  SELECT line, s->'$.metric' AS metric, unnest(CAST(s->'$.values' AS JSON[])) AS pair, 'float' AS kind
+  SELECT line, s->'$.metric' AS metric, unnest({values_list}) AS pair, 'float' AS kind
     FROM series WHERE rtype = 'matrix' AND json_exists(s, '$.values')
   UNION ALL
-  SELECT line, s->'$.metric', unnest(CAST(s->'$.histograms' AS JSON[])), 'histogram'
+  SELECT line, s->'$.metric', unnest({histograms_list}), 'histogram'
     FROM series WHERE rtype = 'matrix' AND json_exists(s, '$.histograms')
+  UNION ALL
+  -- a series with no samples at all (not an object, or no values/value/histogram...): one reject
+  SELECT line, NULL, s, 'float' FROM series
+    WHERE NOT (json_exists(s, '$.values') OR json_exists(s, '$.histograms') OR json_exists(s, '$.value')
+               OR json_exists(s, '$.histogram'))
   UNION ALL
   SELECT line, s->'$.metric', s->'$.value', 'float' FROM series WHERE rtype = 'vector' AND json_exists(s, '$.value')
   UNION ALL
@@ -111,6 +122,10 @@ WITH good AS (
 )
 SELECT *, coalesce(TRY_CAST(metric AS MAP(VARCHAR, VARCHAR)), MAP {{}}) AS m FROM expanded
 """
+
+
+_LISTS = {"result_list": as_list("result"), "values_list": as_list("s->'$.values'"),
+          "histograms_list": as_list("s->'$.histograms'")}
 
 
 def _rows_sql(time_sql: str, samples: str) -> str:
@@ -151,7 +166,7 @@ def load_prom_api(ctx: LoadContext) -> None:
         ctx.warn(f"line {line}: the query returned an empty result" if kind == "empty"
                  else f"line {line}: Prometheus returned {kind}: {message}")
     ctx.emit("metrics", f"SELECT * FROM ({_REJECT_DOCS.format(docs=docs)}) WHERE _reject_code IS NOT NULL")
-    run(ctx.con, f"CREATE TEMP TABLE {samples} AS {_SAMPLES.format(docs=docs)}")
+    run(ctx.con, f"CREATE TEMP TABLE {samples} AS {_SAMPLES.format(docs=docs, **_LISTS)}")
     ctx.emit("metrics", _rows_sql(epoch_seconds_sql("ts"), samples), {"query": ctx.options.get("query")})
     run(ctx.con, f"DROP TABLE {samples}")
     run(ctx.con, f"DROP TABLE {docs}")

@@ -45,6 +45,24 @@ class CorpusCase:
     data: bytes
     line_records: bool = False
 
+    @property
+    def may_hold_no_record(self) -> bool:
+        """Well-formed but empty by design (``[]`` of spans, a CSV header alone): reading 0 is right."""
+        return self.name.rsplit("/", 1)[-1] in NO_RECORDS
+
+
+#: mutations whose output legitimately holds no record
+NO_RECORDS = {"empty", "blank_lines", "empty_spans", "header_only"}
+
+#: cases that reveal loader bugs not fixed here (the loader has someone else's uncommitted
+#: changes, or the fix is not minimal): name -> the problem. tests/test_corpus.py marks them xfail.
+KNOWN_BUGS = {
+    "jaeger/data_object": "jaeger_json: {\"data\": {trace}} (an object, not an array) reads 0 records: the trace "
+                          "is neither loaded nor rejected",
+    "otlp_json/spans_object": "otlp_json: \"spans\": {...} (an object, not an array) reads 0 records: "
+                              "json_transform turns it into NULL and the span vanishes without a reject",
+}
+
 
 # -- seeds ----------------------------------------------------------------------------------------
 
