@@ -13,7 +13,8 @@ without ``service.version`` fall into cohorts before/after deploy events (see
 * **error rate** (status error or HTTP 5xx): one-sided Fisher exact test ``p < alpha`` *and* an
   increase of at least ``min_error_rate_increase`` (absolute, 0.01 = 1 percentage point);
 * **new error types**: normalized error status messages, and templates of warn/error logs
-  (``logs.template``, attributed to a version through the log's trace), seen at least
+  (``logs.template``; a log's version comes from its resource ``service.version``, its trace,
+  or else the version deployed last before it), seen at least
   ``min_new_error_count`` times in a service version and never in the service's preceding
   version (any operation); reported on the operation where they occur when it is compared,
   else on the version's busiest compared operation;
@@ -115,16 +116,25 @@ FROM {req} WHERE error_type IS NOT NULL AND version IS NOT NULL GROUP BY ALL
 """
 
 
-def _log_kinds_sql(req: str) -> str:
-    """Warn/error log templates per (service, version, operation), versioned through the log's trace."""
+def _log_kinds_sql(req: str, versions: str) -> str:
+    """Warn/error log templates per (service, version, operation).
+
+    A log's version is its resource ``service.version``; else that of its trace's first request
+    span in the same service (which also gives the operation); else, for logs without a trace,
+    the service version deployed (or first seen) last before the log (operation unknown).
+    """
     return f"""
 WITH tr AS (SELECT trace_id, service, arg_min(operation, start_time) AS operation, any_value(version) AS version
-            FROM {req} WHERE version IS NOT NULL GROUP BY trace_id, service)
-SELECT tr.service, tr.version, tr.operation, g.template AS kind, count(*) AS n, any_value(g.trace_id) AS trace_id,
-  'log' AS origin
-FROM logs g JOIN tr ON tr.trace_id = g.trace_id AND tr.service = g.service
-WHERE g.template IS NOT NULL AND (g.severity IN ('warn', 'error', 'fatal') OR g.severity_number >= 13)
-GROUP BY ALL
+            FROM {req} WHERE version IS NOT NULL GROUP BY trace_id, service),
+g AS (SELECT service, time, trace_id, template, resource_attributes['service.version'] AS res_version FROM logs
+      WHERE template IS NOT NULL AND service IS NOT NULL AND time IS NOT NULL
+        AND (severity IN ('warn', 'error', 'fatal') OR severity_number >= 13)),
+gv AS (SELECT g.*, v.version AS time_version FROM g ASOF LEFT JOIN {versions} v
+       ON v.service = g.service AND g.time >= v.order_time)
+SELECT gv.service, coalesce(gv.res_version, tr.version, gv.time_version) AS version, tr.operation,
+  gv.template AS kind, count(*) AS n, any_value(gv.trace_id) AS trace_id, 'log' AS origin
+FROM gv LEFT JOIN tr ON tr.trace_id = gv.trace_id AND tr.service = gv.service
+GROUP BY ALL HAVING coalesce(gv.res_version, tr.version, gv.time_version) IS NOT NULL
 """
 
 
@@ -191,7 +201,7 @@ def detect_version_regression(case: "Case", *, alpha: float = 0.01, min_latency_
             return Findings.empty()
         kinds = _error_kinds_sql(req)
         if rows(case, "SELECT 1 FROM logs WHERE template IS NOT NULL LIMIT 1"):
-            kinds = f"SELECT * FROM ({kinds}) UNION ALL SELECT * FROM ({_log_kinds_sql(req)})"
+            kinds = f"SELECT * FROM ({kinds}) UNION ALL SELECT * FROM ({_log_kinds_sql(req, versions)})"
         new_kinds = rows(case, _new_kinds_sql(kinds, versions), {"min_new": min_new_error_count})
         patterns = rows(case, _call_pattern_sql(calls_table(case), req, pairs))
         samples = _samples(case, req, pair_rows)

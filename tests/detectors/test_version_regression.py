@@ -76,8 +76,16 @@ def test_new_log_template_only(make_case):
     for row in logs:
         case.execute("INSERT INTO logs (time, service, severity, trace_id, span_id, template, body) "
                      "VALUES (?, ?, ?, ?, ?, ?, 'x')", list(row))
+    # logs without a trace: versioned by time (after 2.4.0 was first seen) or by their resource
+    case.execute("INSERT INTO logs (time, service, severity, template, body) VALUES (?, ?, 'error', ?, 'x'), (?, ?, 'error', ?, 'x')",
+                 [BASE + timedelta(seconds=40), "checkout-service", "ledger write failed for <*>"] * 2)
+    case.execute("INSERT INTO logs (time, service, severity, template, body, resource_attributes) "
+                 "VALUES (?, ?, 'error', 'disk <*> almost full', 'x', MAP {'service.version': '2.3.0'})",
+                 [BASE + timedelta(seconds=41), "checkout-service"])
     f = detect_version_regression(case)[0]
     assert f["version"] == "2.4.0"
+    ledger = f["evidence"]["new_error_types"].pop()
+    assert (ledger["kind"], ledger["count"], ledger["operation"]) == ("ledger write failed for <*>", 2, "POST /pay")
     assert f["evidence"]["new_error_types"] == [
         {"origin": "log", "kind": "retrying payment in <*> ms", "count": 12, "trace_id": f["evidence"]["new_error_types"][0]["trace_id"],
          "operation": "POST /pay"}]
