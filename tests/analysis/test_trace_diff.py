@@ -71,3 +71,24 @@ def test_empty_groups_and_bad_selection():
         trace_diff(empty, 42, [])
     with pytest.raises(forensics.UsageError):
         trace_diff(empty, "true", "true", top=0)
+
+
+@pytest.mark.slow
+def test_synth_flagship_n_plus_one(tmp_path):
+    import forensics.synth as synth
+
+    truth = synth.generate("n_plus_one", tmp_path, traces=300, seed=1)
+    exp = next(e for e in truth.expected if e["detector"] == "n_plus_one")
+    case = forensics.open_case()
+    case.load(tmp_path)
+    group = "service = ? AND service_version = ? AND name = ?"
+    rows = trace_diff(case, (group, [exp["service"], "1.7.9", exp["operation"]]),
+                      (group, [exp["service"], exp["version"], exp["operation"]])).dicts()
+    # below the entry spans (whose duration includes everything), the per-item calls changed most
+    top = next(r for r in rows if r["depth"] >= 2)
+    assert top["path"].endswith(f"{exp['target']}:{exp['target_operation']}")
+    assert top["a_calls_per_trace"] == 0
+    assert top["b_calls_per_trace"] == pytest.approx(exp["numbers"]["calls_per_request_after"], rel=0.15)
+    batch = next(r for r in rows if r["path"].endswith("inventory-service:POST /inventory/batch"))
+    assert batch["a_calls_per_trace"] == pytest.approx(exp["numbers"]["calls_per_request_before"])
+    assert batch["b_calls_per_trace"] == 0
