@@ -161,7 +161,8 @@ def critical_path_by_operation(case: "Case", selection: Selection | None = None,
         (traces of the entry point), slow_traces, on_path_traces (traces where the operation is
         on the critical path), self_ms (total self time), share (self time / total root time
         of the entry point, 0-1), slow_self_ms, slow_share (same over slow traces), p95_root_ms
-        (the slow cut), exemplar_trace_ids (slow traces where the operation has the most self
+        (the slow cut), slow_first, slow_last (earliest and latest start of the operation on
+        the path of a slow trace), exemplar_trace_ids (slow traces where the operation has the most self
         time), source ("file:line" of an exemplar span).
     """
     if not 0 < slow_quantile < 1:
@@ -187,7 +188,7 @@ slow_total AS MATERIALIZED (SELECT entry_service, entry_operation, count(*) AS s
                FROM e WHERE slow GROUP BY ALL),
 per_trace AS MATERIALIZED (
   SELECT e.entry_service, e.entry_operation, e.traces, e.slow_cut_ms, e.total_ms, e.slow, cp.trace_id,
-         cp.service, cp.operation, sum(cp.self_ms) AS self_ms,
+         cp.service, cp.operation, sum(cp.self_ms) AS self_ms, min(cp.start_time) AS t0,
          arg_max(coalesce(cp.source_file, '?') || coalesce(':' || cp.source_line::VARCHAR, ''), cp.self_ms) AS source
   FROM cp JOIN e USING (trace_id, root_span_id) GROUP BY ALL
 )
@@ -197,6 +198,7 @@ SELECT p.entry_service, p.entry_operation, p.service, p.operation, any_value(p.t
   coalesce(sum(p.self_ms) FILTER (WHERE p.slow), 0) AS slow_self_ms,
   coalesce(sum(p.self_ms) FILTER (WHERE p.slow), 0) / nullif(any_value(st.slow_ms), 0) AS slow_share,
   any_value(p.slow_cut_ms) AS p95_root_ms,
+  min(p.t0) FILTER (WHERE p.slow) AS slow_first, max(p.t0) FILTER (WHERE p.slow) AS slow_last,
   list(p.trace_id ORDER BY p.slow DESC, p.self_ms DESC, p.trace_id)[1:5] AS exemplar_trace_ids,
   arg_max(p.source, (p.slow, p.self_ms)) AS source
 FROM per_trace p LEFT JOIN slow_total st USING (entry_service, entry_operation)

@@ -88,5 +88,5 @@ def _record(r: dict[str, Any], increase: float, thresholds: dict[str, Any], *, m
     return {"detector": "critical_path", "severity": "medium" if medium else "low",
             "title": f"critical path of slow {entry} dominated by {op}",
             "service": r["service"], "operation": r["operation"], "target": None,
-            "target_operation": None, "version": None, "start_time": None, "end_time": None,
+            "target_operation": None, "version": None, "start_time": r["slow_first"], "end_time": r["slow_last"],
             "score": float(r["slow_share"]), "evidence": evidence, "summary": summary}

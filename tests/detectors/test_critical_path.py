@@ -1,5 +1,5 @@
 """critical_path: hand-built traces with known critical paths, and the detector."""
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -95,6 +95,7 @@ def test_aggregate_shares_and_detector_finds_dominating_dependency():
     assert ev["slow_traces"] == 10 and len(ev["exemplar_trace_ids"]) == 5 and ev["self_ratio"] > 5
     assert detect_critical_path(_search_traces(n=100, slow=5)).records()[0]["severity"] == "low"  # 5 slow traces
     assert ev["entry_operation"] == "GET /search" and ev["source"].startswith("builder:")
+    assert f[0]["start_time"] == T0 + timedelta(milliseconds=41)  # the first slow trace's inventory span
     assert "inventory-service GET /inventory/{id} accounts for 92%" in f[0]["summary"]
 
 
