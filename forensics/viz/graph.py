@@ -111,7 +111,7 @@ def graph_layout(g: nx.DiGraph) -> dict[str, tuple[float, float]]:
         for node in nx.topological_sort(g):
             layer[node] = max((layer[p] + 1 for p in g.predecessors(node)), default=0)
         h = nx.DiGraph()
-        h.add_nodes_from(sorted(g.nodes), )
+        h.add_nodes_from(sorted(g.nodes))
         nx.set_node_attributes(h, layer, "layer")
         pos = nx.multipartite_layout(h, subset_key="layer")
     else:
