@@ -21,6 +21,21 @@ from .loaders import LoadReport, formats, load
 from .result import Result
 from .templates import mine_templates
 
+#: loaded on first use; report, explore and export are callable modules (see forensics._callable)
+_LAZY = ("viz", "explore", "report", "synth", "export")
+
+
+def __getattr__(name: str):
+    """Heavy parts (plotly, ipywidgets, scikit-learn) load on first use, keeping ``import forensics`` fast."""
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f"forensics.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'forensics' has no attribute {name!r}")
+
+
 __all__ = [
     "Case",
     "Findings",
@@ -32,9 +47,14 @@ __all__ = [
     "as_case",
     "detect",
     "detectors",
+    "explore",
+    "export",
     "formats",
     "load",
     "mine_templates",
     "open_case",
+    "report",
+    "synth",
+    "viz",
     "__version__",
 ]

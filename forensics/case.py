@@ -71,6 +71,7 @@ class Case:
             except duckdb.Error as exc:
                 raise CaseError(f"{self.path}: cannot open case file: {exc}") from exc
         run(self.con, "SET TimeZone = 'UTC'")
+        run(self.con, "SET enable_progress_bar = false")  # DuckDB's bar would print widgets into notebooks
         # DuckDB draws a progress bar on stdout for queries over ~2 s, which would corrupt
         # `forensics detect --format json` and notebook output
         run(self.con, "SET enable_progress_bar = false")

@@ -226,3 +226,8 @@ def explore(case: Any, *, findings: Findings | None = None, max_traces: int = 50
         Slowest matching requests listed for click-through to their waterfall.
     """
     return Explorer(case, findings=findings, max_traces=max_traces)
+
+
+from ._callable import make_module_callable  # noqa: E402
+
+make_module_callable(__name__, explore)

@@ -68,3 +68,8 @@ def read_lake(case: "Case", lake_dir: str | os.PathLike) -> "Case":
             case.execute(f"CREATE OR REPLACE VIEW lake_{table} AS SELECT * FROM read_parquet("
                          f"{_sql_string(lake / table / '**' / '*.parquet')}, hive_partitioning = true)")
     return case
+
+
+from ._callable import make_module_callable  # noqa: E402
+
+make_module_callable(__name__, export)

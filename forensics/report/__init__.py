@@ -131,3 +131,8 @@ def report(case: "Case", path: str | os.PathLike, *, findings: Findings | None =
 
 
 __all__ = ["Redactor", "render", "report"]
+
+
+from .._callable import make_module_callable  # noqa: E402
+
+make_module_callable(__name__, report)
