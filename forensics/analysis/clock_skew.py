@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import duckdb
+
 from .._db import run, scalar
 from ..detectors._common import source_sql
-from ..errors import UsageError
+from ..errors import CaseError, UsageError
 from ._tree import MAX_DEPTH, host_sql, roots_sql
 
 if TYPE_CHECKING:
@@ -117,8 +119,12 @@ def adjust_clock_skew(case: "Case", *, tolerance_ms: float = 1.0, max_depth: int
     if tolerance_ms < 0:
         raise UsageError(f"tolerance_ms must be >= 0, got {tolerance_ms!r}")
     con = case.con
-    for col in ("adj_start_time", "adj_end_time"):
-        run(con, f"ALTER TABLE spans ADD COLUMN IF NOT EXISTS {col} TIMESTAMPTZ")
+    try:
+        for col in ("adj_start_time", "adj_end_time"):
+            run(con, f"ALTER TABLE spans ADD COLUMN IF NOT EXISTS {col} TIMESTAMPTZ")
+    except duckdb.Error as exc:
+        raise CaseError(f"{case.path or 'in-memory case'}: cannot add adj_start_time/adj_end_time to spans "
+                        f"({exc}); open the case writable (read_only=False) to store adjusted times") from exc
     run(con, "UPDATE spans SET adj_start_time = start_time, adj_end_time = end_time")
     shifts = (f"SELECT trace_id, span_id, round(shift_us)::BIGINT AS shift_us FROM ({span_shifts_sql(max_depth)}) "
               "WHERE round(shift_us) <> 0")

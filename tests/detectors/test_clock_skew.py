@@ -5,6 +5,7 @@ import pytest
 
 import forensics
 from forensics.analysis.clock_skew import adjust_clock_skew
+from forensics.errors import CaseError
 from forensics.detectors.clock_skew import detect_clock_skew
 from forensics.synth.builder import SpanBuilder
 
@@ -83,6 +84,18 @@ def test_bad_input():
     assert len(detect_clock_skew(case)) == 0 and adjust_clock_skew(case) == 0
     with pytest.raises(forensics.UsageError):
         adjust_clock_skew(case, tolerance_ms=-1)
+
+
+def test_adjust_on_read_only_case_is_a_clear_error(tmp_path):
+    path = tmp_path / "c.duckdb"
+    with forensics.open_case(path) as case:
+        b = SpanBuilder(T0)
+        b.span("a", "op", kind="server", duration_ms=5)
+        b.insert(case)
+    with forensics.open_case(path, read_only=True) as ro:
+        assert len(detect_clock_skew(ro)) == 0  # detection only reads
+        with pytest.raises(CaseError, match="open the case writable"):
+            adjust_clock_skew(ro)
 
 
 @pytest.mark.slow
