@@ -7,9 +7,10 @@ ran on ``host-7`` against 4% of the others" is the kind of answer this gives.
 """
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Sequence
 
-from .._db import query_arrow
+from .._db import one, query_arrow
 from ..errors import UsageError
 from ..loaders._semconv import PROMOTED
 from ..result import Result
@@ -35,7 +36,8 @@ COLUMNS = ("dimension", "value", "selection_pct", "baseline_pct", "diff_pct", "l
 
 
 def compare(case: "Case", selection: Selection, baseline: Selection | None = None, *,
-            columns: Sequence[str] | None = None, top: int | None = 20) -> Result:
+            columns: Sequence[str] | None = None, top: int | None = 20,
+            max_spans: int | None = 1_000_000) -> Result:
     """Value frequencies of every span dimension inside ``selection`` vs ``baseline``, ranked.
 
     Parameters
@@ -52,6 +54,10 @@ def compare(case: "Case", selection: Selection, baseline: Selection | None = Non
         ``attributes.<key>`` or ``resource.<key>``. Default: all of them.
     top:
         Keep the ``top`` values with the largest absolute difference (None keeps all).
+    max_spans:
+        When the selection or the baseline holds more spans than this, a deterministic sample
+        of about ``max_spans`` of them (by span id hash) is compared: shares are estimates and
+        the counts are sample counts. None compares everything.
 
     Returns
     -------
@@ -88,7 +94,15 @@ def compare(case: "Case", selection: Selection, baseline: Selection | None = Non
             raise UsageError(f"compare: unknown dimension(s) {unknown}; use promoted columns "
                              f"{list(DIMENSIONS)} or 'attributes.<key>' / 'resource.<key>'")
         dims = [c for c in DIMENSIONS if c in wanted]
-    flagged, params = flagged_spans_sql(sel, base, ", ".join(dims + ["attributes", "resource_attributes"]))
+    flagged, params = flagged_spans_sql(sel, base, ", ".join(dims + ["span_id", "attributes", "resource_attributes"]))
+    if max_spans is not None:
+        n_sel, n_base = one(case.con, f"SELECT count(*) FILTER (WHERE _sel), count(*) FILTER (WHERE _base) "
+                                      f"FROM ({flagged})", params) or (0, 0)
+        strides = [max(1, math.ceil(n / max_spans)) for n in (n_sel, n_base)]
+        if max(strides) > 1:
+            flagged = (f"SELECT * FROM (SELECT * REPLACE (_sel AND hash(span_id) % ? = 0 AS _sel, "
+                       f"_base AND hash(span_id) % ? = 0 AS _base) FROM ({flagged})) WHERE _sel OR _base")
+            params = strides + params
     query, extra = value_shares_sql(flagged, dims, wanted=wanted)
     order = "ORDER BY abs(diff_pct) DESC, selection_count DESC, dimension, value"
     query += f"\n{order}\n" + ("" if top is None else f"LIMIT {int(top)}")

@@ -79,3 +79,13 @@ def test_bad_options_and_empty_case():
         compare(empty, "true", columns=["nope"])
     with pytest.raises(forensics.UsageError):
         compare(empty, "true", top=0)
+
+
+def test_sampling_large_sides_keeps_shares(case):
+    full = {(r["dimension"], r["value"]): r for r in compare(case, ("duration_ms > ?", [1000]), top=None,
+                                                             columns=["host_name"]).dicts()}
+    sampled = compare(case, ("duration_ms > ?", [1000]), top=None, columns=["host_name"], max_spans=40).dicts()
+    assert sum(r["baseline_count"] for r in sampled) < 80  # the 80 baseline spans were sampled
+    host7 = next(r for r in sampled if r["value"] == "host-7")
+    assert host7["selection_pct"] == 100 and host7["baseline_pct"] == 0
+    assert full[("host_name", "host-7")]["selection_count"] == 20 == host7["selection_count"]
