@@ -155,9 +155,15 @@ def _position_sql(doc_mode: bool, *order: str) -> tuple[str, str]:
     return "CAST(NULL AS BIGINT)", f"row_number() OVER (ORDER BY {', '.join(order)}) - 1"
 
 
-def spans_sql(src: str, *, doc_mode: bool) -> str:
-    """Canonical span rows (through finalize_spans_sql) plus line-level rejects for spans."""
+def spans_sql(src: str, *, doc_mode: bool, records: str | None = None) -> str:
+    """Canonical span rows (through finalize_spans_sql) plus line-level rejects for spans.
+
+    ``records`` (the Arrow fast path, ``_otlp_arrow``) replaces parsing ``src``: a relation
+    with the :func:`records_sql` columns plus ``attrs``, the span attributes already as a MAP;
+    there are no line-level rejects then.
+    """
     line, offset = _position_sql(doc_mode, "doc", "rs_i", "ss_i", "r_i")
+    attrs = "attrs" if records else "otlp_attrs(r.attributes)"
     inner = f"""
 SELECT otlp_id(r.traceId, {TRACE_ID_HEX}) AS trace_id,
   otlp_id(r.spanId, {SPAN_ID_HEX}) AS span_id,
@@ -170,7 +176,7 @@ SELECT otlp_id(r.traceId, {TRACE_ID_HEX}) AS trace_id,
   otlp_ts(otlp_ns(r.startTimeUnixNano)) AS start_time,
   otlp_ts(otlp_ns(r.endTimeUnixNano)) AS end_time,
   (otlp_ns(r.endTimeUnixNano) - otlp_ns(r.startTimeUnixNano)) / 1e6 AS duration_ms,
-  otlp_attrs(r.attributes) AS attributes, res AS resource_attributes,
+  {attrs} AS attributes, res AS resource_attributes,
   scope_name, scope_version,
   CASE WHEN len(r.events) > 0 THEN to_json(list_transform(r.events, lambda _ev: {{
       'time': otlp_iso(otlp_ts(otlp_ns(_ev.timeUnixNano))), 'name': _ev.name, 'attributes': otlp_attrs(_ev.attributes)}}))
@@ -180,20 +186,19 @@ SELECT otlp_id(r.traceId, {TRACE_ID_HEX}) AS trace_id,
       'trace_state': nullif(_ln.traceState, ''), 'attributes': otlp_attrs(_ln.attributes)}}))
   END AS links,
   {line} AS source_line, {offset} AS source_offset, r AS _record
-FROM ({records_sql(src, "spans")})
+FROM ({records or records_sql(src, "spans")})
 """
-    return with_raw_for_rejects(finalize_spans_sql(inner), line_rejects_sql(src, "spans"))
+    return with_raw_for_rejects(finalize_spans_sql(inner), None if records else line_rejects_sql(src, "spans"))
 
 
-def with_raw_for_rejects(select: str, line_rejects: str) -> str:
+def with_raw_for_rejects(select: str, line_rejects: str | None) -> str:
     """Replace the ``_record`` struct by ``_raw`` (its JSON) on rejected rows only, and append
-    the line-level rejects."""
-    return f"""
+    the line-level rejects (if any)."""
+    out = f"""
 SELECT * EXCLUDE (_record), CASE WHEN _reject_code IS NOT NULL THEN left(to_json(_record)::VARCHAR, 1000) END AS _raw
 FROM ({select})
-UNION ALL BY NAME
-{line_rejects}
 """
+    return out if line_rejects is None else f"{out}UNION ALL BY NAME\n{line_rejects}"
 
 
 SEVERITY_NAMES = {"TRACE": 1, "DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17, "FATAL": 21}

@@ -14,7 +14,8 @@ Quirks handled: ids as lowercase hex, UPPERCASE hex or base64 (protobuf-JSON), `
 and times as strings or numbers, ``kind``/``status.code``/``severityNumber``/
 ``aggregationTemporality`` as integers or enum names, ``parentSpanId: ""`` and all-zero parents
 for roots, empty or all-zero log trace ids as NULL, pre-1.0 ``instrumentationLibrary*`` keys.
-The mapping itself lives in ``_otlp_sql.py``/``_otlp_metrics.py`` (shared with ``otlp_proto``).
+Canonical collector trace lines take an Arrow fast path (``_otlp_arrow``; ``otlp_fast=False``
+turns it off) that yields the same rows. The mapping itself lives in ``_otlp_sql.py``/``_otlp_metrics.py`` (shared with ``otlp_proto``).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import pyarrow as pa
 
 from .._db import query_arrow, scalar
 from ..errors import Reason
+from ._otlp_arrow import emit_spans
 from ._otlp_requests import emit_requests, install_macros, requests_table
 from .context import LoadContext
 from .registry import register_format
@@ -122,7 +124,12 @@ def load_otlp_json(ctx: LoadContext) -> None:
         if docs:
             _emit(ctx, requests_table(docs), doc_mode=True)
         return
+    fast = ctx.options.get("otlp_fast", True)
     for batch in ctx.line_batches():
+        if fast:
+            batch = emit_spans(ctx, batch)
+            if not batch.num_rows:
+                continue
         table = pa.table({"line": batch["line"], "doc": pa.nulls(batch.num_rows, pa.int64()), "raw": batch["raw"]})
         _emit(ctx, table, doc_mode=False)
 
