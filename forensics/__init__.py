@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 from .case import Case, as_case, open_case
 from . import detectors
+from .analysis import adjust_clock_skew, compare, critical_path, trace_diff
 from .detectors import detect
 from .errors import ForensicsError, LoadError, UsageError
 from .findings import Findings
@@ -44,7 +45,10 @@ __all__ = [
     "LoadReport",
     "Result",
     "UsageError",
+    "adjust_clock_skew",
     "as_case",
+    "compare",
+    "critical_path",
     "detect",
     "detectors",
     "explore",
@@ -55,6 +59,7 @@ __all__ = [
     "open_case",
     "report",
     "synth",
+    "trace_diff",
     "viz",
     "__version__",
 ]
