@@ -2,3 +2,7 @@
 from .registry import DETECTORS, DetectorSpec, detect, detector, detectors
 
 __all__ = ["DETECTORS", "DetectorSpec", "detect", "detector", "detectors"]
+
+from .._callable import make_module_callable  # noqa: E402
+
+make_module_callable(__name__, detectors)
