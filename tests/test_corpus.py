@@ -197,3 +197,41 @@ def test_corpus_manifest_round_trips(tmp_path: Path) -> None:
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert [m["name"] for m in manifest] == [c.name for c in cases]
     assert all((tmp_path / m["file"]).is_file() for m in manifest)
+
+
+# -- loader bugs the corpus found, fixed in the loaders (one regression test each) ----------------
+
+def _one(tmp_path: Path, name: str, data: bytes, fmt: str) -> tuple[forensics.Case, str]:
+    path = tmp_path / name
+    path.write_bytes(data)
+    case = forensics.open_case()
+    case.load(path, format=fmt, templates=False)
+    return case, str(path)
+
+
+def test_fix_deploy_jsonl_with_a_bad_utf8_line_is_not_read_as_csv(tmp_path: Path) -> None:
+    good = b'{"time":"2026-02-18T10:00:00Z","service":"a","version":"1"}\n'
+    case, _ = _one(tmp_path, "d.jsonl", good + b'{"time":"\xff"}\n' + good.replace(b'"1"', b'"2"'), "deploy_log")
+    assert case.tables()["events"] == 2
+    assert case.sql("SELECT source_line, reason_code FROM rejects").rows() == [(2, "invalid_utf8")]
+
+
+def test_fix_prom_api_non_array_values_are_rejected(tmp_path: Path) -> None:
+    doc = {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"__name__": "up"}, "values": {"a": 1}}, {"metric": {"__name__": "up"}, "values": [[1771409400, "1"]]}]}}
+    case, _ = _one(tmp_path, "q.json", json.dumps(doc).encode(), "prom_api_json")
+    assert case.tables()["metrics"] == 1 and case.tables()["rejects"] == 1
+    case2, _ = _one(tmp_path, "r.json", json.dumps({**doc, "data": {"resultType": "matrix", "result": {"metric": {}}}}).encode(),
+                    "prom_api_json")
+    assert case2.tables()["rejects"] == 1
+
+
+def test_fix_k8s_pods_container_statuses_object(tmp_path: Path) -> None:
+    pod = {"kind": "Pod", "metadata": {"name": "p", "namespace": "n"}, "status": {"containerStatuses": {"a": 1}}}
+    case, _ = _one(tmp_path, "pods.json", json.dumps({"kind": "List", "items": [pod]}).encode(), "k8s_pods")
+    assert case.tables()["rejects"] == 0
+
+
+def test_fix_plain_logs_empty_file_loads_nothing(tmp_path: Path) -> None:
+    case, path = _one(tmp_path, "empty.log", b"\n\n", "plain_logs")
+    assert case.sql("SELECT records_read FROM files WHERE path = ?", [path]).rows() == [(0,)]

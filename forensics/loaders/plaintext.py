@@ -159,6 +159,8 @@ def _pattern_for(ctx: LoadContext) -> tuple[str, dict[str, int]]:
 
     lines = _head_lines(head_of(ctx.path), 200)
     name, _ = _best_builtin(lines)
+    if name is None and not lines:  # an empty or blank file: no record to read, nothing to refuse
+        name = next(iter(BUILTIN_PATTERNS))
     if name is None:
         ctx.fail("no line matches a built-in log line pattern (ISO timestamp + level, log4j, Python logging, "
                  "Spring Boot, syslog RFC 5424, journald short-iso)", expected="lines like '2026-02-18T10:12:33.123Z ERROR [service] message'",
