@@ -64,11 +64,11 @@ def _otlp_value(v: Any) -> dict:
     return {"stringValue": str(v)}
 
 
-_ATTR_CACHE: dict[tuple, dict] = {}
+_ATTR_CACHE: dict[tuple, orjson.Fragment] = {}
 
 
-def otlp_attributes(attrs: list[tuple[str, Any]]) -> list[dict]:
-    """OTLP ``KeyValue`` list; encoded pairs are memoized (values repeat a lot across spans)."""
+def otlp_attributes(attrs: list[tuple[str, Any]]) -> list[orjson.Fragment]:
+    """OTLP ``KeyValue`` list as pre-encoded JSON fragments, memoized (values repeat a lot)."""
     out = []
     cache = _ATTR_CACHE
     for k, v in attrs:
@@ -77,7 +77,7 @@ def otlp_attributes(attrs: list[tuple[str, Any]]) -> list[dict]:
         if kv is None:
             if len(cache) > 100_000:
                 cache.clear()
-            kv = cache[key] = {"key": k, "value": _otlp_value(v)}
+            kv = cache[key] = orjson.Fragment(orjson.dumps({"key": k, "value": _otlp_value(v)}))
         out.append(kv)
     return out
 
