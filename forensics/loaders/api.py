@@ -1,6 +1,7 @@
 """forensics.load: expand paths, sniff, load each file atomically, record provenance."""
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import sys
@@ -8,10 +9,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+import duckdb
 import orjson
 
 from .._db import one, run
-from ..errors import ForensicsError, LoadError, UnknownFormatError, UsageError
+from ..errors import CaseError, ForensicsError, LoadError, UnknownFormatError, UsageError
 from .context import LoadContext
 from .io import sha256_and_size
 from .registry import formats
@@ -149,6 +151,15 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
     return report
 
 
+def _disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write that failed for lack of space (ENOSPC, EDQUOT, EFBIG)."""
+    codes = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    if isinstance(exc, OSError) and exc.errno in codes:
+        return True
+    text = str(exc)
+    return isinstance(exc, duckdb.Error) and any(os.strerror(c) in text for c in codes)
+
+
 def _load_one(case: "Case", path: str, *, strict: bool, format: str | None, force: bool,
               options: dict[str, Any]) -> FileReport:
     abspath = os.path.abspath(path)
@@ -185,11 +196,18 @@ def _load_one(case: "Case", path: str, *, strict: bool, format: str | None, forc
         )
         run(con, "COMMIT")
     except BaseException as exc:
-        run(con, "ROLLBACK")
+        try:
+            run(con, "ROLLBACK")
+        except duckdb.Error:  # DuckDB already ended the transaction (a COMMIT that failed, e.g. disk full)
+            pass
         if isinstance(exc, ForensicsError):
             raise
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
+        if _disk_full(exc):
+            raise CaseError(f"{case.path or ':memory:'}: cannot write to the case file ({exc}); {abspath} was not "
+                            "loaded and the case is as it was before that file; free disk space or use a case "
+                            "path on another disk, then load again") from exc
         raise LoadError(f"internal error while loading as {fmt}: {type(exc).__name__}: {exc}", path=abspath,
                         hint="this is a bug in forensics; please report it with the file") from exc
     return FileReport(abspath, fmt, "loaded", records_read=loaded + ctx.rejected, rows_loaded=loaded,
