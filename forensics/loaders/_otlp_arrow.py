@@ -24,6 +24,8 @@ fast path therefore yields exactly the rows (and rejects) of the general path.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,6 +33,7 @@ import pyarrow.json as pj
 
 from .._db import query_arrow
 from ._otlp_sql import SPAN, spans_sql
+from ._semconv import PRECOMPUTED_PREFIX, PROMOTED
 from .context import LoadContext
 
 #: leaves whose JSON type in canonical collector output is not a string
@@ -38,6 +41,7 @@ _TYPED = {"kind": pa.int64(), "code": pa.int64(), "doubleValue": pa.float64(), "
 _CANONICAL_INT = r"^-?(0|[1-9][0-9]{0,36})$"
 _LINE_START = '{"resourceSpans":'
 _OTHER_SIGNALS = ('"resourceLogs"', '"resourceMetrics"')
+_OTHER_SIGNAL = re.compile(rb'"resource(Logs|Metrics)"')
 _MAX_DEDUPE_CELLS = 50_000_000
 
 
@@ -65,12 +69,17 @@ PARSE_SCHEMA = pa.schema([pa.field("resourceSpans", _arrow_type(_REQUEST["resour
 SPAN_VARCHAR = _arrow_type(SPAN, typed=False)
 
 
-def candidates(lines: pa.Table) -> pa.Array:
-    """Boolean mask of the lines the fast path may take (a cheap text test)."""
+def candidates(lines: pa.Table) -> pa.ChunkedArray:
+    """Boolean mask of the lines the fast path may take (a cheap text test).
+
+    The other signals' keys are first searched in each chunk's whole data buffer (one regex
+    scan, usually no match), and per line only when present.
+    """
     raw = lines.column("raw")
     mask = pc.starts_with(raw, _LINE_START)
-    for key in _OTHER_SIGNALS:
-        mask = pc.and_(mask, pc.invert(pc.match_substring(raw, key)))
+    if any(_OTHER_SIGNAL.search(memoryview(chunk.buffers()[2] or b"")) for chunk in raw.chunks):
+        for key in _OTHER_SIGNALS:
+            mask = pc.and_(mask, pc.invert(pc.match_substring(raw, key)))
     return mask
 
 
@@ -130,8 +139,9 @@ def _value_text(ctx: LoadContext, values: pa.StructArray) -> pa.Array:
     return pc.coalesce(values.field("stringValue"), ints, double_text, bool_text, values.field("bytesValue"))
 
 
-def attribute_maps(ctx: LoadContext, lists: pa.Array) -> pa.MapArray:
-    """MAP(VARCHAR, VARCHAR) per OTLP attribute list (NULL list -> empty map), as ``otlp_attrs``.
+def attribute_maps(ctx: LoadContext, lists: pa.Array, promote: bool = False) -> tuple[pa.MapArray, dict[str, pa.Array]]:
+    """MAP(VARCHAR, VARCHAR) per OTLP attribute list (NULL list -> empty map), as ``otlp_attrs``,
+    and with ``promote`` the promoted columns as text (``_p_<column>``, see :func:`promoted`).
 
     Raises :class:`_Decline` for keyless or duplicate keys (``otlp_attrs`` dedupes those).
     """
@@ -142,9 +152,9 @@ def attribute_maps(ctx: LoadContext, lists: pa.Array) -> pa.MapArray:
     keys = entries.field("key")
     if keys.null_count:
         raise _Decline("attribute without a key")
+    parents = pc.list_parent_indices(lists).to_numpy()
+    codes = keys.dictionary_encode()
     if len(keys):
-        parents = pc.list_parent_indices(lists).to_numpy()
-        codes = keys.dictionary_encode()
         k = len(codes.dictionary)
         if len(lists) * k <= _MAX_DEDUPE_CELLS:
             dup = np.bincount(parents * k + codes.indices.to_numpy(), minlength=1).max() > 1
@@ -152,11 +162,34 @@ def attribute_maps(ctx: LoadContext, lists: pa.Array) -> pa.MapArray:
             dup = pa.table({"p": parents, "k": keys}).group_by(["p", "k"]).aggregate([]).num_rows != len(keys)
         if dup:
             raise _Decline("duplicate attribute key")
-    return pa.MapArray.from_arrays(pa.array(offsets), keys, _value_text(ctx, entries.field("value")))
+    text = _value_text(ctx, entries.field("value"))
+    maps = pa.MapArray.from_arrays(pa.array(offsets), keys, text)
+    return maps, (promoted(len(lists), parents, codes, text) if promote else {})
 
 
-def records(ctx: LoadContext, lines: pa.Array, resource_spans: pa.ListArray) -> pa.Table:
-    """The flat span table the shared span SQL expects (see :func:`~._otlp_sql.records_sql`)."""
+def promoted(n: int, parents: np.ndarray, codes: pa.DictionaryArray, text: pa.Array) -> dict[str, pa.Array]:
+    """The promoted columns (``_semconv.PROMOTED``) as text: per span, the value of the first of
+    the column's keys whose value is not NULL, as ``coalesce(attributes['k1'], ...)`` gives."""
+    position = {key: i for i, key in enumerate(codes.dictionary.to_pylist())}
+    index = codes.indices.to_numpy(zero_copy_only=False)
+    present = pc.is_valid(text).to_numpy(zero_copy_only=False)
+    out = {}
+    for col, keys in PROMOTED.items():
+        pick = np.full(n, -1, dtype=np.int64)
+        for key in reversed(keys):  # the first key wins: write it last
+            if key in position:
+                sel = np.flatnonzero((index == position[key]) & present)
+                pick[parents[sel]] = sel
+        out[PRECOMPUTED_PREFIX + col] = text.take(pa.array(pick, mask=pick < 0))
+    return out
+
+
+def records(ctx: LoadContext, lines: pa.Array, resource_spans: pa.ListArray) -> tuple[pa.Table, pa.Table]:
+    """The flat span table (``rid`` the resource's row in the second table, ``rid``, ``res``);
+    joined they give what the shared span SQL expects (see :func:`~._otlp_sql.records_sql`).
+
+    Resource MAPs are built once per resource and joined in DuckDB (copying a MAP is cheaper
+    than importing one per span)."""
     rs, rs_row, rs_i = _unnest(resource_spans)
     if rs.field("instrumentationLibrarySpans").null_count != len(rs):
         raise _Decline("pre-1.0 instrumentationLibrarySpans")
@@ -165,19 +198,22 @@ def records(ctx: LoadContext, lines: pa.Array, resource_spans: pa.ListArray) -> 
         raise _Decline("pre-1.0 instrumentationLibrary")
     spans, sp_ss, r_i = _unnest(ss.field("spans"))
     sp_rs = ss_rs[sp_ss]
-    res = attribute_maps(ctx, rs.field("resource").field("attributes"))
-    attrs = attribute_maps(ctx, spans.field("attributes"))
+    attrs, promoted_text = attribute_maps(ctx, spans.field("attributes"), promote=True)
     scope = ss.field("scope")
-    return pa.table({
+    spans_table = pa.table({
         "line": pc.take(lines, pa.array(rs_row[sp_rs])),
         "doc": pa.nulls(len(spans), pa.int64()),
         "rs_i": rs_i[sp_rs], "ss_i": ss_i[sp_ss], "r_i": r_i,
-        "res": res.take(pa.array(sp_rs)),
+        "rid": sp_rs,
         "scope_name": scope.field("name").take(pa.array(sp_ss)),
         "scope_version": scope.field("version").take(pa.array(sp_ss)),
         "r": spans.cast(SPAN_VARCHAR),
         "attrs": attrs,
+        **promoted_text,
     })
+    resources = pa.table({"rid": np.arange(len(rs), dtype=np.int64),
+                          "res": attribute_maps(ctx, rs.field("resource").field("attributes"))[0]})
+    return spans_table, resources
 
 
 def emit_spans(ctx: LoadContext, lines: pa.Table) -> pa.Table:
@@ -188,12 +224,14 @@ def emit_spans(ctx: LoadContext, lines: pa.Table) -> pa.Table:
         return lines
     take = lines.filter(mask)
     try:
-        flat = records(ctx, take.column("line").combine_chunks(), parse(take.column("raw")))
+        flat, resources = records(ctx, take.column("line").combine_chunks(), parse(take.column("raw")))
     except _Decline:
         return lines
-    name = ctx.register(flat)
+    name, res = ctx.register(flat), ctx.register(resources)
     try:
-        ctx.emit("spans", spans_sql(name, doc_mode=False, records=f"SELECT * FROM {name}"))
+        ctx.emit("spans", spans_sql(name, doc_mode=False,
+                                    records=f"SELECT s.* EXCLUDE (rid), r.res FROM {name} s JOIN {res} r USING (rid)"))
     finally:
         ctx.unregister(name)
+        ctx.unregister(res)
     return lines.filter(pc.invert(mask))

@@ -17,7 +17,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, kind_sql, status_sql
+from ._semconv import PRECOMPUTED_PREFIX, PROMOTED, SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, kind_sql, status_sql
 
 V = "VARCHAR"
 ANY = {"stringValue": V, "intValue": V, "doubleValue": V, "boolValue": V, "bytesValue": V,
@@ -159,11 +159,12 @@ def spans_sql(src: str, *, doc_mode: bool, records: str | None = None) -> str:
     """Canonical span rows (through finalize_spans_sql) plus line-level rejects for spans.
 
     ``records`` (the Arrow fast path, ``_otlp_arrow``) replaces parsing ``src``: a relation
-    with the :func:`records_sql` columns plus ``attrs``, the span attributes already as a MAP;
-    there are no line-level rejects then.
+    with the :func:`records_sql` columns plus ``attrs``, the span attributes already as a MAP,
+    and the promoted columns as text (``_p_<column>``); there are no line-level rejects then.
     """
     line, offset = _position_sql(doc_mode, "doc", "rs_i", "ss_i", "r_i")
     attrs = "attrs" if records else "otlp_attrs(r.attributes)"
+    pre = "".join(f"{PRECOMPUTED_PREFIX}{c}, " for c in PROMOTED) if records else ""
     inner = f"""
 SELECT otlp_id(r.traceId, {TRACE_ID_HEX}) AS trace_id,
   otlp_id(r.spanId, {SPAN_ID_HEX}) AS span_id,
@@ -185,10 +186,10 @@ SELECT otlp_id(r.traceId, {TRACE_ID_HEX}) AS trace_id,
       'trace_id': otlp_id(_ln.traceId, {TRACE_ID_HEX}), 'span_id': otlp_id(_ln.spanId, {SPAN_ID_HEX}),
       'trace_state': nullif(_ln.traceState, ''), 'attributes': otlp_attrs(_ln.attributes)}}))
   END AS links,
-  {line} AS source_line, {offset} AS source_offset, r AS _record
+  {pre}{line} AS source_line, {offset} AS source_offset, r AS _record
 FROM ({records or records_sql(src, "spans")})
 """
-    return with_raw_for_rejects(finalize_spans_sql(inner), None if records else line_rejects_sql(src, "spans"))
+    return with_raw_for_rejects(finalize_spans_sql(inner, precomputed=bool(records)), None if records else line_rejects_sql(src, "spans"))
 
 
 def with_raw_for_rejects(select: str, line_rejects: str | None) -> str:

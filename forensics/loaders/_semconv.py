@@ -48,11 +48,16 @@ PROMOTED: dict[str, tuple[str, ...]] = {
 INTEGER_COLUMNS = {"http_status_code", "server_port"}
 
 
-def promoted_sql(attrs: str = "attributes") -> str:
-    """Select-list fragment computing every promoted column from the attributes map."""
+PRECOMPUTED_PREFIX = "_p_"
+
+
+def promoted_sql(attrs: str = "attributes", precomputed: str | None = None) -> str:
+    """Select-list fragment computing every promoted column from the attributes map, or from
+    the text columns ``{precomputed}_p_<column>`` a loader already extracted (first present key
+    of :data:`PROMOTED`, as text)."""
     parts = []
     for col, keys in PROMOTED.items():
-        expr = _first(attrs, *keys)
+        expr = f"{precomputed}{PRECOMPUTED_PREFIX}{col}" if precomputed is not None else _first(attrs, *keys)
         if col in INTEGER_COLUMNS:
             expr = f"TRY_CAST(TRY_CAST({expr} AS DOUBLE) AS INTEGER)"
         parts.append(f"{expr} AS {col}")
@@ -85,18 +90,20 @@ def status_sql(expr: str) -> str:
     return STATUS_SQL.replace("WHEN s IS NULL OR s IN", f"WHEN ({expr}) IS NULL OR ({expr}) IN").replace("WHEN s IN", f"WHEN ({expr}) IN")
 
 
-def finalize_spans_sql(inner: str) -> str:
+def finalize_spans_sql(inner: str, *, precomputed: bool = False) -> str:
     """Wrap a loader's raw span SELECT: promote attributes, validate, add reject columns.
 
     ``inner`` must produce: trace_id, span_id, parent_span_id (already hex-normalized), service,
     service_version, name, kind, status (canonical or NULL when unrecognised; ``kind_raw`` and
     ``status_raw`` give the original text for the reject reason), status_message, start_time,
     end_time (TIMESTAMPTZ), duration_ms, attributes, resource_attributes, scope_name,
-    scope_version, events, links, host_name, source_line, source_offset, _raw.
+    scope_version, events, links, host_name, source_line, source_offset, _raw; with
+    ``precomputed`` also the promoted columns as text, named ``_p_<column>``.
     """
+    exclude = f" EXCLUDE ({', '.join(PRECOMPUTED_PREFIX + c for c in PROMOTED)})" if precomputed else ""
     return f"""
-SELECT s.*,
-  {promoted_sql('s.attributes')},
+SELECT s.*{exclude},
+  {promoted_sql('s.attributes', 's.' if precomputed else None)},
   CASE
     WHEN s.trace_id IS NULL THEN 'missing_field'
     WHEN NOT regexp_full_match(s.trace_id, '[0-9a-f]{{{TRACE_ID_HEX}}}') OR s.trace_id = repeat('0', {TRACE_ID_HEX}) THEN 'bad_id'

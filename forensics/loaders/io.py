@@ -121,8 +121,14 @@ def _split(buf: bytes, first_line: int) -> LineBatch:
         text = binary.filter(mask).cast(pa.large_string())
         line_no = line_no.filter(mask)
     text = pc.utf8_rtrim(text, characters="\r\n")
-    keep = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
-    table = pa.table({"line": line_no, "raw": text}).filter(keep)
+    table = pa.table({"line": line_no, "raw": text})
+    # blank lines are skipped: a line starting with a printable ASCII byte is not blank, so
+    # only the others (usually none) need the Unicode whitespace trim
+    first = pc.utf8_slice_codeunits(text, 0, 1)
+    sure = pc.and_(pc.greater(first, " "), pc.less(first, "\x7f"))
+    if not pc.all(sure).as_py():
+        keep = pc.or_(sure, pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0))
+        table = table.filter(keep)
     return LineBatch(table, bad, n)
 
 

@@ -105,7 +105,7 @@ def _load_both(path: Path, **kw) -> tuple[tuple, tuple, int]:
 
     def spy(*args, **kwargs):
         out = real(*args, **kwargs)
-        calls.append(out.num_rows)
+        calls.append(out[0].num_rows)
         return out
 
     _otlp_arrow.records = spy
