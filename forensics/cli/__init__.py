@@ -2,13 +2,12 @@
 exposing ``command`` (a click command) that adapts one public library function."""
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import sys
 
 import click
 
 from .. import __version__
+from .._plugins import import_plugins
 from ..errors import ForensicsError
 
 
@@ -19,11 +18,8 @@ def cli() -> None:
 
 
 def _register_commands() -> None:
-    for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if mod.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{mod.name}")
-        cmd = getattr(module, "command", None)
+    for name in import_plugins(__name__):
+        cmd = getattr(sys.modules[f"{__name__}.{name}"], "command", None)
         if isinstance(cmd, click.Command):
             cli.add_command(cmd)
 

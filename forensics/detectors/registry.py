@@ -1,12 +1,11 @@
 """Registry of detectors: ``@detector("name")`` on ``detect_<name>(case, *, thresholds) -> Findings``."""
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from .._plugins import import_plugins
 from ..errors import UsageError
 from ..findings import Findings
 
@@ -28,7 +27,6 @@ class DetectorSpec:
 
 
 DETECTORS: dict[str, DetectorSpec] = {}
-_discovered = False
 
 
 def detector(name: str) -> Callable[[Callable[..., Findings]], Callable[..., Findings]]:
@@ -46,13 +44,7 @@ def detector(name: str) -> Callable[[Callable[..., Findings]], Callable[..., Fin
 
 def detectors() -> dict[str, DetectorSpec]:
     """All registered detectors (imports every module of forensics.detectors once)."""
-    global _discovered
-    if not _discovered:
-        pkg = importlib.import_module("forensics.detectors")
-        for mod in pkgutil.iter_modules(pkg.__path__):
-            if mod.name != "registry" and not mod.name.startswith("_"):
-                importlib.import_module(f"{pkg.__name__}.{mod.name}")
-        _discovered = True
+    import_plugins("forensics.detectors", frozenset({"registry"}))
     return DETECTORS
 
 

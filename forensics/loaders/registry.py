@@ -1,10 +1,10 @@
 """Registry of input formats: each loader module registers a sniff function and a load function."""
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
+
+from .._plugins import import_plugins
 
 if TYPE_CHECKING:
     from .context import LoadContext
@@ -28,7 +28,6 @@ class FormatSpec:
 
 
 FORMATS: dict[str, FormatSpec] = {}
-_discovered = False
 
 
 def register_format(name: str, *, signal: str, description: str, sniff: Callable[["Head"], float],
@@ -46,11 +45,5 @@ def register_format(name: str, *, signal: str, description: str, sniff: Callable
 
 def formats() -> dict[str, FormatSpec]:
     """All registered formats (imports every loader module once)."""
-    global _discovered
-    if not _discovered:
-        pkg = importlib.import_module("forensics.loaders")
-        for mod in pkgutil.iter_modules(pkg.__path__):
-            if mod.name not in {"registry", "context", "io", "sniff", "api"} and not mod.name.startswith("_"):
-                importlib.import_module(f"{pkg.__name__}.{mod.name}")
-        _discovered = True
+    import_plugins("forensics.loaders", frozenset({"registry", "context", "io", "sniff", "api"}))
     return FORMATS
