@@ -184,6 +184,36 @@ def promoted(n: int, parents: np.ndarray, codes: pa.DictionaryArray, text: pa.Ar
     return out
 
 
+#: (field, regex every value must match; NULL allowed) for spans that cannot be rejected
+_CLEAN = (("traceId", "^[0-9a-f]{32}$", False), ("spanId", "^[0-9a-f]{16}$", False),
+          ("parentSpanId", "^([0-9a-f]{16})?$", True), ("startTimeUnixNano", "^([1-9][0-9]{0,17}|1[0-9]{18})$", False))
+
+
+def may_reject(spans: pa.StructArray) -> bool:
+    """False when no span can be rejected by ``finalize_spans_sql`` (hex ids, not all zero, a
+    positive start time, known kind and status codes); True when one might."""
+    for name, regex, nullable in _CLEAN:
+        values = spans.field(name)
+        if values.null_count and not nullable:
+            return True
+        if not pc.all(pc.match_substring_regex(values, regex)).as_py():
+            return True
+    for name, zero in (("traceId", "0" * 32), ("spanId", "0" * 16)):
+        if pc.any(pc.equal(spans.field(name), zero)).as_py():
+            return True
+    kind, code = spans.field("kind"), spans.field("status").field("code")
+    return not (pc.all(pc.is_in(kind.drop_null(), pa.array(range(6)))).as_py()
+                and pc.all(pc.is_in(code.drop_null(), pa.array(range(3)))).as_py())
+
+
+def _lean(spans: pa.StructArray) -> pa.StructArray:
+    """The span structs without their attribute lists (only a rejected row's ``_raw`` would
+    read them, and :func:`may_reject` said there is none): less for DuckDB to import."""
+    fields = [f for f in SPAN_VARCHAR if f.name != "attributes"]
+    return pa.StructArray.from_arrays([spans.field(f.name).cast(f.type) for f in fields], fields=fields,
+                                      mask=pc.is_null(spans))
+
+
 def records(ctx: LoadContext, lines: pa.Array, resource_spans: pa.ListArray) -> tuple[pa.Table, pa.Table]:
     """The flat span table (``rid`` the resource's row in the second table, ``rid``, ``res``);
     joined they give what the shared span SQL expects (see :func:`~._otlp_sql.records_sql`).
@@ -207,7 +237,7 @@ def records(ctx: LoadContext, lines: pa.Array, resource_spans: pa.ListArray) -> 
         "rid": sp_rs,
         "scope_name": scope.field("name").take(pa.array(sp_ss)),
         "scope_version": scope.field("version").take(pa.array(sp_ss)),
-        "r": spans.cast(SPAN_VARCHAR),
+        "r": spans.cast(SPAN_VARCHAR) if may_reject(spans) else _lean(spans),
         "attrs": attrs,
         **promoted_text,
     })

@@ -170,3 +170,17 @@ def test_declines_strictly_typed_mismatches():
                                      pa.large_string())])
     with pytest.raises(_otlp_arrow._Decline, match="kind"):
         _otlp_arrow.parse(raw)
+
+
+def test_may_reject_predicts_span_rejects():
+    import pyarrow as pa
+
+    def spans(**over):
+        line = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span(1), span(2, **over)]}]}]})
+        parsed = _otlp_arrow.parse(pa.chunked_array([pa.array([line], pa.large_string())]))
+        return parsed.flatten().field("scopeSpans").flatten().field("spans").flatten()
+
+    assert not _otlp_arrow.may_reject(spans())
+    for over in ({"traceId": "0" * 32}, {"spanId": "ABCDEF0123456789"}, {"parentSpanId": "xyz"}, {"kind": 7},
+                 {"startTimeUnixNano": "0"}, {"status": {"code": 3}}, {"spanId": None}):
+        assert _otlp_arrow.may_reject(spans(**over)), over
