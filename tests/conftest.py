@@ -17,8 +17,8 @@ _corpus: dict[str, dict[str, Any]] = {}
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     for key, value in getattr(report, "user_properties", ()):
         if key == "corpus" and isinstance(value, dict):
-            prev = _corpus.get(value["name"], {"crash": 0, "lost": 0})
-            _corpus[value["name"]] = {"crash": max(prev["crash"], value["crash"]), "lost": max(prev["lost"], value["lost"])}
+            prev = _corpus.get(value["name"], {})
+            _corpus[value["name"]] = {k: max(prev.get(k, 0), value.get(k, 0)) for k in ("crash", "lost", "refused")}
 
 
 def corpus_summary() -> str | None:
@@ -35,3 +35,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if line:
         terminalreporter.write_sep("-", "malformed-input corpus")
         terminalreporter.write_line(line)
+        refused = sorted(name for name, v in _corpus.items() if v["refused"])
+        if refused:  # whole files a loader refused with a clear LoadError (forced format does not fit)
+            terminalreporter.write_line(f"corpus: {len(refused)} files refused as a whole: {', '.join(refused)}")
