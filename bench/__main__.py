@@ -1,6 +1,10 @@
 """`make bench`: ingest and detector benchmarks as ratios measured in the same run.
 
     python -m bench [--spans 1000000,10000000] [--formats otlp,jaeger,zipkin] [--naive-max 1000000]
+                    [--large-formats otlp] [--no-detectors]
+
+Every task reports wall seconds, CPU seconds (user+sys, all threads: the machine may be shared)
+and peak RSS; imports happen before the clock starts (``import_seconds``).
 
 Data comes from forensics.synth (scenario `clean`, ~10 spans per trace) and is cached under
 bench/data/. Each measurement runs in its own process (peak RSS is that task's). Results go to
@@ -74,9 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--formats", default="otlp,jaeger,zipkin")
     ap.add_argument("--naive-max", type=int, default=1_000_000, help="skip json_normalize above this many spans")
     ap.add_argument("--no-detectors", action="store_true")
+    ap.add_argument("--large-formats", default=None,
+                    help="comma-separated formats run at sizes above the smallest (default: all of --formats)")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.spans.split(",")]
     formats = args.formats.split(",")
+    large = formats if args.large_formats is None else args.large_formats.split(",")
     from forensics.detectors import detectors
 
     results: dict = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -85,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for n in sizes:
             for fmt in formats:
+                if n > min(sizes) and fmt not in large:
+                    continue
                 pattern, size, spans = dataset(fmt, n)
                 case_path = tmp / f"{fmt}-{n}.duckdb"
                 row = {"format": fmt, "spans": spans, "bytes": size}
