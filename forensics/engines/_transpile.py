@@ -190,9 +190,50 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         return _fn("XXHASH64", *node.expressions)
     if name == "epoch_us":
         return _fn("UNIX_MICROS", *node.expressions)
-    if isinstance(node, exp.Join) and "ASOF" in (node.args.get("kind") or "").upper():
-        raise QueryError("ASOF JOIN has no Spark SQL translation yet")
+    if isinstance(node, exp.Join) and (node.args.get("method") or "").upper() == "ASOF":
+        return _asof(node)
+    if isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
+        node.set("materialized", None)  # a planner hint; Spark decides itself
+        return node
+    if isinstance(node, exp.Cast) and node.to.is_type(*exp.DataType.TEMPORAL_TYPES) \
+            and isinstance(node.this, exp.Literal) and node.this.name.lower() == "-infinity":
+        return sqlglot.parse_one("TIMESTAMP_MICROS(-62135596800000000)", read="spark")  # 0001-01-01
     return node
+
+
+def _asof(join: exp.Join) -> exp.Join:
+    """``L ASOF [LEFT] JOIN R r ON r.k = l.k ... AND l.t >= r.t`` as a range join: each right
+    row covers ``[r.t, next r.t of the same keys)``, so a left row matches the latest right row
+    at or before it (DuckDB's ASOF semantics)."""
+    right = join.this
+    alias = right.alias_or_name
+    keys, time_col, conds = [], None, []
+    for cond in (join.args["on"].flatten() if isinstance(join.args["on"], exp.And) else [join.args["on"]]):
+        if isinstance(cond, exp.EQ):
+            for c in (cond.this, cond.expression):
+                if isinstance(c, exp.Column) and c.table == alias:
+                    keys.append(c.name)
+        elif isinstance(cond, (exp.GTE, exp.LTE)):
+            r = cond.expression if isinstance(cond, exp.GTE) else cond.this
+            if isinstance(r, exp.Column) and r.table == alias:
+                time_col = (r.name, cond.this if isinstance(cond, exp.GTE) else cond.expression)
+        conds.append(cond)
+    if time_col is None:
+        raise QueryError("ASOF JOIN needs a `left >= right` condition to translate for Spark")
+    if isinstance(right, exp.Subquery):
+        source = right.this.sql("spark")
+    else:
+        table = right.copy()
+        table.set("alias", None)
+        source = f"SELECT * FROM {table.sql('spark')}"
+    part = f"PARTITION BY {', '.join(keys)} " if keys else ""
+    windowed = sqlglot.parse_one(
+        f"SELECT *, LEAD({time_col[0]}) OVER ({part}ORDER BY {time_col[0]}) AS _asof_next FROM ({source})",
+        read="spark")
+    nxt = exp.column("_asof_next", table=alias)
+    on = exp.and_(*conds, exp.or_(nxt.is_(exp.null()), exp.LT(this=time_col[1].copy(), expression=nxt.copy())))
+    return exp.Join(this=exp.Subquery(this=windowed, alias=exp.TableAlias(this=exp.to_identifier(alias))),
+                    side=join.args.get("side"), on=on)
 
 
 def _time_rewrites(node: exp.Expression) -> exp.Expression:
@@ -204,8 +245,8 @@ def _time_rewrites(node: exp.Expression) -> exp.Expression:
         if w_us is None:
             raise QueryError("time_bucket is translated only for to_seconds(...) widths")
         return sqlglot.parse_one(
-            f"TIMESTAMP_MICROS({_BUCKET_ORIGIN_US} + FLOOR((UNIX_MICROS({ts.sql('spark')}) - {_BUCKET_ORIGIN_US}) "
-            f"/ {w_us}) * {w_us})", read="spark")
+            f"TIMESTAMP_MICROS(CAST({_BUCKET_ORIGIN_US} + FLOOR((UNIX_MICROS({ts.sql('spark')}) - {_BUCKET_ORIGIN_US}) "
+            f"/ {w_us}) * {w_us} AS BIGINT))", read="spark")
     if isinstance(node, exp.Add):
         for a, b in ((node.this, node.expression), (node.expression, node.this)):
             w_us = _seconds_us(b)

@@ -149,6 +149,15 @@ class SparkConnection:
             return rows
         return node
 
+    def register(self, name: str, table: pa.Table) -> None:
+        """Make an Arrow table queryable as ``name`` (a temporary view)."""
+        df = self.spark.createDataFrame(table)
+        df.createOrReplaceTempView(name)
+        self._temp[name] = df
+
+    def unregister(self, name: str) -> None:
+        self._drop(name, missing_ok=True)
+
     def close(self) -> None:
         for name in list(self._temp):
             self._drop(name, missing_ok=True)
