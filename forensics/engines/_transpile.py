@@ -103,12 +103,12 @@ def _ordered_list(node: exp.Expression) -> exp.Expression | None:
     arg = agg.this
     order = arg if isinstance(arg, exp.Order) else None
     value = order.this if order else arg
-    fields = [exp.alias_(value.copy(), "v")]
+    fields = [exp.alias_(value.copy().transform(_rewrite), "v")]
     keys: list[tuple[str, bool, bool]] = []
     for n, o in enumerate(order.expressions if order else []):
         desc = bool(o.args.get("desc"))
         nulls_first = bool(o.args.get("nulls_first"))  # DuckDB's default: NULLS LAST
-        fields.append(exp.alias_(o.this.copy(), f"k{n}"))
+        fields.append(exp.alias_(o.this.copy().transform(_rewrite), f"k{n}"))
         keys.append((f"k{n}", desc, nulls_first))
     collected = _fn("COLLECT_LIST", exp.Struct(expressions=fields))
     if isinstance(node, exp.Filter):
@@ -168,8 +168,9 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.Bracket) and len(node.expressions) == 1 and isinstance(node.expressions[0], exp.Slice):
         s = node.expressions[0]
         lo, hi = s.this, s.expression
+        inner = node.this.copy().transform(_rewrite)  # rendered now: rewrite it first
         return sqlglot.parse_one(
-            f"SLICE({node.this.sql('spark')}, {lo.sql('spark')}, {hi.sql('spark')} - {lo.sql('spark')} + 1)", read="spark")
+            f"SLICE({inner.sql('spark')}, {lo.sql('spark')}, {hi.sql('spark')} - {lo.sql('spark')} + 1)", read="spark")
     if isinstance(node, exp.RegexpLike) and node.args.get("flag") is not None:
         flag = node.args["flag"].name
         pattern = node.expression

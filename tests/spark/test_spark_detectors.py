@@ -1,0 +1,60 @@
+"""The registered detectors give identical findings on Spark (over the exported lake) and DuckDB."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from .conftest import incident
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+#: detectors that run on Spark with identical findings, per synth scenario that triggers them
+PORTABLE = {
+    "n_plus_one": ["n_plus_one", "error_origin", "version_regression"],
+    "retry_storm": ["retry_storm"],
+}
+
+
+def _same(a: Any, b: Any, path: str = "") -> None:
+    if isinstance(a, float) or isinstance(b, float):
+        if a is None or b is None:
+            assert a is None and b is None, path
+        elif math.isnan(a):
+            assert math.isnan(b), path
+        else:
+            assert b == pytest.approx(a, rel=1e-9, abs=1e-9), path
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), f"{path}: keys {sorted(a)} != {sorted(b)}"
+        for k in a:
+            _same(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), f"{path}: {a!r} != {b!r}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"
+
+
+@pytest.fixture(scope="module", params=sorted(PORTABLE))
+def scenario(request, tmp_path_factory):
+    case, lake = incident(tmp_path_factory, request.param)
+    yield request.param, case, lake
+    case.close()
+
+
+def test_identical_findings(spark, scenario):
+    from forensics.detectors import detect
+    from forensics.engines.spark import detect_on_spark
+
+    name, case, lake = scenario
+    only = PORTABLE[name]
+    on_duckdb = detect(case, only=only).records()
+    on_spark = detect_on_spark(lake, spark=spark, only=only).records()
+    assert on_duckdb, f"synth {name} should trigger {only}"
+    assert {f["detector"] for f in on_duckdb} >= {only[0]}
+    key = lambda f: (f["detector"], f["service"] or "", f["operation"] or "", f["target"] or "", f["version"] or "")
+    assert [key(f) for f in sorted(on_spark, key=key)] == [key(f) for f in sorted(on_duckdb, key=key)]
+    for d, s in zip(sorted(on_duckdb, key=key), sorted(on_spark, key=key)):
+        _same(d, s, d["detector"])
