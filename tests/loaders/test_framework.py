@@ -9,14 +9,13 @@ import pytest
 
 import forensics
 from forensics.errors import StrictModeError, UnknownFormatError, UsageError
-from forensics.loaders import LoadContext, register_format
+from forensics.loaders import FORMATS, LoadContext, register_format
 
 
 def _never(head) -> float:
     return 0.0
 
 
-@register_format("test_pipe_events", signal="events", description="test only: time|kind|message lines", sniff=_never)
 def _load_pipe(ctx: LoadContext) -> None:
     for batch in ctx.line_batches(batch_bytes=ctx.options.get("batch_bytes", 1 << 20)):
         src = ctx.register(batch)
@@ -29,6 +28,15 @@ def _load_pipe(ctx: LoadContext) -> None:
         ctx.unregister(src)
         if ctx.options.get("boom"):
             raise RuntimeError("simulated crash after the first batch")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _test_format():
+    """Register the test-only format for this module's tests, and only for them."""
+    register_format("test_pipe_events", signal="events", description="test only: time|kind|message lines",
+                    sniff=_never)(_load_pipe)
+    yield
+    FORMATS.pop("test_pipe_events", None)
 
 
 GOOD = "2026-02-18T10:00:00Z|deploy|catalog-service 1.8.0\n2026-02-18T10:05:00Z|alert|p99 high\n"
