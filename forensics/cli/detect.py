@@ -1,4 +1,4 @@
-"""forensics detect CASE_OR_PATH [--only NAME,...] [--format table|json] [--explain]"""
+"""forensics detect CASE_OR_PATH [--only NAME,...] [--format table|json] [--explain] [--engine duckdb|spark]"""
 from __future__ import annotations
 
 import sys
@@ -15,11 +15,21 @@ from ._common import open_case_or_paths
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--explain", is_flag=True, help="also report near misses and the threshold they failed")
 @click.option("--min-severity", default="info", type=click.Choice(["critical", "high", "medium", "low", "info"]), show_default=True)
-def command(case_or_path: tuple[str, ...], only: str | None, fmt: str, explain: bool, min_severity: str) -> None:
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+              help="spark: run on Apache Spark (local[2]) over a Parquet lake written by `forensics export`")
+def command(case_or_path: tuple[str, ...], only: str | None, fmt: str, explain: bool, min_severity: str,
+            engine: str) -> None:
     """Run detectors and print findings (JSON: one array on stdout, nothing else)."""
-    case = open_case_or_paths(case_or_path, progress=False)
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
-    findings = detect(case, only=names, explain=explain).at_least(min_severity)
+    if engine == "spark":
+        if len(case_or_path) != 1:
+            raise click.UsageError("--engine spark takes one lake directory (written by `forensics export`)")
+        from ..engines.spark import detect_on_spark
+
+        findings = detect_on_spark(case_or_path[0], only=names, explain=explain).at_least(min_severity)
+    else:
+        case = open_case_or_paths(case_or_path, progress=False)
+        findings = detect(case, only=names, explain=explain).at_least(min_severity)
     if fmt == "json":
         sys.stdout.write(findings.to_json() + "\n")
         return

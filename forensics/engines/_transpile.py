@@ -148,8 +148,25 @@ def _inline_windows(node: exp.Expression) -> exp.Expression:
     return node
 
 
+def _top_n(node: exp.Expression) -> exp.Expression | None:
+    """``max_by(x, y, n)`` / ``min_by(x, y, n)`` (maybe with FILTER): the ``x`` of the ``n``
+    rows with the largest / smallest ``y`` as a list, as ``list(x ORDER BY y DESC)[1:n]``."""
+    agg = node.this if isinstance(node, exp.Filter) else node
+    if not isinstance(agg, (exp.ArgMax, exp.ArgMin)) or agg.args.get("count") is None:
+        return None
+    ordered = exp.Ordered(this=agg.expression.copy(), desc=isinstance(agg, exp.ArgMax), nulls_first=False)
+    as_list = exp.ArrayAgg(this=exp.Order(this=agg.this.copy(), expressions=[ordered]))
+    if isinstance(node, exp.Filter):
+        as_list = exp.Filter(this=as_list, expression=node.expression.copy())
+    listed = _ordered_list(as_list)
+    return sqlglot.parse_one(f"SLICE({listed.sql('spark')}, 1, {agg.args['count'].sql('spark')})", read="spark")
+
+
 def _rewrite(node: exp.Expression) -> exp.Expression:
     name = node.name.lower() if isinstance(node, exp.Anonymous) else ""
+    top = _top_n(node)
+    if top is not None:
+        return top
     if isinstance(node, exp.Filter) and isinstance(node.this, exp.ArrayAgg):
         return _ordered_list(node)
     if isinstance(node, exp.ArrayAgg) and not isinstance(node.parent, exp.Filter):

@@ -46,3 +46,8 @@ def test_asof_join_becomes_a_range_join():
                     "ON v.service = g.service AND g.time >= v.t")
     assert "ASOF" not in out and "LEAD(t) OVER (PARTITION BY service ORDER BY t" in out
     assert "LEFT JOIN" in out and "_asof_next" in out
+
+
+def test_top_n_max_by_becomes_a_sorted_slice():
+    out = spark_sql("SELECT max_by(trace_id, duration_ms, 5) FILTER (WHERE is_error) FROM spans")
+    assert "MAX_BY" not in out and "SLICE(" in out and "FILTER(WHERE is_error)" in out
