@@ -68,8 +68,10 @@ _SUFFIXES = {
 
 def unescape_sql(expr: str) -> str:
     """Undo exposition-format escaping (``\\\\``, ``\\"``, ``\\n``) in a text expression."""
-    return (f"replace(replace(replace(replace({expr}, '\\\\', chr(0)), '\\\"', '\"'), '\\n', chr(10)), "
-            "chr(0), '\\')")
+    # split at escaped backslashes first (left to right, like the parser), unescape the rest of
+    # each piece, then join with one backslash: no placeholder character that real text could hold
+    return (f"array_to_string(list_transform(string_split({expr}, '\\\\'), "
+            "lambda p: replace(replace(p, '\\\"', '\"'), '\\n', chr(10))), '\\')")
 
 
 def unquote_sql(expr: str) -> str:
