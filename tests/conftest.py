@@ -10,6 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# Every property-based test is reproducible: CI and developers see the same examples.
+settings.register_profile("forensics", derandomize=True, database=None, deadline=None)
+settings.load_profile("forensics")
 
 _corpus: dict[str, dict[str, Any]] = {}
 
