@@ -262,7 +262,7 @@ SELECT line AS source_line, base AS source_offset, left(raw, 1000) AS _raw, 'wro
        CASE WHEN json_type(shown) IN ('UBIGINT', 'BIGINT', 'DOUBLE') THEN 'number' ELSE lower(json_type(shown)) END ||
        coalesce(' with keys ' || nullif(array_to_string(list_slice(json_keys(shown), 1, 8), ', '), ''), '') AS _reject_reason
 FROM (SELECT *, CASE WHEN starts_with(what, 'array element') THEN doc -> '$[0]' ELSE doc END AS shown
-      FROM ({documents_sql(src)}) WHERE NOT ({fmt.recognised}))
+      FROM ({documents_sql(src)}) WHERE NOT coalesce(({fmt.recognised}), false))  -- NULL (a missing path) is not recognised
 """
 
 
