@@ -154,8 +154,9 @@ def _top_n(node: exp.Expression) -> exp.Expression | None:
     agg = node.this if isinstance(node, exp.Filter) else node
     if not isinstance(agg, (exp.ArgMax, exp.ArgMin)) or agg.args.get("count") is None:
         return None
-    ordered = exp.Ordered(this=agg.expression.copy(), desc=isinstance(agg, exp.ArgMax), nulls_first=False)
-    as_list = exp.ArrayAgg(this=exp.Order(this=agg.this.copy(), expressions=[ordered]))
+    keys = agg.expression.expressions if isinstance(agg.expression, exp.Tuple) else [agg.expression]
+    ordered = [exp.Ordered(this=k.copy(), desc=isinstance(agg, exp.ArgMax), nulls_first=False) for k in keys]
+    as_list = exp.ArrayAgg(this=exp.Order(this=agg.this.copy(), expressions=ordered))
     if isinstance(node, exp.Filter):
         as_list = exp.Filter(this=as_list, expression=node.expression.copy())
     listed = _ordered_list(as_list)
