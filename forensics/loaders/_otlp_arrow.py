@@ -217,6 +217,7 @@ def _lean(spans: pa.StructArray) -> pa.StructArray:
 def records(ctx: LoadContext, lines: pa.Array, resource_spans: pa.ListArray) -> tuple[pa.Table, pa.Table]:
     """The flat span table (``rid`` the resource's row in the second table, ``rid``, ``res``);
     joined they give what the shared span SQL expects (see :func:`~._otlp_sql.records_sql`).
+    Schema metadata ``clean`` is ``1`` when :func:`may_reject` ruled out rejects.
 
     Resource MAPs are built once per resource and joined in DuckDB (copying a MAP is cheaper
     than importing one per span)."""
@@ -228,6 +229,7 @@ def records(ctx: LoadContext, lines: pa.Array, resource_spans: pa.ListArray) -> 
         raise _Decline("pre-1.0 instrumentationLibrary")
     spans, sp_ss, r_i = _unnest(ss.field("spans"))
     sp_rs = ss_rs[sp_ss]
+    clean = not may_reject(spans)
     attrs, promoted_text = attribute_maps(ctx, spans.field("attributes"), promote=True)
     scope = ss.field("scope")
     spans_table = pa.table({
@@ -237,13 +239,13 @@ def records(ctx: LoadContext, lines: pa.Array, resource_spans: pa.ListArray) -> 
         "rid": sp_rs,
         "scope_name": scope.field("name").take(pa.array(sp_ss)),
         "scope_version": scope.field("version").take(pa.array(sp_ss)),
-        "r": spans.cast(SPAN_VARCHAR) if may_reject(spans) else _lean(spans),
+        "r": _lean(spans) if clean else spans.cast(SPAN_VARCHAR),
         "attrs": attrs,
         **promoted_text,
     })
     resources = pa.table({"rid": np.arange(len(rs), dtype=np.int64),
                           "res": attribute_maps(ctx, rs.field("resource").field("attributes"))[0]})
-    return spans_table, resources
+    return spans_table.replace_schema_metadata({"clean": "1" if clean else "0"}), resources
 
 
 def emit_spans(ctx: LoadContext, lines: pa.Table) -> pa.Table:
@@ -258,9 +260,12 @@ def emit_spans(ctx: LoadContext, lines: pa.Table) -> pa.Table:
     except _Decline:
         return lines
     name, res = ctx.register(flat), ctx.register(resources)
+    sql = spans_sql(name, doc_mode=False, records=f"SELECT s.* EXCLUDE (rid), r.res FROM {name} s JOIN {res} r USING (rid)")
     try:
-        ctx.emit("spans", spans_sql(name, doc_mode=False,
-                                    records=f"SELECT s.* EXCLUDE (rid), r.res FROM {name} s JOIN {res} r USING (rid)"))
+        if flat.schema.metadata.get(b"clean") == b"1":  # no rejects possible: no staging table
+            ctx.insert_clean("spans", sql)
+        else:
+            ctx.emit("spans", sql)
     finally:
         ctx.unregister(name)
         ctx.unregister(res)

@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from .. import schema
-from .._db import one, run, scalar
+from .._db import one, query_arrow, run, scalar
 from ..errors import LoadError, Reason, StrictModeError
 from . import io as fio
 
@@ -121,6 +121,22 @@ class LoadContext:
                 run(self.con, f"DROP TABLE IF EXISTS {stage}")
             except duckdb.Error:  # transaction already aborted: the rollback removes it
                 pass
+        self.loaded[table] += n
+        return n
+
+    def insert_clean(self, table: str, select_sql: str) -> int:
+        """Insert the rows of ``select_sql`` into canonical ``table`` directly, without the
+        staging :meth:`emit` needs to route rejects: for a caller that has established that no
+        row can be rejected. A row that is rejected all the same is an internal error (the
+        file's transaction rolls back) rather than silently dropped.
+        """
+        have = set(query_arrow(self.con, f"SELECT * FROM ({select_sql}) LIMIT 0").column_names)
+        use = [c for c in schema.column_names(table) if c in have and c not in ("format", "source_file")]
+        col_list = ", ".join(f'"{c}"' for c in use)
+        check = ("WHERE CASE WHEN _reject_code IS NULL THEN true "
+                 "ELSE error('insert_clean: a row was rejected: ' || _reject_reason) END" if "_reject_code" in have else "")
+        n = scalar(self.con, f'INSERT INTO "{table}" ("format", "source_file", {col_list}) '
+                             f"SELECT ?, ?, {col_list} FROM ({select_sql}) {check}", [self.format, self.path])
         self.loaded[table] += n
         return n
 

@@ -184,3 +184,16 @@ def test_may_reject_predicts_span_rejects():
     for over in ({"traceId": "0" * 32}, {"spanId": "ABCDEF0123456789"}, {"parentSpanId": "xyz"}, {"kind": 7},
                  {"startTimeUnixNano": "0"}, {"status": {"code": 3}}, {"spanId": None}):
         assert _otlp_arrow.may_reject(spans(**over)), over
+
+
+def test_insert_clean_refuses_a_rejected_row():
+    import duckdb
+
+    from forensics.loaders.context import LoadContext
+
+    case = forensics.open_case()
+    ctx = LoadContext("f.jsonl", "otlp_json", case.con)
+    ok = "SELECT '{t}' AS trace_id, 'x' AS span_id, NULL::VARCHAR AS _reject_code, NULL::VARCHAR AS _reject_reason"
+    assert ctx.insert_clean("spans", ok.format(t="a" * 32)) == 1
+    with pytest.raises(duckdb.Error, match="a row was rejected: bad id"):
+        ctx.insert_clean("spans", "SELECT 'b' AS trace_id, 'bad_id' AS _reject_code, 'bad id' AS _reject_reason")
