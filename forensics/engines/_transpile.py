@@ -15,8 +15,8 @@ few DuckDB-only constructs they use into Spark SQL with the same meaning:
   NULLS placement), and DuckDB's 1-based slice ``[a:b]`` becomes ``slice``;
 * ``arg_max(x, (a, b))`` orders by ``struct(a, b)``;
 * ``quantile_cont``/``median`` become ``percentile`` (linear interpolation, as DuckDB),
-  ``quantile_disc`` becomes the value at 0-based index ``floor((n - 1) * q)`` of the sorted
-  values (DuckDB's definition; Spark's ``percentile_disc`` uses the SQL standard one);
+  ``quantile_disc`` becomes the value at 1-based position ``max(1, ceil(n * q))`` of the sorted
+  values (DuckDB's definition, checked against DuckDB for n = 1..11);
 * ``time_bucket(to_seconds(w), t)`` buckets from DuckDB's origin (2000-01-03 00:00 UTC) and
   ``t + to_seconds(w)`` adds ``w`` seconds.
 
@@ -124,7 +124,7 @@ def _quantile_disc(x: exp.Expression, q: exp.Expression, where: exp.Expression |
     arr = f"ARRAY_SORT({col.sql('spark')})"
     return sqlglot.parse_one(
         f"CASE WHEN SIZE({arr}) > 0 THEN ELEMENT_AT({arr}, "
-        f"CAST(FLOOR((SIZE({arr}) - 1) * {q.sql('spark')}) AS INT) + 1) END", read="spark")
+        f"GREATEST(1, CAST(CEIL(SIZE({arr}) * CAST({q.sql('spark')} AS DOUBLE)) AS INT))) END", read="spark")
 
 
 def _inline_windows(node: exp.Expression) -> exp.Expression:

@@ -51,3 +51,17 @@ def test_asof_join_becomes_a_range_join():
 def test_top_n_max_by_becomes_a_sorted_slice():
     out = spark_sql("SELECT max_by(trace_id, duration_ms, 5) FILTER (WHERE is_error) FROM spans")
     assert "MAX_BY" not in out and "SLICE(" in out and "FILTER(WHERE is_error)" in out
+
+
+def test_quantile_disc_matches_duckdb_positions():
+    """The Spark expression picks position max(1, ceil(n q)), which is what DuckDB returns."""
+    import math
+
+    import duckdb
+
+    out = spark_sql("SELECT quantile_disc(x, 0.9) FROM t")
+    assert "CEIL(SIZE(" in out and "ARRAY_SORT(COLLECT_LIST(x))" in out
+    for n in range(1, 12):
+        for q in (0.1, 0.5, 0.9, 0.95):
+            got = duckdb.sql(f"SELECT quantile_disc(x, {q}) FROM range(1, {n + 1}) t(x)").fetchall()[0][0]
+            assert got == max(1, math.ceil(n * q)), (n, q)
