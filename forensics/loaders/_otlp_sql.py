@@ -113,6 +113,7 @@ def line_rejects_sql(src: str, signal: str) -> str:
     """Line-level rejects (not JSON, not a request) attributed to ``signal`` by a text guess."""
     paths = "[" + ", ".join(f"'$.{k}'" for k in SIGNAL_KEYS.values()) + "]"
     return f"""
+SELECT * FROM (
 SELECT line AS source_line, doc AS source_offset, _reject_code, left(raw, 1000) AS _raw,
   CASE _reject_code WHEN 'invalid_json' THEN 'not valid JSON: expected one OTLP ExportServiceRequest per line'
     ELSE 'JSON without a resourceSpans, resourceLogs or resourceMetrics array: not an OTLP request' END AS _reject_reason
@@ -120,7 +121,32 @@ FROM (SELECT line, doc, raw, CASE WHEN NOT json_valid(raw) THEN 'invalid_json'
         WHEN NOT list_contains(coalesce(json_type(raw, {paths}), []), 'ARRAY') THEN 'wrong_shape' END AS _reject_code
       FROM {_text_sql(src)} WHERE {guess_signal_sql('raw')} = '{signal}')
 WHERE _reject_code IS NOT NULL
+UNION ALL
+{_container_rejects_sql(src, signal)})
 """
+
+
+def _container_rejects_sql(src: str, signal: str) -> str:
+    """One reject per nested container that is present but not an array (e.g. ``"spans": {...}``):
+    parsing would turn it into NULL and its records would vanish without a trace."""
+    rkey, scopes_key, legacy_key, records_key, _ = SIGNALS[signal]
+    paths = [f"$.{rkey}[*]", f"$.{rkey}[*].{scopes_key}[*]", f"$.{rkey}[*].{legacy_key}[*]",
+             f"$.{rkey}[*].{scopes_key}[*].{records_key}", f"$.{rkey}[*].{legacy_key}[*].{records_key}",
+             f"$.{rkey}[*].{scopes_key}", f"$.{rkey}[*].{legacy_key}"]
+    checks = " UNION ALL ".join(
+        f"SELECT line, doc, raw, '{p}' AS path, unnest(json_type(raw, '{p}')) AS t FROM ok" for p in paths)
+    want = {p: ("OBJECT" if p.endswith("[*]") else "ARRAY") for p in paths}
+    expected = " ".join(f"WHEN '{p}' THEN '{w}'" for p, w in want.items())
+    return f"""
+SELECT line AS source_line, doc AS source_offset, 'wrong_shape' AS _reject_code, left(raw, 1000) AS _raw,
+       replace(path, '[*]', '[]') || ' is a JSON ' || lower(t) || ', expected ' || lower(expected) ||
+       ': the records inside it were not read' AS _reject_reason
+FROM (SELECT *, CASE path {expected} END AS expected FROM (
+        WITH ok AS (SELECT line, doc, raw FROM {_text_sql(src)}
+                    WHERE {guess_signal_sql('raw')} = '{signal}' AND json_valid(raw)
+                      AND json_type(raw, '$.{rkey}') = 'ARRAY')
+        {checks}))
+WHERE t IS NOT NULL AND t <> expected AND t <> 'NULL'"""
 
 
 def records_sql(src: str, signal: str) -> str:

@@ -57,8 +57,6 @@ NO_RECORDS = {"empty", "blank_lines", "empty_spans", "header_only"}
 #: cases that reveal loader bugs not fixed here (the loader has someone else's uncommitted
 #: changes, or the fix is not minimal): name -> the problem. tests/test_corpus.py marks them xfail.
 KNOWN_BUGS = {
-    "otlp_json/spans_object": "otlp_json: \"spans\": {...} (an object, not an array) reads 0 records: "
-                              "json_transform turns it into NULL and the span vanishes without a reject",
 }
 
 
