@@ -93,7 +93,7 @@ SELECT g.service, g.operation, g.target, g.target_operation, any_value(w.ws) AS 
   min(g.first_start) FILTER (WHERE g.retries > 0) AS first_start,
   max(g.last_end) FILTER (WHERE g.retries > 0) AS last_end,
   max_by(g.trace_id, (g.retries * 1e6 + g.attempts, g.trace_id), {EXEMPLARS}) FILTER (WHERE g.retries > 0) AS exemplars,
-  max_by(g.source, g.retries * 1e6 + g.attempts) FILTER (WHERE g.retries > 0) AS source,
+  max_by(g.source, (g.retries * 1e6 + g.attempts, g.trace_id)) FILTER (WHERE g.retries > 0) AS source,
   mode(g.version) FILTER (WHERE g.retries > 0) AS version
 FROM {cc} g JOIN w USING ({key})
 WHERE w.ws IS NULL OR g.bucket BETWEEN w.ws AND w.we
@@ -120,8 +120,8 @@ f AS (SELECT j.*, b.base_ratio, b.base_inbound, b.buckets, j.ratio / b.base_rati
       WHERE j.ratio >= $min_amp * b.base_ratio AND j.outbound - b.base_ratio * j.inbound >= $min_extra
         AND j.inbound BETWEEN b.base_inbound / $tol AND b.base_inbound * $tol),
 ex AS (
-  SELECT service, target, target_operation, max_by(trace_id, (n, trace_id), {EXEMPLARS}) AS exemplars, max_by(source, n) AS source
-  FROM (SELECT c.service, c.target, c.target_operation, c.trace_id, count(*) AS n, any_value(c.source) AS source
+  SELECT service, target, target_operation, max_by(trace_id, (n, trace_id), {EXEMPLARS}) AS exemplars, max_by(source, (n, trace_id)) AS source
+  FROM (SELECT c.service, c.target, c.target_operation, c.trace_id, count(*) AS n, min(c.source) AS source
         FROM {calls} c JOIN f ON f.service = c.service AND f.target = c.target AND f.target_operation = c.target_operation
           AND f.bucket = time_bucket(to_seconds($bucket_s::DOUBLE), c.start_time)
         GROUP BY ALL)
