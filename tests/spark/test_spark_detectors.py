@@ -4,10 +4,10 @@ Each synth incident is loaded into a DuckDB case, exported with ``forensics.expo
 detectors in :data:`PORTABLE` run on both engines: same detectors, services, operations,
 targets, versions and severities, and scores and evidence equal up to float rounding.
 
-Not yet covered here (see the report in docs/spark.md): ``bimodal_latency`` (samples spans by
+Not yet covered here (see docs/spark.md): ``bimodal_latency`` (samples spans by
 ``hash(span_id) % stride``, and DuckDB's hash and Spark's xxhash64 pick different samples once a
 group exceeds the sample cap), ``critical_path`` (keys spans by DuckDB's ``rowid``) and
-``clock_skew`` (not yet compared on its synth scenario).
+``clock_skew`` (its recursive host-offset query does not translate yet).
 """
 from __future__ import annotations
 
