@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/forensics demo --out demo_out
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 -q -m "not spark"
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -x -m "not slow and not browser"
@@ -32,7 +32,7 @@ bench: $(STAMP)
 
 test-spark: $(STAMP)
 	$(VENV)/bin/uv pip install -q -p $(PY) -e '.[dev,spark]'
-	$(PY) -m pytest -q -m spark
+	$(PY) -m pytest -q -m spark tests/spark
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
