@@ -47,6 +47,8 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("loaders/_otlp_arrow.py", "name"): "generated registered table name",
     ("loaders/_otlp_sql.py", "key"): "OTLP request key from the SIGNALS constant table",
     ("loaders/_otlp_sql.py", "signal"): "signal name from the SIGNALS constant table",
+    ("loaders/_otlp_sql.py", "rkey"): "OTLP request key from the SIGNALS constant table",
+    ("loaders/_otlp_sql.py", "p"): "JSON path built only from SIGNALS constants (container shape checks)",
     ("loaders/deploys.py", "width"): "an int (number of header fields)",
     ("loaders/metrics_csv.py", "width"): "an int (number of header fields)",
     ("loaders/metrics_csv.py", "value"): "SQL fragment TRY_CAST(f[<int>] AS DOUBLE) built from a column index",
