@@ -232,7 +232,9 @@ def test_fix_prom_api_non_array_values_are_rejected(tmp_path: Path) -> None:
 def test_fix_k8s_pods_container_statuses_object(tmp_path: Path) -> None:
     pod = {"kind": "Pod", "metadata": {"name": "p", "namespace": "n"}, "status": {"containerStatuses": {"a": 1}}}
     case, _ = _one(tmp_path, "pods.json", json.dumps({"kind": "List", "items": [pod]}).encode(), "k8s_pods")
-    assert case.tables()["rejects"] == 0
+    rejects = case.rejects().dicts()
+    assert [(r["reason_code"], r["source_offset"]) for r in rejects] == [("wrong_shape", 0)]
+    assert "status.containerStatuses is a JSON object, expected an array" in rejects[0]["reason"]
 
 
 def test_fix_plain_logs_empty_file_loads_nothing(tmp_path: Path) -> None:

@@ -228,6 +228,16 @@ SELECT idx AS source_offset, CAST(it AS VARCHAR) AS _raw, time, 'k8s' AS kind, s
   CASE WHEN time IS NULL THEN 'pod ' || coalesce(pod, '?') || ' ' || reason
     || ' has no time (no finishedAt/startedAt, status.startTime or metadata.creationTimestamp)' END AS _reject_reason
 FROM ({_CONTAINERS})
+UNION ALL BY NAME
+SELECT idx AS source_offset, CAST(it AS VARCHAR) AS _raw, 'wrong_shape' AS _reject_code,
+  'pod ' || coalesce(it->>'$.metadata.name', '?') || ': status.' || field || ' is a JSON ' || lower(t)
+    || ', expected an array; its containers were not read' AS _reject_reason
+FROM (SELECT idx, it, 'containerStatuses' AS field, json_type(it, '$.status.containerStatuses') AS t
+      FROM __ITEMS__ WHERE ikind = 'Pod'
+      UNION ALL
+      SELECT idx, it, 'initContainerStatuses', json_type(it, '$.status.initContainerStatuses')
+      FROM __ITEMS__ WHERE ikind = 'Pod')
+WHERE t IS NOT NULL AND t NOT IN ('ARRAY', 'NULL')
 """
 
 
