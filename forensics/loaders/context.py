@@ -59,13 +59,8 @@ class LoadContext:
 
     def read_document(self) -> str | None:
         """The whole file as text, or None after rejecting it (truncated, not UTF-8, too large)."""
-        try:
-            data = fio.read_all(self.path, self.options.get("max_document_bytes", 4 << 30))
-        except fio.StreamTruncated as exc:
-            self.reject(Reason.TRUNCATED, f"compressed stream ends early ({exc.cause})", offset=exc.offset)
-            return None
-        except fio.RecordTooLarge as exc:
-            self.reject(Reason.TOO_LARGE, f"document larger than {exc.size} bytes", offset=0)
+        data = self.read_bytes()
+        if data is None:
             return None
         try:
             return data.decode("utf-8-sig")
@@ -75,11 +70,14 @@ class LoadContext:
             return None
 
     def read_bytes(self) -> bytes | None:
+        """The whole decompressed file, or None after rejecting it (truncated stream, too large)."""
         try:
             return fio.read_all(self.path, self.options.get("max_document_bytes", 4 << 30))
         except fio.StreamTruncated as exc:
             self.reject(Reason.TRUNCATED, f"compressed stream ends early ({exc.cause})", offset=exc.offset)
-            return None
+        except fio.RecordTooLarge as exc:
+            self.reject(Reason.TOO_LARGE, f"document larger than {exc.size} bytes", offset=0)
+        return None
 
     # -- writing --------------------------------------------------------------------------------
     def register(self, table: pa.Table) -> str:

@@ -58,7 +58,7 @@ def read_head(path: str, size: int = 65536) -> bytes:
                 if not chunk:
                     break
                 out += chunk
-        except (EOFError, OSError, Exception):  # truncated compressed stream: sniff what we have
+        except Exception:  # truncated compressed stream (EOFError, zstd errors): sniff what we have
             pass
     return out
 
@@ -146,11 +146,7 @@ def iter_line_batches(path: str, batch_bytes: int = 32 << 20, max_line_bytes: in
         while True:
             try:
                 chunk = fh.read(batch_bytes)
-            except (EOFError, OSError, ValueError) as exc:
-                if carry:
-                    yield _split(carry, line)
-                raise StreamTruncated(consumed + len(carry), exc) from exc
-            except Exception as exc:  # zstandard.ZstdError and friends
+            except Exception as exc:  # EOFError/OSError from gzip, zstandard.ZstdError and friends
                 if carry:
                     yield _split(carry, line)
                 raise StreamTruncated(consumed + len(carry), exc) from exc
