@@ -11,7 +11,3 @@ def open_case_or_paths(items: tuple[str, ...], **load_options) -> Case:
     if not items:
         raise click.UsageError("give a .duckdb case file or export files/directories")
     return as_case(list(items), **load_options)
-
-
-def echo_err(message: str) -> None:
-    click.echo(message, err=True)
