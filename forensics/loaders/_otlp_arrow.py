@@ -1,26 +1,27 @@
 """Arrow fast path for OTLP/JSON trace lines shaped as the Collector ``file`` exporter writes them.
 
-The general path (``_otlp_sql``) parses every line with DuckDB's ``json_transform`` into
-VARCHAR structs and builds attribute MAPs with per-entry lambdas. For the canonical shape —
-one ``{"resourceSpans": ...}`` request per line, lowercase hex ids, ``intValue`` and times as
-strings, ``kind``/``status.code`` as integers — this module instead
+The general path (``_otlp_sql``) splits the file into lines, parses every line with DuckDB's
+``json_transform`` into VARCHAR structs and builds attribute MAPs with per-entry lambdas. For the
+canonical shape — one ``{"resourceSpans": ...}`` request per line, lowercase hex ids, ``intValue``
+and times as strings, ``kind``/``status.code`` as integers — this module instead
 
-1. parses a block of lines with ``pyarrow.json`` against an explicit, strictly typed schema
-   (multi-threaded),
+1. hands a whole block of lines (bytes, no splitting) to ``pyarrow.json`` with an explicit,
+   strictly typed schema (multi-threaded),
 2. flattens resource → scope → span with ``list_parent_indices``/``take`` (no per-span Python),
-3. builds the span and resource attribute MAPs directly as Arrow ``MapArray`` s from the
-   flattened key/value lists,
-4. casts each span struct to the VARCHAR struct ``json_transform`` would have produced and hands
-   the flat table to the shared span SQL (:func:`~._otlp_sql.spans_sql` with ``records=``), so
-   ids, times, kind/status, promoted columns and validation are computed by the same SQL.
+3. computes every canonical column in Arrow (:mod:`._arrow_spans`): MAPs from the flattened
+   key/value lists, promoted columns, ids, times, kind and status; only span events and links are
+   rendered to JSON by DuckDB, for the spans that have them,
+4. stores the rows with :func:`~._arrow_spans.insert_spans`.
 
-Anything else is declined, line block by line block, and goes to the general path unchanged:
-lines that do not start with ``{"resourceSpans"`` or mention another signal, JSON that
-pyarrow's strict reader refuses (a field whose JSON type differs from the canonical one,
-``"kind": "SPAN_KIND_SERVER"``, ``intValue`` as a number, invalid JSON), ``arrayValue``/
-``kvlistValue`` attributes, non-canonical integer text, keyless or duplicate attribute keys,
-pre-1.0 ``instrumentationLibrary*`` keys and requests without a ``resourceSpans`` array. The
-fast path therefore yields exactly the rows (and rejects) of the general path.
+What it cannot convert exactly goes to the general path, which stays the reference: a whole block
+when pyarrow's strict reader refuses it (a field whose JSON type differs from the canonical one,
+``"kind": "SPAN_KIND_SERVER"``, ``intValue`` as a number, ``arrayValue``/``kvlistValue``
+attributes, invalid JSON or UTF-8), when a line does not start with ``{"resourceSpans"``, a line
+is blank or another signal appears, or for pre-1.0 ``instrumentationLibrary*`` keys; single
+lines when one of their spans would be rejected or needs normalizing (ids in UPPERCASE or
+base64, all-zero ids, times that are not canonical decimal nanoseconds, unknown kind or status
+codes, keyless or duplicate attribute keys, non-canonical integer text). The fast path therefore
+yields exactly the rows (and rejects) of the general path.
 """
 from __future__ import annotations
 
@@ -32,17 +33,21 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from .._db import query_arrow
-from ._otlp_sql import SPAN, spans_sql
-from ._semconv import PRECOMPUTED_PREFIX, PROMOTED
+from ._arrow_spans import (KIND_NAMES, STATUS_NAMES, bad_key_rows, code_names, insert_spans, kv_map,
+                           promoted_text, times_from_ns)
+from ._otlp_sql import SPAN
 from .context import LoadContext
+from .io import Block
 
 #: leaves whose JSON type in canonical collector output is not a string
 _TYPED = {"kind": pa.int64(), "code": pa.int64(), "doubleValue": pa.float64(), "boolValue": pa.bool_()}
 _CANONICAL_INT = r"^-?(0|[1-9][0-9]{0,36})$"
-_LINE_START = '{"resourceSpans":'
-_OTHER_SIGNALS = ('"resourceLogs"', '"resourceMetrics"')
+_PREFIX = b'{"resourceSpans":'
 _OTHER_SIGNAL = re.compile(rb'"resource(Logs|Metrics)"')
-_MAX_DEDUPE_CELLS = 50_000_000
+_TRACE_ID = "^[0-9a-f]{32}$"
+_SPAN_ID = "^[0-9a-f]{16}$"
+#: unix nanoseconds in canonical decimal text that certainly fit a BIGINT (up to 2033)
+_NANOS = "^([1-9][0-9]{0,17}|1[0-9]{18})$"
 
 
 class _Decline(Exception):
@@ -67,44 +72,63 @@ _REQUEST = {"resourceSpans": [{"resource": {"attributes": _KV}, "scopeSpans": [_
                                "instrumentationLibrarySpans": [{"scope": {"name": "VARCHAR"}}]}]}
 PARSE_SCHEMA = pa.schema([pa.field("resourceSpans", _arrow_type(_REQUEST["resourceSpans"], typed=True))])
 SPAN_VARCHAR = _arrow_type(SPAN, typed=False)
+_EVENTS_VARCHAR = SPAN_VARCHAR.field("events").type
+_LINKS_VARCHAR = SPAN_VARCHAR.field("links").type
 
 
-def candidates(lines: pa.Table) -> pa.ChunkedArray:
-    """Boolean mask of the lines the fast path may take (a cheap text test).
-
-    The other signals' keys are first searched in each chunk's whole data buffer (one regex
-    scan, usually no match), and per line only when present.
-    """
-    raw = lines.column("raw")
-    mask = pc.starts_with(raw, _LINE_START)
-    if any(_OTHER_SIGNAL.search(memoryview(chunk.buffers()[2] or b"")) for chunk in raw.chunks):
-        for key in _OTHER_SIGNALS:
-            mask = pc.and_(mask, pc.invert(pc.match_substring(raw, key)))
-    return mask
+def _line_bounds(block: Block) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) byte offsets of the block's lines (end excludes the newline)."""
+    data = np.frombuffer(block.data, dtype=np.uint8)
+    nl = np.flatnonzero(data == 10)
+    starts = np.concatenate(([0], nl + 1))
+    ends = np.concatenate((nl, [len(data)]))
+    if starts[-1] == len(data):  # the block ends with a newline
+        starts, ends = starts[:-1], ends[:-1]
+    return starts, ends
 
 
-def _joined(raw: pa.ChunkedArray) -> pa.Buffer:
-    """The lines as one newline-separated buffer (the strings' data buffer, no Python loop)."""
-    empty = pa.scalar("", raw.type)
-    arr = pc.binary_join_element_wise(raw, empty, pa.scalar("\n", raw.type)).combine_chunks()
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64 if pa.types.is_large_string(arr.type) else np.int32)
-    start, end = int(offsets[arr.offset]), int(offsets[arr.offset + len(arr)])
-    return arr.buffers()[2][start:end]
+def _candidates(block: Block, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Mask of the block's lines the fast path may take: lines starting with
+    ``{"resourceSpans":`` that mention no other signal (cheap tests, no per-line Python); none
+    when the block is not UTF-8."""
+    data = np.frombuffer(block.data, dtype=np.uint8)
+    ok = (ends - starts) >= len(_PREFIX)
+    if not ok.any():
+        return ok
+    heads = data[np.minimum(starts[:, None] + np.arange(len(_PREFIX)), len(data) - 1)]
+    ok &= (heads == np.frombuffer(_PREFIX, dtype=np.uint8)).all(axis=1)
+    if _OTHER_SIGNAL.search(block.data):  # usually absent: then no per-line search
+        for m in _OTHER_SIGNAL.finditer(block.data):
+            ok[np.searchsorted(starts, m.start(), side="right") - 1] = False
+    whole = pa.Array.from_buffers(pa.large_binary(), 1, [None, pa.py_buffer(np.array([0, len(data)], np.int64)),
+                                                          pa.py_buffer(block.data)])
+    try:
+        whole.cast(pa.large_string())  # validates UTF-8
+    except pa.ArrowInvalid:
+        ok[:] = False
+    return ok
 
 
-def parse(raw: pa.ChunkedArray) -> pa.ListArray:
-    """The ``resourceSpans`` column of the lines, parsed by pyarrow (raises :class:`_Decline`)."""
-    buf = _joined(raw)
-    longest = int(pc.max(pc.binary_length(raw)).as_py() or 0)
+def _select_lines(block: Block, starts: np.ndarray, ends: np.ndarray, keep: np.ndarray) -> bytes:
+    """The bytes of the kept lines, each with its newline (a vectorized byte mask)."""
+    data = np.frombuffer(block.data, dtype=np.uint8)
+    lengths = np.minimum(ends + 1, len(data)) - starts
+    mask = np.repeat(keep, lengths)
+    out = data[mask].tobytes()
+    return out if out.endswith(b"\n") else out + b"\n"
+
+
+def parse(block: Block, longest: int) -> pa.ListArray:
+    """The ``resourceSpans`` column of the block's lines, parsed by pyarrow (raises :class:`_Decline`)."""
     opts = pj.ReadOptions(use_threads=True, block_size=max(longest + 2, 4 << 20))
     try:
-        table = pj.read_json(pa.BufferReader(buf), read_options=opts, parse_options=pj.ParseOptions(
+        table = pj.read_json(pa.BufferReader(block.data), read_options=opts, parse_options=pj.ParseOptions(
             explicit_schema=PARSE_SCHEMA, unexpected_field_behavior="ignore", newlines_in_values=False))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise _Decline(str(exc)) from exc
     col = table.column("resourceSpans")
-    if table.num_rows != len(raw) or col.null_count:
-        raise _Decline("not one resourceSpans request per line")
+    if col.null_count:
+        raise _Decline("a request without a resourceSpans array")
     return col.combine_chunks()
 
 
@@ -118,14 +142,19 @@ def _unnest(lists: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     return values, parents, pos
 
 
-def _value_text(ctx: LoadContext, values: pa.StructArray) -> pa.Array:
-    """AnyValue -> text exactly as the ``otlp_any`` macro renders it (scalars only)."""
+def _mask(values: pa.Array) -> np.ndarray:
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _value_text(ctx: LoadContext, values: pa.StructArray) -> tuple[pa.Array, np.ndarray]:
+    """(AnyValue -> text exactly as the ``otlp_any`` macro renders it, mask of entries the fast
+    path cannot render: nested values or non-canonical integer text)."""
+    bad = np.zeros(len(values), dtype=bool)
     for nested in ("arrayValue", "kvlistValue"):
-        if values.field(nested).null_count != len(values):
-            raise _Decline(f"{nested} attribute")
+        bad |= _mask(pc.is_valid(values.field(nested)))
     ints = values.field("intValue")
-    if ints.null_count != len(ints) and not pc.all(pc.match_substring_regex(ints.drop_null(), _CANONICAL_INT)).as_py():
-        raise _Decline("intValue not in canonical decimal form")
+    if ints.null_count != len(ints):
+        bad |= ~_mask(pc.fill_null(pc.match_substring_regex(ints, _CANONICAL_INT), True))
     doubles = values.field("doubleValue")
     double_text = pa.nulls(len(values), pa.string())
     if doubles.null_count != len(doubles):  # DuckDB's own DOUBLE -> VARCHAR rendering
@@ -134,139 +163,190 @@ def _value_text(ctx: LoadContext, values: pa.StructArray) -> pa.Array:
             double_text = query_arrow(ctx.con, f"SELECT CAST(d AS VARCHAR) AS t FROM {name}").column("t").combine_chunks()
         finally:
             ctx.unregister(name)
-    bools = values.field("boolValue")
-    bool_text = pc.if_else(bools, "true", "false")
-    return pc.coalesce(values.field("stringValue"), ints, double_text, bool_text, values.field("bytesValue"))
+    bool_text = pc.if_else(values.field("boolValue"), "true", "false")
+    text = pc.coalesce(values.field("stringValue"), ints, double_text, bool_text, values.field("bytesValue"))
+    return text, bad
 
 
-def attribute_maps(ctx: LoadContext, lists: pa.Array, promote: bool = False) -> tuple[pa.MapArray, dict[str, pa.Array]]:
-    """MAP(VARCHAR, VARCHAR) per OTLP attribute list (NULL list -> empty map), as ``otlp_attrs``,
-    and with ``promote`` the promoted columns as text (``_p_<column>``, see :func:`promoted`).
+class _Attributes:
+    """An OTLP attribute list per row, flattened: the MAP per row, the text per entry, and the
+    rows the fast path cannot take (``bad``)."""
 
-    Raises :class:`_Decline` for keyless or duplicate keys (``otlp_attrs`` dedupes those).
-    """
-    lengths = pc.list_value_length(lists).fill_null(0).to_numpy()
-    offsets = np.zeros(len(lists) + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
-    entries = lists.flatten()
-    keys = entries.field("key")
-    if keys.null_count:
-        raise _Decline("attribute without a key")
-    parents = pc.list_parent_indices(lists).to_numpy()
-    codes = keys.dictionary_encode()
-    if len(keys):
-        k = len(codes.dictionary)
-        if len(lists) * k <= _MAX_DEDUPE_CELLS:
-            dup = np.bincount(parents * k + codes.indices.to_numpy(), minlength=1).max() > 1
+    def __init__(self, ctx: LoadContext, lists: pa.Array) -> None:
+        n = len(lists)
+        self.lengths = pc.list_value_length(lists).fill_null(0).to_numpy()
+        entries = lists.flatten()
+        self.parents = pc.list_parent_indices(lists).to_numpy()
+        self.keys = entries.field("key")
+        self.text, bad_entry = _value_text(ctx, entries.field("value"))
+        self.bad = bad_key_rows(n, self.parents, self.keys)
+        self.bad[self.parents[bad_entry]] = True
+        self.n = n
+
+    def map(self) -> pa.MapArray:
+        """MAP per row (rows marked bad get an empty map: they are not inserted)."""
+        if not self.bad.any():
+            return kv_map(self.lengths, self.keys, self.text)
+        keep = ~self.bad[self.parents]
+        lengths = np.where(self.bad, 0, self.lengths)
+        return kv_map(lengths, self.keys.filter(pa.array(keep)), self.text.filter(pa.array(keep)))
+
+    def value(self, key: str) -> pa.Array:
+        """The value text of ``key`` per row (``attributes[key]``), NULL where absent."""
+        sel = np.flatnonzero(_mask(pc.fill_null(pc.equal(self.keys, key), False)))
+        pick = np.full(self.n, -1, dtype=np.int64)
+        pick[self.parents[sel]] = sel
+        return self.text.take(pa.array(pick, mask=pick < 0)).cast(pa.string())
+
+    def promoted(self) -> dict[str, pa.Array]:
+        return promoted_text(self.n, self.parents, self.keys.fill_null(""), self.text)
+
+
+def _span_checks(spans: pa.StructArray) -> np.ndarray:
+    """Mask of spans the fast path must leave to the general path (rejected, or needing a
+    normalization it does not do)."""
+    def ok(values: pa.Array, regex: str, null_ok: bool) -> np.ndarray:
+        return _mask(pc.fill_null(pc.match_substring_regex(values, regex), null_ok))
+
+    bad = ~ok(spans.field("traceId"), _TRACE_ID, False) | ~ok(spans.field("spanId"), _SPAN_ID, False)
+    bad |= _mask(pc.fill_null(pc.equal(spans.field("traceId"), "0" * 32), False))
+    bad |= _mask(pc.fill_null(pc.equal(spans.field("spanId"), "0" * 16), False))
+    parent = spans.field("parentSpanId")
+    bad |= ~(ok(parent, _SPAN_ID, True) | _mask(pc.fill_null(pc.equal(parent, ""), False)))
+    bad |= ~ok(spans.field("startTimeUnixNano"), _NANOS, False) | ~ok(spans.field("endTimeUnixNano"), _NANOS, True)
+    for codes, names in ((spans.field("kind"), KIND_NAMES), (spans.field("status").field("code"), STATUS_NAMES)):
+        codes = codes.fill_null(0)
+        bad |= ~_mask(pc.and_(pc.greater_equal(codes, 0), pc.less(codes, len(names))))
+    return bad
+
+
+def _ns_time(text: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """(TIMESTAMPTZ from canonical unix-nanosecond text, mask of values that are not canonical)."""
+    canonical = pc.fill_null(pc.match_substring_regex(text, _NANOS), True)
+    ns = pc.cast(pc.if_else(canonical, text, None), pa.int64())
+    return times_from_ns(ns, ns)[0], ~_mask(canonical)
+
+
+def _events_links(ctx: LoadContext, spans: pa.StructArray) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """(``events`` JSON text, ``links`` JSON text, mask of spans to leave to the general path).
+
+    Event times, link ids and attribute MAPs are computed in Arrow like the spans' own; DuckDB
+    only renders the lists (``to_json``), for the spans that have any."""
+    n = len(spans)
+    has = pc.or_(pc.greater(pc.list_value_length(spans.field("events")).fill_null(0), 0),
+                 pc.greater(pc.list_value_length(spans.field("links")).fill_null(0), 0))
+    idx = np.flatnonzero(_mask(has))
+    bad = np.zeros(n, dtype=bool)
+    if not len(idx):
+        return pa.nulls(n, pa.string()), pa.nulls(n, pa.string()), bad
+    take = pa.array(idx)
+    lists = {}
+    for field in ("events", "links"):
+        sub = spans.field(field).take(take)
+        items = sub.flatten()
+        parent = idx[pc.list_parent_indices(sub).to_numpy()]
+        attrs = _Attributes(ctx, items.field("attributes"))
+        bad[parent[attrs.bad]] = True
+        if field == "events":
+            time, bad_time = _ns_time(items.field("timeUnixNano"))
+            bad[parent[bad_time]] = True
+            cols = {"time": pc.strftime(time, format="%Y-%m-%dT%H:%M:%SZ"), "name": items.field("name")}
         else:
-            dup = pa.table({"p": parents, "k": keys}).group_by(["p", "k"]).aggregate([]).num_rows != len(keys)
-        if dup:
-            raise _Decline("duplicate attribute key")
-    text = _value_text(ctx, entries.field("value"))
-    maps = pa.MapArray.from_arrays(pa.array(offsets), keys, text)
-    return maps, (promoted(len(lists), parents, codes, text) if promote else {})
+            cols = {}
+            for key, col, regex in (("traceId", "trace_id", _TRACE_ID), ("spanId", "span_id", _SPAN_ID)):
+                ids = pc.if_else(pc.equal(items.field(key), ""), None, items.field(key))
+                bad[parent[~_mask(pc.fill_null(pc.match_substring_regex(ids, regex), True))]] = True
+                cols[col] = ids
+            state = items.field("traceState")
+            cols["trace_state"] = pc.if_else(pc.equal(state, ""), None, state)
+        cols["attributes"] = attrs.map()
+        values = pa.StructArray.from_arrays(list(cols.values()), names=list(cols))
+        lists[field] = pa.ListArray.from_arrays(sub.offsets, values, mask=pc.is_null(sub))
+    name = ctx.register(pa.table({"ev": lists["events"], "ln": lists["links"]}))
+    try:
+        out = query_arrow(ctx.con, "SELECT CASE WHEN len(ev) > 0 THEN to_json(ev)::VARCHAR END AS events, "
+                                   f"CASE WHEN len(ln) > 0 THEN to_json(ln)::VARCHAR END AS links FROM {name}")
+    finally:
+        ctx.unregister(name)
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[idx] = np.arange(len(idx))
+    where = pa.array(pos, mask=pos < 0)
+    return (out.column("events").combine_chunks().take(where), out.column("links").combine_chunks().take(where), bad)
 
 
-def promoted(n: int, parents: np.ndarray, codes: pa.DictionaryArray, text: pa.Array) -> dict[str, pa.Array]:
-    """The promoted columns (``_semconv.PROMOTED``) as text: per span, the value of the first of
-    the column's keys whose value is not NULL, as ``coalesce(attributes['k1'], ...)`` gives."""
-    position = {key: i for i, key in enumerate(codes.dictionary.to_pylist())}
-    index = codes.indices.to_numpy(zero_copy_only=False)
-    present = pc.is_valid(text).to_numpy(zero_copy_only=False)
-    out = {}
-    for col, keys in PROMOTED.items():
-        pick = np.full(n, -1, dtype=np.int64)
-        for key in reversed(keys):  # the first key wins: write it last
-            if key in position:
-                sel = np.flatnonzero((index == position[key]) & present)
-                pick[parents[sel]] = sel
-        out[PRECOMPUTED_PREFIX + col] = text.take(pa.array(pick, mask=pick < 0))
-    return out
-
-
-#: (field, regex every value must match; NULL allowed) for spans that cannot be rejected
-_CLEAN = (("traceId", "^[0-9a-f]{32}$", False), ("spanId", "^[0-9a-f]{16}$", False),
-          ("parentSpanId", "^([0-9a-f]{16})?$", True), ("startTimeUnixNano", "^([1-9][0-9]{0,17}|1[0-9]{18})$", False))
-
-
-def may_reject(spans: pa.StructArray) -> bool:
-    """False when no span can be rejected by ``finalize_spans_sql`` (hex ids, not all zero, a
-    positive start time, known kind and status codes); True when one might."""
-    for name, regex, nullable in _CLEAN:
-        values = spans.field(name)
-        if values.null_count and not nullable:
-            return True
-        if not pc.all(pc.match_substring_regex(values, regex)).as_py():
-            return True
-    for name, zero in (("traceId", "0" * 32), ("spanId", "0" * 16)):
-        if pc.any(pc.equal(spans.field(name), zero)).as_py():
-            return True
-    kind, code = spans.field("kind"), spans.field("status").field("code")
-    return not (pc.all(pc.is_in(kind.drop_null(), pa.array(range(6)))).as_py()
-                and pc.all(pc.is_in(code.drop_null(), pa.array(range(3)))).as_py())
-
-
-def _lean(spans: pa.StructArray) -> pa.StructArray:
-    """The span structs without their attribute lists (only a rejected row's ``_raw`` would
-    read them, and :func:`may_reject` said there is none): less for DuckDB to import."""
-    fields = [f for f in SPAN_VARCHAR if f.name != "attributes"]
-    return pa.StructArray.from_arrays([spans.field(f.name).cast(f.type) for f in fields], fields=fields,
-                                      mask=pc.is_null(spans))
-
-
-def records(ctx: LoadContext, lines: pa.Array, resource_spans: pa.ListArray) -> tuple[pa.Table, pa.Table]:
-    """The flat span table (``rid`` the resource's row in the second table, ``rid``, ``res``);
-    joined they give what the shared span SQL expects (see :func:`~._otlp_sql.records_sql`).
-    Schema metadata ``clean`` is ``1`` when :func:`may_reject` ruled out rejects.
-
-    Resource MAPs are built once per resource and joined in DuckDB (copying a MAP is cheaper
-    than importing one per span)."""
-    rs, rs_row, rs_i = _unnest(resource_spans)
+def spans_table(ctx: LoadContext, line_no: np.ndarray, resource_spans: pa.ListArray) -> tuple[pa.Table, pa.Table, np.ndarray]:
+    """(canonical span rows of the block's good lines with ``rid``, the resources table for
+    :func:`~._arrow_spans.insert_spans`, mask of lines for the general path)."""
+    rs, rs_line, rs_i = _unnest(resource_spans)
     if rs.field("instrumentationLibrarySpans").null_count != len(rs):
         raise _Decline("pre-1.0 instrumentationLibrarySpans")
     ss, ss_rs, ss_i = _unnest(rs.field("scopeSpans"))
     if ss.field("instrumentationLibrary").null_count != len(ss):
         raise _Decline("pre-1.0 instrumentationLibrary")
-    spans, sp_ss, r_i = _unnest(ss.field("spans"))
+    spans, sp_ss, _ = _unnest(ss.field("spans"))
     sp_rs = ss_rs[sp_ss]
-    clean = not may_reject(spans)
-    attrs, promoted_text = attribute_maps(ctx, spans.field("attributes"), promote=True)
+    sp_line = rs_line[sp_rs]
+
+    res = _Attributes(ctx, rs.field("resource").field("attributes"))
+    attrs = _Attributes(ctx, spans.field("attributes"))
+    events, links, bad_lists = _events_links(ctx, spans)
+    bad_span = _span_checks(spans) | attrs.bad | res.bad[sp_rs] | bad_lists
+    bad_line = np.zeros(len(resource_spans), dtype=bool)
+    bad_line[sp_line[bad_span]] = True
+    bad_line[rs_line[res.bad]] = True
+    keep = pa.array(~bad_line[sp_line])
+
+    start_ns = pc.cast(spans.field("startTimeUnixNano"), pa.int64(), safe=False) if not bad_span.any() else \
+        pc.cast(pc.if_else(pa.array(bad_span), "1", spans.field("startTimeUnixNano")), pa.int64())
+    end_text = spans.field("endTimeUnixNano")
+    end_ns = pc.cast(pc.if_else(pa.array(bad_span), None, end_text) if bad_span.any() else end_text, pa.int64())
+    start, end, duration = times_from_ns(start_ns, end_ns)
+    parent = spans.field("parentSpanId")
+    parent = pc.if_else(pc.fill_null(pc.is_in(parent, pa.array(["", "0" * 16])), False), None, parent)
     scope = ss.field("scope")
-    spans_table = pa.table({
-        "line": pc.take(lines, pa.array(rs_row[sp_rs])),
-        "doc": pa.nulls(len(spans), pa.int64()),
-        "rs_i": rs_i[sp_rs], "ss_i": ss_i[sp_ss], "r_i": r_i,
+    res_at = pa.array(sp_rs)
+    table = pa.table({
+        "trace_id": spans.field("traceId"), "span_id": spans.field("spanId"), "parent_span_id": parent,
+        "service": res.value("service.name").take(res_at),
+        "service_version": res.value("service.version").take(res_at),
+        "host_name": res.value("host.name").take(res_at),
+        "name": spans.field("name"),
+        "kind": code_names(spans.field("kind"), KIND_NAMES),
+        "status": code_names(spans.field("status").field("code"), STATUS_NAMES),
+        "status_message": pc.if_else(pc.equal(spans.field("status").field("message"), ""), None,
+                                     spans.field("status").field("message")),
+        "start_time": start, "end_time": end, "duration_ms": duration,
+        "attributes": attrs.map(),
         "rid": sp_rs,
         "scope_name": scope.field("name").take(pa.array(sp_ss)),
         "scope_version": scope.field("version").take(pa.array(sp_ss)),
-        "r": _lean(spans) if clean else spans.cast(SPAN_VARCHAR),
-        "attrs": attrs,
-        **promoted_text,
+        "events": events, "links": links,
+        "source_line": line_no[sp_line],
+        **attrs.promoted(),
     })
-    resources = pa.table({"rid": np.arange(len(rs), dtype=np.int64),
-                          "res": attribute_maps(ctx, rs.field("resource").field("attributes"))[0]})
-    return spans_table.replace_schema_metadata({"clean": "1" if clean else "0"}), resources
+    resources = pa.table({"rid": np.arange(len(rs), dtype=np.int64), "resource_attributes": res.map()})
+    return table.filter(keep), resources, bad_line
 
 
-def emit_spans(ctx: LoadContext, lines: pa.Table) -> pa.Table:
-    """Load the canonical-shape span lines of ``lines`` (``line``, ``raw``) through the fast
-    path; return the lines left for the general path (all of them if the block is declined)."""
-    mask = candidates(lines)
-    if not pc.any(mask).as_py():
-        return lines
-    take = lines.filter(mask)
+def emit_block(ctx: LoadContext, block: Block) -> pa.Table:
+    """Load the canonical-shape span lines of ``block`` through the fast path; return the lines
+    (``line``, ``raw``) left for the general path (all of them when the block is declined)."""
+    starts, ends = _line_bounds(block)
+    take = _candidates(block, starts, ends)
+    if not take.any():
+        return ctx.lines_of(block)
+    line_no = np.arange(block.first_line, block.first_line + len(starts), dtype=np.int64)[take]
+    data = block if take.all() else Block(block.first_line, _select_lines(block, starts, ends, take))
     try:
-        flat, resources = records(ctx, take.column("line").combine_chunks(), parse(take.column("raw")))
+        resource_spans = parse(data, int((ends - starts)[take].max()))
+        if len(resource_spans) != len(line_no):
+            raise _Decline("not one request per line")
+        table, resources, bad_line = spans_table(ctx, line_no, resource_spans)
     except _Decline:
-        return lines
-    name, res = ctx.register(flat), ctx.register(resources)
-    sql = spans_sql(name, doc_mode=False, records=f"SELECT s.* EXCLUDE (rid), r.res FROM {name} s JOIN {res} r USING (rid)")
-    try:
-        if flat.schema.metadata.get(b"clean") == b"1":  # no rejects possible: no staging table
-            ctx.insert_clean("spans", sql)
-        else:
-            ctx.emit("spans", sql)
-    finally:
-        ctx.unregister(name)
-        ctx.unregister(res)
-    return lines.filter(pc.invert(mask))
+        return ctx.lines_of(block)
+    insert_spans(ctx, table, resources)
+    if take.all() and not bad_line.any():
+        return pa.table({"line": pa.array([], pa.int64()), "raw": pa.array([], pa.large_string())})
+    lines = ctx.lines_of(block)
+    done = pa.array(line_no[~bad_line])
+    return lines.filter(pc.invert(pc.is_in(lines.column("line"), done)))

@@ -181,6 +181,22 @@ def _position_sql(doc_mode: bool, *order: str) -> tuple[str, str]:
     return "CAST(NULL AS BIGINT)", f"row_number() OVER (ORDER BY {', '.join(order)}) - 1"
 
 
+def events_json_sql(events: str) -> str:
+    """OTLP span events (a list of event structs) -> the canonical ``events`` JSON text (NULL when
+    there are none)."""
+    return (f"CASE WHEN len({events}) > 0 THEN to_json(list_transform({events}, lambda _ev: {{"
+            "'time': otlp_iso(otlp_ts(otlp_ns(_ev.timeUnixNano))), 'name': _ev.name, "
+            "'attributes': otlp_attrs(_ev.attributes)})) END")
+
+
+def links_json_sql(links: str) -> str:
+    """OTLP span links (a list of link structs) -> the canonical ``links`` JSON text (NULL when
+    there are none)."""
+    return (f"CASE WHEN len({links}) > 0 THEN to_json(list_transform({links}, lambda _ln: {{"
+            f"'trace_id': otlp_id(_ln.traceId, {TRACE_ID_HEX}), 'span_id': otlp_id(_ln.spanId, {SPAN_ID_HEX}), "
+            "'trace_state': nullif(_ln.traceState, ''), 'attributes': otlp_attrs(_ln.attributes)})) END")
+
+
 def spans_sql(src: str, *, doc_mode: bool, records: str | None = None) -> str:
     """Canonical span rows (through finalize_spans_sql) plus line-level rejects for spans.
 
@@ -205,13 +221,8 @@ SELECT otlp_id(r.traceId, {TRACE_ID_HEX}) AS trace_id,
   (otlp_ns(r.endTimeUnixNano) - otlp_ns(r.startTimeUnixNano)) / 1e6 AS duration_ms,
   {attrs} AS attributes, res AS resource_attributes,
   scope_name, scope_version,
-  CASE WHEN len(r.events) > 0 THEN to_json(list_transform(r.events, lambda _ev: {{
-      'time': otlp_iso(otlp_ts(otlp_ns(_ev.timeUnixNano))), 'name': _ev.name, 'attributes': otlp_attrs(_ev.attributes)}}))
-  END AS events,
-  CASE WHEN len(r.links) > 0 THEN to_json(list_transform(r.links, lambda _ln: {{
-      'trace_id': otlp_id(_ln.traceId, {TRACE_ID_HEX}), 'span_id': otlp_id(_ln.spanId, {SPAN_ID_HEX}),
-      'trace_state': nullif(_ln.traceState, ''), 'attributes': otlp_attrs(_ln.attributes)}}))
-  END AS links,
+  {events_json_sql('r.events')} AS events,
+  {links_json_sql('r.links')} AS links,
   {pre}{line} AS source_line, {offset} AS source_offset, r AS _record
 FROM ({records or records_sql(src, "spans")})
 """

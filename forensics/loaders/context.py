@@ -44,18 +44,32 @@ class LoadContext:
         Lines that are not UTF-8, a truncated compressed stream and over-long lines become
         rejects (or errors in strict mode) here, so loaders only see text.
         """
+        for block in self.blocks(batch_bytes):
+            table = self.lines_of(block)
+            if table.num_rows:
+                yield table
+
+    def blocks(self, batch_bytes: int | None = None) -> Iterator[fio.Block]:
+        """The file as :class:`~.io.Block` s of whole lines (for loaders that parse bytes
+        directly); :meth:`lines_of` turns one into lines. A truncated compressed stream and an
+        over-long line become rejects (or errors in strict mode) here."""
         try:
-            for batch in fio.iter_line_batches(self.path, batch_bytes or self.options.get("batch_bytes", 32 << 20)):
-                for line, raw in batch.bad_utf8:
-                    self.reject(Reason.INVALID_UTF8, "line is not valid UTF-8 text", line=line,
-                                raw=raw.decode("utf-8", "backslashreplace"))
-                if batch.table.num_rows:
-                    yield batch.table
+            for first_line, data in fio.iter_blocks(self.path, batch_bytes or self.options.get("batch_bytes", 32 << 20)):
+                yield fio.Block(first_line, data)
         except fio.StreamTruncated as exc:
             self.reject(Reason.TRUNCATED, f"compressed stream ends early ({exc.cause}); records before it were loaded",
                         offset=exc.offset)
         except fio.RecordTooLarge as exc:
             self.reject(Reason.TOO_LARGE, f"a line longer than {exc.size} bytes; the rest of the file was not read", line=exc.line)
+
+    def lines_of(self, block: fio.Block) -> pa.Table:
+        """The non-blank lines of ``block`` as ``(line, raw)``; lines that are not UTF-8 are
+        rejected (strict mode: an error)."""
+        batch = fio.split_lines(block.data, block.first_line)
+        for line, raw in batch.bad_utf8:
+            self.reject(Reason.INVALID_UTF8, "line is not valid UTF-8 text", line=line,
+                        raw=raw.decode("utf-8", "backslashreplace"))
+        return batch.table
 
     def read_document(self) -> str | None:
         """The whole file as text, or None after rejecting it (truncated, not UTF-8, too large)."""

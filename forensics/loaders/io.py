@@ -76,6 +76,14 @@ class LineBatch:
     lines_seen: int
 
 
+@dataclass
+class Block:
+    """Whole lines of a file as bytes: ``first_line`` is the 1-based number of the first."""
+
+    first_line: int
+    data: bytes
+
+
 class StreamTruncated(Exception):
     def __init__(self, offset: int, cause: BaseException) -> None:
         self.offset = offset
@@ -90,7 +98,7 @@ class RecordTooLarge(Exception):
         super().__init__(f"line {line} is longer than {size} bytes")
 
 
-def _split(buf: bytes, first_line: int) -> LineBatch:
+def split_lines(buf: bytes, first_line: int) -> LineBatch:
     """Split ``buf`` (complete lines, no final newline needed) into a LineBatch, vectorized."""
     data = np.frombuffer(buf, dtype=np.uint8)
     nl = np.flatnonzero(data == 10)
@@ -132,11 +140,11 @@ def _split(buf: bytes, first_line: int) -> LineBatch:
     return LineBatch(table, bad, n)
 
 
-def iter_line_batches(path: str, batch_bytes: int = 32 << 20, max_line_bytes: int = 512 << 20) -> Iterator[LineBatch]:
-    """Stream a (possibly compressed) text file as batches of lines.
+def iter_blocks(path: str, batch_bytes: int = 32 << 20, max_line_bytes: int = 512 << 20) -> Iterator[tuple[int, bytes]]:
+    """Stream a (possibly compressed) text file as ``(first line number, bytes)`` blocks of whole
+    lines (each block but the last ends with a newline), about ``batch_bytes`` each.
 
-    Blank lines are skipped but counted, so ``line`` numbers match the file. Raises
-    :class:`StreamTruncated` after yielding everything before a broken compressed stream,
+    Raises :class:`StreamTruncated` after yielding everything before a broken compressed stream,
     and :class:`RecordTooLarge` for a line longer than ``max_line_bytes``.
     """
     line = 1
@@ -148,11 +156,11 @@ def iter_line_batches(path: str, batch_bytes: int = 32 << 20, max_line_bytes: in
                 chunk = fh.read(batch_bytes)
             except Exception as exc:  # EOFError/OSError from gzip, zstandard.ZstdError and friends
                 if carry:
-                    yield _split(carry, line)
+                    yield line, carry
                 raise StreamTruncated(consumed + len(carry), exc) from exc
             if not chunk:
                 if carry:
-                    yield _split(carry, line)
+                    yield line, carry
                 return
             buf = carry + chunk if carry else chunk
             cut = buf.rfind(b"\n")
@@ -163,9 +171,19 @@ def iter_line_batches(path: str, batch_bytes: int = 32 << 20, max_line_bytes: in
                 continue
             block, carry = buf[: cut + 1], buf[cut + 1 :]
             consumed += len(block)
-            batch = _split(block, line)
-            line += batch.lines_seen
-            yield batch
+            yield line, block
+            line += block.count(b"\n")
+
+
+def iter_line_batches(path: str, batch_bytes: int = 32 << 20, max_line_bytes: int = 512 << 20) -> Iterator[LineBatch]:
+    """Stream a (possibly compressed) text file as batches of lines (:func:`iter_blocks`, split).
+
+    Blank lines are skipped but counted, so ``line`` numbers match the file. Raises
+    :class:`StreamTruncated` after yielding everything before a broken compressed stream,
+    and :class:`RecordTooLarge` for a line longer than ``max_line_bytes``.
+    """
+    for line, block in iter_blocks(path, batch_bytes, max_line_bytes):
+        yield split_lines(block, line)
 
 
 def read_all(path: str, max_bytes: int = 4 << 30) -> bytes:

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from .._db import query_arrow, scalar
 from ..errors import Reason
-from ._otlp_arrow import emit_spans
+from ._otlp_arrow import emit_block
 from ._otlp_requests import emit_requests, install_macros, requests_table
 from .context import LoadContext
 from .registry import register_format
@@ -125,13 +125,11 @@ def load_otlp_json(ctx: LoadContext) -> None:
             _emit(ctx, requests_table(docs), doc_mode=True)
         return
     fast = ctx.options.get("otlp_fast", True)
-    for batch in ctx.line_batches():
-        if fast:
-            batch = emit_spans(ctx, batch)
-            if not batch.num_rows:
-                continue
-        table = pa.table({"line": batch["line"], "doc": pa.nulls(batch.num_rows, pa.int64()), "raw": batch["raw"]})
-        _emit(ctx, table, doc_mode=False)
+    for block in ctx.blocks():
+        lines = emit_block(ctx, block) if fast else ctx.lines_of(block)
+        if lines.num_rows:
+            table = pa.table({"line": lines["line"], "doc": pa.nulls(lines.num_rows, pa.int64()), "raw": lines["raw"]})
+            _emit(ctx, table, doc_mode=False)
 
 
 def _emit(ctx: LoadContext, table: pa.Table, *, doc_mode: bool) -> None:

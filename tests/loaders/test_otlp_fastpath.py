@@ -9,6 +9,7 @@ import pytest
 
 import forensics
 from forensics.loaders import _otlp_arrow
+from forensics.loaders.io import Block
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "otlp"
 T0 = 1771408800_000000000
@@ -101,19 +102,19 @@ def assert_same_rejects(fast: list[dict], slow: list[dict]) -> None:
 
 def _load_both(path: Path, **kw) -> tuple[tuple, tuple, int]:
     calls = []
-    real = _otlp_arrow.records
+    real = _otlp_arrow.spans_table
 
     def spy(*args, **kwargs):
         out = real(*args, **kwargs)
         calls.append(out[0].num_rows)
         return out
 
-    _otlp_arrow.records = spy
+    _otlp_arrow.spans_table = spy
     try:
         fast = forensics.open_case()
         fast.load(path, **kw)
     finally:
-        _otlp_arrow.records = real
+        _otlp_arrow.spans_table = real
     slow = forensics.open_case()
     slow.load(path, otlp_fast=False, **kw)
     return _snapshot(fast), _snapshot(slow), sum(calls)
@@ -128,7 +129,7 @@ def canonical(tmp_path) -> Path:
 
 def test_canonical_file_takes_fast_path_with_identical_rows(canonical):
     (spans, rejects), (slow_spans, slow_rejects), fast_rows = _load_both(canonical)
-    assert fast_rows == 12 * 7 + 5  # every span of every line went through Arrow
+    assert fast_rows == 12 * 7  # every span of the good lines went through Arrow; the bad line did not
     assert len(spans) == 12 * 7 + 1 and len(rejects) == 4
     assert spans == slow_spans
     assert_same_rejects(rejects, slow_rejects)
@@ -164,26 +165,38 @@ def test_repository_fixtures_identical(name):
 
 
 def test_declines_strictly_typed_mismatches():
-    import pyarrow as pa
-
-    raw = pa.chunked_array([pa.array(['{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"SPAN_KIND_SERVER"}]}]}]}'],
-                                     pa.large_string())])
+    line = b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"SPAN_KIND_SERVER"}]}]}]}\n'
     with pytest.raises(_otlp_arrow._Decline, match="kind"):
-        _otlp_arrow.parse(raw)
+        _otlp_arrow.parse(Block(1, line), len(line))
 
 
-def test_may_reject_predicts_span_rejects():
-    import pyarrow as pa
-
+def test_span_checks_send_spans_that_need_normalizing_or_rejecting_to_the_general_path():
     def spans(**over):
-        line = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span(1), span(2, **over)]}]}]})
-        parsed = _otlp_arrow.parse(pa.chunked_array([pa.array([line], pa.large_string())]))
+        line = (json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span(1), span(2, **over)]}]}]}) + "\n").encode()
+        parsed = _otlp_arrow.parse(Block(1, line), len(line))
         return parsed.flatten().field("scopeSpans").flatten().field("spans").flatten()
 
-    assert not _otlp_arrow.may_reject(spans())
+    assert not _otlp_arrow._span_checks(spans()).any()
     for over in ({"traceId": "0" * 32}, {"spanId": "ABCDEF0123456789"}, {"parentSpanId": "xyz"}, {"kind": 7},
-                 {"startTimeUnixNano": "0"}, {"status": {"code": 3}}, {"spanId": None}):
-        assert _otlp_arrow.may_reject(spans(**over)), over
+                 {"startTimeUnixNano": "0"}, {"status": {"code": 3}}, {"spanId": None}, {"endTimeUnixNano": "1e18"},
+                 {"traceId": "abc"}, {"startTimeUnixNano": "9999999999999999999"}):
+        assert _otlp_arrow._span_checks(spans(**over)).tolist() == [False, True], over
+
+
+def test_insert_spans_refuses_a_row_the_rules_reject():
+    import pyarrow as pa
+
+    from forensics.loaders._arrow_spans import insert_spans
+    from forensics.loaders.context import LoadContext
+
+    case = forensics.open_case()
+    ctx = LoadContext("f.jsonl", "otlp_json", case.con)
+    ts = pa.array([1_700_000_000_000_000], pa.timestamp("us", tz="UTC"))
+    good = pa.table({"trace_id": ["a" * 32], "span_id": ["b" * 16], "start_time": ts, "kind": ["server"], "status": ["ok"]})
+    assert insert_spans(ctx, good) == 1
+    with pytest.raises(AssertionError, match="reject"):
+        insert_spans(ctx, good.set_column(1, "span_id", pa.array(["B" * 16])))
+    assert case.sql("SELECT count(*) FROM spans").scalar() == 1
 
 
 def test_insert_clean_refuses_a_rejected_row():

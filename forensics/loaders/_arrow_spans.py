@@ -1,0 +1,179 @@
+"""Canonical span rows built in Arrow: attribute MAPs, promoted columns, times, validation, insert.
+
+The trace loaders' fast paths (OTLP collector lines, Jaeger, Zipkin) flatten their records with
+pyarrow and hand the canonical columns to :func:`insert_spans`, which stores them in one statement.
+Nothing here runs Python per span. The rules are those of the SQL path
+(:func:`~._semconv.finalize_spans_sql`): a fast path checks its rows with :func:`invalid_rows` and
+sends the records that would be rejected (or that it cannot convert exactly) to its general path,
+which produces the reject with its reason; :func:`insert_spans` refuses an invalid row (an internal
+error rolls the file back) rather than storing or dropping it silently.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .. import schema
+from .._db import scalar
+from ._semconv import INTEGER_COLUMNS, PRECOMPUTED_PREFIX, PROMOTED, SPAN_ID_HEX, TRACE_ID_HEX
+from .context import LoadContext
+
+#: OTLP SpanKind / StatusCode integers -> canonical names (index = code)
+KIND_NAMES = ("unspecified", "internal", "server", "client", "producer", "consumer")
+STATUS_NAMES = ("unset", "ok", "error")
+_TRACE_RE = f"^[0-9a-f]{{{TRACE_ID_HEX}}}$"
+_SPAN_RE = f"^[0-9a-f]{{{SPAN_ID_HEX}}}$"
+_MAX_DEDUPE_CELLS = 50_000_000
+
+
+def list_offsets(lengths: np.ndarray) -> np.ndarray:
+    """int32 offsets (n + 1) of lists with the given lengths."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
+
+
+def bad_key_rows(n: int, parents: np.ndarray, keys: pa.Array) -> np.ndarray:
+    """Boolean mask of the ``n`` rows whose key/value list has a NULL key or a key twice
+    (``parents[i]`` is the row of entry ``i``): a MAP cannot hold them as they are."""
+    bad = np.zeros(n, dtype=bool)
+    if not len(keys):
+        return bad
+    if keys.null_count:
+        bad[parents[pc.is_null(keys).to_numpy(zero_copy_only=False)]] = True
+    codes = pc.dictionary_encode(keys.fill_null("")).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    k = int(codes.max()) + 1
+    if n * k <= _MAX_DEDUPE_CELLS:
+        counts = np.bincount(parents * k + codes, minlength=1)
+        dup_cells = np.flatnonzero(counts > 1)
+        bad[dup_cells // k] = True
+    else:  # many rows and keys: sort the (row, key) pairs instead of counting a dense grid
+        pair = parents.astype(np.int64) * k + codes
+        pair.sort()
+        bad[pair[1:][pair[1:] == pair[:-1]] // k] = True
+    return bad
+
+
+def kv_map(lengths: np.ndarray, keys: pa.Array, text: pa.Array) -> pa.MapArray:
+    """MAP(VARCHAR, VARCHAR) per row from flattened keys and value texts (``lengths`` entries
+    per row, in order). Keys must be non-NULL and unique within a row (see :func:`bad_key_rows`)."""
+    return pa.MapArray.from_arrays(pa.array(list_offsets(lengths)), keys.cast(pa.string()), text.cast(pa.string()))
+
+
+def promoted_text(n: int, parents: np.ndarray, keys: pa.Array, text: pa.Array) -> dict[str, pa.Array]:
+    """The promoted columns (:data:`~._semconv.PROMOTED`) as text, named ``_p_<column>``: per row,
+    the value of the first of the column's keys whose value is not NULL, as
+    ``coalesce(attributes['k1'], attributes['k2'], ...)`` gives."""
+    wanted = sorted({k for ks in PROMOTED.values() for k in ks})
+    index = pc.index_in(keys, value_set=pa.array(wanted, pa.string())).to_numpy(zero_copy_only=False)
+    present = pc.is_valid(text).to_numpy(zero_copy_only=False)
+    position = {key: i for i, key in enumerate(wanted)}
+    out = {}
+    for col, ks in PROMOTED.items():
+        pick = np.full(n, -1, dtype=np.int64)
+        for key in reversed(ks):  # the first key wins: write it last
+            sel = np.flatnonzero((index == position[key]) & present)
+            pick[parents[sel]] = sel
+        out[PRECOMPUTED_PREFIX + col] = text.take(pa.array(pick, mask=pick < 0)).cast(pa.string())
+    return out
+
+
+def times_from_ns(start_ns: pa.Array, end_ns: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """(start_time, end_time, duration_ms) from unix nanoseconds (int64) as the SQL path computes
+    them: a time <= 0 is NULL, timestamps are truncated to microseconds (UTC), the duration is
+    ``(end - start) / 1e6`` milliseconds with full nanosecond precision."""
+    start_ns = pc.if_else(pc.greater(start_ns, 0), start_ns, None)
+    end_ns = pc.if_else(pc.greater(end_ns, 0), end_ns, None)
+    ts = pa.timestamp("us", tz="UTC")
+    start = pc.divide(start_ns, 1000).cast(pa.int64()).cast(ts)
+    end = pc.divide(end_ns, 1000).cast(pa.int64()).cast(ts)
+    duration = pc.divide(pc.subtract(end_ns, start_ns).cast(pa.float64(), safe=False), 1e6)
+    return start, end, duration
+
+
+def code_names(codes: pa.Array, names: tuple[str, ...]) -> pa.Array:
+    """Canonical names of integer codes (NULL -> names[0]; an unknown code -> NULL, rejected)."""
+    codes = codes.fill_null(0)
+    known = pc.and_(pc.greater_equal(codes, 0), pc.less(codes, len(names)))
+    return pa.array(names, pa.string()).take(pc.if_else(known, codes, None))
+
+
+def invalid_rows(spans: pa.Table) -> np.ndarray:
+    """Boolean mask of rows :func:`~._semconv.finalize_spans_sql` would reject: ids that are not
+    lowercase hex of full width or are all zero, a parent id that is not 16 hex digits, no start
+    time, a kind or status that is not canonical (NULL)."""
+    bad = pc.invert(pc.fill_null(pc.match_substring_regex(spans["trace_id"], _TRACE_RE), False))
+    bad = pc.or_(bad, pc.fill_null(pc.equal(spans["trace_id"], "0" * TRACE_ID_HEX), False))
+    bad = pc.or_(bad, pc.invert(pc.fill_null(pc.match_substring_regex(spans["span_id"], _SPAN_RE), False)))
+    bad = pc.or_(bad, pc.fill_null(pc.equal(spans["span_id"], "0" * SPAN_ID_HEX), False))
+    if "parent_span_id" in spans.column_names:
+        bad = pc.or_(bad, pc.invert(pc.fill_null(pc.match_substring_regex(spans["parent_span_id"], _SPAN_RE), True)))
+    for col in ("start_time", "kind", "status"):
+        bad = pc.or_(bad, pc.is_null(spans[col]))
+    return np.asarray(pc.fill_null(bad, True).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _select_list(spans: pa.Schema, resources: pa.Schema | None) -> tuple[list[str], list[str]]:
+    """(target columns, SELECT expressions) for the canonical span columns the input provides."""
+    have = set(spans.names)
+    res = set(resources.names) if resources is not None else set()
+    cols, exprs = [], []
+    for col in schema.column_names("spans"):
+        if col in ("format", "source_file"):
+            continue
+        pre = PRECOMPUTED_PREFIX + col
+        if col in have:
+            expr = f's."{col}"'
+        elif pre in have:
+            expr = f's."{pre}"'
+            if col in INTEGER_COLUMNS:
+                expr = f"TRY_CAST(TRY_CAST({expr} AS DOUBLE) AS INTEGER)"
+        elif col in res:
+            expr = f'r."{col}"'
+        else:
+            continue
+        cols.append(col)
+        exprs.append(expr)
+    return cols, exprs
+
+
+def insert_spans(ctx: LoadContext, spans: pa.Table, resources: pa.Table | None = None) -> int:
+    """Insert valid canonical span rows; return how many.
+
+    ``spans`` holds canonical span columns with the Arrow types of
+    :func:`forensics.schema.arrow_schema` (any subset; the others are NULL; ``format`` and
+    ``source_file`` are filled in), promoted columns either as such or as text ``_p_<column>``
+    (converted like the SQL path), and optionally ``rid`` (int64), the row of the span's resource
+    in ``resources`` (``rid`` plus any of ``resource_attributes``, ``service``,
+    ``service_version``, ``host_name``): a resource's MAP is then stored once per span by DuckDB
+    rather than imported once per span. Every row must pass :func:`invalid_rows`.
+    """
+    if not spans.num_rows:
+        return 0
+    if invalid_rows(spans).any():
+        raise AssertionError("insert_spans: a row that the span rules reject was passed in (a fast path bug)")
+    cols, exprs = _select_list(spans.schema, resources.schema if resources is not None else None)
+    col_list = ", ".join(f'"{c}"' for c in cols)
+    fd, path = tempfile.mkstemp(suffix=".parquet", prefix="forensics-spans-")
+    os.close(fd)
+    res_name = None
+    try:
+        # DuckDB's Parquet reader imports strings and MAPs for about half the CPU of its Arrow scan
+        pq.write_table(spans, path, compression="none", row_group_size=1 << 17)
+        source = "read_parquet(?) s"
+        if resources is not None and "rid" in spans.column_names:
+            res_name = ctx.register(resources)
+            source += f" LEFT JOIN {res_name} r ON s.rid = r.rid"
+        n = scalar(ctx.con, f'INSERT INTO spans ("format", "source_file", {col_list}) '
+                            f"SELECT ?, ?, {', '.join(exprs)} FROM {source}", [ctx.format, ctx.path, path])
+    finally:
+        if res_name:
+            ctx.unregister(res_name)
+        os.unlink(path)
+    ctx.loaded["spans"] += n
+    return n
