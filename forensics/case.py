@@ -58,6 +58,7 @@ class Case:
         threads: int | None = None,
     ) -> None:
         self.path = None if path is None else str(Path(path))
+        self.memory_limit = memory_limit
         if connection is not None:
             self.con = connection
         else:

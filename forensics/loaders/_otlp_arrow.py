@@ -25,8 +25,13 @@ yields exactly the rows (and rejects) of the general path.
 """
 from __future__ import annotations
 
+import itertools
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Iterator
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -48,6 +53,9 @@ _TRACE_ID = "^[0-9a-f]{32}$"
 _SPAN_ID = "^[0-9a-f]{16}$"
 #: unix nanoseconds in canonical decimal text that certainly fit a BIGINT (up to 2033)
 _NANOS = "^([1-9][0-9]{0,17}|1[0-9]{18})$"
+
+
+_names = itertools.count()
 
 
 class _Decline(Exception):
@@ -146,7 +154,18 @@ def _mask(values: pa.Array) -> np.ndarray:
     return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _value_text(ctx: LoadContext, values: pa.StructArray) -> tuple[pa.Array, np.ndarray]:
+def _scratch_query(con: duckdb.DuckDBPyConnection, table: pa.Table, select: str) -> pa.Table:
+    """``select`` (with ``{t}`` for the table) over an Arrow table, on the block's scratch
+    connection (an in-memory DuckDB that lets a block be prepared off the case's connection)."""
+    name = f"_scratch_{next(_names)}"
+    con.register(name, table)
+    try:
+        return query_arrow(con, select.format(t=name))
+    finally:
+        con.unregister(name)
+
+
+def _value_text(con: duckdb.DuckDBPyConnection, values: pa.StructArray) -> tuple[pa.Array, np.ndarray]:
     """(AnyValue -> text exactly as the ``otlp_any`` macro renders it, mask of entries the fast
     path cannot render: nested values or non-canonical integer text)."""
     bad = np.zeros(len(values), dtype=bool)
@@ -158,11 +177,8 @@ def _value_text(ctx: LoadContext, values: pa.StructArray) -> tuple[pa.Array, np.
     doubles = values.field("doubleValue")
     double_text = pa.nulls(len(values), pa.string())
     if doubles.null_count != len(doubles):  # DuckDB's own DOUBLE -> VARCHAR rendering
-        name = ctx.register(pa.table({"d": doubles}))
-        try:
-            double_text = query_arrow(ctx.con, f"SELECT CAST(d AS VARCHAR) AS t FROM {name}").column("t").combine_chunks()
-        finally:
-            ctx.unregister(name)
+        double_text = _scratch_query(con, pa.table({"d": doubles}), "SELECT CAST(d AS VARCHAR) AS t FROM {t}"
+                                     ).column("t").combine_chunks()
     bool_text = pc.if_else(values.field("boolValue"), "true", "false")
     text = pc.coalesce(values.field("stringValue"), ints, double_text, bool_text, values.field("bytesValue"))
     return text, bad
@@ -172,13 +188,13 @@ class _Attributes:
     """An OTLP attribute list per row, flattened: the MAP per row, the text per entry, and the
     rows the fast path cannot take (``bad``)."""
 
-    def __init__(self, ctx: LoadContext, lists: pa.Array) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, lists: pa.Array) -> None:
         n = len(lists)
         self.lengths = pc.list_value_length(lists).fill_null(0).to_numpy()
         entries = lists.flatten()
         self.parents = pc.list_parent_indices(lists).to_numpy()
         self.keys = entries.field("key")
-        self.text, bad_entry = _value_text(ctx, entries.field("value"))
+        self.text, bad_entry = _value_text(con, entries.field("value"))
         self.bad = bad_key_rows(n, self.parents, self.keys)
         self.bad[self.parents[bad_entry]] = True
         self.n = n
@@ -227,7 +243,7 @@ def _ns_time(text: pa.Array) -> tuple[pa.Array, np.ndarray]:
     return times_from_ns(ns, ns)[0], ~_mask(canonical)
 
 
-def _events_links(ctx: LoadContext, spans: pa.StructArray) -> tuple[pa.Array, pa.Array, np.ndarray]:
+def _events_links(con: duckdb.DuckDBPyConnection, spans: pa.StructArray) -> tuple[pa.Array, pa.Array, np.ndarray]:
     """(``events`` JSON text, ``links`` JSON text, mask of spans to leave to the general path).
 
     Event times, link ids and attribute MAPs are computed in Arrow like the spans' own; DuckDB
@@ -245,7 +261,7 @@ def _events_links(ctx: LoadContext, spans: pa.StructArray) -> tuple[pa.Array, pa
         sub = spans.field(field).take(take)
         items = sub.flatten()
         parent = idx[pc.list_parent_indices(sub).to_numpy()]
-        attrs = _Attributes(ctx, items.field("attributes"))
+        attrs = _Attributes(con, items.field("attributes"))
         bad[parent[attrs.bad]] = True
         if field == "events":
             time, bad_time = _ns_time(items.field("timeUnixNano"))
@@ -262,19 +278,16 @@ def _events_links(ctx: LoadContext, spans: pa.StructArray) -> tuple[pa.Array, pa
         cols["attributes"] = attrs.map()
         values = pa.StructArray.from_arrays(list(cols.values()), names=list(cols))
         lists[field] = pa.ListArray.from_arrays(sub.offsets, values, mask=pc.is_null(sub))
-    name = ctx.register(pa.table({"ev": lists["events"], "ln": lists["links"]}))
-    try:
-        out = query_arrow(ctx.con, "SELECT CASE WHEN len(ev) > 0 THEN to_json(ev)::VARCHAR END AS events, "
-                                   f"CASE WHEN len(ln) > 0 THEN to_json(ln)::VARCHAR END AS links FROM {name}")
-    finally:
-        ctx.unregister(name)
+    out = _scratch_query(con, pa.table({"ev": lists["events"], "ln": lists["links"]}),
+                         "SELECT CASE WHEN len(ev) > 0 THEN to_json(ev)::VARCHAR END AS events, "
+                         "CASE WHEN len(ln) > 0 THEN to_json(ln)::VARCHAR END AS links FROM {t}")
     pos = np.full(n, -1, dtype=np.int64)
     pos[idx] = np.arange(len(idx))
     where = pa.array(pos, mask=pos < 0)
     return (out.column("events").combine_chunks().take(where), out.column("links").combine_chunks().take(where), bad)
 
 
-def spans_table(ctx: LoadContext, line_no: np.ndarray, resource_spans: pa.ListArray) -> tuple[pa.Table, pa.Table, np.ndarray]:
+def spans_table(con: duckdb.DuckDBPyConnection, line_no: np.ndarray, resource_spans: pa.ListArray) -> tuple[pa.Table, pa.Table, np.ndarray]:
     """(canonical span rows of the block's good lines with ``rid``, the resources table for
     :func:`~._arrow_spans.insert_spans`, mask of lines for the general path)."""
     rs, rs_line, rs_i = _unnest(resource_spans)
@@ -287,9 +300,9 @@ def spans_table(ctx: LoadContext, line_no: np.ndarray, resource_spans: pa.ListAr
     sp_rs = ss_rs[sp_ss]
     sp_line = rs_line[sp_rs]
 
-    res = _Attributes(ctx, rs.field("resource").field("attributes"))
-    attrs = _Attributes(ctx, spans.field("attributes"))
-    events, links, bad_lists = _events_links(ctx, spans)
+    res = _Attributes(con, rs.field("resource").field("attributes"))
+    attrs = _Attributes(con, spans.field("attributes"))
+    events, links, bad_lists = _events_links(con, spans)
     bad_span = _span_checks(spans) | attrs.bad | res.bad[sp_rs] | bad_lists
     bad_line = np.zeros(len(resource_spans), dtype=bool)
     bad_line[sp_line[bad_span]] = True
@@ -328,25 +341,65 @@ def spans_table(ctx: LoadContext, line_no: np.ndarray, resource_spans: pa.ListAr
     return table.filter(keep), resources, bad_line
 
 
-def emit_block(ctx: LoadContext, block: Block) -> pa.Table:
-    """Load the canonical-shape span lines of ``block`` through the fast path; return the lines
-    (``line``, ``raw``) left for the general path (all of them when the block is declined)."""
+@dataclass
+class Prepared:
+    """A block's fast-path work, done off the case's connection: the span rows and resources to
+    insert, the line numbers taken, and which of them must go to the general path."""
+
+    table: pa.Table
+    resources: pa.Table
+    line_no: np.ndarray
+    bad_line: np.ndarray
+    every_line: bool
+
+
+def prepare(con: duckdb.DuckDBPyConnection, block: Block) -> Prepared | None:
+    """The fast-path work for ``block`` (pure: it touches only the scratch connection ``con``),
+    or None when the block is declined."""
     starts, ends = _line_bounds(block)
     take = _candidates(block, starts, ends)
     if not take.any():
-        return ctx.lines_of(block)
+        return None
     line_no = np.arange(block.first_line, block.first_line + len(starts), dtype=np.int64)[take]
     data = block if take.all() else Block(block.first_line, _select_lines(block, starts, ends, take))
     try:
         resource_spans = parse(data, int((ends - starts)[take].max()))
         if len(resource_spans) != len(line_no):
             raise _Decline("not one request per line")
-        table, resources, bad_line = spans_table(ctx, line_no, resource_spans)
+        table, resources, bad_line = spans_table(con, line_no, resource_spans)
     except _Decline:
+        return None
+    return Prepared(table, resources, line_no, bad_line, bool(take.all()))
+
+
+def apply(ctx: LoadContext, block: Block, prepared: Prepared | None) -> pa.Table:
+    """Insert a prepared block's rows; return the lines (``line``, ``raw``) left for the general
+    path (all of them when the block was declined)."""
+    if prepared is None:
         return ctx.lines_of(block)
-    insert_spans(ctx, table, resources)
-    if take.all() and not bad_line.any():
+    insert_spans(ctx, prepared.table, prepared.resources)
+    if prepared.every_line and not prepared.bad_line.any():
         return pa.table({"line": pa.array([], pa.int64()), "raw": pa.array([], pa.large_string())})
     lines = ctx.lines_of(block)
-    done = pa.array(line_no[~bad_line])
+    done = pa.array(prepared.line_no[~prepared.bad_line])
     return lines.filter(pc.invert(pc.is_in(lines.column("line"), done)))
+
+
+def fast_blocks(ctx: LoadContext) -> Iterator[pa.Table]:
+    """The file's blocks through the fast path, pipelined: while the caller inserts one block
+    (DuckDB, on the case's connection), the next is parsed and converted on a second thread
+    (pyarrow and DuckDB release the GIL). Yields the lines each block leaves for the general path."""
+    scratch = duckdb.connect()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otlp-prepare")
+    pending: tuple[Block, Future] | None = None
+    try:
+        for block in ctx.blocks():
+            future = pool.submit(prepare, scratch, block)
+            if pending is not None:
+                yield apply(ctx, pending[0], pending[1].result())
+            pending = (block, future)
+        if pending is not None:
+            yield apply(ctx, pending[0], pending[1].result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        scratch.close()

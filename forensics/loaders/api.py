@@ -22,6 +22,11 @@ from .sniff import sniff
 if TYPE_CHECKING:
     from ..case import Case
 
+#: DuckDB memory limit while loading into a case file opened without one: inserted rows are
+#: written to the file as they come, so DuckDB need not cache them; with the readers' batches
+#: this keeps a load's peak memory under 1 GB whatever the file size (``bench/scale.py``)
+LOAD_MEMORY_LIMIT = "512MB"
+
 #: files a directory walk skips: documentation and ground truth next to exports
 IGNORED = ("README*", "*.md", "*.rst", "truth.json", "*.duckdb", "*.duckdb.wal", "*.ipynb", "*.html", "*.py")
 
@@ -128,6 +133,8 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
         Force a format name (see :func:`forensics.formats`).
     options:
         Passed to loaders (e.g. ``tz="Asia/Shanghai"`` for logs in local time);
+        ``memory_limit`` (default :data:`LOAD_MEMORY_LIMIT`; None for DuckDB's own) bounds
+        DuckDB's memory while loading into a case file opened without a limit;
         ``templates=False`` skips mining log templates (see :mod:`forensics.templates`).
     """
     if format is not None and format not in formats():
@@ -140,15 +147,39 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
         from tqdm import tqdm
 
         iterator = tqdm(entries, desc="loading", unit="file", file=sys.stderr)
-    for path, named in iterator:
-        if not named and any(fnmatch.fnmatch(os.path.basename(path), pat) for pat in IGNORED):
-            report.files.append(FileReport(os.path.abspath(path), None, "ignored", message="not an export file"))
-            continue
-        fr = _load_one(case, path, strict=strict, format=format, force=force, options=options)
-        report.files.append(fr)
-        if on_file:
-            on_file(fr)
+    bounded = _bounded_memory(case, options.pop("memory_limit", LOAD_MEMORY_LIMIT))
+    try:
+        for path, named in iterator:
+            if not named and any(fnmatch.fnmatch(os.path.basename(path), pat) for pat in IGNORED):
+                report.files.append(FileReport(os.path.abspath(path), None, "ignored", message="not an export file"))
+                continue
+            try:
+                fr = _load_one(case, path, strict=strict, format=format, force=force, options=options)
+            except LoadError as exc:
+                if bounded is None or not isinstance(exc.__cause__, duckdb.OutOfMemoryException):
+                    raise
+                # a file that needs more than the loading limit (one huge document): the case's own
+                # limit for this file; the failed attempt was rolled back
+                run(case.con, "SET memory_limit = ?", [bounded[0]])
+                fr = _load_one(case, path, strict=strict, format=format, force=force, options=options)
+                run(case.con, "SET memory_limit = ?", [bounded[1]])
+            report.files.append(fr)
+            if on_file:
+                on_file(fr)
+    finally:
+        if bounded is not None:
+            run(case.con, "SET memory_limit = ?", [bounded[0]])
     return report
+
+
+def _bounded_memory(case: "Case", limit: str | None) -> tuple[str, str] | None:
+    """Lower DuckDB's memory limit to ``limit`` for a load into a case file opened without a
+    limit of its own; return (previous, new) to restore it, or None when nothing was changed."""
+    if not limit or case.path is None or getattr(case, "memory_limit", None):
+        return None
+    previous = one(case.con, "SELECT current_setting('memory_limit')")[0]
+    run(case.con, "SET memory_limit = ?", [limit])
+    return str(previous), limit
 
 
 def _disk_full(exc: BaseException) -> bool:

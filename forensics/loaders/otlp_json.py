@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from .._db import query_arrow, scalar
 from ..errors import Reason
-from ._otlp_arrow import emit_block
+from ._otlp_arrow import fast_blocks
 from ._otlp_requests import emit_requests, install_macros, requests_table
 from .context import LoadContext
 from .registry import register_format
@@ -125,8 +125,7 @@ def load_otlp_json(ctx: LoadContext) -> None:
             _emit(ctx, requests_table(docs), doc_mode=True)
         return
     fast = ctx.options.get("otlp_fast", True)
-    for block in ctx.blocks():
-        lines = emit_block(ctx, block) if fast else ctx.lines_of(block)
+    for lines in fast_blocks(ctx) if fast else ctx.line_batches():
         if lines.num_rows:
             table = pa.table({"line": lines["line"], "doc": pa.nulls(lines.num_rows, pa.int64()), "raw": lines["raw"]})
             _emit(ctx, table, doc_mode=False)
