@@ -10,13 +10,9 @@ error rolls the file back) rather than storing or dropping it silently.
 """
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from .. import schema
 from .._db import scalar
@@ -159,21 +155,18 @@ def insert_spans(ctx: LoadContext, spans: pa.Table, resources: pa.Table | None =
         raise AssertionError("insert_spans: a row that the span rules reject was passed in (a fast path bug)")
     cols, exprs = _select_list(spans.schema, resources.schema if resources is not None else None)
     col_list = ", ".join(f'"{c}"' for c in cols)
-    fd, path = tempfile.mkstemp(suffix=".parquet", prefix="forensics-spans-")
-    os.close(fd)
+    name = ctx.register(spans)
     res_name = None
     try:
-        # DuckDB's Parquet reader imports strings and MAPs for about half the CPU of its Arrow scan
-        pq.write_table(spans, path, compression="none", row_group_size=1 << 17)
-        source = "read_parquet(?) s"
+        source = f"{name} s"
         if resources is not None and "rid" in spans.column_names:
             res_name = ctx.register(resources)
             source += f" LEFT JOIN {res_name} r ON s.rid = r.rid"
         n = scalar(ctx.con, f'INSERT INTO spans ("format", "source_file", {col_list}) '
-                            f"SELECT ?, ?, {', '.join(exprs)} FROM {source}", [ctx.format, ctx.path, path])
+                            f"SELECT ?, ?, {', '.join(exprs)} FROM {source}", [ctx.format, ctx.path])
     finally:
+        ctx.unregister(name)
         if res_name:
             ctx.unregister(res_name)
-        os.unlink(path)
     ctx.loaded["spans"] += n
     return n
