@@ -11,7 +11,7 @@ import math
 import os
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Sequence
 
 
 from .._db import query_arrow, run, scalar
@@ -93,14 +93,58 @@ RESEND_KEYS = ("http.request.resend_count", "http.resend_count", "retry.count", 
                "grpc.previous-rpc-attempts")
 #: attribute keys numbering the attempt from 1 (> 1 marks a retry)
 ATTEMPT_KEYS = ("retry.attempt", "attempt")
-#: a failed call: status error, HTTP 5xx or 429, or a timeout / deadline message
+#: a failed call: status error, HTTP 5xx or 429, or a timeout / deadline message (the message
+#: test only runs where there is a message: a CASE, not a regex over empty strings)
 CALL_ERROR_SQL = ("(status = 'error' OR coalesce(http_status_code, 0) >= 500 OR http_status_code = 429 "
-                  "OR regexp_matches(lower(coalesce(status_message, '')), 'time[d ]?out|deadline exceeded'))")
+                  "OR CASE WHEN status_message IS NULL THEN false "
+                  "ELSE regexp_matches(lower(status_message), 'time[d ]?out|deadline exceeded') END)")
 
 
 def _attr_int(alias: str, keys: tuple[str, ...], default: int) -> str:
     vals = ", ".join(f"TRY_CAST({alias}.attributes['{k}'] AS BIGINT)" for k in keys)
     return f"coalesce({vals}, {default})"
+
+
+def span_key_sql(s: str = "s", column: str = "span_id") -> str:
+    """64-bit key ``hash(trace_id, <column>)`` of a span aliased ``s`` (its parent with
+    ``column="parent_span_id"``). Joins on it replace joins on two id strings. Engine-specific
+    values (DuckDB ``hash``, Spark ``xxhash64``): for equality only, never output."""
+    return f"hash({s}.trace_id, {s}.{column})"
+
+
+def _children_sql() -> str:
+    """Per outbound span that needs its callee to be named (no ``peer_service``, or no template,
+    route or statement for its operation): the service, route and method of its child
+    server/consumer span, keyed by ``psid`` (the outbound span's key). Restricted to those
+    spans, so instrumented clients (the common case) cost one narrow scan, not a join."""
+    needs = ("(nullif(c.peer_service, '') IS NULL OR "
+             "(c.url_template IS NULL AND c.http_route IS NULL AND c.db_statement IS NULL))")
+    return f"""
+SELECT {span_key_sql('s', 'parent_span_id')} AS psid, any_value(s.service) AS service,
+       any_value(s.http_route) AS http_route, any_value(s.http_method) AS http_method
+FROM spans s WHERE s.kind IN ('server', 'consumer') AND s.parent_span_id IS NOT NULL
+  AND {span_key_sql('s', 'parent_span_id')} IN (
+    SELECT {span_key_sql('c')} FROM spans c WHERE c.parent_span_id IS NOT NULL AND {OUTBOUND_WHERE} AND {needs})
+GROUP BY 1"""
+
+
+def _outbound_sql(case: "Case", columns: str) -> str:
+    """SELECT ``columns`` (over span ``c``, its callee ``ch``, ``version``, ``target``,
+    ``target_operation``) of every outbound span with a parent."""
+    vjoin, vexpr = version_sql(case, "c")
+    return f"""
+SELECT {columns} FROM (
+SELECT c.*, {vexpr} AS version, {call_target_sql('c', 'ch')} AS target,
+  {call_operation_sql('c', 'ch')} AS target_operation
+FROM spans c {vjoin}
+LEFT JOIN ({_children_sql()}) ch ON ch.psid = {span_key_sql('c')}
+WHERE c.parent_span_id IS NOT NULL AND {OUTBOUND_WHERE}) c
+"""
+
+
+#: request details: equal details under one caller mean the same request was repeated
+_DETAIL = "hash(coalesce(c.http_url, c.db_statement, c.messaging_message_id, c.name))"
+_MARKED = f"({_attr_int('c', RESEND_KEYS, 0)} > 0 OR {_attr_int('c', ATTEMPT_KEYS, 1)} > 1)"
 
 
 def calls_sql(case: "Case") -> str:
@@ -113,30 +157,34 @@ def calls_sql(case: "Case") -> str:
     repeated), marked (a retry attribute: :data:`RESEND_KEYS` > 0 or :data:`ATTEMPT_KEYS` > 1),
     is_error (:data:`CALL_ERROR_SQL`), sid (hash of trace and span id) and chain (hash of
     trace, parent span, target and operation: the sibling calls one caller made to one
-    operation).
+    operation). See :func:`calls_table` for the narrow, cached form the detectors use.
     """
-    vjoin, vexpr = version_sql(case, "c")
     return f"""
-WITH ch AS (
-  SELECT trace_id, parent_span_id, any_value(service) AS service,
-         any_value(http_route) AS http_route, any_value(http_method) AS http_method
-  FROM spans WHERE kind IN ('server', 'consumer') AND parent_span_id IS NOT NULL
-  GROUP BY trace_id, parent_span_id
-)
 SELECT *, hash(trace_id, parent_span_id, target, target_operation) AS chain, hash(trace_id, span_id) AS sid FROM (
-SELECT c.trace_id, c.span_id, c.parent_span_id, c.service, {vexpr} AS version,
+{_outbound_sql(case, f'''c.trace_id, c.span_id, c.parent_span_id, c.service, c.version,
   c.start_time, c.end_time, epoch_us(c.start_time) AS start_us,
-  epoch_us(coalesce(c.end_time, c.start_time)) AS end_us, c.duration_ms,
-  {call_target_sql('c', 'ch')} AS target,
-  {call_operation_sql('c', 'ch')} AS target_operation,
-  {source_sql('c')} AS source,
-  hash(coalesce(c.http_url, c.db_statement, c.messaging_message_id, c.name)) AS detail,
-  ({_attr_int('c', RESEND_KEYS, 0)} > 0 OR {_attr_int('c', ATTEMPT_KEYS, 1)} > 1) AS marked,
-  {CALL_ERROR_SQL} AS is_error
-FROM spans c {vjoin}
-LEFT JOIN ch ON ch.trace_id = c.trace_id AND ch.parent_span_id = c.span_id
-WHERE c.parent_span_id IS NOT NULL AND {OUTBOUND_WHERE})
+  epoch_us(coalesce(c.end_time, c.start_time)) AS end_us, c.duration_ms, c.target, c.target_operation,
+  {source_sql('c')} AS source, {_DETAIL} AS detail, {_MARKED} AS marked, {CALL_ERROR_SQL} AS is_error''')})
 """
+
+
+def _call_rows_sql(case: "Case") -> str:
+    """The rows of :func:`calls_table` before the retry flags, with their strings (service,
+    version, target, target_operation) next to their key ``kid``."""
+    return f"""
+SELECT sid, psid, hash(psid, target, target_operation) AS chain,
+  hash(service, version, target, target_operation) AS kid, service, version, target, target_operation,
+  start_time, end_time, start_us, end_us, duration_ms, detail, marked, is_error FROM (
+{_outbound_sql(case, f'''{span_key_sql('c')} AS sid, {span_key_sql('c', 'parent_span_id')} AS psid,
+  c.service, c.version, c.target, c.target_operation, c.start_time, c.end_time,
+  epoch_us(c.start_time) AS start_us, epoch_us(coalesce(c.end_time, c.start_time)) AS end_us,
+  c.duration_ms, {_DETAIL} AS detail, {_MARKED} AS marked, {CALL_ERROR_SQL} AS is_error''')})
+"""
+
+
+#: fixed-width columns of :func:`calls_table` (every column but the retry flags)
+CALL_COLUMNS = ("sid", "psid", "chain", "kid", "start_time", "end_time", "start_us", "end_us",
+                "duration_ms", "detail", "marked", "is_error")
 
 
 def attempt_flags_sql(calls: str) -> str:
@@ -145,29 +193,52 @@ def attempt_flags_sql(calls: str) -> str:
     Columns: sid, is_retry (marked, or the previous sibling failed, this call starts after it
     ended (1 ms tolerance, so hedged parallel requests are not retries) and repeats the same
     request: equal ``detail``), gap_ms (start minus the previous sibling's end) and
-    prev_max_end (the latest end of the earlier siblings, epoch microseconds). The window
-    carries only these narrow columns: it is the costliest step over millions of calls.
+    prev_max_end (the latest end of the earlier siblings, epoch microseconds).
     """
+    return _flagged_sql(calls, ("sid",))
+
+
+def _flagged_sql(calls: str, columns: Sequence[str]) -> str:
+    """``columns`` of table ``calls`` with the retry flags of :func:`attempt_flags_sql`."""
+    cols = ", ".join(columns)
     return f"""
-SELECT sid, (marked OR (coalesce(prev_error, false) AND start_us >= prev_end - 1000
+SELECT {cols}, (marked OR (coalesce(prev_error, false) AND start_us >= prev_end - 1000
                         AND detail IS NOT DISTINCT FROM prev_detail)) AS is_retry,
   (start_us - prev_end) / 1000.0 AS gap_ms, prev_max_end
-FROM (SELECT sid, marked, start_us, detail, lag(is_error) OVER w AS prev_error, lag(end_us) OVER w AS prev_end,
+FROM (SELECT {cols}, marked, start_us, detail, lag(is_error) OVER w AS prev_error, lag(end_us) OVER w AS prev_end,
         lag(detail) OVER w AS prev_detail,
         max(end_us) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_max_end
       FROM {calls} WINDOW w AS (PARTITION BY chain ORDER BY start_us, sid))
 """
 
 
-_CACHE: dict[int, tuple[tuple, str]] = {}
+class CallTables(NamedTuple):
+    """Names of the cached call tables of a connection (see :func:`calls_table`)."""
+
+    calls: str
+    keys: str
 
 
-def calls_table(case: "Case") -> str:
-    """Name of a TEMP table holding :func:`calls_sql` joined with :func:`attempt_flags_sql`.
+_CACHE: dict[int, tuple[tuple, CallTables, bool]] = {}
 
-    Built once per connection and reused by every detector while the spans and deploy events
-    are unchanged (checked with a count and an order-independent hash of the ids); rebuilt
-    otherwise. It lives until the connection closes or :func:`drop_calls_table` is called.
+
+def call_tables(case: "Case", *, flags: bool = True) -> CallTables:
+    """The outbound calls of ``case`` as two TEMP tables, built once per connection.
+
+    ``calls``: one row per outbound call with a parent, fixed-width columns only (so windows,
+    joins and aggregations over millions of calls move no strings): sid (key of the call span,
+    :func:`span_key_sql`), psid (key of its parent span), chain (key of the sibling calls one
+    caller made to one target operation), kid (key of service, version, target and
+    target_operation: see ``keys``), start_time, end_time, start_us, end_us (epoch
+    microseconds), duration_ms, detail, marked, is_error (see :func:`calls_sql`) and, with
+    ``flags``, is_retry, gap_ms and prev_max_end (see :func:`attempt_flags_sql`).
+
+    ``keys``: kid, service, version, target, target_operation (one row per kid).
+
+    Reused by every detector while the spans and deploy events are unchanged (checked with a
+    count and an order-independent hash of the ids); rebuilt otherwise. A table built without
+    flags gains them when a later caller asks. They live until the connection closes or
+    :func:`drop_calls_table` is called. File and line of a call: :func:`with_sources_sql`.
     """
     key = id(case.con)
     fingerprint = tuple(run(case.con, """
@@ -176,22 +247,64 @@ SELECT (SELECT count(*) FROM spans), (SELECT sum(hash(trace_id, span_id)) FROM s
        (SELECT sum(hash(service, version, time)) FROM events WHERE kind = 'deploy')""")[0])
     cached = _CACHE.get(key)
     if cached and cached[0] == fingerprint and scalar(
-            case.con, "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [cached[1]]):
-        return cached[1]
+            case.con, "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [cached[1].calls]):
+        tables, has_flags = cached[1], cached[2]
+        if flags and not has_flags:
+            tables = CallTables(_new_name("calls"), tables.keys)
+            run(case.con, f"CREATE TEMP TABLE {tables.calls} AS {_flagged_sql(cached[1].calls, CALL_COLUMNS)}")
+            run(case.con, f"DROP TABLE IF EXISTS {cached[1].calls}")
+            _CACHE[key] = (fingerprint, tables, True)
+        return tables
     drop_calls_table(case)
-    name = f"_fx_calls_{os.getpid()}_{next(_counter)}"
-    with temp_table(case, calls_sql(case)) as base:
-        run(case.con, f"CREATE TEMP TABLE {name} AS SELECT b.*, f.is_retry, f.gap_ms, f.prev_max_end "
-                      f"FROM {base} b JOIN ({attempt_flags_sql(base)}) f USING (sid)")
-    _CACHE[key] = (fingerprint, name)
-    return name
+    tables = CallTables(_new_name("calls"), _new_name("call_keys"))
+    with temp_table(case, _call_rows_sql(case)) as rows_:
+        run(case.con, f"CREATE TEMP TABLE {tables.keys} AS SELECT kid, any_value(service) AS service, "
+                      f"any_value(version) AS version, any_value(target) AS target, "
+                      f"any_value(target_operation) AS target_operation FROM {rows_} GROUP BY kid")
+        select = _flagged_sql(rows_, CALL_COLUMNS) if flags else f"SELECT {', '.join(CALL_COLUMNS)} FROM {rows_}"
+        run(case.con, f"CREATE TEMP TABLE {tables.calls} AS {select}")
+    _CACHE[key] = (fingerprint, tables, flags)
+    return tables
+
+
+def calls_table(case: "Case") -> str:
+    """Name of the cached calls table with retry flags (``call_tables(case).calls``)."""
+    return call_tables(case).calls
+
+
+def _new_name(what: str) -> str:
+    return f"_fx_{what}_{os.getpid()}_{next(_counter)}"
 
 
 def drop_calls_table(case: "Case") -> None:
-    """Drop the cached calls table of ``case``'s connection, if any."""
+    """Drop the cached call tables of ``case``'s connection, if any."""
     cached = _CACHE.pop(id(case.con), None)
     if cached:
-        run(case.con, f"DROP TABLE IF EXISTS {cached[1]}")
+        for name in cached[1]:
+            run(case.con, f"DROP TABLE IF EXISTS {name}")
+
+
+def with_sources_sql(query: str, *sid_columns: str) -> str:
+    """``query`` with a "file:line" column (:func:`source_sql`) per span key column (default
+    ``source_sid``): ``source`` for ``source_sid``, ``<x>_source`` for ``<x>_sid``; NULL when
+    the key is NULL or matches no span.
+
+    Detectors carry 8-byte span keys (:func:`span_key_sql`) through their aggregations and look
+    up the few source strings their findings show at the end, in one scan of the span ids.
+    """
+    cols = sid_columns or ("source_sid",)
+    wanted = " UNION ".join(f"SELECT {c} FROM q" for c in cols)
+    names = [c.removesuffix("_sid") for c in cols]
+    names = [n if n == "source" else f"{n}_source" for n in names]
+    joins = "\n".join(f"LEFT JOIN src s{i} ON s{i}.sid = q.{c}" for i, c in enumerate(cols))
+    return f"""
+WITH q AS MATERIALIZED ({query}),
+src AS MATERIALIZED (
+  SELECT {span_key_sql('s')} AS sid, min({source_sql('s')}) AS source FROM spans s
+  WHERE {span_key_sql('s')} IN ({wanted}) GROUP BY 1)
+SELECT q.*, {', '.join(f's{i}.source AS {n}' for i, n in enumerate(names))} FROM q
+{joins}
+"""
 
 
 def source_sql(alias: str) -> str:

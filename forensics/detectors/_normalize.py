@@ -141,3 +141,31 @@ def server_operation_sql(s: str = "s") -> str:
     return (f"(CASE WHEN {s}.http_route IS NOT NULL AND strpos({s}.name, {s}.http_route) = 0 "
             f"THEN {_http(f'{s}.http_method', f'{s}.http_route')} "
             f"ELSE {name_sql(f'{s}.name')} END)")
+
+
+def server_operation_key_sql(s: str = "s") -> str:
+    """A 64-bit key of the columns :func:`server_operation_sql` reads (``name``, ``http_route``,
+    ``http_method``) of a span aliased ``s``: equal inputs, equal key (engine-specific values,
+    for equality only)."""
+    return f"hash({s}.name, {s}.http_route, {s}.http_method)"
+
+
+def server_operations_sql(rel: str) -> str:
+    """SELECT (opkey, operation) for each distinct ``opkey`` of relation ``rel`` (columns
+    ``opkey`` = :func:`server_operation_key_sql`, ``name``, ``http_route``, ``http_method``).
+
+    Joined back on ``opkey``, it normalizes once per distinct input instead of once per span:
+    over millions of requests with a handful of names, the regular expressions run a handful
+    of times.
+    """
+    return (f"SELECT opkey, {server_operation_sql('o')} AS operation FROM ("
+            f"SELECT opkey, any_value(name) AS name, any_value(http_route) AS http_route, "
+            f"any_value(http_method) AS http_method FROM {rel} GROUP BY opkey) o")
+
+
+def with_server_operation_sql(query: str, columns: str = "r.*") -> str:
+    """SELECT ``columns`` of ``query`` (alias ``r``; it must have ``opkey`` =
+    :func:`server_operation_key_sql`, ``name``, ``http_route`` and ``http_method``) and
+    ``operation`` (:func:`server_operation_sql`), normalized once per distinct ``opkey``."""
+    return (f"WITH r AS ({query})\nSELECT {columns}, o.operation FROM r "
+            f"JOIN ({server_operations_sql('r')}) o ON o.opkey = r.opkey")

@@ -22,9 +22,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..findings import Findings
-from ._common import (calls_table, check, clean, deploy_times_sql, fmt_ms, fmt_num, has_spans, near_miss,
-                      rows, severity_from_score, temp_table, to_findings, version_sql, vlabel)
-from ._normalize import server_operation_sql
+from ._common import (call_tables, check, clean, deploy_times_sql, fmt_ms, fmt_num, has_spans, near_miss, rows,
+                      severity_from_score, span_key_sql, temp_table, to_findings, version_sql, vlabel,
+                      with_sources_sql)
+from ._normalize import server_operation_key_sql, with_server_operation_sql
 from .registry import detector
 
 if TYPE_CHECKING:
@@ -37,40 +38,43 @@ NEAR_MISS_LIMIT = 50
 
 
 def _groups_sql(calls: str) -> str:
-    """Per sibling chain (trace, parent span, target, operation): count, time, overlap.
+    """Per sibling chain (caller span, target, operation): count, time, overlap.
 
     Retries (see :func:`forensics.detectors._common.attempt_flags_sql`) are left out: repeating
     a failed request is a retry storm's business, not an N+1. The busy time (union of the call
     intervals) sums, per call in start order, the part that ends after every earlier call.
+    Fixed-width keys only: ``psid`` (the caller span) and ``kid`` (service, version, target,
+    operation); ``source_sid`` is the longest call.
     """
     return f"""
-SELECT any_value(trace_id) AS trace_id, any_value(parent_span_id) AS parent_span_id,
-  any_value(target) AS target, any_value(target_operation) AS target_operation,
-  any_value(service) AS service, any_value(version) AS version, count(*) AS n_calls, sum(duration_ms) AS call_ms,
+SELECT chain, any_value(psid) AS psid, any_value(kid) AS kid, count(*) AS n_calls, sum(duration_ms) AS call_ms,
   CASE WHEN sum(end_us - start_us) > 0
        THEN 1 - sum(greatest(0, end_us - greatest(start_us, coalesce(prev_max_end, start_us))))
                 / sum(end_us - start_us)
        ELSE 0 END AS overlap_ratio,
   count(*) FILTER (WHERE is_error) AS n_errors,
   min(start_time) AS first_start, max(end_time) AS last_end,
-  arg_max(source, duration_ms) AS source
+  arg_max(sid, duration_ms) AS source_sid
 FROM {calls} WHERE NOT is_retry
 GROUP BY chain
 """
 
 
-def _with_parents_sql(groups: str) -> str:
-    """Groups joined with their parent span (operation) and a hit flag (params: thresholds)."""
-    return f"""
-SELECT g.*, {server_operation_sql('p')} AS operation, p.name AS parent_name,
+def _with_parents_sql(groups: str, keys: str) -> str:
+    """Groups joined with their names (``keys``), their parent span (trace, operation) and a
+    hit flag (params: thresholds)."""
+    return with_server_operation_sql(f"""
+SELECT g.psid, p.trace_id, k.service, k.version, k.target, k.target_operation, g.n_calls, g.call_ms,
+  g.overlap_ratio, g.n_errors, g.first_start, g.last_end, g.source_sid, p.name, p.http_route, p.http_method,
+  {server_operation_key_sql('p')} AS opkey,
   (g.n_calls >= $min_calls AND g.overlap_ratio <= $max_overlap AND g.call_ms >= $min_total_ms) AS is_hit,
   (g.n_calls >= $min_calls)::INT + (g.overlap_ratio <= $max_overlap)::INT
     + (g.call_ms >= $min_total_ms)::INT AS n_passed
-FROM {groups} g JOIN spans p ON p.trace_id = g.trace_id AND p.span_id = g.parent_span_id
-"""
+FROM {groups} g JOIN {keys} k ON k.kid = g.kid
+JOIN spans p ON {span_key_sql('p')} = g.psid""", "r.*, r.name AS parent_name")
 
 
-def _version_stats_sql(case: "Case", groups: str, pg: str) -> str:
+def _version_stats_sql(case: "Case", groups: str, keys: str, pg: str) -> str:
     """Per (service, operation, target, target_operation, version) over every parent request.
 
     Requests are the spans of the service named like a parent with hits (so a version's
@@ -79,23 +83,25 @@ def _version_stats_sql(case: "Case", groups: str, pg: str) -> str:
     """
     vjoin, vexpr = version_sql(case, "p")
     return f"""
-WITH keys AS (SELECT DISTINCT service, operation, target, target_operation FROM {pg} WHERE is_hit),
+WITH hk AS (SELECT DISTINCT service, operation, target, target_operation FROM {pg} WHERE is_hit),
 parents AS (
-  SELECT * FROM (
-    SELECT p.trace_id, p.span_id, p.service, {vexpr} AS version, p.duration_ms, p.start_time,
-           {server_operation_sql('p')} AS operation
+  SELECT * FROM ({with_server_operation_sql(f'''
+    SELECT p.trace_id, {span_key_sql('p')} AS psid, p.service, {vexpr} AS version, p.duration_ms, p.start_time,
+           p.name, p.http_route, p.http_method, {server_operation_key_sql('p')} AS opkey
     FROM (SELECT * FROM spans p0 SEMI JOIN (SELECT DISTINCT service, parent_name FROM {pg} WHERE is_hit) h
-            ON h.service = p0.service AND h.parent_name = p0.name) p {vjoin})
-  WHERE operation IN (SELECT operation FROM keys)),
-tgt AS (SELECT trace_id, parent_span_id, target, sum(n_calls)::BIGINT AS n_target FROM {groups} GROUP BY ALL),
+            ON h.service = p0.service AND h.parent_name = p0.name) p {vjoin}''',
+    'r.trace_id, r.psid, r.service, r.version, r.duration_ms, r.start_time')})
+  WHERE operation IN (SELECT operation FROM hk)),
+tgt AS (SELECT g.psid, k.target, sum(g.n_calls)::BIGINT AS n_target
+        FROM {groups} g JOIN {keys} k ON k.kid = g.kid
+        WHERE g.psid IN (SELECT psid FROM parents) GROUP BY ALL),
 per_req AS (
   SELECT p.*, k.target, k.target_operation, coalesce(g.n_calls, 0) AS n_calls,
          coalesce(g.call_ms, 0) AS call_ms, coalesce(g.is_hit, false) AS is_hit, g.overlap_ratio,
-         g.source, g.first_start, g.last_end, coalesce(t.n_target, 0) AS n_target
-  FROM parents p JOIN keys k ON k.service = p.service AND k.operation = p.operation
-  LEFT JOIN {pg} g ON g.trace_id = p.trace_id AND g.parent_span_id = p.span_id
-       AND g.target = k.target AND g.target_operation = k.target_operation
-  LEFT JOIN tgt t ON t.trace_id = p.trace_id AND t.parent_span_id = p.span_id AND t.target = k.target)
+         g.source_sid, g.first_start, g.last_end, coalesce(t.n_target, 0) AS n_target
+  FROM parents p JOIN hk k ON k.service = p.service AND k.operation = p.operation
+  LEFT JOIN {pg} g ON g.psid = p.psid AND g.target = k.target AND g.target_operation = k.target_operation
+  LEFT JOIN tgt t ON t.psid = p.psid AND t.target = k.target)
 SELECT r.service, r.operation, r.target, r.target_operation, r.version,
   count(*) AS requests, count(*) FILTER (WHERE is_hit) AS hit_requests,
   avg(n_calls) AS calls_mean, quantile_disc(n_calls, 0.5) AS calls_p50,
@@ -108,8 +114,8 @@ SELECT r.service, r.operation, r.target, r.target_operation, r.version,
   quantile_cont(duration_ms, 0.5) AS parent_p50_ms, quantile_cont(duration_ms, 0.99) AS parent_p99_ms,
   min(start_time) AS first_seen, min(first_start) FILTER (WHERE is_hit) AS hit_start,
   max(last_end) FILTER (WHERE is_hit) AS hit_end,
-  max_by(trace_id, n_calls * 1e9 + call_ms, {EXEMPLARS}) FILTER (WHERE is_hit) AS exemplars,
-  max_by(source, n_calls * 1e9 + call_ms) FILTER (WHERE is_hit) AS source,
+  max_by(trace_id, (n_calls * 1e9 + call_ms, trace_id), {EXEMPLARS}) FILTER (WHERE is_hit) AS exemplars,
+  max_by(source_sid, (n_calls * 1e9 + call_ms, trace_id)) FILTER (WHERE is_hit) AS source_sid,
   any_value(d.deployed_at) AS deployed_at
 FROM per_req r LEFT JOIN ({deploy_times_sql()}) d ON d.service = r.service AND d.version = r.version
 GROUP BY ALL
@@ -120,14 +126,14 @@ def _near_miss_sql(pg: str) -> str:
     """Per group without hits: the candidate closest to passing (most thresholds passed)."""
     return f"""
 SELECT service, operation, target, target_operation,
-  arg_max(n_calls, n_passed * 1e9 + n_calls) AS n_calls,
-  arg_max(overlap_ratio, n_passed * 1e9 + n_calls) AS overlap_ratio,
-  arg_max(call_ms, n_passed * 1e9 + n_calls) AS call_ms,
-  arg_max(trace_id, n_passed * 1e9 + n_calls) AS trace_id,
-  arg_max(source, n_passed * 1e9 + n_calls) AS source,
-  arg_max(version, n_passed * 1e9 + n_calls) AS version,
-  arg_max(first_start, n_passed * 1e9 + n_calls) AS first_start,
-  arg_max(last_end, n_passed * 1e9 + n_calls) AS last_end,
+  arg_max(n_calls, (n_passed * 1e9 + n_calls, trace_id)) AS n_calls,
+  arg_max(overlap_ratio, (n_passed * 1e9 + n_calls, trace_id)) AS overlap_ratio,
+  arg_max(call_ms, (n_passed * 1e9 + n_calls, trace_id)) AS call_ms,
+  arg_max(trace_id, (n_passed * 1e9 + n_calls, trace_id)) AS trace_id,
+  arg_max(source_sid, (n_passed * 1e9 + n_calls, trace_id)) AS source_sid,
+  arg_max(version, (n_passed * 1e9 + n_calls, trace_id)) AS version,
+  arg_max(first_start, (n_passed * 1e9 + n_calls, trace_id)) AS first_start,
+  arg_max(last_end, (n_passed * 1e9 + n_calls, trace_id)) AS last_end,
   max(n_passed) AS n_passed, count(*) AS candidates
 FROM {pg} WHERE n_calls >= 2
 GROUP BY ALL HAVING NOT bool_or(is_hit) AND max(n_passed) >= 2
@@ -163,11 +169,11 @@ def detect_n_plus_one(case: "Case", *, min_calls: int = 5, max_overlap_ratio: fl
         return Findings.empty()
     thresholds = {"min_calls": min_calls, "max_overlap_ratio": max_overlap_ratio, "min_total_ms": min_total_ms}
     params = {"min_calls": min_calls, "max_overlap": max_overlap_ratio, "min_total_ms": min_total_ms}
-    calls = calls_table(case)
+    calls, keys = call_tables(case)
     with temp_table(case, _groups_sql(calls)) as groups, \
-            temp_table(case, _with_parents_sql(groups), params) as pg:
-        stats = rows(case, _version_stats_sql(case, groups, pg))
-        misses = rows(case, _near_miss_sql(pg)) if explain else []
+            temp_table(case, _with_parents_sql(groups, keys), params) as pg:
+        stats = rows(case, with_sources_sql(_version_stats_sql(case, groups, keys, pg)))
+        misses = rows(case, with_sources_sql(_near_miss_sql(pg)) + " ORDER BY n_passed DESC, n_calls DESC") if explain else []
     by_key: dict[tuple, list[dict[str, Any]]] = {}
     for r in stats:
         by_key.setdefault((r["service"], r["operation"], r["target"], r["target_operation"]), []).append(r)

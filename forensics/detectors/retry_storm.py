@@ -27,8 +27,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..findings import Findings
-from ._common import calls_table, check, fmt_ms, fmt_num, has_spans, near_miss, rows, temp_table, to_findings
-from ._normalize import server_operation_sql
+from ._common import (call_tables, check, fmt_ms, fmt_num, has_spans, near_miss, rows, source_sql, span_key_sql,
+                      temp_table, to_findings, with_sources_sql)
+from ._normalize import server_operation_key_sql, with_server_operation_sql
 from .registry import detector
 
 if TYPE_CHECKING:
@@ -37,32 +38,35 @@ if TYPE_CHECKING:
 EXEMPLARS = 5
 
 
-def _attempts_sql(calls: str) -> str:
-    """Per sibling chain (trace, parent, target, operation): attempts, retries, failures, gaps,
-    and how each retry's gap compares with the previous retry's (backoff growth)."""
+def _attempts_sql(calls: str, keys: str) -> str:
+    """Per sibling chain (caller span, target, operation): attempts, retries, failures, gaps,
+    and how each retry's gap compares with the previous retry's (backoff growth), with the
+    chain's names (``keys``). Gaps are taken over the retries only (few rows)."""
     return f"""
-SELECT any_value(trace_id) AS trace_id, any_value(parent_span_id) AS parent_span_id,
-  any_value(target) AS target, any_value(target_operation) AS target_operation, any_value(service) AS service,
-  any_value(version) AS version, count(*) AS attempts, count(*) FILTER (WHERE is_retry) AS retries,
-  count(*) FILTER (WHERE is_error) AS errors, bool_or(marked) AS marked,
-  median(greatest(gap_ms, 0)) FILTER (WHERE is_retry) AS gap_ms,
-  median(gap_ms / prev_gap_ms) FILTER (WHERE is_retry AND prev_gap_ms > 0 AND gap_ms > 0) AS growth,
-  min(start_time) AS first_start, max(end_time) AS last_end,
-  arg_max(source, is_retry::INT * 1e12 + start_us) AS source
-FROM (SELECT c.*, g.prev_gap_ms FROM {calls} c LEFT JOIN (
-        SELECT sid, lag(gap_ms) OVER (PARTITION BY chain ORDER BY start_us) AS prev_gap_ms
-        FROM {calls} WHERE is_retry) g USING (sid))
-GROUP BY chain
+WITH a AS (
+  SELECT chain, any_value(psid) AS psid, any_value(kid) AS kid, count(*) AS attempts,
+    count(*) FILTER (WHERE is_retry) AS retries, count(*) FILTER (WHERE is_error) AS errors,
+    bool_or(marked) AS marked, min(start_time) AS first_start, max(end_time) AS last_end,
+    arg_max(sid, is_retry::INT * 1e12 + start_us) AS source_sid
+  FROM {calls} GROUP BY chain),
+gaps AS (
+  SELECT chain, median(greatest(gap_ms, 0)) AS gap_ms,
+    median(gap_ms / prev_gap_ms) FILTER (WHERE prev_gap_ms > 0 AND gap_ms > 0) AS growth
+  FROM (SELECT chain, gap_ms, lag(gap_ms) OVER (PARTITION BY chain ORDER BY start_us) AS prev_gap_ms
+        FROM {calls} WHERE is_retry)
+  GROUP BY chain)
+SELECT a.psid, k.target, k.target_operation, k.service, k.version, a.attempts, a.retries, a.errors, a.marked,
+  g.gap_ms, g.growth, a.first_start, a.last_end, a.source_sid
+FROM a JOIN {keys} k ON k.kid = a.kid LEFT JOIN gaps g ON g.chain = a.chain
 """
 
 
 def _chains_with_callers_sql(chains: str) -> str:
-    """Chains joined with their caller span's operation, bucketed by start (param: bucket_s)."""
-    return f"""
-SELECT g.*, {server_operation_sql('p')} AS operation,
+    """Chains joined with their caller span (trace, operation), bucketed by start (param: bucket_s)."""
+    return with_server_operation_sql(f"""
+SELECT g.*, p.trace_id, p.name, p.http_route, p.http_method, {server_operation_key_sql('p')} AS opkey,
   time_bucket(to_seconds($bucket_s::DOUBLE), g.first_start) AS bucket
-FROM {chains} g JOIN spans p ON p.trace_id = g.trace_id AND p.span_id = g.parent_span_id
-"""
+FROM {chains} g JOIN spans p ON {span_key_sql('p')} = g.psid""")
 
 
 def _retry_keys_sql(cc: str) -> str:
@@ -93,7 +97,7 @@ SELECT g.service, g.operation, g.target, g.target_operation, any_value(w.ws) AS 
   min(g.first_start) FILTER (WHERE g.retries > 0) AS first_start,
   max(g.last_end) FILTER (WHERE g.retries > 0) AS last_end,
   max_by(g.trace_id, (g.retries * 1e6 + g.attempts, g.trace_id), {EXEMPLARS}) FILTER (WHERE g.retries > 0) AS exemplars,
-  max_by(g.source, (g.retries * 1e6 + g.attempts, g.trace_id)) FILTER (WHERE g.retries > 0) AS source,
+  max_by(g.source_sid, (g.retries * 1e6 + g.attempts, g.trace_id)) FILTER (WHERE g.retries > 0) AS source_sid,
   mode(g.version) FILTER (WHERE g.retries > 0) AS version
 FROM {cc} g JOIN w USING ({key})
 WHERE w.ws IS NULL OR g.bucket BETWEEN w.ws AND w.we
@@ -101,16 +105,25 @@ GROUP BY ALL HAVING sum(g.retries) > 0
 """
 
 
-def _amplification_sql(calls: str) -> str:
-    """Amplified buckets per (service, target, target operation) (params: see detector)."""
+def _amplification_sql(calls: str, keys: str) -> str:
+    """Amplified buckets per (service, target, target operation) (params: see detector).
+
+    Calls are counted per (kid, bucket) first, on fixed-width keys, then named with ``keys``;
+    only the calls of amplified buckets are looked up in ``spans`` (trace and file:line of the
+    exemplars).
+    """
+    bucket = "time_bucket(to_seconds($bucket_s::DOUBLE), start_time)"
     return f"""
 WITH inb AS (
-  SELECT service, time_bucket(to_seconds($bucket_s::DOUBLE), start_time) AS bucket, count(*) AS inbound
+  SELECT service, {bucket} AS bucket, count(*) AS inbound
   FROM spans WHERE kind IN ('server', 'consumer') GROUP BY ALL),
-outb AS (
-  SELECT service, target, target_operation, time_bucket(to_seconds($bucket_s::DOUBLE), start_time) AS bucket,
-    count(*) AS outbound, count(*) FILTER (WHERE is_error) AS errors
+ob AS (
+  SELECT kid, {bucket} AS bucket, count(*) AS outbound, count(*) FILTER (WHERE is_error) AS errors
   FROM {calls} GROUP BY ALL),
+outb AS (
+  SELECT k.service, k.target, k.target_operation, o.bucket, sum(o.outbound)::BIGINT AS outbound,
+    sum(o.errors)::BIGINT AS errors
+  FROM ob o JOIN {keys} k ON k.kid = o.kid GROUP BY ALL),
 j AS (SELECT o.*, i.inbound, o.outbound / i.inbound AS ratio
       FROM outb o JOIN inb i USING (service, bucket) WHERE i.inbound >= $min_inbound),
 b AS (SELECT service, target, target_operation, median(ratio) AS base_ratio, median(inbound) AS base_inbound,
@@ -119,11 +132,14 @@ f AS (SELECT j.*, b.base_ratio, b.base_inbound, b.buckets, j.ratio / b.base_rati
       FROM j JOIN b USING (service, target, target_operation)
       WHERE j.ratio >= $min_amp * b.base_ratio AND j.outbound - b.base_ratio * j.inbound >= $min_extra
         AND j.inbound BETWEEN b.base_inbound / $tol AND b.base_inbound * $tol),
+fk AS (SELECT k.kid, f.service, f.target, f.target_operation, f.bucket FROM f JOIN {keys} k
+       ON k.service = f.service AND k.target = f.target AND k.target_operation = f.target_operation),
+ac AS (SELECT fk.service, fk.target, fk.target_operation, c.sid FROM {calls} c
+       JOIN fk ON fk.kid = c.kid AND fk.bucket = time_bucket(to_seconds($bucket_s::DOUBLE), c.start_time)),
 ex AS (
   SELECT service, target, target_operation, max_by(trace_id, (n, trace_id), {EXEMPLARS}) AS exemplars, max_by(source, (n, trace_id)) AS source
-  FROM (SELECT c.service, c.target, c.target_operation, c.trace_id, count(*) AS n, min(c.source) AS source
-        FROM {calls} c JOIN f ON f.service = c.service AND f.target = c.target AND f.target_operation = c.target_operation
-          AND f.bucket = time_bucket(to_seconds($bucket_s::DOUBLE), c.start_time)
+  FROM (SELECT ac.service, ac.target, ac.target_operation, s.trace_id, count(*) AS n, min({source_sql('s')}) AS source
+        FROM ac JOIN spans s ON {span_key_sql('s')} = ac.sid
         GROUP BY ALL)
   GROUP BY ALL)
 SELECT service, target, target_operation, any_value(ex.exemplars) AS exemplars, any_value(ex.source) AS source, count(*) AS amplified_buckets, any_value(buckets) AS buckets,
@@ -183,11 +199,11 @@ def detect_retry_storm(case: "Case", *, min_retried_requests: int = 10, min_retr
                   "min_amplified_error_share": min_amplified_error_share}
     amp_params = {"bucket_s": bucket_s, "min_inbound": min_inbound, "min_amp": min_amplification,
                   "tol": inbound_tolerance, "min_buckets": min_amplified_buckets, "min_extra": min_extra_calls}
-    calls = calls_table(case)
-    with temp_table(case, _attempts_sql(calls)) as chains, \
+    calls, keys = call_tables(case)
+    with temp_table(case, _attempts_sql(calls, keys)) as chains, \
             temp_table(case, _chains_with_callers_sql(chains), {"bucket_s": bucket_s}) as cc:
-        retry_rows = rows(case, _retry_keys_sql(cc), {"bucket_s": bucket_s, "min_share": min_retry_share})
-        amp_rows = rows(case, _amplification_sql(calls), amp_params)
+        retry_rows = rows(case, with_sources_sql(_retry_keys_sql(cc)), {"bucket_s": bucket_s, "min_share": min_retry_share})
+        amp_rows = rows(case, _amplification_sql(calls, keys), amp_params)
     amp = {(a["service"], a["target"], a["target_operation"]): a for a in amp_rows}
     records: list[dict[str, Any]] = []
     used: set[tuple] = set()

@@ -36,9 +36,9 @@ from scipy import stats
 
 from .._db import query_arrow
 from ..findings import Findings
-from ._common import (calls_table, check, clean, deploy_times_sql, fmt_ms, fmt_num, near_miss, rows, source_sql,
-                      temp_table, to_findings, version_sql, vlabel)
-from ._normalize import normalize_text_sql, server_operation_sql
+from ._common import (call_tables, check, clean, deploy_times_sql, fmt_ms, fmt_num, near_miss, rows, span_key_sql,
+                      temp_table, to_findings, version_sql, vlabel, with_sources_sql)
+from ._normalize import normalize_text_sql, server_operation_key_sql, with_server_operation_sql
 from .registry import detector
 
 if TYPE_CHECKING:
@@ -49,17 +49,18 @@ EXEMPLARS = 5
 
 
 def _requests_sql(case: "Case") -> str:
+    """Every server/consumer span with a duration: keys, effective version, operation, error."""
     vjoin, vexpr = version_sql(case, "s")
-    return f"""
-SELECT s.trace_id, s.span_id, s.service, {vexpr} AS version, {server_operation_sql('s')} AS operation,
-  s.start_time, s.end_time, s.duration_ms,
+    return with_server_operation_sql(f"""
+SELECT s.trace_id, {span_key_sql('s')} AS sid, hash(s.span_id) AS sample_key, s.service, {vexpr} AS version,
+  s.name, s.http_route, s.http_method, {server_operation_key_sql('s')} AS opkey, s.start_time, s.end_time, s.duration_ms,
   (s.status = 'error' OR coalesce(s.http_status_code, 0) >= 500) AS is_error,
   CASE WHEN s.status = 'error' OR coalesce(s.http_status_code, 0) >= 500 THEN
-    coalesce({normalize_text_sql('s.status_message')}, 'HTTP ' || s.http_status_code::VARCHAR) END AS error_type,
-  {source_sql('s')} AS source
+    coalesce({normalize_text_sql('s.status_message')}, 'HTTP ' || s.http_status_code::VARCHAR) END AS error_type
 FROM spans s {vjoin}
-WHERE s.kind IN ('server', 'consumer') AND s.duration_ms IS NOT NULL
-"""
+WHERE s.kind IN ('server', 'consumer') AND s.duration_ms IS NOT NULL""",
+        "r.trace_id, r.sid, r.sample_key, r.service, r.version, r.start_time, r.end_time, r.duration_ms, "
+        "r.is_error, r.error_type")
 
 
 def _versions_sql(req: str) -> str:
@@ -79,10 +80,10 @@ WITH v AS (
   SELECT service, operation, version, count(*) AS n, min(start_time) AS first_seen, max(end_time) AS last_seen,
     quantile_cont(duration_ms, [0.5, 0.95, 0.99]) AS q, avg(is_error::DOUBLE) AS error_rate,
     count(*) FILTER (WHERE is_error) AS errors,
-    max_by(trace_id, duration_ms, {EXEMPLARS}) AS slow_traces,
-    max_by(source, duration_ms) AS slow_source,
-    max_by(trace_id, duration_ms, {EXEMPLARS}) FILTER (WHERE is_error) AS error_traces,
-    max_by(source, duration_ms) FILTER (WHERE is_error) AS error_source
+    max_by(trace_id, (duration_ms, trace_id), {EXEMPLARS}) AS slow_traces,
+    max_by(sid, (duration_ms, trace_id)) AS slow_sid,
+    max_by(trace_id, (duration_ms, trace_id), {EXEMPLARS}) FILTER (WHERE is_error) AS error_traces,
+    max_by(sid, (duration_ms, trace_id)) FILTER (WHERE is_error) AS error_sid
   FROM {req} WHERE version IS NOT NULL GROUP BY ALL),
 l AS (
   SELECT v.*, o.order_time,
@@ -98,8 +99,8 @@ def _new_kinds_sql(kinds: str, versions: str) -> str:
     """Kinds (service, version, kind, operation, n, trace_id) of a version never seen in the
     service's preceding version, with at least ``$min_new`` occurrences."""
     return f"""
-WITH k AS (SELECT service, version, kind, arg_max(operation, n) AS operation, sum(n)::BIGINT AS n,
-                  arg_max(trace_id, n) AS trace_id, any_value(origin) AS origin
+WITH k AS (SELECT service, version, kind, arg_max(operation, (n, operation)) AS operation, sum(n)::BIGINT AS n,
+                  arg_max(trace_id, (n, trace_id)) AS trace_id, any_value(origin) AS origin
            FROM ({kinds}) GROUP BY service, version, kind)
 SELECT k.* FROM k JOIN {versions} v USING (service, version)
 WHERE v.base_version IS NOT NULL AND k.n >= $min_new
@@ -110,7 +111,7 @@ WHERE v.base_version IS NOT NULL AND k.n >= $min_new
 def _error_kinds_sql(req: str) -> str:
     """Normalized error status messages per (service, version, operation)."""
     return f"""
-SELECT service, version, operation, error_type AS kind, count(*) AS n, any_value(trace_id) AS trace_id,
+SELECT service, version, operation, error_type AS kind, count(*) AS n, min(trace_id) AS trace_id,
   'status' AS origin
 FROM {req} WHERE error_type IS NOT NULL AND version IS NOT NULL GROUP BY ALL
 """
@@ -138,19 +139,22 @@ GROUP BY ALL HAVING coalesce(gv.res_version, tr.version, gv.time_version) IS NOT
 """
 
 
-def _call_pattern_sql(calls: str, req: str, pairs: str) -> str:
+def _call_pattern_sql(calls: str, keys: str, req: str, pairs: str) -> str:
     """Mean downstream calls per request by (target, operation) for both versions of a pair.
 
     A call belongs to the request span that is its parent, or its grandparent through one
-    internal span.
+    internal span. Calls are counted per (caller span, kid) first, on fixed-width keys.
     """
     return f"""
-WITH rc AS (
-  SELECT r.service, r.operation, r.version, c.target, c.target_operation, count(*) AS calls
-  FROM {calls} c
-  LEFT JOIN spans m ON m.trace_id = c.trace_id AND m.span_id = c.parent_span_id
-       AND m.kind NOT IN ('server', 'consumer')
-  JOIN {req} r ON r.trace_id = c.trace_id AND r.span_id = coalesce(m.parent_span_id, c.parent_span_id)
+WITH pc AS (SELECT psid, kid, count(*) AS calls FROM {calls} GROUP BY ALL),
+m AS (SELECT {span_key_sql('m')} AS sid, {span_key_sql('m', 'parent_span_id')} AS psid FROM spans m
+      WHERE m.kind NOT IN ('server', 'consumer') AND m.parent_span_id IS NOT NULL
+        AND {span_key_sql('m')} IN (SELECT psid FROM pc)),
+rc AS (
+  SELECT r.service, r.operation, r.version, k.target, k.target_operation, sum(pc.calls) AS calls
+  FROM pc LEFT JOIN m ON m.sid = pc.psid
+  JOIN {req} r ON r.sid = coalesce(m.psid, pc.psid)
+  JOIN {keys} k ON k.kid = pc.kid
   GROUP BY ALL)
 SELECT p.service, p.operation, p.version, rc.target, rc.target_operation,
   coalesce(sum(rc.calls) FILTER (WHERE rc.version = p.version), 0) / any_value(p.n) AS new_per_request,
@@ -196,14 +200,15 @@ def detect_version_regression(case: "Case", *, alpha: float = 0.01, min_latency_
                   "min_call_change": min_call_change, "min_samples": min_samples}
     with temp_table(case, _requests_sql(case)) as req, temp_table(case, _versions_sql(req)) as versions, \
             temp_table(case, _pairs_sql(req, versions), {"min_samples": min_samples}) as pairs:
-        pair_rows = rows(case, f"SELECT * FROM {pairs} ORDER BY service, version, n DESC, operation")
+        pair_rows = rows(case, f"SELECT * FROM ({with_sources_sql(f'SELECT * FROM {pairs}', 'slow_sid', 'error_sid')}) "
+                               "ORDER BY service, version, n DESC, operation")
         if not pair_rows:
             return Findings.empty()
         kinds = _error_kinds_sql(req)
         if rows(case, "SELECT 1 FROM logs WHERE template IS NOT NULL LIMIT 1"):
             kinds = f"SELECT * FROM ({kinds}) UNION ALL SELECT * FROM ({_log_kinds_sql(req, versions)})"
         new_kinds = rows(case, _new_kinds_sql(kinds, versions), {"min_new": min_new_error_count})
-        patterns = rows(case, _call_pattern_sql(calls_table(case), req, pairs))
+        patterns = rows(case, _call_pattern_sql(*call_tables(case, flags=False), req, pairs))
         samples = _samples(case, req, pair_rows)
     # new error types belong to the service version: shown on its own operation's pair, else on
     # the version's busiest compared operation (pairs are ordered by requests)
@@ -235,7 +240,7 @@ def _samples(case: "Case", req: str, pairs: list[dict[str, Any]]) -> dict[tuple,
         got = query_arrow(case.con, f"""
 SELECT service, operation, version, list(duration_ms) AS d FROM (
   SELECT r.service, r.operation, r.version, r.duration_ms,
-    row_number() OVER (PARTITION BY r.service, r.operation, r.version ORDER BY hash(r.span_id)) AS k
+    row_number() OVER (PARTITION BY r.service, r.operation, r.version ORDER BY r.sample_key) AS k
   FROM {req} r JOIN {name} USING (service, operation, version))
 WHERE k <= {MAX_SAMPLES} GROUP BY ALL""").to_pylist()
     finally:
