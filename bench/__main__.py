@@ -29,6 +29,8 @@ DATA = ROOT / "bench" / "data"
 RESULTS = ROOT / "bench" / "results"
 PATTERNS = {"otlp": "traces.otlp.jsonl", "jaeger": "jaeger/*.json", "zipkin": "zipkin/*.json"}
 SPANS_PER_TRACE = 9.75  # measured on the `clean` scenario
+#: larger OTLP datasets are copies of this synth one (bench.bigdata)
+SYNTH_MAX_SPANS = 1_000_000
 
 
 def _run(args: list[str], timeout: float = 3600) -> dict:
@@ -44,6 +46,8 @@ def dataset(fmt: str, spans: int) -> tuple[str, int, int]:
     import forensics.synth as synth
 
     traces = max(1, int(spans / SPANS_PER_TRACE))
+    if fmt == "otlp" and spans > SYNTH_MAX_SPANS:
+        return _copied_dataset(spans)
     out = DATA / f"clean-{fmt}-{traces}"
     truth_path = out / "truth.json"
     if not truth_path.exists():
@@ -56,6 +60,25 @@ def dataset(fmt: str, spans: int) -> tuple[str, int, int]:
     pattern = str(out / PATTERNS[fmt])
     size = sum(os.path.getsize(p) for p in glob.glob(pattern))
     return pattern, size, truth["counts"]["spans"]
+
+
+def _copied_dataset(spans: int) -> tuple[str, int, int]:
+    """OTLP data above :data:`SYNTH_MAX_SPANS`: copies of the synth 1M-span export with new ids and
+    times (``bench.bigdata``; synth itself makes ~20k spans/s, bigdata ~1M/s)."""
+    from bench.bigdata import write
+
+    template, _, _ = dataset("otlp", SYNTH_MAX_SPANS)
+    out = DATA / f"copies-otlp-{spans}"
+    info_path = out / "info.json"
+    if not info_path.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        info = write(out / "traces.otlp.jsonl", template, spans=spans)
+        info_path.write_text(json.dumps(info))
+        print(f"  copied otlp {spans} spans in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    info = json.loads(info_path.read_text())
+    path = out / "traces.otlp.jsonl"
+    return str(path), os.path.getsize(path), int(info["spans"])
 
 
 def machine() -> dict:
