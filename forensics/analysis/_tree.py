@@ -1,7 +1,16 @@
 """SQL pieces shared by the trace-tree analyses (operations of spans, roots, error-ness)."""
 from __future__ import annotations
 
+import math
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+from .._db import scalar
+from ..detectors._common import temp_table
 from ..detectors._normalize import call_operation_sql, server_operation_sql
+
+if TYPE_CHECKING:
+    from ..case import Case
 
 #: default bound on the depth of recursive walks over parent links (guards against cycles)
 MAX_DEPTH = 64
@@ -47,3 +56,58 @@ def roots_sql(sp: str = "sp") -> str:
     broken trace is walked from each of its fragments."""
     return (f"SELECT r.* FROM {sp} r WHERE r.parent_span_id IS NULL OR NOT EXISTS "
             f"(SELECT 1 FROM {sp} p WHERE p.trace_id = r.trace_id AND p.span_id = r.parent_span_id)")
+
+
+def span_key_sql(s: str = "s", column: str = "span_id") -> str:
+    """64-bit key of the span ``{s}.{column}`` of trace ``{s}.trace_id`` (NULL for a NULL id):
+    joins and walks over parent links run on it instead of two strings. Engine-specific values
+    (DuckDB ``hash``, Spark ``xxhash64``): only for equality, never ordering or output."""
+    return f"CASE WHEN {s}.{column} IS NOT NULL THEN hash({s}.trace_id, {s}.{column}) END"
+
+
+def id_order_sql(expr: str) -> str:
+    """A BIGINT that orders lowercase-hex ids like the ids themselves (their first 15 hex
+    digits), for tie-breaks that every engine resolves alike (NULL for a non-hex id)."""
+    return f"TRY_CAST('0x' || left({expr}, 15) AS BIGINT)"
+
+
+@contextmanager
+def walk_up(case: "Case", nodes_sql: str, params: Sequence[Any] | None = None, *,
+            max_depth: int = MAX_DEPTH) -> Iterator[str]:
+    """Every node of a forest that reaches its root within ``max_depth`` steps, with the sum of
+    a value along its path from that root.
+
+    ``nodes_sql`` is a SELECT of ``(sid, anc, val)``: a node key, its parent's key (NULL for a
+    root) and a number. A node whose parent is not a node, or whose path is longer than
+    ``max_depth`` or loops, is left out, as in a recursive walk down from the roots. Yields a
+    parenthesised SELECT to use in ``FROM``, with columns ``sid``, ``top`` (key of the root),
+    ``depth`` (0 for a root) and ``total`` (DOUBLE: sum of ``val`` over the node and its
+    ancestors), valid inside the ``with`` block.
+
+    Set-based pointer jumping instead of a recursive query: each pass joins the table with
+    itself so that every node's known segment of its path doubles, hence at most
+    ``ceil(log2(max_depth + 1))`` passes (fewer for a shallower forest), each a plain
+    equi-join that runs as well on Spark as on DuckDB.
+    """
+    # per node: n nodes in the known segment [sid .. top] summing to total; anc = parent of top
+    step = """
+SELECT sid, anc, top, n, total FROM {cur} WHERE anc IS NULL
+UNION ALL
+SELECT t.sid, a.anc, a.top, t.n + a.n AS n, t.total + a.total AS total
+FROM {cur} t JOIN {cur} a ON a.sid = t.anc
+WHERE t.anc IS NOT NULL AND t.n + a.n <= ?"""
+    limit = int(max_depth) + 1
+    first = f"SELECT sid, anc, sid AS top, 1 AS n, CAST(coalesce(val, 0) AS DOUBLE) AS total FROM ({nodes_sql})"
+    held = ExitStack()
+    try:
+        cur = held.enter_context(temp_table(case, first, params))
+        for _ in range(max(1, math.ceil(math.log2(limit)))):
+            if not scalar(case.con, f"SELECT count(*) FROM {cur} WHERE anc IS NOT NULL"):
+                break
+            nxt = ExitStack()
+            cur = nxt.enter_context(temp_table(case, step.format(cur=cur), [limit]))
+            held.close()  # the previous pass is no longer needed
+            held = nxt
+        yield f"(SELECT sid, top, n - 1 AS depth, total FROM {cur} WHERE anc IS NULL)"
+    finally:
+        held.close()

@@ -14,93 +14,103 @@ the producer ends).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator
 
 import duckdb
 
 from .._db import run, scalar
-from ..detectors._common import source_sql
+from ..detectors._common import source_sql, temp_table
 from ..errors import CaseError, UsageError
-from ._tree import MAX_DEPTH, host_sql, roots_sql
+from ._tree import MAX_DEPTH, host_sql, span_key_sql, walk_up
 
 if TYPE_CHECKING:
     from ..case import Case
 
 
-def pairs_sql() -> str:
-    """SELECT of every cross-host client -> server pair with its timing (microseconds).
+def edges_sql() -> str:
+    """SELECT of every cross-host client -> server parent link, timed or not.
 
     Columns: trace_id, span_id (the server span), parent_span_id, host, parent_host, service,
     parent_service, lead_us (child.start - parent.start), trail_us (parent.end - child.end),
-    offset_us (see module docs), start_time, source ("file:line" of the server span).
+    offset_us (see module docs), start_time, source ("file:line" of the server span), sid and
+    pid (64-bit keys of the server span and of its client parent, see
+    :func:`forensics.analysis._tree.span_key_sql`). The timing columns are NULL when a time is
+    missing.
     """
+    lead = "(epoch_us(c.start_time) - epoch_us(p.start_time))"
+    trail = "(epoch_us(p.end_time) - epoch_us(c.end_time))"
     return f"""
 SELECT c.trace_id, c.span_id, c.parent_span_id, {host_sql('c')} AS host, {host_sql('p')} AS parent_host,
-  c.service, p.service AS parent_service,
-  epoch_us(c.start_time) - epoch_us(p.start_time) AS lead_us,
-  epoch_us(p.end_time) - epoch_us(c.end_time) AS trail_us,
+  c.service, p.service AS parent_service, {lead} AS lead_us, {trail} AS trail_us,
   CASE WHEN epoch_us(c.end_time) - epoch_us(c.start_time) > epoch_us(p.end_time) - epoch_us(p.start_time)
-       THEN lead_us ELSE (lead_us - trail_us) / 2.0 END AS offset_us,
-  c.start_time,
-  {source_sql('c')} AS source
+       THEN {lead} ELSE ({lead} - {trail}) / 2.0 END AS offset_us,
+  c.start_time, {source_sql('c')} AS source, {span_key_sql('c')} AS sid, {span_key_sql('c', 'parent_span_id')} AS pid
 FROM spans c JOIN spans p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
-WHERE c.kind = 'server' AND p.kind = 'client'
-  AND c.start_time IS NOT NULL AND c.end_time IS NOT NULL AND p.start_time IS NOT NULL AND p.end_time IS NOT NULL
-  AND {host_sql('c')} IS DISTINCT FROM {host_sql('p')}
+WHERE c.kind = 'server' AND p.kind = 'client' AND {host_sql('c')} IS DISTINCT FROM {host_sql('p')}
 """
 
 
-def span_shifts_sql(max_depth: int = MAX_DEPTH) -> str:
-    """SELECT (trace_id, span_id, shift_us) of every span reachable from a root: the estimated
-    offset of the clock that timed it relative to its trace root's clock, in microseconds.
+def pairs_sql() -> str:
+    """SELECT of every cross-host client -> server pair with its timing (microseconds): the
+    rows of :func:`edges_sql` whose four times are known (same columns)."""
+    return f"SELECT * FROM ({edges_sql()}) WHERE lead_us IS NOT NULL AND trail_us IS NOT NULL"
 
-    A pair's skew is 0 when the server span fits inside its client span (within the tolerance,
-    the two ``?`` parameters, microseconds), else its offset; per (caller host, server host)
-    the median skew is the server clock's offset relative to its caller (so a host pair is
-    corrected only when most of its pairs stick out). A span's shift is its parent's plus, where a client -> server call crosses hosts, that
-    host pair's offset, so a whole subtree on a skewed host moves with it (Jaeger's adjuster,
-    with per-host-pair medians instead of one noisy pair).
+
+@contextmanager
+def span_shifts(case: "Case", edges: str, *, tolerance_ms: float = 1.0,
+                max_depth: int = MAX_DEPTH) -> Iterator[str]:
+    """Relation ``(sid, shift_us)`` of the spans whose clock is shifted relative to their trace
+    root's clock (microseconds, nonzero), for use in ``FROM`` inside the ``with`` block.
+
+    ``edges`` is a table holding :func:`edges_sql`. A pair's skew is 0 when the server span
+    fits inside its client span (within ``tolerance_ms``), else its offset; per (caller host,
+    server host) the median skew is the server clock's offset relative to its caller (so a
+    host pair is corrected only when most of its pairs stick out). A span's shift is its
+    parent's plus, where a client -> server call crosses hosts, that host pair's offset, so a
+    whole subtree on a skewed host moves with it (Jaeger's adjuster, with per-host-pair medians
+    instead of one noisy pair). Only traces with a corrected host pair are walked (see
+    :func:`forensics.analysis._tree.walk_up`), down to ``max_depth``.
     """
-    return f"""
-WITH RECURSIVE hp AS MATERIALIZED (
-  SELECT parent_host, host,
-         median(CASE WHEN lead_us < -? OR trail_us < -? THEN offset_us ELSE 0 END) AS off_us
-  FROM ({pairs_sql()}) GROUP BY ALL HAVING off_us <> 0
-),
-sp AS MATERIALIZED (SELECT trace_id, span_id, parent_span_id, kind, {host_sql('spans')} AS host FROM spans),
-roots AS MATERIALIZED ({roots_sql('sp')}),
-walk(trace_id, span_id, kind, host, shift_us, depth) AS (
-  SELECT trace_id, span_id, kind, host, 0::DOUBLE, 0 FROM roots
-  UNION ALL
-  SELECT c.trace_id, c.span_id, c.kind, c.host,
-         w.shift_us + CASE WHEN c.kind = 'server' AND w.kind = 'client' THEN coalesce(hp.off_us, 0) ELSE 0 END,
-         w.depth + 1
-  FROM walk w JOIN sp c ON c.trace_id = w.trace_id AND c.parent_span_id = w.span_id
-  LEFT JOIN hp ON hp.parent_host = w.host AND hp.host = c.host
-  WHERE w.depth < {int(max_depth)}
+    tol_us = tolerance_ms * 1000.0
+    offsets = f"""
+SELECT * FROM (
+  SELECT parent_host, host, median(CASE WHEN lead_us < -? OR trail_us < -? THEN offset_us ELSE 0 END) AS off_us
+  FROM {edges} WHERE lead_us IS NOT NULL AND trail_us IS NOT NULL GROUP BY parent_host, host
+) WHERE off_us <> 0"""
+    with temp_table(case, offsets, [tol_us, tol_us]) as hp, temp_table(case, f"""
+SELECT e.trace_id, e.sid, h.off_us FROM {edges} e
+JOIN {hp} h ON h.parent_host = e.parent_host AND h.host = e.host""") as skewed:
+        nodes = f"""
+WITH sp AS (
+  SELECT {span_key_sql('s')} AS sid, {span_key_sql('s', 'parent_span_id')} AS pid FROM spans s
+  WHERE s.span_id IS NOT NULL AND s.trace_id IN (SELECT trace_id FROM {skewed})
 )
-SELECT trace_id, span_id, shift_us FROM walk
-"""
+SELECT sp.sid, par.sid AS anc, k.off_us AS val
+FROM sp LEFT JOIN (SELECT DISTINCT sid FROM sp) par ON par.sid = sp.pid
+LEFT JOIN {skewed} k ON k.sid = sp.sid"""
+        with walk_up(case, nodes, max_depth=max_depth) as walk:
+            yield f"(SELECT sid, total AS shift_us FROM {walk} w WHERE total <> 0)"
 
 
-def adjusted_pairs_sql(max_depth: int = MAX_DEPTH) -> str:
-    """:func:`pairs_sql` with the caller's times corrected by its own clock's shift (one ``?``:
-    the tolerance in microseconds, see :func:`span_shifts_sql`), so a server downstream of a
+def adjusted_pairs_sql(edges: str, shifts: str) -> str:
+    """:func:`pairs_sql` (from table ``edges``) with the caller's times corrected by its own
+    clock's shift (relation ``shifts`` from :func:`span_shifts`), so a server downstream of a
     skewed host is judged against where its caller really was. Adds ``caller_shift_us``."""
+    shift = "coalesce(sh.shift_us, 0)"
     return f"""
-SELECT pr.* REPLACE (pr.lead_us + coalesce(sh.shift_us, 0) AS lead_us,
-                     pr.trail_us - coalesce(sh.shift_us, 0) AS trail_us,
-                     pr.offset_us + coalesce(sh.shift_us, 0) AS offset_us),
-       coalesce(sh.shift_us, 0) AS caller_shift_us
-FROM ({pairs_sql()}) pr
-LEFT JOIN ({span_shifts_sql(max_depth)}) sh ON sh.trace_id = pr.trace_id AND sh.span_id = pr.parent_span_id
+SELECT pr.trace_id, pr.span_id, pr.parent_span_id, pr.host, pr.parent_host, pr.service, pr.parent_service,
+  pr.lead_us + {shift} AS lead_us, pr.trail_us - {shift} AS trail_us, pr.offset_us + {shift} AS offset_us,
+  pr.start_time, pr.source, pr.sid, pr.pid, {shift} AS caller_shift_us
+FROM {edges} pr LEFT JOIN {shifts} sh ON sh.sid = pr.pid
+WHERE pr.lead_us IS NOT NULL AND pr.trail_us IS NOT NULL
 """
 
 
 def adjust_clock_skew(case: "Case", *, tolerance_ms: float = 1.0, max_depth: int = MAX_DEPTH) -> int:
     """Write skew-corrected times into ``spans.adj_start_time`` / ``spans.adj_end_time``.
 
-    Each span is moved back by its clock's estimated shift (:func:`span_shifts_sql`). Raw
+    Each span is moved back by its clock's estimated shift (:func:`span_shifts`). Raw
     ``start_time``/``end_time`` are kept; the new columns are added if missing and hold the raw
     times for spans that need no correction. Spans loaded later get NULL there: run again.
 
@@ -126,14 +136,11 @@ def adjust_clock_skew(case: "Case", *, tolerance_ms: float = 1.0, max_depth: int
         raise CaseError(f"{case.path or 'in-memory case'}: cannot add adj_start_time/adj_end_time to spans "
                         f"({exc}); open the case writable (read_only=False) to store adjusted times") from exc
     run(con, "UPDATE spans SET adj_start_time = start_time, adj_end_time = end_time")
-    shifts = (f"SELECT trace_id, span_id, round(shift_us)::BIGINT AS shift_us FROM ({span_shifts_sql(max_depth)}) "
-              "WHERE round(shift_us) <> 0")
-    name = "_clock_skew_shifts"
-    run(con, f"CREATE OR REPLACE TEMP TABLE {name} AS {shifts}", [tolerance_ms * 1000.0] * 2)
-    try:
+    with temp_table(case, edges_sql()) as edges, \
+            span_shifts(case, edges, tolerance_ms=tolerance_ms, max_depth=max_depth) as shifts, \
+            temp_table(case, f"SELECT sid, round(shift_us)::BIGINT AS shift_us FROM {shifts} t "
+                             "WHERE round(shift_us) <> 0") as moved:
         run(con, f"""UPDATE spans SET adj_start_time = spans.start_time - to_microseconds(t.shift_us),
                      adj_end_time = spans.end_time - to_microseconds(t.shift_us)
-                     FROM {name} t WHERE t.trace_id = spans.trace_id AND t.span_id = spans.span_id""")
-        return int(scalar(con, f"SELECT count(*) FROM {name}"))
-    finally:
-        run(con, f"DROP TABLE IF EXISTS {name}")
+                     FROM {moved} t WHERE t.sid = {span_key_sql('spans')}""")
+        return int(scalar(con, f"SELECT count(*) FROM {moved}"))

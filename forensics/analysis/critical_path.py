@@ -9,103 +9,166 @@ root's duration exactly.
 
 Children are clipped to their parent's interval first (a child that ends after its parent
 only counts until the parent ends; one entirely outside it does not count). Touching
-sequential children (one ends exactly when the next starts) are both on the path.
+sequential children (one ends exactly when the next starts) are both on the path. Among
+siblings that end at the same microsecond, the one that started last, then the larger span
+id, counts as finishing last.
 
-Spans are keyed by ``hash(trace_id, span_id)`` (64 bits: a collision needs ~10^9 spans to
-become likely) so every join and the recursion run on integers. Everything is set-based: last
-children by aggregation, the previous critical sibling by an
-``ASOF JOIN``, and two recursive CTEs bounded by depth (sibling chains and the descent from the
-roots), so the cost grows with the number of spans, not with Python iterations.
+Everything is set-based and runs on DuckDB and on Spark alike (no recursive query): spans are
+keyed by a 64-bit hash of (trace id, span id); each child's previous critical sibling comes
+from one sweep (a window over the siblings' start and end times); the sibling chains are
+followed by pointer doubling (``log2`` of the longest chain passes) and the descent from the
+roots by :func:`forensics.analysis._tree.walk_up` (``log2`` of the depth), so the cost grows with
+the number of spans, not with the length of chains or traces.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from .._db import query_arrow
+from .._db import query_arrow, run, scalar
+from ..detectors._common import temp_table
 from ..errors import UsageError
 from ..result import Result
 from ._select import Selection, as_predicate
-from ._tree import MAX_DEPTH, OP_COLUMNS, operation_key_sql, operations_sql
+from ._tree import (MAX_DEPTH, OP_COLUMNS, id_order_sql, operation_key_sql, operations_sql, span_key_sql,
+                    span_operation_sql, walk_up)
 
 if TYPE_CHECKING:
     from ..case import Case
 
-#: longest chain of sequential critical siblings under one parent that is followed
+#: longest chain of sequential critical siblings under one parent that is followed (about:
+#: chains are followed in doubling steps, up to the first power of two above it)
 MAX_CHAIN = 10_000
 
 
-def critical_spans_sql(scope: str = "TRUE", *, max_depth: int = MAX_DEPTH) -> str:
-    """SELECT of every span on the critical path of the traces matched by ``scope``.
-
-    ``scope`` is a trusted boolean SQL expression over ``spans`` (it may hold ``?``
-    parameters, which the caller binds). Columns: trace_id, root_span_id, span_id,
-    parent_span_id, depth (0 for the root), service, operation, name, kind, start_time,
-    end_time, duration_ms, self_ms (ms of the span's own time on the critical path),
-    root_ms (duration of the root span), source_file, source_line.
-    """
-    scoped = "" if scope.strip().upper() == "TRUE" else f"AND trace_id IN (SELECT trace_id FROM spans WHERE {scope})"
+def _nodes_sql(scoped: str) -> str:
+    """Spans that can be on a critical path: roots (``pid`` NULL, own interval) and children
+    clipped to their parent (``cs``/``ce``, microseconds; those entirely outside it left out).
+    ``tb`` orders siblings that end at the same time, ``start_time`` is the raw start, ``okey`` keys
+    the columns of the span's service and operation, ``trace_id`` is kept for roots only."""
+    op_cols = ", ".join(f"s.{c}" for c in ("service",) + OP_COLUMNS)
     return f"""
-WITH RECURSIVE sp AS MATERIALIZED (
-  SELECT rowid AS rid, hash(trace_id, span_id) AS sid,
-         CASE WHEN parent_span_id IS NOT NULL THEN hash(trace_id, parent_span_id) END AS pid,
-         epoch_us(start_time) AS s_us, epoch_us(end_time) AS e_us
-  FROM spans WHERE start_time IS NOT NULL AND end_time IS NOT NULL AND end_time >= start_time {scoped}
-),
-ch AS MATERIALIZED (
-  SELECT c.sid, c.pid, greatest(c.s_us, p.s_us) AS cs, least(c.e_us, p.e_us) AS ce
-  FROM sp c JOIN sp p ON p.sid = c.pid
-  WHERE least(c.e_us, p.e_us) > greatest(c.s_us, p.s_us)
-),
-roots AS MATERIALIZED (
-  SELECT c.sid, c.rid, c.s_us AS cs, c.e_us AS ce FROM sp c
-  WHERE c.pid IS NULL OR NOT EXISTS (SELECT 1 FROM sp p WHERE p.sid = c.pid)
-),
-last_child AS MATERIALIZED (SELECT pid, arg_max(sid, (ce, cs, sid)) AS sid FROM ch GROUP BY pid),
-multi AS MATERIALIZED (SELECT * FROM ch WHERE pid IN (SELECT pid FROM ch GROUP BY pid HAVING count(*) > 1)),
-prev AS MATERIALIZED (
-  SELECT c.sid, p.sid AS prev_sid FROM multi c ASOF JOIN multi p ON p.pid = c.pid AND c.cs >= p.ce
-),
-chain(pid, sid, k) AS (
-  SELECT pid, sid, 1 FROM last_child
+WITH sp AS (
+  SELECT s.trace_id, {span_key_sql('s')} AS sid, {span_key_sql('s', 'parent_span_id')} AS pid,
+         {id_order_sql('s.span_id')} AS tb, s.start_time, epoch_us(s.start_time) AS s_us, epoch_us(s.end_time) AS e_us,
+         hash({op_cols}) AS okey
+  FROM spans s
+  WHERE s.span_id IS NOT NULL AND s.start_time IS NOT NULL AND s.end_time IS NOT NULL
+    AND s.end_time >= s.start_time {scoped}
+)
+SELECT c.sid, CASE WHEN p.sid IS NOT NULL THEN c.pid END AS pid, c.tb, c.start_time, c.okey,
+  CASE WHEN p.sid IS NULL THEN c.trace_id END AS trace_id,
+  CASE WHEN p.sid IS NULL THEN c.s_us ELSE greatest(c.s_us, p.s_us) END AS cs,
+  CASE WHEN p.sid IS NULL THEN c.e_us ELSE least(c.e_us, p.e_us) END AS ce
+FROM sp c LEFT JOIN sp p ON p.sid = c.pid
+WHERE p.sid IS NULL OR least(c.e_us, p.e_us) > greatest(c.s_us, p.s_us)"""
+
+
+def _prev_sql(nodes: str, families: str) -> str:
+    """Per child of a parent with several children, ``nxt``: the sibling that ends last at or
+    before its start (ties: later start, then larger span id), and ``nxt_len`` its clipped
+    length (microseconds); children without one are left out. One sweep over the siblings'
+    end (k = 0) and start (k = 1) events in time order."""
+    return f"""
+WITH multi AS (SELECT n.sid, n.pid, n.cs, n.ce, n.tb FROM {nodes} n JOIN {families} f USING (pid) WHERE f.n > 1),
+ev AS (
+  SELECT pid, sid, ce AS t, 0 AS k, cs, tb, sid AS end_sid, ce - cs AS end_len FROM multi
   UNION ALL
-  SELECT chain.pid, prev.prev_sid, chain.k + 1
-  FROM chain JOIN prev ON prev.sid = chain.sid
-  WHERE chain.k < {MAX_CHAIN}
-),
-chain_m AS MATERIALIZED (SELECT * FROM chain),
-crit(root_sid, sid, depth) AS (
-  SELECT sid, sid, 0 FROM roots
-  UNION ALL
-  SELECT crit.root_sid, chain_m.sid, crit.depth + 1
-  FROM crit JOIN chain_m ON chain_m.pid = crit.sid
-  WHERE crit.depth < {int(max_depth)}
-),
-bounds AS MATERIALIZED (SELECT sid, cs, ce FROM ch UNION ALL SELECT sid, cs, ce FROM roots),
-covered AS MATERIALIZED (
-  SELECT chain_m.pid AS sid, sum(b.ce - b.cs) AS child_us FROM chain_m JOIN bounds b USING (sid) GROUP BY ALL
-),
-path AS MATERIALIZED (
-  SELECT crit.sid, crit.root_sid, crit.depth, ((b.ce - b.cs) - coalesce(cv.child_us, 0)) / 1000.0 AS self_ms,
-         (rb.ce - rb.cs) / 1000.0 AS root_ms
-  FROM crit JOIN bounds b ON b.sid = crit.sid JOIN roots rb ON rb.sid = crit.root_sid
-  LEFT JOIN covered cv ON cv.sid = crit.sid
-),
-keyed AS MATERIALIZED (
-  SELECT path.*, k.rid, r.rid AS root_rid FROM path JOIN sp k ON k.sid = path.sid JOIN roots r ON r.sid = path.root_sid
-),
-cpx AS MATERIALIZED (
-  SELECT s.trace_id, r.span_id AS root_span_id, s.span_id, s.parent_span_id, keyed.depth, s.service,
-    s.name, s.kind, s.start_time, s.end_time, s.duration_ms, keyed.self_ms, keyed.root_ms, s.source_file,
-    s.source_line, {', '.join(f's.{c}' for c in OP_COLUMNS if c not in ('name', 'kind'))},
-    {operation_key_sql('s')} AS opkey
-  FROM keyed JOIN spans s ON s.rowid = keyed.rid JOIN spans r ON r.rowid = keyed.root_rid
-),
-ops AS MATERIALIZED ({operations_sql('cpx')})
-SELECT cpx.trace_id, cpx.root_span_id, cpx.span_id, cpx.parent_span_id, cpx.depth, cpx.service,
-  ops.operation, cpx.name, cpx.kind, cpx.start_time, cpx.end_time, cpx.duration_ms, cpx.self_ms,
-  cpx.root_ms, cpx.source_file, cpx.source_line
-FROM cpx JOIN ops USING (opkey)
-"""
+  SELECT pid, sid, cs AS t, 1 AS k, cs, tb, NULL AS end_sid, NULL AS end_len FROM multi
+)
+SELECT sid, nxt, nxt_len FROM (
+  SELECT sid, k, last_value(end_sid IGNORE NULLS) OVER w AS nxt, last_value(end_len IGNORE NULLS) OVER w AS nxt_len
+  FROM ev WINDOW w AS (PARTITION BY pid ORDER BY t, k, cs, tb ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))
+WHERE k = 1 AND nxt IS NOT NULL"""
+
+
+@contextmanager
+def _chains(case: "Case", nodes: str) -> Iterator[tuple[str, str]]:
+    """``(chain, cover)``: tables of the critical children of every parent, ``(pid, sid,
+    len_us)`` (the last-finishing child and its chain of previous siblings, with their clipped
+    lengths in microseconds), and of the time they cover per parent, ``(sid, child_us)``.
+
+    Families of one child are their own chain. The others are followed by pointer doubling:
+    pass ``k`` extends every chain by its next ``2**k`` links, so ``ceil(log2(longest
+    chain))`` passes over the families with several children only."""
+    with temp_table(case, f"""
+SELECT pid, count(*) AS n, arg_max(sid, (ce, cs, tb)) AS last_sid, min(ce - cs) AS len_us
+FROM {nodes} WHERE pid IS NOT NULL GROUP BY pid""") as families:
+        held = ExitStack()  # the tables of the current pass
+        try:
+            hop = held.enter_context(temp_table(case, _prev_sql(nodes, families)))
+            found = held.enter_context(temp_table(case, f"""
+SELECT f.pid, f.last_sid AS sid, n.ce - n.cs AS len_us FROM {families} f JOIN {nodes} n ON n.sid = f.last_sid
+WHERE f.n > 1"""))
+            for _ in range(math.ceil(math.log2(MAX_CHAIN))):
+                more = ExitStack()
+                new = more.enter_context(temp_table(
+                    case, f"SELECT f.pid, j.nxt AS sid, j.nxt_len AS len_us FROM {found} f JOIN {hop} j USING (sid)"))
+                if not scalar(case.con, f"SELECT count(*) FROM {new}"):
+                    more.close()
+                    break
+                found = more.enter_context(temp_table(case, f"SELECT * FROM {found} UNION ALL SELECT * FROM {new}"))
+                hop = more.enter_context(temp_table(
+                    case, f"SELECT a.sid, b.nxt, b.nxt_len FROM {hop} a JOIN {hop} b ON b.sid = a.nxt"))
+                held.close()
+                held = more
+            singles = f"SELECT pid, last_sid AS sid, len_us FROM {families} WHERE n = 1"
+            with temp_table(case, f"SELECT * FROM {found} UNION ALL {singles}") as chain, temp_table(case, f"""
+SELECT pid AS sid, sum(len_us) AS child_us FROM {found} GROUP BY pid
+UNION ALL SELECT pid, len_us FROM {families} WHERE n = 1""") as cover:
+                held.close()
+                yield chain, cover
+        finally:
+            held.close()
+
+
+@contextmanager
+def _critical_core(case: "Case", scoped: str, params: list[Any], max_depth: int) -> Iterator[str]:
+    """Temp table of the critical spans of the traces in ``scoped``: ``sid``, ``root_sid``,
+    ``depth``, ``self_us`` (own time on the critical path, microseconds), ``root_us``,
+    ``start_time``, ``okey``, ``tb``, and ``trace_id`` on roots."""
+    with temp_table(case, _nodes_sql(scoped), params) as nodes, _chains(case, nodes) as (chain, cover):
+        walk_nodes = f"SELECT sid, NULL AS anc, 0 AS val FROM {nodes} WHERE pid IS NULL UNION ALL SELECT sid, pid, 0 FROM {chain}"
+        with walk_up(case, walk_nodes, max_depth=max_depth) as walk, temp_table(case, f"""
+WITH roots AS (SELECT sid, ce - cs AS root_us FROM {nodes} WHERE pid IS NULL)
+SELECT w.sid, w.top AS root_sid, w.depth, n.ce - n.cs - coalesce(cv.child_us, 0) AS self_us, r.root_us,
+  n.start_time, n.okey, n.tb, n.trace_id
+FROM {walk} w JOIN {nodes} n ON n.sid = w.sid JOIN roots r ON r.sid = w.top LEFT JOIN {cover} cv ON cv.sid = w.sid""") as path:
+            yield path
+
+
+def _scope(scope: str) -> str:
+    return "" if scope.strip().upper() == "TRUE" else f"AND s.trace_id IN (SELECT trace_id FROM spans WHERE {scope})"
+
+
+@contextmanager
+def critical_spans(case: "Case", scope: str = "TRUE", params: Sequence[Any] | None = None, *,
+                   max_depth: int = MAX_DEPTH) -> Iterator[str]:
+    """Temp table of every span on the critical path of the traces matched by ``scope``, valid
+    inside the ``with`` block.
+
+    ``scope`` is a trusted boolean SQL expression over ``spans`` with ``params`` for its ``?``.
+    Columns: trace_id, root_span_id, span_id, parent_span_id, depth (0 for the root), service,
+    operation, name, kind, start_time, end_time, duration_ms, self_ms (ms of the span's own
+    time on the critical path), root_ms (duration of the root span), source_file, source_line.
+    """
+    params = list(params or [])
+    scoped = _scope(scope)
+    with ExitStack() as stack:
+        path = stack.enter_context(_critical_core(case, scoped, params, max_depth))
+        cpx = stack.enter_context(temp_table(case, f"""
+SELECT s.trace_id, s.span_id, s.parent_span_id, p.sid, p.root_sid, p.depth, s.service, s.name, s.kind,
+  s.start_time, s.end_time, s.duration_ms, p.self_us / 1000.0 AS self_ms, p.root_us / 1000.0 AS root_ms,
+  s.source_file, s.source_line, {', '.join(f's.{c}' for c in OP_COLUMNS if c not in ('name', 'kind'))},
+  {operation_key_sql('s')} AS opkey
+FROM spans s JOIN {path} p ON p.sid = {span_key_sql('s')}
+WHERE TRUE {scoped}""", params))
+        yield stack.enter_context(temp_table(case, f"""
+SELECT c.trace_id, r.span_id AS root_span_id, c.span_id, c.parent_span_id, c.depth, c.service, o.operation,
+  c.name, c.kind, c.start_time, c.end_time, c.duration_ms, c.self_ms, c.root_ms, c.source_file, c.source_line
+FROM {cpx} c JOIN (SELECT sid, span_id FROM {cpx} WHERE depth = 0) r ON r.sid = c.root_sid
+JOIN ({operations_sql(cpx)}) o USING (opkey)"""))
 
 
 def critical_path(case: "Case", trace_id: str) -> Result:
@@ -121,7 +184,7 @@ def critical_path(case: "Case", trace_id: str) -> Result:
     Returns
     -------
     Result
-        One row per span on the path (see :func:`critical_spans_sql` for columns), ordered by
+        One row per span on the path (see :func:`critical_spans` for columns), ordered by
         start time then depth. ``self_ms`` sums to ``root_ms`` for each root. Empty when the
         trace is unknown.
 
@@ -137,8 +200,8 @@ def critical_path(case: "Case", trace_id: str) -> Result:
     """
     if not isinstance(trace_id, str) or not trace_id.strip():
         raise UsageError(f"critical_path: trace_id must be a hex string, got {trace_id!r}")
-    sql = critical_spans_sql("trace_id = ?") + " ORDER BY cpx.start_time, cpx.depth, cpx.span_id"
-    return Result(query_arrow(case.con, sql, [trace_id.strip().lower()]))
+    with critical_spans(case, "trace_id = ?", [trace_id.strip().lower()]) as cp:
+        return Result(query_arrow(case.con, f"SELECT * FROM {cp} ORDER BY start_time, depth, span_id"))
 
 
 def critical_path_by_operation(case: "Case", selection: Selection | None = None, *,
@@ -169,40 +232,81 @@ def critical_path_by_operation(case: "Case", selection: Selection | None = None,
         raise UsageError(f"slow_quantile must be between 0 and 1, got {slow_quantile!r}")
     pred = as_predicate(selection) if selection is not None else None
     scope, params = (pred.flag(), pred.params) if pred else ("TRUE", [])
-    sql = f"""
-WITH cp AS MATERIALIZED ({critical_spans_sql(scope)}),
-entry AS MATERIALIZED (
-  SELECT trace_id, root_span_id, service AS entry_service, operation AS entry_operation, root_ms
-  FROM cp WHERE depth = 0
+    scoped = _scope(scope)
+    with _critical_core(case, scoped, params, MAX_DEPTH) as path, \
+            temp_table(case, _operations_sql(scoped), params) as ops:
+        return Result(query_arrow(case.con, _by_operation_sql(path, ops), [slow_quantile]))
+
+
+def _operations_sql(scoped: str) -> str:
+    """``okey`` (see :func:`_nodes_sql`) -> service, normalized operation and ``opid`` (one id
+    per distinct (service, operation)): normalization runs once per distinct input."""
+    cols = ", ".join(("service",) + OP_COLUMNS)
+    return f"""
+SELECT okey, service, operation, dense_rank() OVER (ORDER BY service, operation) AS opid FROM (
+  SELECT o.okey, o.service, {span_operation_sql('o')} AS operation FROM (
+    SELECT {cols}, hash({cols}) AS okey FROM spans s WHERE TRUE {scoped} GROUP BY {cols}) o)"""
+
+
+def _by_operation_sql(path: str, ops: str) -> str:
+    """The aggregation of :func:`critical_path_by_operation` over the critical spans ``path``
+    (see :func:`_critical_core`) and operations ``ops`` (one ``?``: the slow quantile). Integer
+    keys until the last step; self times summed in integer microseconds; exemplars and sources
+    break ties by trace and span id, so every engine gives the same rows."""
+    return f"""
+WITH entry AS MATERIALIZED (
+  SELECT p.root_sid, p.trace_id, o.opid AS entry_opid, p.root_us / 1000.0 AS root_ms
+  FROM {path} p JOIN {ops} o USING (okey) WHERE p.depth = 0
 ),
 cut AS MATERIALIZED (
-  SELECT entry_service, entry_operation, count(*) AS traces,
-         quantile_cont(root_ms, ?) AS slow_cut_ms, sum(root_ms) AS total_ms
-  FROM entry GROUP BY ALL
+  SELECT entry_opid, count(*) AS traces, quantile_cont(root_ms, ?) AS slow_cut_ms, sum(root_ms) AS total_ms
+  FROM entry GROUP BY entry_opid
 ),
 e AS MATERIALIZED (
   SELECT entry.*, cut.traces, cut.slow_cut_ms, cut.total_ms, entry.root_ms >= cut.slow_cut_ms AS slow
-  FROM entry JOIN cut USING (entry_service, entry_operation)
+  FROM entry JOIN cut USING (entry_opid)
 ),
-slow_total AS MATERIALIZED (SELECT entry_service, entry_operation, count(*) AS slow_traces, sum(root_ms) AS slow_ms
-               FROM e WHERE slow GROUP BY ALL),
+slow_total AS MATERIALIZED (
+  SELECT entry_opid, count(*) AS slow_traces, sum(root_ms) AS slow_ms FROM e WHERE slow GROUP BY entry_opid
+),
+per_root AS MATERIALIZED (
+  SELECT p.root_sid, o.opid, sum(p.self_us) AS self_us, min(p.start_time) AS t0
+  FROM {path} p JOIN {ops} o USING (okey) GROUP BY p.root_sid, o.opid
+),
 per_trace AS MATERIALIZED (
-  SELECT e.entry_service, e.entry_operation, e.traces, e.slow_cut_ms, e.total_ms, e.slow, cp.trace_id,
-         cp.service, cp.operation, sum(cp.self_ms) AS self_ms, min(cp.start_time) AS t0,
-         arg_max(coalesce(cp.source_file, '?') || coalesce(':' || cp.source_line::VARCHAR, ''), cp.self_ms) AS source
-  FROM cp JOIN e USING (trace_id, root_span_id) GROUP BY ALL
-)
-SELECT p.entry_service, p.entry_operation, p.service, p.operation, any_value(p.traces) AS traces,
-  any_value(st.slow_traces) AS slow_traces, count(*) AS on_path_traces, sum(p.self_ms) AS self_ms,
-  sum(p.self_ms) / nullif(any_value(p.total_ms), 0) AS share,
-  coalesce(sum(p.self_ms) FILTER (WHERE p.slow), 0) AS slow_self_ms,
-  coalesce(sum(p.self_ms) FILTER (WHERE p.slow), 0) / nullif(any_value(st.slow_ms), 0) AS slow_share,
-  any_value(p.slow_cut_ms) AS p95_root_ms,
-  min(p.t0) FILTER (WHERE p.slow) AS slow_first, max(p.t0) FILTER (WHERE p.slow) AS slow_last,
-  list(p.trace_id ORDER BY p.slow DESC, p.self_ms DESC, p.trace_id)[1:5] AS exemplar_trace_ids,
-  arg_max(p.source, (p.slow, p.self_ms)) AS source
-FROM per_trace p LEFT JOIN slow_total st USING (entry_service, entry_operation)
-GROUP BY p.entry_service, p.entry_operation, p.service, p.operation
-ORDER BY slow_share DESC, share DESC
+  SELECT e.entry_opid, e.slow, e.trace_id, r.opid, any_value(e.traces) AS traces, any_value(e.total_ms) AS total_ms,
+    any_value(e.slow_cut_ms) AS slow_cut_ms, sum(r.self_us) / 1000.0 AS self_ms, min(r.t0) AS t0
+  FROM per_root r JOIN e USING (root_sid) GROUP BY e.entry_opid, e.slow, e.trace_id, r.opid
+),
+agg AS MATERIALIZED (
+  SELECT p.entry_opid, p.opid, any_value(p.traces) AS traces, any_value(st.slow_traces) AS slow_traces,
+    count(*) AS on_path_traces, sum(p.self_ms) AS self_ms, sum(p.self_ms) / nullif(any_value(p.total_ms), 0) AS share,
+    coalesce(sum(p.self_ms) FILTER (WHERE p.slow), 0) AS slow_self_ms,
+    coalesce(sum(p.self_ms) FILTER (WHERE p.slow), 0) / nullif(any_value(st.slow_ms), 0) AS slow_share,
+    any_value(p.slow_cut_ms) AS p95_root_ms,
+    min(p.t0) FILTER (WHERE p.slow) AS slow_first, max(p.t0) FILTER (WHERE p.slow) AS slow_last,
+    min_by(p.trace_id, (NOT p.slow, -p.self_ms, p.trace_id), 5) AS exemplar_trace_ids,
+    arg_min(p.trace_id, (NOT p.slow, -p.self_ms, p.trace_id)) AS src_trace,
+    arg_min(p.slow, (NOT p.slow, -p.self_ms, p.trace_id)) AS src_slow
+  FROM per_trace p LEFT JOIN slow_total st USING (entry_opid)
+  GROUP BY p.entry_opid, p.opid
+),
+src_span AS (
+  SELECT a.entry_opid, a.opid, arg_min(p.sid, (-p.self_us, p.tb)) AS sid
+  FROM agg a JOIN e ON e.trace_id = a.src_trace AND e.entry_opid = a.entry_opid AND e.slow = a.src_slow
+  JOIN {path} p ON p.root_sid = e.root_sid JOIN {ops} o ON o.okey = p.okey AND o.opid = a.opid
+  GROUP BY a.entry_opid, a.opid
+),
+src AS (
+  SELECT {span_key_sql('s')} AS sid,
+         coalesce(s.source_file, '?') || coalesce(':' || CAST(s.source_line AS VARCHAR), '') AS source
+  FROM spans s WHERE s.trace_id IN (SELECT src_trace FROM agg)
+),
+names AS (SELECT DISTINCT opid, service, operation FROM {ops})
+SELECT en.service AS entry_service, en.operation AS entry_operation, n.service, n.operation, a.traces, a.slow_traces,
+  a.on_path_traces, a.self_ms, a.share, a.slow_self_ms, a.slow_share, a.p95_root_ms, a.slow_first, a.slow_last,
+  a.exemplar_trace_ids, src.source
+FROM agg a JOIN names en ON en.opid = a.entry_opid JOIN names n ON n.opid = a.opid
+LEFT JOIN src_span ss ON ss.entry_opid = a.entry_opid AND ss.opid = a.opid LEFT JOIN src ON src.sid = ss.sid
+ORDER BY a.slow_share DESC, a.share DESC
 """
-    return Result(query_arrow(case.con, sql, params + [slow_quantile]))

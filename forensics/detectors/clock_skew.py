@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..analysis.clock_skew import adjusted_pairs_sql
+from ..analysis.clock_skew import adjusted_pairs_sql, edges_sql, span_shifts
 from ..findings import Findings
-from ._common import check, clean, fmt_ms, near_miss, rows, to_findings
+from ._common import check, clean, fmt_ms, near_miss, rows, temp_table, to_findings
 from .registry import detector
 
 if TYPE_CHECKING:
@@ -41,26 +41,49 @@ def detect_clock_skew(case: "Case", *, tolerance_ms: float = 1.0, min_violations
     distorts every waterfall and latency split across that boundary), low otherwise.
     """
     thresholds = {"tolerance_ms": tolerance_ms, "min_violations": min_violations}
-    q = f"""
-WITH p AS (SELECT *, lead_us < -? OR trail_us < -? AS bad FROM ({adjusted_pairs_sql()}))
-SELECT host, mode(service) AS service, count(*) AS pairs, count(*) FILTER (WHERE bad) AS violations,
-  median(offset_us) / 1000.0 AS offset_ms, quantile_cont(offset_us, 0.1) / 1000.0 AS p10_offset_ms,
-  quantile_cont(offset_us, 0.9) / 1000.0 AS p90_offset_ms,
-  mode(parent_host) FILTER (WHERE bad) AS parent_host, count(DISTINCT parent_host) AS parent_hosts,
-  min(start_time) FILTER (WHERE bad) AS first, max(start_time) FILTER (WHERE bad) AS last,
-  list(trace_id ORDER BY abs(offset_us) DESC, trace_id) FILTER (WHERE bad)[1:5] AS exemplars,
-  arg_max(source, abs(offset_us)) FILTER (WHERE bad) AS source
-FROM p GROUP BY host HAVING count(*) FILTER (WHERE bad) > 0 ORDER BY violations DESC, host
-"""
     tol_us = tolerance_ms * 1000.0
     records = []
-    for r in rows(case, q, [tol_us] * 4):
-        checks = [check("min_violations", r["violations"], min_violations, r["violations"] >= min_violations)]
-        if not checks[0]["passed"] and not explain:
-            continue
-        rec = _record(r, thresholds)
-        records.append(rec if checks[0]["passed"] else near_miss(rec, checks))
+    with temp_table(case, edges_sql()) as edges, \
+            span_shifts(case, edges, tolerance_ms=tolerance_ms) as shifts:
+        for r in rows(case, _hosts_sql(adjusted_pairs_sql(edges, shifts)), [tol_us] * 2):
+            checks = [check("min_violations", r["violations"], min_violations, r["violations"] >= min_violations)]
+            if not checks[0]["passed"] and not explain:
+                continue
+            rec = _record(r, thresholds)
+            records.append(rec if checks[0]["passed"] else near_miss(rec, checks))
     return to_findings(records)
+
+
+def _hosts_sql(pairs: str) -> str:
+    """Per server host with a violating pair: counts, offset quantiles (ms), the usual caller
+    and exemplars (two ``?``: the tolerance in microseconds). Modes and exemplars break ties
+    by value, so every engine picks the same."""
+    worst = "(-abs(offset_us), trace_id, span_id)"
+    return f"""
+WITH p AS MATERIALIZED (SELECT *, lead_us < -? OR trail_us < -? AS bad FROM ({pairs})),
+svc AS (
+  SELECT host, arg_min(service, (-n, service)) AS service FROM (
+    SELECT host, service, count(*) AS n FROM p WHERE service IS NOT NULL GROUP BY host, service) GROUP BY host
+),
+caller AS (
+  SELECT host, arg_min(parent_host, (-n, parent_host)) AS parent_host FROM (
+    SELECT host, parent_host, count(*) AS n FROM p WHERE bad AND parent_host IS NOT NULL GROUP BY host, parent_host)
+  GROUP BY host
+),
+agg AS (
+  SELECT host, count(*) AS pairs, count(*) FILTER (WHERE bad) AS violations,
+    median(offset_us) / 1000.0 AS offset_ms, quantile_cont(offset_us, 0.1) / 1000.0 AS p10_offset_ms,
+    quantile_cont(offset_us, 0.9) / 1000.0 AS p90_offset_ms, count(DISTINCT parent_host) AS parent_hosts,
+    min(start_time) FILTER (WHERE bad) AS first, max(start_time) FILTER (WHERE bad) AS last,
+    min_by(trace_id, {worst}, 5) FILTER (WHERE bad) AS exemplars,
+    arg_min(source, {worst}) FILTER (WHERE bad) AS source
+  FROM p GROUP BY host
+)
+SELECT agg.host, svc.service, agg.pairs, agg.violations, agg.offset_ms, agg.p10_offset_ms, agg.p90_offset_ms,
+  caller.parent_host, agg.parent_hosts, agg.first, agg.last, agg.exemplars, agg.source
+FROM agg LEFT JOIN svc ON svc.host = agg.host LEFT JOIN caller ON caller.host = agg.host
+WHERE agg.violations > 0 ORDER BY agg.violations DESC, agg.host
+"""
 
 
 def _record(r: dict[str, Any], thresholds: dict[str, Any]) -> dict[str, Any]:
