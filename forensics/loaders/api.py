@@ -160,26 +160,29 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
                     raise
                 # a file that needs more than the loading limit (one huge document): the case's own
                 # limit for this file; the failed attempt was rolled back
-                run(case.con, "SET memory_limit = ?", [bounded[0]])
+                run(case.con, "RESET memory_limit")
                 fr = _load_one(case, path, strict=strict, format=format, force=force, options=options)
-                run(case.con, "SET memory_limit = ?", [bounded[1]])
+                run(case.con, "SET memory_limit = ?", [bounded])
             report.files.append(fr)
             if on_file:
                 on_file(fr)
     finally:
         if bounded is not None:
-            run(case.con, "SET memory_limit = ?", [bounded[0]])
+            run(case.con, "RESET memory_limit")
     return report
 
 
-def _bounded_memory(case: "Case", limit: str | None) -> tuple[str, str] | None:
+def _bounded_memory(case: "Case", limit: str | None) -> str | None:
     """Lower DuckDB's memory limit to ``limit`` for a load into a case file opened without a
-    limit of its own; return (previous, new) to restore it, or None when nothing was changed."""
+    limit of its own (``RESET memory_limit`` restores DuckDB's default); return the limit set,
+    or None when nothing was changed."""
     if not limit or case.path is None or getattr(case, "memory_limit", None):
         return None
-    previous = one(case.con, "SELECT current_setting('memory_limit')")[0]
-    run(case.con, "SET memory_limit = ?", [limit])
-    return str(previous), limit
+    try:
+        run(case.con, "SET memory_limit = ?", [str(limit)])
+    except duckdb.Error as exc:
+        raise UsageError(f"memory_limit={limit!r} is not a memory size DuckDB understands (e.g. 512MB, 2GB): {exc}") from exc
+    return str(limit)
 
 
 def _disk_full(exc: BaseException) -> bool:

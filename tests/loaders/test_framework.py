@@ -153,3 +153,48 @@ def test_sql_uses_bind_parameters_and_converts():
     assert res.to_pandas().shape == (1, 2) and res.to_polars().shape == (1, 2) and res.to_arrow().num_rows == 1
     with pytest.raises(forensics.ForensicsError, match="query failed"):
         case.sql("select * from no_such_table")
+
+
+def test_load_into_a_case_file_runs_under_the_loading_memory_limit_and_restores_it(tmp_path):
+    import forensics
+    from forensics.errors import UsageError
+
+    src = tmp_path / "t.jsonl"
+    src.write_text('{"resourceSpans":[]}\n')
+    case = forensics.open_case(tmp_path / "c.duckdb")
+    before = case.sql("SELECT current_setting('memory_limit')").scalar()
+    seen = []
+    case.load(src, on_file=lambda fr: seen.append(case.sql("SELECT current_setting('memory_limit')").scalar()))
+    assert seen == ["488.2 MiB"]  # LOAD_MEMORY_LIMIT = 512MB (decimal), as DuckDB prints it
+    assert case.sql("SELECT current_setting('memory_limit')").scalar() == before
+    with pytest.raises(UsageError, match="memory_limit='lots'"):
+        case.load(src, memory_limit="lots", force=True)
+    assert case.sql("SELECT current_setting('memory_limit')").scalar() == before
+
+
+def test_a_file_that_runs_out_of_memory_under_the_loading_limit_is_loaded_again_under_the_cases_own(tmp_path, monkeypatch):
+    import duckdb
+
+    import forensics
+    from forensics.errors import LoadError
+    from forensics.loaders import api
+
+    src = tmp_path / "t.jsonl"
+    src.write_text('{"resourceSpans":[]}\n')
+    case = forensics.open_case(tmp_path / "c.duckdb")
+    before = case.sql("SELECT current_setting('memory_limit')").scalar()
+    real, limits = api._load_one, []
+
+    def once_out_of_memory(case_, path, **kw):
+        limits.append(case_.sql("SELECT current_setting('memory_limit')").scalar())
+        if len(limits) == 1:
+            try:
+                raise duckdb.OutOfMemoryException("could not allocate")
+            except duckdb.OutOfMemoryException as exc:
+                raise LoadError("internal error while loading", path=path) from exc
+        return real(case_, path, **kw)
+
+    monkeypatch.setattr(api, "_load_one", once_out_of_memory)
+    report = case.load(src)
+    assert [f.status for f in report.files] == ["loaded"]
+    assert limits == ["488.2 MiB", before]
