@@ -30,6 +30,10 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench
 
+.PHONY: bench-scale
+bench-scale: $(STAMP)  # bounded memory at scale: 50 MB..5 GB OTLP loads, 100M-span case under 4GB (long; needs ~25 GB of disk)
+	$(PY) -m bench.scale
+
 test-spark: $(STAMP)
 	$(VENV)/bin/uv pip install -q -p $(PY) -e '.[dev,spark]'
 	$(PY) -m pytest -q -m spark tests/spark
