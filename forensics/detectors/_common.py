@@ -112,6 +112,12 @@ def span_key_sql(s: str = "s", column: str = "span_id") -> str:
     return f"hash({s}.trace_id, {s}.{column})"
 
 
+def trace_key_sql(s: str = "s") -> str:
+    """64-bit key ``hash(trace_id)`` of the trace of a span aliased ``s`` (equality only, as
+    :func:`span_key_sql`)."""
+    return f"hash({s}.trace_id)"
+
+
 def _children_sql() -> str:
     """Per outbound span that needs its callee to be named (no ``peer_service``, or no template,
     route or statement for its operation): the service, route and method of its child
@@ -172,18 +178,18 @@ def _call_rows_sql(case: "Case") -> str:
     """The rows of :func:`calls_table` before the retry flags, with their strings (service,
     version, target, target_operation) next to their key ``kid``."""
     return f"""
-SELECT sid, psid, hash(psid, target, target_operation) AS chain,
+SELECT sid, psid, tid, hash(psid, target, target_operation) AS chain,
   hash(service, version, target, target_operation) AS kid, service, version, target, target_operation,
   start_time, end_time, start_us, end_us, duration_ms, detail, marked, is_error FROM (
 {_outbound_sql(case, f'''{span_key_sql('c')} AS sid, {span_key_sql('c', 'parent_span_id')} AS psid,
-  c.service, c.version, c.target, c.target_operation, c.start_time, c.end_time,
+  {trace_key_sql('c')} AS tid, c.service, c.version, c.target, c.target_operation, c.start_time, c.end_time,
   epoch_us(c.start_time) AS start_us, epoch_us(coalesce(c.end_time, c.start_time)) AS end_us,
   c.duration_ms, {_DETAIL} AS detail, {_MARKED} AS marked, {CALL_ERROR_SQL} AS is_error''')})
 """
 
 
 #: fixed-width columns of :func:`calls_table` (every column but the retry flags)
-CALL_COLUMNS = ("sid", "psid", "chain", "kid", "start_time", "end_time", "start_us", "end_us",
+CALL_COLUMNS = ("sid", "psid", "tid", "chain", "kid", "start_time", "end_time", "start_us", "end_us",
                 "duration_ms", "detail", "marked", "is_error")
 
 
@@ -227,7 +233,8 @@ def call_tables(case: "Case", *, flags: bool = True) -> CallTables:
 
     ``calls``: one row per outbound call with a parent, fixed-width columns only (so windows,
     joins and aggregations over millions of calls move no strings): sid (key of the call span,
-    :func:`span_key_sql`), psid (key of its parent span), chain (key of the sibling calls one
+    :func:`span_key_sql`), psid (key of its parent span), tid (key of its trace,
+    :func:`trace_key_sql`), chain (key of the sibling calls one
     caller made to one target operation), kid (key of service, version, target and
     target_operation: see ``keys``), start_time, end_time, start_us, end_us (epoch
     microseconds), duration_ms, detail, marked, is_error (see :func:`calls_sql`) and, with
@@ -238,7 +245,7 @@ def call_tables(case: "Case", *, flags: bool = True) -> CallTables:
     Reused by every detector while the spans and deploy events are unchanged (checked with a
     count and an order-independent hash of the ids); rebuilt otherwise. A table built without
     flags gains them when a later caller asks. They live until the connection closes or
-    :func:`drop_calls_table` is called. File and line of a call: :func:`with_sources_sql`.
+    :func:`drop_calls_table` is called. File and line of a call: :func:`add_sources`.
     """
     key = id(case.con)
     fingerprint = tuple(run(case.con, """
@@ -284,27 +291,33 @@ def drop_calls_table(case: "Case") -> None:
             run(case.con, f"DROP TABLE IF EXISTS {name}")
 
 
-def with_sources_sql(query: str, *sid_columns: str) -> str:
-    """``query`` with a "file:line" column (:func:`source_sql`) per span key column (default
-    ``source_sid``): ``source`` for ``source_sid``, ``<x>_source`` for ``<x>_sid``; NULL when
-    the key is NULL or matches no span.
+#: span keys looked up per query by :func:`add_sources` (bind parameters of one IN list)
+_SOURCES_BATCH = 500
+
+
+def add_sources(case: "Case", records: list[dict[str, Any]], *sid_columns: str) -> list[dict[str, Any]]:
+    """Give ``records`` a "file:line" (:func:`source_sql`) per span key column (default
+    ``source_sid``): ``source`` for ``source_sid``, ``<x>_source`` for ``<x>_sid``; None when
+    the key is None or matches no span. Returns ``records`` (changed in place).
 
     Detectors carry 8-byte span keys (:func:`span_key_sql`) through their aggregations and look
-    up the few source strings their findings show at the end, in one scan of the span ids.
+    up only the few source strings their findings show, here: one scan of the span ids per
+    :data:`_SOURCES_BATCH` keys, the keys as bind parameters of an IN list (a filter on the
+    scan, whatever the size of ``spans``).
     """
     cols = sid_columns or ("source_sid",)
-    wanted = " UNION ".join(f"SELECT {c} FROM q" for c in cols)
-    names = [c.removesuffix("_sid") for c in cols]
-    names = [n if n == "source" else f"{n}_source" for n in names]
-    joins = "\n".join(f"LEFT JOIN src s{i} ON s{i}.sid = q.{c}" for i, c in enumerate(cols))
-    return f"""
-WITH q AS MATERIALIZED ({query}),
-src AS MATERIALIZED (
-  SELECT {span_key_sql('s')} AS sid, min({source_sql('s')}) AS source FROM spans s
-  WHERE {span_key_sql('s')} IN ({wanted}) GROUP BY 1)
-SELECT q.*, {', '.join(f's{i}.source AS {n}' for i, n in enumerate(names))} FROM q
-{joins}
-"""
+    wanted = sorted({r[c] for r in records for c in cols if r.get(c) is not None})
+    found: dict[Any, str] = {}
+    for i in range(0, len(wanted), _SOURCES_BATCH):
+        batch = wanted[i:i + _SOURCES_BATCH]
+        found.update(run(case.con, f"""
+SELECT {span_key_sql('s')} AS sid, min({source_sql('s')}) AS source FROM spans s
+WHERE {span_key_sql('s')} IN ({', '.join('?' * len(batch))}) GROUP BY 1""", batch))
+    for r in records:
+        for c in cols:
+            name = c.removesuffix("_sid")
+            r[name if name == "source" else f"{name}_source"] = found.get(r.get(c))
+    return records
 
 
 def source_sql(alias: str) -> str:

@@ -22,9 +22,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..findings import Findings
-from ._common import (call_tables, check, clean, deploy_times_sql, fmt_ms, fmt_num, has_spans, near_miss, rows,
-                      severity_from_score, span_key_sql, temp_table, to_findings, version_sql, vlabel,
-                      with_sources_sql)
+from ._common import (add_sources, call_tables, check, clean, deploy_times_sql, fmt_ms, fmt_num, has_spans,
+                      near_miss, rows, severity_from_score, span_key_sql, temp_table, to_findings,
+                      version_sql, vlabel)
 from ._normalize import server_operation_key_sql, with_server_operation_sql
 from .registry import detector
 
@@ -172,8 +172,8 @@ def detect_n_plus_one(case: "Case", *, min_calls: int = 5, max_overlap_ratio: fl
     calls, keys = call_tables(case)
     with temp_table(case, _groups_sql(calls)) as groups, \
             temp_table(case, _with_parents_sql(groups, keys), params) as pg:
-        stats = rows(case, with_sources_sql(_version_stats_sql(case, groups, keys, pg)))
-        misses = rows(case, with_sources_sql(_near_miss_sql(pg)) + " ORDER BY n_passed DESC, n_calls DESC") if explain else []
+        stats = add_sources(case, rows(case, _version_stats_sql(case, groups, keys, pg)))
+        misses = add_sources(case, rows(case, _near_miss_sql(pg))) if explain else []
     by_key: dict[tuple, list[dict[str, Any]]] = {}
     for r in stats:
         by_key.setdefault((r["service"], r["operation"], r["target"], r["target_operation"]), []).append(r)

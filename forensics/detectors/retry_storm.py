@@ -27,8 +27,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..findings import Findings
-from ._common import (call_tables, check, fmt_ms, fmt_num, has_spans, near_miss, rows, source_sql, span_key_sql,
-                      temp_table, to_findings, with_sources_sql)
+from ._common import (add_sources, call_tables, check, fmt_ms, fmt_num, has_spans, near_miss, rows,
+                      source_sql, span_key_sql, temp_table, to_findings, trace_key_sql)
 from ._normalize import server_operation_key_sql, with_server_operation_sql
 from .registry import detector
 
@@ -75,6 +75,7 @@ def _retry_keys_sql(cc: str) -> str:
     The window runs from the first to the last bucket whose retry share reaches ``$min_share``
     (all data when no bucket does); every statistic is taken inside it, so a storm of twenty
     minutes is not diluted by a quiet day, and scattered single retries do not make one.
+    The version is the one most retried requests ran (the greatest among ties).
     """
     key = "service, operation, target, target_operation"
     return f"""
@@ -83,9 +84,15 @@ WITH kb AS (
 w AS (
   SELECT {key}, min(bucket) FILTER (WHERE share >= $min_share) AS ws,
     max(bucket) FILTER (WHERE share >= $min_share) AS we
-  FROM kb GROUP BY ALL HAVING max(share) > 0)
-SELECT g.service, g.operation, g.target, g.target_operation, any_value(w.ws) AS window_start,
-  any_value(w.we) + to_seconds($bucket_s::DOUBLE) AS window_end,
+  FROM kb GROUP BY ALL HAVING max(share) > 0),
+g AS (
+  SELECT g.*, w.ws, w.we FROM {cc} g JOIN w USING ({key}) WHERE w.ws IS NULL OR g.bucket BETWEEN w.ws AND w.we),
+vm AS (
+  SELECT {key}, arg_max(version, (n, version)) AS version FROM (
+    SELECT {key}, version, count(*) AS n FROM g WHERE retries > 0 AND version IS NOT NULL GROUP BY ALL)
+  GROUP BY ALL)
+SELECT g.service, g.operation, g.target, g.target_operation, any_value(g.ws) AS window_start,
+  any_value(g.we) + to_seconds($bucket_s::DOUBLE) AS window_end,
   count(*) AS requests, count(*) FILTER (WHERE g.retries > 0) AS retried_requests,
   sum(g.attempts)::BIGINT AS calls, sum(g.retries)::BIGINT AS retries,
   (sum(g.errors) FILTER (WHERE g.retries > 0) / sum(g.attempts) FILTER (WHERE g.retries > 0))::DOUBLE AS error_share,
@@ -98,9 +105,8 @@ SELECT g.service, g.operation, g.target, g.target_operation, any_value(w.ws) AS 
   max(g.last_end) FILTER (WHERE g.retries > 0) AS last_end,
   max_by(g.trace_id, (g.retries * 1e6 + g.attempts, g.trace_id), {EXEMPLARS}) FILTER (WHERE g.retries > 0) AS exemplars,
   max_by(g.source_sid, (g.retries * 1e6 + g.attempts, g.trace_id)) FILTER (WHERE g.retries > 0) AS source_sid,
-  mode(g.version) FILTER (WHERE g.retries > 0) AS version
-FROM {cc} g JOIN w USING ({key})
-WHERE w.ws IS NULL OR g.bucket BETWEEN w.ws AND w.we
+  any_value(vm.version) AS version
+FROM g LEFT JOIN vm USING ({key})
 GROUP BY ALL HAVING sum(g.retries) > 0
 """
 
@@ -134,20 +140,29 @@ f AS (SELECT j.*, b.base_ratio, b.base_inbound, b.buckets, j.ratio / b.base_rati
         AND j.inbound BETWEEN b.base_inbound / $tol AND b.base_inbound * $tol),
 fk AS (SELECT k.kid, f.service, f.target, f.target_operation, f.bucket FROM f JOIN {keys} k
        ON k.service = f.service AND k.target = f.target AND k.target_operation = f.target_operation),
-ac AS (SELECT fk.service, fk.target, fk.target_operation, c.sid FROM {calls} c
-       JOIN fk ON fk.kid = c.kid AND fk.bucket = time_bucket(to_seconds($bucket_s::DOUBLE), c.start_time)),
+tn AS (SELECT fk.service, fk.target, fk.target_operation, c.tid, count(*) AS n FROM {calls} c
+       JOIN fk ON fk.kid = c.kid AND fk.bucket = time_bucket(to_seconds($bucket_s::DOUBLE), c.start_time)
+       GROUP BY ALL),
+cand AS (SELECT * FROM (SELECT *, rank() OVER (PARTITION BY service, target, target_operation ORDER BY n DESC) AS rk
+                        FROM tn) WHERE rk <= {EXEMPLARS}),
+tr AS (SELECT {trace_key_sql('s')} AS tid, any_value(s.trace_id) AS trace_id FROM spans s
+       WHERE {trace_key_sql('s')} IN (SELECT tid FROM cand) GROUP BY 1),
 ex AS (
-  SELECT service, target, target_operation, max_by(trace_id, (n, trace_id), {EXEMPLARS}) AS exemplars, max_by(source, (n, trace_id)) AS source
-  FROM (SELECT ac.service, ac.target, ac.target_operation, s.trace_id, count(*) AS n, min({source_sql('s')}) AS source
-        FROM ac JOIN spans s ON {span_key_sql('s')} = ac.sid
-        GROUP BY ALL)
+  SELECT service, target, target_operation, max_by(tr.trace_id, (n, tr.trace_id), {EXEMPLARS}) AS exemplars,
+    max_by(cand.tid, (n, tr.trace_id)) AS top_tid
+  FROM cand JOIN tr ON tr.tid = cand.tid GROUP BY ALL),
+src AS (
+  SELECT ex.service, ex.target, ex.target_operation, min({source_sql('s')}) AS source
+  FROM ex JOIN fk USING (service, target, target_operation)
+  JOIN {calls} c ON c.tid = ex.top_tid AND c.kid = fk.kid AND fk.bucket = time_bucket(to_seconds($bucket_s::DOUBLE), c.start_time)
+  JOIN spans s ON {span_key_sql('s')} = c.sid
   GROUP BY ALL)
-SELECT service, target, target_operation, any_value(ex.exemplars) AS exemplars, any_value(ex.source) AS source, count(*) AS amplified_buckets, any_value(buckets) AS buckets,
+SELECT service, target, target_operation, any_value(ex.exemplars) AS exemplars, any_value(src.source) AS source, count(*) AS amplified_buckets, any_value(buckets) AS buckets,
   any_value(base_ratio) AS base_ratio, sum(outbound) / sum(inbound) AS amplified_ratio,
   max(amplification) AS peak_amplification, sum(outbound) / sum(inbound) / any_value(base_ratio) AS amplification,
   sum(errors) / sum(outbound) AS error_share, min(bucket) AS window_start,
   max(bucket) + to_seconds($bucket_s::DOUBLE) AS window_end
-FROM f JOIN ex USING (service, target, target_operation)
+FROM f JOIN ex USING (service, target, target_operation) LEFT JOIN src USING (service, target, target_operation)
 GROUP BY service, target, target_operation HAVING count(*) >= $min_buckets
 """
 
@@ -202,7 +217,7 @@ def detect_retry_storm(case: "Case", *, min_retried_requests: int = 10, min_retr
     calls, keys = call_tables(case)
     with temp_table(case, _attempts_sql(calls, keys)) as chains, \
             temp_table(case, _chains_with_callers_sql(chains), {"bucket_s": bucket_s}) as cc:
-        retry_rows = rows(case, with_sources_sql(_retry_keys_sql(cc)), {"bucket_s": bucket_s, "min_share": min_retry_share})
+        retry_rows = add_sources(case, rows(case, _retry_keys_sql(cc), {"bucket_s": bucket_s, "min_share": min_retry_share}))
         amp_rows = rows(case, _amplification_sql(calls, keys), amp_params)
     amp = {(a["service"], a["target"], a["target_operation"]): a for a in amp_rows}
     records: list[dict[str, Any]] = []

@@ -36,8 +36,8 @@ from scipy import stats
 
 from .._db import query_arrow
 from ..findings import Findings
-from ._common import (call_tables, check, clean, deploy_times_sql, fmt_ms, fmt_num, near_miss, rows, span_key_sql,
-                      temp_table, to_findings, version_sql, vlabel, with_sources_sql)
+from ._common import (add_sources, call_tables, check, clean, deploy_times_sql, fmt_ms, fmt_num, near_miss,
+                      rows, span_key_sql, temp_table, to_findings, version_sql, vlabel)
 from ._normalize import normalize_text_sql, server_operation_key_sql, with_server_operation_sql
 from .registry import detector
 
@@ -200,8 +200,8 @@ def detect_version_regression(case: "Case", *, alpha: float = 0.01, min_latency_
                   "min_call_change": min_call_change, "min_samples": min_samples}
     with temp_table(case, _requests_sql(case)) as req, temp_table(case, _versions_sql(req)) as versions, \
             temp_table(case, _pairs_sql(req, versions), {"min_samples": min_samples}) as pairs:
-        pair_rows = rows(case, f"SELECT * FROM ({with_sources_sql(f'SELECT * FROM {pairs}', 'slow_sid', 'error_sid')}) "
-                               "ORDER BY service, version, n DESC, operation")
+        pair_rows = add_sources(case, rows(case, f"SELECT * FROM {pairs} ORDER BY service, version, n DESC, operation"),
+                                "slow_sid", "error_sid")
         if not pair_rows:
             return Findings.empty()
         kinds = _error_kinds_sql(req)
