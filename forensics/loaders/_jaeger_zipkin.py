@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 from .._db import query_arrow, scalar
 from ..errors import Reason
 from . import io as fio
+from ._jaeger_zipkin_arrow import FastBatch
 from ._jaeger_zipkin_stream import Tail, Truncated, array_start, iter_elements
 from ._semconv import hex_id_sql
 from .context import LoadContext
@@ -41,28 +42,29 @@ from .sniff import Head
 
 #: longest first line read to decide whether a file is newline-delimited
 _MAX_PROBE_BYTES = 64 << 20
+_BLANK = re.compile(rb"\s*")
 
 
 def _is_ndjson(path: str) -> bool:
-    """True when the first non-blank line is a complete JSON value and another line follows."""
+    """True when the first non-blank line is a complete JSON value and another line follows (the
+    first line is parsed only then: a one-line document is not parsed twice)."""
     first: bytes | None = None
     try:
         with fio.open_binary(path) as fh:
             for raw in iter(lambda: fh.readline(_MAX_PROBE_BYTES), b""):
-                if not raw.strip():
+                if _BLANK.fullmatch(raw):
                     continue
                 if first is not None:
-                    return True
+                    break
                 if not raw.endswith(b"\n"):
                     return False  # one line only, or a line longer than the probe
                 first = raw
-                try:
-                    orjson.loads(first)
-                except orjson.JSONDecodeError:
-                    return False
-    except Exception:  # truncated stream: let read_document report it
+            else:
+                return False
+        orjson.loads(first)
+    except Exception:  # not JSON, or a truncated stream (read_document reports it)
         return False
-    return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class SpanFormat:
     has a shape the loader reads; ``count`` a SQL expression over ``doc`` giving the number of
     spans the loader will enumerate in it; ``expected`` describes the shapes for reject reasons;
     ``tail(ctx, data)`` is shown what follows a streamed array (the rest of an envelope).
+    ``fast(ctx, source, mode)`` is the loader's Arrow fast path (see
+    :mod:`._jaeger_zipkin_arrow`), on unless ``ctx.options[fast_option]`` is false.
     """
 
     spans_sql: Callable[[str], str]
@@ -81,20 +85,32 @@ class SpanFormat:
     count: str
     expected: str
     tail: Callable[[LoadContext, bytes], None] | None = None
+    fast: Callable[[LoadContext, pa.Table, str], FastBatch] | None = None
+    fast_option: str = ""
 
 
-def _source(ctx: LoadContext, line: pa.Array, raw: pa.Array, doc_key: pa.Array, base: pa.Array, what: pa.Array) -> str:
-    return ctx.register(pa.table({"line": line, "raw": raw, "doc_key": doc_key, "base": base, "what": what}))
+@dataclass
+class Source:
+    """A batch of JSON texts: ``table`` is ``(line, raw, doc_key, base, what)`` (see
+    :func:`json_sources`; ``base`` is NULL until :func:`_number_spans` fills it for streamed
+    array elements); ``mode`` is ``line``, ``element`` (of a streamed array) or ``document``."""
+
+    table: pa.Table
+    mode: str
 
 
-def _line_sources(ctx: LoadContext) -> Iterator[str]:
+def _table(line: pa.Array, raw: pa.Array, doc_key: pa.Array, base: pa.Array, what: pa.Array) -> pa.Table:
+    return pa.table({"line": line, "raw": raw, "doc_key": doc_key, "base": base, "what": what})
+
+
+def _line_sources(ctx: LoadContext) -> Iterator[Source]:
     for batch in ctx.line_batches():
         n = batch.num_rows
         lines = batch.column("line")
-        yield _source(ctx, lines, batch.column("raw"), lines, pa.nulls(n, pa.int64()), pa.array(["line"] * n))
+        yield Source(_table(lines, batch.column("raw"), lines, pa.nulls(n, pa.int64()), pa.array(["line"] * n)), "line")
 
 
-def _document_source(ctx: LoadContext) -> Iterator[str]:
+def _document_source(ctx: LoadContext) -> Iterator[Source]:
     text = ctx.read_document()
     if text is None:
         return
@@ -112,44 +128,57 @@ def _document_source(ctx: LoadContext) -> Iterator[str]:
                    line=line, offset=pos, raw=text[max(0, pos - 200): pos + 200], table="spans")
         return
     one = pa.array([0], pa.int64())
-    yield _source(ctx, pa.nulls(1, pa.int64()), pa.array([text], pa.large_string()), one, one, pa.array(["document"]))
+    yield Source(_table(pa.nulls(1, pa.int64()), pa.array([text], pa.large_string()), one, one, pa.array(["document"])),
+                 "document")
 
 
 def _L(text: str) -> pa.Scalar:
     return pa.scalar(text, pa.large_string())
 
 
-def _elements_source(ctx: LoadContext, fmt: SpanFormat, elements: pa.Table, base: int) -> tuple[str, int]:
-    """Register streamed ``elements`` as a source (each wrapped as a one-element array document)
-    whose ``base`` column continues the span numbering at ``base``; returns the name and the
-    base of the next batch. The span counts come from ``fmt.count`` in one query."""
+def _wrapped(raw: pa.Array) -> pa.Array:
+    return pc.binary_join_element_wise(_L("["), raw, _L("]"), _L(""))
+
+
+def _number_spans(ctx: LoadContext, fmt: SpanFormat, elements: pa.Table, base: int, counts: np.ndarray | None) -> tuple[pa.Table, int]:
+    """Streamed ``elements`` numbered: the table ``(line, base)`` gives each element's ``base``
+    (the document-wide index of its first span, continuing at ``base``); returns it and the
+    base of the next batch. ``counts`` gives the span count of the elements a fast path took
+    (-1 for the others); the rest come from ``fmt.count`` in one query."""
     rows = elements.num_rows
-    element = elements.column("element")
-    wrapped = pc.binary_join_element_wise(_L("["), elements.column("raw"), _L("]"), _L(""))
-    what = pc.binary_join_element_wise(_L("array element "), pc.cast(element, pa.large_string()), _L(""))
-    probe = _source(ctx, pa.nulls(rows, pa.int64()), wrapped, element, pa.nulls(rows, pa.int64()), what)
-    try:
-        counts = query_arrow(ctx.con, f"""
-            SELECT coalesce(CASE WHEN {fmt.recognised} THEN {fmt.count} END, 0) AS n
-            FROM (SELECT doc_key, CASE WHEN json_valid(raw) THEN raw::JSON END AS doc FROM {probe})
-            ORDER BY doc_key""")
-    finally:
-        ctx.unregister(probe)
-    n = counts.column("n").to_numpy(zero_copy_only=False).astype(np.int64)
+    n = np.full(rows, -1, dtype=np.int64) if counts is None else counts.copy()
+    todo = np.flatnonzero(n < 0)
+    if len(todo):
+        probe = ctx.register(pa.table({"i": pa.array(todo), "raw": _wrapped(elements.column("raw").take(pa.array(todo)))}))
+        try:
+            got = query_arrow(ctx.con, f"""
+                SELECT coalesce(CASE WHEN {fmt.recognised} THEN {fmt.count} END, 0) AS n
+                FROM (SELECT i, CASE WHEN json_valid(raw) THEN raw::JSON END AS doc FROM {probe})
+                ORDER BY i""")
+        finally:
+            ctx.unregister(probe)
+        n[todo] = got.column("n").to_numpy(zero_copy_only=False).astype(np.int64)
     starts = base + np.cumsum(n) - n
-    return _source(ctx, pa.nulls(rows, pa.int64()), wrapped, element, pa.array(starts), what), base + int(n.sum())
+    return pa.table({"line": pa.nulls(rows, pa.int64()), "base": pa.array(starts)}), base + int(n.sum())
 
 
-def _element_sources(ctx: LoadContext, fmt: SpanFormat, start: int, envelope: bool) -> Iterator[str]:
-    """Sources of one streamed array, batch by batch, rejecting elements that are not UTF-8, an
-    array the document ends inside of, and anything after a top-level array (a second
-    document: never skipped silently)."""
-    base = 0
+def _general_elements(elements: pa.Table, numbered: pa.Table) -> pa.Table:
+    """The source table of streamed elements for the general path (each wrapped as a
+    one-element array document)."""
+    element = elements.column("element")
+    what = pc.binary_join_element_wise(_L("array element "), pc.cast(element, pa.large_string()), _L(""))
+    return _table(numbered.column("line"), _wrapped(elements.column("raw")), element, numbered.column("base"), what)
+
+
+def _element_batches(ctx: LoadContext, fmt: SpanFormat | None, start: int, envelope: bool) -> Iterator[pa.Table]:
+    """The elements (``element``, ``raw``) of one streamed array, batch by batch, rejecting
+    elements that are not UTF-8, an array the document ends inside of, and anything after a
+    top-level array (a second document: never skipped silently)."""
     try:
         with fio.open_binary(ctx.path) as fh:
             for item in iter_elements(fh, start, ctx.options.get("batch_bytes", 32 << 20)):
                 if isinstance(item, Tail):
-                    if envelope and fmt.tail is not None:
+                    if envelope and fmt is not None and fmt.tail is not None:
                         fmt.tail(ctx, item.data)
                     elif not envelope and item.data.strip():
                         ctx.reject(Reason.WRONG_SHAPE, "more data after the end of the top-level JSON array "
@@ -166,11 +195,27 @@ def _element_sources(ctx: LoadContext, fmt: SpanFormat, start: int, envelope: bo
                     ctx.reject(Reason.INVALID_UTF8, f"array element {number} (at byte {offset}) is not valid UTF-8 "
                                "text", offset=offset, raw=raw[:1000].decode("utf-8", "backslashreplace"), table="spans")
                 if item.table.num_rows:
-                    name, base = _elements_source(ctx, fmt, item.table, base)
-                    yield name
+                    yield item.table
     except fio.StreamTruncated as exc:
         ctx.reject(Reason.TRUNCATED, f"compressed stream ends early after {exc.offset} decompressed bytes "
                    f"({exc.cause}); the array elements before it were loaded", offset=exc.offset, table="spans")
+
+
+def sources(ctx: LoadContext, fmt: SpanFormat | None) -> Iterator[Source]:
+    """The batches of JSON texts of ``ctx``: lines of a newline-delimited file, elements of a
+    large array or envelope (streamed only when ``fmt`` is given: it counts their spans), or the
+    one document. Element batches come with ``base`` NULL (see :func:`_number_spans`)."""
+    if _is_ndjson(ctx.path):
+        yield from _line_sources(ctx)
+        return
+    head = fio.read_head(ctx.path, 1 << 16)
+    envelope = array_start(head, envelope=True)
+    start = envelope or array_start(head, envelope=False)
+    if fmt is not None and start is not None and not ctx.options.get("whole_documents", False):
+        for elements in _element_batches(ctx, fmt, start, envelope is not None):
+            yield Source(elements, "element")
+    else:
+        yield from _document_source(ctx)
 
 
 def json_sources(ctx: LoadContext, fmt: SpanFormat | None) -> Iterator[str]:
@@ -182,21 +227,37 @@ def json_sources(ctx: LoadContext, fmt: SpanFormat | None) -> Iterator[str]:
     arrays and envelopes are streamed only when ``fmt`` is given (it counts their spans). The
     caller unregisters each table after use.
     """
-    if _is_ndjson(ctx.path):
-        yield from _line_sources(ctx)
-        return
-    head = fio.read_head(ctx.path, 1 << 16)
-    envelope = array_start(head, envelope=True)
-    start = envelope or array_start(head, envelope=False)
-    if fmt is not None and start is not None and not ctx.options.get("whole_documents", False):
-        yield from _element_sources(ctx, fmt, start, envelope is not None)
-    else:
-        yield from _document_source(ctx)
+    base = 0
+    for src in sources(ctx, fmt):
+        table = src.table
+        if src.mode == "element":
+            assert fmt is not None
+            numbered, base = _number_spans(ctx, fmt, table, base, None)
+            table = _general_elements(table, numbered)
+        yield ctx.register(table)
 
 
 def load_spans(ctx: LoadContext, fmt: SpanFormat) -> None:
-    """Emit the spans (and document-level rejects) of every JSON source of ``ctx``."""
-    for name in json_sources(ctx, fmt):
+    """Emit the spans (and document-level rejects) of every JSON source of ``ctx``: the texts
+    the format's fast path takes are inserted from Arrow, the others go through its SQL."""
+    fast = fmt.fast if fmt.fast is not None and ctx.options.get(fmt.fast_option, True) else None
+    base = 0
+    for src in sources(ctx, fmt):
+        table = numbered = src.table
+        done = fast(ctx, table, src.mode) if fast is not None else None
+        if src.mode == "element":
+            counts = None if done is None else np.where(done.handled, done.counts, -1)
+            numbered, base = _number_spans(ctx, fmt, table, base, counts)
+        if done is not None:
+            done.insert(ctx, numbered)
+            handled, done = done.handled, None  # the rows are stored: free them
+            if handled.all():
+                continue
+            keep = pa.array(~handled)
+            table, numbered = table.filter(keep), numbered.filter(keep)
+        if src.mode == "element":
+            table = _general_elements(table, numbered)
+        name = ctx.register(table)
         try:
             ctx.emit("spans", with_document_rejects(fmt.spans_sql(name), name, fmt), [fmt.expected, fmt.expected])
         finally:

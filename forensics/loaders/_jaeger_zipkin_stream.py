@@ -51,19 +51,30 @@ class Truncated:
     raw: bytes
 
 
+def unescaped_quotes(buf: np.ndarray) -> np.ndarray:
+    """Positions of the ``"`` in ``buf`` not escaped by an odd run of backslashes (only the quotes
+    right after a backslash have their run counted)."""
+    quotes = np.flatnonzero(buf == 34)
+    escaped = np.flatnonzero(buf[np.maximum(quotes - 1, 0)] == 92)
+    escaped = escaped[quotes[escaped] > 0]
+    if not len(escaped):
+        return quotes
+    run = np.ones(len(escaped), dtype=np.int64)
+    alive = np.arange(len(escaped))
+    while len(alive):
+        at = quotes[escaped[alive]] - run[alive] - 1
+        alive = alive[(at >= 0) & (buf[np.maximum(at, 0)] == 92)]
+        run[alive] += 1
+    return np.delete(quotes, escaped[run % 2 == 1])
+
+
 def _outside_string_structurals(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positions of ``{}[],`` outside JSON strings and the depth change of each, for a buffer
     that starts outside any string."""
-    n = len(buf)
-    quotes = np.flatnonzero(buf == 34)
-    if len(quotes):
-        idx = np.arange(n)
-        last_plain = np.maximum.accumulate(np.where(buf == 92, -1, idx))  # last non-backslash at or before i
-        before = quotes - 1
-        safe = np.maximum(before, 0)
-        run = np.where(before >= 0, before - last_plain[safe], 0)  # backslashes right before the quote
-        quotes = quotes[run % 2 == 0]
-    structural = np.flatnonzero(_STRUCTURAL[buf])
+    quotes = unescaped_quotes(buf)
+    folded = buf | 0x20  # [ ] -> { }: fewer passes than a lookup table
+    structural = np.flatnonzero((folded == 0x7B) | (folded == 0x7D) | (buf == 0x2C))
+    del folded
     inside = np.searchsorted(quotes, structural) % 2 == 1  # odd number of quotes before: in a string
     structural = structural[~inside]
     return structural, _DELTA[buf[structural]]
@@ -97,10 +108,10 @@ def _split(buf: bytes) -> tuple[np.ndarray, np.ndarray, int | None]:
 
 
 def _decode(raw: pa.Array, numbers: np.ndarray, offsets: np.ndarray) -> tuple[pa.Array, pa.Array, list]:
-    """Trimmed text of the elements; on invalid UTF-8 (rare) a per-element check of this batch
-    finds the bad ones, which become empty strings masked out by ``good``."""
+    """Text of the elements; on invalid UTF-8 (rare) a per-element check of this batch finds the
+    bad ones, which become empty strings masked out by ``good``."""
     try:
-        return pc.utf8_trim_whitespace(raw.cast(pa.large_string())), pa.array(np.ones(len(raw), bool)), []
+        return raw.cast(pa.large_string()), pa.array(np.ones(len(raw), bool)), []
     except pa.ArrowInvalid:
         pass
     values, good, bad = raw.to_pylist(), np.ones(len(raw), bool), []
@@ -111,8 +122,48 @@ def _decode(raw: pa.Array, numbers: np.ndarray, offsets: np.ndarray) -> tuple[pa
             good[i] = False
             bad.append((int(numbers[i]), int(offsets[i]), value.strip()))
             values[i] = b""
-    text = pa.array(values, pa.large_binary()).cast(pa.large_string())
-    return pc.utf8_trim_whitespace(text), pa.array(good), bad
+    return pa.array(values, pa.large_binary()).cast(pa.large_string()), pa.array(good), bad
+
+
+#: what ``pc.utf8_trim_whitespace`` removes among ASCII bytes
+_TRIM = np.zeros(256, dtype=bool)
+_TRIM[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+
+
+def _trimmed(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[starts, ends)`` without leading and trailing ASCII whitespace."""
+    starts, ends = starts.copy(), ends.copy()
+    todo = np.flatnonzero((starts < ends) & _TRIM[buf[np.minimum(starts, len(buf) - 1)]])
+    while len(todo):
+        starts[todo] += 1
+        todo = todo[(starts[todo] < ends[todo]) & _TRIM[buf[np.minimum(starts[todo], len(buf) - 1)]]]
+    todo = np.flatnonzero((ends > starts) & _TRIM[buf[np.maximum(ends - 1, 0)]])
+    while len(todo):
+        ends[todo] -= 1
+        todo = todo[(ends[todo] > starts[todo]) & _TRIM[buf[np.maximum(ends[todo] - 1, 0)]]]
+    return starts, ends
+
+
+def _batch(buf: bytes, starts: np.ndarray, ends: np.ndarray, first: int, at: int) -> ElementBatch:
+    """The elements ``buf[starts:ends]`` (numbered from ``first``; ``buf`` starts at byte ``at``
+    of the document), trimmed as ``pc.utf8_trim_whitespace`` trims, blank ones left out."""
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    lo, hi = _trimmed(arr, starts, ends)
+    offsets = np.empty(len(lo) * 2, dtype=np.int64)  # pieces: element, separator, element...
+    offsets[0::2], offsets[1::2] = lo, hi
+    pieces = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(offsets) - 1,
+                                              [None, pa.py_buffer(np.append(offsets, hi[-1])), pa.py_buffer(buf)])
+    raw = pieces.take(pa.array(np.arange(0, len(offsets) - 1, 2)))
+    del pieces
+    numbers = np.arange(first, first + len(lo), dtype=np.int64)
+    text, good, bad = _decode(raw, numbers, at + starts)
+    del raw
+    edge = (lo < hi) & ((arr[np.minimum(lo, len(arr) - 1)] >= 0x80) | (arr[np.maximum(hi - 1, 0)] >= 0x80))
+    if edge.any():  # may start or end with non-ASCII whitespace (rare)
+        text = pc.utf8_trim_whitespace(text)
+    table = pa.table({"element": pa.array(numbers), "offset": pa.array(at + starts), "raw": text})
+    keep = pc.and_(good, pc.greater(pc.binary_length(table.column("raw")), 0))
+    return ElementBatch(table if pc.all(keep).as_py() else table.filter(keep), bad)
 
 
 def _reader(fh: BinaryIO) -> Callable[[int], bytes]:
@@ -160,31 +211,26 @@ def iter_elements(fh: BinaryIO, start: int, read_bytes: int = 32 << 20) -> Itera
     carry, carry_at, element, want = b"", start, 0, read_bytes
     while True:
         chunk = read(want)
+        eof = not chunk
         buf = carry + chunk if carry else chunk
+        del chunk
         if not buf:
             return
         starts, ends, end = _split(buf)
-        if len(starts):
-            offsets = np.empty(len(starts) * 2, dtype=np.int64)  # pieces: element, separator, element...
-            offsets[0::2], offsets[1::2] = starts, ends
-            pieces = pa.LargeBinaryArray.from_buffers(
-                pa.large_binary(), len(offsets) - 1,
-                [None, pa.py_buffer(np.append(offsets, ends[-1]).astype(np.int64)), pa.py_buffer(buf)])
-            raw = pieces.filter(pa.array(np.arange(len(offsets) - 1) % 2 == 0))
-            numbers = np.arange(element, element + len(starts), dtype=np.int64)
-            text, good, bad = _decode(raw, numbers, carry_at + starts)
-            table = pa.table({"element": pa.array(numbers), "offset": pa.array(carry_at + starts), "raw": text})
-            table = table.filter(good) if bad else table
-            blank = pc.equal(pc.utf8_length(table.column("raw")), 0)
-            element += len(starts)
-            yield ElementBatch(table.filter(pc.invert(blank)), bad)
+        batch = _batch(buf, starts, ends, element, carry_at) if len(starts) else None
+        element += len(starts)
         if end is not None:
-            rest = buf[end + 1: end + 1 + (1 << 20)]
-            yield Tail(rest + read(max(0, (1 << 20) - len(rest))))
+            tail = buf[end + 1: end + 1 + (1 << 20)]
+        else:
+            rest = int(ends[-1]) + 1 if len(ends) else 0
+            carry, carry_at = buf[rest:], carry_at + rest
+        del buf  # only the batch's own copy of its elements stays alive while it is used
+        if batch is not None:
+            yield batch
+        if end is not None:
+            yield Tail(tail + read(max(0, (1 << 20) - len(tail))))
             return
-        rest = int(ends[-1]) + 1 if len(ends) else 0
-        carry, carry_at = buf[rest:], carry_at + rest
-        if not chunk:  # end of stream inside the array
+        if eof:  # end of stream inside the array
             yield Truncated(element, carry_at, carry)
             return
         want = read_bytes if len(starts) else want * 2  # one element larger than the buffer: read more

@@ -41,25 +41,32 @@ shape, spans whose ``processID`` names no process of their trace, and what
 """
 from __future__ import annotations
 
-import orjson
+import json
 
-from ._jaeger_zipkin import (SpanFormat, documents_sql, head_json, hex_sql, iso_sql, kv_map_sql, large_document_has,
-                             load_spans, micros_sql, span_offset_sql, ts_sql)
+import orjson
+import pyarrow as pa
+
+from . import _jaeger_arrow
+from ._jaeger_zipkin import (FastBatch, SpanFormat, documents_sql, head_json, hex_sql, iso_sql, kv_map_sql,
+                             large_document_has, load_spans, micros_sql, span_offset_sql, ts_sql)
 from ._jaeger_v3 import load_v3, sniff_v3
 from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, kind_sql
 from .context import LoadContext
 from .registry import register_format
 from .sniff import Head
 
-_KV = '[{"key": "VARCHAR", "type": "VARCHAR", "value": "VARCHAR"}]'
-_PROCESS = f'{{"serviceName": "VARCHAR", "tags": {_KV}}}'
-_TRACE = ('{"traceID": "VARCHAR", "processes": '
-          '"MAP(VARCHAR, STRUCT(serviceName VARCHAR, tags STRUCT(key VARCHAR, type VARCHAR, value VARCHAR)[]))"}')
-_SPAN = ('{"traceID": "VARCHAR", "spanID": "VARCHAR", "parentSpanID": "VARCHAR", "operationName": "VARCHAR", '
-         '"references": [{"refType": "VARCHAR", "traceID": "VARCHAR", "spanID": "VARCHAR"}], '
-         f'"startTime": "VARCHAR", "duration": "VARCHAR", "tags": {_KV}, '
-         f'"logs": [{{"timestamp": "VARCHAR", "fields": {_KV}}}], "processID": "VARCHAR", '
-         f'"process": {_PROCESS}, "warnings": "JSON"}}')
+#: a tag or log field (its "type" is not needed: the value is read as text whatever its JSON type)
+_KV = [{"key": "VARCHAR", "value": "VARCHAR"}]
+#: process MAP of a trace, as ``json_transform`` reads it
+PROCESSES = "MAP(VARCHAR, STRUCT(serviceName VARCHAR, tags STRUCT(key VARCHAR, value VARCHAR)[]))"
+#: a span, as ``json_transform`` reads it
+SPAN = {"traceID": "VARCHAR", "spanID": "VARCHAR", "parentSpanID": "VARCHAR", "operationName": "VARCHAR",
+        "references": [{"refType": "VARCHAR", "traceID": "VARCHAR", "spanID": "VARCHAR"}],
+        "startTime": "VARCHAR", "duration": "VARCHAR", "tags": _KV,
+        "logs": [{"timestamp": "VARCHAR", "fields": _KV}], "processID": "VARCHAR",
+        "process": {"serviceName": "VARCHAR", "tags": _KV}, "warnings": "JSON"}
+_TRACE = json.dumps({"traceID": "VARCHAR", "processes": PROCESSES})
+_SPAN = json.dumps(SPAN)
 
 #: the traces of a document (JSON list); a bare span becomes a trace of one span
 _TRACES = """CASE
@@ -86,10 +93,62 @@ _SAME_TRACE = """(r.trace_id IS NOT DISTINCT FROM b.trace_id OR r.trace_id IS NU
         AND (starts_with(r.trace_id, '0000000000000000') OR starts_with(b.trace_id, '0000000000000000'))))"""
 
 
+def refs_sql(references: str) -> str:
+    """The span's references (a ``json_transform`` list) with 1-based ``i``, upper-case
+    ``ref_type`` and hex-normalized ids."""
+    return (f"list_transform(coalesce({references}, []), lambda r, i: {{'i': i, 'ref_type': upper(r.refType), "
+            f"'trace_id': {hex_sql('r.traceID', TRACE_ID_HEX)}, 'span_id': {hex_sql('r.spanID', SPAN_ID_HEX)}}})")
+
+
+def links_sql(refs: str, parent_ref: str) -> str:
+    """``links`` JSON: the references other than the parent (see :func:`refs_sql`)."""
+    others = f"list_filter({refs}, lambda r: r.i IS DISTINCT FROM {parent_ref})"
+    return f"""CASE WHEN len({others}) > 0 THEN to_json(list_transform({others},
+      lambda r: {{'trace_id': r.trace_id, 'span_id': r.span_id, 'trace_state': NULL::VARCHAR,
+                  'attributes': MAP {{'opentracing.ref_type': lower(r.ref_type)}}}})) END"""
+
+
+def logs_sql(logs: str) -> str:
+    """The span's logs as ``[{ts TIMESTAMPTZ, f MAP}]`` (``logs``: a ``json_transform`` list)."""
+    return (f"list_transform(coalesce({logs}, []), lambda l: {{'ts': {ts_sql(micros_sql('l.timestamp'))}, "
+            f"'f': {kv_map_sql('l.fields')}}})")
+
+
+def events_sql(logs: str) -> str:
+    """``events`` JSON of the logs of :func:`logs_sql`."""
+    return f"""CASE WHEN len({logs}) > 0 THEN to_json(list_transform({logs}, lambda l: {{
+      'time': {iso_sql('l.ts')}, 'name': l.f['event'],
+      'attributes': map_from_entries(list_filter(map_entries(l.f), lambda e: e.key <> 'event'))}})) END"""
+
+
+def error_log_sql(logs: str) -> str:
+    """The fields (MAP) of the first error/exception log of :func:`logs_sql` (NULL if none)."""
+    return f"list_filter({logs}, lambda l: l.f['event'] IN ('error', 'exception') OR l.f['error.object'] IS NOT NULL)[1].f"
+
+
+def error_message_sql(err_log: str) -> str:
+    """The message of an error log's fields (see :func:`error_log_sql`)."""
+    return f"coalesce({err_log}['message'], {err_log}['error.object'], {err_log}['exception.message'])"
+
+
+def kind_from_tag_sql(tag: str) -> str:
+    """Canonical kind from the ``span.kind`` tag value (never NULL)."""
+    return f"coalesce({kind_sql(f'lower({tag})')}, 'unspecified')"
+
+
+def is_error_sql(error_tag: str, status_code_tag: str) -> str:
+    return f"(lower({error_tag}) = 'true' OR upper({status_code_tag}) = 'ERROR')"
+
+
+def status_from_tags_sql(error_tag: str, status_code_tag: str) -> str:
+    """Canonical status from the ``error`` and ``otel.status_code`` tag values."""
+    return (f"CASE WHEN {is_error_sql(error_tag, status_code_tag)} THEN 'error' "
+            f"WHEN upper({status_code_tag}) = 'OK' THEN 'ok' ELSE 'unset' END")
+
+
 def _spans_sql(src: str) -> str:
     """The SELECT producing raw canonical columns for every span of ``src``."""
     tid = hex_sql("coalesce(sp.traceID, tr.traceID)", TRACE_ID_HEX)
-    ref_tid = hex_sql("r.traceID", TRACE_ID_HEX)
     return f"""
 WITH docs AS ({documents_sql(src)} ),
 traces AS (
@@ -111,12 +170,9 @@ base AS (
     {hex_sql('sp.spanID', SPAN_ID_HEX)} AS span_id,
     CASE WHEN sp.process.serviceName IS NOT NULL OR sp.process.tags IS NOT NULL THEN sp.process
          ELSE tr.processes[sp.processID] END AS proc,
-    list_transform(coalesce(sp.references, []), lambda r, i: {{
-        'i': i, 'ref_type': upper(r.refType), 'trace_id': {ref_tid}, 'span_id': {hex_sql('r.spanID', SPAN_ID_HEX)}}}) AS refs,
+    {refs_sql('sp.references')} AS refs,
     {kv_map_sql('sp.tags')} AS tags,
-    list_transform(coalesce(sp.logs, []), lambda l: {{
-        'ts': {ts_sql(micros_sql('l.timestamp'))},
-        'f': {kv_map_sql('l.fields')}}}) AS logs,
+    {logs_sql('sp.logs')} AS logs,
     {micros_sql('sp.startTime')} AS start_us,
     TRY_CAST(sp.duration AS DOUBLE) AS duration_us
   FROM typed
@@ -130,7 +186,7 @@ parented AS (
     list_concat(
       CASE WHEN proc.serviceName IS NOT NULL THEN [{{'key': 'service.name', 'value': proc.serviceName}}] END,
       list_transform(coalesce(proc.tags, []), lambda t: {{'key': t.key, 'value': t.value}})) AS res_entries,
-    list_filter(logs, lambda l: l.f['event'] IN ('error', 'exception') OR l.f['error.object'] IS NOT NULL)[1].f AS err_log
+    {error_log_sql('logs')} AS err_log
   FROM base b
 ),
 mapped AS (
@@ -144,14 +200,12 @@ SELECT
   nullif(proc.serviceName, '') AS service,
   res['service.version'] AS service_version,
   sp.operationName AS name,
-  coalesce({kind_sql("lower(tags['span.kind'])")}, 'unspecified') AS kind,
+  {kind_from_tag_sql("tags['span.kind']")} AS kind,
   tags['span.kind'] AS kind_raw,
-  CASE WHEN lower(tags['error']) = 'true' OR upper(tags['otel.status_code']) = 'ERROR' THEN 'error'
-       WHEN upper(tags['otel.status_code']) = 'OK' THEN 'ok' ELSE 'unset' END AS status,
+  {status_from_tags_sql("tags['error']", "tags['otel.status_code']")} AS status,
   tags['otel.status_code'] AS status_raw,
   coalesce(tags['otel.status_description'],
-           CASE WHEN lower(tags['error']) = 'true' OR upper(tags['otel.status_code']) = 'ERROR'
-                THEN coalesce(err_log['message'], err_log['error.object'], err_log['exception.message']) END)
+           CASE WHEN {is_error_sql("tags['error']", "tags['otel.status_code']")} THEN {error_message_sql('err_log')} END)
     AS status_message,
   {ts_sql('start_us')} AS start_time,
   {ts_sql('start_us + CAST(round(duration_us) AS BIGINT)')} AS end_time,
@@ -161,13 +215,8 @@ SELECT
   res AS resource_attributes,
   coalesce(tags['otel.scope.name'], tags['otel.library.name']) AS scope_name,
   coalesce(tags['otel.scope.version'], tags['otel.library.version']) AS scope_version,
-  CASE WHEN len(logs) > 0 THEN to_json(list_transform(logs, lambda l: {{
-      'time': {iso_sql('l.ts')}, 'name': l.f['event'],
-      'attributes': map_from_entries(list_filter(map_entries(l.f), lambda e: e.key <> 'event'))}})) END AS events,
-  CASE WHEN len(list_filter(refs, lambda r: r.i IS DISTINCT FROM parent_ref)) > 0 THEN to_json(list_transform(
-      list_filter(refs, lambda r: r.i IS DISTINCT FROM parent_ref),
-      lambda r: {{'trace_id': r.trace_id, 'span_id': r.span_id, 'trace_state': NULL::VARCHAR,
-                  'attributes': MAP {{'opentracing.ref_type': lower(r.ref_type)}}}})) END AS links,
+  {events_sql('logs')} AS events,
+  {links_sql('refs', 'parent_ref')} AS links,
   coalesce(res['host.name'], res['hostname'], res['ip']) AS host_name,
   line AS source_line,
   {span_offset_sql('ti', 'si')} AS source_offset,
@@ -209,7 +258,11 @@ def _envelope_errors(ctx: LoadContext, tail: bytes) -> None:
 
 
 _COUNT = f"list_sum(list_transform({_TRACES}, lambda t: json_array_length(t, '$.spans')))"
-JAEGER = SpanFormat(_jaeger_sql, _RECOGNISED, _COUNT, _EXPECTED, _envelope_errors)
+def _fast_path(ctx: LoadContext, source: pa.Table, mode: str) -> FastBatch:
+    return _jaeger_arrow.prepare(ctx, source, mode)
+
+
+JAEGER = SpanFormat(_jaeger_sql, _RECOGNISED, _COUNT, _EXPECTED, _envelope_errors, _fast_path, "jaeger_fast")
 
 
 def _sniff(head: Head) -> float:

@@ -45,8 +45,11 @@ Mapping to the canonical ``spans`` table
 """
 from __future__ import annotations
 
-from ._jaeger_zipkin import (SpanFormat, documents_sql, head_json, hex_sql, iso_sql, kv_map_sql, large_document_has,
-                             load_spans, micros_sql, span_offset_sql, ts_sql)
+import pyarrow as pa
+
+from . import _zipkin_arrow
+from ._jaeger_zipkin import (FastBatch, SpanFormat, documents_sql, head_json, hex_sql, iso_sql, kv_map_sql,
+                             large_document_has, load_spans, micros_sql, span_offset_sql, ts_sql)
 from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, kind_sql
 from ._zipkin_joins import CLIENT_ID_MASK, join_file_rows  # noqa: F401  (CLIENT_ID_MASK: documented here)
 from .context import LoadContext
@@ -84,6 +87,33 @@ def _endpoint_entries(ep: str, prefix: str) -> str:
             f"{{'key': '{prefix}.port', 'value': {ep}.port}}]")
 
 
+def service_name_sql(name: str) -> str:
+    """An endpoint's service name: trimmed, empty -> NULL."""
+    return f"nullif(trim({name}), '')"
+
+
+def kind_from_field_sql(kind: str) -> str:
+    """Canonical kind from the ``kind`` field (absent -> unspecified, unknown -> NULL: rejected)."""
+    return kind_sql(f"coalesce(upper(nullif(trim({kind}), '')), '')")
+
+
+def status_from_tags_sql(has_error_tag: str, status_tag: str) -> str:
+    """Canonical status: ``has_error_tag`` (the tags hold ``error``) and the status code tag value."""
+    return (f"CASE WHEN {has_error_tag} OR upper({status_tag}) = 'ERROR' THEN 'error' "
+            f"WHEN upper({status_tag}) = 'OK' THEN 'ok' ELSE 'unset' END")
+
+
+def events_sql(annotations: str) -> str:
+    """``events`` JSON of the annotations (a ``json_transform`` list)."""
+    return f"""CASE WHEN len({annotations}) > 0 THEN to_json(list_transform({annotations}, lambda a: {{
+      'time': {iso_sql(ts_sql(micros_sql('a.timestamp')))},
+      'name': CASE WHEN {_OTEL_EVENT} THEN regexp_extract(a.value, '{_EVENT_RE}', 1) ELSE a.value END,
+      'attributes': CASE WHEN {_OTEL_EVENT}
+          THEN json_transform(regexp_extract(a.value, '{_EVENT_RE}', 2), '"MAP(VARCHAR, VARCHAR)"')
+          ELSE MAP {{}}::MAP(VARCHAR, VARCHAR) END}}))
+  END"""
+
+
 def _spans_sql(src: str) -> str:
     """The SELECT producing raw canonical columns for every span of ``src``."""
     return f"""
@@ -99,13 +129,12 @@ base AS (
     {hex_sql('sp.traceId', TRACE_ID_HEX)} AS trace_id,
     {hex_sql('sp.id', SPAN_ID_HEX)} AS span_id,
     {hex_sql('sp.parentId', SPAN_ID_HEX)} AS parent_id,
-    upper(nullif(trim(sp.kind), '')) AS kind_u,
     coalesce(sp.tags, MAP {{}}) AS tags,
     coalesce(sp.tags['otel.status_code'], sp.tags['ot.status_code']) AS status_tag,
     {micros_sql('sp.timestamp')} AS start_us,
     TRY_CAST(sp.duration AS DOUBLE) AS duration_us,
-    nullif(trim(sp.localEndpoint.serviceName), '') AS svc,
-    nullif(trim(sp.remoteEndpoint.serviceName), '') AS remote_svc
+    {service_name_sql('sp.localEndpoint.serviceName')} AS svc,
+    {service_name_sql('sp.remoteEndpoint.serviceName')} AS remote_svc
   FROM typed
 ),
 attrs AS (
@@ -127,10 +156,9 @@ SELECT
   svc AS service,
   tags['service.version'] AS service_version,
   sp.name AS name,
-  {kind_sql("coalesce(kind_u, '')")} AS kind,
+  {kind_from_field_sql('sp.kind')} AS kind,
   sp.kind AS kind_raw,
-  CASE WHEN map_contains(tags, 'error') OR upper(status_tag) = 'ERROR' THEN 'error'
-       WHEN upper(status_tag) = 'OK' THEN 'ok' ELSE 'unset' END AS status,
+  {status_from_tags_sql("map_contains(tags, 'error')", 'status_tag')} AS status,
   status_tag AS status_raw,
   coalesce(nullif(tags['error'], ''), tags['otel.status_description'], tags['ot.status_description']) AS status_message,
   {ts_sql('start_us')} AS start_time,
@@ -140,13 +168,7 @@ SELECT
   resource_attributes,
   coalesce(tags['otel.scope.name'], tags['otel.library.name']) AS scope_name,
   coalesce(tags['otel.scope.version'], tags['otel.library.version']) AS scope_version,
-  CASE WHEN len(sp.annotations) > 0 THEN to_json(list_transform(sp.annotations, lambda a: {{
-      'time': {iso_sql(ts_sql(micros_sql('a.timestamp')))},
-      'name': CASE WHEN {_OTEL_EVENT} THEN regexp_extract(a.value, '{_EVENT_RE}', 1) ELSE a.value END,
-      'attributes': CASE WHEN {_OTEL_EVENT}
-          THEN json_transform(regexp_extract(a.value, '{_EVENT_RE}', 2), '"MAP(VARCHAR, VARCHAR)"')
-          ELSE MAP {{}}::MAP(VARCHAR, VARCHAR) END}}))
-  END AS events,
+  {events_sql('sp.annotations')} AS events,
   coalesce(tags['host.name'], tags['hostname'], sp.localEndpoint.ipv4, sp.localEndpoint.ipv6) AS host_name,
   line AS source_line,
   {span_offset_sql('si')} AS source_offset,
@@ -177,7 +199,11 @@ SELECT * REPLACE (
 FROM ({spans})"""
 
 
-ZIPKIN = SpanFormat(_zipkin_sql, _RECOGNISED, f"len({_SPANS})", _EXPECTED)
+def _fast_path(ctx: LoadContext, source: pa.Table, mode: str) -> FastBatch:
+    return _zipkin_arrow.prepare(ctx, source, mode)
+
+
+ZIPKIN = SpanFormat(_zipkin_sql, _RECOGNISED, f"len({_SPANS})", _EXPECTED, fast=_fast_path, fast_option="zipkin_fast")
 
 
 def _is_span(obj: object) -> bool:

@@ -1,0 +1,314 @@
+"""What the Jaeger and Zipkin Arrow fast paths share (:mod:`._jaeger_arrow`, :mod:`._zipkin_arrow`).
+
+The general path (the loaders' SQL) reads every JSON document several times (shape tests, span
+enumeration, one ``json_transform`` per trace and per span) and builds MAPs with per-entry
+lambdas. A fast path instead
+
+1. parses each JSON text of a batch (a line, an array element, a document) once, with DuckDB's
+   ``json_transform`` into the *same* structures the SQL uses (:func:`transform`), so values are
+   read and rendered exactly as there (numbers as text, duplicate keys, ``null``...),
+2. flattens traces, spans, tags and processes with list offsets (:func:`unnest`),
+3. computes the canonical columns in Arrow (:class:`Entries` for the ``kv_map_sql`` MAPs, ids,
+   times), evaluating the few SQL expressions it does not re-implement with DuckDB, once per
+   distinct input (:class:`Vocabulary`: kind and status vocabularies) or only for the spans
+   that need them (:func:`on_rows`: events and links JSON),
+4. stores the rows with :func:`~._arrow_spans.insert_spans` (:class:`FastBatch`).
+
+A JSON text is taken only when every span in it converts exactly and none would be rejected;
+otherwise the whole text goes to the general path, which stays the reference (and produces the
+rejects with their reasons).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .._db import query_arrow
+from ._arrow_spans import bad_key_rows, insert_spans, invalid_rows, kv_map, list_offsets, promoted_text
+from .context import LoadContext
+
+#: DuckDB parses one chunk of this many bytes of JSON text per thread
+_CHUNK_BYTES = 1 << 20
+_HEX = "^[0-9a-fA-F]{1,%d}$"
+#: microseconds as ``micros_sql`` reads them when the text is a plain decimal integer
+_MICROS = "^[0-9]{1,18}$"
+_DURATION = "^(-?0*[1-9][0-9]{0,14}|0{1,15})$"  # not -0: its DOUBLE keeps the sign
+_UTC_US = pa.timestamp("us", tz="UTC")
+
+
+def mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean Arrow array as numpy (NULL -> False)."""
+    return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def fields(struct: pa.Array) -> dict[str, pa.Array]:
+    """The child arrays of a struct array, NULL where the struct itself is NULL."""
+    return {f.name: child for f, child in zip(struct.type, struct.flatten())}
+
+
+def unnest(lists: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """(values, parent row, 0-based position in the parent's list) of a list or map array (a
+    NULL list has no values)."""
+    if pa.types.is_map(lists.type):
+        lists = lists.cast(pa.list_(pa.struct([("key", lists.type.key_type), ("value", lists.type.item_type)])))
+    values = pc.list_flatten(lists)
+    parents = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
+    return values, parents, rank_in_group(parents)
+
+
+def rank_in_group(groups: np.ndarray) -> np.ndarray:
+    """0-based position of each item among the items of its group (``groups`` sorted)."""
+    return np.arange(len(groups), dtype=np.int64) - np.searchsorted(groups, groups)
+
+
+def _scatter(values: pa.Array, rows: np.ndarray, n: int) -> pa.Array:
+    """An array of length ``n`` with ``values`` at ``rows`` and NULL elsewhere."""
+    pick = np.full(n, -1, dtype=np.int64)
+    pick[rows] = np.arange(len(rows))
+    return values.take(pa.array(pick, mask=pick < 0))
+
+
+def run_sql(ctx: LoadContext, columns: dict[str, pa.Array], select: str, *, chunk_rows: np.ndarray | None = None) -> pa.Table:
+    """``SELECT {select} FROM`` a table of ``columns`` (one row per input row, in order);
+    ``chunk_rows``: row offsets where a new record batch starts (DuckDB reads batches in
+    parallel)."""
+    n = len(next(iter(columns.values())))
+    table = pa.table({**columns, "_row": np.arange(n, dtype=np.int64)})
+    if chunk_rows is not None and len(chunk_rows) > 1:
+        bounds = np.append(chunk_rows, n)
+        table = pa.Table.from_batches([b for a, z in zip(bounds[:-1], bounds[1:]) if z > a
+                                       for b in table.slice(int(a), int(z - a)).to_batches()])
+    name = ctx.register(table)
+    try:
+        out = query_arrow(ctx.con, f"SELECT _row, {select} FROM {name}")
+    finally:
+        ctx.unregister(name)
+    rows = out.column("_row").to_numpy()
+    if len(rows) > 1 and not (rows[1:] > rows[:-1]).all():
+        out = out.take(pa.array(np.argsort(rows)))
+    return out.drop_columns(["_row"])
+
+
+def rows_containing(raw: pa.Array, pattern: str) -> np.ndarray:
+    """Mask of the texts in which the regex ``pattern`` matches (one scan of the whole text
+    buffer first: usually nothing matches)."""
+    data = raw.buffers()[2]
+    if data is None or not re.search(pattern.encode(), memoryview(data)):
+        return np.zeros(len(raw), dtype=bool)
+    return mask(pc.match_substring_regex(raw, pattern))
+
+
+def transform(ctx: LoadContext, raw: pa.Array, expr: str) -> pa.Array:
+    """``expr`` (SQL over the JSON text column ``raw``) for every text of ``raw`` (not empty), in
+    order."""
+    lengths = pc.binary_length(raw).fill_null(0).to_numpy().astype(np.int64)
+    ends = np.cumsum(lengths)
+    chunks = np.unique(np.searchsorted(ends, np.arange(0, int(ends[-1]), _CHUNK_BYTES), side="right"))
+    chunks = chunks[chunks < len(raw)]
+    return run_sql(ctx, {"raw": raw}, f"{expr} AS j", chunk_rows=np.unique(np.append(0, chunks))).column("j").combine_chunks()
+
+
+def distinct_rows(columns: list[pa.Array]) -> tuple[np.ndarray, np.ndarray]:
+    """(first row of each distinct combination of the ``columns``' values, NULL included; the
+    combination of each row as an index into the first array)."""
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for values in columns:
+        enc = pc.dictionary_encode(values)
+        key = key * (len(enc.dictionary) + 1) + enc.indices.fill_null(-1).to_numpy().astype(np.int64) + 1
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return first, inverse.reshape(-1)
+
+
+class Vocabulary:
+    """SQL expressions evaluated once per distinct input (kind and status vocabularies, endpoint
+    names: exact, and cheap because inputs repeat), all in one DuckDB query: :meth:`add` each,
+    then :meth:`run`."""
+
+    def __init__(self) -> None:
+        self._jobs: list[tuple[dict[str, pa.Array], Callable[[dict[str, str]], str]]] = []
+
+    def add(self, columns: dict[str, pa.Array], expr: Callable[[dict[str, str]], str]) -> int:
+        """Register ``expr(names)`` (SQL over the columns, named by ``names[key]``); returns the
+        index of its result in :meth:`run`'s list."""
+        self._jobs.append((columns, expr))
+        return len(self._jobs) - 1
+
+    def run(self, ctx: LoadContext) -> list[pa.Array]:
+        """Each expression's text per input row."""
+        plans = [distinct_rows(list(columns.values())) if len(next(iter(columns.values()))) else
+                 (np.zeros(0, np.int64), np.zeros(0, np.int64)) for columns, _ in self._jobs]
+        sizes = [len(first) for first, _ in plans]
+        total, starts = sum(sizes), np.cumsum([0] + sizes)
+        table: dict[str, pa.Array] = {"_job": pa.array(np.repeat(np.arange(len(sizes)), sizes))}
+        cases = []
+        for j, ((columns, expr), (first, _)) in enumerate(zip(self._jobs, plans)):
+            names = {k: f"_j{j}_{k}" for k in columns}
+            for k, values in columns.items():
+                table[names[k]] = pa.concat_arrays([pa.nulls(int(starts[j]), values.type), values.take(pa.array(first)),
+                                                    pa.nulls(total - int(starts[j + 1]), values.type)])
+            cases.append(f"WHEN {j} THEN ({expr(names)})::VARCHAR")
+        out = run_sql(ctx, table, f"CASE _job {' '.join(cases)} END AS v").column("v").combine_chunks()
+        return [out.slice(int(starts[j]), sizes[j]).take(pa.array(inverse)) for j, (_, inverse) in enumerate(plans)]
+
+
+def on_rows(ctx: LoadContext, n: int, rows: np.ndarray, columns: dict[str, pa.Array], exprs: dict[str, str]) -> dict[str, pa.Array]:
+    """``exprs`` (name -> SQL over ``columns``, which have one value per row of ``rows``)
+    evaluated as text for ``rows`` only; each result has length ``n``, NULL outside ``rows``."""
+    if not len(rows):
+        return {k: pa.nulls(n, pa.string()) for k in exprs}
+    out = run_sql(ctx, columns, ", ".join(f"({e})::VARCHAR AS {k}" for k, e in exprs.items()))
+    return {k: _scatter(out.column(k).combine_chunks(), rows, n) for k in exprs}
+
+
+def hex_id(values: pa.Array, width: int) -> tuple[pa.Array, np.ndarray]:
+    """(``hex_sql(values, width)`` for hex text, mask of non-NULL values that are not 1..width
+    hex digits: their normalization is left to the general path)."""
+    ok = mask(pc.match_substring_regex(values, _HEX % width))
+    bad = ~ok & mask(pc.is_valid(values))
+    return pc.utf8_lpad(pc.ascii_lower(values), width=width, padding="0"), bad
+
+
+def span_times(start: pa.Array, duration: pa.Array) -> tuple[dict[str, pa.Array], np.ndarray]:
+    """(start_time, end_time, duration_ms as ``micros_sql``/``ts_sql`` compute them from
+    ``startTime``/``timestamp`` and ``duration`` in microseconds, mask of spans whose start is
+    missing or zero (rejected) or either is not plain decimal text)."""
+    good_start = mask(pc.match_substring_regex(start, _MICROS))
+    good_duration = mask(pc.match_substring_regex(duration, _DURATION)) | ~mask(pc.is_valid(duration))
+    start_us = pc.cast(pc.if_else(pa.array(good_start), start, None), pa.int64())
+    start_us = pc.if_else(pc.greater(start_us, 0), start_us, None)
+    duration_us = pc.cast(pc.if_else(pa.array(good_duration), duration, None), pa.int64())
+    end_us = pc.add(start_us, duration_us)
+    end_us = pc.if_else(pc.greater(end_us, 0), end_us, None)
+    bad = ~good_start | ~good_duration | ~mask(pc.is_valid(start_us))
+    return {"start_time": start_us.cast(_UTC_US), "end_time": end_us.cast(_UTC_US),
+            "duration_ms": pc.divide(duration_us.cast(pa.float64()), 1000.0)}, bad
+
+
+class Entries:
+    """Key/value lists per row, flattened (``parents`` sorted), with ``kv_map_sql``'s rules:
+    entries without a key are dropped and the first of duplicate keys wins."""
+
+    def __init__(self, n: int, parents: np.ndarray, keys: pa.Array, values: pa.Array) -> None:
+        keys, values = keys.cast(pa.string()), values.cast(pa.string())
+        bad = bad_key_rows(n, parents, keys)
+        if bad.any():
+            keep = ~bad[parents]
+            sel = np.flatnonzero(bad[parents] & mask(pc.is_valid(keys)))
+            codes = pc.dictionary_encode(keys.take(pa.array(sel))).indices.to_numpy().astype(np.int64)
+            _, first = np.unique(parents[sel] * (int(codes.max()) + 1) + codes, return_index=True)
+            keep[sel[first]] = True
+            keep_at = pa.array(keep)
+            parents, keys, values = parents[keep], keys.filter(keep_at), values.filter(keep_at)
+        self.n, self.parents, self.keys, self.values = n, parents, keys, values
+        encoded = pc.dictionary_encode(keys)
+        self._names = encoded.dictionary
+        self._codes = encoded.indices.to_numpy(zero_copy_only=False)
+
+    def _entries(self, key: str) -> np.ndarray:
+        """Indices of the entries named ``key``."""
+        code = pc.index(self._names, key).as_py()
+        return np.zeros(0, np.int64) if code < 0 else np.flatnonzero(self._codes == code)
+
+    @classmethod
+    def of_lists(cls, lists: pa.Array) -> Entries:
+        """From a list of ``{key, value}`` structs (or a MAP) per row."""
+        items, parents, _ = unnest(lists)
+        parts = fields(items)
+        return cls(len(lists), parents, parts["key"], parts["value"])
+
+    @classmethod
+    def concat(cls, n: int, parts: list[tuple[np.ndarray, pa.Array, pa.Array]]) -> Entries:
+        """The entries of ``parts`` (parents, keys, values), a row's entries of one part after
+        those of the parts before it."""
+        counts = [np.bincount(p, minlength=n) for p, _, _ in parts]
+        before = np.zeros(n, dtype=np.int64)
+        row_start = list_offsets(np.sum(counts, axis=0))[:-1].astype(np.int64)
+        slots = []
+        for (p, _, _), c in zip(parts, counts):
+            slots.append(row_start[p] + before[p] + rank_in_group(p))
+            before += c
+        slot = np.concatenate(slots)
+        perm = np.empty(len(slot), dtype=np.int64)
+        perm[slot] = np.arange(len(slot))
+        take = pa.array(perm)
+        parents = np.concatenate([p for p, _, _ in parts])[perm]
+        keys = pa.concat_arrays([k.cast(pa.string()) for _, k, _ in parts]).take(take)
+        values = pa.concat_arrays([v.cast(pa.string()) for _, _, v in parts]).take(take)
+        return cls(n, parents, keys, values)
+
+    def lengths(self) -> np.ndarray:
+        return np.bincount(self.parents, minlength=self.n)
+
+    def map(self) -> pa.MapArray:
+        return kv_map(self.lengths(), self.keys, self.values)
+
+    def has(self, key: str) -> np.ndarray:
+        """``map_contains(map, key)`` per row."""
+        out = np.zeros(self.n, dtype=bool)
+        out[self.parents[self._entries(key)]] = True
+        return out
+
+    def value(self, key: str) -> pa.Array:
+        """``map[key]`` per row (NULL where absent)."""
+        sel = self._entries(key)
+        return _scatter(self.values.take(pa.array(sel)), self.parents[sel], self.n)
+
+    def first_value(self, *keys: str) -> pa.Array:
+        """``coalesce(map[k1], map[k2], ...)``."""
+        return pc.coalesce(*(self.value(k) for k in keys))
+
+    def promoted(self) -> dict[str, pa.Array]:
+        return promoted_text(self.n, self.parents, self.keys, self.values)
+
+
+@dataclass
+class FastBatch:
+    """What a fast path took from a batch of JSON texts (the rows of a source table): ``handled``
+    and ``counts`` (spans per text) per row, the canonical span rows (``_elem``: the source row
+    of each, ``_index``: its 0-based position among that text's spans) and their resources."""
+
+    handled: np.ndarray
+    counts: np.ndarray
+    spans: pa.Table
+    resources: pa.Table | None = None
+
+    @classmethod
+    def nothing(cls, n: int) -> FastBatch:
+        """Nothing taken from a batch of ``n`` texts."""
+        return cls(np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64), pa.table({"_elem": pa.array([], pa.int64())}))
+
+    def insert(self, ctx: LoadContext, source: pa.Table) -> int:
+        """Store the span rows with their provenance from ``source`` (``line``; ``base``, the
+        document-wide index of a text's first span)."""
+        if not self.spans.num_rows:
+            return 0
+        elem = self.spans.column("_elem")
+        table = self.spans.drop_columns(["_elem", "_index"])
+        table = table.append_column("source_line", source.column("line").take(elem))
+        base = source.column("base").take(elem)
+        table = table.append_column("source_offset", pc.add(base, self.spans.column("_index")))
+        return insert_spans(ctx, table, self.resources)
+
+
+def keep_good(rows: np.ndarray, n_source: int, counts: np.ndarray, table: pa.Table,
+              bad_span: np.ndarray, resources: pa.Table | None = None) -> FastBatch:
+    """The :class:`FastBatch` of the texts ``rows`` (source rows) with ``counts`` spans each, of
+    which those holding a span in ``bad_span`` (or one that :func:`invalid_rows` rejects) are
+    left to the general path; ``table`` has ``_elem`` (index into ``rows``) and ``_index``."""
+    elem = table.column("_elem").to_numpy()
+    bad_span = bad_span | invalid_rows(table)
+    bad_text = np.zeros(len(rows), dtype=bool)
+    bad_text[elem[bad_span]] = True
+    handled = np.zeros(n_source, dtype=bool)
+    handled[rows[~bad_text]] = True
+    all_counts = np.zeros(n_source, dtype=np.int64)
+    all_counts[rows] = counts
+    table = table.filter(pa.array(~bad_text[elem]))
+    table = table.set_column(table.schema.get_field_index("_elem"), "_elem",
+                             pa.array(rows[table.column("_elem").to_numpy()]))
+    return FastBatch(handled, all_counts, table, resources)
