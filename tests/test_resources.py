@@ -128,10 +128,6 @@ def _show(capsys, label: str, runs: list[dict]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "known bug (reported): forensics/loaders/_arrow_spans.py insert_spans registers each block's Arrow span "
-    "table on the case connection inside the file's transaction; DuckDB keeps an unregistered view's Python "
-    "object until COMMIT, so every block stays alive (~0.7 MB per MB of file). Remove this marker once fixed."))
 def test_memory_held_while_loading_does_not_grow_with_file_size(otlp_template: Path, tmp_path: Path, capsys) -> None:
     """30 MB vs 120 MB of OTLP, read in 4 MB blocks under a 64 MB DuckDB limit: what Arrow holds
     in the last third of the load must be about the same for both files (a block kept alive

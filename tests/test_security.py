@@ -45,6 +45,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("detectors/_common.py", "name"): "generated temp table name (_fx_<pid>_<counter>)",
     ("detectors/version_regression.py", "name"): "generated registered table name",
     ("loaders/_otlp_arrow.py", "name"): "generated registered table name",
+    ("loaders/context.py", "name"): "generated temp table name (_src_<counter>, ctx.register)",
     ("loaders/_otlp_sql.py", "key"): "OTLP request key from the SIGNALS constant table",
     ("loaders/_otlp_sql.py", "signal"): "signal name from the SIGNALS constant table",
     ("loaders/_otlp_sql.py", "rkey"): "OTLP request key from the SIGNALS constant table",

@@ -15,7 +15,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schema
-from .._db import scalar
 from ._semconv import INTEGER_COLUMNS, PRECOMPUTED_PREFIX, PROMOTED, SPAN_ID_HEX, TRACE_ID_HEX
 from .context import LoadContext
 
@@ -114,14 +113,15 @@ def invalid_rows(spans: pa.Table) -> np.ndarray:
     return np.asarray(pc.fill_null(bad, True).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _select_list(spans: pa.Schema, resources: pa.Schema | None) -> tuple[list[str], list[str]]:
-    """(target columns, SELECT expressions) for the canonical span columns the input provides."""
+def _select_list(spans: pa.Schema, resources: pa.Schema | None) -> list[str]:
+    """One SELECT expression per column of the spans table, in table order, from the input's
+    columns (``s``: the spans, ``r``: the resources); NULL of the column's type where the input
+    has nothing."""
     have = set(spans.names)
     res = set(resources.names) if resources is not None else set()
-    cols, exprs = [], []
+    types = {c.name: c.type for c in schema.TABLES["spans"]}
+    exprs = []
     for col in schema.column_names("spans"):
-        if col in ("format", "source_file"):
-            continue
         pre = PRECOMPUTED_PREFIX + col
         if col in have:
             expr = f's."{col}"'
@@ -132,10 +132,9 @@ def _select_list(spans: pa.Schema, resources: pa.Schema | None) -> tuple[list[st
         elif col in res:
             expr = f'r."{col}"'
         else:
-            continue
-        cols.append(col)
-        exprs.append(expr)
-    return cols, exprs
+            expr = f"CAST(NULL AS {types[col]})"
+        exprs.append(f'{expr} AS "{col}"')
+    return exprs
 
 
 def insert_spans(ctx: LoadContext, spans: pa.Table, resources: pa.Table | None = None) -> int:
@@ -148,25 +147,23 @@ def insert_spans(ctx: LoadContext, spans: pa.Table, resources: pa.Table | None =
     in ``resources`` (``rid`` plus any of ``resource_attributes``, ``service``,
     ``service_version``, ``host_name``): a resource's MAP is then stored once per span by DuckDB
     rather than imported once per span. Every row must pass :func:`invalid_rows`.
+
+    The tables go to DuckDB as relations (``from_arrow``), not registered views: a view
+    registered inside the file's transaction would keep each block alive until COMMIT.
     """
-    if not spans.num_rows:
+    n = spans.num_rows
+    if not n:
         return 0
     if invalid_rows(spans).any():
         raise AssertionError("insert_spans: a row that the span rules reject was passed in (a fast path bug)")
-    cols, exprs = _select_list(spans.schema, resources.schema if resources is not None else None)
-    col_list = ", ".join(f'"{c}"' for c in cols)
-    name = ctx.register(spans)
-    res_name = None
-    try:
-        source = f"{name} s"
-        if resources is not None and "rid" in spans.column_names:
-            res_name = ctx.register(resources)
-            source += f" LEFT JOIN {res_name} r ON s.rid = r.rid"
-        n = scalar(ctx.con, f'INSERT INTO spans ("format", "source_file", {col_list}) '
-                            f"SELECT ?, ?, {', '.join(exprs)} FROM {source}", [ctx.format, ctx.path])
-    finally:
-        ctx.unregister(name)
-        if res_name:
-            ctx.unregister(res_name)
+    spans = spans.drop_columns([c for c in ("format", "source_file") if c in spans.column_names])
+    spans = spans.append_column("format", pa.repeat(pa.scalar(ctx.format, pa.string()), n))
+    spans = spans.append_column("source_file", pa.repeat(pa.scalar(ctx.path, pa.string()), n))
+    join = resources is not None and "rid" in spans.column_names
+    exprs = _select_list(spans.schema, resources.schema if join else None)
+    rel = ctx.con.from_arrow(spans).set_alias("s")
+    if join:
+        rel = rel.join(ctx.con.from_arrow(resources).set_alias("r"), "s.rid = r.rid", how="left")
+    rel.project(", ".join(exprs)).insert_into("spans")
     ctx.loaded["spans"] += n
     return n

@@ -95,13 +95,18 @@ class LoadContext:
 
     # -- writing --------------------------------------------------------------------------------
     def register(self, table: pa.Table) -> str:
-        """Register an Arrow table with DuckDB under a fresh name and return the name."""
+        """Copy an Arrow table into a TEMP table under a fresh name and return the name.
+
+        Not ``con.register``: a view registered inside the file's transaction keeps its Arrow
+        table alive until COMMIT even after ``unregister``, so memory would grow with the file; a
+        TEMP table is DuckDB memory, which the loading memory limit bounds (it spills).
+        """
         name = f"_src_{next(_names)}"
-        self.con.register(name, table)
+        self.con.from_arrow(table).query("_arrow_in", f"CREATE TEMP TABLE {name} AS SELECT * FROM _arrow_in")
         return name
 
     def unregister(self, name: str) -> None:
-        self.con.unregister(name)
+        run(self.con, f"DROP TABLE IF EXISTS {name}")
 
     def emit(self, table: str, select_sql: str, params: Sequence[Any] | dict | None = None) -> int:
         """Insert the rows of ``select_sql`` into canonical ``table``; rejects go to ``rejects``.
