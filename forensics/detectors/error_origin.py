@@ -14,12 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 from ..analysis._tree import MAX_DEPTH, is_error_sql, span_operation_sql
 from ..findings import Findings
-from ._common import check, clean, near_miss, rows, source_sql, to_findings
+from ._common import check, clean, near_miss, rows, source_sql, span_key_sql, to_findings
 from ._normalize import call_target_sql, normalize_text_sql
 from .registry import detector
 
 if TYPE_CHECKING:
     from ..case import Case
+
+
+#: span columns an origin reports (operation, target, template, source) besides its ids
+_ORIGIN_COLUMNS = ("service", "service_version", "kind", "name", "start_time", "status", "status_message",
+                   "http_status_code", "url_template", "http_route", "http_method", "db_statement", "http_url",
+                   "rpc_service", "rpc_method", "messaging_destination", "messaging_operation", "peer_service",
+                   "server_address", "db_system", "messaging_system", "source_file", "source_line", "source_offset")
 
 
 def origins_sql(max_depth: int = MAX_DEPTH) -> str:
@@ -29,10 +36,15 @@ def origins_sql(max_depth: int = MAX_DEPTH) -> str:
     client origins), template (normalized status message, else ``HTTP <code>``), start_time,
     source, hops (ancestors walked), masked (an ancestor did not error), masked_by
     ("service operation" of the nearest ancestor that did not error), reached_root.
+
+    The walk up runs over a narrow copy of the failing traces only (8-byte span keys and an
+    error flag), so its repeated joins never touch the other spans; the label of the masking
+    ancestor is built once per origin at the end.
     """
+    cols = ", ".join(f"s.{c}" for c in _ORIGIN_COLUMNS)
     return f"""
 WITH RECURSIVE err AS MATERIALIZED (
-  SELECT * FROM spans s WHERE {is_error_sql('s')}
+  SELECT s.trace_id, s.span_id, s.parent_span_id, {cols} FROM spans s WHERE {is_error_sql('s')}
 ),
 leaf AS MATERIALIZED (
   SELECT e.* FROM err e
@@ -44,26 +56,38 @@ origin AS MATERIALIZED (
     CASE WHEN o.kind IN ('client', 'producer') THEN {call_target_sql('o', None)} END AS target,
     coalesce({normalize_text_sql("nullif(o.status_message, '')")}, 'HTTP ' || o.http_status_code::VARCHAR,
              '(no message)') AS template,
-    o.start_time, {source_sql('o')} AS source
+    o.start_time, {source_sql('o')} AS source, {span_key_sql('o')} AS sid,
+    CASE WHEN o.parent_span_id IS NOT NULL THEN {span_key_sql('o', 'parent_span_id')} END AS psid
   FROM leaf o
   QUALIFY row_number() OVER (PARTITION BY o.trace_id ORDER BY o.start_time NULLS LAST, o.span_id) = 1
 ),
-up(trace_id, origin_id, parent_span_id, hops, ok, label) AS (
-  SELECT trace_id, span_id, parent_span_id, 0, false, NULL::VARCHAR FROM origin
+tree AS MATERIALIZED (
+  SELECT {span_key_sql('p')} AS sid,
+    CASE WHEN p.parent_span_id IS NOT NULL THEN {span_key_sql('p', 'parent_span_id')} END AS psid,
+    NOT {is_error_sql('p')} AS ok
+  FROM spans p WHERE p.trace_id IN (SELECT trace_id FROM origin)
+),
+up(origin_sid, psid, hops, ok, anc) AS (
+  SELECT sid, psid, 0, false, CASE WHEN false THEN sid END FROM origin
   UNION ALL
-  SELECT up.trace_id, up.origin_id, p.parent_span_id, up.hops + 1, NOT {is_error_sql('p')},
-         p.service || ' ' || {span_operation_sql('p')}
-  FROM up JOIN spans p ON p.trace_id = up.trace_id AND p.span_id = up.parent_span_id
+  SELECT up.origin_sid, t.psid, up.hops + 1, t.ok, t.sid
+  FROM up JOIN tree t ON t.sid = up.psid
   WHERE up.hops < {int(max_depth)}
 ),
 walk AS (
-  SELECT trace_id, origin_id, max(hops) AS hops, bool_or(ok) AS masked,
-         arg_min(label, hops) FILTER (WHERE ok) AS masked_by,
-         bool_or(parent_span_id IS NULL) AS reached_root
+  SELECT origin_sid, max(hops) AS hops, bool_or(ok) AS masked, arg_min(anc, hops) FILTER (WHERE ok) AS masked_sid,
+         bool_or(psid IS NULL) AS reached_root
   FROM up GROUP BY ALL
+),
+label AS (
+  SELECT {span_key_sql('p')} AS sid, any_value(p.service || ' ' || {span_operation_sql('p')}) AS label
+  FROM spans p WHERE p.trace_id IN (SELECT trace_id FROM origin)
+    AND {span_key_sql('p')} IN (SELECT masked_sid FROM walk)
+  GROUP BY 1
 )
-SELECT o.*, w.hops, w.masked, w.masked_by, w.reached_root
-FROM origin o JOIN walk w ON w.trace_id = o.trace_id AND w.origin_id = o.span_id
+SELECT o.trace_id, o.span_id, o.service, o.operation, o.kind, o.version, o.target, o.template, o.start_time,
+  o.source, w.hops, w.masked, l.label AS masked_by, w.reached_root
+FROM origin o JOIN walk w ON w.origin_sid = o.sid LEFT JOIN label l ON l.sid = w.masked_sid
 """
 
 
