@@ -228,17 +228,38 @@ class CallTables(NamedTuple):
 _CACHE: dict[int, tuple[tuple, CallTables, bool]] = {}
 
 
+def _fingerprint(case: "Case") -> tuple:
+    """Count and order-independent hash of the span ids and deploy events of ``case``."""
+    return tuple(run(case.con, """
+SELECT (SELECT count(*) FROM spans), (SELECT sum(hash(trace_id, span_id)) FROM spans),
+       (SELECT count(*) FROM events WHERE kind = 'deploy'),
+       (SELECT sum(hash(service, version, time)) FROM events WHERE kind = 'deploy')""")[0])
+
+
+def cached_call_tables(case: "Case", fingerprint: tuple | None = None) -> CallTables | None:
+    """The call tables of ``case``'s connection (:func:`call_tables`, with or without flags)
+    if they are built and still match its spans and deploy events, else None (nothing is
+    built)."""
+    cached = _CACHE.get(id(case.con))
+    if not cached or cached[0] != (fingerprint or _fingerprint(case)):
+        return None
+    exists = scalar(case.con, "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
+                    [cached[1].calls])
+    return cached[1] if exists else None
+
+
 def call_tables(case: "Case", *, flags: bool = True) -> CallTables:
     """The outbound calls of ``case`` as two TEMP tables, built once per connection.
 
     ``calls``: one row per outbound call with a parent, fixed-width columns only (so windows,
     joins and aggregations over millions of calls move no strings): sid (key of the call span,
     :func:`span_key_sql`), psid (key of its parent span), tid (key of its trace,
-    :func:`trace_key_sql`), chain (key of the sibling calls one
-    caller made to one target operation), kid (key of service, version, target and
-    target_operation: see ``keys``), start_time, end_time, start_us, end_us (epoch
-    microseconds), duration_ms, detail, marked, is_error (see :func:`calls_sql`) and, with
-    ``flags``, is_retry, gap_ms and prev_max_end (see :func:`attempt_flags_sql`).
+    :func:`trace_key_sql`), chain (key of the sibling calls one caller made to one target
+    operation), kid (key of service, version, target and target_operation: see ``keys``),
+    start_time, end_time, start_us, end_us (epoch microseconds), duration_ms, detail, marked,
+    is_error (see :func:`calls_sql`) and, with ``flags``, is_retry, gap_ms and prev_max_end
+    (see :func:`attempt_flags_sql`; without ``flags`` they may be missing, which saves a window
+    over every call).
 
     ``keys``: kid, service, version, target, target_operation (one row per kid).
 
@@ -248,19 +269,15 @@ def call_tables(case: "Case", *, flags: bool = True) -> CallTables:
     :func:`drop_calls_table` is called. File and line of a call: :func:`add_sources`.
     """
     key = id(case.con)
-    fingerprint = tuple(run(case.con, """
-SELECT (SELECT count(*) FROM spans), (SELECT sum(hash(trace_id, span_id)) FROM spans),
-       (SELECT count(*) FROM events WHERE kind = 'deploy'),
-       (SELECT sum(hash(service, version, time)) FROM events WHERE kind = 'deploy')""")[0])
-    cached = _CACHE.get(key)
-    if cached and cached[0] == fingerprint and scalar(
-            case.con, "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [cached[1].calls]):
-        tables, has_flags = cached[1], cached[2]
-        if flags and not has_flags:
-            tables = CallTables(_new_name("calls"), tables.keys)
-            run(case.con, f"CREATE TEMP TABLE {tables.calls} AS {_flagged_sql(cached[1].calls, CALL_COLUMNS)}")
-            run(case.con, f"DROP TABLE IF EXISTS {cached[1].calls}")
-            _CACHE[key] = (fingerprint, tables, True)
+    fingerprint = _fingerprint(case)
+    tables = cached_call_tables(case, fingerprint)
+    if tables:
+        if flags and not _CACHE[key][2]:
+            flagged = CallTables(_new_name("calls"), tables.keys)
+            run(case.con, f"CREATE TEMP TABLE {flagged.calls} AS {_flagged_sql(tables.calls, CALL_COLUMNS)}")
+            run(case.con, f"DROP TABLE IF EXISTS {tables.calls}")
+            _CACHE[key] = (fingerprint, flagged, True)
+            return flagged
         return tables
     drop_calls_table(case)
     tables = CallTables(_new_name("calls"), _new_name("call_keys"))
@@ -272,6 +289,21 @@ SELECT (SELECT count(*) FROM spans), (SELECT sum(hash(trace_id, span_id)) FROM s
         run(case.con, f"CREATE TEMP TABLE {tables.calls} AS {select}")
     _CACHE[key] = (fingerprint, tables, flags)
     return tables
+
+
+def call_counts_sql(case: "Case") -> str:
+    """SELECT (psid, target, target_operation, calls): outbound calls per caller span (key
+    ``psid``, :func:`span_key_sql`) and target operation.
+
+    From the cached call tables when a detector already built them; otherwise straight from
+    ``spans``, without the per-call columns and retry flags a caller of counts does not need.
+    """
+    tables = cached_call_tables(case)
+    if tables:
+        return (f"SELECT c.psid, k.target, k.target_operation, count(*) AS calls FROM {tables.calls} c "
+                f"JOIN {tables.keys} k ON k.kid = c.kid GROUP BY ALL")
+    counts = _outbound_sql(case, f"{span_key_sql('c', 'parent_span_id')} AS psid, c.target, c.target_operation")
+    return f"SELECT psid, target, target_operation, count(*) AS calls FROM ({counts}) GROUP BY ALL"
 
 
 def calls_table(case: "Case") -> str:

@@ -36,7 +36,7 @@ from scipy import stats
 
 from .._db import query_arrow
 from ..findings import Findings
-from ._common import (add_sources, call_tables, check, clean, deploy_times_sql, fmt_ms, fmt_num, near_miss,
+from ._common import (add_sources, call_counts_sql, check, clean, deploy_times_sql, fmt_ms, fmt_num, near_miss,
                       rows, span_key_sql, temp_table, to_findings, version_sql, vlabel)
 from ._normalize import normalize_text_sql, server_operation_key_sql, with_server_operation_sql
 from .registry import detector
@@ -139,22 +139,21 @@ GROUP BY ALL HAVING coalesce(gv.res_version, tr.version, gv.time_version) IS NOT
 """
 
 
-def _call_pattern_sql(calls: str, keys: str, req: str, pairs: str) -> str:
+def _call_pattern_sql(counts: str, req: str, pairs: str) -> str:
     """Mean downstream calls per request by (target, operation) for both versions of a pair.
 
     A call belongs to the request span that is its parent, or its grandparent through one
-    internal span. Calls are counted per (caller span, kid) first, on fixed-width keys.
+    internal span. ``counts``: calls per (caller span key ``psid``, target, target_operation).
     """
     return f"""
-WITH pc AS (SELECT psid, kid, count(*) AS calls FROM {calls} GROUP BY ALL),
+WITH pc AS MATERIALIZED ({counts}),
 m AS (SELECT {span_key_sql('m')} AS sid, {span_key_sql('m', 'parent_span_id')} AS psid FROM spans m
       WHERE m.kind NOT IN ('server', 'consumer') AND m.parent_span_id IS NOT NULL
         AND {span_key_sql('m')} IN (SELECT psid FROM pc)),
 rc AS (
-  SELECT r.service, r.operation, r.version, k.target, k.target_operation, sum(pc.calls) AS calls
+  SELECT r.service, r.operation, r.version, pc.target, pc.target_operation, sum(pc.calls) AS calls
   FROM pc LEFT JOIN m ON m.sid = pc.psid
   JOIN {req} r ON r.sid = coalesce(m.psid, pc.psid)
-  JOIN {keys} k ON k.kid = pc.kid
   GROUP BY ALL)
 SELECT p.service, p.operation, p.version, rc.target, rc.target_operation,
   coalesce(sum(rc.calls) FILTER (WHERE rc.version = p.version), 0) / any_value(p.n) AS new_per_request,
@@ -208,7 +207,7 @@ def detect_version_regression(case: "Case", *, alpha: float = 0.01, min_latency_
         if rows(case, "SELECT 1 FROM logs WHERE template IS NOT NULL LIMIT 1"):
             kinds = f"SELECT * FROM ({kinds}) UNION ALL SELECT * FROM ({_log_kinds_sql(req, versions)})"
         new_kinds = rows(case, _new_kinds_sql(kinds, versions), {"min_new": min_new_error_count})
-        patterns = rows(case, _call_pattern_sql(*call_tables(case, flags=False), req, pairs))
+        patterns = rows(case, _call_pattern_sql(call_counts_sql(case), req, pairs))
         samples = _samples(case, req, pair_rows)
     # new error types belong to the service version: shown on its own operation's pair, else on
     # the version's busiest compared operation (pairs are ordered by requests)
