@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 import pytest
 
 import forensics
-from forensics.detectors.error_origin import detect_error_origin
+from forensics.detectors.error_origin import detect_error_origin, origins_sql
 from forensics.synth.builder import SpanBuilder
 
 T0 = datetime(2026, 2, 18, 10, 0, tzinfo=timezone.utc)
@@ -107,3 +107,30 @@ def test_synth_pool_timeouts_originate_in_catalog_service(synth_case):
 def test_synth_clean_scenario_has_nothing_above_low(synth_case):
     case, _ = synth_case("clean")
     assert len(detect_error_origin(case).at_least("medium")) == 0
+
+
+def test_deep_origin_masked_by_nearest_succeeding_ancestor():
+    """root (ok) <- gw (ok) <- svc (error) <- load (error) <- SELECT (error, origin): the walk goes
+    all the way up (4 hops) and names the nearest ancestor that succeeded (gw, 3 hops up)."""
+    b = SpanBuilder(T0, seed=5)
+    for i in range(6):
+        t = i * 100
+        root = b.span("edge", "GET /page", kind="server", start_ms=t, duration_ms=90,
+                      attributes={"http.route": "/page", "http.request.method": "GET"})
+        gw = b.span("gateway", "proxy", kind="internal", parent=root, start_ms=t + 1, duration_ms=80)
+        svc = b.span("orders", "GET /orders", kind="server", parent=gw, start_ms=t + 2, duration_ms=70,
+                     status="error", attributes={"http.route": "/orders", "http.request.method": "GET"})
+        load = b.span("orders", "load", kind="internal", parent=svc, start_ms=t + 3, duration_ms=60, status="error")
+        b.span("orders", "SELECT", kind="client", parent=load, start_ms=t + 4, duration_ms=50, status="error",
+               status_message=f"timeout after {1000 + i} ms", attributes={"db.system": "postgresql"})
+    case = forensics.open_case()
+    b.insert(case)
+    (r,) = detect_error_origin(case).records()
+    assert (r["service"], r["target"]) == ("orders", "postgresql")
+    ev = r["evidence"]
+    assert ev["template"] == "timeout after ? ms" and ev["origin_traces"] == 6
+    assert ev["masked_traces"] == 6 and ev["masked_by"] == "gateway proxy" and ev["propagated_traces"] == 0
+    walks = case.sql(f"SELECT hops, masked, reached_root FROM ({origins_sql()})").rows()
+    assert walks == [(4, True, True)] * 6
+    short = case.sql(f"SELECT hops, masked, masked_by, reached_root FROM ({origins_sql(max_depth=2)})").rows()
+    assert short == [(2, False, None, False)] * 6

@@ -226,3 +226,16 @@ def test_cli_detect_json(tmp_path, flagship_spans):
     assert res.exit_code == 0, res.output
     out = orjson.loads(res.stdout)
     assert [(f["detector"], f["target"], f["version"]) for f in out] == [("n_plus_one", "inventory-service", "1.8.0")]
+
+
+def test_exemplars_among_equal_requests_are_deterministic(make_case):
+    """Twelve identical N+1 requests: the five exemplars are the greatest trace ids (ties are
+    broken by trace id, so every run and engine reports the same traces)."""
+    def build(b: SpanBuilder) -> None:
+        for _ in range(12):
+            _sequential(b, 6, 20.0)
+    case = make_case(build)
+    (f,) = detect_n_plus_one(case).records()
+    traces = sorted(r[0] for r in case.sql("SELECT DISTINCT trace_id FROM spans").rows())
+    assert f["evidence"]["exemplar_trace_ids"] == traces[::-1][:5]
+    assert f["evidence"]["source"] is not None and f["evidence"]["source"].startswith("traces.json:")
