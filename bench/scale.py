@@ -125,7 +125,11 @@ def _measured(task: Callable[[], dict], probe: Callable[[], dict[str, float]] | 
         try:
             out = task()
         except Exception as exc:  # reported, not raised: the parent records which task failed
-            out = {"error": f"{type(exc).__name__}: {str(exc)[:2000]}"}
+            import traceback
+
+            frames = [f"{Path(f.filename).name}:{f.lineno} {f.name}: {f.line}"
+                      for f in traceback.extract_tb(exc.__traceback__) if "forensics" in f.filename]
+            out = {"error": f"{type(exc).__name__}: {str(exc)[:2000]}", "where": frames[-4:]}
     out.update(seconds=round(time.perf_counter() - t0, 2), cpu_seconds=round(_cpu_s() - cpu0, 2),
                start_rss_mb=round(base_mb), peak_rss_mb=round(MemorySampler.peak_rss_mb()),
                **sampler.summary())
