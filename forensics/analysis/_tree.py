@@ -58,13 +58,6 @@ def roots_sql(sp: str = "sp") -> str:
             f"(SELECT 1 FROM {sp} p WHERE p.trace_id = r.trace_id AND p.span_id = r.parent_span_id)")
 
 
-def span_key_sql(s: str = "s", column: str = "span_id") -> str:
-    """64-bit key of the span ``{s}.{column}`` of trace ``{s}.trace_id`` (NULL for a NULL id):
-    joins and walks over parent links run on it instead of two strings. Engine-specific values
-    (DuckDB ``hash``, Spark ``xxhash64``): only for equality, never ordering or output."""
-    return f"CASE WHEN {s}.{column} IS NOT NULL THEN hash({s}.trace_id, {s}.{column}) END"
-
-
 def id_order_sql(expr: str) -> str:
     """A BIGINT that orders lowercase-hex ids like the ids themselves (their first 15 hex
     digits), for tie-breaks that every engine resolves alike (NULL for a non-hex id)."""

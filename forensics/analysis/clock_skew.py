@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Iterator
 import duckdb
 
 from .._db import run, scalar
-from ..detectors._common import source_sql, temp_table
+from ..detectors._common import source_sql, span_key_sql, temp_table
 from ..errors import CaseError, UsageError
-from ._tree import MAX_DEPTH, host_sql, span_key_sql, walk_up
+from ._tree import MAX_DEPTH, host_sql, walk_up
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -35,7 +35,7 @@ def edges_sql() -> str:
     parent_service, lead_us (child.start - parent.start), trail_us (parent.end - child.end),
     offset_us (see module docs), start_time, source ("file:line" of the server span), sid and
     pid (64-bit keys of the server span and of its client parent, see
-    :func:`forensics.analysis._tree.span_key_sql`). The timing columns are NULL when a time is
+    :func:`forensics.detectors._common.span_key_sql`). The timing columns are NULL when a time is
     missing.
     """
     lead = "(epoch_us(c.start_time) - epoch_us(p.start_time))"

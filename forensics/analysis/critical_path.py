@@ -27,12 +27,12 @@ from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .._db import query_arrow, run, scalar
-from ..detectors._common import temp_table
+from ..detectors._common import span_key_sql, temp_table
 from ..errors import UsageError
 from ..result import Result
 from ._select import Selection, as_predicate
-from ._tree import (MAX_DEPTH, OP_COLUMNS, id_order_sql, operation_key_sql, operations_sql, span_key_sql,
-                    span_operation_sql, walk_up)
+from ._tree import (MAX_DEPTH, OP_COLUMNS, id_order_sql, operation_key_sql, operations_sql, span_operation_sql,
+                    walk_up)
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -159,7 +159,7 @@ def critical_spans(case: "Case", scope: str = "TRUE", params: Sequence[Any] | No
         path = stack.enter_context(_critical_core(case, scoped, params, max_depth))
         cpx = stack.enter_context(temp_table(case, f"""
 SELECT s.trace_id, s.span_id, s.parent_span_id, p.sid, p.root_sid, p.depth, s.service, s.name, s.kind,
-  s.start_time, s.end_time, s.duration_ms, p.self_us / 1000.0 AS self_ms, p.root_us / 1000.0 AS root_ms,
+  s.start_time, s.end_time, s.duration_ms, p.self_us / 1e3 AS self_ms, p.root_us / 1e3 AS root_ms,
   s.source_file, s.source_line, {', '.join(f's.{c}' for c in OP_COLUMNS if c not in ('name', 'kind'))},
   {operation_key_sql('s')} AS opkey
 FROM spans s JOIN {path} p ON p.sid = {span_key_sql('s')}
@@ -255,7 +255,7 @@ def _by_operation_sql(path: str, ops: str) -> str:
     break ties by trace and span id, so every engine gives the same rows."""
     return f"""
 WITH entry AS MATERIALIZED (
-  SELECT p.root_sid, p.trace_id, o.opid AS entry_opid, p.root_us / 1000.0 AS root_ms
+  SELECT p.root_sid, p.trace_id, o.opid AS entry_opid, p.root_us / 1e3 AS root_ms
   FROM {path} p JOIN {ops} o USING (okey) WHERE p.depth = 0
 ),
 cut AS MATERIALIZED (
@@ -275,7 +275,7 @@ per_root AS MATERIALIZED (
 ),
 per_trace AS MATERIALIZED (
   SELECT e.entry_opid, e.slow, e.trace_id, r.opid, any_value(e.traces) AS traces, any_value(e.total_ms) AS total_ms,
-    any_value(e.slow_cut_ms) AS slow_cut_ms, sum(r.self_us) / 1000.0 AS self_ms, min(r.t0) AS t0
+    any_value(e.slow_cut_ms) AS slow_cut_ms, sum(r.self_us) / 1e3 AS self_ms, min(r.t0) AS t0
   FROM per_root r JOIN e USING (root_sid) GROUP BY e.entry_opid, e.slow, e.trace_id, r.opid
 ),
 agg AS MATERIALIZED (

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._db import query_arrow
-from ..analysis._tree import is_error_sql
+from .._db import query_arrow, run
+from ..analysis._tree import id_order_sql, is_error_sql
 from ..analysis.compare import DIMENSIONS, value_shares_sql
 from ..findings import Findings
 from ..stats import dip_test, two_mode_mixture
-from ._common import calls_sql, check, clean, fmt_ms, near_miss, rows, source_sql, temp_table, to_findings
+from ._common import (add_sources, call_tables, check, clean, fmt_ms, near_miss, rows, span_key_sql, temp_table,
+                      to_findings)
 from ._normalize import server_operation_sql
 from .registry import detector
 
@@ -39,14 +40,65 @@ _OUTCOME_ATTRIBUTES = [f"attributes.{k}" for k in (
     "http.response.status_code")]
 
 
-def _candidates_sql(case: "Case") -> str:
-    server = (f"SELECT 'server' AS side, s.service, {server_operation_sql('s')} AS operation, "
-              "NULL::VARCHAR AS target, NULL::VARCHAR AS target_operation, s.trace_id, s.span_id, "
-              f"s.start_time, s.duration_ms, coalesce({is_error_sql('s')}, false) AS is_error, {source_sql('s')} AS source "
-              "FROM spans s WHERE s.kind IN ('server', 'consumer')")
-    client = ("SELECT 'client', c.service, NULL, c.target, c.target_operation, c.trace_id, c.span_id, "
-              f"c.start_time, c.duration_ms, coalesce(c.is_error, false), c.source FROM ({calls_sql(case)}) c")
-    return f"SELECT * FROM ({server} UNION ALL {client}) WHERE duration_ms > 0 AND service IS NOT NULL"
+def _groups_sql(calls: str, keys: str) -> str:
+    """Per raw group (side, rkey) of a tested group: its gid, size n, stride and columns (two
+    ``?``: min_samples and max_samples).
+
+    Groups are (side, service, operation, target, target_operation) over server/consumer spans
+    and outbound calls (tables ``calls`` and ``keys`` of
+    :func:`forensics.detectors._common.call_tables`) with a positive duration. A raw group is
+    the service, name, route and method of a server span (``rkey`` hashes them; its operation
+    is normalized once per raw group), or a call's ``kid``. gids number groups in key order.
+    """
+    null = "CAST(NULL AS VARCHAR)"
+    return f"""
+WITH named AS (
+  SELECT 'server' AS side, r.rkey, r.n, r.service, {server_operation_sql('r')} AS operation,
+    {null} AS target, {null} AS target_operation
+  FROM (SELECT {_SERVER_KEY} AS rkey, count(*) AS n, any_value(service) AS service,
+               any_value(name) AS name, any_value(http_route) AS http_route, any_value(http_method) AS http_method
+        FROM spans s WHERE {_SERVER_WHERE} GROUP BY 1) r
+  UNION ALL
+  SELECT 'client', c.rkey, c.n, k.service, {null}, k.target, k.target_operation
+  FROM (SELECT kid AS rkey, count(*) AS n FROM {calls} WHERE duration_ms > 0 GROUP BY kid) c
+  JOIN {keys} k ON k.kid = c.rkey WHERE k.service IS NOT NULL
+),
+grp AS (
+  SELECT *, dense_rank() OVER (ORDER BY side, service, operation, target, target_operation) AS gid FROM (
+    SELECT side, service, operation, target, target_operation, sum(n) AS n
+    FROM named GROUP BY side, service, operation, target, target_operation) WHERE n >= ?
+)
+SELECT nm.side, nm.rkey, g.gid, g.n, CAST(greatest(1, ceil(g.n / ?)) AS BIGINT) AS stride, g.service, g.operation,
+  g.target, g.target_operation
+FROM named nm JOIN grp g ON g.side = nm.side AND g.service = nm.service
+  AND g.operation IS NOT DISTINCT FROM nm.operation AND g.target IS NOT DISTINCT FROM nm.target
+  AND g.target_operation IS NOT DISTINCT FROM nm.target_operation"""
+
+
+#: server/consumer spans that are latency samples, and their raw group key
+_SERVER_WHERE = "s.kind IN ('server', 'consumer') AND s.duration_ms > 0 AND s.service IS NOT NULL"
+_SERVER_KEY = "hash(s.service, s.name, s.http_route, s.http_method)"
+
+
+def _samples_sql(calls: str, groups: str) -> str:
+    """Every latency sample of a tested group (``groups``: :func:`_groups_sql`): gid, sid (span
+    key), tb (orders span ids), start_time, duration_ms, is_error and ``sampled``: in the
+    deterministic subsample of about ``max_samples`` spans per group, every ``stride``-th by a
+    key read from the trace and span id digits (random ids, and every engine picks the same
+    spans)."""
+    def cols(s: str, g: str) -> str:
+        tb = id_order_sql(f"{s}.span_id")
+        return (f"{tb} AS tb, ({id_order_sql(f'{s}.trace_id')} + {tb}) % {g}.stride = 0 AS sampled, "
+                f"{s}.start_time, {s}.duration_ms")
+    return f"""
+SELECT g.gid, {span_key_sql('s')} AS sid, {cols('s', 'g')}, coalesce({is_error_sql('s')}, false) AS is_error
+FROM spans s JOIN {groups} g ON g.side = 'server' AND g.rkey = {_SERVER_KEY}
+WHERE {_SERVER_WHERE}
+UNION ALL
+SELECT c.gid, c.sid, {cols('s', 'c')}, c.is_error
+FROM (SELECT g.gid, g.stride, c.sid, coalesce(c.is_error, false) AS is_error
+      FROM {calls} c JOIN {groups} g ON g.side = 'client' AND g.rkey = c.kid WHERE c.duration_ms > 0) c
+JOIN spans s ON {span_key_sql('s')} = c.sid"""
 
 
 @detector("bimodal_latency")
@@ -95,33 +147,29 @@ def detect_bimodal_latency(case: "Case", *, min_samples: int = 200, max_dip_p: f
                   "min_mode_ratio": min_mode_ratio, "max_timeout_spread": max_timeout_spread,
                   "timeout_tolerance": timeout_tolerance}
     records: list[dict[str, Any]] = []
-    with temp_table(case, _candidates_sql(case)) as cand:
-        groups_sql = (f"SELECT {', '.join(_KEYS)}, count(*) AS n, row_number() OVER () AS gid, "
-                      f"greatest(1, ceil(count(*) / ?))::BIGINT AS stride FROM {cand} "
-                      "GROUP BY ALL HAVING count(*) >= ?")
-        with temp_table(case, groups_sql, [max_samples, max(int(min_samples), 4)]) as grp:
-            on = " AND ".join(f"c.{k} IS NOT DISTINCT FROM g.{k}" for k in _KEYS)
-            with temp_table(case, f"SELECT g.gid, c.* FROM {cand} c JOIN {grp} g ON {on}") as spans:
-                groups = {r["gid"]: r for r in rows(case, f"SELECT * FROM {grp}")}
-                sample = query_arrow(case.con, f"SELECT s.gid, s.duration_ms FROM {spans} s JOIN {grp} g "
-                                     "USING (gid) WHERE hash(s.span_id) % g.stride = 0 ORDER BY s.gid")
-                gids = sample.column("gid").to_numpy()
-                values = np.log(sample.column("duration_ms").to_numpy())
-                bounds = np.flatnonzero(np.diff(gids)) + 1
-                judged = {}
-                for chunk_gids, chunk in zip(np.split(gids, bounds), np.split(values, bounds)):
-                    if chunk.size:
-                        verdict = _judge(chunk, thresholds, seed, explain)
-                        if verdict is not None:
-                            judged[int(chunk_gids[0])] = verdict
-                if judged:
-                    splits = (list(judged), [v["split_ms"] for v in judged.values()])
-                    modes = _mode_stats(case, spans, *splits)
-                    seps = _separators(case, spans, grp, *splits)
-                    for gid, v in judged.items():
-                        if gid in modes:
-                            rec = _record(groups[gid], modes[gid], seps.get(gid, []), v, thresholds)
-                            records.append(near_miss(rec, v["checks"]) if v["failed"] else rec)
+    calls = call_tables(case)
+    with temp_table(case, _groups_sql(calls.calls, calls.keys), [max(int(min_samples), 4), max_samples]) as grp, \
+            temp_table(case, _samples_sql(calls.calls, grp)) as spans:
+        groups = {r["gid"]: r for r in rows(case, f"SELECT DISTINCT gid, side, service, operation, target, "
+                                                  f"target_operation FROM {grp}")}
+        sample = query_arrow(case.con, f"SELECT gid, duration_ms FROM {spans} WHERE sampled ORDER BY gid, duration_ms")
+        gids = sample.column("gid").to_numpy()
+        values = np.log(sample.column("duration_ms").to_numpy())
+        bounds = np.flatnonzero(np.diff(gids)) + 1
+        judged = {}
+        for chunk_gids, chunk in zip(np.split(gids, bounds), np.split(values, bounds)):
+            if chunk.size:
+                verdict = _judge(chunk, thresholds, seed, explain)
+                if verdict is not None:
+                    judged[int(chunk_gids[0])] = verdict
+        if judged:
+            splits = (list(judged), [v["split_ms"] for v in judged.values()])
+            modes = _mode_stats(case, spans, *splits)
+            seps = _separators(case, spans, *splits)
+            for gid, v in judged.items():
+                if gid in modes:
+                    rec = _record(groups[gid], modes[gid], seps.get(gid, []), v, thresholds)
+                    records.append(near_miss(rec, v["checks"]) if v["failed"] else rec)
     return to_findings(records)
 
 
@@ -165,18 +213,36 @@ def _splits_sql() -> str:
 
 def _mode_stats(case: "Case", spans: str, gids: list, splits: list) -> dict[int, dict[str, Any]]:
     """Exact per-mode statistics over every span of each candidate group (not the sample):
-    ``{gid: {"fast": {...}, "slow": {...}}}`` for groups with spans in both modes."""
+    ``{gid: {"fast": {...}, "slow": {...}}}`` for groups with spans in both modes. Exemplars
+    (trace ids) are the erroring spans first, then the earliest, then by span id; ``source``
+    is the first exemplar's."""
     q = f"""
-SELECT s.gid, s.duration_ms >= k.split_ms AS slow, count(*) AS n, median(duration_ms) AS p50_ms,
-  quantile_cont(duration_ms, 0.1) AS p10_ms, quantile_cont(duration_ms, 0.9) AS p90_ms,
-  avg(is_error::INT) AS error_share, min(start_time) AS first, max(start_time) AS last,
-  list(trace_id ORDER BY is_error DESC, start_time, span_id)[1:5] AS exemplars,
-  arg_min(source, (NOT is_error, start_time)) AS source
+SELECT s.gid, s.duration_ms >= k.split_ms AS slow, count(*) AS n, median(s.duration_ms) AS p50_ms,
+  quantile_cont(s.duration_ms, 0.1) AS p10_ms, quantile_cont(s.duration_ms, 0.9) AS p90_ms,
+  avg(CAST(s.is_error AS INT)) AS error_share, min(s.start_time) AS first, max(s.start_time) AS last,
+  min_by(s.sid, (NOT s.is_error, s.start_time, s.tb), 5) AS exemplar_sids
 FROM {spans} s JOIN {_splits_sql()} k USING (gid) GROUP BY ALL"""
+    found = rows(case, q, [gids, splits])
+    for r in found:
+        r["source_sid"] = r["exemplar_sids"][0]
+    add_sources(case, found)
+    traces = _trace_ids(case, [sid for r in found for sid in r["exemplar_sids"]])
     out: dict[int, dict[str, Any]] = {}
-    for r in rows(case, q, [gids, splits]):
+    for r in found:
+        r["exemplars"] = [traces.get(sid) for sid in r.pop("exemplar_sids")]
         out.setdefault(r["gid"], {})["slow" if r["slow"] else "fast"] = r
     return {g: m for g, m in out.items() if len(m) == 2}
+
+
+def _trace_ids(case: "Case", sids: list) -> dict[Any, str]:
+    """Trace id per span key (:func:`forensics.detectors._common.span_key_sql`) of ``sids``: a
+    filter on one scan of the ids, the keys bound as an IN list."""
+    wanted = sorted(set(sids))
+    if not wanted:
+        return {}
+    q = (f"SELECT DISTINCT {span_key_sql('s')} AS sid, s.trace_id FROM spans s "
+         f"WHERE {span_key_sql('s')} IN ({', '.join('?' * len(wanted))})")
+    return dict(run(case.con, q, wanted))
 
 
 def _record(group: dict[str, Any], modes: dict[str, Any], separators: list[dict[str, Any]],
@@ -229,7 +295,7 @@ def _record(group: dict[str, Any], modes: dict[str, Any], separators: list[dict[
             "evidence": evidence, "summary": summary}
 
 
-def _separators(case: "Case", spans: str, grp: str, gids: list, splits: list, *, min_diff_pct: float = 20.0,
+def _separators(case: "Case", spans: str, gids: list, splits: list, *, min_diff_pct: float = 20.0,
                 min_lift: float = 2.0, top: int = 3) -> dict[int, list[dict[str, Any]]]:
     """Per candidate group, the attribute values over-represented among its slow spans (the
     possible causes: status and error attributes are left out, the error share says that; the
@@ -239,12 +305,12 @@ def _separators(case: "Case", spans: str, grp: str, gids: list, splits: list, *,
     dims = [d for d in DIMENSIONS if d not in _NOT_CAUSES]
     cols = ", ".join([f"s.{d}" for d in dims] + ["s.attributes", "s.resource_attributes"])
     flagged = (f"SELECT m.gid, {cols}, m.duration_ms >= k.split_ms AS _sel, m.duration_ms < k.split_ms AS _base "
-               f"FROM {spans} m JOIN {_splits_sql()} k USING (gid) JOIN {grp} g USING (gid) "
-               "JOIN spans s ON s.trace_id = m.trace_id AND s.span_id = m.span_id "
-               "WHERE hash(m.span_id) % g.stride = 0")
+               f"FROM {spans} m JOIN {_splits_sql()} k USING (gid) "
+               f"JOIN spans s ON {span_key_sql('s')} = m.sid WHERE m.sampled")
     shares, params = value_shares_sql(flagged, dims, by="gid", exclude=_OUTCOME_ATTRIBUTES)
     q = f"""
-SELECT * FROM ({shares}) WHERE diff_pct >= ? AND lift >= ?
+SELECT gid, dimension, value, selection_pct, baseline_pct, diff_pct, lift, selection_count, baseline_count
+FROM ({shares}) WHERE diff_pct >= ? AND lift >= ?
 QUALIFY row_number() OVER (PARTITION BY gid ORDER BY diff_pct DESC, selection_count DESC, dimension, value) <= ?"""
     out: dict[int, list[dict[str, Any]]] = {}
     for r in rows(case, q, [gids, splits] + params + [min_diff_pct, min_lift, top]):

@@ -72,8 +72,8 @@ caller AS (
 ),
 agg AS (
   SELECT host, count(*) AS pairs, count(*) FILTER (WHERE bad) AS violations,
-    median(offset_us) / 1000.0 AS offset_ms, quantile_cont(offset_us, 0.1) / 1000.0 AS p10_offset_ms,
-    quantile_cont(offset_us, 0.9) / 1000.0 AS p90_offset_ms, count(DISTINCT parent_host) AS parent_hosts,
+    median(offset_us) / 1e3 AS offset_ms, quantile_cont(offset_us, 0.1) / 1e3 AS p10_offset_ms,
+    quantile_cont(offset_us, 0.9) / 1e3 AS p90_offset_ms, count(DISTINCT parent_host) AS parent_hosts,
     min(start_time) FILTER (WHERE bad) AS first, max(start_time) FILTER (WHERE bad) AS last,
     min_by(trace_id, {worst}, 5) FILTER (WHERE bad) AS exemplars,
     arg_min(source, {worst}) FILTER (WHERE bad) AS source

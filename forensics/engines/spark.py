@@ -124,7 +124,7 @@ class SparkConnection:
         try:
             df = self.spark.sql(text)
             if (tree.args.get("kind") or "").upper() == "TABLE":
-                df = df.localCheckpoint()  # a TEMP TABLE is computed once, like DuckDB's
+                df = _fresh_columns(df.localCheckpoint())  # a TEMP TABLE is computed once, like DuckDB's
         except Exception as exc:
             raise QueryError(f"Spark query failed: {exc}\n--- Spark SQL ---\n{text}") from exc
         df.createOrReplaceTempView(name)
@@ -226,6 +226,16 @@ class SparkCase:
 
     def __repr__(self) -> str:
         return f"<SparkCase {self.lake}>"
+
+
+def _fresh_columns(df: "DataFrame") -> "DataFrame":
+    """``df`` with new attribute ids for its columns. A checkpointed table keeps the ids of the
+    plan it was computed from, so a table derived from another one by a projection shares
+    them, and Spark then fails to checkpoint their UNION ALL (``key not found: col#id``), the
+    step every doubling pass of the trace walks takes."""
+    from pyspark.sql import functions as F
+
+    return df.select(*[F.col(f"`{c}`").alias(c) for c in df.columns])
 
 
 def _empty(table: str) -> pa.Table:

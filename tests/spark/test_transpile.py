@@ -29,7 +29,7 @@ def test_named_and_cast_placeholders():
 def test_duckdb_functions_are_rewritten():
     out = spark_sql("SELECT hash(a, b), epoch_us(t), regexp_matches(x, '^get ', 'i'), "
                     "regexp_replace(x, '/([0-9]+)(/|$)', '/{id}\\2', 'g') FROM spans")
-    assert "XXHASH64(a, b)" in out and "UNIX_MICROS(t)" in out
+    assert "XXHASH64(a, b, a IS NULL, b IS NULL)" in out and "UNIX_MICROS(t)" in out
     assert "'(?i)^get '" in out and "'/{id}$2'" in out
 
 
