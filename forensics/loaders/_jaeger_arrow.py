@@ -23,8 +23,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import jaeger as sql
-from ._jaeger_zipkin_arrow import (Entries, FastBatch, Vocabulary, fields, hex_id, keep_good, mask, on_rows,
-                                   rows_containing, span_times, transform, unnest)
+from ._jaeger_zipkin_arrow import (GROUP_BYTES, Converted, Entries, FastBatch, Vocabulary, convert_in_groups, converted,
+                                   fields, hex_id, keep_good, mask, on_rows, rows_containing, span_times, transform,
+                                   unnest)
+from ._jaeger_zipkin_stream import split_array
 from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX
 from .context import LoadContext
 
@@ -172,9 +174,21 @@ def _span_rows(ctx: LoadContext, top: dict[str, pa.Array], is_trace: np.ndarray)
     return table, resources, counts, bad
 
 
+def _convert(ctx: LoadContext, texts: pa.Array, mode: str) -> Converted:
+    """The spans of the JSON texts that are traces or bare spans (see :class:`Converted`)."""
+    top = fields(transform(ctx, texts, f"try(json_transform(raw, '{_structure()}'))"))
+    is_trace = mask(pc.is_valid(top["spans"]))
+    is_span = ~is_trace & mask(pc.is_valid(top["spanID"]))
+    if mode != "element":
+        is_span &= mask(pc.is_valid(top["operationName"]))
+    took = is_trace | is_span
+    top = {k: v.filter(pa.array(took)) for k, v in top.items()}
+    return converted(len(texts), took, *_span_rows(ctx, top, is_trace[took]))
+
+
 def prepare(ctx: LoadContext, source: pa.Table, mode: str) -> FastBatch:
     """Take what the fast path can from a batch of JSON texts (``source.raw``; ``mode`` as in
-    :class:`~._jaeger_zipkin.Source`)."""
+    :class:`~._jaeger_zipkin.Source`); a huge trace is converted a run of spans at a time."""
     raw = source.column("raw").combine_chunks()
     candidate = mask(pc.starts_with(raw, "{"))
     if mode != "element":
@@ -183,15 +197,6 @@ def prepare(ctx: LoadContext, source: pa.Table, mode: str) -> FastBatch:
     if not len(rows):
         return FastBatch.nothing(len(raw))
     texts = raw if len(rows) == len(raw) else raw.take(pa.array(rows))
-    top = fields(transform(ctx, texts, f"try(json_transform(raw, '{_structure()}'))"))
-    del texts
-    is_trace = mask(pc.is_valid(top["spans"]))
-    is_span = ~is_trace & mask(pc.is_valid(top["spanID"]))
-    if mode != "element":
-        is_span &= mask(pc.is_valid(top["operationName"]))
-    took = is_trace | is_span
-    if not took.any():
-        return FastBatch.nothing(len(raw))
-    top = {k: v.filter(pa.array(took)) for k, v in top.items()}
-    table, resources, counts, bad = _span_rows(ctx, top, is_trace[took])
-    return keep_good(rows[took], len(raw), counts, table, bad, resources)
+    part = convert_in_groups(texts, lambda group: _convert(ctx, group, mode),
+                             lambda text: split_array(text, b"spans", GROUP_BYTES))
+    return keep_good(rows, len(raw), part)

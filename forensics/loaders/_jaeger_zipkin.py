@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 import orjson
@@ -42,25 +42,47 @@ from .sniff import Head
 
 #: longest first line read to decide whether a file is newline-delimited
 _MAX_PROBE_BYTES = 64 << 20
+_KEEP_LINE_BYTES = 8 << 20
+_LINE_PIECE = 1 << 20
 _BLANK = re.compile(rb"\s*")
+
+
+def _first_lines(fh: BinaryIO) -> tuple[bytes | None, bool]:
+    """(the first non-blank line if it is at most :data:`_KEEP_LINE_BYTES` long, whether it ends
+    with a newline and another non-blank line follows); a longer line is read in pieces and not
+    kept (a one-line document is not held in memory twice)."""
+    first, length, complete = [], 0, False
+    for piece in iter(lambda: fh.readline(_LINE_PIECE), b""):
+        if not length and _BLANK.fullmatch(piece):
+            continue
+        length += len(piece)
+        if length <= _KEEP_LINE_BYTES:
+            first.append(piece)
+        if piece.endswith(b"\n"):
+            complete = True
+            break
+        if length > _MAX_PROBE_BYTES:
+            break
+    if not complete:
+        return None, False
+    for line in iter(lambda: fh.readline(_LINE_PIECE), b""):
+        if not _BLANK.fullmatch(line):
+            return (b"".join(first) if length <= _KEEP_LINE_BYTES else None), True
+    return None, False
 
 
 def _is_ndjson(path: str) -> bool:
     """True when the first non-blank line is a complete JSON value and another line follows (the
     first line is parsed only then: a one-line document is not parsed twice)."""
-    first: bytes | None = None
     try:
         with fio.open_binary(path) as fh:
-            for raw in iter(lambda: fh.readline(_MAX_PROBE_BYTES), b""):
-                if _BLANK.fullmatch(raw):
-                    continue
-                if first is not None:
-                    break
-                if not raw.endswith(b"\n"):
-                    return False  # one line only, or a line longer than the probe
-                first = raw
-            else:
-                return False
+            first, more = _first_lines(fh)
+        if not more:
+            return False
+        if first is None:  # a long first line: read it again, whole
+            with fio.open_binary(path) as fh:
+                first = next(line for line in iter(lambda: fh.readline(_MAX_PROBE_BYTES), b"")
+                             if not _BLANK.fullmatch(line))
         orjson.loads(first)
     except Exception:  # not JSON, or a truncated stream (read_document reports it)
         return False

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -30,6 +30,8 @@ import pyarrow.compute as pc
 
 from .._db import query_arrow
 from ._arrow_spans import bad_key_rows, insert_spans, invalid_rows, kv_map, list_offsets, promoted_text
+from ._semconv import PRECOMPUTED_PREFIX, PROMOTED
+from ._jaeger_zipkin_stream import ArrayRuns
 from .context import LoadContext
 
 #: DuckDB parses one chunk of this many bytes of JSON text per thread
@@ -295,20 +297,107 @@ class FastBatch:
         return insert_spans(ctx, table, self.resources)
 
 
-def keep_good(rows: np.ndarray, n_source: int, counts: np.ndarray, table: pa.Table,
-              bad_span: np.ndarray, resources: pa.Table | None = None) -> FastBatch:
-    """The :class:`FastBatch` of the texts ``rows`` (source rows) with ``counts`` spans each, of
-    which those holding a span in ``bad_span`` (or one that :func:`invalid_rows` rejects) are
-    left to the general path; ``table`` has ``_elem`` (index into ``rows``) and ``_index``."""
+@dataclass
+class Converted:
+    """What a format's converter made of a list of JSON texts: the span rows (``_elem``: index of
+    the text, ``_index``: position among its spans; ``rid`` into ``resources``), spans per text,
+    the texts whose shape it reads (``taken``), and the spans it cannot convert exactly (``bad``)."""
+
+    table: pa.Table
+    resources: pa.Table | None
+    counts: np.ndarray
+    taken: np.ndarray
+    bad: np.ndarray
+
+
+#: JSON text converted at a time: bounds the memory of a batch, and of one huge trace
+GROUP_BYTES = 1 << 20
+#: span columns left out of a group where they are all NULL (insert_spans stores NULL for them)
+_OPTIONAL = ("status_message", "scope_name", "scope_version", "events", "links", "service_version", "host_name",
+             *(PRECOMPUTED_PREFIX + c for c in PROMOTED))
+
+
+def _text(strings: pa.Array, i: int) -> memoryview:
+    """The bytes of ``strings[i]``, without a copy."""
+    width = np.int64 if pa.types.is_large_string(strings.type) or pa.types.is_large_binary(strings.type) else np.int32
+    lo, hi = np.frombuffer(strings.buffers()[1], dtype=width)[strings.offset + i: strings.offset + i + 2]
+    return memoryview(strings.buffers()[2])[int(lo): int(hi)]
+
+
+def _groups(raw: pa.Array, split: Callable[[memoryview], ArrayRuns | None]) -> Iterator[tuple[pa.Array, np.ndarray, np.ndarray]]:
+    """(texts to convert together, the text of ``raw`` each comes from, index of its first span
+    there): about :data:`GROUP_BYTES` of ``raw`` at a time; a text larger than that is cut by
+    ``split`` (when it can) and its pieces come one at a time."""
+    lengths = pc.binary_length(raw).to_numpy(zero_copy_only=False).astype(np.int64)
+    at = 0
+    for i in [*np.flatnonzero(lengths > GROUP_BYTES).tolist(), len(raw)]:  # per huge text
+        ends = np.cumsum(lengths[at:i])
+        bounds = np.unique(np.concatenate(([0], np.searchsorted(ends, np.arange(GROUP_BYTES, ends[-1] if len(ends) else 0,
+                                                                               GROUP_BYTES), side="right"), [i - at])))
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            yield raw.slice(at + int(a), int(b - a)), np.arange(at + a, at + b), np.zeros(b - a, dtype=np.int64)
+        if i == len(raw):
+            return
+        runs = split(_text(raw, i))
+        if runs is None:
+            yield raw.slice(i, 1), np.array([i]), np.zeros(1, dtype=np.int64)
+        else:
+            for k in range(len(runs)):
+                yield pa.array([runs.piece(k)], pa.large_binary()).cast(raw.type), np.array([i]), runs.firsts[k: k + 1]
+        at = i + 1
+
+
+def convert_in_groups(raw: pa.Array, convert: Callable[[pa.Array], Converted],
+                      split: Callable[[memoryview], ArrayRuns | None]) -> Converted:
+    """``convert`` over about :data:`GROUP_BYTES` of the texts ``raw`` at a time (a huge text cut
+    into pieces by ``split``); the results put together as if converted at once."""
+    tables, resources, bad, rid_at = [], [], [], 0
+    counts = np.zeros(len(raw), dtype=np.int64)
+    taken = np.ones(len(raw), dtype=bool)
+    for texts, of_text, first in _groups(raw, split):
+        part = convert(texts)
+        piece = part.table.column("_elem").to_numpy()
+        table = part.table.set_column(part.table.schema.get_field_index("_elem"), "_elem", pa.array(of_text[piece]))
+        table = table.set_column(table.schema.get_field_index("_index"), "_index",
+                                 pc.add(table.column("_index"), pa.array(first[piece])))
+        if part.resources is not None:
+            table = table.set_column(table.schema.get_field_index("rid"), "rid", pc.add(table.column("rid"), rid_at))
+            resources.append(part.resources.set_column(0, "rid", pc.add(part.resources.column("rid"), rid_at)))
+            rid_at += part.resources.num_rows
+        tables.append(table.drop_columns([c for c in _OPTIONAL if c in table.column_names
+                                          and table.column(c).null_count == table.num_rows]))
+        bad.append(part.bad)
+        np.add.at(counts, of_text, part.counts)
+        np.logical_and.at(taken, of_text, part.taken)
+    return Converted(pa.concat_tables(tables, promote_options="permissive"),
+                     pa.concat_tables(resources, promote_options="permissive") if resources else None, counts, taken,
+                     np.concatenate(bad))
+
+
+def converted(texts: int, took: np.ndarray, table: pa.Table, resources: pa.Table | None, counts: np.ndarray,
+              bad: np.ndarray) -> Converted:
+    """A :class:`Converted` of ``texts`` texts from the rows of the ``took`` ones (``table``'s
+    ``_elem`` and ``counts`` index those)."""
+    taken = np.flatnonzero(took)
+    table = table.set_column(table.schema.get_field_index("_elem"), "_elem", pa.array(taken[table.column("_elem").to_numpy()]))
+    all_counts = np.zeros(texts, dtype=np.int64)
+    all_counts[taken] = counts
+    return Converted(table, resources, all_counts, took, bad)
+
+
+def keep_good(rows: np.ndarray, n_source: int, part: Converted) -> FastBatch:
+    """The :class:`FastBatch` of the texts ``rows`` (source rows) converted as ``part``: those
+    taken whose spans all convert exactly and pass :func:`invalid_rows`."""
+    table = part.table
     elem = table.column("_elem").to_numpy()
-    bad_span = bad_span | invalid_rows(table)
-    bad_text = np.zeros(len(rows), dtype=bool)
-    bad_text[elem[bad_span]] = True
+    bad_text = ~part.taken
+    bad_text[elem[part.bad | invalid_rows(table)]] = True
     handled = np.zeros(n_source, dtype=bool)
     handled[rows[~bad_text]] = True
-    all_counts = np.zeros(n_source, dtype=np.int64)
-    all_counts[rows] = counts
-    table = table.filter(pa.array(~bad_text[elem]))
-    table = table.set_column(table.schema.get_field_index("_elem"), "_elem",
-                             pa.array(rows[table.column("_elem").to_numpy()]))
-    return FastBatch(handled, all_counts, table, resources)
+    counts = np.zeros(n_source, dtype=np.int64)
+    counts[rows] = part.counts
+    if bad_text.any():
+        table = table.filter(pa.array(~bad_text[elem]))
+    table = table.set_column(table.schema.get_field_index("_elem"), "_elem", pa.array(rows[table.column("_elem").to_numpy()]))
+    pa.default_memory_pool().release_unused()  # the conversion's scratch memory, before DuckDB needs its own
+    return FastBatch(handled, counts, table, part.resources)

@@ -20,9 +20,6 @@ import pyarrow.compute as pc
 
 from .io import StreamTruncated
 
-_OPEN = {ord("{"), ord("[")}
-_STRUCTURAL = np.zeros(256, dtype=bool)
-_STRUCTURAL[[ord(c) for c in "{}[],"]] = True
 _DELTA = np.zeros(256, dtype=np.int64)
 _DELTA[[ord("{"), ord("[")]] = 1
 _DELTA[[ord("}"), ord("]")]] = -1
@@ -51,10 +48,14 @@ class Truncated:
     raw: bytes
 
 
-def unescaped_quotes(buf: np.ndarray) -> np.ndarray:
-    """Positions of the ``"`` in ``buf`` not escaped by an odd run of backslashes (only the quotes
-    right after a backslash have their run counted)."""
-    quotes = np.flatnonzero(buf == 34)
+#: bytes scanned at a time (bounds the scanner's temporary arrays)
+_SCAN_BYTES = 4 << 20
+
+
+def unescaped_quotes(buf: np.ndarray, lo: int = 0, hi: int | None = None) -> np.ndarray:
+    """Positions of the ``"`` in ``buf[lo:hi]`` not escaped by an odd run of backslashes (only the
+    quotes right after a backslash have their run counted; a run may start before ``lo``)."""
+    quotes = np.flatnonzero(buf[lo:hi] == 34) + lo
     escaped = np.flatnonzero(buf[np.maximum(quotes - 1, 0)] == 92)
     escaped = escaped[quotes[escaped] > 0]
     if not len(escaped):
@@ -68,16 +69,96 @@ def unescaped_quotes(buf: np.ndarray) -> np.ndarray:
     return np.delete(quotes, escaped[run % 2 == 1])
 
 
-def _outside_string_structurals(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of ``{}[],`` outside JSON strings and the depth change of each, for a buffer
-    that starts outside any string."""
-    quotes = unescaped_quotes(buf)
-    folded = buf | 0x20  # [ ] -> { }: fewer passes than a lookup table
-    structural = np.flatnonzero((folded == 0x7B) | (folded == 0x7D) | (buf == 0x2C))
-    del folded
-    inside = np.searchsorted(quotes, structural) % 2 == 1  # odd number of quotes before: in a string
-    structural = structural[~inside]
-    return structural, _DELTA[buf[structural]]
+def _structurals(buf: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per :data:`_SCAN_BYTES` of a buffer that starts outside any string, at depth 0: the
+    positions of ``{}[],`` outside JSON strings, the depth before and after each (the caller
+    keeps only what it needs, so memory stays bounded by a slice)."""
+    parity, depth = 0, 0
+    for lo in range(0, len(buf), _SCAN_BYTES):
+        piece = buf[lo: lo + _SCAN_BYTES]
+        quotes = unescaped_quotes(buf, lo, lo + len(piece))
+        folded = piece | 0x20  # [ ] -> { }: fewer passes than a lookup table
+        structural = np.flatnonzero((folded == 0x7B) | (folded == 0x7D) | (piece == 0x2C)) + lo
+        del folded
+        inside = (np.searchsorted(quotes, structural) + parity) % 2 == 1  # an odd number of quotes before
+        parity = (parity + len(quotes)) % 2
+        structural = structural[~inside]
+        delta = _DELTA[buf[structural]]
+        after = depth + np.cumsum(delta)
+        if len(after):
+            depth = int(after[-1])
+        yield structural, after - delta, after
+
+
+@dataclass
+class ArrayRuns:
+    """A large JSON text seen as ``prefix`` + runs of the elements of one of its arrays +
+    ``suffix`` (byte ranges of the text): :meth:`piece` ``k`` is the text with only run ``k``
+    left in that array; ``firsts[k]`` is the index of the run's first element."""
+
+    text: memoryview
+    prefix: int
+    suffix: int
+    starts: np.ndarray
+    ends: np.ndarray
+    firsts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def piece(self, k: int) -> bytes:
+        return b"".join((self.text[: self.prefix], self.text[self.starts[k]: self.ends[k]], self.text[self.suffix:]))
+
+
+def split_array(text: memoryview, key: bytes | None, max_bytes: int) -> ArrayRuns | None:
+    """Cut a large JSON text around runs (about ``max_bytes`` each) of the elements of one of its
+    arrays: the text itself (``key`` None) or the array value of ``key`` in the text's
+    top-level object; None when the text does not have that shape (also: the key twice, an
+    empty element, or more than a quarter of ``max_bytes`` outside the array, which every piece
+    copies)."""
+    arr = np.frombuffer(text, dtype=np.uint8)
+    head = np.flatnonzero(~_TRIM[arr[:1 << 16]])
+    first = int(head[0]) if len(head) else -1
+    if first < 0 or arr[first] != (0x5B if key is None else 0x7B):
+        return None
+    named = re.compile(rb'(?<!\\)"' + re.escape(key or b"") + rb'"\s*:\s*$')  # "key": right before, quote not escaped
+    opens, commas, close, inner = [], [], None, 1
+    for pos, before, after in _structurals(arr):
+        if not opens:  # looking for the array
+            if key is None:
+                at = np.zeros(1, dtype=np.int64)
+            else:
+                at = [int(i) for i in np.flatnonzero((arr[pos] == 0x5B) & (after == 2))
+                      if named.search(bytes(text[max(0, int(pos[i]) - len(key) - 64): int(pos[i])]))]
+            if not len(at):
+                continue
+            opens.append(int(pos[at[0]]))
+            inner = int(after[at[0]])
+            pos, before, after = pos[at[0] + 1:], before[at[0] + 1:], after[at[0] + 1:]
+        if close is None:
+            ends = np.flatnonzero(after == inner - 1)
+            stop = int(ends[0]) if len(ends) else len(pos)
+            commas.append(pos[:stop][(arr[pos[:stop]] == 0x2C) & (before[:stop] == inner)])
+            if not len(ends):
+                continue
+            close = int(pos[stop])
+            pos, after = pos[stop + 1:], after[stop + 1:]
+        if key is not None:  # the same key a second time: leave the text whole
+            opens += [int(pos[i]) for i in np.flatnonzero((arr[pos] == 0x5B) & (after == 2))
+                      if named.search(bytes(text[max(0, int(pos[i]) - len(key) - 64): int(pos[i])]))]
+    if len(opens) != 1 or close is None:
+        return None
+    separators = np.concatenate(commas)
+    starts = np.concatenate(([opens[0] + 1], separators + 1))
+    ends = np.append(separators, close)
+    lo, hi = _trimmed(arr, starts, ends)
+    prefix, suffix = opens[0] + 1, close
+    if (lo >= hi).any() or prefix + len(arr) - suffix > max_bytes // 4:
+        return None
+    group = (np.cumsum(hi - lo) - 1) // max(max_bytes, 1)
+    firsts = np.flatnonzero(np.diff(group, prepend=-1) != 0)
+    lasts = np.append(firsts[1:], len(lo)) - 1
+    return ArrayRuns(text, prefix, suffix, lo[firsts], hi[lasts], firsts)
 
 
 @dataclass
@@ -92,17 +173,16 @@ def _split(buf: bytes) -> tuple[np.ndarray, np.ndarray, int | None]:
     """Element (start, end) offsets of complete elements in ``buf`` (which starts right after the
     array's ``[`` or a separating comma) and the position of the closing ``]`` if present."""
     arr = np.frombuffer(buf, dtype=np.uint8)
-    pos, delta = _outside_string_structurals(arr)
-    depth_after = np.cumsum(delta)  # relative to the array's own depth (0)
-    depth_before = depth_after - delta
-    commas = pos[(arr[pos] == 44) & (depth_before == 0)]
-    closing = pos[(delta == -1) & (depth_before == 0)]
-    end = int(closing[0]) if len(closing) else None
-    if end is not None:
-        commas = commas[commas < end]
-        ends = np.concatenate((commas, [end]))
-    else:
-        ends = commas
+    found, end = [], None
+    for pos, before, after in _structurals(arr):  # depths relative to the array's own (0)
+        closing = np.flatnonzero(after < 0)
+        stop = int(closing[0]) if len(closing) else len(pos)
+        found.append(pos[:stop][(arr[pos[:stop]] == 44) & (before[:stop] == 0)])
+        if len(closing):
+            end = int(pos[stop])
+            break
+    commas = np.concatenate(found) if found else np.zeros(0, np.int64)
+    ends = np.append(commas, end) if end is not None else commas
     starts = np.concatenate(([0], commas + 1))[: len(ends)]
     return starts.astype(np.int64), ends.astype(np.int64), end
 
@@ -153,7 +233,8 @@ def _batch(buf: bytes, starts: np.ndarray, ends: np.ndarray, first: int, at: int
     offsets[0::2], offsets[1::2] = lo, hi
     pieces = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(offsets) - 1,
                                               [None, pa.py_buffer(np.append(offsets, hi[-1])), pa.py_buffer(buf)])
-    raw = pieces.take(pa.array(np.arange(0, len(offsets) - 1, 2)))
+    # one element (a huge trace): a view of the read buffer, no copy
+    raw = pieces.slice(0, 1) if len(lo) == 1 else pieces.take(pa.array(np.arange(0, len(offsets) - 1, 2)))
     del pieces
     numbers = np.arange(first, first + len(lo), dtype=np.int64)
     text, good, bad = _decode(raw, numbers, at + starts)

@@ -23,8 +23,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import zipkin as sql
-from ._jaeger_zipkin_arrow import (Entries, FastBatch, Vocabulary, distinct_rows, fields, hex_id, keep_good, mask,
-                                   on_rows, rows_containing, span_times, transform, unnest)
+from ._jaeger_zipkin_arrow import (GROUP_BYTES, Converted, Entries, FastBatch, Vocabulary, convert_in_groups, converted,
+                                   distinct_rows, fields, hex_id, keep_good, mask, on_rows, rows_containing, span_times,
+                                   transform, unnest)
+from ._jaeger_zipkin_stream import split_array
 from ._semconv import PRECOMPUTED_PREFIX, SPAN_ID_HEX, TRACE_ID_HEX
 from .context import LoadContext
 
@@ -121,17 +123,22 @@ def _span_rows(ctx: LoadContext, lists: pa.Array) -> tuple[pa.Table, pa.Table, n
     return table, resources, counts, bad
 
 
+def _convert(ctx: LoadContext, texts: pa.Array) -> Converted:
+    """The spans of the JSON texts that are spans or arrays of spans (see :class:`Converted`)."""
+    lists = transform(ctx, texts, _expr())
+    took = mask(pc.is_valid(lists))
+    return converted(len(texts), took, *_span_rows(ctx, lists.filter(pa.array(took))))
+
+
 def prepare(ctx: LoadContext, source: pa.Table, mode: str) -> FastBatch:
     """Take what the fast path can from a batch of JSON texts (``source.raw``; ``mode`` as in
-    :class:`~._jaeger_zipkin.Source`, the same for every mode here)."""
+    :class:`~._jaeger_zipkin.Source`, the same for every mode here); a huge array of spans is
+    converted a run of spans at a time."""
     raw = source.column("raw").combine_chunks()
     candidate = (mask(pc.starts_with(raw, "{")) | mask(pc.starts_with(raw, "["))) & ~rows_containing(raw, _V1_MARKS)
     rows = np.flatnonzero(candidate)
     if not len(rows):
         return FastBatch.nothing(len(raw))
-    lists = transform(ctx, raw if len(rows) == len(raw) else raw.take(pa.array(rows)), _expr())
-    took = mask(pc.is_valid(lists))
-    if not took.any():
-        return FastBatch.nothing(len(raw))
-    table, resources, counts, bad = _span_rows(ctx, lists.filter(pa.array(took)))
-    return keep_good(rows[took], len(raw), counts, table, bad, resources)
+    texts = raw if len(rows) == len(raw) else raw.take(pa.array(rows))
+    part = convert_in_groups(texts, lambda group: _convert(ctx, group), lambda text: split_array(text, None, GROUP_BYTES))
+    return keep_good(rows, len(raw), part)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import forensics
-from forensics.loaders import _jaeger_zipkin_arrow
+from forensics.loaders import _jaeger_arrow, _jaeger_zipkin_arrow
 
 from ..corpus.make_corpus import build_cases
 from ._jaeger_zipkin_util import DATA
@@ -229,3 +229,50 @@ def test_duplicate_keys_in_raw_json_are_read_as_the_general_path_reads_them(tmp_
     for path in (zipkin, jaeger):
         fast, slow, _ = _fast_and_slow(path, monkeypatch)
         _assert_same(fast, slow)
+
+
+def _big_trace(n: int, bad_at: int | None = None) -> dict:
+    spans = [_jspan(i) for i in range(n)]
+    if bad_at is not None:
+        spans[bad_at]["startTime"] = 0  # rejected: the whole trace goes to the general path
+    return {"traceID": TRACE, "spans": spans, "processes": _processes()}
+
+
+@pytest.mark.parametrize("bad_at", [None, 1500])
+def test_a_huge_trace_is_converted_a_run_of_spans_at_a_time(bad_at: int | None, tmp_path: Path, monkeypatch) -> None:
+    """Over GROUP_BYTES (1 MiB), a trace is cut around runs of its spans: same rows, offsets
+    continuing across the runs; one bad span leaves the whole trace to the general path."""
+    assert _jaeger_zipkin_arrow.GROUP_BYTES <= 1 << 20
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps({"data": [_big_trace(2000, bad_at), _big_trace(3)]}))
+    assert path.stat().st_size > _jaeger_zipkin_arrow.GROUP_BYTES
+    runs = []
+    real = _jaeger_arrow.split_array
+    monkeypatch.setattr(_jaeger_arrow, "split_array", lambda *a: runs.append(real(*a)) or runs[-1])
+    fast, slow, taken = _fast_and_slow(path, monkeypatch)
+    _assert_same(fast, slow)
+    assert len(runs) == 1 and len(runs[0]) == 2  # cut in two runs of spans
+    assert taken == (2003 if bad_at is None else 3)
+    assert [s["source_offset"] for s in fast["spans"]] == [i for i in range(2003) if i != bad_at]
+
+
+def test_a_huge_zipkin_array_is_converted_in_runs(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "traces.json"
+    trace = [_zspan(i, id=f"{i + 1:016x}", kind="SERVER") for i in range(5000)]
+    path.write_text(json.dumps([trace, [_zspan(1)]]))
+    assert path.stat().st_size > _jaeger_zipkin_arrow.GROUP_BYTES
+    fast, slow, taken = _fast_and_slow(path, monkeypatch)
+    _assert_same(fast, slow)
+    assert taken == 5001 == fast["counts"][1]
+
+
+def test_a_long_first_line_still_makes_a_newline_delimited_file(tmp_path: Path, monkeypatch) -> None:
+    """The first line (over 8 MiB) is read in pieces to find the second line, then parsed."""
+    path = tmp_path / "long.ndjson"
+    long_tag = [_jspan(i, tags=[_kv("blob", "x" * (3 << 20))]) for i in range(3)]
+    first = json.dumps({"traceID": TRACE, "spans": long_tag, "processes": _processes()})
+    assert len(first) > 8 << 20
+    path.write_text("\n" + first + "\n\n" + json.dumps(_big_trace(2)) + "\n")
+    fast, slow, taken = _fast_and_slow(path, monkeypatch)
+    _assert_same(fast, slow)
+    assert taken == 5 and {s["source_line"] for s in fast["spans"]} == {2, 4}
