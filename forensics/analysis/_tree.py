@@ -1,7 +1,6 @@
 """SQL pieces shared by the trace-tree analyses (operations of spans, roots, error-ness)."""
 from __future__ import annotations
 
-import math
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
@@ -65,42 +64,36 @@ def id_order_sql(expr: str) -> str:
 
 
 @contextmanager
-def walk_up(case: "Case", nodes_sql: str, params: Sequence[Any] | None = None, *,
-            max_depth: int = MAX_DEPTH) -> Iterator[str]:
-    """Every node of a forest that reaches its root within ``max_depth`` steps, with the sum of
-    a value along its path from that root.
+def walk_down(case: "Case", nodes: str, *, keep: Sequence[str] = (), max_depth: int = MAX_DEPTH) -> Iterator[str]:
+    """Every node of a forest reachable from a root within ``max_depth`` steps, with its root,
+    depth and the sum of a value along its path from the root.
 
-    ``nodes_sql`` is a SELECT of ``(sid, anc, val)``: a node key, its parent's key (NULL for a
-    root) and a number. A node whose parent is not a node, or whose path is longer than
-    ``max_depth`` or loops, is left out, as in a recursive walk down from the roots. Yields a
-    parenthesised SELECT to use in ``FROM``, with columns ``sid``, ``top`` (key of the root),
-    ``depth`` (0 for a root) and ``total`` (DOUBLE: sum of ``val`` over the node and its
-    ancestors), valid inside the ``with`` block.
+    ``nodes`` is a table of ``(sid, anc, val, *keep)``: a node key, its parent's key (NULL for
+    a root), a number, and columns to carry along. A node whose parent is not a node, deeper
+    than ``max_depth`` or on a loop is left out, as in a recursive walk down from the roots.
+    Yields a parenthesised SELECT to use in ``FROM`` (valid inside the ``with`` block) with
+    columns ``sid``, ``top`` (key of the root), ``depth`` (0 for a root), ``total`` (DOUBLE:
+    sum of ``val`` over the node and its ancestors) and ``keep``.
 
-    Set-based pointer jumping instead of a recursive query: each pass joins the table with
-    itself so that every node's known segment of its path doubles, hence at most
-    ``ceil(log2(max_depth + 1))`` passes (fewer for a shallower forest), each a plain
-    equi-join that runs as well on Spark as on DuckDB.
+    Level by level instead of a recursive query: level ``d + 1`` is one equi-join of the
+    nodes with level ``d`` (which is the smaller side, so the cost of a level is about one
+    scan of ``nodes``), so as many passes as the forest is deep, and plain SQL that runs on
+    DuckDB and Spark alike.
     """
-    # per node: n nodes in the known segment [sid .. top] summing to total; anc = parent of top
-    step = """
-SELECT sid, anc, top, n, total FROM {cur} WHERE anc IS NULL
-UNION ALL
-SELECT t.sid, a.anc, a.top, t.n + a.n AS n, t.total + a.total AS total
-FROM {cur} t JOIN {cur} a ON a.sid = t.anc
-WHERE t.anc IS NOT NULL AND t.n + a.n <= ?"""
-    limit = int(max_depth) + 1
-    first = f"SELECT sid, anc, sid AS top, 1 AS n, CAST(coalesce(val, 0) AS DOUBLE) AS total FROM ({nodes_sql})"
-    held = ExitStack()
-    try:
-        cur = held.enter_context(temp_table(case, first, params))
-        for _ in range(max(1, math.ceil(math.log2(limit)))):
-            if not scalar(case.con, f"SELECT count(*) FROM {cur} WHERE anc IS NOT NULL"):
+    extra = "".join(f", n.{c}" for c in keep)
+    levels: list[str] = []
+    with ExitStack() as held:
+        level = held.enter_context(temp_table(case, f"""
+SELECT n.sid, n.sid AS top, 0 AS depth, CAST(coalesce(n.val, 0) AS DOUBLE) AS total{extra}
+FROM {nodes} n WHERE n.anc IS NULL"""))
+        for depth in range(int(max_depth) + 1):
+            if not scalar(case.con, f"SELECT count(*) FROM {level}"):
                 break
-            nxt = ExitStack()
-            cur = nxt.enter_context(temp_table(case, step.format(cur=cur), [limit]))
-            held.close()  # the previous pass is no longer needed
-            held = nxt
-        yield f"(SELECT sid, top, n - 1 AS depth, total FROM {cur} WHERE anc IS NULL)"
-    finally:
-        held.close()
+            levels.append(level)
+            if depth == int(max_depth):
+                break
+            level = held.enter_context(temp_table(case, f"""
+SELECT n.sid, f.top, f.depth + 1 AS depth, f.total + coalesce(n.val, 0) AS total{extra}
+FROM {nodes} n JOIN (SELECT sid, top, depth, total FROM {level}) f ON n.anc = f.sid"""))
+        cols = ", ".join(("sid", "top", "depth", "total", *keep))
+        yield "(" + " UNION ALL ".join(f"SELECT {cols} FROM {t}" for t in levels or [level]) + ")"

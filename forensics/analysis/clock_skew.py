@@ -22,7 +22,7 @@ import duckdb
 from .._db import run, scalar
 from ..detectors._common import source_sql, span_key_sql, temp_table
 from ..errors import CaseError, UsageError
-from ._tree import MAX_DEPTH, host_sql, walk_up
+from ._tree import MAX_DEPTH, host_sql, walk_down
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -70,7 +70,7 @@ def span_shifts(case: "Case", edges: str, *, tolerance_ms: float = 1.0,
     parent's plus, where a client -> server call crosses hosts, that host pair's offset, so a
     whole subtree on a skewed host moves with it (Jaeger's adjuster, with per-host-pair medians
     instead of one noisy pair). Only traces with a corrected host pair are walked (see
-    :func:`forensics.analysis._tree.walk_up`), down to ``max_depth``.
+    :func:`forensics.analysis._tree.walk_down`), down to ``max_depth``.
     """
     tol_us = tolerance_ms * 1000.0
     offsets = f"""
@@ -89,7 +89,7 @@ WITH sp AS (
 SELECT sp.sid, par.sid AS anc, k.off_us AS val
 FROM sp LEFT JOIN (SELECT DISTINCT sid FROM sp) par ON par.sid = sp.pid
 LEFT JOIN {skewed} k ON k.sid = sp.sid"""
-        with walk_up(case, nodes, max_depth=max_depth) as walk:
+        with temp_table(case, nodes) as tree, walk_down(case, tree, max_depth=max_depth) as walk:
             yield f"(SELECT sid, total AS shift_us FROM {walk} w WHERE total <> 0)"
 
 

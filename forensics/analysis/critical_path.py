@@ -17,8 +17,8 @@ Everything is set-based and runs on DuckDB and on Spark alike (no recursive quer
 keyed by a 64-bit hash of (trace id, span id); each child's previous critical sibling comes
 from one sweep (a window over the siblings' start and end times); the sibling chains are
 followed by pointer doubling (``log2`` of the longest chain passes) and the descent from the
-roots by :func:`forensics.analysis._tree.walk_up` (``log2`` of the depth), so the cost grows with
-the number of spans, not with the length of chains or traces.
+roots level by level (:func:`forensics.analysis._tree.walk_down`), so the cost grows with the
+number of spans and the depth of traces, not with the length of chains.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from ..errors import UsageError
 from ..result import Result
 from ._select import Selection, as_predicate
 from ._tree import (MAX_DEPTH, OP_COLUMNS, id_order_sql, operation_key_sql, operations_sql, span_operation_sql,
-                    walk_up)
+                    walk_down)
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -125,17 +125,23 @@ UNION ALL SELECT pid, len_us FROM {families} WHERE n = 1""") as cover:
 
 @contextmanager
 def _critical_core(case: "Case", scoped: str, params: list[Any], max_depth: int) -> Iterator[str]:
-    """Temp table of the critical spans of the traces in ``scoped``: ``sid``, ``root_sid``,
-    ``depth``, ``self_us`` (own time on the critical path, microseconds), ``root_us``,
-    ``start_time``, ``okey``, ``tb``, and ``trace_id`` on roots."""
-    with temp_table(case, _nodes_sql(scoped), params) as nodes, _chains(case, nodes) as (chain, cover):
-        walk_nodes = f"SELECT sid, NULL AS anc, 0 AS val FROM {nodes} WHERE pid IS NULL UNION ALL SELECT sid, pid, 0 FROM {chain}"
-        with walk_up(case, walk_nodes, max_depth=max_depth) as walk, temp_table(case, f"""
-WITH roots AS (SELECT sid, ce - cs AS root_us FROM {nodes} WHERE pid IS NULL)
-SELECT w.sid, w.top AS root_sid, w.depth, n.ce - n.cs - coalesce(cv.child_us, 0) AS self_us, r.root_us,
+    """The critical spans of the traces in ``scoped`` (a relation for ``FROM``): ``sid``,
+    ``root_sid``, ``depth``, ``self_us`` (own time on the critical path, microseconds),
+    ``root_us``, ``start_time``, ``okey``, ``tb``, and ``trace_id`` on roots. Roots and the
+    critical children of critical spans, found level by level from the roots."""
+    keep = ("self_us", "len_us", "start_time", "okey", "tb", "trace_id")
+    with ExitStack() as stack:
+        nodes = stack.enter_context(temp_table(case, _nodes_sql(scoped), params))
+        chain, cover = stack.enter_context(_chains(case, nodes))
+        tree = stack.enter_context(temp_table(case, f"""
+SELECT n.sid, n.pid AS anc, 0 AS val, n.ce - n.cs - coalesce(cv.child_us, 0) AS self_us, n.ce - n.cs AS len_us,
   n.start_time, n.okey, n.tb, n.trace_id
-FROM {walk} w JOIN {nodes} n ON n.sid = w.sid JOIN roots r ON r.sid = w.top LEFT JOIN {cover} cv ON cv.sid = w.sid""") as path:
-            yield path
+FROM {nodes} n LEFT JOIN {chain} c ON c.sid = n.sid LEFT JOIN {cover} cv ON cv.sid = n.sid
+WHERE n.pid IS NULL OR c.sid IS NOT NULL"""))
+        walk = stack.enter_context(walk_down(case, tree, keep=keep, max_depth=max_depth))
+        yield stack.enter_context(temp_table(case, f"""
+SELECT w.sid, w.top AS root_sid, w.depth, w.self_us, r.len_us AS root_us, w.start_time, w.okey, w.tb, w.trace_id
+FROM {walk} w JOIN (SELECT sid, len_us FROM {tree} WHERE anc IS NULL) r ON r.sid = w.top"""))
 
 
 def _scope(scope: str) -> str:
