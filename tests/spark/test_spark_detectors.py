@@ -3,11 +3,8 @@
 Each synth incident is loaded into a DuckDB case, exported with ``forensics.export`` and the
 detectors in :data:`PORTABLE` run on both engines: same detectors, services, operations,
 targets, versions and severities, and scores and evidence equal up to float rounding.
-
-Not yet covered here (see docs/spark.md): ``bimodal_latency`` (samples spans by
-``hash(span_id) % stride``, and DuckDB's hash and Spark's xxhash64 pick different samples once a
-group exceeds the sample cap), ``critical_path`` (keys spans by DuckDB's ``rowid``) and
-``clock_skew`` (its recursive host-offset query does not translate yet).
+``bimodal_latency`` runs with a small sample cap (:data:`OPTIONS`) so that its deterministic
+subsampling is exercised: both engines must pick the same spans.
 """
 from __future__ import annotations
 
@@ -24,7 +21,11 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 PORTABLE = {
     "n_plus_one": ["n_plus_one", "error_origin", "version_regression"],
     "retry_storm": ["retry_storm"],
+    "bimodal_latency": ["bimodal_latency", "critical_path"],
+    "clock_skew": ["clock_skew"],
 }
+#: detector options per scenario (the same on both engines)
+OPTIONS = {"bimodal_latency": {"bimodal_latency": {"min_samples": 50, "max_samples": 120}}}
 
 
 def _same(a: Any, b: Any, path: str = "") -> None:
@@ -59,12 +60,15 @@ def test_identical_findings(spark, scenario):
     from forensics.engines.spark import detect_on_spark
 
     name, case, lake = scenario
-    only = PORTABLE[name]
-    on_duckdb = detect(case, only=only).records()
-    on_spark = detect_on_spark(lake, spark=spark, only=only).records()
+    only, options = PORTABLE[name], OPTIONS.get(name)
+    on_duckdb = detect(case, only=only, options=options).records()
+    on_spark = detect_on_spark(lake, spark=spark, only=only, options=options).records()
     assert on_duckdb, f"synth {name} should trigger {only}"
+    if name == "bimodal_latency":  # the sample cap is hit: both engines must sample alike
+        assert any(f["evidence"]["sampled"] < f["evidence"]["count"] for f in on_duckdb if "sampled" in f["evidence"])
     assert {f["detector"] for f in on_duckdb} >= {only[0]}
     key = lambda f: (f["detector"], f["service"] or "", f["operation"] or "", f["target"] or "", f["version"] or "")
     assert [key(f) for f in sorted(on_spark, key=key)] == [key(f) for f in sorted(on_duckdb, key=key)]
     for d, s in zip(sorted(on_duckdb, key=key), sorted(on_spark, key=key)):
         _same(d, s, d["detector"])
+

@@ -65,3 +65,30 @@ def test_quantile_disc_matches_duckdb_positions():
         for q in (0.1, 0.5, 0.9, 0.95):
             got = duckdb.sql(f"SELECT quantile_disc(x, {q}) FROM range(1, {n + 1}) t(x)").fetchall()[0][0]
             assert got == max(1, math.ceil(n * q)), (n, q)
+
+
+def test_hex_digits_become_conv_and_match_duckdb():
+    """Reading id digits as a number (sampling and tie-break keys) gives the same value on both."""
+    import duckdb
+
+    from forensics.analysis._tree import id_order_sql
+
+    sql = f"SELECT {id_order_sql('x')} FROM t"
+    assert "CAST(CONV(LEFT(x, 15), 16, 10) AS BIGINT)" in spark_sql(sql)
+    got = duckdb.sql(f"SELECT {id_order_sql('x')} FROM (VALUES ('00f0a1b2c3d4e5f6a7b8')) t(x)").fetchall()[0][0]
+    assert got == int("00f0a1b2c3d4e5f", 16)
+    assert duckdb.sql(f"SELECT {id_order_sql('x')} FROM (VALUES ('not-hex')) t(x)").fetchall()[0][0] is None
+
+
+def test_paired_unnest_becomes_one_generator():
+    out = spark_sql("SELECT * FROM t JOIN (SELECT unnest(?::BIGINT[]) AS gid, unnest(?::DOUBLE[]) AS split_ms) k "
+                    "USING (gid)", [[1, 2], [0.5, 1.5]])
+    assert "INLINE(ARRAYS_ZIP(" in out and "AS (gid, split_ms)" in out and "EXPLODE" not in out
+    single = spark_sql("SELECT unnest(?::BIGINT[]) AS gid", [[1]])
+    assert "EXPLODE" in single and "INLINE" not in single
+
+
+def test_division_is_double_and_multi_argument_hash_sees_nulls():
+    out = spark_sql("SELECT sum(x) / 1000.0, a / b, a // b FROM t")
+    assert "CAST(SUM(x) AS DOUBLE) / CAST(1000.0 AS DOUBLE)" in out and "CAST(a AS DOUBLE) / CAST(b AS DOUBLE)" in out
+    assert spark_sql("SELECT hash(a) FROM t") == "SELECT XXHASH64(a) FROM t"
