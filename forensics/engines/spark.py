@@ -6,7 +6,8 @@ part of :class:`forensics.Case` they use, and its ``con`` (:class:`SparkConnecti
 the two calls :mod:`forensics._db` makes (``sql(query, params=...)`` and
 ``execute(query, params).fetchall()``) by translating each query with sqlglot
 (:mod:`forensics.engines._transpile`) and running it with ``spark.sql``. Results come back as
-Arrow, so the Python half of every detector runs unchanged.
+Arrow, so the Python half of every detector runs unchanged. Every registered detector runs here
+with the same findings as on DuckDB (``tests/spark``; what that takes: docs/spark.md).
 
 >>> from forensics.engines.spark import detect_on_spark      # doctest: +SKIP
 >>> detect_on_spark("lake/", only=["n_plus_one"])              # doctest: +SKIP

@@ -72,3 +72,10 @@ def test_identical_findings(spark, scenario):
     for d, s in zip(sorted(on_duckdb, key=key), sorted(on_spark, key=key)):
         _same(d, s, d["detector"])
 
+
+
+def test_every_registered_detector_is_checked_on_spark():
+    from forensics.detectors import detectors
+
+    checked = {d for names in PORTABLE.values() for d in names}
+    assert set(detectors()) <= checked, f"not checked on Spark: {sorted(set(detectors()) - checked)}"
