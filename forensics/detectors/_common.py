@@ -163,7 +163,7 @@ def calls_sql(case: "Case") -> str:
     repeated), marked (a retry attribute: :data:`RESEND_KEYS` > 0 or :data:`ATTEMPT_KEYS` > 1),
     is_error (:data:`CALL_ERROR_SQL`), sid (hash of trace and span id) and chain (hash of
     trace, parent span, target and operation: the sibling calls one caller made to one
-    operation). See :func:`calls_table` for the narrow, cached form the detectors use.
+    operation). See :func:`call_tables` for the narrow, cached form the detectors use.
     """
     return f"""
 SELECT *, hash(trace_id, parent_span_id, target, target_operation) AS chain, hash(trace_id, span_id) AS sid FROM (
@@ -175,7 +175,7 @@ SELECT *, hash(trace_id, parent_span_id, target, target_operation) AS chain, has
 
 
 def _call_rows_sql(case: "Case") -> str:
-    """The rows of :func:`calls_table` before the retry flags, with their strings (service,
+    """The rows of :func:`call_tables` before the retry flags, with their strings (service,
     version, target, target_operation) next to their key ``kid``."""
     return f"""
 SELECT sid, psid, tid, hash(psid, target, target_operation) AS chain,
@@ -188,7 +188,7 @@ SELECT sid, psid, tid, hash(psid, target, target_operation) AS chain,
 """
 
 
-#: fixed-width columns of :func:`calls_table` (every column but the retry flags)
+#: fixed-width columns of :func:`call_tables` (every column but the retry flags)
 CALL_COLUMNS = ("sid", "psid", "tid", "chain", "kid", "start_time", "end_time", "start_us", "end_us",
                 "duration_ms", "detail", "marked", "is_error")
 
@@ -219,7 +219,7 @@ FROM (SELECT {cols}, marked, start_us, detail, lag(is_error) OVER w AS prev_erro
 
 
 class CallTables(NamedTuple):
-    """Names of the cached call tables of a connection (see :func:`calls_table`)."""
+    """Names of the cached call tables of a connection (see :func:`call_tables`)."""
 
     calls: str
     keys: str
