@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import jaeger as sql
-from ._jaeger_zipkin_arrow import (GROUP_BYTES, Converted, Entries, FastBatch, Vocabulary, convert_in_groups, converted,
+from ._jaeger_zipkin_arrow import (Converted, Entries, FastBatch, Vocabulary, convert_in_groups, converted,
                                    fields, hex_id, keep_good, mask, on_rows, rows_containing, span_times, transform,
                                    unnest)
 from ._jaeger_zipkin_stream import split_array
@@ -198,5 +198,5 @@ def prepare(ctx: LoadContext, source: pa.Table, mode: str) -> FastBatch:
         return FastBatch.nothing(len(raw))
     texts = raw if len(rows) == len(raw) else raw.take(pa.array(rows))
     part = convert_in_groups(texts, lambda group: _convert(ctx, group, mode),
-                             lambda text: split_array(text, b"spans", GROUP_BYTES))
+                             lambda text, size: split_array(text, b"spans", size))
     return keep_good(rows, len(raw), part)

@@ -128,8 +128,12 @@ def distinct_rows(columns: list[pa.Array]) -> tuple[np.ndarray, np.ndarray]:
 
 class Vocabulary:
     """SQL expressions evaluated once per distinct input (kind and status vocabularies, endpoint
-    names: exact, and cheap because inputs repeat), all in one DuckDB query: :meth:`add` each,
-    then :meth:`run`."""
+    names: exact, and cheap because inputs repeat): :meth:`add` each, then :meth:`run`. Results
+    are remembered across batches (the expressions are pure), so DuckDB only sees inputs not
+    met before, all in one query."""
+
+    _known: dict[tuple[str, tuple], object] = {}
+    _MAX_KNOWN = 100_000
 
     def __init__(self) -> None:
         self._jobs: list[tuple[dict[str, pa.Array], Callable[[dict[str, str]], str]]] = []
@@ -142,20 +146,29 @@ class Vocabulary:
 
     def run(self, ctx: LoadContext) -> list[pa.Array]:
         """Each expression's text per input row."""
-        plans = [distinct_rows(list(columns.values())) if len(next(iter(columns.values()))) else
-                 (np.zeros(0, np.int64), np.zeros(0, np.int64)) for columns, _ in self._jobs]
-        sizes = [len(first) for first, _ in plans]
-        total, starts = sum(sizes), np.cumsum([0] + sizes)
-        table: dict[str, pa.Array] = {"_job": pa.array(np.repeat(np.arange(len(sizes)), sizes))}
-        cases = []
-        for j, ((columns, expr), (first, _)) in enumerate(zip(self._jobs, plans)):
-            names = {k: f"_j{j}_{k}" for k in columns}
-            for k, values in columns.items():
-                table[names[k]] = pa.concat_arrays([pa.nulls(int(starts[j]), values.type), values.take(pa.array(first)),
-                                                    pa.nulls(total - int(starts[j + 1]), values.type)])
-            cases.append(f"WHEN {j} THEN ({expr(names)})::VARCHAR")
-        out = run_sql(ctx, table, f"CASE _job {' '.join(cases)} END AS v").column("v").combine_chunks()
-        return [out.slice(int(starts[j]), sizes[j]).take(pa.array(inverse)) for j, (_, inverse) in enumerate(plans)]
+        known = Vocabulary._known
+        if len(known) > Vocabulary._MAX_KNOWN:
+            known.clear()
+        plans, todo = [], []
+        for j, (columns, expr) in enumerate(self._jobs):
+            first, inverse = distinct_rows(list(columns.values()))
+            inputs = list(zip(*(v.take(pa.array(first)).to_pylist() for v in columns.values())))  # per distinct input
+            key = expr({k: f"_{k}" for k in columns})
+            plans.append((key, inputs, inverse))
+            todo += [(j, i) for i, values in enumerate(inputs) if (key, values) not in known]
+        if todo:
+            arrays = {"_job": pa.array([j for j, _ in todo], pa.int64())}
+            cases = []
+            for j, (columns, expr) in enumerate(self._jobs):
+                names = {k: f"_j{j}_{k}" for k in columns}
+                for n, (k, values) in enumerate(columns.items()):
+                    arrays[names[k]] = pa.array([plans[j][1][i][n] if jj == j else None for jj, i in todo], values.type)
+                cases.append(f"WHEN {j} THEN ({expr(names)})::VARCHAR")
+            out = run_sql(ctx, arrays, f"CASE _job {' '.join(cases)} END AS v").column("v").to_pylist()
+            for (j, i), value in zip(todo, out):
+                known[(plans[j][0], plans[j][1][i])] = value
+        return [pa.array([known[(key, values)] for values in inputs], pa.string()).take(pa.array(inverse))
+                for key, inputs, inverse in plans]
 
 
 def on_rows(ctx: LoadContext, n: int, rows: np.ndarray, columns: dict[str, pa.Array], exprs: dict[str, str]) -> dict[str, pa.Array]:
@@ -195,9 +208,10 @@ class Entries:
     """Key/value lists per row, flattened (``parents`` sorted), with ``kv_map_sql``'s rules:
     entries without a key are dropped and the first of duplicate keys wins."""
 
-    def __init__(self, n: int, parents: np.ndarray, keys: pa.Array, values: pa.Array) -> None:
+    def __init__(self, n: int, parents: np.ndarray, keys: pa.Array, values: pa.Array, *, unique: bool = False) -> None:
+        """``unique``: the caller knows every key is set and unique within its row (a MAP's)."""
         keys, values = keys.cast(pa.string()), values.cast(pa.string())
-        bad = bad_key_rows(n, parents, keys)
+        bad = np.zeros(n, dtype=bool) if unique else bad_key_rows(n, parents, keys)
         if bad.any():
             keep = ~bad[parents]
             sel = np.flatnonzero(bad[parents] & mask(pc.is_valid(keys)))
@@ -207,13 +221,14 @@ class Entries:
             keep_at = pa.array(keep)
             parents, keys, values = parents[keep], keys.filter(keep_at), values.filter(keep_at)
         self.n, self.parents, self.keys, self.values = n, parents, keys, values
-        encoded = pc.dictionary_encode(keys)
-        self._names = encoded.dictionary
-        self._codes = encoded.indices.to_numpy(zero_copy_only=False)
+        self._encoded: pa.DictionaryArray | None = None
 
     def _entries(self, key: str) -> np.ndarray:
         """Indices of the entries named ``key``."""
-        code = pc.index(self._names, key).as_py()
+        if self._encoded is None:  # once, for all lookups
+            self._encoded = pc.dictionary_encode(self.keys)
+            self._codes = self._encoded.indices.to_numpy(zero_copy_only=False)
+        code = pc.index(self._encoded.dictionary, key).as_py()
         return np.zeros(0, np.int64) if code < 0 else np.flatnonzero(self._codes == code)
 
     @classmethod
@@ -224,9 +239,9 @@ class Entries:
         return cls(len(lists), parents, parts["key"], parts["value"])
 
     @classmethod
-    def concat(cls, n: int, parts: list[tuple[np.ndarray, pa.Array, pa.Array]]) -> Entries:
+    def concat(cls, n: int, parts: list[tuple[np.ndarray, pa.Array, pa.Array]], *, unique: bool = False) -> Entries:
         """The entries of ``parts`` (parents, keys, values), a row's entries of one part after
-        those of the parts before it."""
+        those of the parts before it (``unique`` as for the constructor)."""
         counts = [np.bincount(p, minlength=n) for p, _, _ in parts]
         before = np.zeros(n, dtype=np.int64)
         row_start = list_offsets(np.sum(counts, axis=0))[:-1].astype(np.int64)
@@ -241,7 +256,7 @@ class Entries:
         parents = np.concatenate([p for p, _, _ in parts])[perm]
         keys = pa.concat_arrays([k.cast(pa.string()) for _, k, _ in parts]).take(take)
         values = pa.concat_arrays([v.cast(pa.string()) for _, _, v in parts]).take(take)
-        return cls(n, parents, keys, values)
+        return cls(n, parents, keys, values, unique=unique)
 
     def lengths(self) -> np.ndarray:
         return np.bincount(self.parents, minlength=self.n)
@@ -310,8 +325,10 @@ class Converted:
     bad: np.ndarray
 
 
-#: JSON text converted at a time: bounds the memory of a batch, and of one huge trace
-GROUP_BYTES = 1 << 20
+#: JSON text converted at a time (bounds the memory of a batch); a longer text is cut into runs of
+#: RUN_BYTES (a huge trace: its conversion takes memory in proportion)
+GROUP_BYTES = 4 << 20
+RUN_BYTES = 1 << 20
 #: span columns left out of a group where they are all NULL (insert_spans stores NULL for them)
 _OPTIONAL = ("status_message", "scope_name", "scope_version", "events", "links", "service_version", "host_name",
              *(PRECOMPUTED_PREFIX + c for c in PROMOTED))
@@ -324,10 +341,10 @@ def _text(strings: pa.Array, i: int) -> memoryview:
     return memoryview(strings.buffers()[2])[int(lo): int(hi)]
 
 
-def _groups(raw: pa.Array, split: Callable[[memoryview], ArrayRuns | None]) -> Iterator[tuple[pa.Array, np.ndarray, np.ndarray]]:
+def _groups(raw: pa.Array, split: Callable[[memoryview, int], ArrayRuns | None]) -> Iterator[tuple[pa.Array, np.ndarray, np.ndarray]]:
     """(texts to convert together, the text of ``raw`` each comes from, index of its first span
     there): about :data:`GROUP_BYTES` of ``raw`` at a time; a text larger than that is cut by
-    ``split`` (when it can) and its pieces come one at a time."""
+    ``split`` into runs of :data:`RUN_BYTES` (when it can) that come one at a time."""
     lengths = pc.binary_length(raw).to_numpy(zero_copy_only=False).astype(np.int64)
     at = 0
     for i in [*np.flatnonzero(lengths > GROUP_BYTES).tolist(), len(raw)]:  # per huge text
@@ -338,7 +355,7 @@ def _groups(raw: pa.Array, split: Callable[[memoryview], ArrayRuns | None]) -> I
             yield raw.slice(at + int(a), int(b - a)), np.arange(at + a, at + b), np.zeros(b - a, dtype=np.int64)
         if i == len(raw):
             return
-        runs = split(_text(raw, i))
+        runs = split(_text(raw, i), RUN_BYTES)
         if runs is None:
             yield raw.slice(i, 1), np.array([i]), np.zeros(1, dtype=np.int64)
         else:
@@ -348,7 +365,7 @@ def _groups(raw: pa.Array, split: Callable[[memoryview], ArrayRuns | None]) -> I
 
 
 def convert_in_groups(raw: pa.Array, convert: Callable[[pa.Array], Converted],
-                      split: Callable[[memoryview], ArrayRuns | None]) -> Converted:
+                      split: Callable[[memoryview, int], ArrayRuns | None]) -> Converted:
     """``convert`` over about :data:`GROUP_BYTES` of the texts ``raw`` at a time (a huge text cut
     into pieces by ``split``); the results put together as if converted at once."""
     tables, resources, bad, rid_at = [], [], [], 0

@@ -23,9 +23,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import zipkin as sql
-from ._jaeger_zipkin_arrow import (GROUP_BYTES, Converted, Entries, FastBatch, Vocabulary, convert_in_groups, converted,
-                                   distinct_rows, fields, hex_id, keep_good, mask, on_rows, rows_containing, span_times,
-                                   transform, unnest)
+from ._arrow_spans import bad_key_rows
+from ._jaeger_zipkin_arrow import (Converted, Entries, FastBatch, Vocabulary, convert_in_groups, converted,
+                                   distinct_rows, fields, hex_id, keep_good, mask, on_rows, rows_containing,
+                                   run_sql, span_times, transform, unnest)
 from ._jaeger_zipkin_stream import split_array
 from ._semconv import PRECOMPUTED_PREFIX, SPAN_ID_HEX, TRACE_ID_HEX
 from .context import LoadContext
@@ -37,11 +38,71 @@ _ADDED = ("zipkin.debug", "zipkin.shared", _REMOTE + "service_name", _REMOTE + "
 _V1_MARKS = '"(binaryAnnotations|endpoint)"'
 
 
+_TAGS_MAP = '"tags": "MAP(VARCHAR, VARCHAR)"'
+
+
 @cache
 def _expr() -> str:
-    """The spans of a text: an array of span objects, or one."""
-    return (f"CASE WHEN starts_with(raw, '[') THEN try(json_transform(raw, '[{sql._SPAN}]')) "
-            f"ELSE [try(json_transform(raw, '{sql._SPAN}'))] END")
+    """The spans of a text: an array of span objects, or one; ``tags`` as (minified) JSON text,
+    read by :func:`_tags`."""
+    assert _TAGS_MAP in sql._SPAN
+    span = sql._SPAN.replace(_TAGS_MAP, '"tags": "JSON"')
+    return (f"CASE WHEN starts_with(raw, '[') THEN try(json_transform(raw, '[{span}]')) "
+            f"ELSE [try(json_transform(raw, '{span}'))] END")
+
+
+def _string_objects(text: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array, pa.Array]:
+    """(rows read, entry row, keys, values) of the minified JSON objects in ``text`` whose
+    values are all strings and that hold no backslash: cut at their quotes, four per entry."""
+    n = len(text)
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[text.offset: text.offset + n + 1]
+    data = np.frombuffer(text.buffers()[2], dtype=np.uint8)
+    starts, ends = offsets[:-1], offsets[1:]
+    quotes = np.flatnonzero(data[int(starts[0]): int(ends[-1])] == 34) + int(starts[0])
+    row = np.searchsorted(ends, quotes, side="right")
+    count = np.bincount(row, minlength=n)
+    read = mask(pc.is_valid(text)) & ~mask(pc.match_substring(text, "\\")) & (count % 4 == 0)
+    read &= (count > 0) | (ends - starts == 2)  # or "{}"
+    quotes, row = quotes[read[row]], row[read[row]]  # whole rows of 4 quotes per entry
+    key_open, key_close, value_open, value_close = quotes[0::4], quotes[1::4], quotes[2::4], quotes[3::4]
+    owner = row[0::4]
+    good = (data[key_open - 1] == np.where(key_open - 1 == starts[owner], ord("{"), ord(","))) \
+        & (data[key_close + 1] == ord(":")) & (value_open == key_close + 2) \
+        & (data[value_close + 1] == np.where(value_close + 2 == ends[owner], ord("}"), ord(",")))
+    read[owner[~good]] = False
+    ok = read[owner]
+    cuts = np.stack([key_open + 1, key_close, value_open + 1, value_close], axis=1)[ok].reshape(-1)
+    if not len(cuts):
+        return read, np.zeros(0, np.int64), pa.array([], pa.large_string()), pa.array([], pa.large_string())
+    pieces = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(cuts) - 1, [None, pa.py_buffer(cuts), text.buffers()[2]])
+    keys = pieces.take(pa.array(np.arange(0, len(cuts), 4))).cast(pa.large_string())
+    values = pieces.take(pa.array(np.arange(2, len(cuts), 4))).cast(pa.large_string())
+    return read, owner[ok], keys, values
+
+
+def _tags(ctx: LoadContext, tags: pa.Array) -> Entries:
+    """The ``tags`` objects (minified JSON text) as ``json_transform(..., 'MAP(VARCHAR, VARCHAR)')``
+    reads them, NULL or a duplicate key giving no tags: objects of plain string values are cut
+    in numpy (:func:`_string_objects`), any other goes through DuckDB."""
+    n = len(tags)
+    text = tags.cast(pa.large_string())
+    read, parents, keys, values = _string_objects(text) if n and text.null_count < n else \
+        (np.zeros(n, bool), np.zeros(0, np.int64), pa.array([], pa.large_string()), pa.array([], pa.large_string()))
+    other = np.flatnonzero(~read & mask(pc.is_valid(text)))
+    if len(other):  # escapes, values that are not strings
+        maps = run_sql(ctx, {"t": text.take(pa.array(other))}, "json_transform(t, '\"MAP(VARCHAR, VARCHAR)\"') AS m")
+        items, owner, _ = unnest(maps.column("m").combine_chunks())
+        item = fields(items)
+        parents = np.concatenate([parents, other[owner]])
+        keys = pa.concat_arrays([keys, item["key"].cast(pa.large_string())])
+        values = pa.concat_arrays([values, item["value"].cast(pa.large_string())])
+        order = np.argsort(parents, kind="stable")
+        parents, keys, values = parents[order], keys.take(pa.array(order)), values.take(pa.array(order))
+    duplicated = bad_key_rows(n, parents, keys)
+    if duplicated.any():  # a MAP cannot hold a key twice: json_transform gives NULL, the loader no tags
+        keep = ~duplicated[parents]
+        parents, keys, values = parents[keep], keys.filter(pa.array(keep)), values.filter(pa.array(keep))
+    return Entries(n, parents, keys, values, unique=True)
 
 
 def _flag(values: dict[str, str]) -> str:
@@ -60,7 +121,7 @@ def _resources(local: dict[str, pa.Array], service: pa.Array) -> tuple[pa.Table,
         rows = np.flatnonzero(mask(pc.is_valid(values)))
         parts.append((rows, pa.array([key] * len(rows)), values.take(pa.array(rows))))
     table = pa.table({"rid": np.arange(len(first), dtype=np.int64),
-                      "resource_attributes": Entries.concat(len(first), parts).map(), "service": service})
+                      "resource_attributes": Entries.concat(len(first), parts, unique=True).map(), "service": service})
     return table, rid
 
 
@@ -75,7 +136,7 @@ def _span_rows(ctx: LoadContext, lists: pa.Array) -> tuple[pa.Table, pa.Table, n
     parent, bad_parent = hex_id(sp["parentId"], SPAN_ID_HEX)
     times, bad_time = span_times(sp["timestamp"], sp["duration"])
     bad |= bad_id | bad_parent | bad_time
-    tags = Entries.of_lists(sp["tags"])
+    tags = _tags(ctx, sp["tags"])
     bad[tags.parents[mask(pc.is_in(tags.keys, pa.array(_ADDED)))]] = True
     local, remote = fields(sp["localEndpoint"]), fields(sp["remoteEndpoint"])
     status_tag = tags.first_value("otel.status_code", "ot.status_code")
@@ -92,13 +153,13 @@ def _span_rows(ctx: LoadContext, lists: pa.Array) -> tuple[pa.Table, pa.Table, n
     for key, values in zip(_ADDED, added):
         rows = np.flatnonzero(mask(pc.is_valid(values)))
         parts.append((rows, pa.array([key] * len(rows)), values.take(pa.array(rows))))
-    attributes = Entries.concat(n, parts)
+    attributes = Entries.concat(n, parts, unique=True)  # a span whose tags hold an added name is declined
     annotated = np.flatnonzero(mask(pc.greater(pc.list_value_length(sp["annotations"]), 0)))
     events = on_rows(ctx, n, annotated, {"annotations": sp["annotations"].take(pa.array(annotated))},
                      {"events": sql.events_sql("annotations")})["events"]
     resources, rid = _resources(local, service)
     error = tags.value("error")
-    promoted = attributes.promoted()
+    promoted = tags.promoted()  # the names the loader adds are not promoted
     peer = PRECOMPUTED_PREFIX + "peer_service"
     promoted[peer] = pc.coalesce(promoted[peer], remote_service)
     table = pa.table({
@@ -140,5 +201,5 @@ def prepare(ctx: LoadContext, source: pa.Table, mode: str) -> FastBatch:
     if not len(rows):
         return FastBatch.nothing(len(raw))
     texts = raw if len(rows) == len(raw) else raw.take(pa.array(rows))
-    part = convert_in_groups(texts, lambda group: _convert(ctx, group), lambda text: split_array(text, None, GROUP_BYTES))
+    part = convert_in_groups(texts, lambda group: _convert(ctx, group), lambda text, size: split_array(text, None, size))
     return keep_good(rows, len(raw), part)
