@@ -42,6 +42,8 @@ from .sniff import Head
 
 #: longest first line read to decide whether a file is newline-delimited
 _MAX_PROBE_BYTES = 64 << 20
+#: JSON text read per batch (lines or streamed array elements): bounds the memory of a load
+BATCH_BYTES = 16 << 20
 _KEEP_LINE_BYTES = 8 << 20
 _LINE_PIECE = 1 << 20
 _BLANK = re.compile(rb"\s*")
@@ -126,7 +128,7 @@ def _table(line: pa.Array, raw: pa.Array, doc_key: pa.Array, base: pa.Array, wha
 
 
 def _line_sources(ctx: LoadContext) -> Iterator[Source]:
-    for batch in ctx.line_batches():
+    for batch in ctx.line_batches(ctx.options.get("batch_bytes", BATCH_BYTES)):
         n = batch.num_rows
         lines = batch.column("line")
         yield Source(_table(lines, batch.column("raw"), lines, pa.nulls(n, pa.int64()), pa.array(["line"] * n)), "line")
@@ -198,7 +200,7 @@ def _element_batches(ctx: LoadContext, fmt: SpanFormat | None, start: int, envel
     top-level array (a second document: never skipped silently)."""
     try:
         with fio.open_binary(ctx.path) as fh:
-            for item in iter_elements(fh, start, ctx.options.get("batch_bytes", 32 << 20)):
+            for item in iter_elements(fh, start, ctx.options.get("batch_bytes", BATCH_BYTES)):
                 if isinstance(item, Tail):
                     if envelope and fmt is not None and fmt.tail is not None:
                         fmt.tail(ctx, item.data)

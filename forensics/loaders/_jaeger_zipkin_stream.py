@@ -264,7 +264,7 @@ def _reader(fh: BinaryIO) -> Callable[[int], bytes]:
     return read
 
 
-def iter_elements(fh: BinaryIO, start: int, read_bytes: int = 32 << 20) -> Iterator[ElementBatch | Truncated | Tail]:
+def iter_elements(fh: BinaryIO, start: int, read_bytes: int = 16 << 20) -> Iterator[ElementBatch | Truncated | Tail]:
     """Batches of the elements of the array whose ``[`` ends at byte ``start`` of ``fh``.
 
     Stops after the array's closing bracket, yielding what follows it as a final :class:`Tail`

@@ -302,7 +302,7 @@ def load_jaeger(ctx: LoadContext) -> None:
     ----------
     ctx:
         The file being loaded. ``ctx.options`` may set ``batch_bytes`` (bytes read per streamed
-        batch, default 32 MiB) and ``whole_documents=True`` (parse a document in one piece
+        batch or batch of lines, default 16 MiB) and ``whole_documents=True`` (parse a document in one piece
         instead of streaming its array; for comparison and tests).
     """
     load_spans(ctx, JAEGER)

@@ -242,7 +242,7 @@ def load_zipkin(ctx: LoadContext) -> None:
     ----------
     ctx:
         The file being loaded. ``ctx.options`` may set ``batch_bytes`` (bytes read per streamed
-        batch, default 32 MiB) and ``whole_documents=True`` (parse a document in one piece).
+        batch or batch of lines, default 16 MiB) and ``whole_documents=True`` (parse a document in one piece).
     """
     load_spans(ctx, ZIPKIN)
     join_file_rows(ctx)
