@@ -66,10 +66,11 @@ WHERE p.sid IS NULL OR least(c.e_us, p.e_us) > greatest(c.s_us, p.s_us)"""
 
 
 def _prev_sql(nodes: str, families: str) -> str:
-    """Per child of a parent with several children, ``nxt``: the sibling that ends last at or
-    before its start (ties: later start, then larger span id), and ``nxt_len`` its clipped
-    length (microseconds); children without one are left out. One sweep over the siblings'
-    end (k = 0) and start (k = 1) events in time order."""
+    """Per child of a parent with several children: ``nxt``, the sibling that ends last at or
+    before its start (ties: later start, then larger span id; NULL when none), ``nxt_len`` its
+    clipped length (microseconds) and ``nxt_rank`` its rank among the siblings in end order
+    (0 when none). One sweep over the siblings' end (k = 0) and start (k = 1) events in time
+    order."""
     return f"""
 WITH multi AS (SELECT n.sid, n.pid, n.cs, n.ce, n.tb FROM {nodes} n JOIN {families} f USING (pid) WHERE f.n > 1),
 ev AS (
@@ -77,10 +78,11 @@ ev AS (
   UNION ALL
   SELECT pid, sid, cs AS t, 1 AS k, cs, tb, NULL AS end_sid, NULL AS end_len FROM multi
 )
-SELECT sid, nxt, nxt_len FROM (
-  SELECT sid, k, last_value(end_sid IGNORE NULLS) OVER w AS nxt, last_value(end_len IGNORE NULLS) OVER w AS nxt_len
+SELECT sid, pid, nxt, nxt_len, nxt_rank FROM (
+  SELECT sid, pid, k, last_value(end_sid IGNORE NULLS) OVER w AS nxt, last_value(end_len IGNORE NULLS) OVER w AS nxt_len,
+    count(end_sid) OVER w AS nxt_rank
   FROM ev WINDOW w AS (PARTITION BY pid ORDER BY t, k, cs, tb ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))
-WHERE k = 1 AND nxt IS NOT NULL"""
+WHERE k = 1"""
 
 
 @contextmanager
@@ -89,18 +91,28 @@ def _chains(case: "Case", nodes: str) -> Iterator[tuple[str, str]]:
     len_us)`` (the last-finishing child and its chain of previous siblings, with their clipped
     lengths in microseconds), and of the time they cover per parent, ``(sid, child_us)``.
 
-    Families of one child are their own chain. The others are followed by pointer doubling:
-    pass ``k`` extends every chain by its next ``2**k`` links, so ``ceil(log2(longest
-    chain))`` passes over the families with several children only."""
-    with temp_table(case, f"""
+    A family of one child is its own chain. So is a *sequential* family, where the previous
+    sibling of every child but the first to end is the one that ends just before it: then
+    (the previous sibling always ends earlier) the ranks of the previous siblings add up to
+    ``n (n - 1) / 2``, and to less otherwise. The other families' chains are followed by
+    pointer doubling: pass ``k`` extends every chain by its next ``2**k`` links, so
+    ``ceil(log2(longest chain))`` passes over those families only.
+    """
+    with ExitStack() as tables:
+        families = tables.enter_context(temp_table(case, f"""
 SELECT pid, count(*) AS n, arg_max(sid, (ce, cs, tb)) AS last_sid, min(ce - cs) AS len_us
-FROM {nodes} WHERE pid IS NOT NULL GROUP BY pid""") as families:
+FROM {nodes} WHERE pid IS NOT NULL GROUP BY pid"""))
+        prevs = tables.enter_context(temp_table(case, _prev_sql(nodes, families)))
+        sequential = tables.enter_context(temp_table(case, f"""
+SELECT pid FROM {prevs} GROUP BY pid HAVING 2 * sum(nxt_rank) = count(*) * (count(*) - 1)"""))
         held = ExitStack()  # the tables of the current pass
         try:
-            hop = held.enter_context(temp_table(case, _prev_sql(nodes, families)))
+            hop = held.enter_context(temp_table(case, f"""
+SELECT p.sid, p.nxt, p.nxt_len FROM {prevs} p
+WHERE p.nxt IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {sequential} q WHERE q.pid = p.pid)"""))
             found = held.enter_context(temp_table(case, f"""
 SELECT f.pid, f.last_sid AS sid, n.ce - n.cs AS len_us FROM {families} f JOIN {nodes} n ON n.sid = f.last_sid
-WHERE f.n > 1"""))
+WHERE f.n > 1 AND NOT EXISTS (SELECT 1 FROM {sequential} q WHERE q.pid = f.pid)"""))
             for _ in range(math.ceil(math.log2(MAX_CHAIN))):
                 more = ExitStack()
                 new = more.enter_context(temp_table(
@@ -113,14 +125,17 @@ WHERE f.n > 1"""))
                     case, f"SELECT a.sid, b.nxt, b.nxt_len FROM {hop} a JOIN {hop} b ON b.sid = a.nxt"))
                 held.close()
                 held = more
-            singles = f"SELECT pid, last_sid AS sid, len_us FROM {families} WHERE n = 1"
-            with temp_table(case, f"SELECT * FROM {found} UNION ALL {singles}") as chain, temp_table(case, f"""
-SELECT pid AS sid, sum(len_us) AS child_us FROM {found} GROUP BY pid
-UNION ALL SELECT pid, len_us FROM {families} WHERE n = 1""") as cover:
-                held.close()
-                yield chain, cover
+            linked = tables.enter_context(temp_table(case, f"""
+SELECT * FROM {found}
+UNION ALL SELECT n.pid, n.sid, n.ce - n.cs FROM {nodes} n JOIN {sequential} q USING (pid)"""))
         finally:
             held.close()
+        singles = f"SELECT pid, last_sid AS sid, len_us FROM {families} WHERE n = 1"
+        chain = tables.enter_context(temp_table(case, f"SELECT * FROM {linked} UNION ALL {singles}"))
+        cover = tables.enter_context(temp_table(case, f"""
+SELECT pid AS sid, sum(len_us) AS child_us FROM {linked} GROUP BY pid
+UNION ALL SELECT pid, len_us FROM {families} WHERE n = 1"""))
+        yield chain, cover
 
 
 @contextmanager
