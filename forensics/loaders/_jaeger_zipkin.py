@@ -16,9 +16,13 @@ Both formats are read the same way:
 
 Decompression (``.gz``/``.zst``, by magic bytes) is :mod:`forensics.loaders.io`'s. In the last
 two cases rows carry ``source_offset`` = the 0-based index of the span within the document,
-in document order. The loader's SQL sees a registered Arrow table
-``(line, raw, doc_key, base, what)`` (see :func:`json_sources`) and never loops over spans in
-Python.
+in document order.
+
+Each batch of JSON texts goes first to the format's Arrow fast path (:mod:`._jaeger_arrow`,
+:mod:`._zipkin_arrow`, see :mod:`._jaeger_zipkin_arrow`), which takes the texts whose spans it
+converts exactly; the others go to the loader's SQL (the general path, the reference), which
+sees a registered Arrow table ``(line, raw, doc_key, base, what)`` (see :func:`json_sources`).
+Neither loops over spans in Python.
 """
 from __future__ import annotations
 

@@ -6,7 +6,9 @@ lambdas. A fast path instead
 
 1. parses each JSON text of a batch (a line, an array element, a document) once, with DuckDB's
    ``json_transform`` into the *same* structures the SQL uses (:func:`transform`), so values are
-   read and rendered exactly as there (numbers as text, duplicate keys, ``null``...),
+   read and rendered exactly as there (numbers as text, duplicate keys, ``null``...); about
+   :data:`GROUP_BYTES` of text at a time, a huge trace cut into runs of its spans
+   (:func:`convert_in_groups`), so memory does not grow with the batch or the trace,
 2. flattens traces, spans, tags and processes with list offsets (:func:`unnest`),
 3. computes the canonical columns in Arrow (:class:`Entries` for the ``kv_map_sql`` MAPs, ids,
    times), evaluating the few SQL expressions it does not re-implement with DuckDB, once per
@@ -30,8 +32,8 @@ import pyarrow.compute as pc
 
 from .._db import query_arrow
 from ._arrow_spans import bad_key_rows, insert_spans, invalid_rows, kv_map, list_offsets, promoted_text
-from ._semconv import PRECOMPUTED_PREFIX, PROMOTED
 from ._jaeger_zipkin_stream import ArrayRuns
+from ._semconv import PRECOMPUTED_PREFIX, PROMOTED
 from .context import LoadContext
 
 #: DuckDB parses one chunk of this many bytes of JSON text per thread

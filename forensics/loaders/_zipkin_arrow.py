@@ -58,20 +58,25 @@ def _string_objects(text: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array, p
     offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[text.offset: text.offset + n + 1]
     data = np.frombuffer(text.buffers()[2], dtype=np.uint8)
     starts, ends = offsets[:-1], offsets[1:]
-    quotes = np.flatnonzero(data[int(starts[0]): int(ends[-1])] == 34) + int(starts[0])
-    row = np.searchsorted(ends, quotes, side="right")
-    count = np.bincount(row, minlength=n)
+    lo = int(starts[0])
+    is_quote = data[lo: int(ends[-1])] == 34
+    seen = np.zeros(len(is_quote) + 1, dtype=np.int64)
+    np.cumsum(is_quote, out=seen[1:])
+    count = seen[ends - lo] - seen[starts - lo]  # quotes per row
     read = mask(pc.is_valid(text)) & ~mask(pc.match_substring(text, "\\")) & (count % 4 == 0)
     read &= (count > 0) | (ends - starts == 2)  # or "{}"
-    quotes, row = quotes[read[row]], row[read[row]]  # whole rows of 4 quotes per entry
+    quotes = np.flatnonzero(is_quote) + lo
+    del is_quote, seen
+    quotes = quotes[np.repeat(read, count)]  # whole rows of 4 quotes per entry
     key_open, key_close, value_open, value_close = quotes[0::4], quotes[1::4], quotes[2::4], quotes[3::4]
-    owner = row[0::4]
+    owner = np.repeat(np.flatnonzero(read), count[read] // 4)
     good = (data[key_open - 1] == np.where(key_open - 1 == starts[owner], ord("{"), ord(","))) \
         & (data[key_close + 1] == ord(":")) & (value_open == key_close + 2) \
         & (data[value_close + 1] == np.where(value_close + 2 == ends[owner], ord("}"), ord(",")))
     read[owner[~good]] = False
     ok = read[owner]
-    cuts = np.stack([key_open + 1, key_close, value_open + 1, value_close], axis=1)[ok].reshape(-1)
+    cuts = np.empty(4 * int(ok.sum()), dtype=np.int64)
+    cuts[0::4], cuts[1::4], cuts[2::4], cuts[3::4] = key_open[ok] + 1, key_close[ok], value_open[ok] + 1, value_close[ok]
     if not len(cuts):
         return read, np.zeros(0, np.int64), pa.array([], pa.large_string()), pa.array([], pa.large_string())
     pieces = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(cuts) - 1, [None, pa.py_buffer(cuts), text.buffers()[2]])

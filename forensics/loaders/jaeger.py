@@ -302,7 +302,9 @@ def load_jaeger(ctx: LoadContext) -> None:
     ----------
     ctx:
         The file being loaded. ``ctx.options`` may set ``batch_bytes`` (bytes read per streamed
-        batch or batch of lines, default 16 MiB) and ``whole_documents=True`` (parse a document in one piece
+        batch or batch of lines, default 16 MiB), ``jaeger_fast=False`` (every text through the SQL
+        general path instead of the Arrow fast path of :mod:`._jaeger_arrow`, which loads the
+        same rows) and ``whole_documents=True`` (parse a document in one piece
         instead of streaming its array; for comparison and tests).
     """
     load_spans(ctx, JAEGER)

@@ -242,7 +242,9 @@ def load_zipkin(ctx: LoadContext) -> None:
     ----------
     ctx:
         The file being loaded. ``ctx.options`` may set ``batch_bytes`` (bytes read per streamed
-        batch or batch of lines, default 16 MiB) and ``whole_documents=True`` (parse a document in one piece).
+        batch or batch of lines, default 16 MiB), ``zipkin_fast=False`` (every text through the SQL
+        general path instead of the Arrow fast path of :mod:`._zipkin_arrow`, which loads the
+        same rows) and ``whole_documents=True`` (parse a document in one piece).
     """
     load_spans(ctx, ZIPKIN)
     join_file_rows(ctx)
