@@ -120,15 +120,15 @@ def main(argv: list[str] | None = None) -> int:
                 pattern, size, spans = dataset(fmt, n)
                 case_path = tmp / f"{fmt}-{n}.duckdb"
                 row = {"format": fmt, "spans": spans, "bytes": size}
-                for tool in ("floor", "pyarrow", "duckdb", "pandas", "forensics"):
+                for tool in ("floor", "pyarrow", "pyarrow_store", "duckdb", "pandas", "forensics"):
                     if tool == "pandas" and spans > args.naive_max:
                         row[tool] = {"skipped": f"more than --naive-max={args.naive_max} spans"}
                         continue
-                    if tool == "pyarrow" and fmt != "otlp":
+                    if tool.startswith("pyarrow") and fmt != "otlp":
                         row[tool] = {"skipped": "pyarrow's JSON reader takes JSON lines only"}
                         continue
-                    extra = [str(case_path)] if tool == "forensics" else []
-                    if case_path.exists() and tool == "forensics":
+                    extra = [str(case_path)] if tool in ("forensics", "pyarrow_store") else []
+                    if case_path.exists():
                         case_path.unlink()
                     row[tool] = _run([tool, fmt, pattern, *extra])
                     print(f"  {n:>10} {fmt:<7} {tool:<10} {row[tool]}", file=sys.stderr)
@@ -165,23 +165,29 @@ def render(results: dict) -> str:
     """The ratio table README quotes (ratios > 1: forensics is faster than that baseline)."""
     m = results["machine"]
     lines = [f"machine: {m['cpu']} ({m['cores']} cores, {m['memory_gb']} GB), Python {m['python']}, DuckDB {m['duckdb']}", "",
-             "| format | spans | MB | forensics s | CPU s | spans/s | MB/s | peak RSS MB | vs orjson floor | vs pyarrow open_json+flatten | vs DuckDB read_json+UNNEST | vs json_normalize |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| format | spans | MB | forensics s | CPU s | spans/s | MB/s | peak RSS MB | vs orjson floor | vs pyarrow open_json+flatten | vs same + DuckDB store | vs DuckDB read_json+UNNEST | vs json_normalize |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in results["ingest"]:
         ours = row["forensics"]
         mb = row["bytes"] / 1e6
         if "seconds" not in ours:
-            lines.append(f"| {row['format']} | {row['spans']:,} | {mb:,.0f} | failed: {ours.get('error')} | | | | | | | | |")
+            lines.append(f"| {row['format']} | {row['spans']:,} | {mb:,.0f} | failed: {ours.get('error')} | | | | | | | | | |")
             continue
         lines.append(
             f"| {row['format']} | {row['spans']:,} | {mb:,.0f} | {ours['seconds']:.1f} | {ours.get('cpu_seconds', float('nan')):.1f} | "
             f"{row['spans'] / ours['seconds']:,.0f} | "
             f"{mb / ours['seconds']:,.0f} | {ours['peak_rss_mb']:,.0f} | {_ratio(row['floor'], ours)} | "
-            f"{_ratio(row.get('pyarrow', {}), ours)} | {_ratio(row['duckdb'], ours)} | {_ratio(row['pandas'], ours) if 'seconds' in row['pandas'] else 'skipped'} |")
+            f"{_ratio(row.get('pyarrow', {}), ours)} | {_ratio(row.get('pyarrow_store', {}), ours)} | {_ratio(row['duckdb'], ours)} | {_ratio(row['pandas'], ours) if 'seconds' in row['pandas'] else 'skipped'} |")
     lines += ["", "Baseline seconds / peak RSS MB: " + "; ".join(
         f"{r['format']} {r['spans']:,}: " + ", ".join(
-            f"{t} {r[t]['seconds']:.1f}s ({r[t].get('cpu_seconds', float('nan')):.1f} cpu)/{r[t]['peak_rss_mb']:,.0f}MB" for t in ("floor", "pyarrow", "duckdb", "pandas") if "seconds" in r.get(t, {}))
+            f"{t} {r[t]['seconds']:.1f}s ({r[t].get('cpu_seconds', float('nan')):.1f} cpu)/{r[t]['peak_rss_mb']:,.0f}MB" for t in ("floor", "pyarrow", "pyarrow_store", "duckdb", "pandas") if "seconds" in r.get(t, {}))
         for r in results["ingest"])]
+    per_span = {(r["format"], r["spans"]): r["forensics"]["seconds"] / r["spans"]
+                for r in results["ingest"] if "seconds" in r["forensics"]}
+    versus = [f"{fmt} {n:,} spans: {t / otlp:.2f}x OTLP's" for (fmt, n), t in per_span.items() if fmt != "otlp"
+              for (other, m), otlp in per_span.items() if other == "otlp" and m == n]
+    if versus:
+        lines += ["", "forensics seconds per span, Jaeger/Zipkin vs OTLP (target <= 2x): " + "; ".join(versus)]
     for det in results["detectors"]:
         lines += ["", f"Detectors over {det['spans']:,} spans (seconds, each in its own process incl. start-up):", "",
                   "| detector | seconds | peak RSS MB |", "|---|---|---|"]
