@@ -12,7 +12,7 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip uv
 
 $(STAMP): $(PY) pyproject.toml
-	$(VENV)/bin/uv pip install -q -p $(PY) -e '.[dev]' || $(PY) -m pip install -q -e '.[dev]'
+	$(VENV)/bin/uv pip install -q --compile-bytecode -p $(PY) -e '.[dev]' || $(PY) -m pip install -q -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
@@ -35,7 +35,7 @@ bench-scale: $(STAMP)  # bounded memory at scale: 50 MB..5 GB OTLP loads, 100M-s
 	$(PY) -m bench.scale
 
 test-spark: $(STAMP)
-	$(VENV)/bin/uv pip install -q -p $(PY) -e '.[dev,spark]'
+	$(VENV)/bin/uv pip install -q --compile-bytecode -p $(PY) -e '.[dev,spark]'
 	$(PY) -m pytest -q -m spark tests/spark
 
 clean:
