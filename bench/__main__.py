@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spans", default="1000000", help="comma-separated span counts (default 1000000)")
     ap.add_argument("--formats", default="otlp,jaeger,zipkin")
-    ap.add_argument("--naive-max", type=int, default=1_000_000, help="skip json_normalize above this many spans")
+    ap.add_argument("--naive-max", type=int, default=2_000_000, help="skip json_normalize above this many spans")
     ap.add_argument("--no-detectors", action="store_true")
     ap.add_argument("--large-formats", default=None,
                     help="comma-separated formats run at sizes above the smallest (default: all of --formats)")

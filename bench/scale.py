@@ -1,7 +1,8 @@
 """`make bench-scale`: bounded memory at scale (issues #7, #8).
 
     python -m bench.scale [--sizes 50e6,200e6,800e6,5e9] [--case-spans 100e6] [--memory-limit 4GB]
-                          [--threads 2] [--workdir DIR] [--no-ingest] [--no-case] [--keep]
+                          [--threads 2] [--workdir DIR] [--case PATH] [--detectors a,b,all]
+                          [--no-ingest] [--no-case] [--keep]
 
 1. Ingest: OTLP/JSON files of growing size (:mod:`bench.bigdata`, copies of a synth export) are
    each loaded by ``forensics.load`` (its default settings) in a fresh process; recorded: wall
@@ -331,14 +332,20 @@ def build_big_case(case_path: Path, spans: int, *, source: Path | None = None,
             "cpu_seconds": round(_cpu_s() - cpu0, 1), "case_bytes": case_path.stat().st_size}
 
 
-def case_run(case_path: Path, *, memory_limit: str, threads: int | None) -> dict:
-    """Every detector alone, then all together, each in a fresh process under ``memory_limit``."""
+def case_run(case_path: Path, *, memory_limit: str, threads: int | None, names: list[str] | None = None,
+             out: dict | None = None, saved: Callable[[], None] | None = None) -> dict:
+    """Every detector alone, then all together (or just ``names``; ``"all"`` is ``forensics.detect``),
+    each in a fresh process under ``memory_limit``; ``out`` is filled in place and ``saved()`` is
+    called after each detector (a long run that is stopped keeps what it measured)."""
     from forensics.detectors import detectors
 
-    out: dict = {"memory_limit": memory_limit, "threads": threads, "detectors": {}}
-    for name in [*sorted(detectors()), "all"]:
+    out = {} if out is None else out
+    out.update({"memory_limit": memory_limit, "threads": threads, "detectors": {}})
+    for name in names or [*sorted(detectors()), "all"]:
         out["detectors"][name] = m = measure_detect(case_path, name, memory_limit=memory_limit, threads=threads)
         print(f"  detect {name:<20} {_brief(m)}", file=sys.stderr)
+        if saved is not None:
+            saved()
     return out
 
 
@@ -355,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workdir", default=None, help="where big files and cases go (default: a temp dir)")
     ap.add_argument("--case", default=None, help="use this existing case instead of building one")
+    ap.add_argument("--detectors", default=None, help="comma-separated detectors to run over the case (default: "
+                    "each one, then all together as 'all')")
     ap.add_argument("--no-ingest", action="store_true")
     ap.add_argument("--no-case", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the built case (and the temp workdir)")
@@ -393,7 +402,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  built {case_path}: {results['case_build']}", file=sys.stderr)
                 save()
             if "case" not in results:
-                results["case"] = case_run(case_path, memory_limit=args.memory_limit, threads=args.threads)
+                results["case"] = {}
+                case_run(case_path, memory_limit=args.memory_limit, threads=args.threads,
+                         names=args.detectors.split(",") if args.detectors else None, out=results["case"], saved=save)
     finally:
         save()
         if not args.keep:
