@@ -10,11 +10,16 @@ error rolls the file back) rather than storing or dropping it silently.
 """
 from __future__ import annotations
 
+import itertools
+from typing import Callable
+
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schema
+from .._db import query_arrow
 from ._semconv import INTEGER_COLUMNS, PRECOMPUTED_PREFIX, PROMOTED, SPAN_ID_HEX, TRACE_ID_HEX
 from .context import LoadContext
 
@@ -24,6 +29,20 @@ STATUS_NAMES = ("unset", "ok", "error")
 _TRACE_RE = f"^[0-9a-f]{{{TRACE_ID_HEX}}}$"
 _SPAN_RE = f"^[0-9a-f]{{{SPAN_ID_HEX}}}$"
 _MAX_DEDUPE_CELLS = 50_000_000
+_names = itertools.count()
+
+
+def scratch_query(con: duckdb.DuckDBPyConnection, table: pa.Table, query: Callable[[str], str]) -> pa.Table:
+    """``query(name)`` (SQL reading the table by that name) over an Arrow table, on a fast path's scratch
+    connection: an in-memory DuckDB of its own, so a block can be converted on a second thread
+    while the case's connection stores the previous one (the table is registered as a view,
+    without a copy; the case's connection would have to copy it, see ``LoadContext.register``)."""
+    name = f"_scratch_{next(_names)}"
+    con.register(name, table)
+    try:
+        return query_arrow(con, query(name))
+    finally:
+        con.unregister(name)
 
 
 def list_offsets(lengths: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from functools import cache
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,7 +29,6 @@ from ._jaeger_zipkin_arrow import (Converted, Entries, FastBatch, Vocabulary, co
                                    unnest)
 from ._jaeger_zipkin_stream import split_array
 from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX
-from .context import LoadContext
 
 _ZERO_HIGH = "0" * 16
 
@@ -95,7 +95,7 @@ def _processes(top: dict[str, pa.Array], sp: dict[str, pa.Array], elem: np.ndarr
     return table, rid, ~inline & (found < 0)
 
 
-def _parents(ctx: LoadContext, sp: dict[str, pa.Array], refs: tuple[pa.Array, np.ndarray, np.ndarray],
+def _parents(con: duckdb.DuckDBPyConnection, sp: dict[str, pa.Array], refs: tuple[pa.Array, np.ndarray, np.ndarray],
              kind: pa.Array, trace_id: pa.Array) -> tuple[pa.Array, pa.Array, np.ndarray]:
     """(parent_span_id, links JSON, mask of spans left to the general path): the first
     CHILD_OF reference (``kind``: upper-case ``refType``) into the span's own trace, else the
@@ -124,12 +124,12 @@ def _parents(ctx: LoadContext, sp: dict[str, pa.Array], refs: tuple[pa.Array, np
     linked = np.flatnonzero(np.bincount(owner, minlength=n) > has)
     parent_ref = pa.array(np.where(has, position[np.maximum(chosen, 0)] + 1 if len(items) else 0, -1)[linked],
                           mask=~has[linked])
-    links = on_rows(ctx, n, linked, {"refs": sp["references"].take(pa.array(linked)), "parent_ref": parent_ref},
+    links = on_rows(con, n, linked, {"refs": sp["references"].take(pa.array(linked)), "parent_ref": parent_ref},
                     {"links": sql.links_sql(sql.refs_sql("refs"), "parent_ref")})["links"]
     return parent, links, bad
 
 
-def _span_rows(ctx: LoadContext, top: dict[str, pa.Array], is_trace: np.ndarray) -> tuple[pa.Table, pa.Table, np.ndarray, np.ndarray]:
+def _span_rows(con: duckdb.DuckDBPyConnection, top: dict[str, pa.Array], is_trace: np.ndarray) -> tuple[pa.Table, pa.Table, np.ndarray, np.ndarray]:
     """(canonical span rows with ``_elem``/``_index``/``rid``, resources, spans per text, mask
     of spans left to the general path)."""
     spans, elem, index, counts = _spans(top, is_trace)
@@ -146,14 +146,14 @@ def _span_rows(ctx: LoadContext, top: dict[str, pa.Array], is_trace: np.ndarray)
     vocabulary.add({"e": tags.value("error"), "c": tags.value("otel.status_code")},
                    lambda c: sql.status_from_tags_sql(c["e"], c["c"]))
     vocabulary.add({"t": fields(refs[0])["refType"]}, lambda c: f"upper({c['t']})")
-    kind, status, ref_kind = vocabulary.run(ctx)
-    parent, links, bad_refs = _parents(ctx, sp, refs, ref_kind, trace_id)
+    kind, status, ref_kind = vocabulary.run(con)
+    parent, links, bad_refs = _parents(con, sp, refs, ref_kind, trace_id)
     times, bad_time = span_times(sp["startTime"], sp["duration"])
     bad |= bad_id | no_process | bad_refs | bad_time
     bad |= mask(pc.is_valid(sp["warnings"])) & ~mask(pc.equal(sp["warnings"], "[]"))
     logged = np.flatnonzero(mask(pc.greater(pc.list_value_length(sp["logs"]), 0)))
     logs = sql.logs_sql("logs")
-    from_logs = on_rows(ctx, n, logged, {"logs": sp["logs"].take(pa.array(logged))},
+    from_logs = on_rows(con, n, logged, {"logs": sp["logs"].take(pa.array(logged))},
                         {"events": sql.events_sql(logs), "message": sql.error_message_sql(sql.error_log_sql(logs))})
     error_message = pc.if_else(pc.equal(status, "error"), from_logs["message"], None)
     table = pa.table({
@@ -174,19 +174,19 @@ def _span_rows(ctx: LoadContext, top: dict[str, pa.Array], is_trace: np.ndarray)
     return table, resources, counts, bad
 
 
-def _convert(ctx: LoadContext, texts: pa.Array, mode: str) -> Converted:
+def _convert(con: duckdb.DuckDBPyConnection, texts: pa.Array, mode: str) -> Converted:
     """The spans of the JSON texts that are traces or bare spans (see :class:`Converted`)."""
-    top = fields(transform(ctx, texts, f"try(json_transform(raw, '{_structure()}'))"))
+    top = fields(transform(con, texts, f"try(json_transform(raw, '{_structure()}'))"))
     is_trace = mask(pc.is_valid(top["spans"]))
     is_span = ~is_trace & mask(pc.is_valid(top["spanID"]))
     if mode != "element":
         is_span &= mask(pc.is_valid(top["operationName"]))
     took = is_trace | is_span
     top = {k: v.filter(pa.array(took)) for k, v in top.items()}
-    return converted(len(texts), took, *_span_rows(ctx, top, is_trace[took]))
+    return converted(len(texts), took, *_span_rows(con, top, is_trace[took]))
 
 
-def prepare(ctx: LoadContext, source: pa.Table, mode: str) -> FastBatch:
+def prepare(con: duckdb.DuckDBPyConnection, source: pa.Table, mode: str) -> FastBatch:
     """Take what the fast path can from a batch of JSON texts (``source.raw``; ``mode`` as in
     :class:`~._jaeger_zipkin.Source`); a huge trace is converted a run of spans at a time."""
     raw = source.column("raw").combine_chunks()
@@ -197,6 +197,6 @@ def prepare(ctx: LoadContext, source: pa.Table, mode: str) -> FastBatch:
     if not len(rows):
         return FastBatch.nothing(len(raw))
     texts = raw if len(rows) == len(raw) else raw.take(pa.array(rows))
-    part = convert_in_groups(texts, lambda group: _convert(ctx, group, mode),
+    part = convert_in_groups(texts, lambda group: _convert(con, group, mode),
                              lambda text, size: split_array(text, b"spans", size))
     return keep_good(rows, len(raw), part)

@@ -27,9 +27,11 @@ Neither loops over spans in Python.
 from __future__ import annotations
 
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator
 
+import duckdb
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -104,8 +106,9 @@ class SpanFormat:
     has a shape the loader reads; ``count`` a SQL expression over ``doc`` giving the number of
     spans the loader will enumerate in it; ``expected`` describes the shapes for reject reasons;
     ``tail(ctx, data)`` is shown what follows a streamed array (the rest of an envelope).
-    ``fast(ctx, source, mode)`` is the loader's Arrow fast path (see
-    :mod:`._jaeger_zipkin_arrow`), on unless ``ctx.options[fast_option]`` is false.
+    ``fast(con, source, mode)`` is the loader's Arrow fast path (see
+    :mod:`._jaeger_zipkin_arrow`; ``con`` is its scratch DuckDB connection, not the case's), on
+    unless ``ctx.options[fast_option]`` is false.
     """
 
     spans_sql: Callable[[str], str]
@@ -113,7 +116,7 @@ class SpanFormat:
     count: str
     expected: str
     tail: Callable[[LoadContext, bytes], None] | None = None
-    fast: Callable[[LoadContext, pa.Table, str], FastBatch] | None = None
+    fast: Callable[[duckdb.DuckDBPyConnection, pa.Table, str], FastBatch] | None = None
     fast_option: str = ""
 
 
@@ -265,14 +268,38 @@ def json_sources(ctx: LoadContext, fmt: SpanFormat | None) -> Iterator[str]:
         yield ctx.register(table)
 
 
+def _with_fast(ctx: LoadContext, fmt: SpanFormat) -> Iterator[tuple[Source, FastBatch | None]]:
+    """The sources of ``ctx``, each with what the format's fast path took from it (None when
+    the fast path is off), pipelined: while the caller stores one source's rows on the case's
+    connection, the next source is converted on a second thread with a scratch connection
+    (pyarrow and DuckDB release the GIL). Two sources are in flight at most."""
+    fast = fmt.fast if fmt.fast is not None and ctx.options.get(fmt.fast_option, True) else None
+    if fast is None:
+        for src in sources(ctx, fmt):
+            yield src, None
+        return
+    scratch = duckdb.connect()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{ctx.format}-fast")
+    pending: tuple[Source, Future] | None = None
+    try:
+        for src in sources(ctx, fmt):
+            future = pool.submit(fast, scratch, src.table, src.mode)
+            if pending is not None:
+                yield pending[0], pending[1].result()
+            pending = (src, future)
+        if pending is not None:
+            yield pending[0], pending[1].result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        scratch.close()
+
+
 def load_spans(ctx: LoadContext, fmt: SpanFormat) -> None:
     """Emit the spans (and document-level rejects) of every JSON source of ``ctx``: the texts
     the format's fast path takes are inserted from Arrow, the others go through its SQL."""
-    fast = fmt.fast if fmt.fast is not None and ctx.options.get(fmt.fast_option, True) else None
     base = 0
-    for src in sources(ctx, fmt):
+    for src, done in _with_fast(ctx, fmt):
         table = numbered = src.table
-        done = fast(ctx, table, src.mode) if fast is not None else None
         if src.mode == "element":
             counts = None if done is None else np.where(done.handled, done.counts, -1)
             numbered, base = _number_spans(ctx, fmt, table, base, counts)

@@ -26,12 +26,12 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._db import query_arrow
-from ._arrow_spans import bad_key_rows, insert_spans, invalid_rows, kv_map, list_offsets, promoted_text
+from ._arrow_spans import bad_key_rows, insert_spans, scratch_query, invalid_rows, kv_map, list_offsets, promoted_text
 from ._jaeger_zipkin_stream import ArrayRuns
 from ._semconv import PRECOMPUTED_PREFIX, PROMOTED
 from .context import LoadContext
@@ -77,21 +77,19 @@ def _scatter(values: pa.Array, rows: np.ndarray, n: int) -> pa.Array:
     return values.take(pa.array(pick, mask=pick < 0))
 
 
-def run_sql(ctx: LoadContext, columns: dict[str, pa.Array], select: str, *, chunk_rows: np.ndarray | None = None) -> pa.Table:
-    """``SELECT {select} FROM`` a table of ``columns`` (one row per input row, in order);
-    ``chunk_rows``: row offsets where a new record batch starts (DuckDB reads batches in
-    parallel)."""
+def run_sql(con: duckdb.DuckDBPyConnection, columns: dict[str, pa.Array], select: str, *,
+            chunk_rows: np.ndarray | None = None) -> pa.Table:
+    """``SELECT {select} FROM`` a table of ``columns`` (one row per input row, in order), on the
+    fast path's scratch connection ``con`` (an in-memory DuckDB, not the case's: a batch is
+    converted on a second thread while the previous one is stored); ``chunk_rows``: row offsets
+    where a new record batch starts (DuckDB reads batches in parallel)."""
     n = len(next(iter(columns.values())))
     table = pa.table({**columns, "_row": np.arange(n, dtype=np.int64)})
     if chunk_rows is not None and len(chunk_rows) > 1:
         bounds = np.append(chunk_rows, n)
         table = pa.Table.from_batches([b for a, z in zip(bounds[:-1], bounds[1:]) if z > a
                                        for b in table.slice(int(a), int(z - a)).to_batches()])
-    name = ctx.register(table)
-    try:
-        out = query_arrow(ctx.con, f"SELECT _row, {select} FROM {name}")
-    finally:
-        ctx.unregister(name)
+    out = scratch_query(con, table, lambda name: f"SELECT _row, {select} FROM {name}")
     rows = out.column("_row").to_numpy()
     if len(rows) > 1 and not (rows[1:] > rows[:-1]).all():
         out = out.take(pa.array(np.argsort(rows)))
@@ -107,14 +105,14 @@ def rows_containing(raw: pa.Array, pattern: str) -> np.ndarray:
     return mask(pc.match_substring_regex(raw, pattern))
 
 
-def transform(ctx: LoadContext, raw: pa.Array, expr: str) -> pa.Array:
+def transform(con: duckdb.DuckDBPyConnection, raw: pa.Array, expr: str) -> pa.Array:
     """``expr`` (SQL over the JSON text column ``raw``) for every text of ``raw`` (not empty), in
     order."""
     lengths = pc.binary_length(raw).fill_null(0).to_numpy().astype(np.int64)
     ends = np.cumsum(lengths)
     chunks = np.unique(np.searchsorted(ends, np.arange(0, int(ends[-1]), _CHUNK_BYTES), side="right"))
     chunks = chunks[chunks < len(raw)]
-    return run_sql(ctx, {"raw": raw}, f"{expr} AS j", chunk_rows=np.unique(np.append(0, chunks))).column("j").combine_chunks()
+    return run_sql(con, {"raw": raw}, f"{expr} AS j", chunk_rows=np.unique(np.append(0, chunks))).column("j").combine_chunks()
 
 
 def distinct_rows(columns: list[pa.Array]) -> tuple[np.ndarray, np.ndarray]:
@@ -146,7 +144,7 @@ class Vocabulary:
         self._jobs.append((columns, expr))
         return len(self._jobs) - 1
 
-    def run(self, ctx: LoadContext) -> list[pa.Array]:
+    def run(self, con: duckdb.DuckDBPyConnection) -> list[pa.Array]:
         """Each expression's text per input row."""
         known = Vocabulary._known
         if len(known) > Vocabulary._MAX_KNOWN:
@@ -166,19 +164,19 @@ class Vocabulary:
                 for n, (k, values) in enumerate(columns.items()):
                     arrays[names[k]] = pa.array([plans[j][1][i][n] if jj == j else None for jj, i in todo], values.type)
                 cases.append(f"WHEN {j} THEN ({expr(names)})::VARCHAR")
-            out = run_sql(ctx, arrays, f"CASE _job {' '.join(cases)} END AS v").column("v").to_pylist()
+            out = run_sql(con, arrays, f"CASE _job {' '.join(cases)} END AS v").column("v").to_pylist()
             for (j, i), value in zip(todo, out):
                 known[(plans[j][0], plans[j][1][i])] = value
         return [pa.array([known[(key, values)] for values in inputs], pa.string()).take(pa.array(inverse))
                 for key, inputs, inverse in plans]
 
 
-def on_rows(ctx: LoadContext, n: int, rows: np.ndarray, columns: dict[str, pa.Array], exprs: dict[str, str]) -> dict[str, pa.Array]:
+def on_rows(con: duckdb.DuckDBPyConnection, n: int, rows: np.ndarray, columns: dict[str, pa.Array], exprs: dict[str, str]) -> dict[str, pa.Array]:
     """``exprs`` (name -> SQL over ``columns``, which have one value per row of ``rows``)
     evaluated as text for ``rows`` only; each result has length ``n``, NULL outside ``rows``."""
     if not len(rows):
         return {k: pa.nulls(n, pa.string()) for k in exprs}
-    out = run_sql(ctx, columns, ", ".join(f"({e})::VARCHAR AS {k}" for k, e in exprs.items()))
+    out = run_sql(con, columns, ", ".join(f"({e})::VARCHAR AS {k}" for k, e in exprs.items()))
     return {k: _scatter(out.column(k).combine_chunks(), rows, n) for k in exprs}
 
 

@@ -25,7 +25,6 @@ yields exactly the rows (and rejects) of the general path.
 """
 from __future__ import annotations
 
-import itertools
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,9 +36,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from .._db import query_arrow
-from ._arrow_spans import (KIND_NAMES, STATUS_NAMES, bad_key_rows, code_names, insert_spans, kv_map,
-                           promoted_text, times_from_ns)
+from ._arrow_spans import (KIND_NAMES, STATUS_NAMES, bad_key_rows, code_names, insert_spans, kv_map, promoted_text,
+                           scratch_query, times_from_ns)
 from ._otlp_sql import SPAN
 from .context import LoadContext
 from .io import Block
@@ -55,7 +53,6 @@ _SPAN_ID = "^[0-9a-f]{16}$"
 _NANOS = "^([1-9][0-9]{0,17}|1[0-9]{18})$"
 
 
-_names = itertools.count()
 
 
 class _Decline(Exception):
@@ -154,17 +151,6 @@ def _mask(values: pa.Array) -> np.ndarray:
     return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _scratch_query(con: duckdb.DuckDBPyConnection, table: pa.Table, select: str) -> pa.Table:
-    """``select`` (with ``{t}`` for the table) over an Arrow table, on the block's scratch
-    connection (an in-memory DuckDB that lets a block be prepared off the case's connection)."""
-    name = f"_scratch_{next(_names)}"
-    con.register(name, table)
-    try:
-        return query_arrow(con, select.format(t=name))
-    finally:
-        con.unregister(name)
-
-
 def _value_text(con: duckdb.DuckDBPyConnection, values: pa.StructArray) -> tuple[pa.Array, np.ndarray]:
     """(AnyValue -> text exactly as the ``otlp_any`` macro renders it, mask of entries the fast
     path cannot render: nested values or non-canonical integer text)."""
@@ -177,7 +163,7 @@ def _value_text(con: duckdb.DuckDBPyConnection, values: pa.StructArray) -> tuple
     doubles = values.field("doubleValue")
     double_text = pa.nulls(len(values), pa.string())
     if doubles.null_count != len(doubles):  # DuckDB's own DOUBLE -> VARCHAR rendering
-        double_text = _scratch_query(con, pa.table({"d": doubles}), "SELECT CAST(d AS VARCHAR) AS t FROM {t}"
+        double_text = scratch_query(con, pa.table({"d": doubles}), lambda t: f"SELECT CAST(d AS VARCHAR) AS t FROM {t}"
                                      ).column("t").combine_chunks()
     bool_text = pc.if_else(values.field("boolValue"), "true", "false")
     text = pc.coalesce(values.field("stringValue"), ints, double_text, bool_text, values.field("bytesValue"))
@@ -278,9 +264,9 @@ def _events_links(con: duckdb.DuckDBPyConnection, spans: pa.StructArray) -> tupl
         cols["attributes"] = attrs.map()
         values = pa.StructArray.from_arrays(list(cols.values()), names=list(cols))
         lists[field] = pa.ListArray.from_arrays(sub.offsets, values, mask=pc.is_null(sub))
-    out = _scratch_query(con, pa.table({"ev": lists["events"], "ln": lists["links"]}),
-                         "SELECT CASE WHEN len(ev) > 0 THEN to_json(ev)::VARCHAR END AS events, "
-                         "CASE WHEN len(ln) > 0 THEN to_json(ln)::VARCHAR END AS links FROM {t}")
+    out = scratch_query(con, pa.table({"ev": lists["events"], "ln": lists["links"]}),
+                         lambda t: "SELECT CASE WHEN len(ev) > 0 THEN to_json(ev)::VARCHAR END AS events, "
+                                   f"CASE WHEN len(ln) > 0 THEN to_json(ln)::VARCHAR END AS links FROM {t}")
     pos = np.full(n, -1, dtype=np.int64)
     pos[idx] = np.arange(len(idx))
     where = pa.array(pos, mask=pos < 0)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from functools import cache
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,7 +30,6 @@ from ._jaeger_zipkin_arrow import (Converted, Entries, FastBatch, Vocabulary, co
                                    run_sql, span_times, transform, unnest)
 from ._jaeger_zipkin_stream import split_array
 from ._semconv import PRECOMPUTED_PREFIX, SPAN_ID_HEX, TRACE_ID_HEX
-from .context import LoadContext
 
 _REMOTE = "zipkin.remote_endpoint."
 _LOCAL = "zipkin.local_endpoint."
@@ -85,7 +85,7 @@ def _string_objects(text: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array, p
     return read, owner[ok], keys, values
 
 
-def _tags(ctx: LoadContext, tags: pa.Array) -> Entries:
+def _tags(con: duckdb.DuckDBPyConnection, tags: pa.Array) -> Entries:
     """The ``tags`` objects (minified JSON text) as ``json_transform(..., 'MAP(VARCHAR, VARCHAR)')``
     reads them, NULL or a duplicate key giving no tags: objects of plain string values are cut
     in numpy (:func:`_string_objects`), any other goes through DuckDB."""
@@ -95,7 +95,7 @@ def _tags(ctx: LoadContext, tags: pa.Array) -> Entries:
         (np.zeros(n, bool), np.zeros(0, np.int64), pa.array([], pa.large_string()), pa.array([], pa.large_string()))
     other = np.flatnonzero(~read & mask(pc.is_valid(text)))
     if len(other):  # escapes, values that are not strings
-        maps = run_sql(ctx, {"t": text.take(pa.array(other))}, "json_transform(t, '\"MAP(VARCHAR, VARCHAR)\"') AS m")
+        maps = run_sql(con, {"t": text.take(pa.array(other))}, "json_transform(t, '\"MAP(VARCHAR, VARCHAR)\"') AS m")
         items, owner, _ = unnest(maps.column("m").combine_chunks())
         item = fields(items)
         parents = np.concatenate([parents, other[owner]])
@@ -130,7 +130,7 @@ def _resources(local: dict[str, pa.Array], service: pa.Array) -> tuple[pa.Table,
     return table, rid
 
 
-def _span_rows(ctx: LoadContext, lists: pa.Array) -> tuple[pa.Table, pa.Table, np.ndarray, np.ndarray]:
+def _span_rows(con: duckdb.DuckDBPyConnection, lists: pa.Array) -> tuple[pa.Table, pa.Table, np.ndarray, np.ndarray]:
     """(canonical span rows with ``_elem``/``_index``/``rid``, resources, spans per text, mask
     of spans left to the general path)."""
     spans, elem, index = unnest(lists)
@@ -141,7 +141,7 @@ def _span_rows(ctx: LoadContext, lists: pa.Array) -> tuple[pa.Table, pa.Table, n
     parent, bad_parent = hex_id(sp["parentId"], SPAN_ID_HEX)
     times, bad_time = span_times(sp["timestamp"], sp["duration"])
     bad |= bad_id | bad_parent | bad_time
-    tags = _tags(ctx, sp["tags"])
+    tags = _tags(con, sp["tags"])
     bad[tags.parents[mask(pc.is_in(tags.keys, pa.array(_ADDED)))]] = True
     local, remote = fields(sp["localEndpoint"]), fields(sp["remoteEndpoint"])
     status_tag = tags.first_value("otel.status_code", "ot.status_code")
@@ -152,7 +152,7 @@ def _span_rows(ctx: LoadContext, lists: pa.Array) -> tuple[pa.Table, pa.Table, n
         vocabulary.add({"v": flag}, _flag)
     vocabulary.add({"e": pa.array(tags.has("error")), "c": status_tag}, lambda c: sql.status_from_tags_sql(c["e"], c["c"]))
     vocabulary.add({"k": sp["kind"]}, lambda c: sql.kind_from_field_sql(c["k"]))
-    service, remote_service, debug, shared, status, kind = vocabulary.run(ctx)
+    service, remote_service, debug, shared, status, kind = vocabulary.run(con)
     added = [debug, shared, remote["serviceName"], remote["ipv4"], remote["ipv6"], remote["port"]]
     parts = [(tags.parents, tags.keys, tags.values)]
     for key, values in zip(_ADDED, added):
@@ -160,7 +160,7 @@ def _span_rows(ctx: LoadContext, lists: pa.Array) -> tuple[pa.Table, pa.Table, n
         parts.append((rows, pa.array([key] * len(rows)), values.take(pa.array(rows))))
     attributes = Entries.concat(n, parts, unique=True)  # a span whose tags hold an added name is declined
     annotated = np.flatnonzero(mask(pc.greater(pc.list_value_length(sp["annotations"]), 0)))
-    events = on_rows(ctx, n, annotated, {"annotations": sp["annotations"].take(pa.array(annotated))},
+    events = on_rows(con, n, annotated, {"annotations": sp["annotations"].take(pa.array(annotated))},
                      {"events": sql.events_sql("annotations")})["events"]
     resources, rid = _resources(local, service)
     error = tags.value("error")
@@ -189,14 +189,14 @@ def _span_rows(ctx: LoadContext, lists: pa.Array) -> tuple[pa.Table, pa.Table, n
     return table, resources, counts, bad
 
 
-def _convert(ctx: LoadContext, texts: pa.Array) -> Converted:
+def _convert(con: duckdb.DuckDBPyConnection, texts: pa.Array) -> Converted:
     """The spans of the JSON texts that are spans or arrays of spans (see :class:`Converted`)."""
-    lists = transform(ctx, texts, _expr())
+    lists = transform(con, texts, _expr())
     took = mask(pc.is_valid(lists))
-    return converted(len(texts), took, *_span_rows(ctx, lists.filter(pa.array(took))))
+    return converted(len(texts), took, *_span_rows(con, lists.filter(pa.array(took))))
 
 
-def prepare(ctx: LoadContext, source: pa.Table, mode: str) -> FastBatch:
+def prepare(con: duckdb.DuckDBPyConnection, source: pa.Table, mode: str) -> FastBatch:
     """Take what the fast path can from a batch of JSON texts (``source.raw``; ``mode`` as in
     :class:`~._jaeger_zipkin.Source`, the same for every mode here); a huge array of spans is
     converted a run of spans at a time."""
@@ -206,5 +206,5 @@ def prepare(ctx: LoadContext, source: pa.Table, mode: str) -> FastBatch:
     if not len(rows):
         return FastBatch.nothing(len(raw))
     texts = raw if len(rows) == len(raw) else raw.take(pa.array(rows))
-    part = convert_in_groups(texts, lambda group: _convert(ctx, group), lambda text, size: split_array(text, None, size))
+    part = convert_in_groups(texts, lambda group: _convert(con, group), lambda text, size: split_array(text, None, size))
     return keep_good(rows, len(raw), part)

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 
+import duckdb
 import orjson
 import pyarrow as pa
 
@@ -258,8 +259,8 @@ def _envelope_errors(ctx: LoadContext, tail: bytes) -> None:
 
 
 _COUNT = f"list_sum(list_transform({_TRACES}, lambda t: json_array_length(t, '$.spans')))"
-def _fast_path(ctx: LoadContext, source: pa.Table, mode: str) -> FastBatch:
-    return _jaeger_arrow.prepare(ctx, source, mode)
+def _fast_path(con: duckdb.DuckDBPyConnection, source: pa.Table, mode: str) -> FastBatch:
+    return _jaeger_arrow.prepare(con, source, mode)
 
 
 JAEGER = SpanFormat(_jaeger_sql, _RECOGNISED, _COUNT, _EXPECTED, _envelope_errors, _fast_path, "jaeger_fast")

@@ -45,6 +45,7 @@ Mapping to the canonical ``spans`` table
 """
 from __future__ import annotations
 
+import duckdb
 import pyarrow as pa
 
 from . import _zipkin_arrow
@@ -199,8 +200,8 @@ SELECT * REPLACE (
 FROM ({spans})"""
 
 
-def _fast_path(ctx: LoadContext, source: pa.Table, mode: str) -> FastBatch:
-    return _zipkin_arrow.prepare(ctx, source, mode)
+def _fast_path(con: duckdb.DuckDBPyConnection, source: pa.Table, mode: str) -> FastBatch:
+    return _zipkin_arrow.prepare(con, source, mode)
 
 
 ZIPKIN = SpanFormat(_zipkin_sql, _RECOGNISED, f"len({_SPANS})", _EXPECTED, fast=_fast_path, fast_option="zipkin_fast")
