@@ -18,7 +18,10 @@ import time
 
 
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """This process's peak RSS in MB (``VmHWM``; not ``ru_maxrss``, which Linux carries over
+    ``execve`` from the parent: a bench driver that generated a big file would inflate it)."""
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024.0
 
 
 def _cpu_s(who: int = resource.RUSAGE_SELF) -> float:
