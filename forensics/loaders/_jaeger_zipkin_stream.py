@@ -11,7 +11,7 @@ elements. Every buffer starts at an element boundary, where the scanner state is
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
@@ -163,10 +163,13 @@ def split_array(text: memoryview, key: bytes | None, max_bytes: int) -> ArrayRun
 
 @dataclass
 class Tail:
-    """What follows the array's closing bracket (at most 1 MiB), e.g. the rest of a Jaeger
-    envelope: ``, "total": 0, "limit": 0, "offset": 0, "errors": null}``."""
+    """What follows the array's closing bracket (at most 1 MiB, or the rest of the read buffer
+    with ``keep_rest``), e.g. the rest of a Jaeger envelope: ``, "total": 0, "limit": 0,
+    "offset": 0, "errors": null}``; ``count`` is the number of elements of the array, blank ones
+    (``[]``, a trailing comma) included."""
 
     data: bytes
+    count: int = field(default=0, compare=False)
 
 
 def _split(buf: bytes) -> tuple[np.ndarray, np.ndarray, int | None]:
@@ -264,7 +267,8 @@ def _reader(fh: BinaryIO) -> Callable[[int], bytes]:
     return read
 
 
-def iter_elements(fh: BinaryIO, start: int, read_bytes: int = 16 << 20) -> Iterator[ElementBatch | Truncated | Tail]:
+def iter_elements(fh: BinaryIO, start: int, read_bytes: int = 16 << 20, *,
+                  keep_rest: bool = False) -> Iterator[ElementBatch | Truncated | Tail]:
     """Batches of the elements of the array whose ``[`` ends at byte ``start`` of ``fh``.
 
     Stops after the array's closing bracket, yielding what follows it as a final :class:`Tail`
@@ -281,6 +285,10 @@ def iter_elements(fh: BinaryIO, start: int, read_bytes: int = 16 << 20) -> Itera
     read_bytes:
         Bytes read per step (a batch holds the complete elements of one step; an element
         larger than that doubles the step until it fits).
+    keep_rest:
+        The :class:`Tail` is everything read after the closing bracket, and nothing more is
+        read: a caller that goes on reading ``fh`` puts it back in front (several arrays, or
+        several documents, in one stream).
     """
     read = _reader(fh)
     skipped = 0
@@ -301,7 +309,7 @@ def iter_elements(fh: BinaryIO, start: int, read_bytes: int = 16 << 20) -> Itera
         batch = _batch(buf, starts, ends, element, carry_at) if len(starts) else None
         element += len(starts)
         if end is not None:
-            tail = buf[end + 1: end + 1 + (1 << 20)]
+            tail = buf[end + 1:] if keep_rest else buf[end + 1: end + 1 + (1 << 20)]
         else:
             rest = int(ends[-1]) + 1 if len(ends) else 0
             carry, carry_at = buf[rest:], carry_at + rest
@@ -309,7 +317,7 @@ def iter_elements(fh: BinaryIO, start: int, read_bytes: int = 16 << 20) -> Itera
         if batch is not None:
             yield batch
         if end is not None:
-            yield Tail(tail + read(max(0, (1 << 20) - len(tail))))
+            yield Tail(tail if keep_rest else tail + read(max(0, (1 << 20) - len(tail))), element)
             return
         if eof:  # end of stream inside the array
             yield Truncated(element, carry_at, carry)

@@ -6,11 +6,14 @@ emits spans, logs and metrics (each with its rejects) through the :class:`LoadCo
 """
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 
-from .._db import one, run
+from .._db import one, run, scalar
+from ._otlp_metrics import _KINDS as METRIC_KINDS  # the metric types, each with its dataPoints
 from ._otlp_metrics import metrics_sql
-from ._otlp_sql import SIGNAL_KEYS, guess_signal_sql, logs_sql, macros_sql, spans_sql
+from ._otlp_sql import SIGNAL_KEYS, SIGNALS, guess_signal_sql, logs_sql, macros_sql, spans_sql
 from .context import LoadContext
 
 _SIGNAL_SQL = {"spans": spans_sql, "logs": logs_sql, "metrics": metrics_sql}
@@ -30,7 +33,7 @@ def requests_table(raw: list[str]) -> pa.Table:
     })
 
 
-def emit_requests(ctx: LoadContext, src: str, *, doc_mode: bool) -> None:
+def emit_requests(ctx: LoadContext, src: str, *, doc_mode: bool, bases: dict[str, int] | None = None) -> None:
     """Parse the requests in relation ``src`` and emit spans, logs and metrics.
 
     Each signal is one streaming INSERT (parse, unnest, map) over the lines that mention its
@@ -46,10 +49,49 @@ def emit_requests(ctx: LoadContext, src: str, *, doc_mode: bool) -> None:
         True when records have no line: rows then carry ``source_offset``, the 0-based index
         of the record (span, log record or metric data point) among the file's records of
         its signal.
+    bases:
+        Doc mode over a file read in pieces (one call per piece): the number of records of
+        each signal in the earlier pieces, added to ``source_offset`` and advanced here. ``doc``
+        then numbers the pieces (it orders the records) and ``line`` is ``-1 - document index``,
+        which becomes the ``source_offset`` of a document-level reject (as in one piece);
+        ``head``, the document's first 1000 characters, becomes that reject's ``raw``.
     """
     present = one(ctx.con, "SELECT " + ", ".join(
         f"coalesce(bool_or(contains(raw, '\"{key}\"') OR {guess_signal_sql('raw')} = '{signal}'), false)"
         for signal, key in SIGNAL_KEYS.items()) + f" FROM {src}")
     for (signal, build), has in zip(_SIGNAL_SQL.items(), present or ()):
-        if has:
+        if has and bases is None:
             ctx.emit(signal, build(src, doc_mode=doc_mode))
+        elif has:
+            _emit_numbered(ctx, signal, src, build(src, doc_mode=True), bases)
+
+
+def _emit_numbered(ctx: LoadContext, signal: str, src: str, select: str, bases: dict[str, int]) -> None:
+    """Emit the doc-mode rows of ``select`` with record offsets moved past ``bases[signal]``,
+    then move that base past this piece's records."""
+    base = bases.get(signal, 0)
+    ctx.emit(signal, f"""SELECT s.* REPLACE (CAST(NULL AS BIGINT) AS source_line,
+        CASE WHEN s.source_line < 0 THEN -1 - s.source_line ELSE s.source_offset + $base END AS source_offset,
+        CASE WHEN s.source_line < 0 THEN coalesce(d.head, s._raw) ELSE s._raw END AS _raw)
+        FROM ({select}) s LEFT JOIN (SELECT DISTINCT line, head FROM {src}) d ON s.source_line = d.line""",
+             {"base": base})
+    bases[signal] = base + scalar(ctx.con, record_count_sql(src, signal))
+
+
+def record_count_sql(src: str, signal: str) -> str:
+    """The number of records (spans, log records, metric data points) of ``signal`` in ``src``:
+    the rows :func:`~._otlp_sql.records_sql` (and the metric points) would number, counted from a
+    ``json_transform`` that keeps only the containers (the same NULLs for containers of the
+    wrong JSON type), which costs a fraction of the full parse."""
+    rkey, scopes_key, legacy_key, records_key, _ = SIGNALS[signal]
+    leaf: object = {kind: {"dataPoints": ["JSON"]} for kind in METRIC_KINDS} if signal == "metrics" else "JSON"
+    scope = {records_key: [leaf]}
+    structure = json.dumps({rkey: [{scopes_key: [scope], legacy_key: [scope]}]}, separators=(",", ":"))
+    per_scope = (f"coalesce(list_sum(list_transform(_ss.{records_key}, lambda _r: "
+                 + " + ".join(f"coalesce(len(_r.{kind}.dataPoints), 0)" for kind in METRIC_KINDS) + ")), 0)"
+                 if signal == "metrics" else f"coalesce(len(_ss.{records_key}), 0)")
+    per_resource = (f"coalesce(list_sum(list_transform(coalesce(_rs.{scopes_key}, _rs.{legacy_key}), "
+                    f"lambda _ss: {per_scope})), 0)")
+    return f"""SELECT coalesce(sum(list_sum(list_transform(j.{rkey}, lambda _rs: {per_resource}))), 0)
+FROM (SELECT json_transform(raw, '{structure}') AS j FROM {src}
+      WHERE contains(raw, '"{rkey}"') AND json_valid(raw))"""

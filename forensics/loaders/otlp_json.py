@@ -7,8 +7,14 @@ Supported shapes
   Rows carry ``source_line``; a line that is not JSON, or JSON that is not a request, is one
   reject with its line number.
 - A single request document, possibly pretty-printed, several pretty-printed documents one
-  after the other (``jq . export.json``), or a JSON array of requests (``jq -s``). Rows carry ``source_offset``: the 0-based index of
-  the record (span, log record, metric data point) among the file's records of its signal.
+  after the other (``jq . export.json``), or a JSON array of requests (``jq -s``). Rows carry
+  ``source_offset``: the 0-based index of the record (span, log record, metric data point)
+  among the file's records of its signal. These files are streamed in bounded memory
+  (``_otlp_document_stream``): the first invalid JSON (or non-UTF-8 text, or the end of a
+  broken compressed stream) is one reject with the position Python's ``json`` gives for the
+  whole file, and the records before it are loaded, those of its own request included.
+  ``whole_documents=True`` reads the file whole instead (the reference: same rows and rejects,
+  except that it loads nothing of the request, or ``jq -s`` array, that holds the error).
 
 Quirks handled: ids as lowercase hex, UPPERCASE hex or base64 (protobuf-JSON), ``intValue``
 and times as strings or numbers, ``kind``/``status.code``/``severityNumber``/
@@ -19,14 +25,20 @@ turns it off) that yields the same rows. The mapping itself lives in ``_otlp_sql
 """
 from __future__ import annotations
 
+import itertools
 import json
 import re
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .._db import query_arrow, scalar
 from ..errors import Reason
+from . import io as fio
 from ._otlp_arrow import fast_blocks
+from ._jaeger_zipkin_stream import unescaped_quotes
+from ._otlp_document_stream import DocumentWalker, Elements, Problem, Whole
 from ._otlp_requests import emit_requests, install_macros, requests_table
 from .context import LoadContext
 from .registry import register_format
@@ -73,7 +85,7 @@ def _is_document(head: Head) -> bool:
     means a document; anything else (a complete line, or a garbage first line of a JSON-lines
     file) means one request per line.
     """
-    first = next((line.strip() for line in (head.text or "").split("\n") if line.strip()), "")
+    first = next((line.strip().lstrip("\ufeff") for line in (head.text or "").split("\n") if line.strip()), "")
     try:
         return isinstance(json.loads(first), list)  # a one-line JSON array of requests
     except ValueError:
@@ -116,6 +128,9 @@ def _array_elements(ctx: LoadContext, text: str) -> list[str]:
 def load_otlp_json(ctx: LoadContext) -> None:
     """Load an OTLP/JSON file (see the module docstring for the supported shapes)."""
     install_macros(ctx)
+    if _is_document(head_of(ctx.path)) and not ctx.options.get("whole_documents", False):
+        _load_documents(ctx)
+        return
     if _is_document(head_of(ctx.path)):
         text = ctx.read_document()
         if text is None:
@@ -135,3 +150,123 @@ def _emit(ctx: LoadContext, table: pa.Table, *, doc_mode: bool) -> None:
     name = ctx.register(table)
     emit_requests(ctx, name, doc_mode=doc_mode)
     ctx.unregister(name)
+
+
+def _load_documents(ctx: LoadContext) -> None:
+    """Document mode in bounded memory: the resource elements of each request are read a
+    quarter of ``batch_bytes`` (default 16 MiB) of text at a time, wrapped back into requests
+    of about 1 MiB without their insignificant whitespace (pretty-printing is about half of the
+    text), and emitted once a quarter of ``batch_bytes`` of those is pending, with record
+    offsets carried across emits (see ``_otlp_document_stream``). Memory does not depend on the
+    file's size: about 250 MB above what DuckDB holds for the rows not yet written, as for
+    collector lines (see the module docstring of ``_otlp_document_stream`` for one huge
+    resource)."""
+    batch_bytes = ctx.options.get("batch_bytes", 16 << 20)
+    pending = _Pending(ctx)
+    try:
+        with fio.open_binary(ctx.path) as fh:
+            walker = DocumentWalker(ctx.path, fh, lambda table: _first_invalid(ctx, table), batch_bytes // 4)
+            for event in walker.events():
+                if isinstance(event, Problem):
+                    pending.flush()
+                    ctx.reject(event.code, event.reason, line=event.line, offset=event.offset, raw=event.raw)
+                    break
+                pending.add(event)
+                if pending.nbytes >= batch_bytes // 4:
+                    pending.flush()
+    except fio.StreamTruncated as exc:
+        pending.flush()
+        ctx.reject(Reason.TRUNCATED, f"compressed stream ends early ({exc.cause})", offset=exc.offset)
+    pending.flush()
+
+
+class _Pending:
+    """Request texts waiting to be emitted together, the first 1000 characters of their
+    documents, and each signal's records emitted so far."""
+
+    def __init__(self, ctx: LoadContext) -> None:
+        self.ctx = ctx
+        self.docs: list[int] = []
+        self.texts: list[pa.Array] = []
+        self.heads: dict[int, str | None] = {}
+        self.nbytes = 0
+        self.bases: dict[str, int] = {}
+        self._pieces = itertools.count()
+
+    def add(self, event: Elements | Whole) -> None:
+        if isinstance(event, Elements):
+            text = _wrapped(event.key, event.table)
+        else:  # a jq -s element as the whole-file path has it: re-serialized by DuckDB
+            text = pa.array([event.text if event.head is not None else _compact(self.ctx, event.text)], pa.large_string())
+        if event.doc not in self.heads:
+            self.heads[event.doc] = event.head if event.head is not None else _compact(self.ctx, _start_of(event))[:1000]
+        self.docs += [event.doc] * len(text)
+        self.texts.append(text)
+        self.nbytes += text.nbytes
+
+    def flush(self) -> None:
+        if not self.texts:
+            return
+        n = len(self.docs)
+        table = pa.table({  # line: -1 - document (its rejects' offset); doc: piece (orders the records)
+            "line": pa.array([-1 - d for d in self.docs], pa.int64()),
+            "doc": pa.array([next(self._pieces) for _ in range(n)], pa.int64()),
+            "raw": pa.concat_arrays(self.texts),
+            "head": pa.array([self.heads[d] for d in self.docs], pa.string()),
+        })
+        self.heads = {self.docs[-1]: self.heads[self.docs[-1]]}  # the last document may go on
+        self.docs, self.texts, self.nbytes = [], [], 0
+        name = self.ctx.register(table)
+        del table
+        emit_requests(self.ctx, name, doc_mode=True, bases=self.bases)
+        self.ctx.unregister(name)
+
+
+def _wrapped(key: str, elements: pa.Table, piece_bytes: int = 1 << 20) -> pa.Array:
+    """The elements as request texts ``{"<key>":[e1,e2,...]}`` of about ``piece_bytes`` each
+    (DuckDB parses many small texts in less memory than one large one)."""
+    raw = elements.column("raw").combine_chunks().cast(pa.large_string())
+    size = np.cumsum(pc.binary_length(raw).to_numpy(zero_copy_only=False))
+    group = (size - 1) // piece_bytes
+    starts = np.flatnonzero(np.diff(group, prepend=-1) != 0)
+    lists = pa.LargeListArray.from_arrays(pa.array(np.append(starts, len(raw)), pa.int64()), raw)
+    joined = pc.binary_join(lists, pa.scalar(",", pa.large_string()))
+    texts = pc.binary_join_element_wise(pa.scalar('{"%s":[' % key, pa.large_string()), joined,
+                                        pa.scalar("]}", pa.large_string()), pa.scalar("", pa.large_string()))
+    return pa.array([_squeezed(texts[i].as_buffer()) for i in range(len(texts))], pa.large_binary()).cast(pa.large_string())
+
+
+_JSON_SPACE = np.zeros(256, dtype=bool)
+_JSON_SPACE[[9, 10, 13, 32]] = True
+
+
+def _squeezed(text: pa.Buffer) -> bytes:
+    """Valid JSON ``text`` without the whitespace outside its strings (pretty-printing is about
+    half of a document: DuckDB then parses half as much)."""
+    arr = np.frombuffer(text, dtype=np.uint8)
+    quotes = np.zeros(len(arr), dtype=np.uint8)
+    quotes[unescaped_quotes(arr)] = 1
+    inside = np.bitwise_xor.accumulate(quotes, out=quotes)  # 1 inside a string (and on its opening quote)
+    return arr[~_JSON_SPACE[arr] | inside.view(bool)].tobytes()
+
+
+def _start_of(event: Elements | Whole) -> str:
+    """The start of a document: its text, or its first elements (at least 1000 characters of
+    them, or all) as a request."""
+    if isinstance(event, Whole):
+        return event.text
+    raw = event.table.column("raw")
+    n = int(np.searchsorted(np.cumsum(pc.utf8_length(raw).to_numpy(zero_copy_only=False)), 1000)) + 1
+    return _wrapped(event.key, event.table.slice(0, n))[0].as_py()
+
+
+def _compact(ctx: LoadContext, text: str) -> str:
+    """``text`` as DuckDB re-serializes JSON (the whole-file path's view of a jq -s element)."""
+    return scalar(ctx.con, "SELECT CASE WHEN json_valid($t) THEN json($t)::VARCHAR ELSE $t END", {"t": text})
+
+
+def _first_invalid(ctx: LoadContext, elements: pa.Table) -> int | None:
+    """The first ``element`` whose ``raw`` DuckDB's JSON parser rejects, or None."""
+    rel = ctx.con.from_arrow(elements.select(["element", "raw"]))
+    got = rel.query("_elements", "SELECT min(element) FROM _elements WHERE NOT json_valid(raw)").to_arrow_table()
+    return got.column(0)[0].as_py()
