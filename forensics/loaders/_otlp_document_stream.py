@@ -19,10 +19,13 @@ message, character offset, line and column), text that is not UTF-8 at its first
 Validity follows DuckDB's parser (which the whole-file path asks first): trailing commas and
 ``NaN`` pass.
 
-Memory: the read buffer (16 MiB), one batch of elements (``batch_bytes``, with the scanner's
-4 MiB of temporaries) and the caller's pending requests. One resource element larger than
-``batch_bytes`` is held whole (the scanner grows its buffer until the element fits): a single
-resource of N MB holding all the spans costs about 3 N MB here, plus DuckDB's parse of it.
+Memory: the 16 MiB read buffer, one batch of elements (``batch_bytes``, the scanner's
+temporaries: a few times that) and the caller's pending batches. Reads start at 64 KiB for each
+array and double, so small requests (``jq .`` of a collector file) cost no large scans. One
+resource element larger than ``batch_bytes`` is held whole (the scanner doubles its buffer
+until the element fits): a single resource of N MB holding all the spans costs about 4 N MB
+here (buffer, element copy, request text, its copy without whitespace) plus DuckDB's parse of
+a request of that size; splitting deeper (``scopeSpans``/``spans``) is not done.
 """
 from __future__ import annotations
 
@@ -61,6 +64,9 @@ class Elements:
     key: str
     table: pa.Table
     head: str | None
+    #: ``locate(element, offset)``: the Problem of ``element`` of this batch (``offset`` as in
+    #: ``table``), when the caller finds it is not valid JSON (the walk has gone on by then)
+    locate: Callable[[int, int], "Problem"]
 
 
 @dataclass
@@ -134,9 +140,14 @@ class ByteStream:
         return out
 
     def push(self, data: bytes) -> None:
-        self._buf = data + self._buf[self._at:]
-        self._at = 0
-        self.pos -= len(data)
+        """Put back ``data``, the last bytes read."""
+        n = len(data)
+        if n <= self._at and self._buf[self._at - n: self._at] == data:  # still in the buffer
+            self._at -= n
+        else:
+            self._buf = data + self._buf[self._at:]
+            self._at = 0
+        self.pos -= n
 
     def skip(self, pattern: re.Pattern) -> None:
         """Consume a run of bytes matching ``pattern`` (whitespace), however long."""
@@ -149,6 +160,20 @@ class ByteStream:
                 return
 
 
+class _Growing:
+    """Reads of ``stream`` that start at 64 KiB and double up to what the scanner asks for: a
+    small array (a small request of ``jq .`` output) is not scanned, and put back, 4 MiB at a
+    time."""
+
+    def __init__(self, stream: ByteStream) -> None:
+        self.stream, self.budget = stream, 1 << 16
+
+    def read(self, size: int) -> bytes:
+        out = self.stream.read(min(size, self.budget))
+        self.budget *= 2
+        return out
+
+
 class _Stop(Exception):
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
@@ -157,15 +182,13 @@ class _Stop(Exception):
 class DocumentWalker:
     """Walks the documents of one file (see the module docstring); iterate :meth:`events`.
 
-    ``first_invalid(table)`` gives the smallest ``element`` of an element table whose ``raw``
-    is not valid JSON (DuckDB's parser), or None.
+    The elements are not checked here: the caller checks them with DuckDB's parser, a batch of
+    them at a time, and stops at the first invalid one with its :attr:`Elements.locate`.
     """
 
-    def __init__(self, path: str, fh: BinaryIO, first_invalid: Callable[[pa.Table], int | None],
-                 batch_bytes: int = 16 << 20) -> None:
+    def __init__(self, path: str, fh: BinaryIO, batch_bytes: int = 4 << 20) -> None:
         self.path = path
         self.stream = ByteStream(fh)
-        self.first_invalid = first_invalid
         self.batch_bytes = batch_bytes
         self.docs = 0
         self.in_array = False  # the documents are the elements of a jq -s array
@@ -252,7 +275,7 @@ class DocumentWalker:
         s, start, seen = self.stream, self.stream.pos, 0
         last = start  # offset of the last element seen
         try:
-            for item in iter_elements(s, 0, self.batch_bytes, keep_rest=True):
+            for item in iter_elements(_Growing(s), 0, self.batch_bytes, keep_rest=True):
                 if isinstance(item, Tail):
                     s.push(item.data)
                     if item.count > seen and not (item.count == seen + 1 and (seen or item.count == 1)):
@@ -265,7 +288,8 @@ class DocumentWalker:
                 if table.num_rows:
                     offsets = table.column("offset").to_numpy()
                     seen, last = seen + table.num_rows, start + int(offsets[-1])
-                    yield Elements(doc, key, table, head)
+                    locate = functools.partial(self._problem_at, list(self._skeleton), self._top, start)
+                    yield Elements(doc, key, table, head, locate)
                 if stop is not None:
                     stop()
         except StreamTruncated as exc:
@@ -289,10 +313,6 @@ class DocumentWalker:
         elif len(gap):  # a blank element before a real one: "[,", ",,"
             before = (seen + cut - 1, start + int(offsets[cut - 1])) if cut else (seen - 1, last)
             stop = functools.partial(self._fail_in_array, max(before[0], 0), before[1] if before[0] >= 0 else start, start)
-        bad = self.first_invalid(table.slice(0, cut)) if cut else None
-        if bad is not None:
-            cut = int(np.searchsorted(numbers, bad))
-            stop = functools.partial(self._fail_in_array, bad, start + int(offsets[cut]), start)
         return table.slice(0, cut), stop
 
     # -- envelope tokens ------------------------------------------------------------------------
@@ -317,7 +337,7 @@ class DocumentWalker:
 
     def _value(self) -> bytes:
         """Consume one JSON value (at most :data:`MAX_VALUE_BYTES`) into the skeleton."""
-        s, size = self.stream, 1 << 16
+        s, size = self.stream, 1 << 10
         while True:
             have = s.available(size)
             data = s.peek(have)
@@ -349,18 +369,27 @@ class DocumentWalker:
 
     # -- problems ---------------------------------------------------------------------------------
     def _fail_in_array(self, element: int, offset: int, start: int) -> None:
-        """JSON error in (or right after) array element ``element`` starting at byte ``offset``."""
+        raise _Stop(self._problem_in_array(self._skeleton, self._top, start, element, offset))
+
+    def _problem_at(self, skeleton: list, top: int, start: int, element: int, relative: int) -> Problem:
+        return self._problem_in_array(skeleton, top, start, element, start + relative)
+
+    def _problem_in_array(self, skeleton: list, top: int, start: int, element: int, offset: int) -> Problem:
+        """JSON error in (or right after) element ``element``, at byte ``offset``, of the array
+        whose content starts at byte ``start`` (``skeleton`` ends with its ``[``)."""
         context = [(b"0", None), (b",", offset - 1)] if element else []
-        self._skeleton.extend(context)
-        self._fail_json(offset)
+        return self._json_problem(skeleton + context, top, offset)
 
     def _fail_json(self, offset: int, message: str | None = None) -> None:
-        """Locate the JSON error in the skeleton plus the file from ``offset`` on, as Python's
-        decoder reports it over the whole file, and stop."""
+        raise _Stop(self._json_problem(self._skeleton, self._top, offset, message))
+
+    def _json_problem(self, skeleton: list, top: int, offset: int, message: str | None = None) -> Problem:
+        """Locate the JSON error in ``skeleton`` (the value starting at byte ``top`` so far)
+        plus the file from ``offset`` on, as Python's decoder reports it over the whole file."""
         size = 1 << 16
         while True:  # a window that grows until the error is inside it
             window = _read_at(self.path, offset, size)
-            segments = self._skeleton + [(window, offset)]
+            segments = skeleton + [(window, offset)]
             text, starts = _joined(segments)
             err = None
             try:
@@ -377,23 +406,50 @@ class DocumentWalker:
             break
         char, line, col = _locate(self.path, at, self.bom)
         msg = err.msg if err is not None else "not accepted by DuckDB's JSON parser"
-        raw = _read_at(self.path, self._top, 4000).decode("utf-8", "replace")[:1000]
-        raise _Stop(Problem("invalid_json", f"not valid JSON at character {char} (line {line}, column {col}): {msg}; "
-                            "expected an OTLP ExportServiceRequest document", line, char, raw))
+        raw = _read_at(self.path, top, 4000).decode("utf-8", "replace")[:1000]
+        return Problem("invalid_json", f"not valid JSON at character {char} (line {line}, column {col}): {msg}; "
+                       "expected an OTLP ExportServiceRequest document", line, char, raw)
 
     def _fail_utf8(self, near: int) -> None:
         """Stop at the first byte that is not UTF-8 at or after ``near`` (as the whole-file
         decode reports it: offset without the byte-order mark, raw around it)."""
-        data = _read_at(self.path, near, 1 << 20)
-        try:
-            data.decode("utf-8")
-            bad = near + len(data)
-        except UnicodeDecodeError as exc:
-            bad = near + exc.start
+        bad = _first_bad_utf8(self.path, near)
         start = bad - (3 if self.bom else 0)
         raw = _read_at(self.path, max(0, start - 40), start - max(0, start - 40) + 40)
         raise _Stop(Problem("invalid_utf8", f"not valid UTF-8 at byte {start}", None, start,
                             raw.decode("utf-8", "backslashreplace")))
+
+
+def _first_bad_utf8(path: str, near: int) -> int:
+    """File offset of the first byte at or after ``near`` that is not valid UTF-8."""
+    carry, at = b"", near
+    with fio.open_binary(path) as fh:
+        _skip(fh, near)
+        while True:
+            try:
+                chunk = fh.read(1 << 20)
+            except Exception:  # a broken compressed stream
+                chunk = b""
+            data = carry + chunk
+            try:
+                data.decode("utf-8")
+                carry = b""
+            except UnicodeDecodeError as exc:
+                if chunk and exc.reason == "unexpected end of data":  # a character cut by the read
+                    carry = data[exc.start:]
+                else:
+                    return at + exc.start
+            if not chunk:
+                return at + len(data)
+            at += len(data) - len(carry)
+
+
+def _skip(fh: BinaryIO, n: int) -> None:
+    while n > 0:
+        got = fh.read(min(n, 1 << 24))
+        if not got:
+            return
+        n -= len(got)
 
 
 def _head(data: bytes) -> str:
@@ -430,12 +486,7 @@ def _read_at(path: str, offset: int, size: int) -> bytes:
     out = b""
     try:
         with fio.open_binary(path) as fh:
-            done = 0
-            while done < offset:
-                got = fh.read(min(offset - done, 1 << 24))
-                if not got:
-                    return b""
-                done += len(got)
+            _skip(fh, offset)
             while len(out) < size:
                 got = fh.read(size - len(out))
                 if not got:

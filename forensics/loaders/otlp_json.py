@@ -25,6 +25,7 @@ turns it off) that yields the same rows. The mapping itself lives in ``_otlp_sql
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -154,110 +155,134 @@ def _emit(ctx: LoadContext, table: pa.Table, *, doc_mode: bool) -> None:
 
 def _load_documents(ctx: LoadContext) -> None:
     """Document mode in bounded memory: the resource elements of each request are read a
-    quarter of ``batch_bytes`` (default 16 MiB) of text at a time, wrapped back into requests
-    of about 1 MiB without their insignificant whitespace (pretty-printing is about half of the
-    text), and emitted once a quarter of ``batch_bytes`` of those is pending, with record
-    offsets carried across emits (see ``_otlp_document_stream``). Memory does not depend on the
-    file's size: about 250 MB above what DuckDB holds for the rows not yet written, as for
-    collector lines (see the module docstring of ``_otlp_document_stream`` for one huge
-    resource)."""
+    quarter of ``batch_bytes`` (default 16 MiB) of text at a time; once that much of them is
+    pending they are checked with DuckDB's parser (all at once), wrapped back into
+    requests of about 1 MiB without their insignificant whitespace (pretty-printing is about
+    half of the text) and emitted, with record offsets carried across emits (see
+    ``_otlp_document_stream``). Memory does not depend on the file's size: about 250 MB above
+    what DuckDB holds for the rows not yet written, as for collector lines (see the module
+    docstring of ``_otlp_document_stream`` for one huge resource)."""
     batch_bytes = ctx.options.get("batch_bytes", 16 << 20)
-    pending = _Pending(ctx)
+    pending = _Pending(ctx, batch_bytes // 4)
+    problem: Problem | None = None
     try:
         with fio.open_binary(ctx.path) as fh:
-            walker = DocumentWalker(ctx.path, fh, lambda table: _first_invalid(ctx, table), batch_bytes // 4)
-            for event in walker.events():
-                if isinstance(event, Problem):
-                    pending.flush()
-                    ctx.reject(event.code, event.reason, line=event.line, offset=event.offset, raw=event.raw)
+            for event in DocumentWalker(ctx.path, fh, batch_bytes // 4).events():
+                if isinstance(event, Problem):  # an invalid element pending comes first
+                    problem = pending.flush() or event
                     break
                 pending.add(event)
-                if pending.nbytes >= batch_bytes // 4:
-                    pending.flush()
+                if pending.nbytes >= pending.limit and (problem := pending.flush()):
+                    break
+            else:
+                problem = pending.flush()
     except fio.StreamTruncated as exc:
-        pending.flush()
-        ctx.reject(Reason.TRUNCATED, f"compressed stream ends early ({exc.cause})", offset=exc.offset)
-    pending.flush()
+        if not (problem := pending.flush()):
+            ctx.reject(Reason.TRUNCATED, f"compressed stream ends early ({exc.cause})", offset=exc.offset)
+    if problem is not None:
+        ctx.reject(problem.code, problem.reason, line=problem.line, offset=problem.offset, raw=problem.raw)
 
 
 class _Pending:
-    """Request texts waiting to be emitted together, the first 1000 characters of their
-    documents, and each signal's records emitted so far."""
+    """Walk events waiting to be emitted together (``limit`` bytes of text), and each
+    signal's records emitted so far."""
 
-    def __init__(self, ctx: LoadContext) -> None:
-        self.ctx = ctx
-        self.docs: list[int] = []
-        self.texts: list[pa.Array] = []
-        self.heads: dict[int, str | None] = {}
+    def __init__(self, ctx: LoadContext, limit: int) -> None:
+        self.ctx, self.limit = ctx, limit
+        self.events: list[Elements | Whole] = []
         self.nbytes = 0
         self.bases: dict[str, int] = {}
+        self._heads: dict[int, str] = {}  # of the documents being emitted
         self._pieces = itertools.count()
 
     def add(self, event: Elements | Whole) -> None:
-        if isinstance(event, Elements):
-            text = _wrapped(event.key, event.table)
-        else:  # a jq -s element as the whole-file path has it: re-serialized by DuckDB
-            text = pa.array([event.text if event.head is not None else _compact(self.ctx, event.text)], pa.large_string())
-        if event.doc not in self.heads:
-            self.heads[event.doc] = event.head if event.head is not None else _compact(self.ctx, _start_of(event))[:1000]
-        self.docs += [event.doc] * len(text)
-        self.texts.append(text)
-        self.nbytes += text.nbytes
+        self.events.append(event)
+        self.nbytes += event.table.nbytes if isinstance(event, Elements) else len(event.text)
 
-    def flush(self) -> None:
-        if not self.texts:
-            return
-        n = len(self.docs)
+    def flush(self) -> Problem | None:
+        """Emit the pending events up to the first element DuckDB's parser rejects, and return
+        that element's Problem (or None)."""
+        events, self.events, self.nbytes = self.events, [], 0
+        bad = _first_invalid(self.ctx, events)
+        problem = None
+        if bad is not None:
+            i, element, offset = bad
+            problem = events[i].locate(element, offset)
+            table = events[i].table
+            events = events[:i] + [dataclasses.replace(events[i], table=table.filter(pc.less(table["element"], element)))]
+        elements = [e for e in events if isinstance(e, Elements) and e.table.num_rows]
+        wholes = [e for e in events if isinstance(e, Whole)]
+        docs, texts = _requests(elements) if elements else ([], pa.array([], pa.large_string()))
+        for event in wholes:  # a jq -s element as the whole-file path has it: re-serialized by DuckDB
+            docs.append(event.doc)
+            texts = pa.concat_arrays([texts, pa.array([event.text if event.head is not None else _compact(
+                self.ctx, event.text)], pa.large_string())])
+        if docs:
+            self._remember_heads(elements + wholes, docs, texts)
+            self._emit(docs, texts)
+        return problem
+
+    def _remember_heads(self, events: list, docs: list[int], texts: pa.Array) -> None:
+        """The first 1000 characters of each document (for its own rejects): as read, or inside
+        a jq -s array as DuckDB re-serializes it (the whole-file path's view), for which the
+        start of its first request text stands."""
+        firsts = dict(zip(reversed(docs), range(len(docs) - 1, -1, -1)))
+        for event in events:
+            if event.doc not in self._heads:
+                self._heads[event.doc] = (event.head if event.head is not None
+                                          else texts[firsts[event.doc]].as_py()[:1000])
+
+    def _emit(self, docs: list[int], texts: pa.Array) -> None:
         table = pa.table({  # line: -1 - document (its rejects' offset); doc: piece (orders the records)
-            "line": pa.array([-1 - d for d in self.docs], pa.int64()),
-            "doc": pa.array([next(self._pieces) for _ in range(n)], pa.int64()),
-            "raw": pa.concat_arrays(self.texts),
-            "head": pa.array([self.heads[d] for d in self.docs], pa.string()),
+            "line": pa.array([-1 - d for d in docs], pa.int64()),
+            "doc": pa.array([next(self._pieces) for _ in docs], pa.int64()),
+            "raw": texts,
+            "head": pa.array([self._heads[d] for d in docs], pa.string()),
         })
-        self.heads = {self.docs[-1]: self.heads[self.docs[-1]]}  # the last document may go on
-        self.docs, self.texts, self.nbytes = [], [], 0
+        last = max(docs)
+        self._heads = {last: self._heads[last]}  # the last document may go on
         name = self.ctx.register(table)
         del table
         emit_requests(self.ctx, name, doc_mode=True, bases=self.bases)
         self.ctx.unregister(name)
 
 
-def _wrapped(key: str, elements: pa.Table, piece_bytes: int = 1 << 20) -> pa.Array:
-    """The elements as request texts ``{"<key>":[e1,e2,...]}`` of about ``piece_bytes`` each
-    (DuckDB parses many small texts in less memory than one large one)."""
-    raw = elements.column("raw").combine_chunks().cast(pa.large_string())
-    size = np.cumsum(pc.binary_length(raw).to_numpy(zero_copy_only=False))
-    group = (size - 1) // piece_bytes
-    starts = np.flatnonzero(np.diff(group, prepend=-1) != 0)
+def _requests(batches: list[Elements], piece_bytes: int = 1 << 20) -> tuple[list[int], pa.Array]:
+    """Batches of elements as request texts ``{"<key>":[e1,e2,...]}`` of about ``piece_bytes``
+    each (DuckDB parses many small texts in less memory than one large one), without the
+    whitespace outside strings; and the document of each."""
+    raw = pa.concat_arrays([b.table.column("raw").combine_chunks().cast(pa.large_string()) for b in batches])
+    lengths = pc.binary_length(raw).to_numpy(zero_copy_only=False)
+    batch = np.repeat(np.arange(len(batches)), [b.table.num_rows for b in batches])
+    new_batch = np.diff(batch, prepend=-1) != 0
+    size = np.cumsum(lengths)
+    before = size - lengths  # bytes before each element
+    group = (size - np.maximum.accumulate(np.where(new_batch, before, 0)) - 1) // piece_bytes  # within its batch
+    starts = np.flatnonzero(new_batch | (np.diff(group, prepend=-1) != 0))
     lists = pa.LargeListArray.from_arrays(pa.array(np.append(starts, len(raw)), pa.int64()), raw)
-    joined = pc.binary_join(lists, pa.scalar(",", pa.large_string()))
-    texts = pc.binary_join_element_wise(pa.scalar('{"%s":[' % key, pa.large_string()), joined,
+    prefixes = pa.array([f'{{"{batches[i].key}":[' for i in batch[starts]], pa.large_string())
+    texts = pc.binary_join_element_wise(prefixes, pc.binary_join(lists, pa.scalar(",", pa.large_string())),
                                         pa.scalar("]}", pa.large_string()), pa.scalar("", pa.large_string()))
-    return pa.array([_squeezed(texts[i].as_buffer()) for i in range(len(texts))], pa.large_binary()).cast(pa.large_string())
+    return [batches[i].doc for i in batch[starts]], _squeezed(texts)
 
 
 _JSON_SPACE = np.zeros(256, dtype=bool)
 _JSON_SPACE[[9, 10, 13, 32]] = True
 
 
-def _squeezed(text: pa.Buffer) -> bytes:
-    """Valid JSON ``text`` without the whitespace outside its strings (pretty-printing is about
-    half of a document: DuckDB then parses half as much)."""
-    arr = np.frombuffer(text, dtype=np.uint8)
-    quotes = np.zeros(len(arr), dtype=np.uint8)
-    quotes[unescaped_quotes(arr)] = 1
+def _squeezed(texts: pa.Array) -> pa.Array:
+    """Valid JSON ``texts`` without the whitespace outside their strings (pretty-printing is
+    about half of a document: DuckDB then parses half as much). Each text has an even number
+    of quotes, so one pass over all of them tells inside from outside."""
+    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64)[texts.offset: texts.offset + len(texts) + 1]
+    data = np.frombuffer(texts.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]]
+    quotes = np.zeros(len(data), dtype=np.uint8)
+    quotes[unescaped_quotes(data)] = 1
     inside = np.bitwise_xor.accumulate(quotes, out=quotes)  # 1 inside a string (and on its opening quote)
-    return arr[~_JSON_SPACE[arr] | inside.view(bool)].tobytes()
-
-
-def _start_of(event: Elements | Whole) -> str:
-    """The start of a document: its text, or its first elements (at least 1000 characters of
-    them, or all) as a request."""
-    if isinstance(event, Whole):
-        return event.text
-    raw = event.table.column("raw")
-    n = int(np.searchsorted(np.cumsum(pc.utf8_length(raw).to_numpy(zero_copy_only=False)), 1000)) + 1
-    return _wrapped(event.key, event.table.slice(0, n))[0].as_py()
+    keep = ~_JSON_SPACE[data] | inside.view(bool)
+    kept = np.add.reduceat(keep, offsets[:-1] - offsets[0], dtype=np.int64)
+    new_offsets = np.concatenate(([0], np.cumsum(kept))).astype(np.int64)
+    return pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(new_offsets), pa.py_buffer(data[keep].tobytes()))
 
 
 def _compact(ctx: LoadContext, text: str) -> str:
@@ -265,8 +290,14 @@ def _compact(ctx: LoadContext, text: str) -> str:
     return scalar(ctx.con, "SELECT CASE WHEN json_valid($t) THEN json($t)::VARCHAR ELSE $t END", {"t": text})
 
 
-def _first_invalid(ctx: LoadContext, elements: pa.Table) -> int | None:
-    """The first ``element`` whose ``raw`` DuckDB's JSON parser rejects, or None."""
-    rel = ctx.con.from_arrow(elements.select(["element", "raw"]))
-    got = rel.query("_elements", "SELECT min(element) FROM _elements WHERE NOT json_valid(raw)").to_arrow_table()
-    return got.column(0)[0].as_py()
+def _first_invalid(ctx: LoadContext, events: list) -> tuple[int, int, int] | None:
+    """(event index, element, offset) of the first element of the ``Elements`` among ``events``
+    that DuckDB's JSON parser rejects, or None."""
+    tables = [e.table.select(["element", "offset", "raw"]).append_column(
+        "event", pa.array(np.full(e.table.num_rows, i, np.int64))) for i, e in enumerate(events) if isinstance(e, Elements)]
+    if not tables:
+        return None
+    rel = ctx.con.from_arrow(pa.concat_tables(tables))
+    got = rel.query("_elements", "SELECT event, element, \"offset\" FROM _elements WHERE NOT json_valid(raw) "
+                                 "ORDER BY event, element LIMIT 1").to_arrow_table().to_pylist()
+    return (got[0]["event"], got[0]["element"], got[0]["offset"]) if got else None
