@@ -75,14 +75,14 @@ def _emit_numbered(ctx: LoadContext, signal: str, src: str, select: str, bases: 
         CASE WHEN s.source_line < 0 THEN coalesce(d.head, s._raw) ELSE s._raw END AS _raw)
         FROM ({select}) s LEFT JOIN (SELECT DISTINCT line, head FROM {src}) d ON s.source_line = d.line""",
              {"base": base})
-    bases[signal] = base + scalar(ctx.con, record_count_sql(src, signal))
+    bases[signal] = base + scalar(ctx.con, *record_count_sql(src, signal))
 
 
-def record_count_sql(src: str, signal: str) -> str:
-    """The number of records (spans, log records, metric data points) of ``signal`` in ``src``:
-    the rows :func:`~._otlp_sql.records_sql` (and the metric points) would number, counted from a
-    ``json_transform`` that keeps only the containers (the same NULLs for containers of the
-    wrong JSON type), which costs a fraction of the full parse."""
+def record_count_sql(src: str, signal: str) -> tuple[str, dict[str, str]]:
+    """The number of records (spans, log records, metric data points) of ``signal`` in ``src``
+    (a query and its parameters): the rows :func:`~._otlp_sql.records_sql` (and the metric
+    points) would number, counted from a ``json_transform`` that keeps only the containers
+    (the same NULLs for containers of the wrong JSON type), a fraction of the full parse."""
     rkey, scopes_key, legacy_key, records_key, _ = SIGNALS[signal]
     leaf: object = {kind: {"dataPoints": ["JSON"]} for kind in METRIC_KINDS} if signal == "metrics" else "JSON"
     scope = {records_key: [leaf]}
@@ -92,6 +92,6 @@ def record_count_sql(src: str, signal: str) -> str:
                  if signal == "metrics" else f"coalesce(len(_ss.{records_key}), 0)")
     per_resource = (f"coalesce(list_sum(list_transform(coalesce(_rs.{scopes_key}, _rs.{legacy_key}), "
                     f"lambda _ss: {per_scope})), 0)")
-    return f"""SELECT coalesce(sum(list_sum(list_transform(j.{rkey}, lambda _rs: {per_resource}))), 0)
-FROM (SELECT json_transform(raw, '{structure}') AS j FROM {src}
-      WHERE contains(raw, '"{rkey}"') AND json_valid(raw))"""
+    return (f"""SELECT coalesce(sum(list_sum(list_transform(j.{rkey}, lambda _rs: {per_resource}))), 0)
+FROM (SELECT json_transform(raw, $structure) AS j FROM {src} WHERE contains(raw, $key) AND json_valid(raw))""",
+            {"structure": structure, "key": f'"{rkey}"'})
