@@ -38,7 +38,7 @@ from typing import BinaryIO, Callable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from . import io as fio
+from ._file_positions import byte_at, first_bad_utf8, joined, locate_byte, read_at
 from ._jaeger_zipkin_stream import ElementBatch, Tail, Truncated, iter_elements
 from .io import StreamTruncated
 
@@ -388,9 +388,9 @@ class DocumentWalker:
         plus the file from ``offset`` on, as Python's decoder reports it over the whole file."""
         size = 1 << 16
         while True:  # a window that grows until the error is inside it
-            window = _read_at(self.path, offset, size)
+            window = read_at(self.path, offset, size)
             segments = skeleton + [(window, offset)]
-            text, starts = _joined(segments)
+            text, starts = joined(segments)
             err = None
             try:
                 _, end = _DECODER.raw_decode(text)
@@ -402,54 +402,22 @@ class DocumentWalker:
             if short and (err is None or err.pos >= len(text) - 64 or err.msg.startswith("Unterminated")):
                 size *= 4
                 continue
-            at = offset if err is None else _byte_at(segments, starts, text, err.pos)
+            at = offset if err is None else byte_at(segments, starts, text, err.pos)
             break
-        char, line, col = _locate(self.path, at, self.bom)
+        char, line, col = locate_byte(self.path, at, self.bom)
         msg = err.msg if err is not None else "not accepted by DuckDB's JSON parser"
-        raw = _read_at(self.path, top, 4000).decode("utf-8", "replace")[:1000]
+        raw = read_at(self.path, top, 4000).decode("utf-8", "replace")[:1000]
         return Problem("invalid_json", f"not valid JSON at character {char} (line {line}, column {col}): {msg}; "
                        "expected an OTLP ExportServiceRequest document", line, char, raw)
 
     def _fail_utf8(self, near: int) -> None:
         """Stop at the first byte that is not UTF-8 at or after ``near`` (as the whole-file
         decode reports it: offset without the byte-order mark, raw around it)."""
-        bad = _first_bad_utf8(self.path, near)
+        bad = first_bad_utf8(self.path, near)
         start = bad - (3 if self.bom else 0)
-        raw = _read_at(self.path, max(0, start - 40), start - max(0, start - 40) + 40)
+        raw = read_at(self.path, max(0, start - 40), start - max(0, start - 40) + 40)
         raise _Stop(Problem("invalid_utf8", f"not valid UTF-8 at byte {start}", None, start,
                             raw.decode("utf-8", "backslashreplace")))
-
-
-def _first_bad_utf8(path: str, near: int) -> int:
-    """File offset of the first byte at or after ``near`` that is not valid UTF-8."""
-    carry, at = b"", near
-    with fio.open_binary(path) as fh:
-        _skip(fh, near)
-        while True:
-            try:
-                chunk = fh.read(1 << 20)
-            except Exception:  # a broken compressed stream
-                chunk = b""
-            data = carry + chunk
-            try:
-                data.decode("utf-8")
-                carry = b""
-            except UnicodeDecodeError as exc:
-                if chunk and exc.reason == "unexpected end of data":  # a character cut by the read
-                    carry = data[exc.start:]
-                else:
-                    return at + exc.start
-            if not chunk:
-                return at + len(data)
-            at += len(data) - len(carry)
-
-
-def _skip(fh: BinaryIO, n: int) -> None:
-    while n > 0:
-        got = fh.read(min(n, 1 << 24))
-        if not got:
-            return
-        n -= len(got)
 
 
 def _head(data: bytes) -> str:
@@ -461,59 +429,3 @@ def _head(data: bytes) -> str:
     except json.JSONDecodeError:  # longer than data (or not JSON: the walk stops on it)
         pass
     return text[:1000]
-
-
-def _joined(segments: list[tuple[bytes, int | None]]) -> tuple[str, list[int]]:
-    """The segments as one text, and the character offset where each starts."""
-    texts = [seg.decode("utf-8", "replace") for seg, _ in segments]
-    starts = np.cumsum([0] + [len(t) for t in texts[:-1]]).tolist()
-    return "".join(texts), starts
-
-
-def _byte_at(segments: list[tuple[bytes, int | None]], starts: list[int], text: str, pos: int) -> int:
-    """File byte offset of character ``pos`` of the joined segments (a placeholder maps to the
-    next real segment)."""
-    k = int(np.searchsorted(starts, pos, side="right")) - 1
-    while segments[k][1] is None and k + 1 < len(segments):
-        k, pos = k + 1, starts[k + 1]
-    seg, at = segments[k]
-    return int(at) + len(text[starts[k]: pos].encode("utf-8", "replace"))
-
-
-def _read_at(path: str, offset: int, size: int) -> bytes:
-    """``size`` decompressed bytes of the file from ``offset`` (fewer at its end, or where a
-    broken compressed stream ends)."""
-    out = b""
-    try:
-        with fio.open_binary(path) as fh:
-            _skip(fh, offset)
-            while len(out) < size:
-                got = fh.read(size - len(out))
-                if not got:
-                    break
-                out += got
-    except Exception:  # a broken compressed stream: what came before it
-        pass
-    return out
-
-
-def _locate(path: str, byte: int, bom: bool) -> tuple[int, int, int]:
-    """(character offset, 1-based line, 1-based column) of file byte ``byte``, counted as
-    Python counts them in the decoded text (a byte-order mark is not a character)."""
-    chars, lines, last_nl, done = 0, 1, -1, 0
-    with fio.open_binary(path) as fh:
-        while done < byte:
-            got = fh.read(min(byte - done, 1 << 24))
-            if not got:
-                break
-            arr = np.frombuffer(got, dtype=np.uint8)
-            starts = (arr & 0xC0) != 0x80  # bytes that start a character
-            nl = np.flatnonzero(arr == 10)
-            if len(nl):
-                last_nl = chars + int(np.count_nonzero(starts[: nl[-1]]))
-                lines += len(nl)
-            chars += int(np.count_nonzero(starts))
-            done += len(got)
-    skip = 1 if bom else 0
-    chars, last_nl = chars - skip, (last_nl - skip if last_nl >= 0 else -1)
-    return chars, lines, chars - last_nl
