@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ._otlp_sql import SPAN_ID_HEX, TRACE_ID_HEX, line_rejects_sql, records_sql
 
-_KINDS = {  # OTLP metric field -> (point column, SQL type expression, temporality field or None)
+METRIC_KINDS = {  # OTLP metric field -> (point column, SQL type expression, temporality field or None)
     "gauge": ("p_num", "'gauge'", None),
     "sum": ("p_num", "CASE WHEN lower(r.sum.isMonotonic) = 'true' THEN 'counter' ELSE 'gauge' END", "aggregationTemporality"),
     "histogram": ("p_hist", "'histogram'", "aggregationTemporality"),
@@ -36,7 +36,7 @@ def _temporality_sql(expr: str) -> str:
 def _points_sql() -> str:
     """One row per data point of every metric type (UNION ALL BY NAME fills the other p_* NULL)."""
     parts = []
-    for field, (col, type_sql, temporality) in _KINDS.items():
+    for field, (col, type_sql, temporality) in METRIC_KINDS.items():
         temp = _temporality_sql(f"r.{field}.{temporality}") if temporality else "CAST(NULL AS VARCHAR)"
         parts.append(f"""SELECT line, doc, rs_i, ss_i, r_i, res, r.name AS metric, nullif(r.unit, '') AS unit,
     nullif(r.description, '') AS description, {type_sql} AS mtype, {temp} AS temporality,

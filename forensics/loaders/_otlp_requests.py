@@ -11,7 +11,7 @@ import json
 import pyarrow as pa
 
 from .._db import one, run, scalar
-from ._otlp_metrics import _KINDS as METRIC_KINDS  # the metric types, each with its dataPoints
+from ._otlp_metrics import METRIC_KINDS  # the metric types, each with its dataPoints
 from ._otlp_metrics import metrics_sql
 from ._otlp_sql import SIGNAL_KEYS, SIGNALS, guess_signal_sql, logs_sql, macros_sql, spans_sql
 from .context import LoadContext
