@@ -11,7 +11,8 @@ error rolls the file back) rather than storing or dropping it silently.
 from __future__ import annotations
 
 import itertools
-from typing import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import duckdb
 import numpy as np
@@ -30,6 +31,8 @@ _TRACE_RE = f"^[0-9a-f]{{{TRACE_ID_HEX}}}$"
 _SPAN_RE = f"^[0-9a-f]{{{SPAN_ID_HEX}}}$"
 _MAX_DEDUPE_CELLS = 50_000_000
 _names = itertools.count()
+_Item = TypeVar("_Item")
+_Done = TypeVar("_Done")
 
 
 def scratch_query(con: duckdb.DuckDBPyConnection, table: pa.Table, query: Callable[[str], str]) -> pa.Table:
@@ -43,6 +46,27 @@ def scratch_query(con: duckdb.DuckDBPyConnection, table: pa.Table, query: Callab
         return query_arrow(con, query(name))
     finally:
         con.unregister(name)
+
+
+def prepared_ahead(items: Iterable[_Item], prepare: Callable[[duckdb.DuckDBPyConnection, _Item], _Done],
+                   thread_name: str) -> Iterator[tuple[_Item, _Done]]:
+    """Each item with ``prepare(scratch, item)``, pipelined: while the caller stores one item's rows
+    on the case's connection, the next item is prepared on a second thread with a scratch
+    connection of its own (pyarrow and DuckDB release the GIL). Two items are in flight at most."""
+    scratch = duckdb.connect()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
+    pending: tuple[_Item, Future] | None = None
+    try:
+        for item in items:
+            future = pool.submit(prepare, scratch, item)
+            if pending is not None:
+                yield pending[0], pending[1].result()
+            pending = (item, future)
+        if pending is not None:
+            yield pending[0], pending[1].result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        scratch.close()
 
 
 def list_offsets(lengths: np.ndarray) -> np.ndarray:

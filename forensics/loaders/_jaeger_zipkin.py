@@ -27,7 +27,6 @@ Neither loops over spans in Python.
 from __future__ import annotations
 
 import re
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator
 
@@ -40,6 +39,7 @@ import pyarrow.compute as pc
 from .._db import query_arrow, scalar
 from ..errors import Reason
 from . import io as fio
+from ._arrow_spans import prepared_ahead
 from ._jaeger_zipkin_arrow import FastBatch
 from ._jaeger_zipkin_stream import Tail, Truncated, array_start, iter_elements
 from ._semconv import hex_id_sql
@@ -270,28 +270,14 @@ def json_sources(ctx: LoadContext, fmt: SpanFormat | None) -> Iterator[str]:
 
 def _with_fast(ctx: LoadContext, fmt: SpanFormat) -> Iterator[tuple[Source, FastBatch | None]]:
     """The sources of ``ctx``, each with what the format's fast path took from it (None when
-    the fast path is off), pipelined: while the caller stores one source's rows on the case's
-    connection, the next source is converted on a second thread with a scratch connection
-    (pyarrow and DuckDB release the GIL). Two sources are in flight at most."""
+    the fast path is off), the next source converted while the caller stores the current one
+    (:func:`~._arrow_spans.prepared_ahead`)."""
     fast = fmt.fast if fmt.fast is not None and ctx.options.get(fmt.fast_option, True) else None
     if fast is None:
         for src in sources(ctx, fmt):
             yield src, None
         return
-    scratch = duckdb.connect()
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{ctx.format}-fast")
-    pending: tuple[Source, Future] | None = None
-    try:
-        for src in sources(ctx, fmt):
-            future = pool.submit(fast, scratch, src.table, src.mode)
-            if pending is not None:
-                yield pending[0], pending[1].result()
-            pending = (src, future)
-        if pending is not None:
-            yield pending[0], pending[1].result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        scratch.close()
+    yield from prepared_ahead(sources(ctx, fmt), lambda con, src: fast(con, src.table, src.mode), f"{ctx.format}-fast")
 
 
 def load_spans(ctx: LoadContext, fmt: SpanFormat) -> None:

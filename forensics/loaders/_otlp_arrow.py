@@ -26,7 +26,6 @@ yields exactly the rows (and rejects) of the general path.
 from __future__ import annotations
 
 import re
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -36,8 +35,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from ._arrow_spans import (KIND_NAMES, STATUS_NAMES, bad_key_rows, code_names, insert_spans, kv_map, promoted_text,
-                           scratch_query, times_from_ns)
+from ._arrow_spans import (KIND_NAMES, STATUS_NAMES, bad_key_rows, code_names, insert_spans, kv_map, prepared_ahead,
+                           promoted_text, scratch_query, times_from_ns)
 from ._otlp_sql import SPAN
 from .context import LoadContext
 from .io import Block
@@ -372,20 +371,8 @@ def apply(ctx: LoadContext, block: Block, prepared: Prepared | None) -> pa.Table
 
 
 def fast_blocks(ctx: LoadContext) -> Iterator[pa.Table]:
-    """The file's blocks through the fast path, pipelined: while the caller inserts one block
-    (DuckDB, on the case's connection), the next is parsed and converted on a second thread
-    (pyarrow and DuckDB release the GIL). Yields the lines each block leaves for the general path."""
-    scratch = duckdb.connect()
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otlp-prepare")
-    pending: tuple[Block, Future] | None = None
-    try:
-        for block in ctx.blocks():
-            future = pool.submit(prepare, scratch, block)
-            if pending is not None:
-                yield apply(ctx, pending[0], pending[1].result())
-            pending = (block, future)
-        if pending is not None:
-            yield apply(ctx, pending[0], pending[1].result())
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        scratch.close()
+    """The file's blocks through the fast path, pipelined (:func:`~._arrow_spans.prepared_ahead`:
+    the next block is parsed and converted while the current one is inserted). Yields the lines
+    each block leaves for the general path."""
+    for block, prepared in prepared_ahead(ctx.blocks(), prepare, "otlp-prepare"):
+        yield apply(ctx, block, prepared)
