@@ -16,12 +16,7 @@ import subprocess
 import sys
 import time
 
-
-def _rss_mb() -> float:
-    """This process's peak RSS in MB (``VmHWM``; not ``ru_maxrss``, which Linux carries over
-    ``execve`` from the parent: a bench driver that generated a big file would inflate it)."""
-    with open("/proc/self/status") as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024.0
+from bench.scale import MemorySampler
 
 
 def _cpu_s(who: int = resource.RUSAGE_SELF) -> float:
@@ -220,7 +215,7 @@ def main(argv: list[str]) -> None:
     else:
         raise SystemExit(f"unknown task {task!r}")
     print(json.dumps({"seconds": time.perf_counter() - t0, "rows": rows, "cpu_seconds": _cpu_s() - cpu0,
-                      "import_seconds": import_seconds, "peak_rss_mb": _rss_mb()}))
+                      "import_seconds": import_seconds, "peak_rss_mb": MemorySampler.peak_rss_mb()}))
 
 
 if __name__ == "__main__":
