@@ -44,6 +44,7 @@ from ._jaeger_zipkin_arrow import FastBatch
 from ._jaeger_zipkin_stream import Tail, Truncated, array_start, iter_elements
 from ._semconv import hex_id_sql
 from .context import LoadContext
+from .read_ahead import RecordingContext
 from .sniff import Head
 
 #: longest first line read to decide whether a file is newline-delimited
@@ -53,6 +54,8 @@ BATCH_BYTES = 16 << 20
 _KEEP_LINE_BYTES = 8 << 20
 _LINE_PIECE = 1 << 20
 _BLANK = re.compile(rb"\s*")
+#: most JSON text of a file read ahead (:func:`read_ahead`), bounding the memory it holds
+READ_AHEAD_TEXT = 128 << 20
 
 
 def _first_lines(fh: BinaryIO) -> tuple[bytes | None, bool]:
@@ -268,10 +271,38 @@ def json_sources(ctx: LoadContext, fmt: SpanFormat | None) -> Iterator[str]:
         yield ctx.register(table)
 
 
+def read_ahead(fmt: SpanFormat) -> Callable[..., RecordingContext | None]:
+    """The format's ``read_ahead`` (:mod:`.read_ahead`): a file's sources, each with what the
+    fast path took from it, recorded in order with the rejects and warnings of reading it;
+    None when the fast path is off or the file holds more than :data:`READ_AHEAD_TEXT` of JSON
+    text (it then streams and pipelines within itself)."""
+
+    def run(path: str, format: str, strict: bool, options: dict, scratch: duckdb.DuckDBPyConnection) -> RecordingContext | None:
+        if fmt.fast is None or not options.get(fmt.fast_option, True):
+            return None
+        rec = RecordingContext(path, format, scratch, strict=strict, options=dict(options))
+        text = 0
+        for src in sources(rec, fmt):
+            text += src.table.column("raw").nbytes
+            if text > READ_AHEAD_TEXT:
+                return None
+            rec.events.append(("source", src, fmt.fast(scratch, src.table, src.mode)))
+        return rec
+
+    return run
+
+
 def _with_fast(ctx: LoadContext, fmt: SpanFormat) -> Iterator[tuple[Source, FastBatch | None]]:
     """The sources of ``ctx``, each with what the format's fast path took from it (None when
     the fast path is off), the next source converted while the caller stores the current one
-    (:func:`~._arrow_spans.prepared_ahead`)."""
+    (:func:`~._arrow_spans.prepared_ahead`); or, for a file read ahead (``ctx.ahead``, see
+    :func:`read_ahead`), its recorded sources, rejects and warnings replayed in order."""
+    if isinstance(ctx.ahead, RecordingContext):
+        recorded, ctx.ahead = ctx.ahead, None
+        for event in recorded.events:
+            if not recorded.replay(ctx, event):
+                yield event[1], event[2]
+        return
     fast = fmt.fast if fmt.fast is not None and ctx.options.get(fmt.fast_option, True) else None
     if fast is None:
         for src in sources(ctx, fmt):

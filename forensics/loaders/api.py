@@ -16,6 +16,7 @@ from .._db import one, run
 from ..errors import CaseError, ForensicsError, LoadError, UnknownFormatError, UsageError
 from .context import LoadContext
 from .io import sha256_and_size
+from .read_ahead import ReadAhead
 from .registry import formats
 from .sniff import sniff
 
@@ -26,6 +27,11 @@ if TYPE_CHECKING:
 #: written to the file as they come, so DuckDB need not cache them; with the readers' batches
 #: this keeps a load's peak memory under 1 GB whatever the file size (``bench/scale.py``)
 LOAD_MEMORY_LIMIT = "512MB"
+
+#: DuckDB's checkpoint threshold while loading into a case file: each file commits on its own,
+#: and a checkpoint rewrites the table's last, partly filled row group, so DuckDB's default
+#: (16 MiB of WAL) makes a directory of small exports checkpoint every few files
+LOAD_CHECKPOINT_THRESHOLD = "256MB"
 
 #: files a directory walk skips: documentation and ground truth next to exports
 IGNORED = ("README*", "*.md", "*.rst", "truth.json", "*.duckdb", "*.duckdb.wal", "*.ipynb", "*.html", "*.py")
@@ -148,13 +154,24 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
 
         iterator = tqdm(entries, desc="loading", unit="file", file=sys.stderr)
     bounded = _bounded_memory(case, options.pop("memory_limit", LOAD_MEMORY_LIMIT))
+    ignored = [not named and any(fnmatch.fnmatch(os.path.basename(path), pat) for pat in IGNORED)
+               for path, named in entries]
+    read_ahead = options.pop("read_ahead", True)
+    threshold = ahead = None
     try:
-        for path, named in iterator:
-            if not named and any(fnmatch.fnmatch(os.path.basename(path), pat) for pat in IGNORED):
+        threshold = _checkpoint_threshold(case, LOAD_CHECKPOINT_THRESHOLD)
+        if read_ahead and len(entries) > 1:
+            ahead = ReadAhead(strict=strict, format=format, options=options)
+        for i, (path, _) in enumerate(iterator):
+            if ignored[i]:
                 report.files.append(FileReport(os.path.abspath(path), None, "ignored", message="not an export file"))
                 continue
+            if ahead is not None:
+                following = next((os.path.abspath(entries[j][0]) for j in range(i + 1, len(entries)) if not ignored[j]), None)
+                if following is not None:
+                    ahead.schedule(following)
             try:
-                fr = _load_one(case, path, strict=strict, format=format, force=force, options=options)
+                fr = _load_one(case, path, strict=strict, format=format, force=force, options=options, ahead=ahead)
             except LoadError as exc:
                 if bounded is None or not isinstance(exc.__cause__, duckdb.OutOfMemoryException):
                     raise
@@ -167,8 +184,12 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
             if on_file:
                 on_file(fr)
     finally:
+        if ahead is not None:
+            ahead.close()
         if bounded is not None:
             run(case.con, "RESET memory_limit")
+        if threshold is not None:
+            run(case.con, "SET checkpoint_threshold = ?", [threshold])
     return report
 
 
@@ -185,6 +206,16 @@ def _bounded_memory(case: "Case", limit: str | None) -> str | None:
     return str(limit)
 
 
+def _checkpoint_threshold(case: "Case", size: str) -> str | None:
+    """Set DuckDB's checkpoint threshold to ``size`` for a load into a case file; return the
+    previous value to restore, or None when nothing was changed (an in-memory case)."""
+    if case.path is None:
+        return None
+    before = one(case.con, "SELECT current_setting('checkpoint_threshold')")[0]
+    run(case.con, "SET checkpoint_threshold = ?", [size])
+    return str(before)
+
+
 def _disk_full(exc: BaseException) -> bool:
     """Whether ``exc`` is a write that failed for lack of space (ENOSPC, EDQUOT, EFBIG)."""
     codes = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -195,7 +226,7 @@ def _disk_full(exc: BaseException) -> bool:
 
 
 def _load_one(case: "Case", path: str, *, strict: bool, format: str | None, force: bool,
-              options: dict[str, Any]) -> FileReport:
+              options: dict[str, Any], ahead: ReadAhead | None = None) -> FileReport:
     abspath = os.path.abspath(path)
     con = case.con
     t0 = time.perf_counter()
@@ -212,7 +243,8 @@ def _load_one(case: "Case", path: str, *, strict: bool, format: str | None, forc
         run(con, "INSERT INTO rejects VALUES (?, NULL, NULL, NULL, NULL, 'unknown_format', ?, NULL)", [abspath, exc.message + (f" (found {exc.found})" if exc.found else "")])
         return FileReport(abspath, None, "failed", records_read=1, rows_rejected=1, message=str(exc.message))
     spec = formats()[fmt]
-    ctx = LoadContext(abspath, fmt, con, strict=strict, options=dict(options))
+    ctx = LoadContext(abspath, fmt, con, strict=strict, options=dict(options),
+                      ahead=None if ahead is None else ahead.take(abspath, fmt))
     run(con, "BEGIN TRANSACTION")
     try:
         spec.load(ctx)

@@ -36,6 +36,8 @@ class LoadContext:
     loaded: Counter = field(default_factory=Counter)
     rejected: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: what the format's ``read_ahead`` made of this file before its turn (:mod:`.read_ahead`)
+    ahead: Any = None
 
     # -- reading --------------------------------------------------------------------------------
     def line_batches(self, batch_bytes: int | None = None) -> Iterator[pa.Table]:

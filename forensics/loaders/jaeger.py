@@ -49,7 +49,7 @@ import pyarrow as pa
 
 from . import _jaeger_arrow
 from ._jaeger_zipkin import (FastBatch, SpanFormat, documents_sql, head_json, hex_sql, iso_sql, kv_map_sql,
-                             large_document_has, load_spans, micros_sql, span_offset_sql, ts_sql)
+                             large_document_has, load_spans, micros_sql, read_ahead, span_offset_sql, ts_sql)
 from ._jaeger_v3 import load_v3, sniff_v3
 from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, kind_sql
 from .context import LoadContext
@@ -295,7 +295,7 @@ def _sniff(head: Head) -> float:
 
 @register_format("jaeger_json", signal="traces",
                  description="Jaeger JSON: /api/traces envelope, one trace, span array, or one trace per line",
-                 sniff=_sniff, extensions=(".json", ".jsonl", ".ndjson"))
+                 sniff=_sniff, extensions=(".json", ".jsonl", ".ndjson"), read_ahead=read_ahead(JAEGER))
 def load_jaeger(ctx: LoadContext) -> None:
     """Load a Jaeger JSON export into ``spans`` (see the module docstring for the mapping).
 

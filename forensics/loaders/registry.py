@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .._plugins import import_plugins
 
@@ -17,6 +17,9 @@ class FormatSpec:
 
     ``sniff(head)`` returns a confidence in [0, 1] that the file is in this format (0: no).
     ``load(ctx)`` reads ``ctx.path`` and emits rows through ``ctx``.
+    ``read_ahead(path, format, strict, options, scratch)``, optional, reads and converts a file
+    before its turn without touching the case (see :mod:`.read_ahead`); ``load`` finds the
+    result in ``ctx.ahead``.
     """
 
     name: str
@@ -25,19 +28,20 @@ class FormatSpec:
     sniff: Callable[["Head"], float]
     load: Callable[["LoadContext"], None]
     extensions: tuple[str, ...] = field(default_factory=tuple)
+    read_ahead: Callable[..., Any] | None = None
 
 
 FORMATS: dict[str, FormatSpec] = {}
 
 
 def register_format(name: str, *, signal: str, description: str, sniff: Callable[["Head"], float],
-                    extensions: tuple[str, ...] = ()) -> Callable:
+                    extensions: tuple[str, ...] = (), read_ahead: Callable[..., Any] | None = None) -> Callable:
     """Decorator for a loader function: ``@register_format("otlp_json", signal=..., sniff=...)``."""
 
     def deco(fn: Callable[["LoadContext"], None]) -> Callable[["LoadContext"], None]:
         if name in FORMATS and FORMATS[name].load is not fn:
             raise RuntimeError(f"format {name!r} registered twice")
-        FORMATS[name] = FormatSpec(name, signal, description, sniff, fn, extensions)
+        FORMATS[name] = FormatSpec(name, signal, description, sniff, fn, extensions, read_ahead)
         return fn
 
     return deco

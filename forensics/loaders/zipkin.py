@@ -50,7 +50,7 @@ import pyarrow as pa
 
 from . import _zipkin_arrow
 from ._jaeger_zipkin import (FastBatch, SpanFormat, documents_sql, head_json, hex_sql, iso_sql, kv_map_sql,
-                             large_document_has, load_spans, micros_sql, span_offset_sql, ts_sql)
+                             large_document_has, load_spans, micros_sql, read_ahead, span_offset_sql, ts_sql)
 from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, kind_sql
 from ._zipkin_joins import CLIENT_ID_MASK, join_file_rows  # noqa: F401  (CLIENT_ID_MASK: documented here)
 from .context import LoadContext
@@ -235,7 +235,7 @@ def _sniff(head: Head) -> float:
 
 @register_format("zipkin_json", signal="traces",
                  description="Zipkin v2 JSON spans: array, single span, array of traces, or one per line",
-                 sniff=_sniff, extensions=(".json", ".jsonl", ".ndjson"))
+                 sniff=_sniff, extensions=(".json", ".jsonl", ".ndjson"), read_ahead=read_ahead(ZIPKIN))
 def load_zipkin(ctx: LoadContext) -> None:
     """Load a Zipkin v2 JSON export into ``spans`` (see the module docstring for the mapping).
 

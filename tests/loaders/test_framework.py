@@ -167,6 +167,11 @@ def test_load_into_a_case_file_runs_under_the_loading_memory_limit_and_restores_
     case.load(src, on_file=lambda fr: seen.append(case.sql("SELECT current_setting('memory_limit')").scalar()))
     assert seen == ["488.2 MiB"]  # LOAD_MEMORY_LIMIT = 512MB (decimal), as DuckDB prints it
     assert case.sql("SELECT current_setting('memory_limit')").scalar() == before
+    threshold = case.sql("SELECT current_setting('checkpoint_threshold')").scalar()
+    seen.clear()
+    case.load(src, force=True, on_file=lambda fr: seen.append(case.sql("SELECT current_setting('checkpoint_threshold')").scalar()))
+    assert seen == ["244.1 MiB"] and threshold == "16.0 MiB"  # LOAD_CHECKPOINT_THRESHOLD while loading, then restored
+    assert case.sql("SELECT current_setting('checkpoint_threshold')").scalar() == threshold
     with pytest.raises(UsageError, match="memory_limit='lots'"):
         case.load(src, memory_limit="lots", force=True)
     assert case.sql("SELECT current_setting('memory_limit')").scalar() == before

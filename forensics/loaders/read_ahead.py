@@ -1,0 +1,143 @@
+"""Read the next file of a load ahead, on a worker thread, while the current one is stored.
+
+A load of many small files (a directory of per-query Jaeger or Zipkin exports) would otherwise
+alternate between reading and converting a file (CPU in pyarrow and a scratch DuckDB) and
+storing it (the case's connection: insert, COMMIT), each waiting for the other. A format that
+supports it registers ``read_ahead(path, format, strict, options, scratch)``: it reads and
+converts the file with a :class:`RecordingContext` (no access to the case) and returns what the
+loader replays later, in the file's own transaction; None when it declines (the file is then
+loaded as usual). Nothing of the case is touched ahead: rejects and warnings are recorded and
+replayed in order, so strict mode fails at the same record and the rows and rejects are those of
+a load without read-ahead.
+
+At most one file is read ahead, and only one not larger than :data:`READ_AHEAD_BYTES` on disk
+(a larger file streams in batches and pipelines within itself). A file that changed between its
+reading ahead and its turn (size or modification time) is read again.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from ..errors import Reason
+from .context import LoadContext
+from .registry import formats
+from .sniff import sniff
+
+#: largest file (bytes on disk) read ahead; a compressed one counts 8 times its size
+READ_AHEAD_BYTES = 64 << 20
+_COMPRESSED = (".gz", ".zst", ".zstd")
+
+
+@dataclass
+class RecordingContext(LoadContext):
+    """A :class:`LoadContext` for reading ahead: ``con`` is a scratch connection (not the case's);
+    :meth:`reject` and :meth:`warn` are recorded in ``events`` as ``("reject", args, kwargs)``
+    and ``("warn", message)`` (never raised: the replay does that, in strict mode)."""
+
+    events: list[tuple] = field(default_factory=list)
+
+    def reject(self, code: Reason | str, reason: str, **kwargs: Any) -> None:
+        self.events.append(("reject", (code, reason), kwargs))
+
+    def warn(self, message: str) -> None:
+        self.events.append(("warn", message))
+
+    def replay(self, ctx: LoadContext, event: tuple) -> bool:
+        """Apply a recorded reject or warning to the real context ``ctx``; False for another
+        kind of event (the caller's own)."""
+        if event[0] == "reject":
+            ctx.reject(*event[1], **event[2])
+        elif event[0] == "warn":
+            ctx.warn(event[1])
+        else:
+            return False
+        return True
+
+
+def _stat(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+@dataclass
+class _Pending:
+    path: str
+    stat: tuple[int, int]
+    future: Future
+
+
+class ReadAhead:
+    """Reads one file ahead of the load (see the module docstring): :meth:`schedule` the next
+    file, :meth:`take` a file's result when its turn comes; :meth:`close` at the end."""
+
+    def __init__(self, *, strict: bool, format: str | None, options: dict[str, Any]) -> None:
+        self._strict, self._format, self._options = strict, format, dict(options)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forensics-read-ahead")
+        self._scratch: duckdb.DuckDBPyConnection | None = None
+        self._pending: list[_Pending] = []  # oldest first: the file about to load, the one after it
+
+    def schedule(self, path: str) -> None:
+        """Start reading ``path`` ahead (after the file scheduled last, whose turn comes first)
+        if it is small enough; results older than that one are dropped."""
+        while len(self._pending) > 1:
+            self._drop(self._pending.pop(0))
+        stat = _stat(path)
+        if stat is None or any(p.path == path for p in self._pending):
+            return
+        size = stat[0] * (8 if path.lower().endswith(_COMPRESSED) else 1)
+        if size > READ_AHEAD_BYTES:
+            return
+        self._pending.append(_Pending(path, stat, self._pool.submit(self._read, path)))
+
+    def _read(self, path: str) -> tuple[str, Any] | None:
+        """(format, the format's read-ahead result) on the worker thread; None when the format
+        does not read ahead, declines, or anything goes wrong (the file then loads as usual,
+        which reports the problem itself)."""
+        try:
+            fmt = self._format or sniff(path)
+            spec = formats()[fmt]
+            if spec.read_ahead is None:
+                return None
+            if self._scratch is None:
+                self._scratch = duckdb.connect()
+            result = spec.read_ahead(path, fmt, self._strict, self._options, self._scratch)
+        except Exception:  # noqa: BLE001 - the load itself reproduces and reports it
+            return None
+        return None if result is None else (fmt, result)
+
+    def take(self, path: str, fmt: str) -> Any | None:
+        """The read-ahead result for ``path`` loaded as ``fmt``, if it was read ahead in that
+        format and has not changed since (waits for the worker to finish it); None otherwise."""
+        for i, pending in enumerate(self._pending):
+            if pending.path == path:
+                del self._pending[i]
+                got = pending.future.result()
+                if got is None or got[0] != fmt or _stat(path) != pending.stat:
+                    return None
+                return got[1]
+        return None
+
+    @staticmethod
+    def _drop(pending: _Pending) -> None:
+        pending.future.cancel()
+        try:
+            pending.future.result()
+        except BaseException:  # noqa: BLE001 - a cancelled read-ahead is simply not used
+            pass
+
+    def close(self) -> None:
+        for pending in self._pending:
+            self._drop(pending)
+        self._pending = []
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._scratch is not None:
+            self._scratch.close()
+            self._scratch = None
