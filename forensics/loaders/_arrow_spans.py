@@ -11,13 +11,18 @@ error rolls the file back) rather than storing or dropping it silently.
 from __future__ import annotations
 
 import itertools
+import os
+import tempfile
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, TypeVar
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from .. import schema
 from .._db import query_arrow
@@ -30,6 +35,8 @@ STATUS_NAMES = ("unset", "ok", "error")
 _TRACE_RE = f"^[0-9a-f]{{{TRACE_ID_HEX}}}$"
 _SPAN_RE = f"^[0-9a-f]{{{SPAN_ID_HEX}}}$"
 _MAX_DEDUPE_CELLS = 50_000_000
+#: tables with fewer rows hand their MAP columns to DuckDB through Arrow (see :class:`Staged`)
+STAGE_MIN_ROWS = 1000
 _names = itertools.count()
 _Item = TypeVar("_Item")
 _Done = TypeVar("_Done")
@@ -156,12 +163,93 @@ def invalid_rows(spans: pa.Table) -> np.ndarray:
     return np.asarray(pc.fill_null(bad, True).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _select_list(spans: pa.Schema, resources: pa.Schema | None) -> list[str]:
+class _TempFile:
+    """A temporary file removed when the last object holding this one is garbage collected (or
+    at :meth:`remove`)."""
+
+    def __init__(self, prefix: str, suffix: str) -> None:
+        fd, self.path = tempfile.mkstemp(prefix=prefix, suffix=suffix)
+        os.close(fd)
+        self._finalizer = weakref.finalize(self, _remove_quietly, self.path)
+
+    def remove(self) -> None:
+        self._finalizer()
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+@dataclass(frozen=True)
+class Staged:
+    """An Arrow table on its way to :func:`insert_spans`, its MAP columns (``maps``) moved to a
+    Parquet file (``table``: the other columns, same rows in the same order).
+
+    DuckDB checks every MAP it imports from Arrow for NULL and duplicate keys, building a value
+    per key (about 0.7 µs per entry: with ~20 attributes per span, more than all the rest of
+    storing it); its Parquet reader does not. The fast paths establish those rules themselves
+    (:func:`bad_key_rows`, :class:`~._jaeger_zipkin_arrow.Entries`), so their MAPs travel as
+    Parquet (uncompressed, written in the fast path's worker thread) and DuckDB joins them back
+    by position. Tables under :data:`STAGE_MIN_ROWS` rows, or when the file cannot be written,
+    go through Arrow whole.
+    """
+
+    table: pa.Table
+    maps: tuple[str, ...] = ()
+    file: _TempFile | None = None
+
+    @classmethod
+    def of(cls, table: pa.Table) -> Staged:
+        """``table`` staged: its MAP columns written to a temporary Parquet file."""
+        maps = tuple(f.name for f in table.schema if pa.types.is_map(f.type))
+        if not maps or table.num_rows < STAGE_MIN_ROWS or len(maps) == table.num_columns:
+            return cls(table)
+        try:
+            file = _TempFile("forensics-maps-", ".parquet")
+        except OSError:
+            return cls(table)
+        try:
+            pq.write_table(table.select(list(maps)), file.path, compression="none", use_dictionary=False,
+                           write_statistics=False)
+        except (OSError, pa.ArrowException):  # e.g. no space left in the temporary directory
+            file.remove()
+            return cls(table)
+        return cls(table.drop_columns(list(maps)), maps, file)
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows
+
+    @property
+    def names(self) -> list[str]:
+        return self.table.column_names + list(self.maps)
+
+    def with_table(self, table: pa.Table) -> Staged:
+        """The same staged MAPs with other columns (``table``: the same rows, in order)."""
+        return Staged(table, self.maps, self.file)
+
+    def relation(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
+        """All the columns as a DuckDB relation on ``con``."""
+        rel = con.from_arrow(self.table)
+        if self.file is None:
+            return rel
+        return rel.join(con.read_parquet(self.file.path), how="positional")
+
+    def remove(self) -> None:
+        """Remove the Parquet file now (it is removed anyway once no object refers to it)."""
+        if self.file is not None:
+            self.file.remove()
+
+
+def _select_list(spans: list[str], resources: list[str] | None) -> list[str]:
     """One SELECT expression per column of the spans table, in table order, from the input's
     columns (``s``: the spans, ``r``: the resources); NULL of the column's type where the input
     has nothing."""
-    have = set(spans.names)
-    res = set(resources.names) if resources is not None else set()
+    have = set(spans)
+    res = set(resources) if resources is not None else set()
     types = {c.name: c.type for c in schema.TABLES["spans"]}
     exprs = []
     for col in schema.column_names("spans"):
@@ -180,7 +268,7 @@ def _select_list(spans: pa.Schema, resources: pa.Schema | None) -> list[str]:
     return exprs
 
 
-def insert_spans(ctx: LoadContext, spans: pa.Table, resources: pa.Table | None = None) -> int:
+def insert_spans(ctx: LoadContext, spans: pa.Table | Staged, resources: pa.Table | Staged | None = None) -> int:
     """Insert valid canonical span rows; return how many.
 
     ``spans`` holds canonical span columns with the Arrow types of
@@ -189,24 +277,36 @@ def insert_spans(ctx: LoadContext, spans: pa.Table, resources: pa.Table | None =
     (converted like the SQL path), and optionally ``rid`` (int64), the row of the span's resource
     in ``resources`` (``rid`` plus any of ``resource_attributes``, ``service``,
     ``service_version``, ``host_name``): a resource's MAP is then stored once per span by DuckDB
-    rather than imported once per span. Every row must pass :func:`invalid_rows`.
+    rather than imported once per span. Every row must pass :func:`invalid_rows`, and every MAP
+    must have unique, non-NULL keys (they are not checked again: see :class:`Staged`; a table
+    not staged yet is staged here).
 
     The tables go to DuckDB as relations (``from_arrow``), not registered views: a view
     registered inside the file's transaction would keep each block alive until COMMIT.
     """
-    n = spans.num_rows
-    if not n:
-        return 0
-    if invalid_rows(spans).any():
-        raise AssertionError("insert_spans: a row that the span rules reject was passed in (a fast path bug)")
-    spans = spans.drop_columns([c for c in ("format", "source_file") if c in spans.column_names])
-    spans = spans.append_column("format", pa.repeat(pa.scalar(ctx.format, pa.string()), n))
-    spans = spans.append_column("source_file", pa.repeat(pa.scalar(ctx.path, pa.string()), n))
-    join = resources is not None and "rid" in spans.column_names
-    exprs = _select_list(spans.schema, resources.schema if join else None)
-    rel = ctx.con.from_arrow(spans).set_alias("s")
-    if join:
-        rel = rel.join(ctx.con.from_arrow(resources).set_alias("r"), "s.rid = r.rid", how="left")
-    rel.project(", ".join(exprs)).insert_into("spans")
+    spans = spans if isinstance(spans, Staged) else Staged.of(spans)
+    if resources is not None and not isinstance(resources, Staged):
+        resources = Staged.of(resources)
+    try:
+        n = spans.num_rows
+        if not n:
+            return 0
+        table = spans.table
+        if invalid_rows(table).any():
+            raise AssertionError("insert_spans: a row that the span rules reject was passed in (a fast path bug)")
+        table = table.drop_columns([c for c in ("format", "source_file") if c in table.column_names])
+        table = table.append_column("format", pa.repeat(pa.scalar(ctx.format, pa.string()), n))
+        table = table.append_column("source_file", pa.repeat(pa.scalar(ctx.path, pa.string()), n))
+        spans = spans.with_table(table)
+        join = resources is not None and "rid" in spans.names
+        exprs = _select_list(spans.names, resources.names if join and resources is not None else None)
+        rel = spans.relation(ctx.con).set_alias("s")
+        if join and resources is not None:
+            rel = rel.join(resources.relation(ctx.con).set_alias("r"), "s.rid = r.rid", how="left")
+        rel.project(", ".join(exprs)).insert_into("spans")
+    finally:
+        spans.remove()
+        if resources is not None:
+            resources.remove()
     ctx.loaded["spans"] += n
     return n

@@ -31,7 +31,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._arrow_spans import bad_key_rows, insert_spans, scratch_query, invalid_rows, kv_map, list_offsets, promoted_text
+from ._arrow_spans import (Staged, bad_key_rows, insert_spans, invalid_rows, kv_map, list_offsets, promoted_text,
+                           scratch_query)
 from ._jaeger_zipkin_stream import ArrayRuns
 from ._semconv import PRECOMPUTED_PREFIX, PROMOTED
 from .context import LoadContext
@@ -291,25 +292,26 @@ class FastBatch:
 
     handled: np.ndarray
     counts: np.ndarray
-    spans: pa.Table
-    resources: pa.Table | None = None
+    spans: Staged
+    resources: Staged | None = None
 
     @classmethod
     def nothing(cls, n: int) -> FastBatch:
         """Nothing taken from a batch of ``n`` texts."""
-        return cls(np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64), pa.table({"_elem": pa.array([], pa.int64())}))
+        return cls(np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64), Staged(pa.table({"_elem": pa.array([], pa.int64())})))
 
     def insert(self, ctx: LoadContext, source: pa.Table) -> int:
         """Store the span rows with their provenance from ``source`` (``line``; ``base``, the
         document-wide index of a text's first span)."""
         if not self.spans.num_rows:
             return 0
-        elem = self.spans.column("_elem")
-        table = self.spans.drop_columns(["_elem", "_index"])
+        spans = self.spans.table
+        elem = spans.column("_elem")
+        table = spans.drop_columns(["_elem", "_index"])
         table = table.append_column("source_line", source.column("line").take(elem))
         base = source.column("base").take(elem)
-        table = table.append_column("source_offset", pc.add(base, self.spans.column("_index")))
-        return insert_spans(ctx, table, self.resources)
+        table = table.append_column("source_offset", pc.add(base, spans.column("_index")))
+        return insert_spans(ctx, self.spans.with_table(table), self.resources)
 
 
 @dataclass
@@ -417,4 +419,4 @@ def keep_good(rows: np.ndarray, n_source: int, part: Converted) -> FastBatch:
         table = table.filter(pa.array(~bad_text[elem]))
     table = table.set_column(table.schema.get_field_index("_elem"), "_elem", pa.array(rows[table.column("_elem").to_numpy()]))
     pa.default_memory_pool().release_unused()  # the conversion's scratch memory, before DuckDB needs its own
-    return FastBatch(handled, counts, table, part.resources)
+    return FastBatch(handled, counts, Staged.of(table), None if part.resources is None else Staged.of(part.resources))

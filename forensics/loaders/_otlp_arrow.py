@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from ._arrow_spans import (KIND_NAMES, STATUS_NAMES, bad_key_rows, code_names, insert_spans, kv_map, prepared_ahead,
+from ._arrow_spans import (KIND_NAMES, STATUS_NAMES, Staged, bad_key_rows, code_names, insert_spans, kv_map, prepared_ahead,
                            promoted_text, scratch_query, times_from_ns)
 from ._otlp_sql import SPAN
 from .context import LoadContext
@@ -331,8 +331,8 @@ class Prepared:
     """A block's fast-path work, done off the case's connection: the span rows and resources to
     insert, the line numbers taken, and which of them must go to the general path."""
 
-    table: pa.Table
-    resources: pa.Table
+    table: Staged
+    resources: Staged
     line_no: np.ndarray
     bad_line: np.ndarray
     every_line: bool
@@ -354,7 +354,7 @@ def prepare(con: duckdb.DuckDBPyConnection, block: Block) -> Prepared | None:
         table, resources, bad_line = spans_table(con, line_no, resource_spans)
     except _Decline:
         return None
-    return Prepared(table, resources, line_no, bad_line, bool(take.all()))
+    return Prepared(Staged.of(table), Staged.of(resources), line_no, bad_line, bool(take.all()))
 
 
 def apply(ctx: LoadContext, block: Block, prepared: Prepared | None) -> pa.Table:
