@@ -52,10 +52,11 @@ def test_exception_mid_file_rolls_back_the_whole_file(tmp_path: Path, monkeypatc
     real_emit = LoadContext.emit
     calls = {"n": 0}
 
-    def failing_emit(self: LoadContext, *args, **kwargs):  # the 2nd batch of the 2nd file fails
+    def failing_emit(self: LoadContext, *args, **kwargs):  # the 2nd batch of the 2nd file fails, every time
         n = real_emit(self, *args, **kwargs)
         calls["n"] += 1
-        if calls["n"] == 2:
+        self.warnings.append("batch")
+        if self.warnings.count("batch") == 2:
             raise RuntimeError("disk went away between batches")
         return n
 
@@ -63,7 +64,7 @@ def test_exception_mid_file_rolls_back_the_whole_file(tmp_path: Path, monkeypatc
     with pytest.raises(LoadError, match="internal error.*disk went away") as err:
         case.load(second, templates=False, batch_bytes=64 << 10)  # several batches: rows were inserted
     assert str(second) in str(err.value)
-    assert calls["n"] == 2, "the failure must come after rows of the file were inserted"
+    assert calls["n"] >= 2, "the failure must come after rows of the file were inserted"
     assert _state(case) == before
     monkeypatch.undo()
 

@@ -10,13 +10,15 @@ loaded as usual). Nothing of the case is touched ahead: rejects and warnings are
 replayed in order, so strict mode fails at the same record and the rows and rejects are those of
 a load without read-ahead.
 
-At most one file is read ahead, and only one not larger than :data:`READ_AHEAD_BYTES` on disk
-(a larger file streams in batches and pipelines within itself). A file that changed between its
+The next :data:`FILES_AHEAD` files are read ahead, on as many worker threads, each only if it
+is not larger than :data:`READ_AHEAD_BYTES` on disk (a larger file streams in batches and
+pipelines within itself). A file that changed between its
 reading ahead and its turn (size or modification time) is read again.
 """
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +32,9 @@ from .sniff import sniff
 
 #: largest file (bytes on disk) read ahead; a compressed one counts 8 times its size
 READ_AHEAD_BYTES = 64 << 20
+#: files read ahead at the same time (with the load's own thread: one per core on 2 cores, the
+#: reading and converting being about twice the work of storing)
+FILES_AHEAD = 2
 _COMPRESSED = (".gz", ".zst", ".zstd")
 
 
@@ -75,27 +80,40 @@ class _Pending:
 
 
 class ReadAhead:
-    """Reads one file ahead of the load (see the module docstring): :meth:`schedule` the next
-    file, :meth:`take` a file's result when its turn comes; :meth:`close` at the end."""
+    """Reads files ahead of the load (see the module docstring): :meth:`schedule` the files
+    coming next, :meth:`take` a file's result when its turn comes; :meth:`close` at the end.
+    ``workers`` files are read at the same time (each worker with a scratch connection)."""
 
-    def __init__(self, *, strict: bool, format: str | None, options: dict[str, Any]) -> None:
+    def __init__(self, *, strict: bool, format: str | None, options: dict[str, Any], workers: int = 2) -> None:
         self._strict, self._format, self._options = strict, format, dict(options)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forensics-read-ahead")
-        self._scratch: duckdb.DuckDBPyConnection | None = None
-        self._pending: list[_Pending] = []  # oldest first: the file about to load, the one after it
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="forensics-read-ahead")
+        self._local = threading.local()
+        self._scratches: list[duckdb.DuckDBPyConnection] = []
+        self._lock = threading.Lock()
+        self._pending: list[_Pending] = []
 
-    def schedule(self, path: str) -> None:
-        """Start reading ``path`` ahead (after the file scheduled last, whose turn comes first)
-        if it is small enough; results older than that one are dropped."""
-        while len(self._pending) > 1:
-            self._drop(self._pending.pop(0))
-        stat = _stat(path)
-        if stat is None or any(p.path == path for p in self._pending):
-            return
-        size = stat[0] * (8 if path.lower().endswith(_COMPRESSED) else 1)
-        if size > READ_AHEAD_BYTES:
-            return
-        self._pending.append(_Pending(path, stat, self._pool.submit(self._read, path)))
+    def schedule(self, paths: list[str]) -> None:
+        """``paths``: the files whose turn comes next, in order (the one about to load first):
+        start reading those not read yet that are small enough; drop results of other files."""
+        for pending in [p for p in self._pending if p.path not in paths]:
+            self._pending.remove(pending)
+            self._drop(pending)
+        for path in paths:
+            stat = _stat(path)
+            if stat is None or any(p.path == path for p in self._pending):
+                continue
+            size = stat[0] * (8 if path.lower().endswith(_COMPRESSED) else 1)
+            if size <= READ_AHEAD_BYTES:
+                self._pending.append(_Pending(path, stat, self._pool.submit(self._read, path)))
+
+    def _scratch(self) -> duckdb.DuckDBPyConnection:
+        """This worker thread's scratch connection."""
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = duckdb.connect()
+            with self._lock:
+                self._scratches.append(con)
+        return con
 
     def _read(self, path: str) -> tuple[str, Any] | None:
         """(format, the format's read-ahead result) on the worker thread; None when the format
@@ -106,9 +124,7 @@ class ReadAhead:
             spec = formats()[fmt]
             if spec.read_ahead is None:
                 return None
-            if self._scratch is None:
-                self._scratch = duckdb.connect()
-            result = spec.read_ahead(path, fmt, self._strict, self._options, self._scratch)
+            result = spec.read_ahead(path, fmt, self._strict, self._options, self._scratch())
         except Exception:  # noqa: BLE001 - the load itself reproduces and reports it
             return None
         return None if result is None else (fmt, result)
@@ -138,6 +154,6 @@ class ReadAhead:
             self._drop(pending)
         self._pending = []
         self._pool.shutdown(wait=True, cancel_futures=True)
-        if self._scratch is not None:
-            self._scratch.close()
-            self._scratch = None
+        for con in self._scratches:
+            con.close()
+        self._scratches = []

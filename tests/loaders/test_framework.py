@@ -190,9 +190,9 @@ def test_a_file_that_runs_out_of_memory_under_the_loading_limit_is_loaded_again_
     before = case.sql("SELECT current_setting('memory_limit')").scalar()
     real, limits = api._load_one, []
 
-    def once_out_of_memory(case_, path, **kw):
+    def once_out_of_memory(case_, path, **kw):  # the file needs more than the loading limit
         limits.append(case_.sql("SELECT current_setting('memory_limit')").scalar())
-        if len(limits) == 1:
+        if limits[-1] == "488.2 MiB" and path.endswith("t.jsonl"):
             try:
                 raise duckdb.OutOfMemoryException("could not allocate")
             except duckdb.OutOfMemoryException as exc:
@@ -203,3 +203,10 @@ def test_a_file_that_runs_out_of_memory_under_the_loading_limit_is_loaded_again_
     report = case.load(src)
     assert [f.status for f in report.files] == ["loaded"]
     assert limits == ["488.2 MiB", before]
+    other = tmp_path / "u.jsonl"
+    other.write_text('{"resourceSpans":[{"resource":{}}]}\n')
+    limits.clear()
+    report = case.load(src, other, force=True)
+    assert [f.status for f in report.files] == ["loaded", "loaded"]
+    # t.jsonl in a group of small files, then alone, then alone under the case's own limit; u.jsonl
+    assert limits == ["488.2 MiB", "488.2 MiB", before, "488.2 MiB"]

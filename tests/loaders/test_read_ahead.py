@@ -1,6 +1,8 @@
-"""Reading the next file ahead (forensics.loaders.read_ahead) changes nothing but speed: the same
-rows, rejects, warnings and file reports as a load without it, strict mode failing at the same
-record, and a file that changed after it was read ahead read again."""
+"""Reading the next files ahead (forensics.loaders.read_ahead) and loading small files in shared
+transactions (forensics.loaders.api._Group) change nothing but speed: the same rows, rejects,
+warnings and file reports as a load without them, strict mode and internal errors failing at the
+same file with the files before it loaded, and a file that changed after it was read ahead read
+again."""
 from __future__ import annotations
 
 import json
@@ -11,16 +13,17 @@ from typing import Any
 import pytest
 
 import forensics
-from forensics.errors import StrictModeError
-from forensics.loaders import read_ahead
+from forensics.errors import LoadError, StrictModeError
+from forensics.loaders import api, read_ahead
+from forensics.loaders.context import LoadContext
 from forensics.loaders.read_ahead import ReadAhead, RecordingContext
 
 from ..corpus.make_corpus import build_cases
 from ._jaeger_zipkin_util import DATA
 
 
-def _snapshot(*paths: Path, **options: Any) -> dict[str, Any]:
-    case = forensics.open_case()
+def _snapshot(*paths: Path, case_path: Path | None = None, **options: Any) -> dict[str, Any]:
+    case = forensics.open_case(case_path)
     report = forensics.load(case, *paths, progress=False, **options)
     spans = case.sql("SELECT * REPLACE (epoch_us(start_time) AS start_time, epoch_us(end_time) AS end_time) "
                      "FROM spans ORDER BY source_file, source_line, source_offset, trace_id, span_id").to_arrow().to_pylist()
@@ -72,11 +75,12 @@ def export_dir(tmp_path: Path) -> Path:
     return out
 
 
-def test_a_directory_loads_the_same_with_and_without_reading_ahead(export_dir: Path, monkeypatch) -> None:
+def test_a_directory_loads_the_same_with_and_without_reading_ahead(export_dir: Path, tmp_path: Path, monkeypatch) -> None:
     taken = _spy_takes(monkeypatch)
-    ahead = _snapshot(export_dir)
+    monkeypatch.setattr(api, "GROUP_FILES", 7)  # several groups of small files
+    ahead = _snapshot(export_dir, case_path=tmp_path / "ahead.duckdb")
     monkeypatch.undo()
-    plain = _snapshot(export_dir, read_ahead=False)
+    plain = _snapshot(export_dir, case_path=tmp_path / "plain.duckdb", read_ahead=False, group_small_files=False)
     assert ahead["files"] == plain["files"]
     assert ahead["warnings"] == plain["warnings"] and any("trace not found" in w for w in ahead["warnings"])
     assert ahead["rejects"] == plain["rejects"] and len(plain["rejects"]) > 20
@@ -91,14 +95,16 @@ def test_a_directory_loads_the_same_with_and_without_reading_ahead(export_dir: P
 
 @pytest.mark.parametrize("bad", ["cut_download.json", "broken.json"])
 def test_strict_mode_fails_at_the_same_record_of_the_same_file(bad: str, tmp_path: Path) -> None:
+    exports = tmp_path / "exports"
+    exports.mkdir()
     for name in ("a_single_trace.json", "c_ui_download.json"):
-        shutil.copy(DATA / "jaeger" / name.split("_", 1)[1], tmp_path / name)
-    shutil.copy(DATA / "jaeger" / bad, tmp_path / f"b_{bad}")
+        shutil.copy(DATA / "jaeger" / name.split("_", 1)[1], exports / name)
+    shutil.copy(DATA / "jaeger" / bad, exports / f"b_{bad}")
     errors, contents = [], []
-    for options in ({}, {"read_ahead": False}):
-        case = forensics.open_case()
+    for k, options in enumerate(({}, {"read_ahead": False, "group_small_files": False})):
+        case = forensics.open_case(tmp_path / f"case{k}.duckdb")
         with pytest.raises(StrictModeError) as info:
-            forensics.load(case, tmp_path, strict=True, progress=False, **options)
+            forensics.load(case, exports, strict=True, progress=False, **options)
         errors.append((info.value.path, info.value.line, info.value.offset, str(info.value)))
         contents.append(case.sql("SELECT source_file, count(*) FROM spans GROUP BY ALL ORDER BY ALL").rows())
     assert errors[0] == errors[1] and errors[0][0].endswith(f"b_{bad}")
@@ -110,15 +116,15 @@ def test_a_file_changed_after_it_was_read_ahead_is_read_again(tmp_path: Path) ->
     path.write_text(json.dumps(_envelope(2)))
     ahead = ReadAhead(strict=False, format=None, options={})
     try:
-        ahead.schedule(str(path))
+        ahead.schedule([str(path)])
         ahead._pending[0].future.result()  # read ahead: 6 spans
         path.write_text(json.dumps(_envelope(5)))
         assert ahead.take(str(path), "jaeger_json") is None
-        ahead.schedule(str(path))
+        ahead.schedule([str(path)])
         got = ahead.take(str(path), "jaeger_json")
         assert isinstance(got, RecordingContext) and got.events[0][0] == "source"
         assert ahead.take(str(path), "jaeger_json") is None  # handed out once
-        ahead.schedule(str(path))
+        ahead.schedule([str(path)])
         assert ahead.take(str(path), "zipkin_json") is None  # read as another format than the load's
     finally:
         ahead.close()
@@ -141,3 +147,34 @@ def test_large_files_and_failures_are_loaded_as_usual(tmp_path: Path, monkeypatc
     monkeypatch.setitem(forensics.loaders.registry.FORMATS, "jaeger_json",
                         type(spec)(**{**spec.__dict__, "read_ahead": broken}))
     assert _snapshot(tmp_path) == expected and taken == [None] * 3
+
+
+def test_a_failing_file_in_a_group_of_small_files_fails_alone(tmp_path: Path, monkeypatch) -> None:
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    for i in range(6):
+        (exports / f"{i}.json").write_text(json.dumps(_envelope(2, first=10 * i + 1)))
+    from forensics.loaders import _arrow_spans
+
+    real_insert = _arrow_spans.insert_spans
+
+    def failing(ctx: LoadContext, *args: Any, **kwargs: Any) -> int:
+        n = real_insert(ctx, *args, **kwargs)
+        if ctx.path.endswith("3.json"):
+            raise RuntimeError("disk went away")
+        return n
+
+    for module in ("_jaeger_zipkin_arrow", "_otlp_arrow"):
+        monkeypatch.setattr(getattr(forensics.loaders, module), "insert_spans", failing)
+    seen: list[str] = []
+    case = forensics.open_case(tmp_path / "c.duckdb")
+    with pytest.raises(LoadError, match="disk went away") as info:
+        case.load(exports, progress=False, on_file=lambda fr: seen.append(Path(fr.path).name))
+    assert info.value.path.endswith("3.json")
+    assert seen == ["0.json", "1.json", "2.json"]  # reported once each, after their commit
+    assert case.sql("SELECT path FROM files ORDER BY 1").rows() == [(str(exports / f"{i}.json"),) for i in range(3)]
+    assert case.sql("SELECT count(*) FROM spans").rows() == [(18,)]
+    monkeypatch.undo()
+    report = case.load(exports, progress=False)  # the rest loads; the first three are skipped
+    assert [f.status for f in report.files] == ["skipped_duplicate"] * 3 + ["loaded"] * 3
+    assert case.sql("SELECT count(*) FROM spans").rows() == [(36,)]
