@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from .._db import run
+from .._db import one, run
 from ._semconv import SPAN_ID_HEX
 from .context import LoadContext
 
@@ -31,6 +31,8 @@ def _join_shared_halves(ctx: LoadContext) -> None:
     run(ctx.con, f"CREATE TEMP TABLE {groups} AS SELECT trace_id, span_id FROM spans WHERE {_MINE} "
                  "GROUP BY ALL HAVING bool_or(kind = 'server') AND bool_or(kind = 'client')", [ctx.path, ctx.format])
     try:
+        if not one(ctx.con, f"SELECT count(*) FROM {groups}")[0]:  # usually: skip the UPDATEs' scans
+            return
         same = f"spans.trace_id = g.trace_id AND spans.span_id = g.span_id AND {_MINE}"
         run(ctx.con, f"UPDATE spans SET parent_span_id = {_derived_sql('g.span_id')} FROM {groups} g "
                      f"WHERE {same} AND spans.kind = 'server'", [ctx.path, ctx.format])
@@ -46,6 +48,9 @@ def _widen_trace_ids(ctx: LoadContext) -> None:
     its default): a span whose trace id has a zero high half takes the 128-bit id of the file's
     spans with the same low half, when exactly one such id exists, and keeps the id it had in
     attribute ``zipkin.original_trace_id``."""
+    if not one(ctx.con, f"SELECT EXISTS (SELECT 1 FROM spans WHERE {_MINE} AND starts_with(trace_id, {_ZERO_HIGH}))",
+               [ctx.path, ctx.format])[0]:
+        return
     run(ctx.con, f"""
         UPDATE spans SET trace_id = w.wide,
                attributes = map_concat(spans.attributes, MAP {{'zipkin.original_trace_id': spans.trace_id}})
