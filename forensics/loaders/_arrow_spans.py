@@ -60,7 +60,7 @@ def prepared_ahead(items: Iterable[_Item], prepare: Callable[[duckdb.DuckDBPyCon
     """Each item with ``prepare(scratch, item)``, pipelined: while the caller stores one item's rows
     on the case's connection, the next item is prepared on a second thread with a scratch
     connection of its own (pyarrow and DuckDB release the GIL). Two items are in flight at most."""
-    scratch = duckdb.connect()
+    scratch = duckdb.connect(config={"threads": 1})
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
     pending: tuple[_Item, Future] | None = None
     try:

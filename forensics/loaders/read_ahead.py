@@ -110,7 +110,7 @@ class ReadAhead:
         """This worker thread's scratch connection."""
         con = getattr(self._local, "con", None)
         if con is None:
-            con = self._local.con = duckdb.connect()
+            con = self._local.con = duckdb.connect(config={"threads": 1})
             with self._lock:
                 self._scratches.append(con)
         return con
