@@ -58,12 +58,35 @@ _BLANK = re.compile(rb"\s*")
 READ_AHEAD_TEXT = 128 << 20
 
 
+def _pieces(fh: BinaryIO) -> Iterator[bytes]:
+    """The lines of ``fh``, a line longer than :data:`_LINE_PIECE` in pieces of about that size
+    (as ``fh.readline(_LINE_PIECE)`` would give them, but found in blocks with ``bytes.find``:
+    several times faster on a one-line document)."""
+    rest = b""
+    while True:
+        block = fh.read(_LINE_PIECE)
+        if not block:
+            if rest:
+                yield rest
+            return
+        data = rest + block if rest else block
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            yield data[start: end + 1]
+            start = end + 1
+        rest = data[start:]
+        if len(rest) >= _LINE_PIECE:
+            yield rest
+            rest = b""
+
+
 def _first_lines(fh: BinaryIO) -> tuple[bytes | None, bool]:
     """(the first non-blank line if it is at most :data:`_KEEP_LINE_BYTES` long, whether it ends
     with a newline and another non-blank line follows); a longer line is read in pieces and not
     kept (a one-line document is not held in memory twice)."""
     first, length, complete = [], 0, False
-    for piece in iter(lambda: fh.readline(_LINE_PIECE), b""):
+    pieces = _pieces(fh)
+    for piece in pieces:
         if not length and _BLANK.fullmatch(piece):
             continue
         length += len(piece)
@@ -76,7 +99,7 @@ def _first_lines(fh: BinaryIO) -> tuple[bytes | None, bool]:
             break
     if not complete:
         return None, False
-    for line in iter(lambda: fh.readline(_LINE_PIECE), b""):
+    for line in pieces:
         if not _BLANK.fullmatch(line):
             return (b"".join(first) if length <= _KEEP_LINE_BYTES else None), True
     return None, False

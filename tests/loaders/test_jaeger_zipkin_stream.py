@@ -112,3 +112,38 @@ def test_element_with_invalid_utf8_is_rejected_alone(tmp_path):
     assert (line, offset, code) == (None, at, "invalid_utf8")
     assert reason == f"array element 1 (at byte {at}) is not valid UTF-8 text"
     assert case.sql("SELECT list(source_offset ORDER BY source_offset) FROM spans").scalar() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("text", [b"", b"\n", b"a", b"ab\ncd", b"\n\n  \n{}\n", b"x" * 30 + b"\n" + b"y" * 17,
+                                  b"  " * 20 + b"\n[1]\n\n[2]\n", b"\n" * 40, b"{" + b"z" * 50 + b"}\n"])
+def test_lines_are_cut_like_readline_with_a_piece_size(text: bytes, monkeypatch) -> None:
+    from forensics.loaders import _jaeger_zipkin
+
+    monkeypatch.setattr(_jaeger_zipkin, "_LINE_PIECE", 8)
+    got = list(_jaeger_zipkin._pieces(io.BytesIO(text)))
+    assert b"".join(got) == text
+    assert all(p.endswith(b"\n") or len(p) >= 8 for p in got[:-1]) and all(p for p in got)
+    assert all(b"\n" not in p[:-1] for p in got)  # a newline only ends a piece
+    # the same answer as the readline-based probe it replaces
+    expected = _first_lines_by_readline(io.BytesIO(text), 8)
+    assert _jaeger_zipkin._first_lines(io.BytesIO(text)) == expected
+
+
+def _first_lines_by_readline(fh, piece: int) -> tuple[bytes | None, bool]:
+    import re
+
+    blank = re.compile(rb"\s*")
+    first, complete = [], False
+    for part in iter(lambda: fh.readline(piece), b""):
+        if not first and blank.fullmatch(part):
+            continue
+        first.append(part)
+        if part.endswith(b"\n"):
+            complete = True
+            break
+    if not complete:
+        return None, False
+    for line in iter(lambda: fh.readline(piece), b""):
+        if not blank.fullmatch(line):
+            return b"".join(first), True
+    return None, False
