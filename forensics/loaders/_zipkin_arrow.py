@@ -35,7 +35,7 @@ _REMOTE = "zipkin.remote_endpoint."
 _LOCAL = "zipkin.local_endpoint."
 #: attributes the loader adds to the tags (a tag of the same name is left to the general path)
 _ADDED = ("zipkin.debug", "zipkin.shared", _REMOTE + "service_name", _REMOTE + "ipv4", _REMOTE + "ipv6", _REMOTE + "port")
-_V1_MARKS = '"(binaryAnnotations|endpoint)"'
+_V1_MARKS = ('"binaryAnnotations"', '"endpoint"')
 
 
 _TAGS_MAP = '"tags": "MAP(VARCHAR, VARCHAR)"'
@@ -201,7 +201,7 @@ def prepare(con: duckdb.DuckDBPyConnection, source: pa.Table, mode: str) -> Fast
     :class:`~._jaeger_zipkin.Source`, the same for every mode here); a huge array of spans is
     converted a run of spans at a time."""
     raw = source.column("raw").combine_chunks()
-    candidate = (mask(pc.starts_with(raw, "{")) | mask(pc.starts_with(raw, "["))) & ~rows_containing(raw, _V1_MARKS)
+    candidate = (mask(pc.starts_with(raw, "{")) | mask(pc.starts_with(raw, "["))) & ~rows_containing(raw, *_V1_MARKS)
     rows = np.flatnonzero(candidate)
     if not len(rows):
         return FastBatch.nothing(len(raw))
