@@ -44,7 +44,7 @@ from ._jaeger_zipkin_arrow import FastBatch
 from ._jaeger_zipkin_stream import Tail, Truncated, array_start, iter_elements
 from ._semconv import hex_id_sql
 from .context import LoadContext
-from .read_ahead import RecordingContext
+from .read_ahead import READ_AHEAD_TEXT, RecordingContext
 from .sniff import Head
 
 #: longest first line read to decide whether a file is newline-delimited
@@ -54,8 +54,6 @@ BATCH_BYTES = 16 << 20
 _KEEP_LINE_BYTES = 8 << 20
 _LINE_PIECE = 1 << 20
 _BLANK = re.compile(rb"\s*")
-#: most JSON text of a file read ahead (:func:`read_ahead`), bounding the memory it holds
-READ_AHEAD_TEXT = 128 << 20
 
 
 def _pieces(fh: BinaryIO) -> Iterator[bytes]:

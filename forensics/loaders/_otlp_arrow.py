@@ -39,6 +39,7 @@ from ._arrow_spans import (KIND_NAMES, STATUS_NAMES, Staged, bad_key_rows, code_
                            promoted_text, scratch_query, times_from_ns)
 from ._otlp_sql import SPAN
 from .context import LoadContext
+from .read_ahead import READ_AHEAD_TEXT, RecordingContext
 from .io import Block
 
 #: leaves whose JSON type in canonical collector output is not a string
@@ -370,9 +371,30 @@ def apply(ctx: LoadContext, block: Block, prepared: Prepared | None) -> pa.Table
     return lines.filter(pc.invert(pc.is_in(lines.column("line"), done)))
 
 
+def read_ahead(path: str, format: str, strict: bool, options: dict, scratch: duckdb.DuckDBPyConnection) -> RecordingContext | None:
+    """A file of collector lines read ahead (:mod:`.read_ahead`): its blocks, each with its
+    :func:`prepare` result, recorded in order with the rejects of reading them; None when the
+    file holds more than :data:`~.read_ahead.READ_AHEAD_TEXT`."""
+    rec = RecordingContext(path, format, scratch, strict=strict, options=dict(options))
+    text = 0
+    for block in rec.blocks():
+        text += len(block.data)
+        if text > READ_AHEAD_TEXT:
+            return None
+        rec.events.append(("block", block, prepare(scratch, block)))
+    return rec
+
+
 def fast_blocks(ctx: LoadContext) -> Iterator[pa.Table]:
     """The file's blocks through the fast path, pipelined (:func:`~._arrow_spans.prepared_ahead`:
-    the next block is parsed and converted while the current one is inserted). Yields the lines
-    each block leaves for the general path."""
+    the next block is parsed and converted while the current one is inserted), or replayed from
+    its reading ahead (``ctx.ahead``, see :func:`read_ahead`). Yields the lines each block leaves
+    for the general path."""
+    if isinstance(ctx.ahead, RecordingContext):
+        recorded, ctx.ahead = ctx.ahead, None
+        for event in recorded.events:
+            if not recorded.replay(ctx, event):
+                yield apply(ctx, event[1], event[2])
+        return
     for block, prepared in prepared_ahead(ctx.blocks(), prepare, "otlp-prepare"):
         yield apply(ctx, block, prepared)

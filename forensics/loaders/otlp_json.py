@@ -30,6 +30,7 @@ import itertools
 import json
 import re
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,7 +38,7 @@ import pyarrow.compute as pc
 from .._db import query_arrow, scalar
 from ..errors import Reason
 from . import io as fio
-from ._otlp_arrow import fast_blocks
+from ._otlp_arrow import fast_blocks, read_ahead
 from ._jaeger_zipkin_stream import unescaped_quotes
 from ._otlp_document_stream import DocumentWalker, Elements, Problem, Whole
 from ._otlp_requests import emit_requests, install_macros, requests_table
@@ -123,9 +124,17 @@ def _array_elements(ctx: LoadContext, text: str) -> list[str]:
     return rows.column("doc").to_pylist() if rows.num_rows else []
 
 
+def _read_ahead(path: str, format: str, strict: bool, options: dict, scratch: duckdb.DuckDBPyConnection) -> object | None:
+    """Collector lines are read ahead through the fast path (:func:`._otlp_arrow.read_ahead`);
+    documents are not."""
+    if not options.get("otlp_fast", True) or _is_document(head_of(path)):
+        return None
+    return read_ahead(path, format, strict, options, scratch)
+
+
 @register_format("otlp_json", signal="mixed",
                  description="OTLP/JSON traces, logs and metrics (collector file exporter lines or one document)",
-                 sniff=_sniff, extensions=(".json", ".jsonl", ".ndjson", ".otlp"))
+                 sniff=_sniff, extensions=(".json", ".jsonl", ".ndjson", ".otlp"), read_ahead=_read_ahead)
 def load_otlp_json(ctx: LoadContext) -> None:
     """Load an OTLP/JSON file (see the module docstring for the supported shapes)."""
     install_macros(ctx)

@@ -31,7 +31,10 @@ from .registry import formats
 from .sniff import sniff
 
 #: largest file (bytes on disk) read ahead; a compressed one counts 8 times its size
-READ_AHEAD_BYTES = 64 << 20
+READ_AHEAD_BYTES = 32 << 20
+#: most text a format's ``read_ahead`` holds for one file before it declines (a compressed file
+#: larger than it looked); with :data:`FILES_AHEAD` files this bounds the memory read ahead
+READ_AHEAD_TEXT = 64 << 20
 #: files read ahead at the same time (with the load's own thread: one per core on 2 cores, the
 #: reading and converting being about twice the work of storing)
 FILES_AHEAD = 2

@@ -57,14 +57,14 @@ def _envelope(traces: int, first: int = 1, **extra: Any) -> dict:
 
 @pytest.fixture
 def export_dir(tmp_path: Path) -> Path:
-    """A directory of Jaeger and Zipkin exports with their quirks and broken files (the loader
+    """A directory of Jaeger, Zipkin and OTLP exports with their quirks and broken files (the loader
     test files and the malformed-input corpus), a Jaeger API response with ``errors``, a copy of
     one file (skipped as a duplicate) and a file in no known format."""
     out = tmp_path / "exports"
-    for fmt in ("jaeger", "zipkin"):
+    for fmt in ("jaeger", "zipkin", "otlp"):
         shutil.copytree(DATA / fmt, out / fmt)
     for case in build_cases():
-        if case.format in ("jaeger_json", "zipkin_json") and len(case.data) < 1 << 20:
+        if case.format in ("jaeger_json", "zipkin_json", "otlp_json") and len(case.data) < 1 << 20:
             (out / "corpus" / case.format).mkdir(parents=True, exist_ok=True)
             (out / "corpus" / case.format / case.filename).write_bytes(case.data)
     (out / "api").mkdir()
@@ -91,6 +91,7 @@ def test_a_directory_loads_the_same_with_and_without_reading_ahead(export_dir: P
     assert all(isinstance(t, RecordingContext) for t in used)
     assert len(used) > len(taken) / 2  # most files were read ahead (not the first, the API v3 ones...)
     assert any(e[0] == "reject" for t in used for e in t.events)  # rejects were replayed too
+    assert {t.format for t in used} == {"jaeger_json", "zipkin_json", "otlp_json"}
 
 
 @pytest.mark.parametrize("bad", ["cut_download.json", "broken.json"])
