@@ -89,6 +89,7 @@ class ReadAhead:
 
     def __init__(self, *, strict: bool, format: str | None, options: dict[str, Any], workers: int = 2) -> None:
         self._strict, self._format, self._options = strict, format, dict(options)
+        formats()  # every loader imported here, not by two threads at once
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="forensics-read-ahead")
         self._local = threading.local()
         self._scratches: list[duckdb.DuckDBPyConnection] = []
