@@ -44,7 +44,7 @@ from ._jaeger_zipkin_arrow import FastBatch
 from ._jaeger_zipkin_stream import Tail, Truncated, array_start, iter_elements
 from ._semconv import hex_id_sql
 from .context import LoadContext
-from .read_ahead import READ_AHEAD_TEXT, RecordingContext
+from .read_ahead import RecordingContext, take_recorded
 from .sniff import Head
 
 #: longest first line read to decide whether a file is newline-delimited
@@ -295,20 +295,17 @@ def json_sources(ctx: LoadContext, fmt: SpanFormat | None) -> Iterator[str]:
 def read_ahead(fmt: SpanFormat) -> Callable[..., RecordingContext | None]:
     """The format's ``read_ahead`` (:mod:`.read_ahead`): a file's sources, each with what the
     fast path took from it, recorded in order with the rejects and warnings of reading it;
-    None when the fast path is off or the file holds more than :data:`READ_AHEAD_TEXT` of JSON
-    text (it then streams and pipelines within itself)."""
+    None when the fast path is off or the file holds more than
+    :data:`~.read_ahead.READ_AHEAD_TEXT` of JSON text (it then streams and pipelines within
+    itself)."""
 
     def run(path: str, format: str, strict: bool, options: dict, scratch: duckdb.DuckDBPyConnection) -> RecordingContext | None:
-        if fmt.fast is None or not options.get(fmt.fast_option, True):
+        fast = fmt.fast
+        if fast is None or not options.get(fmt.fast_option, True):
             return None
         rec = RecordingContext(path, format, scratch, strict=strict, options=dict(options))
-        text = 0
-        for src in sources(rec, fmt):
-            text += src.table.column("raw").nbytes
-            if text > READ_AHEAD_TEXT:
-                return None
-            rec.events.append(("source", src, fmt.fast(scratch, src.table, src.mode)))
-        return rec
+        return rec.record("source", sources(rec, fmt), lambda src: src.table.column("raw").nbytes,
+                          lambda src: fast(scratch, src.table, src.mode))
 
     return run
 
@@ -318,11 +315,9 @@ def _with_fast(ctx: LoadContext, fmt: SpanFormat) -> Iterator[tuple[Source, Fast
     the fast path is off), the next source converted while the caller stores the current one
     (:func:`~._arrow_spans.prepared_ahead`); or, for a file read ahead (``ctx.ahead``, see
     :func:`read_ahead`), its recorded sources, rejects and warnings replayed in order."""
-    if isinstance(ctx.ahead, RecordingContext):
-        recorded, ctx.ahead = ctx.ahead, None
-        for event in recorded.events:
-            if not recorded.replay(ctx, event):
-                yield event[1], event[2]
+    recorded = take_recorded(ctx)
+    if recorded is not None:
+        yield from recorded.replay(ctx)
         return
     fast = fmt.fast if fmt.fast is not None and ctx.options.get(fmt.fast_option, True) else None
     if fast is None:

@@ -39,7 +39,7 @@ from ._arrow_spans import (KIND_NAMES, STATUS_NAMES, Staged, bad_key_rows, code_
                            promoted_text, scratch_query, times_from_ns)
 from ._otlp_sql import SPAN
 from .context import LoadContext
-from .read_ahead import READ_AHEAD_TEXT, RecordingContext
+from .read_ahead import RecordingContext, take_recorded
 from .io import Block
 
 #: leaves whose JSON type in canonical collector output is not a string
@@ -376,13 +376,7 @@ def read_ahead(path: str, format: str, strict: bool, options: dict, scratch: duc
     :func:`prepare` result, recorded in order with the rejects of reading them; None when the
     file holds more than :data:`~.read_ahead.READ_AHEAD_TEXT`."""
     rec = RecordingContext(path, format, scratch, strict=strict, options=dict(options))
-    text = 0
-    for block in rec.blocks():
-        text += len(block.data)
-        if text > READ_AHEAD_TEXT:
-            return None
-        rec.events.append(("block", block, prepare(scratch, block)))
-    return rec
+    return rec.record("block", rec.blocks(), lambda block: len(block.data), lambda block: prepare(scratch, block))
 
 
 def fast_blocks(ctx: LoadContext) -> Iterator[pa.Table]:
@@ -390,11 +384,7 @@ def fast_blocks(ctx: LoadContext) -> Iterator[pa.Table]:
     the next block is parsed and converted while the current one is inserted), or replayed from
     its reading ahead (``ctx.ahead``, see :func:`read_ahead`). Yields the lines each block leaves
     for the general path."""
-    if isinstance(ctx.ahead, RecordingContext):
-        recorded, ctx.ahead = ctx.ahead, None
-        for event in recorded.events:
-            if not recorded.replay(ctx, event):
-                yield apply(ctx, event[1], event[2])
-        return
-    for block, prepared in prepared_ahead(ctx.blocks(), prepare, "otlp-prepare"):
+    recorded = take_recorded(ctx)
+    pairs = recorded.replay(ctx) if recorded is not None else prepared_ahead(ctx.blocks(), prepare, "otlp-prepare")
+    for block, prepared in pairs:
         yield apply(ctx, block, prepared)

@@ -15,7 +15,7 @@ import orjson
 from .._db import one, run
 from ..errors import CaseError, ForensicsError, LoadError, UnknownFormatError, UsageError
 from .context import LoadContext
-from .io import sha256_and_size
+from .io import estimated_text_bytes, sha256_and_size
 from .read_ahead import FILES_AHEAD, ReadAhead
 from .registry import formats
 from .sniff import sniff
@@ -171,7 +171,6 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
     read_ahead = options.pop("read_ahead", True)
     grouping = options.pop("group_small_files", True) and case.path is not None and len(entries) > 1
     threshold = ahead = None
-    group = _Group(case, report, on_file)
     kw = dict(strict=strict, format=format, force=force, options=options)
 
     def alone(path: str) -> FileReport:
@@ -187,6 +186,7 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
             run(case.con, "SET memory_limit = ?", [bounded])
             return fr
 
+    group = _Group(case, report, on_file, alone)
     try:
         threshold = _checkpoint_threshold(case, LOAD_CHECKPOINT_THRESHOLD)
         if read_ahead and len(entries) > 1:
@@ -199,9 +199,9 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
                 coming = [os.path.abspath(entries[j][0]) for j in range(i, min(len(entries), i + 1 + 4 * FILES_AHEAD))
                           if not ignored[j]]
                 ahead.schedule(coming[: 1 + FILES_AHEAD])
-            size = _size(path)
+            size = estimated_text_bytes(path)
             if not grouping or size is None or size > GROUP_FILE_BYTES:
-                group.commit(alone)
+                group.commit()
                 group.done(alone(path))
                 continue
             group.begin()
@@ -211,12 +211,12 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
                 group.rollback()
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
-                group.redo(alone, path)  # each file in its own transaction: the error again, at its file
+                group.redo(path)  # each file in its own transaction: the error again, at its file
                 continue
             group.add(path, fr, size)
             if group.full():
-                group.commit(alone)
-        group.commit(alone)
+                group.commit()
+        group.commit()
     finally:
         if group.open:
             group.rollback()
@@ -229,15 +229,6 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
     return report
 
 
-def _size(path: str) -> int | None:
-    """Bytes on disk of ``path`` (a compressed file counts 8 times), None when unknown."""
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        return None
-    return size * 8 if path.lower().endswith((".gz", ".zst", ".zstd")) else size
-
-
 class _Group:
     """Small files loaded in one shared transaction (see :data:`GROUP_BYTES`), their reports
     held back until it commits. Should a file of the group fail (or the COMMIT), the group is
@@ -245,8 +236,10 @@ class _Group:
     error at its file with the files before it loaded: the case ends as if every file had had
     its own transaction."""
 
-    def __init__(self, case: "Case", report: LoadReport, on_file: Callable[[FileReport], None] | None) -> None:
-        self.case, self.report, self.on_file = case, report, on_file
+    def __init__(self, case: "Case", report: LoadReport, on_file: Callable[[FileReport], None] | None,
+                 alone: Callable[[str], FileReport]) -> None:
+        """``alone(path)`` loads one file in its own transaction."""
+        self.case, self.report, self.on_file, self.alone = case, report, on_file, alone
         self.open = False
         self.files: list[tuple[str | None, FileReport]] = []  # (path to redo, report) in load order
         self.bytes = 0
@@ -283,7 +276,7 @@ class _Group:
             except duckdb.Error:  # DuckDB already ended the transaction (a COMMIT that failed)
                 pass
 
-    def commit(self, alone: Callable[[str], FileReport]) -> None:
+    def commit(self) -> None:
         """Commit the open group and publish its reports (on failure: :meth:`redo`)."""
         if not self.open:
             return
@@ -293,18 +286,18 @@ class _Group:
             self.rollback()
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
-            self.redo(alone)
+            self.redo()
             return
         self.open = False
         files, self.files, self.bytes = self.files, [], 0
         for _, fr in files:
             self._emit(fr)
 
-    def redo(self, alone: Callable[[str], FileReport], failed: str | None = None) -> None:
+    def redo(self, failed: str | None = None) -> None:
         """After a rollback: load the group's files (and ``failed``) one transaction each."""
         files, self.files, self.bytes = self.files, [], 0
         for path, fr in files + ([(failed, None)] if failed is not None else []):
-            self._emit(alone(path) if path is not None else fr)
+            self._emit(self.alone(path) if path is not None else fr)
 
 
 def _bounded_memory(case: "Case", limit: str | None) -> str | None:

@@ -27,6 +27,20 @@ def compression_of(path: str) -> str | None:
     return None
 
 
+#: text a compressed file is assumed to hold, per byte on disk (for size limits decided before reading)
+COMPRESSED_RATIO = 8
+
+
+def estimated_text_bytes(path: str) -> int | None:
+    """Bytes of text ``path`` holds, estimated before reading it: its size on disk, times
+    :data:`COMPRESSED_RATIO` when it is compressed (magic bytes); None when it cannot be read."""
+    try:
+        size = os.path.getsize(path)
+        return size * COMPRESSED_RATIO if compression_of(path) else size
+    except OSError:
+        return None
+
+
 def open_binary(path: str) -> BinaryIO:
     """Open a file for reading, decompressing gzip and zstd transparently (streaming)."""
     kind = compression_of(path)

@@ -1,4 +1,4 @@
-"""Read the next file of a load ahead, on a worker thread, while the current one is stored.
+"""Read the next files of a load ahead, on worker threads, while the current one is stored.
 
 A load of many small files (a directory of per-query Jaeger or Zipkin exports) would otherwise
 alternate between reading and converting a file (CPU in pyarrow and a scratch DuckDB) and
@@ -11,9 +11,9 @@ replayed in order, so strict mode fails at the same record and the rows and reje
 a load without read-ahead.
 
 The next :data:`FILES_AHEAD` files are read ahead, on as many worker threads, each only if it
-is not larger than :data:`READ_AHEAD_BYTES` on disk (a larger file streams in batches and
-pipelines within itself). A file that changed between its
-reading ahead and its turn (size or modification time) is read again.
+holds at most :data:`READ_AHEAD_BYTES` of text (estimated before reading: a larger file streams
+in batches and pipelines within itself). A file that changed between its reading ahead and its
+turn (size or modification time) is read again.
 """
 from __future__ import annotations
 
@@ -21,16 +21,17 @@ import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator
 
 import duckdb
 
 from ..errors import Reason
 from .context import LoadContext
+from .io import estimated_text_bytes
 from .registry import formats
 from .sniff import sniff
 
-#: largest file (bytes on disk) read ahead; a compressed one counts 8 times its size
+#: largest file read ahead (:func:`~.io.estimated_text_bytes`)
 READ_AHEAD_BYTES = 32 << 20
 #: most text a format's ``read_ahead`` holds for one file before it declines (a compressed file
 #: larger than it looked); with :data:`FILES_AHEAD` files this bounds the memory read ahead
@@ -38,7 +39,6 @@ READ_AHEAD_TEXT = 64 << 20
 #: files read ahead at the same time (with the load's own thread: one per core on 2 cores, the
 #: reading and converting being about twice the work of storing)
 FILES_AHEAD = 2
-_COMPRESSED = (".gz", ".zst", ".zstd")
 
 
 @dataclass
@@ -55,16 +55,35 @@ class RecordingContext(LoadContext):
     def warn(self, message: str) -> None:
         self.events.append(("warn", message))
 
-    def replay(self, ctx: LoadContext, event: tuple) -> bool:
-        """Apply a recorded reject or warning to the real context ``ctx``; False for another
-        kind of event (the caller's own)."""
-        if event[0] == "reject":
-            ctx.reject(*event[1], **event[2])
-        elif event[0] == "warn":
-            ctx.warn(event[1])
-        else:
-            return False
-        return True
+    def record(self, kind: str, items: Iterable[Any], size: Callable[[Any], int],
+               convert: Callable[[Any], Any]) -> RecordingContext | None:
+        """Record each of ``items`` (read through this context) with ``convert(item)`` as a
+        ``(kind, item, converted)`` event; None (declined) once the items' ``size`` passes
+        :data:`READ_AHEAD_TEXT`."""
+        text = 0
+        for item in items:
+            text += size(item)
+            if text > READ_AHEAD_TEXT:
+                return None
+            self.events.append((kind, item, convert(item)))
+        return self
+
+    def replay(self, ctx: LoadContext) -> Iterator[tuple[Any, Any]]:
+        """The recorded ``(item, converted)`` pairs, in order, the recorded rejects and
+        warnings applied to the real context ``ctx`` between them as they came."""
+        for event in self.events:
+            if event[0] == "reject":
+                ctx.reject(*event[1], **event[2])
+            elif event[0] == "warn":
+                ctx.warn(event[1])
+            else:
+                yield event[1], event[2]
+
+
+def take_recorded(ctx: LoadContext) -> RecordingContext | None:
+    """What was recorded for ``ctx``'s file ahead of its turn (handed out once), or None."""
+    recorded, ctx.ahead = ctx.ahead, None
+    return recorded if isinstance(recorded, RecordingContext) else None
 
 
 def _stat(path: str) -> tuple[int, int] | None:
@@ -106,8 +125,8 @@ class ReadAhead:
             stat = _stat(path)
             if stat is None or any(p.path == path for p in self._pending):
                 continue
-            size = stat[0] * (8 if path.lower().endswith(_COMPRESSED) else 1)
-            if size <= READ_AHEAD_BYTES:
+            size = estimated_text_bytes(path)
+            if size is not None and size <= READ_AHEAD_BYTES:
                 self._pending.append(_Pending(path, stat, self._pool.submit(self._read, path)))
 
     def _scratch(self) -> duckdb.DuckDBPyConnection:
