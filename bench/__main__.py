@@ -29,7 +29,7 @@ DATA = ROOT / "bench" / "data"
 RESULTS = ROOT / "bench" / "results"
 PATTERNS = {"otlp": "traces.otlp.jsonl", "jaeger": "jaeger/*.json", "zipkin": "zipkin/*.json"}
 SPANS_PER_TRACE = 9.75  # measured on the `clean` scenario
-#: larger OTLP datasets are copies of this synth one (bench.bigdata)
+#: larger datasets are copies of this synth one (bench.bigdata)
 SYNTH_MAX_SPANS = 1_000_000
 
 
@@ -46,8 +46,8 @@ def dataset(fmt: str, spans: int) -> tuple[str, int, int]:
     import forensics.synth as synth
 
     traces = max(1, int(spans / SPANS_PER_TRACE))
-    if fmt == "otlp" and spans > SYNTH_MAX_SPANS:
-        return _copied_dataset(spans)
+    if spans > SYNTH_MAX_SPANS:
+        return _copied_dataset(fmt, spans)
     out = DATA / f"clean-{fmt}-{traces}"
     truth_path = out / "truth.json"
     if not truth_path.exists():
@@ -62,23 +62,27 @@ def dataset(fmt: str, spans: int) -> tuple[str, int, int]:
     return pattern, size, truth["counts"]["spans"]
 
 
-def _copied_dataset(spans: int) -> tuple[str, int, int]:
-    """OTLP data above :data:`SYNTH_MAX_SPANS`: copies of the synth 1M-span export with new ids and
-    times (``bench.bigdata``; synth itself makes ~20k spans/s, bigdata ~1M/s)."""
-    from bench.bigdata import write
+def _copied_dataset(fmt: str, spans: int) -> tuple[str, int, int]:
+    """Data above :data:`SYNTH_MAX_SPANS`: copies of the synth 1M-span export with new ids and
+    times (``bench.bigdata``; synth itself makes ~20k spans/s, bigdata ~1M/s). OTLP: one file cut
+    at a line; Jaeger and Zipkin: copies of every file, cut at a file."""
+    from bench.bigdata import write, write_dir
 
-    template, _, _ = dataset("otlp", SYNTH_MAX_SPANS)
-    out = DATA / f"copies-otlp-{spans}"
+    template, _, _ = dataset(fmt, SYNTH_MAX_SPANS)
+    out = DATA / f"copies-{fmt}-{spans}"
     info_path = out / "info.json"
     if not info_path.exists():
         out.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        info = write(out / "traces.otlp.jsonl", template, spans=spans)
+        if fmt == "otlp":
+            info = write(out / "traces.otlp.jsonl", template, spans=spans)
+        else:
+            info = write_dir(out / fmt, sorted(glob.glob(template)), spans=spans, layout=fmt)
         info_path.write_text(json.dumps(info))
-        print(f"  copied otlp {spans} spans in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        print(f"  copied {fmt} {spans} spans in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     info = json.loads(info_path.read_text())
-    path = out / "traces.otlp.jsonl"
-    return str(path), os.path.getsize(path), int(info["spans"])
+    pattern = str(out / PATTERNS[fmt])
+    return pattern, sum(os.path.getsize(p) for p in glob.glob(pattern)), int(info["spans"])
 
 
 def machine() -> dict:

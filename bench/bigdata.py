@@ -1,6 +1,11 @@
-"""Big, realistic OTLP/JSON trace files, fast: copies of a synth template with new ids and times.
+"""Big, realistic trace exports, fast: copies of a synth template with new ids and times.
 
     python -m bench.bigdata OUT.jsonl[.gz|.zst] (--bytes 5e9 | --spans 6e6) [--template FILE]
+    python -m bench.bigdata OUTDIR --layout jaeger|zipkin --spans 1e7 --template SYNTH_DIR/jaeger
+
+OTLP/JSON lines go to one file (cut at a line); Jaeger and Zipkin JSON, whose files are whole
+documents, go to a directory: copy ``k`` of every template file is a file of its own
+(:func:`write_dir`, cut at a file).
 
 A *template* is a real collector ``file``-exporter export written by :mod:`forensics.synth` (one
 ``ExportTraceServiceRequest`` per line, realistic resources, attributes, errors and span events).
@@ -11,8 +16,9 @@ same bytes with, stamped in place by numpy fancy indexing (no Python loop per sp
 * trace ids: the low 64 bits XOR a per-copy mask (``splitmix64(k)``): distinct across copies,
   still random-looking hex;
 * span and parent span ids: XOR another per-copy mask, so parent links stay consistent;
-* times: shifted by ``k`` template windows (the copies follow one another in time, as a long
-  export would).
+* times (``*UnixNano`` ns strings in OTLP, ``startTime``/``timestamp`` microsecond numbers in
+  Jaeger and Zipkin): shifted by ``k`` template windows (the copies follow one another in time,
+  as a long export would).
 
 Memory is bounded by the template (a few times its size), whatever the output size; output is
 streamed, optionally gzip (level 1) or zstd (multithreaded) compressed.
@@ -36,8 +42,29 @@ _NIBBLE[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtyp
 _NIBBLE[np.frombuffer(b"ABCDEF", dtype=np.uint8)] = np.arange(10, 16, dtype=np.uint8)
 _HEX_SHIFTS = np.arange(60, -4, -4, dtype=np.uint64)  # 16 nibbles, most significant first
 _POW10 = 10 ** np.arange(18, -1, -1, dtype=np.int64)  # 19 decimal digits, most significant first
-TIME_DIGITS = 19  # nanoseconds since the epoch between 2001 and 2286
+_DIGITS = np.frombuffer(b"0123456789", dtype=np.uint8)
+TIME_DIGITS = 19  # nanoseconds since the epoch between 2001 and 2286 (16 for microseconds)
 CHUNK = 1 << 16  # fields stamped per numpy operation
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a trace export format keeps what a copy rewrites."""
+
+    trace_keys: tuple[bytes, ...]  # keys of 32-hex trace ids
+    span_keys: tuple[bytes, ...]  # keys of 16-hex span ids (own and parent / referenced)
+    time_keys: tuple[bytes, ...]  # what precedes the digits of an epoch time
+    time_digits: int  # 19: nanoseconds, 16: microseconds
+    span_marker: bytes  # occurs once per span
+    second: int  # one second in the time unit
+
+
+LAYOUTS = {
+    "otlp": Layout((b"traceId",), (b"spanId", b"parentSpanId"), (b'UnixNano":"',), 19, b'"spanId":"', 10**9),
+    "jaeger": Layout((b"traceID",), (b"spanID",), (b'"startTime":', b'"timestamp":'), 16, b'"operationName":',
+                     10**6),
+    "zipkin": Layout((b"traceId",), (b"id", b"parentId"), (b'"timestamp":',), 16, b'"traceId":"', 10**6),
+}
 
 
 def find_all(data: np.ndarray, pattern: bytes, window: int = 1 << 24) -> np.ndarray:
@@ -81,18 +108,19 @@ def hex64(values: np.ndarray) -> np.ndarray:
     return HEX[((values[:, None] >> _HEX_SHIFTS) & np.uint64(15)).astype(np.intp)]
 
 
-def parse_dec19(data: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """The 19 decimal digits at each of ``starts`` as int64."""
+def parse_dec(data: np.ndarray, starts: np.ndarray, width: int = TIME_DIGITS) -> np.ndarray:
+    """The ``width`` (<= 19) decimal digits at each of ``starts`` as int64."""
     out = np.zeros(len(starts), np.int64)
     for i in range(0, len(starts), CHUNK):
-        digits = data[starts[i:i + CHUNK, None] + np.arange(TIME_DIGITS)].astype(np.int64) - 48
-        out[i:i + CHUNK] = (digits * _POW10).sum(axis=1)
+        digits = data[starts[i:i + CHUNK, None] + np.arange(width)].astype(np.int64) - 48
+        out[i:i + CHUNK] = (digits * _POW10[TIME_DIGITS - width:]).sum(axis=1)
     return out
 
 
-def dec19(values: np.ndarray) -> np.ndarray:
-    """(n, 19) decimal digits (uint8) of int64 ``values`` (10**18 <= value < 2**63)."""
-    return ((values[:, None] // _POW10) % 10 + 48).astype(np.uint8)
+def dec(values: np.ndarray, width: int = TIME_DIGITS) -> np.ndarray:
+    """(n, width) decimal digits (uint8) of int64 ``values`` (10**(width-1) <= value < 10**width,
+    and < 2**63)."""
+    return ((values[:, None] // _POW10[TIME_DIGITS - width:]) % 10 + 48).astype(np.uint8)
 
 
 def splitmix64(k: int) -> np.uint64:
@@ -106,45 +134,55 @@ def splitmix64(k: int) -> np.uint64:
 
 @dataclass
 class Template:
-    """A parsed OTLP/JSON trace export: bytes plus the offsets of the fields a copy rewrites."""
+    """A parsed trace export: bytes plus the offsets of the fields a copy rewrites."""
 
-    data: np.ndarray  # uint8, whole lines ending with a newline
+    data: np.ndarray  # uint8; OTLP: whole lines ending with a newline
     trace_at: np.ndarray  # offsets of the low 16 hex digits of each trace id
     trace_lo: np.ndarray  # their values (uint64)
     span_at: np.ndarray  # offsets of span ids and parent span ids (16 hex)
     span_ids: np.ndarray
-    time_at: np.ndarray  # offsets of the 19 digits of every *UnixNano time
-    times_ns: np.ndarray
-    window_ns: int  # copy k is shifted by k * window_ns
+    time_at: np.ndarray  # offsets of the digits of every epoch time
+    times: np.ndarray  # their values, in the layout's unit (ns for OTLP, us for Jaeger/Zipkin)
+    window: int  # copy k is shifted by k * window (same unit)
     line_ends: np.ndarray  # offset after each newline
     spans_before: np.ndarray  # spans in lines [0, i) for i in 0..lines
+    layout: Layout = LAYOUTS["otlp"]
 
     @property
     def spans(self) -> int:
         return int(self.spans_before[-1])
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike) -> "Template":
+    def from_file(cls, path: str | os.PathLike, layout: str = "otlp", window: int | None = None) -> "Template":
+        """Parse ``path`` as a ``layout`` export (a :data:`LAYOUTS` key); ``window`` (in the
+        layout's time unit) overrides the file's own time span + 1 s, so that the files of a
+        directory can share one."""
+        lay = LAYOUTS[layout]
         raw = Path(path).read_bytes()
-        if not raw.endswith(b"\n"):
+        if layout == "otlp" and not raw.endswith(b"\n"):
             raw += b"\n"
         data = np.frombuffer(raw, dtype=np.uint8)
         hexdigits = np.frombuffer(b"0123456789abcdefABCDEF", dtype=np.uint8)
-        trace_at = _fields(data, b"traceId", 32, hexdigits) + 16
-        span_at = np.sort(np.concatenate([_fields(data, b"spanId", 16, hexdigits),
-                                          _fields(data, b"parentSpanId", 16, hexdigits)]))
-        time_at = find_all(data, b'UnixNano":"') + 11
-        time_at = time_at[data[time_at + TIME_DIGITS] == ord('"')]
+        trace_at = np.sort(np.concatenate([_fields(data, key, 32, hexdigits) for key in lay.trace_keys])) + 16
+        span_at = np.sort(np.concatenate([_fields(data, key, 16, hexdigits) for key in lay.span_keys]))
+        width = lay.time_digits
+        time_at = np.sort(np.concatenate([find_all(data, key) + len(key) for key in lay.time_keys]))
+        time_at = time_at[time_at + width < len(data)]
+        time_at = time_at[(data[time_at + width] < ord("0")) | (data[time_at + width] > ord("9"))]
+        time_at = time_at[np.isin(data[time_at[:, None] + np.arange(width)], _DIGITS).all(axis=1)]
         if not len(trace_at) or not len(time_at):
-            raise ValueError(f"{path}: no OTLP/JSON spans with hex trace ids and string nanosecond times")
-        times = parse_dec19(data, time_at)
+            raise ValueError(f"{path}: no {layout} spans with hex trace ids and {width}-digit times")
+        times = parse_dec(data, time_at, width)
         line_ends = np.flatnonzero(data == 10) + 1
-        span_starts = find_all(data, b'"spanId":"')
+        if not len(line_ends) or line_ends[-1] != len(data):
+            line_ends = np.append(line_ends, len(data))
+        span_starts = find_all(data, lay.span_marker)
         per_line = np.bincount(np.searchsorted(line_ends, span_starts, side="right"), minlength=len(line_ends))
         spans_before = np.concatenate(([0], np.cumsum(per_line[: len(line_ends)])))
-        window = int(times.max() - times.min()) + 1_000_000_000
+        if window is None:
+            window = int(times.max() - times.min()) + lay.second
         return cls(data, trace_at, parse_hex64(data, trace_at), span_at, parse_hex64(data, span_at), time_at, times,
-                   window, line_ends, spans_before)
+                   window, line_ends, spans_before, lay)
 
     def copy(self, k: int, out: np.ndarray | None = None) -> np.ndarray:
         """Copy ``k`` of the template bytes (into ``out`` when given: no allocation)."""
@@ -159,7 +197,8 @@ class Template:
             j = slice(i, i + CHUNK)
             buf[self.trace_at[j, None] + np.arange(16)] = hex64(self.trace_lo[j] ^ trace_mask)
             buf[self.span_at[j, None] + np.arange(16)] = hex64(self.span_ids[j] ^ span_mask)
-            buf[self.time_at[j, None] + np.arange(TIME_DIGITS)] = dec19(self.times_ns[j] + k * self.window_ns)
+            width = self.layout.time_digits
+            buf[self.time_at[j, None] + np.arange(width)] = dec(self.times[j] + k * self.window, width)
         return buf
 
 
@@ -213,6 +252,42 @@ def write(out: str | os.PathLike, template: Template | str | os.PathLike, *, siz
             "seconds": time.perf_counter() - t0}
 
 
+def write_dir(out: str | os.PathLike, templates: list[str] | list[Path], *, spans: int, layout: str) -> dict:
+    """Copies of a directory export (``layout`` "jaeger" or "zipkin": one JSON document per file)
+    into the directory ``out``: copy ``k`` of template file ``name`` is ``out/c{k:04d}-{name}``,
+    written until ``spans`` spans are reached (cut at a file, at least one). All files share one
+    time window (the whole template's time span + 1 s) and, per copy, the id masks, so links
+    between files stay consistent. Memory is bounded by one template file. Returns ``{"path",
+    "bytes", "spans", "files", "copies", "seconds"}``."""
+    t0 = time.perf_counter()
+    paths = sorted(str(p) for p in templates)
+    if not paths:
+        raise ValueError("no template files")
+    lo, hi, total = None, None, 0
+    for path in paths:  # pass 1: the shared window
+        tpl = Template.from_file(path, layout)
+        lo = int(tpl.times.min()) if lo is None else min(lo, int(tpl.times.min()))
+        hi = int(tpl.times.max()) if hi is None else max(hi, int(tpl.times.max()))
+        total += tpl.spans
+    window = hi - lo + LAYOUTS[layout].second
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = n_spans = files = k = 0
+    while n_spans < spans:
+        for path in paths:
+            tpl = Template.from_file(path, layout, window=window)
+            target = out_dir / f"c{k:04d}-{Path(path).name}"
+            target.write_bytes(tpl.copy(k).tobytes())
+            written += len(tpl.data)
+            n_spans += tpl.spans
+            files += 1
+            if n_spans >= spans:
+                break
+        k += 1
+    return {"path": str(out_dir), "bytes": written, "spans": n_spans, "files": files, "copies": k,
+            "seconds": time.perf_counter() - t0}
+
+
 def default_template(spans: int = 100_000) -> str:
     """The cached synth `clean` OTLP export of ~``spans`` spans under bench/data (generated once)."""
     from bench.__main__ import dataset
@@ -230,9 +305,18 @@ def main(argv: list[str] | None = None) -> int:
     size = ap.add_mutually_exclusive_group(required=True)
     size.add_argument("--bytes", type=float, help="uncompressed size, e.g. 5e9")
     size.add_argument("--spans", type=float, help="number of spans, e.g. 6e6")
-    ap.add_argument("--template", help="an OTLP/JSON lines export (default: synth clean, 100k spans, cached)")
+    ap.add_argument("--template", help="an OTLP/JSON lines export (default: synth clean, 100k spans, cached); "
+                                       "with --layout jaeger|zipkin, a directory of JSON files")
     ap.add_argument("--compress", choices=("gzip", "zstd"), default=None)
+    ap.add_argument("--layout", choices=sorted(LAYOUTS), default="otlp")
     args = ap.parse_args(argv)
+    if args.layout != "otlp":
+        if not (args.template and args.spans):
+            ap.error("--layout jaeger|zipkin needs --template DIR and --spans")
+        info = write_dir(args.out, sorted(Path(args.template).glob("*.json")), spans=int(args.spans),
+                         layout=args.layout)
+        print(json.dumps(info))
+        return 0
     info = write(args.out, args.template or default_template(), compress=args.compress,
                  size_bytes=int(args.bytes) if args.bytes else None, spans=int(args.spans) if args.spans else None)
     print(json.dumps(info))

@@ -43,9 +43,9 @@ def test_copies_differ_from_the_template_only_in_ids_and_times(template: Path, t
     assert _masked(data) == _masked(raw + raw + first_line)
     assert data[: len(raw)] != raw  # copy 0 is rewritten too
     # copy 1 is copy 0 moved by one window
-    t0 = bigdata.parse_dec19(np.frombuffer(data, np.uint8), tpl.time_at)
-    t1 = bigdata.parse_dec19(np.frombuffer(data, np.uint8), tpl.time_at + len(raw))
-    assert (t1 - t0 == tpl.window_ns).all() and (t0 == tpl.times_ns).all()
+    t0 = bigdata.parse_dec(np.frombuffer(data, np.uint8), tpl.time_at)
+    t1 = bigdata.parse_dec(np.frombuffer(data, np.uint8), tpl.time_at + len(raw))
+    assert (t1 - t0 == tpl.window).all() and (t0 == tpl.times).all()
 
 
 def test_a_generated_file_loads_as_distinct_traces_with_intact_parents(template: Path, tmp_path: Path) -> None:
@@ -77,6 +77,39 @@ def test_gzip_and_zstd_outputs_hold_the_same_bytes(template: Path, tmp_path: Pat
     assert plain["spans"] == gz["spans"] >= 500 and gz["bytes"] < plain["bytes"]
 
 
+_JZ_IDS_AND_TIMES = re.compile(rb'("(?:traceID|spanID|traceId|id|parentId)":")[0-9a-f]+"|("(?:startTime|timestamp)":)\d{16}')
+
+
+@pytest.mark.parametrize("layout", ["jaeger", "zipkin"])
+def test_directory_copies_load_as_distinct_traces_shifted_in_time(layout: str, tmp_path: Path) -> None:
+    synth.generate("clean", str(tmp_path / "tpl"), traces=60, seed=3, format=layout)
+    templates = sorted((tmp_path / "tpl" / layout).glob("*.json"))
+    raw = b"".join(p.read_bytes() for p in templates)
+    per_copy = sum(bigdata.Template.from_file(p, layout).spans for p in templates)
+    info = bigdata.write_dir(tmp_path / "out", templates, spans=2 * per_copy + 1, layout=layout)
+    written = sorted((tmp_path / "out").glob("*.json"))
+    assert info["copies"] == 3 and info["files"] == len(written) == 2 * len(templates) + 1
+    assert info["spans"] == per_copy * 2 + bigdata.Template.from_file(templates[0], layout).spans
+    masked = _JZ_IDS_AND_TIMES.sub(lambda m: (m.group(1) or m.group(2)) + b"X", b"".join(p.read_bytes() for p in written))
+    assert masked == _JZ_IDS_AND_TIMES.sub(lambda m: (m.group(1) or m.group(2)) + b"X", raw + raw + templates[0].read_bytes())
+    with forensics.open_case(tmp_path / "c.duckdb") as case:
+        report = forensics.load(case, tmp_path / "out", progress=False)
+        assert report.rows_rejected == 0 and report.by_table() == {"spans": info["spans"]}
+        n, traces, keys, orphans, first, last = case.sql(
+            "SELECT count(*), count(DISTINCT trace_id), count(DISTINCT (trace_id, span_id)), "
+            "count(*) FILTER (WHERE parent_span_id IS NOT NULL AND parent_span_id NOT IN "
+            "  (SELECT span_id FROM spans p WHERE p.trace_id = s.trace_id)), "
+            "min(start_time) FILTER (WHERE source_file LIKE '%c0000-%'), "
+            "min(start_time) FILTER (WHERE source_file LIKE '%c0001-%') FROM spans s").rows()[0]
+    assert n == keys == info["spans"] and orphans == 0
+    assert traces > 2 * len(set(_TRACE_ID.findall(raw)))
+    window_s = (last - first).total_seconds()
+    assert window_s >= 1  # copy 1 follows copy 0 by the template's time span + 1 s
+
+
+_TRACE_ID = re.compile(rb'"trace[Ii][Dd]":"([0-9a-f]{32})"')
+
+
 def test_hex_and_decimal_codecs_round_trip() -> None:
     values = np.array([0, 1, 0xDEADBEEF, 2**64 - 1], dtype=np.uint64)
     digits = bigdata.hex64(values)
@@ -84,9 +117,13 @@ def test_hex_and_decimal_codecs_round_trip() -> None:
     buf = np.frombuffer(b"".join(bytes(r) for r in digits), np.uint8)
     assert (bigdata.parse_hex64(buf, np.arange(4) * 16) == values).all()
     times = np.array([10**18, 1771407000009295027, 2**63 - 1], dtype=np.int64)
-    text = b"".join(bytes(r) for r in bigdata.dec19(times))
+    text = b"".join(bytes(r) for r in bigdata.dec(times))
     assert text == b"".join(str(int(t)).encode() for t in times)
-    assert (bigdata.parse_dec19(np.frombuffer(text, np.uint8), np.arange(3) * 19) == times).all()
+    assert (bigdata.parse_dec(np.frombuffer(text, np.uint8), np.arange(3) * 19) == times).all()
+    micros = np.array([10**15, 1771407000009295, 10**16 - 1], dtype=np.int64)
+    text = b"".join(bytes(r) for r in bigdata.dec(micros, 16))
+    assert text == b"".join(str(int(t)).encode() for t in micros)
+    assert (bigdata.parse_dec(np.frombuffer(text, np.uint8), np.arange(3) * 16, 16) == micros).all()
     masks = {int(bigdata.splitmix64(k)) for k in range(1000)}
     assert len(masks) == 1000
 
@@ -94,7 +131,7 @@ def test_hex_and_decimal_codecs_round_trip() -> None:
 def test_bad_templates_and_arguments_are_refused(template: Path, tmp_path: Path) -> None:
     logs = tmp_path / "logs.jsonl"
     logs.write_text('{"level":"info","msg":"no spans here"}\n')
-    with pytest.raises(ValueError, match="no OTLP/JSON spans"):
+    with pytest.raises(ValueError, match="no otlp spans"):
         bigdata.Template.from_file(logs)
     with pytest.raises(ValueError, match="exactly one"):
         bigdata.write(tmp_path / "x.jsonl", template, size_bytes=10, spans=10)
