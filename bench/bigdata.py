@@ -254,38 +254,46 @@ def write(out: str | os.PathLike, template: Template | str | os.PathLike, *, siz
 
 def write_dir(out: str | os.PathLike, templates: list[str] | list[Path], *, spans: int, layout: str) -> dict:
     """Copies of a directory export (``layout`` "jaeger" or "zipkin": one JSON document per file)
-    into the directory ``out``: copy ``k`` of template file ``name`` is ``out/c{k:04d}-{name}``,
-    written until ``spans`` spans are reached (cut at a file, at least one). All files share one
-    time window (the whole template's time span + 1 s) and, per copy, the id masks, so links
-    between files stay consistent. Memory is bounded by one template file. Returns ``{"path",
-    "bytes", "spans", "files", "copies", "seconds"}``."""
+    into the directory ``out``: copy ``k`` of template file ``name`` is ``out/c{k:04d}-{name}``.
+    Whole copies of the directory, then the first files of one more copy, until ``spans`` spans
+    are reached (cut at a file, at least one). All files share one time window (the whole
+    template's time span + 1 s) and, per copy, the id masks, so links between files stay
+    consistent. Each template file is parsed once, and memory is bounded by one of them. Returns
+    ``{"path", "bytes", "spans", "files", "copies", "seconds"}``."""
     t0 = time.perf_counter()
     paths = sorted(str(p) for p in templates)
     if not paths:
         raise ValueError("no template files")
-    lo, hi, total = None, None, 0
-    for path in paths:  # pass 1: the shared window
+    lows, highs, counts = [], [], []
+    for path in paths:  # pass 1: the shared window and the cut
         tpl = Template.from_file(path, layout)
-        lo = int(tpl.times.min()) if lo is None else min(lo, int(tpl.times.min()))
-        hi = int(tpl.times.max()) if hi is None else max(hi, int(tpl.times.max()))
-        total += tpl.spans
-    window = hi - lo + LAYOUTS[layout].second
+        lows.append(int(tpl.times.min()))
+        highs.append(int(tpl.times.max()))
+        counts.append(tpl.spans)
+    window = max(highs) - min(lows) + LAYOUTS[layout].second
+    full, rest = divmod(int(spans), sum(counts))
+    before = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    # the partial copy takes file i while the spans before it fall short of ``rest``
+    extra = (before < rest) if rest else np.zeros(len(paths), dtype=bool)
+    if full == 0 and not extra.any():
+        extra[0] = True
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = n_spans = files = k = 0
-    while n_spans < spans:
-        for path in paths:
-            tpl = Template.from_file(path, layout, window=window)
-            target = out_dir / f"c{k:04d}-{Path(path).name}"
-            target.write_bytes(tpl.copy(k).tobytes())
-            written += len(tpl.data)
-            n_spans += tpl.spans
-            files += 1
-            if n_spans >= spans:
-                break
-        k += 1
-    return {"path": str(out_dir), "bytes": written, "spans": n_spans, "files": files, "copies": k,
-            "seconds": time.perf_counter() - t0}
+    written = n_spans = files = 0
+    for i, path in enumerate(paths):
+        copies = full + int(extra[i])
+        if not copies:
+            continue
+        tpl = Template.from_file(path, layout, window=window)
+        buf = np.empty_like(tpl.data)
+        for k in range(copies):
+            tpl.copy(k, out=buf)
+            (out_dir / f"c{k:04d}-{Path(path).name}").write_bytes(memoryview(buf))
+        written += copies * len(tpl.data)
+        n_spans += copies * tpl.spans
+        files += copies
+    return {"path": str(out_dir), "bytes": written, "spans": n_spans, "files": files,
+            "copies": full + int(bool(extra.any())), "seconds": time.perf_counter() - t0}
 
 
 def default_template(spans: int = 100_000) -> str:
