@@ -1,4 +1,5 @@
-"""bench.bigdata (big OTLP files from a synth template) and bench.scale (the memory harness).
+"""bench.bigdata (big OTLP files, and directories of Jaeger/Zipkin files, from a synth template)
+and bench.scale (the memory harness).
 
 The generator must give files the loader takes as real exports: copies of the template with
 distinct trace ids, consistent parent links, times moved one template window per copy, and
@@ -105,6 +106,10 @@ def test_directory_copies_load_as_distinct_traces_shifted_in_time(layout: str, t
     assert traces > 2 * len(set(_TRACE_ID.findall(raw)))
     window_s = (last - first).total_seconds()
     assert window_s >= 1  # copy 1 follows copy 0 by the template's time span + 1 s
+    # the command line writes the same files
+    assert bigdata.main([str(tmp_path / "cli"), "--layout", layout, "--spans", str(2 * per_copy + 1),
+                         "--template", str(tmp_path / "tpl" / layout)]) == 0
+    assert [p.read_bytes() for p in sorted((tmp_path / "cli").glob("*.json"))] == [p.read_bytes() for p in written]
 
 
 _TRACE_ID = re.compile(rb'"trace[Ii][Dd]":"([0-9a-f]{32})"')
