@@ -31,6 +31,10 @@ PATTERNS = {"otlp": "traces.otlp.jsonl", "jaeger": "jaeger/*.json", "zipkin": "z
 SPANS_PER_TRACE = 9.75  # measured on the `clean` scenario
 #: larger datasets are copies of this synth one (bench.bigdata)
 SYNTH_MAX_SPANS = 1_000_000
+#: bytes per span on disk, measured on the synth `clean` exports (rounded up)
+EXPORT_BYTES_PER_SPAN = {"otlp": 900, "jaeger": 1400, "zipkin": 1000}
+#: the largest case a task writes (pyarrow flatten + DuckDB store keeps raw attribute lists)
+CASE_BYTES_PER_SPAN = 300
 
 
 def _run(args: list[str], timeout: float = 3600) -> dict:
@@ -85,6 +89,34 @@ def _copied_dataset(fmt: str, spans: int) -> tuple[str, int, int]:
     return pattern, sum(os.path.getsize(p) for p in glob.glob(pattern)), int(info["spans"])
 
 
+def required_bytes(sizes: list[int], formats: list[str], large: list[str]) -> int:
+    """Disk space a run still needs: the datasets not generated yet (a copied dataset also needs
+    its 1M synth template) plus the largest case written while it runs (one at a time)."""
+    need: dict[Path, int] = {}
+    for n in sizes:
+        for fmt in formats:
+            if n > min(sizes) and fmt not in large:
+                continue
+            wanted = [(fmt, n)] + ([(fmt, SYNTH_MAX_SPANS)] if n > SYNTH_MAX_SPANS else [])
+            for f, spans in wanted:
+                done = (DATA / f"copies-{f}-{spans}" / "info.json" if spans > SYNTH_MAX_SPANS
+                        else DATA / f"clean-{f}-{max(1, int(spans / SPANS_PER_TRACE))}" / "truth.json")
+                if not done.exists():
+                    need[done] = spans * EXPORT_BYTES_PER_SPAN[f]
+    return sum(need.values()) + max(sizes) * CASE_BYTES_PER_SPAN
+
+
+def check_space(sizes: list[int], formats: list[str], large: list[str], where: Path = DATA) -> None:
+    """Refuse to start a run that would fill the disk halfway (SystemExit naming what is missing)."""
+    where.mkdir(parents=True, exist_ok=True)
+    need = required_bytes(sizes, formats, large)
+    free = shutil.disk_usage(where).free
+    if need > free:
+        raise SystemExit(f"bench: needs ~{need / 1e9:.1f} GB of disk under {where} and in the temporary directory, "
+                         f"{free / 1e9:.1f} GB are free; free some space, run fewer sizes (e.g. --spans 1000000), "
+                         "or pass --skip-space-check")
+
+
 def machine() -> dict:
     import duckdb
     import pyarrow
@@ -105,12 +137,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--formats", default="otlp,jaeger,zipkin")
     ap.add_argument("--naive-max", type=int, default=2_000_000, help="skip json_normalize above this many spans")
     ap.add_argument("--no-detectors", action="store_true")
+    ap.add_argument("--skip-space-check", action="store_true", help="start even if the disk looks too small")
     ap.add_argument("--large-formats", default=None,
                     help="comma-separated formats run at sizes above the smallest (default: all of --formats)")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.spans.split(",")]
     formats = args.formats.split(",")
     large = formats if args.large_formats is None else args.large_formats.split(",")
+    if not args.skip_space_check:
+        check_space(sizes, formats, large)
     from forensics.detectors import detectors
 
     results: dict = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
