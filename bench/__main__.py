@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / "data"
@@ -45,19 +46,35 @@ def _run(args: list[str], timeout: float = 3600) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _runs(sizes: list[int], formats: list[str], large: list[str]) -> Iterator[tuple[int, str]]:
+    """(spans, format) of every dataset a run measures: ``large`` formats only above the smallest size."""
+    for n in sizes:
+        for fmt in formats:
+            if n == min(sizes) or fmt in large:
+                yield n, fmt
+
+
+def _made_marker(fmt: str, spans: int) -> Path:
+    """The file that exists once the dataset of ``spans`` spans in ``fmt`` is complete: a synth
+    export's truth.json, or the info.json of copies (above :data:`SYNTH_MAX_SPANS`)."""
+    if spans > SYNTH_MAX_SPANS:
+        return DATA / f"copies-{fmt}-{spans}" / "info.json"
+    return DATA / f"clean-{fmt}-{max(1, int(spans / SPANS_PER_TRACE))}" / "truth.json"
+
+
 def dataset(fmt: str, spans: int) -> tuple[str, int, int]:
     """(glob of trace files, total bytes, spans) for ``spans`` spans in ``fmt``, generated once."""
     import forensics.synth as synth
 
-    traces = max(1, int(spans / SPANS_PER_TRACE))
     if spans > SYNTH_MAX_SPANS:
         return _copied_dataset(fmt, spans)
-    out = DATA / f"clean-{fmt}-{traces}"
-    truth_path = out / "truth.json"
+    truth_path = _made_marker(fmt, spans)
+    out = truth_path.parent
     if not truth_path.exists():
         if out.exists():
             shutil.rmtree(out)
         t0 = time.perf_counter()
+        traces = max(1, int(spans / SPANS_PER_TRACE))
         synth.generate("clean", str(out), traces=traces, seed=42, format=fmt)
         print(f"  generated {fmt} {traces} traces in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     truth = json.loads(truth_path.read_text())
@@ -73,8 +90,8 @@ def _copied_dataset(fmt: str, spans: int) -> tuple[str, int, int]:
     from bench.bigdata import write, write_dir
 
     template, _, _ = dataset(fmt, SYNTH_MAX_SPANS)
-    out = DATA / f"copies-{fmt}-{spans}"
-    info_path = out / "info.json"
+    info_path = _made_marker(fmt, spans)
+    out = info_path.parent
     if not info_path.exists():
         out.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
@@ -93,16 +110,11 @@ def required_bytes(sizes: list[int], formats: list[str], large: list[str]) -> in
     """Disk space a run still needs: the datasets not generated yet (a copied dataset also needs
     its 1M synth template) plus the largest case written while it runs (one at a time)."""
     need: dict[Path, int] = {}
-    for n in sizes:
-        for fmt in formats:
-            if n > min(sizes) and fmt not in large:
-                continue
-            wanted = [(fmt, n)] + ([(fmt, SYNTH_MAX_SPANS)] if n > SYNTH_MAX_SPANS else [])
-            for f, spans in wanted:
-                done = (DATA / f"copies-{f}-{spans}" / "info.json" if spans > SYNTH_MAX_SPANS
-                        else DATA / f"clean-{f}-{max(1, int(spans / SPANS_PER_TRACE))}" / "truth.json")
-                if not done.exists():
-                    need[done] = spans * EXPORT_BYTES_PER_SPAN[f]
+    for n, fmt in _runs(sizes, formats, large):
+        for spans in [n] + ([SYNTH_MAX_SPANS] if n > SYNTH_MAX_SPANS else []):
+            done = _made_marker(fmt, spans)
+            if not done.exists():
+                need[done] = spans * EXPORT_BYTES_PER_SPAN[fmt]
     return sum(need.values()) + max(sizes) * CASE_BYTES_PER_SPAN
 
 
@@ -152,35 +164,32 @@ def main(argv: list[str] | None = None) -> int:
                      "ingest": [], "detectors": []}
     tmp = Path(tempfile.mkdtemp(prefix="forensics-bench-"))
     try:
-        for n in sizes:
-            for fmt in formats:
-                if n > min(sizes) and fmt not in large:
+        for n, fmt in _runs(sizes, formats, large):
+            pattern, size, spans = dataset(fmt, n)
+            case_path = tmp / f"{fmt}-{n}.duckdb"
+            row = {"format": fmt, "spans": spans, "bytes": size}
+            for tool in ("floor", "pyarrow", "pyarrow_store", "duckdb", "pandas", "forensics"):
+                if tool == "pandas" and spans > args.naive_max:
+                    row[tool] = {"skipped": f"more than --naive-max={args.naive_max} spans"}
                     continue
-                pattern, size, spans = dataset(fmt, n)
-                case_path = tmp / f"{fmt}-{n}.duckdb"
-                row = {"format": fmt, "spans": spans, "bytes": size}
-                for tool in ("floor", "pyarrow", "pyarrow_store", "duckdb", "pandas", "forensics"):
-                    if tool == "pandas" and spans > args.naive_max:
-                        row[tool] = {"skipped": f"more than --naive-max={args.naive_max} spans"}
-                        continue
-                    if tool.startswith("pyarrow") and fmt != "otlp":
-                        row[tool] = {"skipped": "pyarrow's JSON reader takes JSON lines only"}
-                        continue
-                    extra = [str(case_path)] if tool in ("forensics", "pyarrow_store") else []
-                    if case_path.exists():
-                        case_path.unlink()
-                    row[tool] = _run([tool, fmt, pattern, *extra])
-                    print(f"  {n:>10} {fmt:<7} {tool:<10} {row[tool]}", file=sys.stderr)
-                results["ingest"].append(row)
-                if fmt == "otlp" and not args.no_detectors and "seconds" in row["forensics"]:
-                    det = {"spans": spans}
-                    for name in sorted(detectors()):
-                        det[name] = _run([f"detect:{name}", str(case_path)])
-                        print(f"  {n:>10} detect {name:<20} {det[name]}", file=sys.stderr)
-                    det["detect_cli"] = _run(["detect_cli", str(case_path)])
-                    results["detectors"].append(det)
+                if tool.startswith("pyarrow") and fmt != "otlp":
+                    row[tool] = {"skipped": "pyarrow's JSON reader takes JSON lines only"}
+                    continue
+                extra = [str(case_path)] if tool in ("forensics", "pyarrow_store") else []
                 if case_path.exists():
                     case_path.unlink()
+                row[tool] = _run([tool, fmt, pattern, *extra])
+                print(f"  {n:>10} {fmt:<7} {tool:<10} {row[tool]}", file=sys.stderr)
+            results["ingest"].append(row)
+            if fmt == "otlp" and not args.no_detectors and "seconds" in row["forensics"]:
+                det = {"spans": spans}
+                for name in sorted(detectors()):
+                    det[name] = _run([f"detect:{name}", str(case_path)])
+                    print(f"  {n:>10} detect {name:<20} {det[name]}", file=sys.stderr)
+                det["detect_cli"] = _run(["detect_cli", str(case_path)])
+                results["detectors"].append(det)
+            if case_path.exists():
+                case_path.unlink()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     RESULTS.mkdir(parents=True, exist_ok=True)

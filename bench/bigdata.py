@@ -132,6 +132,16 @@ def splitmix64(k: int) -> np.uint64:
         return z ^ (z >> np.uint64(31))
 
 
+def _time_offsets(data: np.ndarray, lay: Layout) -> np.ndarray:
+    """Offsets of the digits of every epoch time of ``lay`` in ``data`` (exactly ``time_digits``
+    digits, not followed by another)."""
+    width = lay.time_digits
+    time_at = np.sort(np.concatenate([find_all(data, key) + len(key) for key in lay.time_keys]))
+    time_at = time_at[time_at + width < len(data)]
+    time_at = time_at[(data[time_at + width] < ord("0")) | (data[time_at + width] > ord("9"))]
+    return time_at[np.isin(data[time_at[:, None] + np.arange(width)], _DIGITS).all(axis=1)]
+
+
 @dataclass
 class Template:
     """A parsed trace export: bytes plus the offsets of the fields a copy rewrites."""
@@ -166,10 +176,7 @@ class Template:
         trace_at = np.sort(np.concatenate([_fields(data, key, 32, hexdigits) for key in lay.trace_keys])) + 16
         span_at = np.sort(np.concatenate([_fields(data, key, 16, hexdigits) for key in lay.span_keys]))
         width = lay.time_digits
-        time_at = np.sort(np.concatenate([find_all(data, key) + len(key) for key in lay.time_keys]))
-        time_at = time_at[time_at + width < len(data)]
-        time_at = time_at[(data[time_at + width] < ord("0")) | (data[time_at + width] > ord("9"))]
-        time_at = time_at[np.isin(data[time_at[:, None] + np.arange(width)], _DIGITS).all(axis=1)]
+        time_at = _time_offsets(data, lay)
         if not len(trace_at) or not len(time_at):
             raise ValueError(f"{path}: no {layout} spans with hex trace ids and {width}-digit times")
         times = parse_dec(data, time_at, width)
@@ -258,19 +265,24 @@ def write_dir(out: str | os.PathLike, templates: list[str] | list[Path], *, span
     Whole copies of the directory, then the first files of one more copy, until ``spans`` spans
     are reached (cut at a file, at least one). All files share one time window (the whole
     template's time span + 1 s) and, per copy, the id masks, so links between files stay
-    consistent. Each template file is parsed once, and memory is bounded by one of them. Returns
-    ``{"path", "bytes", "spans", "files", "copies", "seconds"}``."""
+    consistent. Each template file is read twice (first only for its times and span count) and its
+    ids parsed once; memory is bounded by one file. Returns ``{"path", "bytes", "spans", "files",
+    "copies", "seconds"}``."""
     t0 = time.perf_counter()
     paths = sorted(str(p) for p in templates)
     if not paths:
         raise ValueError("no template files")
+    lay = LAYOUTS[layout]
     lows, highs, counts = [], [], []
     for path in paths:  # pass 1: the shared window and the cut
-        tpl = Template.from_file(path, layout)
-        lows.append(int(tpl.times.min()))
-        highs.append(int(tpl.times.max()))
-        counts.append(tpl.spans)
-    window = max(highs) - min(lows) + LAYOUTS[layout].second
+        data = np.frombuffer(Path(path).read_bytes(), dtype=np.uint8)
+        times = parse_dec(data, _time_offsets(data, lay), lay.time_digits)
+        if not len(times):
+            raise ValueError(f"{path}: no {layout} spans with {lay.time_digits}-digit times")
+        lows.append(int(times.min()))
+        highs.append(int(times.max()))
+        counts.append(len(find_all(data, lay.span_marker)))
+    window = max(highs) - min(lows) + lay.second
     full, rest = divmod(int(spans), sum(counts))
     before = np.concatenate(([0], np.cumsum(counts)[:-1]))
     # the partial copy takes file i while the spans before it fall short of ``rest``
@@ -319,8 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layout", choices=sorted(LAYOUTS), default="otlp")
     args = ap.parse_args(argv)
     if args.layout != "otlp":
-        if not (args.template and args.spans):
-            ap.error("--layout jaeger|zipkin needs --template DIR and --spans")
+        if not (args.template and args.spans) or args.compress:
+            ap.error("--layout jaeger|zipkin needs --template DIR and --spans (and writes uncompressed files)")
         info = write_dir(args.out, sorted(Path(args.template).glob("*.json")), spans=int(args.spans),
                          layout=args.layout)
         print(json.dumps(info))

@@ -81,6 +81,9 @@ def test_gzip_and_zstd_outputs_hold_the_same_bytes(template: Path, tmp_path: Pat
 _JZ_IDS_AND_TIMES = re.compile(rb'("(?:traceID|spanID|traceId|id|parentId)":")[0-9a-f]+"|("(?:startTime|timestamp)":)\d{16}')
 
 
+_TRACE_ID = re.compile(rb'"trace[Ii][Dd]":"([0-9a-f]{32})"')
+
+
 @pytest.mark.parametrize("layout", ["jaeger", "zipkin"])
 def test_directory_copies_load_as_distinct_traces_shifted_in_time(layout: str, tmp_path: Path) -> None:
     synth.generate("clean", str(tmp_path / "tpl"), traces=60, seed=3, format=layout)
@@ -110,9 +113,6 @@ def test_directory_copies_load_as_distinct_traces_shifted_in_time(layout: str, t
     assert bigdata.main([str(tmp_path / "cli"), "--layout", layout, "--spans", str(2 * per_copy + 1),
                          "--template", str(tmp_path / "tpl" / layout)]) == 0
     assert [p.read_bytes() for p in sorted((tmp_path / "cli").glob("*.json"))] == [p.read_bytes() for p in written]
-
-
-_TRACE_ID = re.compile(rb'"trace[Ii][Dd]":"([0-9a-f]{32})"')
 
 
 def test_hex_and_decimal_codecs_round_trip() -> None:
