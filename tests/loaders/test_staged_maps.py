@@ -47,8 +47,11 @@ def _leftover() -> list[str]:
     return glob.glob(os.path.join(tempfile.gettempdir(), "forensics-maps-*"))
 
 
-def test_staged_maps_come_back_row_for_row(monkeypatch) -> None:
+def test_staged_maps_come_back_row_for_row(monkeypatch, tmp_path: Path) -> None:
+    # a temporary directory of its own: a load on another test worker stages files meanwhile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     before = set(_leftover())
+    assert before == set()
     table = _table(5000)
     staged = Staged.of(table)
     assert staged.maps == ("attributes", "other") and staged.table.column_names == ["i", "name"]
@@ -75,7 +78,8 @@ def test_staged_maps_come_back_row_for_row(monkeypatch) -> None:
     assert not os.path.exists(path) and set(_leftover()) == before
 
 
-def test_small_tables_and_an_unwritable_temporary_directory_go_through_arrow(monkeypatch) -> None:
+def test_small_tables_and_an_unwritable_temporary_directory_go_through_arrow(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # see above: no other test's files
     assert Staged.of(_table(_arrow_spans.STAGE_MIN_ROWS - 1)).file is None
     assert Staged.of(pa.table({"x": np.arange(5000)})).file is None  # no MAP column
 
@@ -84,6 +88,7 @@ def test_small_tables_and_an_unwritable_temporary_directory_go_through_arrow(mon
 
     monkeypatch.setattr(_arrow_spans.pq, "write_table", full)
     before = set(_leftover())
+    assert before == set()
     staged = Staged.of(_table(5000))
     assert staged.file is None and staged.maps == () and staged.table.num_columns == 4
     assert set(_leftover()) == before
