@@ -79,3 +79,58 @@ def test_head_of_a_gzip_cut_early_still_has_the_bytes_before_the_cut(tmp_path):
     p.write_bytes(blob[: len(blob) // 3])
     head = fio.read_head(str(p), 65536)
     assert len(head) > 4096 and data.startswith(head)
+
+
+def test_read_in_background_gives_the_items_in_order_then_their_error_in_the_callers_thread():
+    import threading
+
+    produced_on = []
+
+    def items():
+        for i in range(5):
+            produced_on.append(threading.current_thread().name)
+            yield i
+        raise fio.StreamTruncated(123, EOFError("cut"))
+
+    got = []
+    with pytest.raises(fio.StreamTruncated) as err:
+        for item in fio.read_in_background(items(), "test-reader"):
+            got.append(item)
+    assert got == [0, 1, 2, 3, 4]
+    assert err.value.offset == 123
+    assert set(produced_on) == {"test-reader"}  # read on its own thread, raised in ours
+
+
+def test_closing_read_in_background_early_stops_its_thread_and_closes_the_source():
+    import threading
+
+    closed = []
+
+    def items():
+        try:
+            for i in range(1000):
+                yield i
+        finally:
+            closed.append(True)
+
+    reader = fio.read_in_background(items(), "test-early-close", ahead=2)
+    assert [next(reader), next(reader)] == [0, 1]
+    reader.close()
+    assert closed == [True]
+    assert "test-early-close" not in {t.name for t in threading.enumerate()}
+
+
+def test_blocks_read_in_background_keep_their_lines_and_a_truncated_stream_is_a_reject(tmp_path):
+    import forensics
+    from forensics.loaders.context import LoadContext
+
+    data = b"".join(b'{"n":%d}\n' % i for i in range(20000))
+    p = tmp_path / "x.jsonl.gz"
+    blob = gzip.compress(data)
+    p.write_bytes(blob[: len(blob) // 2])
+    case = forensics.open_case()
+    ctx = LoadContext(str(p), "json_logs", case.con)
+    lines = [ln for block in ctx.blocks(4096) for ln in ctx.lines_of(block).column("line").to_pylist()]
+    assert lines and lines == list(range(1, len(lines) + 1))
+    assert ctx.rejected == 1
+    assert case.sql("SELECT reason_code FROM rejects").fetchall() == [("truncated",)]

@@ -115,16 +115,19 @@ def promoted_text(n: int, parents: np.ndarray, keys: pa.Array, text: pa.Array) -
     the value of the first of the column's keys whose value is not NULL, as
     ``coalesce(attributes['k1'], attributes['k2'], ...)`` gives."""
     wanted = sorted({k for ks in PROMOTED.values() for k in ks})
-    index = pc.index_in(keys, value_set=pa.array(wanted, pa.string())).to_numpy(zero_copy_only=False)
-    present = pc.is_valid(text).to_numpy(zero_copy_only=False)
+    index = pc.fill_null(pc.index_in(keys, value_set=pa.array(wanted, pa.string())), -1)
+    found = pc.and_(pc.greater_equal(index, 0), pc.is_valid(text))
+    entries = np.flatnonzero(found.to_numpy(zero_copy_only=False))  # entries of a wanted key with a value
+    index = index.to_numpy(zero_copy_only=False)[entries]
     position = {key: i for i, key in enumerate(wanted)}
+    text = text.cast(pa.string())
     out = {}
     for col, ks in PROMOTED.items():
         pick = np.full(n, -1, dtype=np.int64)
         for key in reversed(ks):  # the first key wins: write it last
-            sel = np.flatnonzero((index == position[key]) & present)
+            sel = entries[index == position[key]]
             pick[parents[sel]] = sel
-        out[PRECOMPUTED_PREFIX + col] = text.take(pa.array(pick, mask=pick < 0)).cast(pa.string())
+        out[PRECOMPUTED_PREFIX + col] = text.take(pa.array(pick, mask=pick < 0))
     return out
 
 
@@ -195,29 +198,36 @@ class Staged:
     Parquet (uncompressed, written in the fast path's worker thread) and DuckDB joins them back
     by position. Tables under :data:`STAGE_MIN_ROWS` rows, or when the file cannot be written,
     go through Arrow whole.
+
+    ``invalid``: whether a row of a span table fails :func:`invalid_rows`, checked when staged
+    (by the fast path's worker thread, off the thread that stores); None for a table without
+    span ids (resources).
     """
 
     table: pa.Table
     maps: tuple[str, ...] = ()
     file: _TempFile | None = None
+    invalid: bool | None = None
 
     @classmethod
     def of(cls, table: pa.Table) -> Staged:
-        """``table`` staged: its MAP columns written to a temporary Parquet file."""
+        """``table`` staged: its MAP columns written to a temporary Parquet file, its span rows
+        checked (``invalid``)."""
+        invalid = bool(invalid_rows(table).any()) if "trace_id" in table.column_names else None
         maps = tuple(f.name for f in table.schema if pa.types.is_map(f.type))
         if not maps or table.num_rows < STAGE_MIN_ROWS or len(maps) == table.num_columns:
-            return cls(table)
+            return cls(table, invalid=invalid)
         try:
             file = _TempFile("forensics-maps-", ".parquet")
         except OSError:
-            return cls(table)
+            return cls(table, invalid=invalid)
         try:
             pq.write_table(table.select(list(maps)), file.path, compression="none", use_dictionary=False,
                            write_statistics=False)
         except (OSError, pa.ArrowException):  # e.g. no space left in the temporary directory
             file.remove()
-            return cls(table)
-        return cls(table.drop_columns(list(maps)), maps, file)
+            return cls(table, invalid=invalid)
+        return cls(table.drop_columns(list(maps)), maps, file, invalid)
 
     @property
     def num_rows(self) -> int:
@@ -228,8 +238,9 @@ class Staged:
         return self.table.column_names + list(self.maps)
 
     def with_table(self, table: pa.Table) -> Staged:
-        """The same staged MAPs with other columns (``table``: the same rows, in order)."""
-        return Staged(table, self.maps, self.file)
+        """The same staged MAPs with other columns (``table``: the same rows, in order, with the
+        same span columns: ``invalid`` still holds)."""
+        return Staged(table, self.maps, self.file, self.invalid)
 
     def relation(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
         """All the columns as a DuckDB relation on ``con``."""
@@ -292,7 +303,7 @@ def insert_spans(ctx: LoadContext, spans: pa.Table | Staged, resources: pa.Table
         if not n:
             return 0
         table = spans.table
-        if invalid_rows(table).any():
+        if (spans.invalid if spans.invalid is not None else invalid_rows(table).any()):
             raise AssertionError("insert_spans: a row that the span rules reject was passed in (a fast path bug)")
         table = table.drop_columns([c for c in ("format", "source_file") if c in table.column_names])
         table = table.append_column("format", pa.repeat(pa.scalar(ctx.format, pa.string()), n))

@@ -47,6 +47,9 @@ _TYPED = {"kind": pa.int64(), "code": pa.int64(), "doubleValue": pa.float64(), "
 _CANONICAL_INT = r"^-?(0|[1-9][0-9]{0,36})$"
 _PREFIX = b'{"resourceSpans":'
 _OTHER_SIGNAL = re.compile(rb'"resource(Logs|Metrics)"')
+_OTHER_SIGNALS = (b'"resourceLogs"', b'"resourceMetrics"')  # the same, as plain substrings (memmem is faster)
+#: newlines of a block looked for one at a time before numpy takes over (see :func:`_newlines`)
+_FIND_LINES = 4096
 _TRACE_ID = "^[0-9a-f]{32}$"
 _SPAN_ID = "^[0-9a-f]{16}$"
 #: unix nanoseconds in canonical decimal text that certainly fit a BIGINT (up to 2033)
@@ -81,10 +84,26 @@ _EVENTS_VARCHAR = SPAN_VARCHAR.field("events").type
 _LINKS_VARCHAR = SPAN_VARCHAR.field("links").type
 
 
+def _newlines(data: bytes) -> np.ndarray:
+    """Offsets of the newlines in ``data``: found one by one (``bytes.find``, memchr) while they
+    are few, as in collector output (a request of hundreds of spans per line), by numpy over
+    the rest when there are many."""
+    found: list[int] = []
+    at = data.find(b"\n")
+    while at >= 0 and len(found) < _FIND_LINES:
+        found.append(at)
+        at = data.find(b"\n", at + 1)
+    nl = np.array(found, dtype=np.int64)
+    if at < 0:
+        return nl
+    rest = np.flatnonzero(np.frombuffer(data, dtype=np.uint8)[at:] == 10) + at
+    return np.concatenate((nl, rest))
+
+
 def _line_bounds(block: Block) -> tuple[np.ndarray, np.ndarray]:
     """(start, end) byte offsets of the block's lines (end excludes the newline)."""
     data = np.frombuffer(block.data, dtype=np.uint8)
-    nl = np.flatnonzero(data == 10)
+    nl = _newlines(block.data)
     starts = np.concatenate(([0], nl + 1))
     ends = np.concatenate((nl, [len(data)]))
     if starts[-1] == len(data):  # the block ends with a newline
@@ -102,7 +121,7 @@ def _candidates(block: Block, starts: np.ndarray, ends: np.ndarray) -> np.ndarra
         return ok
     heads = data[np.minimum(starts[:, None] + np.arange(len(_PREFIX)), len(data) - 1)]
     ok &= (heads == np.frombuffer(_PREFIX, dtype=np.uint8)).all(axis=1)
-    if _OTHER_SIGNAL.search(block.data):  # usually absent: then no per-line search
+    if any(name in block.data for name in _OTHER_SIGNALS):  # usually absent: then no per-line search
         for m in _OTHER_SIGNAL.finditer(block.data):
             ok[np.searchsorted(starts, m.start(), side="right") - 1] = False
     whole = pa.Array.from_buffers(pa.large_binary(), 1, [None, pa.py_buffer(np.array([0, len(data)], np.int64)),
@@ -324,7 +343,7 @@ def spans_table(con: duckdb.DuckDBPyConnection, line_no: np.ndarray, resource_sp
         **attrs.promoted(),
     })
     resources = pa.table({"rid": np.arange(len(rs), dtype=np.int64), "resource_attributes": res.map()})
-    return table.filter(keep), resources, bad_line
+    return (table if not bad_line.any() else table.filter(keep)), resources, bad_line
 
 
 @dataclass

@@ -56,7 +56,8 @@ class LoadContext:
         directly); :meth:`lines_of` turns one into lines. A truncated compressed stream and an
         over-long line become rejects (or errors in strict mode) here."""
         try:
-            for first_line, data in fio.iter_blocks(self.path, batch_bytes or self.options.get("batch_bytes", 16 << 20)):
+            blocks = fio.iter_blocks(self.path, batch_bytes or self.options.get("batch_bytes", 16 << 20))
+            for first_line, data in fio.read_in_background(blocks, "forensics-blocks"):  # reads the next block meanwhile
                 yield fio.Block(first_line, data)
         except fio.StreamTruncated as exc:
             self.reject(Reason.TRUNCATED, f"compressed stream ends early ({exc.cause}); records before it were loaded",

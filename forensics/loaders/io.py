@@ -5,13 +5,16 @@ import gzip
 import hashlib
 import io
 import os
+import queue
+import threading
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+_T = TypeVar("_T")
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -187,6 +190,51 @@ def iter_blocks(path: str, batch_bytes: int = 32 << 20, max_line_bytes: int = 51
             consumed += len(block)
             yield line, block
             line += block.count(b"\n")
+
+
+def read_in_background(items: Iterator[_T], name: str = "forensics-read", ahead: int = 1) -> Iterator[_T]:
+    """``items`` as they are, produced on a thread of their own up to ``ahead`` items before
+    they are asked for: the reading (file I/O, decompression, copying, counting lines) overlaps
+    with the caller's work on the previous item. An exception of ``items`` is raised here, in
+    the caller's thread, after the items before it, as without the thread. ``items`` must not
+    touch anything the caller uses meanwhile (a case's connection): it runs concurrently.
+    Closing this iterator early stops the thread and closes ``items``."""
+    done = object()
+    handoff: queue.Queue = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                handoff.put((item, None))
+                if stop.is_set():
+                    return
+            handoff.put((done, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            handoff.put((done, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name=name, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = handoff.get()
+            if item is done:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting to hand over an item
+            try:
+                handoff.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        worker.join()
 
 
 def iter_line_batches(path: str, batch_bytes: int = 32 << 20, max_line_bytes: int = 512 << 20) -> Iterator[LineBatch]:
