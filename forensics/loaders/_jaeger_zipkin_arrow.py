@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._arrow_spans import (Staged, bad_key_rows, insert_spans, invalid_rows, kv_map, list_offsets, promoted_text,
+from ._arrow_spans import (Staged, bad_key_rows, insert_spans, invalid_rows, kv_map, list_offsets, promoted_text, with_resources,
                            scratch_query)
 from ._jaeger_zipkin_stream import ArrayRuns
 from ._semconv import PRECOMPUTED_PREFIX, PROMOTED
@@ -292,12 +292,12 @@ class Entries:
 class FastBatch:
     """What a fast path took from a batch of JSON texts (the rows of a source table): ``handled``
     and ``counts`` (spans per text) per row, the canonical span rows (``_elem``: the source row
-    of each, ``_index``: its 0-based position among that text's spans) and their resources."""
+    of each, ``_index``: its 0-based position among that text's spans), their resource columns
+    copied in (:func:`~._arrow_spans.with_resources`)."""
 
     handled: np.ndarray
     counts: np.ndarray
     spans: Staged
-    resources: Staged | None = None
 
     @classmethod
     def nothing(cls, n: int) -> FastBatch:
@@ -315,7 +315,7 @@ class FastBatch:
         table = table.append_column("source_line", source.column("line").take(elem))
         base = source.column("base").take(elem)
         table = table.append_column("source_offset", pc.add(base, spans.column("_index")))
-        return insert_spans(ctx, self.spans.with_table(table), self.resources)
+        return insert_spans(ctx, self.spans.with_table(table))
 
 
 @dataclass
@@ -423,4 +423,6 @@ def keep_good(rows: np.ndarray, n_source: int, part: Converted) -> FastBatch:
         table = table.filter(pa.array(~bad_text[elem]))
     table = table.set_column(table.schema.get_field_index("_elem"), "_elem", pa.array(rows[table.column("_elem").to_numpy()]))
     pa.default_memory_pool().release_unused()  # the conversion's scratch memory, before DuckDB needs its own
-    return FastBatch(handled, counts, Staged.of(table), None if part.resources is None else Staged.of(part.resources))
+    if part.resources is not None:
+        table = with_resources(table, part.resources)
+    return FastBatch(handled, counts, Staged.of(table))
