@@ -110,3 +110,19 @@ def test_test_files_store_the_same_spans_with_maps_staged_or_not(path: Path, mon
     staged = _spans(path)
     monkeypatch.setattr(_arrow_spans, "STAGE_MIN_ROWS", 1 << 62)
     assert staged == _spans(path)
+
+
+def test_resource_columns_are_copied_into_each_span_row_as_a_left_join_would() -> None:
+    resources = pa.table({"rid": pa.array([7, 3], pa.int64()),
+                          "resource_attributes": pa.array([[("service.name", "a"), ("k", "1")], []], MAP),
+                          "service": pa.array(["a", "b"])})
+    spans = pa.table({"span_id": ["s0", "s1", "s2", "s3", "s4"],
+                      "rid": pa.array([3, 7, -1, None, 99], pa.int64()),
+                      "host_name": ["h0", "h1", "h2", "h3", "h4"]})
+    out = _arrow_spans.with_resources(spans, resources)
+    assert out.column_names == ["span_id", "host_name", "resource_attributes", "service"]
+    assert out.column("service").to_pylist() == ["b", "a", None, None, None]
+    assert out.column("resource_attributes").to_pylist() == [[], [("service.name", "a"), ("k", "1")], None, None, None]
+    # a column the spans have already is theirs, not the resource's
+    both = _arrow_spans.with_resources(spans.append_column("service", pa.array(["own"] * 5)), resources)
+    assert both.column("service").to_pylist() == ["own"] * 5
