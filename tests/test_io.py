@@ -134,3 +134,25 @@ def test_blocks_read_in_background_keep_their_lines_and_a_truncated_stream_is_a_
     assert lines and lines == list(range(1, len(lines) + 1))
     assert ctx.rejected == 1
     assert case.sql("SELECT reason_code FROM rejects").fetchall() == [("truncated",)]
+
+
+def test_read_in_background_reads_one_item_ahead_of_the_caller_not_more():
+    import time
+
+    read = []
+
+    def items():
+        for i in range(10):
+            read.append(i)
+            yield i
+
+    reader = fio.read_in_background(items(), "test-ahead", ahead=1)
+    assert next(reader) == 0
+    deadline = time.monotonic() + 5
+    while len(read) < 2 and time.monotonic() < deadline:  # item 1 is read while we hold item 0
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert read == [0, 1]  # and not item 2: memory holds the caller's item plus one
+    assert next(reader) == 1
+    reader.close()
+    assert read[-1] <= 2

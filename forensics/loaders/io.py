@@ -179,37 +179,43 @@ def iter_blocks(path: str, batch_bytes: int = 32 << 20, max_line_bytes: int = 51
                 if carry:
                     yield line, carry
                 return
-            buf = carry + chunk if carry else chunk
-            cut = buf.rfind(b"\n")
+            cut = chunk.rfind(b"\n")
             if cut < 0:
-                if len(buf) > max_line_bytes:
+                carry += chunk
+                if len(carry) > max_line_bytes:
                     raise RecordTooLarge(line, max_line_bytes)
-                carry = buf
                 continue
-            block, carry = buf[: cut + 1], buf[cut + 1 :]
+            # one copy of the block's bytes (not the whole buffer and then the block)
+            block, carry = (carry + chunk[: cut + 1] if carry else chunk[: cut + 1]), chunk[cut + 1:]
+            del chunk
             consumed += len(block)
             yield line, block
             line += block.count(b"\n")
 
 
 def read_in_background(items: Iterator[_T], name: str = "forensics-read", ahead: int = 1) -> Iterator[_T]:
-    """``items`` as they are, produced on a thread of their own up to ``ahead`` items before
-    they are asked for: the reading (file I/O, decompression, copying, counting lines) overlaps
-    with the caller's work on the previous item. An exception of ``items`` is raised here, in
-    the caller's thread, after the items before it, as without the thread. ``items`` must not
-    touch anything the caller uses meanwhile (a case's connection): it runs concurrently.
-    Closing this iterator early stops the thread and closes ``items``."""
+    """``items`` as they are, each read on a thread of their own while the caller works on the
+    one before: the reading (file I/O, decompression, copying, counting lines) overlaps with the
+    caller's work, and at most ``ahead`` items are read before they are asked for (memory: the
+    caller's item plus ``ahead``). An exception of ``items`` is raised here, in the caller's
+    thread, after the items before it, as without the thread. ``items`` must not touch anything
+    the caller uses meanwhile (a case's connection): it runs concurrently. Closing this iterator
+    early stops the thread and closes ``items``."""
     done = object()
-    handoff: queue.Queue = queue.Queue(maxsize=ahead)
+    handoff: queue.Queue = queue.Queue()
+    wanted = threading.Semaphore(ahead)  # items the producer may read before the caller takes one
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            for item in items:
-                handoff.put((item, None))
+            while True:
+                wanted.acquire()
                 if stop.is_set():
                     return
-            handoff.put((done, None))
+                item = next(items, done)
+                handoff.put((item, None))
+                if item is done:
+                    return
         except BaseException as exc:  # handed to the consumer, raised there
             handoff.put((done, exc))
         finally:
@@ -226,14 +232,11 @@ def read_in_background(items: Iterator[_T], name: str = "forensics-read", ahead:
                 if exc is not None:
                     raise exc
                 return
+            wanted.release()  # read the next one while the caller works on this one
             yield item
     finally:
         stop.set()
-        while worker.is_alive():  # unblock a producer waiting to hand over an item
-            try:
-                handoff.get(timeout=0.05)
-            except queue.Empty:
-                pass
+        wanted.release()  # wake a producer waiting for its turn: it sees ``stop``
         worker.join()
 
 
