@@ -59,14 +59,10 @@ def _string_objects(text: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array, p
     data = np.frombuffer(text.buffers()[2], dtype=np.uint8)
     starts, ends = offsets[:-1], offsets[1:]
     lo = int(starts[0])
-    is_quote = data[lo: int(ends[-1])] == 34
-    seen = np.zeros(len(is_quote) + 1, dtype=np.int64)
-    np.cumsum(is_quote, out=seen[1:])
-    count = seen[ends - lo] - seen[starts - lo]  # quotes per row
+    quotes = np.flatnonzero(data[lo: int(ends[-1])] == 34) + lo
+    count = np.searchsorted(quotes, ends) - np.searchsorted(quotes, starts)  # quotes per row
     read = mask(pc.is_valid(text)) & ~mask(pc.match_substring(text, "\\")) & (count % 4 == 0)
     read &= (count > 0) | (ends - starts == 2)  # or "{}"
-    quotes = np.flatnonzero(is_quote) + lo
-    del is_quote, seen
     quotes = quotes[np.repeat(read, count)]  # whole rows of 4 quotes per entry
     key_open, key_close, value_open, value_close = quotes[0::4], quotes[1::4], quotes[2::4], quotes[3::4]
     owner = np.repeat(np.flatnonzero(read), count[read] // 4)
