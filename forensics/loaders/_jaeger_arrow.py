@@ -8,8 +8,8 @@ not hex or all zero, no start time, no process) or needs what the fast path does
 need more than lower-casing and zero padding, references with such ids, times that are not
 decimal integers of microseconds, non-empty ``warnings``.
 
-Trace-level processes become one resource row each (inline processes one per span) that DuckDB
-joins to the spans; logs become events and non-parent references links through the general
+Trace-level processes become one resource row each (inline processes one per span), copied into
+the rows of their spans (:func:`~._arrow_spans.with_resources`); logs become events and non-parent references links through the general
 path's own SQL (:func:`.jaeger.events_sql`, :func:`.jaeger.links_sql`), for the spans that have
 them.
 """
