@@ -210,3 +210,12 @@ def test_insert_clean_refuses_a_rejected_row():
     assert ctx.insert_clean("spans", ok.format(t="a" * 32)) == 1
     with pytest.raises(duckdb.Error, match="a row was rejected: bad id"):
         ctx.insert_clean("spans", "SELECT 'b' AS trace_id, 'bad_id' AS _reject_code, 'bad id' AS _reject_reason")
+
+
+@pytest.mark.parametrize("lines", [0, 1, 3, _otlp_arrow._FIND_LINES - 1, _otlp_arrow._FIND_LINES, 3 * _otlp_arrow._FIND_LINES + 7])
+def test_newlines_are_found_one_by_one_then_by_numpy_with_the_same_offsets(lines: int) -> None:
+    import numpy as np
+
+    data = b"".join(b"x" * (i % 5) + b"\n" for i in range(lines)) + b"tail"
+    expected = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    assert _otlp_arrow._newlines(data).tolist() == expected.tolist()
