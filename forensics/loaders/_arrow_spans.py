@@ -201,7 +201,7 @@ class Staged:
 
     ``invalid``: whether a row of a span table fails :func:`invalid_rows`, checked when staged
     (by the fast path's worker thread, off the thread that stores); None for a table without
-    span ids (resources).
+    span ids.
     """
 
     table: pa.Table
