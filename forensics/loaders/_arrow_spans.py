@@ -210,10 +210,12 @@ class Staged:
     invalid: bool | None = None
 
     @classmethod
-    def of(cls, table: pa.Table) -> Staged:
+    def of(cls, table: pa.Table, invalid: bool | None = None) -> Staged:
         """``table`` staged: its MAP columns written to a temporary Parquet file, its span rows
-        checked (``invalid``)."""
-        invalid = bool(invalid_rows(table).any()) if "trace_id" in table.column_names else None
+        checked (``invalid``; given by a caller that has just applied :func:`invalid_rows` to
+        these rows)."""
+        if invalid is None and "trace_id" in table.column_names:
+            invalid = bool(invalid_rows(table).any())
         maps = tuple(f.name for f in table.schema if pa.types.is_map(f.type))
         if not maps or table.num_rows < STAGE_MIN_ROWS or len(maps) == table.num_columns:
             return cls(table, invalid=invalid)
@@ -261,15 +263,7 @@ def with_resources(spans: pa.Table, resources: pa.Table) -> pa.Table:
     already is theirs. Copying a resource's MAP in Arrow (on the fast path's worker thread)
     costs less than DuckDB joining it per span in the thread that stores (about 2 µs per span
     with a dozen resource attributes)."""
-    rids = resources.column("rid").to_numpy()
-    row_of = np.full(int(rids.max()) + 1 if len(rids) else 0, -1, dtype=np.int64)
-    row_of[rids] = np.arange(len(rids))
-    rid = spans.column("rid").to_numpy(zero_copy_only=False)
-    known = ~np.isnan(rid) if rid.dtype.kind == "f" else np.ones(len(rid), dtype=bool)
-    at = np.full(len(rid), -1, dtype=np.int64)
-    inside = known & (rid >= 0) & (rid < len(row_of))
-    at[inside] = row_of[rid[inside].astype(np.int64)]
-    take = pa.array(at, mask=at < 0)
+    take = pc.index_in(spans.column("rid"), value_set=resources.column("rid"))  # NULL: no such resource
     out = spans.drop_columns(["rid"])
     for name in resources.column_names:
         if name != "rid" and name not in out.column_names:

@@ -9,9 +9,9 @@ need more than lower-casing and zero padding, references with such ids, times th
 decimal integers of microseconds, non-empty ``warnings``.
 
 Trace-level processes become one resource row each (inline processes one per span), copied into
-the rows of their spans (:func:`~._arrow_spans.with_resources`); logs become events and non-parent references links through the general
-path's own SQL (:func:`.jaeger.events_sql`, :func:`.jaeger.links_sql`), for the spans that have
-them.
+the rows of their spans (:func:`~._arrow_spans.with_resources`); logs become events and
+non-parent references links through the general path's own SQL (:func:`.jaeger.events_sql`,
+:func:`.jaeger.links_sql`), for the spans that have them.
 """
 from __future__ import annotations
 

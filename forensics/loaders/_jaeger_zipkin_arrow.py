@@ -30,8 +30,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._arrow_spans import (Staged, bad_key_rows, insert_spans, invalid_rows, kv_map, list_offsets, promoted_text, with_resources,
-                           scratch_query)
+from ._arrow_spans import (Staged, bad_key_rows, insert_spans, invalid_rows, kv_map, list_offsets, promoted_text,
+                           scratch_query, with_resources)
 from ._jaeger_zipkin_stream import ArrayRuns
 from ._semconv import PRECOMPUTED_PREFIX, PROMOTED
 from .context import LoadContext
@@ -413,16 +413,18 @@ def keep_good(rows: np.ndarray, n_source: int, part: Converted) -> FastBatch:
     taken whose spans all convert exactly and pass :func:`invalid_rows`."""
     table = part.table
     elem = table.column("_elem").to_numpy()
+    invalid = invalid_rows(table)
     bad_text = ~part.taken
-    bad_text[elem[part.bad | invalid_rows(table)]] = True
+    bad_text[elem[part.bad | invalid]] = True
     handled = np.zeros(n_source, dtype=bool)
     handled[rows[~bad_text]] = True
     counts = np.zeros(n_source, dtype=np.int64)
     counts[rows] = part.counts
+    keep = ~bad_text[elem]
     if bad_text.any():
-        table = table.filter(pa.array(~bad_text[elem]))
+        table = table.filter(pa.array(keep))
     table = table.set_column(table.schema.get_field_index("_elem"), "_elem", pa.array(rows[table.column("_elem").to_numpy()]))
     pa.default_memory_pool().release_unused()  # the conversion's scratch memory, before DuckDB needs its own
     if part.resources is not None:
         table = with_resources(table, part.resources)
-    return FastBatch(handled, counts, Staged.of(table))
+    return FastBatch(handled, counts, Staged.of(table, invalid=bool(invalid[keep].any())))  # checked once, above

@@ -46,8 +46,9 @@ from .io import Block
 _TYPED = {"kind": pa.int64(), "code": pa.int64(), "doubleValue": pa.float64(), "boolValue": pa.bool_()}
 _CANONICAL_INT = r"^-?(0|[1-9][0-9]{0,36})$"
 _PREFIX = b'{"resourceSpans":'
-_OTHER_SIGNAL = re.compile(rb'"resource(Logs|Metrics)"')
-_OTHER_SIGNALS = (b'"resourceLogs"', b'"resourceMetrics"')  # the same, as plain substrings (memmem is faster)
+#: keys of the other signals' requests (looked for as plain substrings first: memmem is faster)
+_OTHER_SIGNALS = (b'"resourceLogs"', b'"resourceMetrics"')
+_OTHER_SIGNAL = re.compile(b"|".join(map(re.escape, _OTHER_SIGNALS)))
 #: newlines of a block looked for one at a time before numpy takes over (see :func:`_newlines`)
 _FIND_LINES = 4096
 _TRACE_ID = "^[0-9a-f]{32}$"
