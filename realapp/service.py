@@ -110,6 +110,29 @@ PROCESS_METRICS = {
 }
 
 
+#: how long a stopping process keeps serving, answering ``Connection: close`` (graceful drain)
+DRAIN_S = 1.0
+
+
+class Drain:
+    """WSGI middleware: once :attr:`draining` is set, every response says ``Connection: close``,
+    so that callers holding a keep-alive connection reconnect (to the new process, during a
+    rolling update) instead of sending their next request to a process about to exit."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.draining = threading.Event()
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        if not self.draining.is_set():
+            return self.app(environ, start_response)
+
+        def closing(status: str, headers: list, *exc: Any) -> Any:
+            return start_response(status, [*headers, ("Connection", "close")], *exc)
+
+        return self.app(environ, closing)
+
+
 def _flush() -> None:
     """Export what the SDK still holds (spans in the batch processor, the last metrics)."""
     from opentelemetry import metrics, trace
@@ -137,9 +160,16 @@ def main() -> None:
     from .apps import build
 
     app = build(spec)
+    drain = Drain(app.wsgi_app)
+    app.wsgi_app = drain
     server = make_server("127.0.0.1", spec.port, app, threaded=True)
-    # serve_forever runs on this thread: shutdown() must come from another one
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+
+    def stop() -> None:
+        drain.draining.set()
+        time.sleep(DRAIN_S)
+        server.shutdown()  # serve_forever runs on the main thread: shutdown() must come from another one
+
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=stop).start())
     logging.getLogger("app").info("started", extra={"fields": {"port": spec.port}})
     server.serve_forever()
     _flush()

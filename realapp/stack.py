@@ -214,32 +214,37 @@ class Stack:
         return self
 
     def redeploy(self, name: str, version: str, description: str = "") -> int:
-        """Stop ``name`` and start ``version`` on the same port (a rolling update of one pod).
-        Returns the deploy time (ns) recorded in :attr:`deploys`."""
-        previous = self.procs[name].spec.version
-        self._stop(name)
-        t = time.time_ns()
+        """Replace ``name``'s process by one running ``version``; returns the deploy time (ns),
+        recorded in :attr:`deploys`. With a proxy in front of the service (``proxies=True``) this
+        is a rolling update: the new process starts on a new port, the proxy switches to it, then
+        the old one stops (no request fails); without, the old process stops first."""
+        previous = self.procs[name]
+        if name in self.proxies:
+            self.ports[name] = free_port()
+        else:
+            self._stop(name)
         self.opt.versions[name] = version
         self.procs[name] = self._launch(name, version)
         self._wait_ready([name])
-        self.deploys.append({"time": iso(t), "service": name, "version": version, "previous_version": previous,
-                             "kind": "deploy", "description": description or f"{name} {version}",
-                             "environment": "prod", "author": "ci-bot"})
+        t = time.time_ns()
+        if name in self.proxies:
+            self.proxies[name].target_port = self.ports[name]
+            _terminate(previous.popen)  # drains: its callers reconnect through the proxy
+        self.deploys.append({"time": iso(t), "service": name, "version": version,
+                             "previous_version": previous.spec.version, "kind": "deploy",
+                             "description": description or f"{name} {version}", "environment": "prod",
+                             "author": "ci-bot"})
         return t
 
     def _stop(self, name: str) -> None:
-        proc = self.procs[name].popen
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _terminate(self.procs[name].popen)
 
     def stop(self) -> None:
         for hog in self.hogs:
             stop_hog(hog)
+        for proc in self.procs.values():  # all at once: each drains for a second
+            if proc.popen.poll() is None:
+                proc.popen.send_signal(signal.SIGTERM)
         for name in list(self.procs):
             self._stop(name)
         for p in self.proxies.values():
@@ -273,9 +278,11 @@ class Stack:
         return self.request("GET", path, **kw)
 
     def run_mix(self, calls: list[tuple[str, str, dict[str, Any]]], *, concurrency: int = 4,
-                pace_s: float = 0.0) -> list[int]:
+                pace_s: float = 0.0, seconds: float | None = None) -> list[int]:
         """Send ``(method, path, kwargs)`` calls with ``concurrency`` clients; each client waits
-        ``pace_s`` between its calls. Returns the status codes in call order."""
+        ``pace_s`` between its calls; with ``seconds``, no call starts after that long. Returns
+        the status codes of the calls sent, in call order."""
+        deadline = time.monotonic() + seconds if seconds is not None else None
         lock = threading.Lock()
         it = iter(enumerate(calls))
         codes = [0] * len(calls)
@@ -285,7 +292,7 @@ class Stack:
             while True:
                 with lock:
                     nxt = next(it, None)
-                if nxt is None:
+                if nxt is None or (deadline is not None and time.monotonic() > deadline):
                     return
                 i, (method, path, kw) = nxt
                 try:
@@ -298,7 +305,7 @@ class Stack:
         with ThreadPoolExecutor(concurrency) as pool:
             for f in [pool.submit(client) for _ in range(concurrency)]:
                 f.result()
-        return codes
+        return [c for c in codes if c != 0]
 
     def control(self, name: str, **state: float) -> None:
         """Change a service's injected-fault state (``POST /__control``, not traced)."""
@@ -307,10 +314,29 @@ class Stack:
     def pid(self, name: str) -> int:
         return self.procs[name].popen.pid
 
+    def pin(self, name: str, cpu: int) -> None:
+        """Pin every thread of ``name``'s process to one core (threads it starts later inherit it)."""
+        for task in Path(f"/proc/{self.pid(name)}/task").iterdir():
+            try:
+                os.sched_setaffinity(int(task.name), {cpu})
+            except OSError:  # a thread that ended meanwhile
+                pass
+
     def write_deploys(self, path: Path) -> None:
         with open(path, "w") as f:
             for d in self.deploys:
                 f.write(json.dumps(d) + "\n")
+
+
+def _terminate(proc: subprocess.Popen) -> None:
+    """SIGTERM (a service flushes its exporters), then SIGKILL after 30 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def start_hog(seconds: float, cpu: int | None = None) -> subprocess.Popen:

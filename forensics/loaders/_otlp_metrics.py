@@ -57,7 +57,7 @@ def _exemplar_columns(e: str) -> str:
     otlp_ts(otlp_ns({e}.timeUnixNano)) AS exemplar_time"""
 
 
-_COMMON = "time, labels, unit, description, temporality, service, source_line, source_offset"
+_COMMON = "time, labels, unit, description, temporality, service, res AS resource_attributes, source_line, source_offset"
 
 
 def _common(labels: str) -> str:

@@ -202,6 +202,15 @@ def test_metrics_number_points_and_exemplars(mixed):
     ]
 
 
+def test_metrics_carry_their_resource_attributes(mixed):
+    # per-pod metrics: the pod, host and version live in the resource, not in the point's labels
+    case, _ = mixed
+    got = rows(case, "SELECT DISTINCT service, resource_attributes['host.name'] AS host, "
+                     "resource_attributes['service.version'] AS version FROM metrics ORDER BY service")
+    assert got == [dict(service="catalog-service", host="catalog-7d9f8b-x2k4p", version="1.8.0"),
+                   dict(service="inventory-service", host="inv-7f9c", version="2.3.1")]
+
+
 def test_metrics_histogram_like_prometheus(mixed):
     case, _ = mixed
     got = rows(case, """SELECT name, labels['le'] AS le, value, type, temporality, exemplar_trace_id, exemplar_span_id,

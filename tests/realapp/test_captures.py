@@ -237,3 +237,115 @@ def test_clock_skew_server_span_sticks_out_by_the_offset(variant: str) -> None:
         FROM spans s JOIN spans c ON c.span_id = s.parent_span_id AND c.trace_id = s.trace_id
         WHERE s.kind = 'server' AND c.kind = 'client' AND s.service <> 'pricing-service'""")
     assert others.n.iloc[0] >= len(pairs) and others.out.iloc[0] == 0
+
+
+# ---------------------------------------------------------------------------------- small bimodal
+BIMODAL = "small_bimodal"
+
+
+def test_small_bimodal_35_slow_requests_marked_by_cache_miss() -> None:
+    facts = truth(BIMODAL)["facts"]
+    req = df(BIMODAL, "otlp", """
+        SELECT g.trace_id, g.duration_ms, c.attributes['app.cache_hit'] AS hit, c.duration_ms AS catalog_ms
+        FROM spans g JOIN spans c ON c.trace_id = g.trace_id AND c.service = 'catalog-service' AND c.kind = 'server'
+        WHERE g.service = 'api-gateway' AND g.kind = 'server' AND g.name = 'GET /api/products/<sku>'""")
+    assert len(req) == facts["requests"] == 150
+    slow, fast = req[req.hit == "false"], req[req.hit == "true"]
+    assert len(slow) == facts["slow"] == 35 and len(fast) == 115
+    # the slow path adds ~950 ms (x lognormal jitter) of catalog work: the modes do not touch
+    assert slow.catalog_ms.min() > 600 and slow.duration_ms.min() > fast.duration_ms.max()
+    assert slow.duration_ms.median() > 5 * fast.duration_ms.median()
+    assert round(slow.duration_ms.median(), 3) == facts["slow_p50_ms"]
+    assert round(fast.duration_ms.median(), 3) == facts["fast_p50_ms"]
+
+
+# ---------------------------------------------------------------------------------- overlapping exports
+OVERLAP = "overlapping_exports"
+
+
+def test_overlapping_exports_repeat_the_middle_traces() -> None:
+    facts = truth(OVERLAP)["facts"]
+    s = spans(OVERLAP, "jaeger")
+    assert len(s) == facts["span_rows"]
+    assert s[["trace_id", "span_id"]].drop_duplicates().shape[0] == facts["unique_spans"]
+    rows = s.groupby("trace_id").size() / pd.Series(dict(zip(facts["traces"], facts["spans_per_trace"])))
+    assert rows.to_dict() == {t: (2.0 if t in facts["duplicated_traces"] else 1.0) for t in facts["traces"]}
+    dup = s[s.duplicated(["trace_id", "span_id"], keep=False)]
+    # duplicates are the same span: same service, kind, name and times
+    assert (dup.groupby(["trace_id", "span_id"])[["service", "kind", "name", "start_time", "end_time"]].nunique() == 1).all().all()
+    files = df(OVERLAP, "jaeger", "SELECT regexp_extract(source_file, '[^/]+$') AS f, list(DISTINCT trace_id) AS t "
+                                  "FROM spans GROUP BY 1")
+    assert {r.f: sorted(r.t) for r in files.itertuples()} == {k: sorted(v) for k, v in facts["files"].items()}
+
+
+# ---------------------------------------------------------------------------------- OpenTracing era
+LEGACY = "opentracing_legacy"
+
+
+def test_opentracing_legacy_jdbc_spans_without_kind() -> None:
+    facts = truth(LEGACY)["facts"]
+    s = spans(LEGACY, "jaeger")
+    # 64-bit Jaeger trace ids (16 hex digits in the file), left-padded to 32 by the loader
+    assert all(len(t["trace_id"]) == 16 for t in facts["traces"])
+    assert sorted(s.trace_id.unique()) == sorted(t["trace_id"].rjust(32, "0") for t in facts["traces"])
+    jdbc = s[s.name == "HikariProxyPreparedStatement.executeQuery"]
+    assert (jdbc.kind == "unspecified").all()
+    counts = jdbc.groupby("parent_span_id").size().sort_values().tolist()
+    assert counts == [9, 12, 14] == [t["execute_query_spans"] for t in facts["traces"]]
+    parents = s[s.span_id.isin(jdbc.parent_span_id)]
+    assert set(parents.name) == {"OrderRepository.findLines"} and (parents.kind == "unspecified").all()
+    attrs = pd.DataFrame([dict(a) for a in jdbc.attributes])
+    assert (attrs["component"] == "java-jdbc").all() and (attrs["db.type"] == "sql").all()
+    assert (attrs["db.statement"] == facts["statement"]).all() and (attrs["db.instance"] == "orders").all()
+    assert (attrs["peer.service"] == "mysql").all() and (attrs["peer.address"] == "orders-db.internal:3306").all()
+    assert "span.kind" not in attrs.columns
+    # one after the other under their parent
+    for _, g in jdbc.sort_values("start_time").groupby("parent_span_id"):
+        assert (g.start_time.iloc[1:].reset_index(drop=True) >= g.end_time.iloc[:-1].reset_index(drop=True)).all()
+    audit = s[s.name == "AuditLog.insert"]
+    assert len(audit) == 3 and all({"sql", "database"} <= set(dict(a)) for a in audit.attributes)
+    assert set(s.service) == {"web-frontend", "orders-service"}
+    assert set(s[s.parent_span_id.isna()].name) == {"HTTP GET /orders/{id}"}
+
+
+# ---------------------------------------------------------------------------------- healthy systems
+def test_healthy_noisy_has_traffic_and_no_errors() -> None:
+    facts = truth("healthy_noisy")["facts"]
+    s = spans("healthy_noisy", "otlp")
+    assert len(s) == facts["spans"] and 300 <= len(s) <= 5000
+    assert (s.status != "error").all() and facts["error_spans"] == 0
+    roots = s[s.parent_span_id.isna()]
+    assert len(roots) == facts["requests"] and set(roots.service) == {"api-gateway"}
+    assert {"api-gateway", "catalog-service", "inventory-service", "pricing-service", "fleet-service",
+            "device-api"} <= set(s.service)
+    m = df("healthy_noisy", "otlp", "SELECT DISTINCT service, name FROM metrics")
+    assert {"process.cpu.time", "process.memory.usage", "http.server.duration_count"} <= set(m.name)
+    assert set(m.service) == set(s.service)
+    pods = df("healthy_noisy", "otlp", "SELECT service, count(DISTINCT resource_attributes['k8s.pod.name']) AS n "
+                                       "FROM metrics GROUP BY 1")
+    assert (pods.n == 1).all()
+
+
+def test_noop_redeploy_slows_every_service_alike() -> None:
+    t = truth("healthy_noop_redeploy")
+    facts, deploy = t["facts"], t["deploy"]
+    ev = df("healthy_noop_redeploy", "otlp", "SELECT kind, service, version, time FROM events")
+    assert len(ev) == 1 and (ev.kind.iloc[0], ev.service.iloc[0], ev.version.iloc[0]) == ("deploy", "catalog-service", "1.7.10")
+    versions = df("healthy_noop_redeploy", "otlp", "SELECT service_version, count(*) AS n, max(end_time) AS last, "
+                                                   "min(start_time) AS first FROM spans WHERE service = 'catalog-service' "
+                                                   "GROUP BY 1 ORDER BY 1")
+    assert versions.service_version.tolist() == ["1.7.10", "1.7.9"]
+    # the old version's last span ends around the deploy, the new one's first starts after it starts
+    assert versions.first.iloc[0] > versions.first.iloc[1]
+    assert facts["error_spans"] == 0 and facts["status_codes"] == [200]
+    deploy_at = pd.Timestamp(deploy["time"])
+    assert abs(ev.time.iloc[0] - deploy_at) < pd.Timedelta("1ms")
+    ratio = df("healthy_noop_redeploy", "otlp", """
+        SELECT service,
+               median(duration_ms) FILTER (WHERE start_time > ?) / median(duration_ms) FILTER (WHERE end_time < ?) AS r
+        FROM spans WHERE kind = 'server' AND service <> 'payments-provider' GROUP BY 1""", [deploy_at, deploy_at])
+    r = dict(zip(ratio.service, ratio.r))
+    control = [v for k, v in r.items() if k != "catalog-service"]
+    assert min(control) > 1.2 and min(control) <= r["catalog-service"] <= max(control)
+    for svc, v in facts["slowdown"].items():
+        assert abs(r[svc] - v["p50_ratio"]) < 0.25 * v["p50_ratio"]  # medians vs the generator's upper medians

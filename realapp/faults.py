@@ -1,0 +1,142 @@
+"""Labelled fault injections for root-cause ranking (issue #20).
+
+Each case runs the whole application (every service behind a TCP proxy, OTLP traces, JSON
+logs, OTLP process metrics every 2 s), sends a steady request mix, and injects one fault into
+one service half-way:
+
+=============== ===============================================================================
+fault           what is done at the onset
+=============== ===============================================================================
+delay           the proxy in front of the service delays each of its responses by 150 ms: only
+                its callers' client spans see it, not its own server spans
+cpu_contention  two busy-loop processes pinned to the core the service's process is pinned to
+                (the service is pinned to that core from the start of the case)
+cpu_consumption the service burns 25 ms of CPU per request (inside its server spans)
+exception       30% of the service's requests raise (500, propagated by its callers)
+wrong_value     50% of the service's responses carry a wrong value with status 200; the callers
+                log a warning and mask it (fall back, or call again / call another service)
+=============== ===============================================================================
+
+Each case directory holds the capture (``bodies/``, ``logs/``, ``metrics/``) and a
+``truth.json`` naming the service, the fault, the onset and the fault-free and faulty windows;
+``index.json`` lists the cases. ``python -m realapp faults --out DIR [--cases ID,...]``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .capture import Capture, versions
+from .scenarios import request_mix
+from .stack import Options, Stack, iso, start_hog, stop_hog
+
+TARGETS = ("catalog-service", "inventory-service", "pricing-service", "fleet-service", "device-api")
+FAULTS = ("delay", "cpu_contention", "cpu_consumption", "exception", "wrong_value")
+REPETITIONS = 1
+#: seconds of traffic before and after the onset
+BASELINE_S = 15.0
+FAULTY_S = 15.0
+DELAY_MS = 150.0
+BURN_MS = 25.0
+ERROR_RATE = 0.3
+BAD_DATA_RATE = 0.5
+#: the core the cpu_contention target and its hogs share
+CORE = 1
+
+#: who masks a service's wrong values, and how (for truth.json)
+MASKED_BY = {
+    "catalog-service": "api-gateway: 'catalog returned a product without a price; asking pricing-service' "
+                       "(extra calls to pricing-service)",
+    "inventory-service": "catalog-service: 'inventory returned an invalid stock level; assuming in stock' and "
+                         "'... looking them up one by one' (extra GET /stock/<sku> calls)",
+    "pricing-service": "catalog-service: 'pricing returned no price; using the list price'; api-gateway: "
+                       "'pricing returned an invalid quote; pricing items one by one' (extra calls)",
+    "fleet-service": "api-gateway: 'fleet status incomplete; asking again' (a second call to fleet-service)",
+    "device-api": "fleet-service: 'device returned no battery level; asking again' (a second call to device-api)",
+}
+
+
+def case_ids() -> list[str]:
+    return [f"{svc}.{fault}.{rep}" for svc in TARGETS for fault in FAULTS for rep in range(1, REPETITIONS + 1)]
+
+
+def _onset(st: Stack, service: str, fault: str) -> tuple[dict[str, Any], Callable[[], None]]:
+    """Inject ``fault`` into ``service``; returns (parameters, undo)."""
+    if fault == "delay":
+        st.proxies[service].delay_ms = DELAY_MS
+        return {"delay_ms": DELAY_MS, "where": "TCP proxy in front of the service (responses)"}, lambda: None
+    if fault == "cpu_contention":
+        hogs = [start_hog(FAULTY_S + 30, cpu=CORE), start_hog(FAULTY_S + 30, cpu=CORE)]
+        return ({"hogs": 2, "core": CORE, "service_pinned_to_core": CORE},
+                lambda: [stop_hog(h) for h in hogs] and None)
+    if fault == "cpu_consumption":
+        st.control(service, cpu_burn_ms=BURN_MS)
+        return {"cpu_burn_ms_per_request": BURN_MS}, lambda: None
+    if fault == "exception":
+        st.control(service, error_rate=ERROR_RATE)
+        return {"error_rate": ERROR_RATE, "exception": "realapp.apps.InjectedFault"}, lambda: None
+    if fault == "wrong_value":
+        st.control(service, bad_data_rate=BAD_DATA_RATE)
+        return {"bad_data_rate": BAD_DATA_RATE, "masked_by": MASKED_BY[service]}, lambda: None
+    raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
+
+
+def run_case(out: Path, work: Path, case: str) -> dict[str, Any]:
+    service, fault, rep = case.split(".")
+    seed = (TARGETS.index(service) * 10 + FAULTS.index(fault)) * 10 + int(rep)
+    opt = Options(knobs={"fleet-service": {"fleet_size": 4}}, proxies=True, metrics_interval_ms=2000, gzip=True)
+    calls = request_mix(2000, seed=seed)
+    with Stack(work, opt) as st:
+        if fault == "cpu_contention":
+            st.pin(service, CORE)
+        st.run_mix(calls[:12], concurrency=2)  # warm-up: connections, caches
+        t_base = time.time_ns()
+        base_codes = st.run_mix(calls[12:1000], concurrency=2, pace_s=0.1, seconds=BASELINE_S)
+        t_onset = time.time_ns()
+        params, undo = _onset(st, service, fault)
+        try:
+            fault_codes = st.run_mix(calls[1000:], concurrency=2, pace_s=0.1, seconds=FAULTY_S)
+        finally:
+            undo()
+        t_end = time.time_ns()
+    cap = Capture(out, case)  # a case directory is one capture (no variants)
+    spans = cap.all_signals(st, cap.dir)
+    truth = {
+        "case": case, "issue": 20, "service": service, "fault": fault, "repetition": int(rep),
+        "onset": iso(t_onset),
+        "baseline": {"start": iso(t_base), "end": iso(t_onset)},
+        "faulty": {"start": iso(t_onset), "end": iso(t_end)},
+        "parameters": params,
+        "expected": {"rank_first": service,
+                     "note": "the injected service is the root cause; its callers show symptoms"},
+        "facts": {"requests_baseline": len(base_codes), "requests_faulty": len(fault_codes),
+                  "errors_baseline": sum(1 for c in base_codes if c >= 500 or c < 0),
+                  "errors_faulty": sum(1 for c in fault_codes if c >= 500 or c < 0),
+                  "spans": len(spans), "services": sorted({s.service for s in spans})},
+        "traffic": "api-gateway: products 50%, search 20%, checkout 15%, fleet status 15% (fleets of 4 devices); "
+                   "2 clients, 0.1 s pause between a client's calls; warm-up requests before the baseline start",
+        "regenerate": f"python -m realapp faults --out tests/data/realapp --cases {case}",
+        "produced_with": versions(),
+    }
+    (cap.dir / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
+    return truth
+
+
+def generate(out: Path, work: Path, cases: list[str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    known = case_ids()
+    for case in cases or known:
+        if case not in known:
+            raise SystemExit(f"unknown case {case!r}; cases are SERVICE.FAULT.REP, e.g. {known[0]}")
+        t0 = time.monotonic()
+        truth = run_case(out, work / case, case)
+        print(f"faults: {case}: {truth['facts']['spans']} spans, {time.monotonic() - t0:.0f} s", flush=True)
+    index = []
+    for p in sorted(out.glob("*/truth.json")):
+        t = json.loads(p.read_text())
+        index.append({"case": t["case"], "service": t["service"], "fault": t["fault"], "onset": t["onset"],
+                      "dir": p.parent.name})
+    (out / "index.json").write_text(json.dumps({"cases": index, "targets": list(TARGETS), "faults": list(FAULTS),
+                                                "read_me": "realapp/README.md"}, indent=2) + "\n")
