@@ -187,6 +187,11 @@ def main(argv: list[str] | None = None) -> int:
                     det[name] = _run([f"detect:{name}", str(case_path)])
                     print(f"  {n:>10} detect {name:<20} {det[name]}", file=sys.stderr)
                 det["detect_cli"] = _run(["detect_cli", str(case_path)])
+                # last: it adds rows to the case (1% of the spans loaded again, as overlapping
+                # exports do; #16: 44 repeated spans once ran critical_path out of memory)
+                det["critical_path_1pct_duplicated"] = _run(["detect_dup:critical_path", str(case_path)])
+                print(f"  {n:>10} detect critical_path with 1% duplicated rows "
+                      f"{det['critical_path_1pct_duplicated']}", file=sys.stderr)
                 results["detectors"].append(det)
             if case_path.exists():
                 case_path.unlink()

@@ -174,9 +174,21 @@ def detect_one(name: str, case_path: str) -> int:
         return len(detect(case, only=[name]))
 
 
+def duplicate_rows(case_path: str, share: float = 0.01) -> int:
+    """Load ``share`` of the case's span rows a second time (as overlapping exports do): the
+    rows whose span id hashes into the first ``share`` of buckets. Returns the rows added."""
+    import forensics
+
+    with forensics.open_case(case_path) as case:
+        before = case.sql("SELECT count(*) FROM spans").scalar()
+        case.execute("INSERT INTO spans SELECT * FROM spans WHERE hash(span_id) % 10000 < ?", [int(share * 10000)])
+        return case.sql("SELECT count(*) FROM spans").scalar() - before
+
+
 _IMPORTS = {"floor": ("orjson",), "duckdb": ("duckdb",), "pyarrow": ("pandas", "pyarrow.json", "pyarrow.compute", "forensics.loaders._otlp_arrow"),
             "pyarrow_store": ("pandas", "duckdb", "pyarrow.json", "pyarrow.compute", "forensics.loaders._otlp_arrow"), "pandas": ("pandas",),
-            "forensics": ("pandas", "forensics"), "detect": ("forensics", "forensics.detectors")}
+            "forensics": ("pandas", "forensics"), "detect": ("forensics", "forensics.detectors"),
+            "detect_dup": ("forensics", "forensics.detectors")}
 
 
 def main(argv: list[str]) -> None:
@@ -187,6 +199,7 @@ def main(argv: list[str]) -> None:
     t_import = time.perf_counter()
     for module in _IMPORTS.get(task.split(":")[0], ()):
         importlib.import_module(module)
+    duplicated = duplicate_rows(argv[1]) if task.startswith("detect_dup:") else None  # before the clock
     t0 = time.perf_counter()
     import_seconds = t0 - t_import
     cpu0 = _cpu_s()
@@ -202,7 +215,7 @@ def main(argv: list[str]) -> None:
         rows = pandas_naive(argv[1], argv[2])
     elif task == "forensics":
         rows = forensics_load(argv[1], argv[2], argv[3])
-    elif task.startswith("detect:"):
+    elif task.startswith(("detect:", "detect_dup:")):
         rows = detect_one(task.split(":", 1)[1], argv[1])
     elif task == "detect_cli":
         proc = subprocess.run([sys.executable, "-m", "forensics", "detect", argv[1], "--format", "json"],
@@ -215,7 +228,8 @@ def main(argv: list[str]) -> None:
     else:
         raise SystemExit(f"unknown task {task!r}")
     print(json.dumps({"seconds": time.perf_counter() - t0, "rows": rows, "cpu_seconds": _cpu_s() - cpu0,
-                      "import_seconds": import_seconds, "peak_rss_mb": MemorySampler.peak_rss_mb()}))
+                      "import_seconds": import_seconds, "peak_rss_mb": MemorySampler.peak_rss_mb(),
+                      **({"duplicated_rows": duplicated} if duplicated is not None else {})}))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,11 @@ class UsageError(ForensicsError):
     """
 
 
+class DetectorFailedWarning(UserWarning):
+    """A detector raised while :func:`forensics.detect` ran several: the others' findings are
+    still returned, and ``Findings.failures`` records what failed."""
+
+
 @dataclass
 class _Where:
     path: str | None = None

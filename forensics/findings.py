@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Iterator
 
@@ -44,6 +45,20 @@ def dumps_evidence(evidence: dict[str, Any] | None) -> str:
                         option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
 
 
+@dataclass(frozen=True)
+class DetectorFailure:
+    """A detector that raised instead of returning findings: its name, the exception's type
+    and message, and the formatted traceback (for a bug report)."""
+
+    detector: str
+    error: str
+    message: str
+    traceback: str = field(default="", repr=False)
+
+    def __str__(self) -> str:
+        return f"detector {self.detector!r} failed: {self.error}: {self.message}"
+
+
 class Findings:
     """Findings of one or more detectors, as an Arrow table with fixed columns.
 
@@ -55,7 +70,9 @@ class Findings:
     ['detector', 'severity', 'title']
     """
 
-    def __init__(self, table: pa.Table | None = None) -> None:
+    def __init__(self, table: pa.Table | None = None, failures: Iterable["DetectorFailure"] = ()) -> None:
+        #: detectors that raised instead of returning findings (see :func:`forensics.detect`)
+        self.failures: tuple[DetectorFailure, ...] = tuple(failures)
         if table is None:
             table = SCHEMA.empty_table()
         missing = [c for c in COLUMNS if c not in table.column_names]
@@ -90,10 +107,12 @@ class Findings:
 
     @classmethod
     def concat(cls, parts: Iterable["Findings"]) -> "Findings":
+        parts = list(parts)
+        failures = [f for p in parts for f in p.failures]
         tables = [p._table for p in parts if len(p)]
         if not tables:
-            return cls.empty()
-        return cls(pa.concat_tables(tables)).sorted()
+            return cls(None, failures)
+        return cls(pa.concat_tables(tables), failures).sorted()
 
     # -- access ---------------------------------------------------------------------------------
     def sorted(self) -> "Findings":
@@ -102,18 +121,18 @@ class Findings:
             return self
         rank = pa.array([SEVERITY_RANK[s] for s in self._table.column("severity").to_pylist()])
         t = self._table.append_column("_rank", rank).sort_by([("_rank", "ascending"), ("score", "descending")])
-        return Findings(t.drop_columns(["_rank"]))
+        return Findings(t.drop_columns(["_rank"]), self.failures)
 
     def at_least(self, severity: str) -> "Findings":
         """Findings at ``severity`` or more severe."""
         if severity not in SEVERITY_RANK:
             raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
         keep = [SEVERITY_RANK[s] <= SEVERITY_RANK[severity] for s in self._table.column("severity").to_pylist()]
-        return Findings(self._table.filter(pa.array(keep, pa.bool_())))
+        return Findings(self._table.filter(pa.array(keep, pa.bool_())), self.failures)
 
     def by_detector(self, name: str) -> "Findings":
         keep = [d == name for d in self._table.column("detector").to_pylist()]
-        return Findings(self._table.filter(pa.array(keep, pa.bool_())))
+        return Findings(self._table.filter(pa.array(keep, pa.bool_())), [f for f in self.failures if f.detector == name])
 
     def records(self) -> list[dict[str, Any]]:
         """Findings as dicts with ``evidence`` parsed from JSON."""
@@ -147,12 +166,13 @@ class Findings:
         return orjson.dumps(self.records(), default=_json_default).decode()
 
     def __repr__(self) -> str:
+        failed = "".join(f"\n  [failed] {f}" for f in self.failures)
         if not len(self):
-            return "<Findings: none>"
+            return "<Findings: none>" + failed
         lines = [f"<Findings: {len(self)}>"]
         for r in self._table.to_pylist()[:20]:
             lines.append(f"  [{r['severity']}] {r['detector']}: {r['summary']}")
-        return "\n".join(lines)
+        return "\n".join(lines) + failed
 
     def _repr_html_(self) -> str:
         if not len(self):

@@ -27,6 +27,7 @@ from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .._db import query_arrow, run, scalar
+from .._duplicates import unique_spans
 from ..detectors._common import span_key_sql, temp_table
 from ..errors import UsageError
 from ..result import Result
@@ -44,9 +45,11 @@ MAX_CHAIN = 10_000
 
 def _nodes_sql(scoped: str) -> str:
     """Spans that can be on a critical path: roots (``pid`` NULL, own interval) and children
-    clipped to their parent (``cs``/``ce``, microseconds; those entirely outside it left out).
-    ``tb`` orders siblings that end at the same time, ``start_time`` is the raw start, ``okey`` keys
-    the columns of the span's service and operation, ``trace_id`` is kept for roots only."""
+    clipped to their parent's raw interval (``cs``/``ce``, microseconds; those entirely outside
+    it left out; ``trimmed`` when the clip cut them). ``tb`` orders siblings that end at the
+    same time, ``start_time`` is the raw start, ``okey`` keys the columns of the span's service
+    and operation, ``trace_id`` is kept for roots only. :func:`_clipped_nodes` then clips each
+    span to its parent's *clipped* interval, down the tree."""
     op_cols = ", ".join(f"s.{c}" for c in ("service",) + OP_COLUMNS)
     return f"""
 WITH sp AS (
@@ -60,9 +63,46 @@ WITH sp AS (
 SELECT c.sid, CASE WHEN p.sid IS NOT NULL THEN c.pid END AS pid, c.tb, c.start_time, c.okey,
   CASE WHEN p.sid IS NULL THEN c.trace_id END AS trace_id,
   CASE WHEN p.sid IS NULL THEN c.s_us ELSE greatest(c.s_us, p.s_us) END AS cs,
-  CASE WHEN p.sid IS NULL THEN c.e_us ELSE least(c.e_us, p.e_us) END AS ce
+  CASE WHEN p.sid IS NULL THEN c.e_us ELSE least(c.e_us, p.e_us) END AS ce,
+  p.sid IS NOT NULL AND (p.s_us > c.s_us OR p.e_us < c.e_us) AS trimmed
 FROM sp c LEFT JOIN sp p ON p.sid = c.pid
 WHERE p.sid IS NULL OR least(c.e_us, p.e_us) > greatest(c.s_us, p.s_us)"""
+
+
+@contextmanager
+def _clipped_nodes(case: "Case", scoped: str, params: list[Any], max_depth: int) -> Iterator[str]:
+    """The nodes of :func:`_nodes_sql` with every span clipped to its parent's clipped interval
+    (so a grandchild never sticks out of a trimmed child, and self times never exceed the
+    root's duration); spans left with no time inside their parent are dropped (with them,
+    their subtrees, which no longer reach a root).
+
+    Only the subtrees under a trimmed span can change: pass ``k`` re-clips the children of the
+    spans trimmed in pass ``k - 1`` (a join of the few trimmed spans with the nodes), until a
+    pass trims nothing (at most ``max_depth`` passes), then one join applies the tightest clip
+    found per span.
+    """
+    with ExitStack() as stack:
+        nodes = stack.enter_context(temp_table(case, _nodes_sql(scoped), params))
+        trimmed = stack.enter_context(temp_table(case, f"SELECT sid, cs, ce FROM {nodes} WHERE trimmed"))
+        fixes: list[str] = []
+        for _ in range(int(max_depth)):
+            fix = stack.enter_context(temp_table(case, f"""
+SELECT c.sid, greatest(c.cs, t.cs) AS cs, least(c.ce, t.ce) AS ce
+FROM {nodes} c JOIN {trimmed} t ON c.pid = t.sid
+WHERE t.cs > c.cs OR t.ce < c.ce"""))
+            if not scalar(case.con, f"SELECT count(*) FROM {fix}"):
+                break
+            fixes.append(fix)
+            trimmed = fix
+        if not fixes:
+            yield nodes
+            return
+        tight = " UNION ALL ".join(f"SELECT sid, cs, ce FROM {f}" for f in fixes)
+        yield stack.enter_context(temp_table(case, f"""
+SELECT n.sid, n.pid, n.tb, n.start_time, n.okey, n.trace_id,
+  greatest(n.cs, coalesce(f.cs, n.cs)) AS cs, least(n.ce, coalesce(f.ce, n.ce)) AS ce
+FROM {nodes} n LEFT JOIN (SELECT sid, max(cs) AS cs, min(ce) AS ce FROM ({tight}) GROUP BY sid) f USING (sid)
+WHERE f.sid IS NULL OR least(n.ce, f.ce) > greatest(n.cs, f.cs)"""))
 
 
 def _prev_sql(nodes: str, families: str) -> str:
@@ -146,7 +186,7 @@ def _critical_core(case: "Case", scoped: str, params: list[Any], max_depth: int)
     critical children of critical spans, found level by level from the roots."""
     keep = ("self_us", "len_us", "start_time", "okey", "tb", "trace_id")
     with ExitStack() as stack:
-        nodes = stack.enter_context(temp_table(case, _nodes_sql(scoped), params))
+        nodes = stack.enter_context(_clipped_nodes(case, scoped, params, max_depth))
         chain, cover = stack.enter_context(_chains(case, nodes))
         tree = stack.enter_context(temp_table(case, f"""
 SELECT n.sid, n.pid AS anc, 0 AS val, n.ce - n.cs - coalesce(cv.child_us, 0) AS self_us, n.ce - n.cs AS len_us,
@@ -177,6 +217,7 @@ def critical_spans(case: "Case", scope: str = "TRUE", params: Sequence[Any] | No
     params = list(params or [])
     scoped = _scope(scope)
     with ExitStack() as stack:
+        stack.enter_context(unique_spans(case))
         path = stack.enter_context(_critical_core(case, scoped, params, max_depth))
         cpx = stack.enter_context(temp_table(case, f"""
 SELECT s.trace_id, s.span_id, s.parent_span_id, p.sid, p.root_sid, p.depth, s.service, s.name, s.kind,
@@ -254,7 +295,7 @@ def critical_path_by_operation(case: "Case", selection: Selection | None = None,
     pred = as_predicate(selection) if selection is not None else None
     scope, params = (pred.flag(), pred.params) if pred else ("TRUE", [])
     scoped = _scope(scope)
-    with _critical_core(case, scoped, params, MAX_DEPTH) as path, \
+    with unique_spans(case), _critical_core(case, scoped, params, MAX_DEPTH) as path, \
             temp_table(case, _operations_sql(scoped), params) as ops:
         return Result(query_arrow(case.con, _by_operation_sql(path, ops), [slow_quantile]))
 
@@ -276,39 +317,40 @@ def _by_operation_sql(path: str, ops: str) -> str:
     break ties by trace and span id, so every engine gives the same rows."""
     return f"""
 WITH entry AS MATERIALIZED (
-  SELECT p.root_sid, p.trace_id, o.opid AS entry_opid, p.root_us / 1e3 AS root_ms
+  SELECT p.root_sid, p.trace_id, o.opid AS entry_opid, p.root_us, p.root_us / 1e3 AS root_ms
   FROM {path} p JOIN {ops} o USING (okey) WHERE p.depth = 0
 ),
 cut AS MATERIALIZED (
-  SELECT entry_opid, count(*) AS traces, quantile_cont(root_ms, ?) AS slow_cut_ms, sum(root_ms) AS total_ms
+  SELECT entry_opid, count(*) AS traces, quantile_cont(root_ms, ?) AS slow_cut_ms, sum(root_us) AS total_us
   FROM entry GROUP BY entry_opid
 ),
 e AS MATERIALIZED (
-  SELECT entry.*, cut.traces, cut.slow_cut_ms, cut.total_ms, entry.root_ms >= cut.slow_cut_ms AS slow
+  SELECT entry.*, cut.traces, cut.slow_cut_ms, cut.total_us, entry.root_ms >= cut.slow_cut_ms AS slow
   FROM entry JOIN cut USING (entry_opid)
 ),
 slow_total AS MATERIALIZED (
-  SELECT entry_opid, count(*) AS slow_traces, sum(root_ms) AS slow_ms FROM e WHERE slow GROUP BY entry_opid
+  SELECT entry_opid, count(*) AS slow_traces, sum(root_us) AS slow_us FROM e WHERE slow GROUP BY entry_opid
 ),
 per_root AS MATERIALIZED (
   SELECT p.root_sid, o.opid, sum(p.self_us) AS self_us, min(p.start_time) AS t0
   FROM {path} p JOIN {ops} o USING (okey) GROUP BY p.root_sid, o.opid
 ),
 per_trace AS MATERIALIZED (
-  SELECT e.entry_opid, e.slow, e.trace_id, r.opid, any_value(e.traces) AS traces, any_value(e.total_ms) AS total_ms,
-    any_value(e.slow_cut_ms) AS slow_cut_ms, sum(r.self_us) / 1e3 AS self_ms, min(r.t0) AS t0
+  SELECT e.entry_opid, e.slow, e.trace_id, r.opid, any_value(e.traces) AS traces, any_value(e.total_us) AS total_us,
+    any_value(e.slow_cut_ms) AS slow_cut_ms, sum(r.self_us) AS self_us, min(r.t0) AS t0
   FROM per_root r JOIN e USING (root_sid) GROUP BY e.entry_opid, e.slow, e.trace_id, r.opid
 ),
 agg AS MATERIALIZED (
   SELECT p.entry_opid, p.opid, any_value(p.traces) AS traces, any_value(st.slow_traces) AS slow_traces,
-    count(*) AS on_path_traces, sum(p.self_ms) AS self_ms, sum(p.self_ms) / nullif(any_value(p.total_ms), 0) AS share,
-    coalesce(sum(p.self_ms) FILTER (WHERE p.slow), 0) AS slow_self_ms,
-    coalesce(sum(p.self_ms) FILTER (WHERE p.slow), 0) / nullif(any_value(st.slow_ms), 0) AS slow_share,
+    count(*) AS on_path_traces, sum(p.self_us) / 1e3 AS self_ms,
+    sum(p.self_us) / nullif(any_value(p.total_us), 0) AS share,
+    coalesce(sum(p.self_us) FILTER (WHERE p.slow), 0) / 1e3 AS slow_self_ms,
+    coalesce(sum(p.self_us) FILTER (WHERE p.slow), 0) / nullif(any_value(st.slow_us), 0) AS slow_share,
     any_value(p.slow_cut_ms) AS p95_root_ms,
     min(p.t0) FILTER (WHERE p.slow) AS slow_first, max(p.t0) FILTER (WHERE p.slow) AS slow_last,
-    min_by(p.trace_id, (NOT p.slow, -p.self_ms, p.trace_id), 5) AS exemplar_trace_ids,
-    arg_min(p.trace_id, (NOT p.slow, -p.self_ms, p.trace_id)) AS src_trace,
-    arg_min(p.slow, (NOT p.slow, -p.self_ms, p.trace_id)) AS src_slow
+    min_by(p.trace_id, (NOT p.slow, -p.self_us, p.trace_id), 5) AS exemplar_trace_ids,
+    arg_min(p.trace_id, (NOT p.slow, -p.self_us, p.trace_id)) AS src_trace,
+    arg_min(p.slow, (NOT p.slow, -p.self_us, p.trace_id)) AS src_slow
   FROM per_trace p LEFT JOIN slow_total st USING (entry_opid)
   GROUP BY p.entry_opid, p.opid
 ),

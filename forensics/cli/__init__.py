@@ -30,7 +30,9 @@ _register_commands()
 def main(argv: list[str] | None = None) -> int:
     """Entry point; exit codes: 0 ok, 2 bad usage or bad input, 1 internal error."""
     try:
-        cli.main(args=argv, prog_name="forensics", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="forensics", standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool):  # click returns Exit(n)'s code here
+            return code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code or 0)
     except click.exceptions.Abort:

@@ -1,11 +1,15 @@
-"""forensics detect CASE_OR_PATH [--only NAME,...] [--format table|json] [--explain] [--engine duckdb|spark]"""
+"""forensics detect CASE_OR_PATH [--only NAME,...] [--set DET.KEY=VALUE]... [--config F.toml] [--format table|json]
+[--explain] [--engine duckdb|spark]"""
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
 from ..detectors import detect, detectors
+from ..detectors.options import from_assignments, from_toml, merge
+from ..errors import DetectorFailedWarning
 from ._common import open_case_or_paths
 
 
@@ -13,23 +17,46 @@ from ._common import open_case_or_paths
 @click.argument("case_or_path", nargs=-1, required=True)
 @click.option("--only", default=None, help="comma-separated detector names")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--set", "assignments", multiple=True, metavar="DET.KEY=VALUE",
+              help="override a detector threshold, e.g. n_plus_one.min_calls=3 (repeatable; wins over --config)")
+@click.option("--config", "config", default=None, metavar="FILE.toml",
+              help="thresholds from a TOML file: one [detector] table of key = value lines per detector")
 @click.option("--explain", is_flag=True, help="also report near misses and the threshold they failed")
 @click.option("--min-severity", default="info", type=click.Choice(["critical", "high", "medium", "low", "info"]), show_default=True)
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
               help="spark: run on Apache Spark (local[2]) over a Parquet lake written by `forensics export`")
-def command(case_or_path: tuple[str, ...], only: str | None, fmt: str, explain: bool, min_severity: str,
-            engine: str) -> None:
-    """Run detectors and print findings (JSON: one array on stdout, nothing else)."""
-    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
-    if engine == "spark":
-        if len(case_or_path) != 1:
-            raise click.UsageError("--engine spark takes one lake directory (written by `forensics export`)")
-        from ..engines.spark import detect_on_spark
+def command(case_or_path: tuple[str, ...], only: str | None, assignments: tuple[str, ...], config: str | None,
+            fmt: str, explain: bool, min_severity: str, engine: str) -> None:
+    """Run detectors and print findings (JSON: one array on stdout, nothing else).
 
-        findings = detect_on_spark(case_or_path[0], only=names, explain=explain).at_least(min_severity)
-    else:
-        case = open_case_or_paths(case_or_path, progress=False)
-        findings = detect(case, only=names, explain=explain).at_least(min_severity)
+    A detector that fails does not stop the others: their findings are printed, the failure
+    is named on stderr and the exit code is 1.
+    """
+    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+    specs = detectors()
+    sources = [(config, from_toml(specs, config))] if config else []
+    options, origins = merge(*sources, ("--set", from_assignments(specs, assignments)))
+    with warnings.catch_warnings():  # failures are reported below, once, with the exit code
+        warnings.simplefilter("ignore", DetectorFailedWarning)
+        if engine == "spark":
+            if len(case_or_path) != 1:
+                raise click.UsageError("--engine spark takes one lake directory (written by `forensics export`)")
+            from ..engines.spark import detect_on_spark
+
+            findings = detect_on_spark(case_or_path[0], only=names, explain=explain, options=options,
+                                       option_origins=origins)
+        else:
+            case = open_case_or_paths(case_or_path, progress=False)
+            findings = detect(case, only=names, explain=explain, options=options, option_origins=origins)
+    findings = findings.at_least(min_severity)
+    _print(findings, fmt, names)
+    for failure in findings.failures:
+        click.echo(f"forensics: error: {failure} (the other detectors' findings are shown)", err=True)
+    if findings.failures:
+        raise click.exceptions.Exit(1)
+
+
+def _print(findings, fmt: str, names: list[str] | None) -> None:
     if fmt == "json":
         sys.stdout.write(findings.to_json() + "\n")
         return

@@ -15,12 +15,14 @@ with the same findings as on DuckDB (``tests/spark``; what that takes: docs/spar
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import pyarrow as pa
 from sqlglot import exp
 
+from .._duplicates import KEEP_ORDER, SPAN_IDENTITY
 from ..errors import QueryError, UsageError
 from ..findings import Findings
 from ..result import Result
@@ -184,6 +186,7 @@ class SparkCase:
         self.lake = str(lake_dir)
         self.con = SparkConnection(self.spark)
         self._views: dict[str, "DataFrame"] = {}
+        self._unique = False
         local = "://" not in self.lake
         if local and not Path(self.lake).is_dir():
             raise UsageError(f"{self.lake}: not a lake directory (write one with `forensics export CASE DIR`)")
@@ -215,6 +218,32 @@ class SparkCase:
         if name not in self._views:
             raise UsageError(f"no table {name!r}; tables: {', '.join(self._views)}")
         return Result(self._views[name].toArrow())
+
+    @contextmanager
+    def unique_spans(self) -> Iterator[int]:
+        """Inside the ``with`` block the ``spans`` view holds each span once (the Spark side of
+        :func:`forensics._duplicates.unique_spans`: same identity, same row kept); yields the
+        number of repeated rows hidden."""
+        from pyspark.sql import functions as F
+
+        raw = self._views["spans"]
+        if self._unique or not raw.groupBy(F.xxhash64(*SPAN_IDENTITY)).count().filter("count > 1").limit(1).count():
+            yield 0
+            return
+        raw.createOrReplaceTempView("_forensics_spans_raw")
+        ident = ", ".join(f"s.{c}" for c in SPAN_IDENTITY)
+        ranked = self.spark.sql(f"SELECT s.*, row_number() OVER (PARTITION BY {ident} ORDER BY {KEEP_ORDER}) AS _k "
+                                "FROM _forensics_spans_raw s")
+        unique = _fresh_columns(ranked.filter("_k = 1").drop("_k").localCheckpoint())
+        self.spark.catalog.dropTempView("_forensics_spans_raw")
+        hidden = raw.count() - unique.count()
+        unique.createOrReplaceTempView("spans")
+        self._unique = True
+        try:
+            yield hidden
+        finally:
+            self._unique = False
+            raw.createOrReplaceTempView("spans")
 
     def close(self) -> None:
         self.con.close()
@@ -249,7 +278,8 @@ def _empty(table: str) -> pa.Table:
 
 def detect_on_spark(lake_dir: str | os.PathLike, *, spark: "SparkSession | None" = None,
                     only: list[str] | str | None = None, explain: bool = False,
-                    options: dict[str, dict[str, Any]] | None = None) -> Findings:
+                    options: dict[str, dict[str, Any]] | None = None,
+                    option_origins: dict[str, dict[str, str]] | None = None) -> Findings:
     """Run the registered detectors (or those in ``only``) on Spark over a Parquet lake.
 
     Same definitions, thresholds and findings as :func:`forensics.detect` on the case the lake
@@ -260,7 +290,8 @@ def detect_on_spark(lake_dir: str | os.PathLike, *, spark: "SparkSession | None"
     from ..detectors import detect
 
     with SparkCase(lake_dir, spark=spark) as case:
-        return detect(case, only=only, explain=explain, options=options)  # type: ignore[arg-type]
+        return detect(case, only=only, explain=explain, options=options,  # type: ignore[arg-type]
+                      option_origins=option_origins)
 
 
 __all__ = ["SPARK_CONF", "SparkCase", "SparkConnection", "detect_on_spark", "local_session"]

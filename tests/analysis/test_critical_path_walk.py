@@ -31,9 +31,9 @@ def _reference(rows: list[dict]) -> dict[str, float]:
     out: dict[str, float] = {}
 
     def walk(span: dict, start: float, end: float, depth: int) -> None:
-        # children are clipped to their parent's own interval (not to the part of it that is
-        # itself inside the grandparent); start/end are the span's clipped interval
-        s0, s1 = ms(span["start_time"]), ms(span["end_time"])
+        # children are clipped to their parent's clipped interval (start/end: the part of the
+        # span inside its own parent, and so on up to the root), so nothing sticks out (#16)
+        s0, s1 = start, end
         clipped = [(max(ms(k["start_time"]), s0), min(ms(k["end_time"]), s1), k) for k in kids.get(span["span_id"], [])]
         clipped = [c for c in clipped if c[1] > c[0]]
         key = lambda c: (c[1], c[0], c[2]["span_id"])  # noqa: E731 (ends last, then starts last, then id)

@@ -46,6 +46,19 @@ def test_nested_overlapping_grandchildren_and_overflowing_child():
     assert _path(b2, root2.trace_id) == {"root": 50, "late": 50}
 
 
+def test_grandchildren_are_clipped_to_their_clipped_parent():
+    """Async work: B ends 60 ms after the root; its child E and E's child F run past the root's
+    end too, and D runs entirely after it. The root's 100 ms are the whole path: each span is
+    clipped to its parent's *clipped* interval (shares never exceed 100%)."""
+    b = SpanBuilder(T0)
+    root = b.span("api", "root", kind="server", duration_ms=100)
+    late = b.span("api", "B", parent=root, start_ms=50, duration_ms=110)  # 50-160: 50-100 counts
+    b.span("db", "D", parent=late, start_ms=120, duration_ms=20)  # inside B, after the root ended
+    deep = b.span("db", "E", parent=late, start_ms=55, duration_ms=80)  # 55-135, inside B: 55-100 counts
+    b.span("db", "F", parent=deep, start_ms=60, duration_ms=70)  # 60-130, inside E: 60-100 counts
+    assert _path(b, root.trace_id) == {"root": 50, "B": 5, "E": 5, "F": 40}
+
+
 def test_orphan_subtree_is_walked_from_its_own_root_and_unknown_trace_is_empty():
     b = SpanBuilder(T0)
     root = b.span("api", "root", kind="server", duration_ms=100, trace_id="ab" * 16)
@@ -105,6 +118,25 @@ def test_uniform_traces_give_no_medium_finding_and_thresholds_apply():
     assert len(detect_critical_path(_search_traces(n=10, slow=1))) == 0  # below min_traces
     near = detect_critical_path(_search_traces(n=10, slow=1), explain=True).records()
     assert near and near[0]["evidence"]["failed"] == ["min_traces"]
+
+
+def test_duplicate_rows_from_overlapping_exports_change_nothing():
+    """Three overlapping downloads of the same traces (every row loaded three times, from three
+    files): same path, same shares (never above 100%), same findings."""
+    case = _search_traces(n=60, slow=6)
+    once = critical_path_by_operation(case).dicts()
+    found = detect_critical_path(case, min_traces=20).records()
+    trace_id = case.sql("SELECT min(trace_id) FROM spans").scalar()
+    path = critical_path(case, trace_id).dicts()
+    case.execute("INSERT INTO spans SELECT * REPLACE ('download-2.json' AS source_file) FROM spans")
+    case.execute("INSERT INTO spans SELECT * REPLACE ('download-3.json' AS source_file) FROM spans "
+                 "WHERE source_file = 'builder'")
+    assert case.sql("SELECT count(*) FROM spans").scalar() == 3 * case.sql(
+        "SELECT count(DISTINCT (trace_id, span_id)) FROM spans").scalar()
+    assert critical_path(case, trace_id).dicts() == path
+    thrice = critical_path_by_operation(case).dicts()
+    assert thrice == once and max(r["slow_share"] for r in thrice) <= 1.0
+    assert detect_critical_path(case, min_traces=20).records() == found
 
 
 def test_bad_input_gives_empty_findings():
