@@ -95,7 +95,7 @@ def arrow_flat(fmt: str, pattern: str, store: str | None = None) -> int:
     import pyarrow.compute as pc
     import pyarrow.json as pj
 
-    from forensics.loaders._otlp_arrow import PARSE_SCHEMA  # the OTLP trace schema (a streaming reader needs one)
+    from forensics.loaders.traces.otlp.arrow import PARSE_SCHEMA  # the OTLP trace schema (a streaming reader needs one)
 
     if fmt != "otlp":
         raise SystemExit("pyarrow baseline: only for JSON-lines input (OTLP)")
@@ -185,8 +185,8 @@ def duplicate_rows(case_path: str, share: float = 0.01) -> int:
         return case.sql("SELECT count(*) FROM spans").scalar() - before
 
 
-_IMPORTS = {"floor": ("orjson",), "duckdb": ("duckdb",), "pyarrow": ("pandas", "pyarrow.json", "pyarrow.compute", "forensics.loaders._otlp_arrow"),
-            "pyarrow_store": ("pandas", "duckdb", "pyarrow.json", "pyarrow.compute", "forensics.loaders._otlp_arrow"), "pandas": ("pandas",),
+_IMPORTS = {"floor": ("orjson",), "duckdb": ("duckdb",), "pyarrow": ("pandas", "pyarrow.json", "pyarrow.compute", "forensics.loaders.traces.otlp.arrow"),
+            "pyarrow_store": ("pandas", "duckdb", "pyarrow.json", "pyarrow.compute", "forensics.loaders.traces.otlp.arrow"), "pandas": ("pandas",),
             "forensics": ("pandas", "forensics"), "detect": ("forensics", "forensics.detectors"),
             "detect_dup": ("forensics", "forensics.detectors")}
 

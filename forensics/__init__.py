@@ -10,7 +10,7 @@ common failure modes with evidence, and share a self-contained report.
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .case import Case, as_case, open_case
 from . import detectors

@@ -6,12 +6,24 @@ through these helpers, which always drain the result.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 import duckdb
 import pyarrow as pa
 
+from .errors import UsageError
+
 Params = Sequence[Any] | dict | None
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def quote_ident(name: str) -> str:
+    """Validate and double-quote a SQL identifier (table or column name)."""
+    if not isinstance(name, str) or not _IDENT.match(name):
+        raise UsageError(f"not a valid table or column name: {name!r} (letters, digits and _ only)")
+    return f'"{name}"'
 
 
 def query_arrow(con: duckdb.DuckDBPyConnection, query: str, params: Params = None) -> pa.Table:

@@ -9,21 +9,13 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import duckdb
 
 from . import schema
-from ._db import query_arrow, run, scalar
+from ._db import query_arrow, quote_ident, run, scalar  # noqa: F401  (quote_ident: forensics.case.quote_ident)
 from .errors import CaseError, QueryError, UsageError
 from .result import Result
 
 if TYPE_CHECKING:
     from .loaders import LoadReport
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def quote_ident(name: str) -> str:
-    """Validate and double-quote a SQL identifier (table or column name)."""
-    if not isinstance(name, str) or not _IDENT.match(name):
-        raise UsageError(f"not a valid table or column name: {name!r} (letters, digits and _ only)")
-    return f'"{name}"'
 
 
 class Case:

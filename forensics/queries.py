@@ -25,7 +25,7 @@ import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ._db import run
+from ._db import quote_ident, run
 from .errors import UsageError
 from .result import Result
 
@@ -148,7 +148,6 @@ def red(case: "Case", by: Sequence[str] | str | None = ("service",), every: str 
         (requests per second of bucket), ``errors`` (status error or HTTP 5xx),
         ``error_rate`` (0..1), ``p50_ms``, ``p95_ms``, ``p99_ms`` (duration percentiles, ms).
     """
-    from .case import quote_ident
 
     groups = [by] if isinstance(by, str) else list(by or [])
     known = _columns(case, "spans")

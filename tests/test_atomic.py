@@ -22,7 +22,7 @@ import pytest
 
 import forensics
 from forensics.errors import LoadError
-from forensics.loaders.context import LoadContext
+from forensics.loaders.core.context import LoadContext
 
 T0 = 1771409553.0
 
@@ -91,7 +91,7 @@ def test_reload_is_detected_by_sha256_and_forced_reload_is_explicit(tmp_path: Pa
 
 _DRIVER = textwrap.dedent("""
     import os, sys
-    from forensics.loaders.context import LoadContext
+    from forensics.loaders.core.context import LoadContext
     from forensics.cli import main
 
     marker = sys.argv[1]

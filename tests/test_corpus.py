@@ -27,7 +27,7 @@ import pytest
 
 import forensics
 from forensics.errors import ForensicsError, LoadError, UnknownFormatError
-from forensics.loaders.sniff import sniff
+from forensics.loaders.core.sniff import sniff
 
 from .corpus.make_corpus import KNOWN_BUGS, CorpusCase, build_cases, write_corpus
 

@@ -6,7 +6,7 @@ import gzip
 import pytest
 import zstandard
 
-from forensics.loaders import io as fio
+from forensics.loaders.core import io as fio
 
 
 def _lines(path, **kw):
@@ -122,7 +122,7 @@ def test_closing_read_in_background_early_stops_its_thread_and_closes_the_source
 
 def test_blocks_read_in_background_keep_their_lines_and_a_truncated_stream_is_a_reject(tmp_path):
     import forensics
-    from forensics.loaders.context import LoadContext
+    from forensics.loaders.core.context import LoadContext
 
     data = b"".join(b'{"n":%d}\n' % i for i in range(20000))
     p = tmp_path / "x.jsonl.gz"

@@ -24,7 +24,7 @@ import pytest
 
 import forensics
 from forensics.errors import CaseError
-from forensics.loaders.context import LoadContext
+from forensics.loaders.core.context import LoadContext
 
 N_SPANS = 100_000
 T0_NS = 1771408800_000_000_000

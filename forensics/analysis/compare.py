@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from .._db import one, query_arrow
 from ..errors import UsageError
-from ..loaders._semconv import PROMOTED
+from ..loaders.core.semconv import PROMOTED
 from ..result import Result
 from ._select import Selection, as_predicate, flagged_spans_sql
 

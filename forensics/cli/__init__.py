@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .. import __version__
+from .._version import __version__
 from .._plugins import import_plugins
 from ..errors import ForensicsError
 

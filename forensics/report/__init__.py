@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import jinja2
 
-from .. import __version__
+from .._version import __version__
 from ..findings import Findings
 from .build import ReportData, csp_hash, figure_block, finding_rows, overview, provenance
 from .redact import DEFAULT_PATTERNS, NoRedaction, Redactor

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from .. import schema
-from ..loaders._semconv import PROMOTED, INTEGER_COLUMNS
+from ..loaders.core.semconv import PROMOTED, INTEGER_COLUMNS
 
 if TYPE_CHECKING:
     from ..case import Case

@@ -11,7 +11,7 @@ from typing import Any
 import zstandard
 
 import forensics
-from forensics.loaders.sniff import Head, sniff
+from forensics.loaders.core.sniff import Head, sniff
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 BASE = datetime(2026, 2, 18, 10, 0, tzinfo=timezone.utc)

@@ -8,7 +8,7 @@ import pytest
 
 import forensics
 from forensics.errors import StrictModeError
-from forensics.loaders.sniff import sniff
+from forensics.loaders.core.sniff import sniff
 
 DATA = Path(__file__).parent.parent / "data" / "deploys"
 
@@ -34,10 +34,10 @@ def test_sniff_leaves_logs_and_metrics_alone(tmp_path):
     log.write_text('{"time":"2026-02-18T10:00:00Z","level":"info","service":"a","version":"1","msg":"hi"}\n')
     csv = tmp_path / "m.csv"
     csv.write_text("time,service,version,value\n2026-02-18T10:00:00Z,a,1,3\n")
-    from forensics.loaders.registry import formats
+    from forensics.loaders.core.registry import formats
 
     spec = formats()["deploy_log"]
-    from forensics.loaders.sniff import head_of
+    from forensics.loaders.core.sniff import head_of
 
     assert spec.sniff(head_of(str(log))) == 0 and spec.sniff(head_of(str(csv))) == 0
 
@@ -86,8 +86,8 @@ MINE = ("deploy_log", "metrics_csv", "prometheus_text", "prom_api_json", "k8s_ev
 @pytest.mark.parametrize("path", OTHERS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_metrics_and_events_sniffers_leave_other_formats_alone(path):
     """Traces (OTLP, Jaeger, Zipkin) and logs of the other loaders' test data score 0 here."""
-    from forensics.loaders.registry import formats
-    from forensics.loaders.sniff import head_of
+    from forensics.loaders.core.registry import formats
+    from forensics.loaders.core.sniff import head_of
 
     head = head_of(str(path))
     assert {name: formats()[name].sniff(head) for name in MINE} == dict.fromkeys(MINE, 0.0)
@@ -101,8 +101,8 @@ def test_metrics_and_events_sniffers_leave_other_formats_alone(path):
     'time=2026-02-18T10:00:00Z level=info msg=started service=a\n',
 ])
 def test_metrics_and_events_sniffers_score_zero_on_foreign_shapes(tmp_path, text):
-    from forensics.loaders.registry import formats
-    from forensics.loaders.sniff import head_of
+    from forensics.loaders.core.registry import formats
+    from forensics.loaders.core.sniff import head_of
 
     path = tmp_path / "x.json"
     path.write_text(text)

@@ -182,7 +182,7 @@ def test_a_file_that_runs_out_of_memory_under_the_loading_limit_is_loaded_again_
 
     import forensics
     from forensics.errors import LoadError
-    from forensics.loaders import api
+    from forensics.loaders.core import api
 
     src = tmp_path / "t.jsonl"
     src.write_text('{"resourceSpans":[]}\n')

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from forensics.errors import StrictModeError
-from forensics.loaders.jaeger import _sniff as sniff_jaeger
-from forensics.loaders.sniff import sniff
+from forensics.loaders.traces.jaeger.jaeger import _sniff as sniff_jaeger
+from forensics.loaders.core.sniff import sniff
 
 from ._jaeger_zipkin_util import DATA, assert_compressed_copies_match, at, head, load, rejects, spans_by_id
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 import forensics
-from forensics.loaders import _jaeger_arrow, _jaeger_zipkin_arrow
+from forensics.loaders.traces.jaeger import arrow as _jaeger_arrow
+from forensics.loaders.traces.jaeger_zipkin import arrow as _jaeger_zipkin_arrow
 
 from ..corpus.make_corpus import build_cases
 from ._jaeger_zipkin_util import DATA

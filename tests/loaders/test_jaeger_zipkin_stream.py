@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from forensics.loaders._jaeger_zipkin_stream import ElementBatch, Tail, Truncated, array_start, iter_elements
+from forensics.loaders.core.json_stream import ElementBatch, Tail, Truncated, array_start, iter_elements
 
 from ._jaeger_zipkin_util import load, rejects
 
@@ -117,7 +117,7 @@ def test_element_with_invalid_utf8_is_rejected_alone(tmp_path):
 @pytest.mark.parametrize("text", [b"", b"\n", b"a", b"ab\ncd", b"\n\n  \n{}\n", b"x" * 30 + b"\n" + b"y" * 17,
                                   b"  " * 20 + b"\n[1]\n\n[2]\n", b"\n" * 40, b"{" + b"z" * 50 + b"}\n"])
 def test_lines_are_cut_like_readline_with_a_piece_size(text: bytes, monkeypatch) -> None:
-    from forensics.loaders import _jaeger_zipkin
+    from forensics.loaders.traces.jaeger_zipkin import common as _jaeger_zipkin
 
     monkeypatch.setattr(_jaeger_zipkin, "_LINE_PIECE", 8)
     got = list(_jaeger_zipkin._pieces(io.BytesIO(text)))

@@ -38,8 +38,8 @@ def test_kubectl_logs_with_timestamps() -> None:
 
 
 def test_text_payloads_need_the_format_named(tmp_path) -> None:
-    from forensics.loaders.logs_json import _sniff_container
-    from forensics.loaders.sniff import head_of
+    from forensics.loaders.logs.json_logs.json_logs import _sniff_container
+    from forensics.loaders.core.sniff import head_of
 
     path = tmp_path / "k.log"
     path.write_text("2026-02-18T10:12:33.1Z starting\n2026-02-18T10:12:34.2Z [WARN] ready late\n"

@@ -249,8 +249,8 @@ def test_sniff_positive(tmp_path, line: str, expected: str) -> None:
     '{"time":"2026-02-18T10:12:33Z","service":"catalog-service","version":"1.8.0","type":"deploy","message":"x"}',
 ])
 def test_sniff_leaves_other_formats_alone(tmp_path, line: str) -> None:
-    from forensics.loaders.logs_json import _sniff
-    from forensics.loaders.sniff import head_of
+    from forensics.loaders.logs.json_logs.json_logs import _sniff
+    from forensics.loaders.core.sniff import head_of
 
     path = tmp_path / "x.json"
     path.write_text(line + "\n")

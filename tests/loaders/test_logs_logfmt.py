@@ -84,8 +84,8 @@ def test_strict_mode_names_file_and_line() -> None:
 
 
 def test_plain_prose_is_not_sniffed_as_logfmt(tmp_path) -> None:
-    from forensics.loaders.logfmt import _sniff
-    from forensics.loaders.sniff import head_of
+    from forensics.loaders.logs.logfmt.logfmt import _sniff
+    from forensics.loaders.core.sniff import head_of
 
     path = tmp_path / "prose.txt"
     path.write_text("hello world\nthis is text with a=b inside\n")

@@ -5,8 +5,8 @@ import pytest
 
 import forensics
 from forensics.errors import LoadError, StrictModeError, UsageError
-from forensics.loaders.plaintext import _sniff
-from forensics.loaders.sniff import head_of
+from forensics.loaders.logs.plain.plaintext import _sniff
+from forensics.loaders.core.sniff import head_of
 
 from ._logs_helpers import DATA, load_rows, rejects, utc
 

@@ -9,7 +9,7 @@ import pytest
 
 import forensics
 from forensics.errors import LoadError, StrictModeError
-from forensics.loaders.sniff import sniff
+from forensics.loaders.core.sniff import sniff
 
 DATA = Path(__file__).parent.parent / "data" / "metrics_csv"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import forensics
-from forensics.loaders import _otlp_arrow
-from forensics.loaders.io import Block
+from forensics.loaders.traces.otlp import arrow as _otlp_arrow
+from forensics.loaders.core.io import Block
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "otlp"
 T0 = 1771408800_000000000
@@ -186,8 +186,8 @@ def test_span_checks_send_spans_that_need_normalizing_or_rejecting_to_the_genera
 def test_insert_spans_refuses_a_row_the_rules_reject():
     import pyarrow as pa
 
-    from forensics.loaders._arrow_spans import insert_spans
-    from forensics.loaders.context import LoadContext
+    from forensics.loaders.core.arrow_spans import insert_spans
+    from forensics.loaders.core.context import LoadContext
 
     case = forensics.open_case()
     ctx = LoadContext("f.jsonl", "otlp_json", case.con)
@@ -202,7 +202,7 @@ def test_insert_spans_refuses_a_row_the_rules_reject():
 def test_insert_clean_refuses_a_rejected_row():
     import duckdb
 
-    from forensics.loaders.context import LoadContext
+    from forensics.loaders.core.context import LoadContext
 
     case = forensics.open_case()
     ctx = LoadContext("f.jsonl", "otlp_json", case.con)

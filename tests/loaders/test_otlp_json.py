@@ -11,8 +11,8 @@ import zstandard
 
 import forensics
 from forensics.errors import StrictModeError
-from forensics.loaders.otlp_json import _sniff
-from forensics.loaders.sniff import Head, sniff
+from forensics.loaders.traces.otlp.otlp_json import _sniff
+from forensics.loaders.core.sniff import Head, sniff
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "otlp"
 TRACES = DATA / "traces_collector.jsonl"

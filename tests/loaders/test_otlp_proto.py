@@ -17,8 +17,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 
 import forensics
 from forensics.errors import StrictModeError
-from forensics.loaders.otlp_proto import _sniff, parse_request
-from forensics.loaders.sniff import Head, sniff
+from forensics.loaders.traces.otlp.otlp_proto import _sniff, parse_request
+from forensics.loaders.core.sniff import Head, sniff
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "otlp"
 MIXED = DATA / "mixed_signals.jsonl"

@@ -11,7 +11,7 @@ import pytest
 
 import forensics
 from forensics.errors import StrictModeError
-from forensics.loaders.sniff import sniff
+from forensics.loaders.core.sniff import sniff
 
 DATA = Path(__file__).parent.parent / "data" / "prometheus"
 SCRAPE = datetime(2026, 2, 18, 10, 0, tzinfo=timezone.utc)

@@ -1,5 +1,5 @@
-"""Reading the next files ahead (forensics.loaders.read_ahead) and loading small files in shared
-transactions (forensics.loaders.api._Group) change nothing but speed: the same rows, rejects,
+"""Reading the next files ahead (forensics.loaders.core.read_ahead) and loading small files in shared
+transactions (forensics.loaders.core.api._Group) change nothing but speed: the same rows, rejects,
 warnings and file reports as a load without them, strict mode and internal errors failing at the
 same file with the files before it loaded, and a file that changed after it was read ahead read
 again."""
@@ -14,9 +14,9 @@ import pytest
 
 import forensics
 from forensics.errors import LoadError, StrictModeError
-from forensics.loaders import api, read_ahead
-from forensics.loaders.context import LoadContext
-from forensics.loaders.read_ahead import ReadAhead, RecordingContext
+from forensics.loaders.core import api, read_ahead
+from forensics.loaders.core.context import LoadContext
+from forensics.loaders.core.read_ahead import ReadAhead, RecordingContext
 
 from ..corpus.make_corpus import build_cases
 from ._jaeger_zipkin_util import DATA
@@ -144,8 +144,8 @@ def test_large_files_and_failures_are_loaded_as_usual(tmp_path: Path, monkeypatc
     def broken(*args: Any) -> None:
         raise RuntimeError("a bug while reading ahead")
 
-    spec = forensics.loaders.registry.FORMATS["jaeger_json"]
-    monkeypatch.setitem(forensics.loaders.registry.FORMATS, "jaeger_json",
+    spec = forensics.loaders.core.registry.FORMATS["jaeger_json"]
+    monkeypatch.setitem(forensics.loaders.core.registry.FORMATS, "jaeger_json",
                         type(spec)(**{**spec.__dict__, "read_ahead": broken}))
     assert _snapshot(tmp_path) == expected and taken == [None] * 3
 
@@ -155,7 +155,7 @@ def test_a_failing_file_in_a_group_of_small_files_fails_alone(tmp_path: Path, mo
     exports.mkdir()
     for i in range(6):
         (exports / f"{i}.json").write_text(json.dumps(_envelope(2, first=10 * i + 1)))
-    from forensics.loaders import _arrow_spans
+    from forensics.loaders.core import arrow_spans as _arrow_spans
 
     real_insert = _arrow_spans.insert_spans
 
@@ -165,8 +165,11 @@ def test_a_failing_file_in_a_group_of_small_files_fails_alone(tmp_path: Path, mo
             raise RuntimeError("disk went away")
         return n
 
-    for module in ("_jaeger_zipkin_arrow", "_otlp_arrow"):
-        monkeypatch.setattr(getattr(forensics.loaders, module), "insert_spans", failing)
+    from forensics.loaders.traces.jaeger_zipkin import arrow as jaeger_zipkin_arrow
+    from forensics.loaders.traces.otlp import arrow as otlp_arrow
+
+    for module in (jaeger_zipkin_arrow, otlp_arrow):
+        monkeypatch.setattr(module, "insert_spans", failing)
     seen: list[str] = []
     case = forensics.open_case(tmp_path / "c.duckdb")
     with pytest.raises(LoadError, match="disk went away") as info:

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import pytest
 
-from forensics.loaders.zipkin import CLIENT_ID_MASK
+from forensics.loaders.traces.zipkin.zipkin import CLIENT_ID_MASK
 
 from ._jaeger_zipkin_util import BASE, load, spans_by_id
 

@@ -1,4 +1,4 @@
-"""MAP columns staged through Parquet (forensics.loaders._arrow_spans.Staged) store exactly what
+"""MAP columns staged through Parquet (forensics.loaders.core.arrow_spans.Staged) store exactly what
 the Arrow import stores: same rows, same order, NULL and empty maps kept apart, and no temporary
 file left behind."""
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pyarrow as pa
 import pytest
 
 import forensics
-from forensics.loaders import _arrow_spans
-from forensics.loaders._arrow_spans import Staged
+from forensics.loaders.core import arrow_spans as _arrow_spans
+from forensics.loaders.core.arrow_spans import Staged
 
 from ._jaeger_zipkin_util import DATA
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from forensics.errors import StrictModeError
-from forensics.loaders.sniff import sniff
-from forensics.loaders.zipkin import CLIENT_ID_MASK
-from forensics.loaders.zipkin import _sniff as sniff_zipkin
+from forensics.loaders.core.sniff import sniff
+from forensics.loaders.traces.zipkin.zipkin import CLIENT_ID_MASK
+from forensics.loaders.traces.zipkin.zipkin import _sniff as sniff_zipkin
 
 from ._jaeger_zipkin_util import DATA, assert_compressed_copies_match, at, head, load, rejects, spans_by_id
 

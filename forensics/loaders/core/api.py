@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 import duckdb
 import orjson
 
-from .._db import one, run
-from ..errors import CaseError, ForensicsError, LoadError, UnknownFormatError, UsageError
+from forensics._db import one, run
+from forensics.errors import CaseError, ForensicsError, LoadError, UnknownFormatError, UsageError
+
 from .context import LoadContext
 from .io import estimated_text_bytes, sha256_and_size
 from .read_ahead import FILES_AHEAD, ReadAhead
@@ -21,7 +22,7 @@ from .registry import formats
 from .sniff import sniff
 
 if TYPE_CHECKING:
-    from ..case import Case
+    from forensics.case import Case
 
 #: DuckDB memory limit while loading into a case file opened without one: inserted rows are
 #: written to the file as they come, so DuckDB need not cache them; with the readers' batches
@@ -359,11 +360,11 @@ def _load_one(case: "Case", path: str, *, strict: bool, format: str | None, forc
     try:
         spec.load(ctx)
         if ctx.loaded.get("logs") and options.get("templates", True):
-            from ..templates import mine_new_logs  # drain3 templates for the rows this file added
+            from forensics.templates import mine_new_logs  # drain3 templates for the rows this file added
 
             mine_new_logs(con, abspath)
         loaded = sum(ctx.loaded.values())
-        from .. import __version__
+        from forensics._version import __version__
 
         run(
             con, "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, now(), ?)",

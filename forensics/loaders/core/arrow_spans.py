@@ -3,7 +3,7 @@
 The trace loaders' fast paths (OTLP collector lines, Jaeger, Zipkin) flatten their records with
 pyarrow and hand the canonical columns to :func:`insert_spans`, which stores them in one statement.
 Nothing here runs Python per span. The rules are those of the SQL path
-(:func:`~._semconv.finalize_spans_sql`): a fast path checks its rows with :func:`invalid_rows` and
+(:func:`~forensics.loaders.core.semconv.finalize_spans_sql`): a fast path checks its rows with :func:`invalid_rows` and
 sends the records that would be rejected (or that it cannot convert exactly) to its general path,
 which produces the reject with its reason; :func:`insert_spans` refuses an invalid row (an internal
 error rolls the file back) rather than storing or dropping it silently.
@@ -24,10 +24,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .. import schema
-from .._db import query_arrow
-from ._semconv import INTEGER_COLUMNS, PRECOMPUTED_PREFIX, PROMOTED, SPAN_ID_HEX, TRACE_ID_HEX
+from forensics import schema
+from forensics._db import query_arrow
+
 from .context import LoadContext
+from .semconv import INTEGER_COLUMNS, PRECOMPUTED_PREFIX, PROMOTED, SPAN_ID_HEX, TRACE_ID_HEX
 
 #: OTLP SpanKind / StatusCode integers -> canonical names (index = code)
 KIND_NAMES = ("unspecified", "internal", "server", "client", "producer", "consumer")
@@ -111,7 +112,7 @@ def kv_map(lengths: np.ndarray, keys: pa.Array, text: pa.Array) -> pa.MapArray:
 
 
 def promoted_text(n: int, parents: np.ndarray, keys: pa.Array, text: pa.Array) -> dict[str, pa.Array]:
-    """The promoted columns (:data:`~._semconv.PROMOTED`) as text, named ``_p_<column>``: per row,
+    """The promoted columns (:data:`~forensics.loaders.core.semconv.PROMOTED`) as text, named ``_p_<column>``: per row,
     the value of the first of the column's keys whose value is not NULL, as
     ``coalesce(attributes['k1'], attributes['k2'], ...)`` gives."""
     wanted = sorted({k for ks in PROMOTED.values() for k in ks})
@@ -152,7 +153,7 @@ def code_names(codes: pa.Array, names: tuple[str, ...]) -> pa.Array:
 
 
 def invalid_rows(spans: pa.Table) -> np.ndarray:
-    """Boolean mask of rows :func:`~._semconv.finalize_spans_sql` would reject: ids that are not
+    """Boolean mask of rows :func:`~forensics.loaders.core.semconv.finalize_spans_sql` would reject: ids that are not
     lowercase hex of full width or are all zero, a parent id that is not 16 hex digits, no start
     time, a kind or status that is not canonical (NULL)."""
     bad = pc.invert(pc.fill_null(pc.match_substring_regex(spans["trace_id"], _TRACE_RE), False))
@@ -194,7 +195,7 @@ class Staged:
     DuckDB checks every MAP it imports from Arrow for NULL and duplicate keys, building a value
     per key (about 0.7 µs per entry: with ~20 attributes per span, more than all the rest of
     storing it); its Parquet reader does not. The fast paths establish those rules themselves
-    (:func:`bad_key_rows`, :class:`~._jaeger_zipkin_arrow.Entries`), so their MAPs travel as
+    (:func:`bad_key_rows`, :class:`~forensics.loaders.traces.jaeger_zipkin.arrow.Entries`), so their MAPs travel as
     Parquet (uncompressed, written in the fast path's worker thread) and DuckDB joins them back
     by position. Tables under :data:`STAGE_MIN_ROWS` rows, or when the file cannot be written,
     go through Arrow whole.

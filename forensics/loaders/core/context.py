@@ -9,9 +9,10 @@ from typing import Any, Iterator, Sequence
 import duckdb
 import pyarrow as pa
 
-from .. import schema
-from .._db import one, query_arrow, run, scalar
-from ..errors import LoadError, Reason, StrictModeError
+from forensics import schema
+from forensics._db import one, query_arrow, run, scalar
+from forensics.errors import LoadError, Reason, StrictModeError
+
 from . import io as fio
 
 RAW_LIMIT = 1000

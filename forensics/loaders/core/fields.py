@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import pyarrow as pa
 
-from ..errors import UsageError
+from forensics.errors import UsageError
 
 if TYPE_CHECKING:
     from .context import LoadContext

@@ -274,7 +274,7 @@ def iter_elements(fh: BinaryIO, start: int, read_bytes: int = 16 << 20, *,
     Stops after the array's closing bracket, yielding what follows it as a final :class:`Tail`
     (the rest of a large document is not read); yields a final :class:`Truncated` instead when
     the stream ends inside the array. A failing ``fh.read`` (a truncated compressed stream)
-    raises :class:`forensics.loaders.io.StreamTruncated` after the complete elements before it.
+    raises :class:`forensics.loaders.core.io.StreamTruncated` after the complete elements before it.
 
     Parameters
     ----------

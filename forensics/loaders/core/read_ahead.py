@@ -25,7 +25,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import duckdb
 
-from ..errors import Reason
+from forensics.errors import Reason
+
 from .context import LoadContext
 from .io import estimated_text_bytes
 from .registry import formats

@@ -1,14 +1,14 @@
-"""Registry of input formats: each loader module registers a sniff function and a load function."""
+"""Registry of input formats: each format's module registers a sniff function and a load function."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from .._plugins import import_plugins
+from forensics._plugins import import_plugins
 
 if TYPE_CHECKING:
     from .context import LoadContext
-    from .sniff import Head
+    from .head import Head
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ def register_format(name: str, *, signal: str, description: str, sniff: Callable
 
 
 def formats() -> dict[str, FormatSpec]:
-    """All registered formats (imports every loader module once)."""
-    import_plugins("forensics.loaders", frozenset({"registry", "context", "io", "sniff", "api"}))
+    """All registered formats (imports every module of the signal folders, ``loaders/<signal>/``, once:
+    a format registers itself when its module is imported)."""
+    import_plugins("forensics.loaders", frozenset({"core"}), recursive=True)
     return FORMATS

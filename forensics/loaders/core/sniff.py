@@ -1,82 +1,13 @@
-"""Format detection from the first bytes of a (decompressed) file."""
+"""Format detection: the registered format whose sniff function is the most confident."""
 from __future__ import annotations
 
-import os
-import re
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Any
+from forensics.errors import UnknownFormatError
 
-import orjson
-
-from ..errors import UnknownFormatError
-from .io import compression_of, read_head
+from .head import Head, head_of
+from .io import compression_of
 from .registry import formats
 
-HEAD_BYTES = 65536
-
-
-@dataclass
-class Head:
-    """What a sniff function sees: the path, its extension and the first decompressed bytes."""
-
-    path: str
-    data: bytes
-    complete: bool  # True when ``data`` is the whole file
-
-    @cached_property
-    def ext(self) -> str:
-        """Lowercase extension without compression suffix, e.g. '.json' for 'x.json.gz'."""
-        name = os.path.basename(self.path).lower()
-        for suffix in (".gz", ".gzip", ".zst", ".zstd"):
-            if name.endswith(suffix):
-                name = name[: -len(suffix)]
-        return os.path.splitext(name)[1]
-
-    @cached_property
-    def text(self) -> str | None:
-        """The head decoded as UTF-8, or None for binary content."""
-        data = self.data
-        for cut in range(4):  # a multi-byte char may be split at the end of the head
-            try:
-                return (data[: len(data) - cut] if cut else data).decode("utf-8")
-            except UnicodeDecodeError:
-                continue
-        return None
-
-    @cached_property
-    def stripped(self) -> str:
-        return (self.text or "").lstrip("\ufeff \t\r\n")
-
-    @cached_property
-    def lines(self) -> list[str]:
-        """Complete non-blank lines of the head (the last partial line dropped unless complete)."""
-        text = self.text or ""
-        parts = text.split("\n")
-        if not self.complete and len(parts) > 1:
-            parts = parts[:-1]
-        return [p.rstrip("\r") for p in parts if p.strip()]
-
-    @cached_property
-    def first_json(self) -> Any:
-        """The first line parsed as JSON if it is a complete JSON value, else the whole head if it
-        parses, else None."""
-        for candidate in (self.lines[0] if self.lines else None, self.text if self.complete else None):
-            if not candidate:
-                continue
-            try:
-                return orjson.loads(candidate)
-            except orjson.JSONDecodeError:
-                continue
-        return None
-
-    def has(self, pattern: str) -> bool:
-        return re.search(pattern, self.text or "") is not None
-
-
-def head_of(path: str) -> Head:
-    data = read_head(path, HEAD_BYTES + 1)
-    return Head(path, data[:HEAD_BYTES], complete=len(data) <= HEAD_BYTES)
+__all__ = ["Head", "head_of", "sniff"]
 
 
 def sniff(path: str) -> str:

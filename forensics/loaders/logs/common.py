@@ -32,9 +32,10 @@ from typing import Any, Callable, Iterator, Mapping
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._db import one, scalar
-from ..errors import UsageError
-from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, hex_id_sql
+from forensics._db import one, scalar
+from forensics.errors import UsageError
+
+from ..core.semconv import SPAN_ID_HEX, TRACE_ID_HEX, hex_id_sql
 
 #: canonical field -> keys looked for, in priority order (a key with dots matches a literal
 #: dotted key or a member of a nested object: ``log.level`` finds ``{"log.level": ..}`` and

@@ -21,17 +21,17 @@ is given, else ``change``. Times are ISO 8601 (no zone = UTC) or epoch s/ms/µs/
 
 Sniffing claims CSV headers and JSON objects naming a time, a service and a version or kind,
 without log fields (``level``/``severity``) and, for CSV, without a ``value`` column (that is
-:mod:`~forensics.loaders.metrics_csv`). Records without a readable time are rejected.
+:mod:`~forensics.loaders.metrics.metrics_csv.metrics_csv`). Records without a readable time are rejected.
 """
 from __future__ import annotations
 
 import orjson
 
-from ..errors import Reason
-from ._fields import csv_batches, csv_fields_sql, csv_map_sql, flexible_time_sql, pick, split_header
-from .context import LoadContext
-from .registry import register_format
-from .sniff import Head, head_of
+from forensics.errors import Reason
+from forensics.loaders.core.context import LoadContext
+from forensics.loaders.core.fields import csv_batches, csv_fields_sql, csv_map_sql, flexible_time_sql, pick, split_header
+from forensics.loaders.core.head import Head, head_of
+from forensics.loaders.core.registry import register_format
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "time": ("time", "timestamp", "ts", "@timestamp", "date", "datetime", "deployed_at", "started_at", "created_at"),

@@ -35,10 +35,10 @@ import re
 
 import pyarrow as pa
 
-from .._db import run
-from .context import LoadContext
-from .registry import register_format
-from .sniff import Head
+from forensics._db import run
+from forensics.loaders.core.context import LoadContext
+from forensics.loaders.core.head import Head
+from forensics.loaders.core.registry import register_format
 
 #: the alphabet Kubernetes uses for generated name suffixes (no vowels, no 0/1/3)
 _SAFE = "[bcdfghjklmnpqrstvwxz2456789]"

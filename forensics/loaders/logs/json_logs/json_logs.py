@@ -3,7 +3,7 @@ docker json-file (with the application's JSON nested in ``log``) and any other s
 ``mapping=``.
 
 One JSON object per line. Canonical fields are found by name (see
-:data:`forensics.loaders._logs.FIELD_KEYS`; ``mapping={"time": "eventTime", ...}`` puts your
+:data:`forensics.loaders.logs.common.FIELD_KEYS`; ``mapping={"time": "eventTime", ...}`` puts your
 names first); everything else goes to ``attributes`` as text (nested objects and arrays as
 compact JSON; the remaining members of an object a canonical field came from, such as ECS
 ``log``, as dotted keys like ``log.logger``).
@@ -13,7 +13,7 @@ unwrapped: when ``log`` holds a JSON object its fields are mapped (the applicati
 docker's time is kept as ``docker.time``), otherwise the text is the body (and an upper-case level word among its first three words, as
 in ``2026-02-18 10:12:33 ERROR ...``, is the level); the envelope's other
 fields (Fluent Bit's ``kubernetes`` metadata, ``stream``) are kept. Stack-trace lines (see
-:data:`forensics.loaders._logs.CONTINUATION`) after a text line are appended to its body. Docker splits
+:data:`forensics.loaders.logs.common.CONTINUATION`) after a text line are appended to its body. Docker splits
 messages over 16 KiB into lines whose ``log`` has no final newline: they are joined (within a
 batch of lines). ``container_logs``
 reads container runtime lines the same way (``kubectl logs --timestamps``, CRI files).
@@ -28,10 +28,11 @@ from typing import Any
 
 import orjson
 
-from ._logs import CONTINUATION, Binder, load_log_lines
-from .context import LoadContext
-from .registry import register_format
-from .sniff import Head
+from forensics.loaders.core.context import LoadContext
+from forensics.loaders.core.head import Head
+from forensics.loaders.core.registry import register_format
+
+from ..common import CONTINUATION, Binder, load_log_lines
 
 _MAP = "'\"MAP(VARCHAR, JSON)\"'"
 _MAP_TEXT = "'\"MAP(VARCHAR, VARCHAR)\"'"  # strings unquoted, other values as compact JSON
@@ -57,7 +58,7 @@ def _text(v: str) -> str:
 
 
 def json_fields_sql(source: str, b: Binder) -> str:
-    """Inner SELECT (see :mod:`forensics.loaders._logs`) over a registered ``(line, raw)`` table."""
+    """Inner SELECT (see :mod:`forensics.loaders.logs.common`) over a registered ``(line, raw)`` table."""
     return f"""
 WITH src AS (
   SELECT line, raw, TRY_CAST(raw AS JSON) AS j FROM {source}
@@ -181,7 +182,7 @@ def _sniff(head: Head) -> float:
                  description="JSON-lines logs (zap, logrus, pino/bunyan, ECS, slog, structlog, docker json-file)",
                  sniff=_sniff, extensions=(".json", ".jsonl", ".ndjson", ".log"))
 def load_json_logs(ctx: LoadContext) -> None:
-    """Load JSON-lines logs; options ``mapping=`` and ``tz=`` (see :mod:`forensics.loaders._logs`)."""
+    """Load JSON-lines logs; options ``mapping=`` and ``tz=`` (see :mod:`forensics.loaders.logs.common`)."""
     load_log_lines(ctx, json_fields_sql)
 
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import re
 
-from ._logs import Binder, load_log_lines
-from .context import LoadContext
-from .registry import register_format
-from .sniff import Head
+from forensics.loaders.core.context import LoadContext
+from forensics.loaders.core.head import Head
+from forensics.loaders.core.registry import register_format
+
+from ..common import Binder, load_log_lines
 
 _VALUE = r'"(?:[^"\\]|\\.)*"|[^\s"]*'
 PAIR = r'([^\s="]+)=(' + _VALUE + r')'
@@ -45,7 +46,7 @@ def _unquote(v: str) -> str:
 
 
 def logfmt_fields_sql(source: str, b: Binder) -> str:
-    """Inner SELECT (see :mod:`forensics.loaders._logs`) over a registered ``(line, raw)`` table."""
+    """Inner SELECT (see :mod:`forensics.loaders.logs.common`) over a registered ``(line, raw)`` table."""
     heroku, pair, line = b(HEROKU), b(PAIR), b(LINE)
     return f"""
 WITH src AS (
@@ -103,5 +104,5 @@ def _sniff(head: Head) -> float:
 @register_format("logfmt", signal="logs", description="logfmt key=value logs (Go kit, logrus text, log15, Heroku)",
                  sniff=_sniff, extensions=(".log", ".logfmt", ".txt"))
 def load_logfmt(ctx: LoadContext) -> None:
-    """Load logfmt lines; options ``mapping=`` and ``tz=`` (see :mod:`forensics.loaders._logs`)."""
+    """Load logfmt lines; options ``mapping=`` and ``tz=`` (see :mod:`forensics.loaders.logs.common`)."""
     load_log_lines(ctx, logfmt_fields_sql)

@@ -28,12 +28,13 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._db import scalar
-from ..errors import UsageError
-from ._logs import CONTINUATION, Binder, LogOptions, emit_logs, finish_logs, text_batches
-from .context import LoadContext
-from .registry import register_format
-from .sniff import Head
+from forensics._db import scalar
+from forensics.errors import UsageError
+from forensics.loaders.core.context import LoadContext
+from forensics.loaders.core.head import Head
+from forensics.loaders.core.registry import register_format
+
+from ..common import CONTINUATION, Binder, LogOptions, emit_logs, finish_logs, text_batches
 
 TS = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?"
 LEVEL = r"(?i:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|FATAL|CRITICAL|SEVERE|PANIC)"
@@ -93,7 +94,7 @@ def _groups(pattern: str) -> dict[str, int]:
 
 
 def plain_fields_sql(source: str, b: Binder, pattern: str, groups: dict[str, int]) -> str:
-    """Inner SELECT (see :mod:`forensics.loaders._logs`): one row per record (a matching line and
+    """Inner SELECT (see :mod:`forensics.loaders.logs.common`): one row per record (a matching line and
     its continuation lines), one reject row per line before the first record."""
     pat = b(pattern)
     extracts = ", ".join(
@@ -155,7 +156,7 @@ def _pattern_for(ctx: LoadContext) -> tuple[str, dict[str, int]]:
         if not isinstance(pattern, str):
             raise UsageError(f"pattern= must be a regular expression string, not {pattern!r}")
         return pattern, _groups(pattern)
-    from .sniff import head_of
+    from forensics.loaders.core.head import head_of
 
     lines = _head_lines(head_of(ctx.path), 200)
     name, _ = _best_builtin(lines)

@@ -16,11 +16,11 @@ are rejected with their line numbers.
 """
 from __future__ import annotations
 
-from ..errors import Reason
-from ._fields import csv_batches, csv_fields_sql, csv_map_sql, flexible_time_sql, pick, split_header
-from .context import LoadContext
-from .registry import register_format
-from .sniff import Head
+from forensics.errors import Reason
+from forensics.loaders.core.context import LoadContext
+from forensics.loaders.core.fields import csv_batches, csv_fields_sql, csv_map_sql, flexible_time_sql, pick, split_header
+from forensics.loaders.core.head import Head
+from forensics.loaders.core.registry import register_format
 
 TIME_COLUMNS = ("time", "timestamp", "ts", "date", "datetime", "@timestamp", "_time")
 NAME_COLUMNS = ("name", "metric", "metric_name", "__name__")

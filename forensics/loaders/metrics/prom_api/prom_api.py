@@ -24,11 +24,11 @@ import re
 
 import pyarrow as pa
 
-from .._db import run
-from ._fields import epoch_seconds_sql
-from .context import LoadContext
-from .registry import register_format
-from .sniff import Head
+from forensics._db import run
+from forensics.loaders.core.context import LoadContext
+from forensics.loaders.core.fields import epoch_seconds_sql
+from forensics.loaders.core.head import Head
+from forensics.loaders.core.registry import register_format
 
 _tmp = itertools.count()
 _RESPONSE = re.compile(r'^\s*\{\s*"status"\s*:\s*"(success|error)"')

@@ -34,14 +34,14 @@ import os
 import re
 from datetime import datetime
 
-from .._db import run, scalar
-from ._fields import epoch_ms_sql, epoch_seconds_sql, scrape_time
-from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX, hex_id_sql
-from ..errors import UsageError
-from .context import LoadContext
-from .io import compression_of
-from .registry import register_format
-from .sniff import Head, head_of
+from forensics._db import run, scalar
+from forensics.errors import UsageError
+from forensics.loaders.core.context import LoadContext
+from forensics.loaders.core.fields import epoch_ms_sql, epoch_seconds_sql, scrape_time
+from forensics.loaders.core.head import Head, head_of
+from forensics.loaders.core.io import compression_of
+from forensics.loaders.core.registry import register_format
+from forensics.loaders.core.semconv import SPAN_ID_HEX, TRACE_ID_HEX, hex_id_sql
 
 _tmp = itertools.count()
 

@@ -1,4 +1,4 @@
-"""Arrow fast path of the Jaeger JSON loader (see :mod:`._jaeger_zipkin_arrow` for the method).
+"""Arrow fast path of the Jaeger JSON loader (see :mod:`forensics.loaders.traces.jaeger_zipkin.arrow` for the method).
 
 A JSON text (a line, a streamed array element, a document) is taken when it is a trace object
 (``"spans"`` an array) or a bare span, and each of its spans converts exactly. The text goes to
@@ -9,7 +9,7 @@ need more than lower-casing and zero padding, references with such ids, times th
 decimal integers of microseconds, non-empty ``warnings``.
 
 Trace-level processes become one resource row each (inline processes one per span), copied into
-the rows of their spans (:func:`~._arrow_spans.with_resources`); logs become events and
+the rows of their spans (:func:`~forensics.loaders.core.arrow_spans.with_resources`); logs become events and
 non-parent references links through the general path's own SQL (:func:`.jaeger.events_sql`,
 :func:`.jaeger.links_sql`), for the spans that have them.
 """
@@ -23,12 +23,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import jaeger as sql
-from ._jaeger_zipkin_arrow import (Converted, Entries, FastBatch, Vocabulary, convert_in_groups, converted,
+from forensics.loaders.core.json_stream import split_array
+from forensics.loaders.core.semconv import SPAN_ID_HEX, TRACE_ID_HEX
+
+from ..jaeger_zipkin.arrow import (Converted, Entries, FastBatch, Vocabulary, convert_in_groups, converted,
                                    fields, hex_id, keep_good, mask, on_rows, rows_containing, span_times, transform,
                                    unnest)
-from ._jaeger_zipkin_stream import split_array
-from ._semconv import SPAN_ID_HEX, TRACE_ID_HEX
+from . import sql
 
 _ZERO_HIGH = "0" * 16
 
@@ -188,7 +189,7 @@ def _convert(con: duckdb.DuckDBPyConnection, texts: pa.Array, mode: str) -> Conv
 
 def prepare(con: duckdb.DuckDBPyConnection, source: pa.Table, mode: str) -> FastBatch:
     """Take what the fast path can from a batch of JSON texts (``source.raw``; ``mode`` as in
-    :class:`~._jaeger_zipkin.Source`); a huge trace is converted a run of spans at a time."""
+    :class:`~forensics.loaders.traces.jaeger_zipkin.common.Source`); a huge trace is converted a run of spans at a time."""
     raw = source.column("raw").combine_chunks()
     candidate = mask(pc.starts_with(raw, "{"))
     if mode != "element":

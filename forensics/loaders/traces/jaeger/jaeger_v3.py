@@ -3,17 +3,18 @@
 grpc-gateway writes a server stream). Errors come as ``{"error": {"grpcCode", "message"}}``.
 
 The ``result`` objects are OTLP ExportTraceServiceRequest JSON, so they are handed to the OTLP
-mapping (:mod:`._otlp_requests`): ids hex or base64, times as strings, kinds as numbers.
+mapping (:mod:`forensics.loaders.traces.otlp.requests`): ids hex or base64, times as strings, kinds as numbers.
 Error responses become load warnings (``trace not found`` is not a record); lines that are
 neither a result nor an error are rejected by the OTLP mapping as not an OTLP request.
 """
 from __future__ import annotations
 
-from .._db import query_arrow
-from ._jaeger_zipkin import head_json, json_sources
-from ._otlp_requests import emit_requests, install_macros
-from .context import LoadContext
-from .sniff import Head
+from forensics._db import query_arrow
+from forensics.loaders.core.context import LoadContext
+from forensics.loaders.core.head import Head
+
+from ..jaeger_zipkin.common import head_json, json_sources
+from ..otlp.requests import emit_requests, install_macros
 
 
 def sniff_v3(head: Head) -> float:

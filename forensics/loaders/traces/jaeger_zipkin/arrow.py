@@ -1,4 +1,4 @@
-"""What the Jaeger and Zipkin Arrow fast paths share (:mod:`._jaeger_arrow`, :mod:`._zipkin_arrow`).
+"""What the Jaeger and Zipkin Arrow fast paths share (:mod:`forensics.loaders.traces.jaeger.arrow`, :mod:`forensics.loaders.traces.zipkin.arrow`).
 
 The general path (the loaders' SQL) reads every JSON document several times (shape tests, span
 enumeration, one ``json_transform`` per trace and per span) and builds MAPs with per-entry
@@ -14,7 +14,7 @@ lambdas. A fast path instead
    times), evaluating the few SQL expressions it does not re-implement with DuckDB, once per
    distinct input (:class:`Vocabulary`: kind and status vocabularies) or only for the spans
    that need them (:func:`on_rows`: events and links JSON),
-4. stores the rows with :func:`~._arrow_spans.insert_spans` (:class:`FastBatch`).
+4. stores the rows with :func:`~forensics.loaders.core.arrow_spans.insert_spans` (:class:`FastBatch`).
 
 A JSON text is taken only when every span in it converts exactly and none would be rejected;
 otherwise the whole text goes to the general path, which stays the reference (and produces the
@@ -30,11 +30,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._arrow_spans import (Staged, bad_key_rows, insert_spans, invalid_rows, kv_map, list_offsets, promoted_text,
+from forensics.loaders.core.arrow_spans import (Staged, bad_key_rows, insert_spans, invalid_rows, kv_map, list_offsets, promoted_text,
                            scratch_query, with_resources)
-from ._jaeger_zipkin_stream import ArrayRuns
-from ._semconv import PRECOMPUTED_PREFIX, PROMOTED
-from .context import LoadContext
+from forensics.loaders.core.context import LoadContext
+from forensics.loaders.core.json_stream import ArrayRuns
+from forensics.loaders.core.semconv import PRECOMPUTED_PREFIX, PROMOTED
 
 #: DuckDB parses one chunk of this many bytes of JSON text per thread
 _CHUNK_BYTES = 1 << 20
@@ -293,7 +293,7 @@ class FastBatch:
     """What a fast path took from a batch of JSON texts (the rows of a source table): ``handled``
     and ``counts`` (spans per text) per row, the canonical span rows (``_elem``: the source row
     of each, ``_index``: its 0-based position among that text's spans), their resource columns
-    copied in (:func:`~._arrow_spans.with_resources`)."""
+    copied in (:func:`~forensics.loaders.core.arrow_spans.with_resources`)."""
 
     handled: np.ndarray
     counts: np.ndarray

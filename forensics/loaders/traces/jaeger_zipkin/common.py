@@ -8,18 +8,18 @@ Both formats are read the same way:
   non-blank line is newline-delimited (one document per line, streamed in batches with
   :meth:`LoadContext.line_batches`); rows carry ``source_line`` (1-based);
 * a document that is one large array (``[...]``) or a Jaeger envelope (``{"data": [...]}``)
-  is streamed element by element (:mod:`._jaeger_zipkin_stream`), so files larger than
+  is streamed element by element (:mod:`forensics.loaders.core.json_stream`), so files larger than
   memory load; a document that ends early (a cut download) loads every complete element and
   rejects the rest;
 * anything else (a single trace or span object) is read whole with
   :meth:`LoadContext.read_document`.
 
-Decompression (``.gz``/``.zst``, by magic bytes) is :mod:`forensics.loaders.io`'s. In the last
+Decompression (``.gz``/``.zst``, by magic bytes) is :mod:`forensics.loaders.core.io`'s. In the last
 two cases rows carry ``source_offset`` = the 0-based index of the span within the document,
 in document order.
 
-Each batch of JSON texts goes first to the format's Arrow fast path (:mod:`._jaeger_arrow`,
-:mod:`._zipkin_arrow`, see :mod:`._jaeger_zipkin_arrow`), which takes the texts whose spans it
+Each batch of JSON texts goes first to the format's Arrow fast path (:mod:`forensics.loaders.traces.jaeger.arrow`,
+:mod:`forensics.loaders.traces.zipkin.arrow`, see :mod:`forensics.loaders.traces.jaeger_zipkin.arrow`), which takes the texts whose spans it
 converts exactly; the others go to the loader's SQL (the general path, the reference), which
 sees a registered Arrow table ``(line, raw, doc_key, base, what)`` (see :func:`json_sources`).
 Neither loops over spans in Python.
@@ -36,16 +36,17 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._db import query_arrow, scalar
-from ..errors import Reason
-from . import io as fio
-from ._arrow_spans import prepared_ahead
-from ._jaeger_zipkin_arrow import FastBatch
-from ._jaeger_zipkin_stream import Tail, Truncated, array_start, iter_elements
-from ._semconv import hex_id_sql
-from .context import LoadContext
-from .read_ahead import RecordingContext, take_recorded
-from .sniff import Head
+from forensics._db import query_arrow, scalar
+from forensics.errors import Reason
+from forensics.loaders.core import io as fio
+from forensics.loaders.core.arrow_spans import prepared_ahead
+from forensics.loaders.core.context import LoadContext
+from forensics.loaders.core.head import Head
+from forensics.loaders.core.json_stream import Tail, Truncated, array_start, iter_elements
+from forensics.loaders.core.read_ahead import RecordingContext, take_recorded
+from forensics.loaders.core.semconv import hex_id_sql
+
+from .arrow import FastBatch
 
 #: longest first line read to decide whether a file is newline-delimited
 _MAX_PROBE_BYTES = 64 << 20
@@ -131,7 +132,7 @@ class SpanFormat:
     spans the loader will enumerate in it; ``expected`` describes the shapes for reject reasons;
     ``tail(ctx, data)`` is shown what follows a streamed array (the rest of an envelope).
     ``fast(con, source, mode)`` is the loader's Arrow fast path (see
-    :mod:`._jaeger_zipkin_arrow`; ``con`` is its scratch DuckDB connection, not the case's), on
+    :mod:`forensics.loaders.traces.jaeger_zipkin.arrow`; ``con`` is its scratch DuckDB connection, not the case's), on
     unless ``ctx.options[fast_option]`` is false.
     """
 
@@ -313,7 +314,7 @@ def read_ahead(fmt: SpanFormat) -> Callable[..., RecordingContext | None]:
 def _with_fast(ctx: LoadContext, fmt: SpanFormat) -> Iterator[tuple[Source, FastBatch | None]]:
     """The sources of ``ctx``, each with what the format's fast path took from it (None when
     the fast path is off), the next source converted while the caller stores the current one
-    (:func:`~._arrow_spans.prepared_ahead`); or, for a file read ahead (``ctx.ahead``, see
+    (:func:`~forensics.loaders.core.arrow_spans.prepared_ahead`); or, for a file read ahead (``ctx.ahead``, see
     :func:`read_ahead`), its recorded sources, rejects and warnings replayed in order."""
     recorded = take_recorded(ctx)
     if recorded is not None:

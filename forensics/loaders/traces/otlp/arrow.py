@@ -1,6 +1,6 @@
 """Arrow fast path for OTLP/JSON trace lines shaped as the Collector ``file`` exporter writes them.
 
-The general path (``_otlp_sql``) splits the file into lines, parses every line with DuckDB's
+The general path (``otlp.sql``) splits the file into lines, parses every line with DuckDB's
 ``json_transform`` into VARCHAR structs and builds attribute MAPs with per-entry lambdas. For the
 canonical shape — one ``{"resourceSpans": ...}`` request per line, lowercase hex ids, ``intValue``
 and times as strings, ``kind``/``status.code`` as integers — this module instead
@@ -8,10 +8,10 @@ and times as strings, ``kind``/``status.code`` as integers — this module inste
 1. hands a whole block of lines (bytes, no splitting) to ``pyarrow.json`` with an explicit,
    strictly typed schema (multi-threaded),
 2. flattens resource → scope → span with ``list_parent_indices``/``take`` (no per-span Python),
-3. computes every canonical column in Arrow (:mod:`._arrow_spans`): MAPs from the flattened
+3. computes every canonical column in Arrow (:mod:`forensics.loaders.core.arrow_spans`): MAPs from the flattened
    key/value lists, promoted columns, ids, times, kind and status; only span events and links are
    rendered to JSON by DuckDB, for the spans that have them,
-4. stores the rows with :func:`~._arrow_spans.insert_spans`.
+4. stores the rows with :func:`~forensics.loaders.core.arrow_spans.insert_spans`.
 
 What it cannot convert exactly goes to the general path, which stays the reference: a whole block
 when pyarrow's strict reader refuses it (a field whose JSON type differs from the canonical one,
@@ -35,12 +35,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from ._arrow_spans import (KIND_NAMES, STATUS_NAMES, Staged, bad_key_rows, code_names, insert_spans, kv_map, prepared_ahead,
+from forensics.loaders.core.arrow_spans import (KIND_NAMES, STATUS_NAMES, Staged, bad_key_rows, code_names, insert_spans, kv_map, prepared_ahead,
                            promoted_text, scratch_query, times_from_ns)
-from ._otlp_sql import SPAN
-from .context import LoadContext
-from .read_ahead import RecordingContext, take_recorded
-from .io import Block
+from forensics.loaders.core.context import LoadContext
+from forensics.loaders.core.io import Block
+from forensics.loaders.core.read_ahead import RecordingContext, take_recorded
+
+from .sql import SPAN
 
 #: leaves whose JSON type in canonical collector output is not a string
 _TYPED = {"kind": pa.int64(), "code": pa.int64(), "doubleValue": pa.float64(), "boolValue": pa.bool_()}
@@ -64,7 +65,7 @@ class _Decline(Exception):
 
 
 def _arrow_type(spec: object, *, typed: bool) -> pa.DataType:
-    """Arrow type of a ``json_transform`` structure (``_otlp_sql`` dicts); ``typed`` gives the
+    """Arrow type of a ``json_transform`` structure (``otlp.sql`` dicts); ``typed`` gives the
     canonical JSON types of :data:`_TYPED` leaves (the parse schema), else all VARCHAR."""
     if isinstance(spec, list):
         return pa.list_(_arrow_type(spec[0], typed=typed))
@@ -401,7 +402,7 @@ def read_ahead(path: str, format: str, strict: bool, options: dict, scratch: duc
 
 
 def fast_blocks(ctx: LoadContext) -> Iterator[pa.Table]:
-    """The file's blocks through the fast path, pipelined (:func:`~._arrow_spans.prepared_ahead`:
+    """The file's blocks through the fast path, pipelined (:func:`~forensics.loaders.core.arrow_spans.prepared_ahead`:
     the next block is parsed and converted while the current one is inserted), or replayed from
     its reading ahead (``ctx.ahead``, see :func:`read_ahead`). Yields the lines each block leaves
     for the general path."""

@@ -4,8 +4,8 @@ A pretty-printed request (``jq . export.json``), several of them one after the o
 array of them (``jq -s``) is read as bytes, 16 MiB at a time. The envelope of each request
 (``{``, its keys, ``:``, ``,``, ``}``; the ``[``, ``,``, ``]`` of a ``jq -s`` array) is walked with
 small regular-expression steps; the elements of each ``resourceSpans`` / ``resourceLogs`` /
-``resourceMetrics`` array are cut out with the numpy scanner of ``_jaeger_zipkin_stream``
-(:func:`~._jaeger_zipkin_stream.iter_elements`), about ``batch_bytes`` of them at a time, and
+``resourceMetrics`` array are cut out with the numpy scanner of ``json_stream``
+(:func:`~forensics.loaders.core.json_stream.iter_elements`), about ``batch_bytes`` of them at a time, and
 come out as :class:`Elements` for the caller to wrap back into requests. A member the walk does
 not stream (any other key, a resource key whose value is not an array) is decoded with Python's
 ``json`` in a window of at most :data:`MAX_VALUE_BYTES` and kept; a request with such members,
@@ -38,9 +38,9 @@ from typing import BinaryIO, Callable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from ._file_positions import byte_at, first_bad_utf8, joined, locate_byte, read_at
-from ._jaeger_zipkin_stream import ElementBatch, Tail, Truncated, iter_elements
-from .io import StreamTruncated
+from forensics.loaders.core.file_positions import byte_at, first_bad_utf8, joined, locate_byte, read_at
+from forensics.loaders.core.io import StreamTruncated
+from forensics.loaders.core.json_stream import ElementBatch, Tail, Truncated, iter_elements
 
 KEYS = (b"resourceSpans", b"resourceLogs", b"resourceMetrics")
 BOM = b"\xef\xbb\xbf"
@@ -56,7 +56,7 @@ _DECODER = json.JSONDecoder()
 @dataclass
 class Elements:
     """Complete elements of the ``key`` array of document ``doc`` (0-based), in file order:
-    ``table`` as :class:`~._jaeger_zipkin_stream.ElementBatch` has it (element, offset, raw).
+    ``table`` as :class:`~forensics.loaders.core.json_stream.ElementBatch` has it (element, offset, raw).
     ``head``: the first 1000 characters of the document, None inside a ``jq -s`` array (the
     whole-file path shows those documents re-serialized by DuckDB)."""
 

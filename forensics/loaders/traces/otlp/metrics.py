@@ -16,7 +16,7 @@ A record is one data point; a rejected data point is one reject, whatever it wou
 """
 from __future__ import annotations
 
-from ._otlp_sql import SPAN_ID_HEX, TRACE_ID_HEX, line_rejects_sql, records_sql
+from .sql import SPAN_ID_HEX, TRACE_ID_HEX, line_rejects_sql, records_sql
 
 METRIC_KINDS = {  # OTLP metric field -> (point column, SQL type expression, temporality field or None)
     "gauge": ("p_num", "'gauge'", None),

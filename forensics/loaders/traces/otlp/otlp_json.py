@@ -10,7 +10,7 @@ Supported shapes
   after the other (``jq . export.json``), or a JSON array of requests (``jq -s``). Rows carry
   ``source_offset``: the 0-based index of the record (span, log record, metric data point)
   among the file's records of its signal. These files are streamed in bounded memory
-  (``_otlp_document_stream``): the first invalid JSON (or non-UTF-8 text, or the end of a
+  (``otlp.document_stream``): the first invalid JSON (or non-UTF-8 text, or the end of a
   broken compressed stream) is one reject with the position Python's ``json`` gives for the
   whole file, and the records before it are loaded, those of its own request included.
   ``whole_documents=True`` reads the file whole instead (the reference: same rows and rejects,
@@ -20,8 +20,8 @@ Quirks handled: ids as lowercase hex, UPPERCASE hex or base64 (protobuf-JSON), `
 and times as strings or numbers, ``kind``/``status.code``/``severityNumber``/
 ``aggregationTemporality`` as integers or enum names, ``parentSpanId: ""`` and all-zero parents
 for roots, empty or all-zero log trace ids as NULL, pre-1.0 ``instrumentationLibrary*`` keys.
-Canonical collector trace lines take an Arrow fast path (``_otlp_arrow``; ``otlp_fast=False``
-turns it off) that yields the same rows. The mapping itself lives in ``_otlp_sql.py``/``_otlp_metrics.py`` (shared with ``otlp_proto``).
+Canonical collector trace lines take an Arrow fast path (``otlp.arrow``; ``otlp_fast=False``
+turns it off) that yields the same rows. The mapping itself lives in ``traces/otlp/sql.py``/``traces/otlp/metrics.py`` (shared with ``otlp_proto``).
 """
 from __future__ import annotations
 
@@ -35,16 +35,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._db import query_arrow, scalar
-from ..errors import Reason
-from . import io as fio
-from ._otlp_arrow import fast_blocks, read_ahead
-from ._jaeger_zipkin_stream import unescaped_quotes
-from ._otlp_document_stream import DocumentWalker, Elements, Problem, Whole
-from ._otlp_requests import emit_requests, install_macros, requests_table
-from .context import LoadContext
-from .registry import register_format
-from .sniff import Head, head_of
+from forensics._db import query_arrow, scalar
+from forensics.errors import Reason
+from forensics.loaders.core import io as fio
+from forensics.loaders.core.context import LoadContext
+from forensics.loaders.core.head import Head, head_of
+from forensics.loaders.core.json_stream import unescaped_quotes
+from forensics.loaders.core.registry import register_format
+
+from .arrow import fast_blocks, read_ahead
+from .document_stream import DocumentWalker, Elements, Problem, Whole
+from .requests import emit_requests, install_macros, requests_table
 
 _REQUEST_START = re.compile(r'\[?\s*\{\s*"(resourceSpans|resourceLogs|resourceMetrics)"\s*:')
 _KEYS = ("resourceSpans", "resourceLogs", "resourceMetrics")
@@ -125,7 +126,7 @@ def _array_elements(ctx: LoadContext, text: str) -> list[str]:
 
 
 def _read_ahead(path: str, format: str, strict: bool, options: dict, scratch: duckdb.DuckDBPyConnection) -> object | None:
-    """Collector lines are read ahead through the fast path (:func:`._otlp_arrow.read_ahead`);
+    """Collector lines are read ahead through the fast path (:func:`~forensics.loaders.traces.otlp.arrow.read_ahead`);
     documents are not."""
     if not options.get("otlp_fast", True) or _is_document(head_of(path)):
         return None
@@ -168,9 +169,9 @@ def _load_documents(ctx: LoadContext) -> None:
     pending they are checked with DuckDB's parser (all at once), wrapped back into
     requests of about 1 MiB without their insignificant whitespace (pretty-printing is about
     half of the text) and emitted, with record offsets carried across emits (see
-    ``_otlp_document_stream``). Memory does not depend on the file's size: about 250 MB above
+    ``otlp.document_stream``). Memory does not depend on the file's size: about 250 MB above
     what DuckDB holds for the rows not yet written, as for collector lines (see the module
-    docstring of ``_otlp_document_stream`` for one huge resource)."""
+    docstring of ``otlp.document_stream`` for one huge resource)."""
     batch_bytes = ctx.options.get("batch_bytes", 16 << 20)
     pending = _Pending(ctx, batch_bytes // 4)
     problem: Problem | None = None

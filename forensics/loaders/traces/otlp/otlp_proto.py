@@ -11,7 +11,7 @@ Supported
 - A 4-byte big-endian length prefix per message (collector file exporter ``format: proto``).
 
 Messages are rendered as protobuf-JSON (``google.protobuf.json_format``) and go through the
-exact SQL mapping of ``otlp_json`` (``_otlp_sql.py``), so both formats give the same rows.
+exact SQL mapping of ``otlp_json`` (``traces/otlp/sql.py``), so both formats give the same rows.
 Rows carry ``source_offset``: the 0-based index of the record (span, log record, metric data
 point) among the file's records of its signal. A file that is none of the above is one reject
 (``invalid_protobuf``) with the byte offset where decoding failed.
@@ -34,11 +34,12 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from ..errors import Reason
-from ._otlp_requests import emit_requests, install_macros, requests_table
-from .context import LoadContext
-from .registry import register_format
-from .sniff import Head
+from forensics.errors import Reason
+from forensics.loaders.core.context import LoadContext
+from forensics.loaders.core.head import Head
+from forensics.loaders.core.registry import register_format
+
+from .requests import emit_requests, install_macros, requests_table
 
 #: request type -> function counting its records (to prefer a parse that found content)
 REQUEST_TYPES: tuple[tuple[type[Message], str], ...] = (

@@ -10,11 +10,12 @@ import json
 
 import pyarrow as pa
 
-from .._db import one, run, scalar
-from ._otlp_metrics import METRIC_KINDS  # the metric types, each with its dataPoints
-from ._otlp_metrics import metrics_sql
-from ._otlp_sql import SIGNAL_KEYS, SIGNALS, guess_signal_sql, logs_sql, macros_sql, spans_sql
-from .context import LoadContext
+from forensics._db import one, run, scalar
+from forensics.loaders.core.context import LoadContext
+
+from .metrics import METRIC_KINDS  # the metric types, each with its dataPoints
+from .metrics import metrics_sql
+from .sql import SIGNAL_KEYS, SIGNALS, guess_signal_sql, logs_sql, macros_sql, spans_sql
 
 _SIGNAL_SQL = {"spans": spans_sql, "logs": logs_sql, "metrics": metrics_sql}
 
@@ -80,7 +81,7 @@ def _emit_numbered(ctx: LoadContext, signal: str, src: str, select: str, bases: 
 
 def record_count_sql(src: str, signal: str) -> tuple[str, dict[str, str]]:
     """The number of records (spans, log records, metric data points) of ``signal`` in ``src``
-    (a query and its parameters): the rows :func:`~._otlp_sql.records_sql` (and the metric
+    (a query and its parameters): the rows :func:`~forensics.loaders.traces.otlp.sql.records_sql` (and the metric
     points) would number, counted from a ``json_transform`` that keeps only the containers
     (the same NULLs for containers of the wrong JSON type), a fraction of the full parse."""
     rkey, scopes_key, legacy_key, records_key, _ = SIGNALS[signal]

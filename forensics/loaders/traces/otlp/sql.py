@@ -17,7 +17,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from ._semconv import PRECOMPUTED_PREFIX, PROMOTED, SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, kind_sql, status_sql
+from forensics.loaders.core.semconv import PRECOMPUTED_PREFIX, PROMOTED, SPAN_ID_HEX, TRACE_ID_HEX, finalize_spans_sql, kind_sql, status_sql
 
 V = "VARCHAR"
 ANY = {"stringValue": V, "intValue": V, "doubleValue": V, "boolValue": V, "bytesValue": V,
@@ -78,8 +78,8 @@ REQUEST = _request_structure()
 
 @lru_cache(maxsize=1)
 def macros_sql() -> str:
-    """The ``otlp_*`` DuckDB temp macros (``_otlp_macros.sql``)."""
-    return (Path(__file__).with_name("_otlp_macros.sql")).read_text()
+    """The ``otlp_*`` DuckDB temp macros (``macros.sql``)."""
+    return (Path(__file__).with_name("macros.sql")).read_text()
 
 
 def structure_sql(signal: str) -> str:
@@ -200,7 +200,7 @@ def links_json_sql(links: str) -> str:
 def spans_sql(src: str, *, doc_mode: bool, records: str | None = None) -> str:
     """Canonical span rows (through finalize_spans_sql) plus line-level rejects for spans.
 
-    ``records`` (the Arrow fast path, ``_otlp_arrow``) replaces parsing ``src``: a relation
+    ``records`` (the Arrow fast path, ``otlp.arrow``) replaces parsing ``src``: a relation
     with the :func:`records_sql` columns plus ``attrs``, the span attributes already as a MAP,
     and the promoted columns as text (``_p_<column>``); there are no line-level rejects then.
     """

@@ -1,4 +1,4 @@
-"""Arrow fast path of the Zipkin v2 JSON loader (see :mod:`._jaeger_zipkin_arrow` for the method).
+"""Arrow fast path of the Zipkin v2 JSON loader (see :mod:`forensics.loaders.traces.jaeger_zipkin.arrow` for the method).
 
 A JSON text (a line, a streamed array element, a document) is taken when it is a span object or
 an array of span objects (each with ``traceId`` and ``id``) and each span converts exactly. The
@@ -23,13 +23,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import zipkin as sql
-from ._arrow_spans import bad_key_rows
-from ._jaeger_zipkin_arrow import (Converted, Entries, FastBatch, Vocabulary, convert_in_groups, converted,
+from forensics.loaders.core.arrow_spans import bad_key_rows
+from forensics.loaders.core.json_stream import split_array
+from forensics.loaders.core.semconv import PRECOMPUTED_PREFIX, SPAN_ID_HEX, TRACE_ID_HEX
+
+from ..jaeger_zipkin.arrow import (Converted, Entries, FastBatch, Vocabulary, convert_in_groups, converted,
                                    distinct_rows, fields, hex_id, keep_good, mask, on_rows, rows_containing,
                                    run_sql, span_times, transform, unnest)
-from ._jaeger_zipkin_stream import split_array
-from ._semconv import PRECOMPUTED_PREFIX, SPAN_ID_HEX, TRACE_ID_HEX
+from . import sql
 
 _REMOTE = "zipkin.remote_endpoint."
 _LOCAL = "zipkin.local_endpoint."
@@ -45,8 +46,8 @@ _TAGS_MAP = '"tags": "MAP(VARCHAR, VARCHAR)"'
 def _expr() -> str:
     """The spans of a text: an array of span objects, or one; ``tags`` as (minified) JSON text,
     read by :func:`_tags`."""
-    assert _TAGS_MAP in sql._SPAN
-    span = sql._SPAN.replace(_TAGS_MAP, '"tags": "JSON"')
+    assert _TAGS_MAP in sql.SPAN
+    span = sql.SPAN.replace(_TAGS_MAP, '"tags": "JSON"')
     return (f"CASE WHEN starts_with(raw, '[') THEN try(json_transform(raw, '[{span}]')) "
             f"ELSE [try(json_transform(raw, '{span}'))] END")
 
@@ -194,7 +195,7 @@ def _convert(con: duckdb.DuckDBPyConnection, texts: pa.Array) -> Converted:
 
 def prepare(con: duckdb.DuckDBPyConnection, source: pa.Table, mode: str) -> FastBatch:
     """Take what the fast path can from a batch of JSON texts (``source.raw``; ``mode`` as in
-    :class:`~._jaeger_zipkin.Source`, the same for every mode here); a huge array of spans is
+    :class:`~forensics.loaders.traces.jaeger_zipkin.common.Source`, the same for every mode here); a huge array of spans is
     converted a run of spans at a time."""
     raw = source.column("raw").combine_chunks()
     candidate = (mask(pc.starts_with(raw, "{")) | mask(pc.starts_with(raw, "["))) & ~rows_containing(raw, *_V1_MARKS)

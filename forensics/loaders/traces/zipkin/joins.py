@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import uuid
 
-from .._db import one, run
-from ._semconv import SPAN_ID_HEX
-from .context import LoadContext
+from forensics._db import one, run
+from forensics.loaders.core.context import LoadContext
+from forensics.loaders.core.semconv import SPAN_ID_HEX
 
 #: XOR mask deriving the CLIENT half's span id from a shared span id
 CLIENT_ID_MASK = 0x8000000000000000

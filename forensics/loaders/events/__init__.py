@@ -1,0 +1,2 @@
+"""Event formats: Kubernetes events and pods (:mod:`.k8s`) and deploy/change logs
+(:mod:`.deploy_log`)."""

@@ -1,0 +1,1 @@
+"""Deploy / change logs: CSV with a header or JSON lines."""

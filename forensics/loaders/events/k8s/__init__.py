@@ -1,0 +1,1 @@
+"""``kubectl get events -o json`` and ``kubectl get pods -o json``."""

@@ -1,0 +1,1 @@
+"""JSON-lines logs and container (kubectl/CRI) logs."""

@@ -1,0 +1,1 @@
+"""logfmt ``key=value`` logs."""

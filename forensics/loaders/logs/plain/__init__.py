@@ -1,0 +1,1 @@
+"""Plain-text log lines (built-in line patterns or a user ``pattern=``)."""
