@@ -93,14 +93,15 @@ def test_hostile_filter_value_is_harmless():
     assert case.sql("select count(*) from spans").scalar() == 200
 
 
-def test_hostile_telemetry_is_escaped_in_tables_and_kept_as_data():
+def test_hostile_telemetry_is_escaped_in_tables_and_figures():
     case, ids = _case(hostile=True)
     ex = explore(case, findings=_findings(summary=HOSTILE))
     assert HOSTILE not in ex.findings_html.value
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in ex.findings_html.value
     ex.traces.value = ids["traces"][0]
     payload = json.dumps(_plotly(ex.waterfall_out))
-    assert HOSTILE in payload  # as data (JSON string), rendered as text by plotly
+    assert HOSTILE not in payload  # plotly would draw it as markup: escaped, shown literally
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in payload
     assert "<script>alert(1)" not in ex.figures["waterfall"].to_html(include_plotlyjs=False)
 
 

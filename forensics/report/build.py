@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import orjson
 
 from ..findings import Findings
-from .redact import Redactor
+from ..viz._text import map_spec_text
+from .redact import NoRedaction, Redactor
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -67,7 +69,10 @@ def figure_block(fig_id: str, title: str, make: Callable[[], Any], redactor: Red
         warnings.warn(msg, stacklevel=2)
         return None
     spec = orjson.loads(pio.to_json(fig, validate=False))
-    spec = redactor.obj(spec, PLOTLY_SKIP_KEYS)
+    if not isinstance(redactor, NoRedaction):
+        # drawn text is HTML-escaped (forensics.viz._text): redact the text itself, escape it again
+        spec = map_spec_text(spec, lambda s: html.escape(redactor.text(html.unescape(s)), quote=False),
+                             redactor.text, PLOTLY_SKIP_KEYS)
     return FigureBlock(fig_id, title, safe_json({"data": spec.get("data", []), "layout": spec.get("layout", {})}), **extra)
 
 
@@ -120,8 +125,11 @@ def finding_rows(findings: Findings, redactor: Redactor) -> list[dict[str, Any]]
         row["exemplars"] = exemplars
         row["source"] = ev.get("source")
         row["thresholds"] = sorted((str(k), str(v)) for k, v in thresholds.items()) if isinstance(thresholds, dict) else []
-        row["evidence_text"] = orjson.dumps(ev, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode()
-        rows.append(redactor.obj(row))
+        row = redactor.obj(row)
+        # values are redacted before the JSON is written (a pattern cannot match across an escape)
+        row["evidence_text"] = orjson.dumps(redactor.obj(ev), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
+                                            default=str).decode()
+        rows.append(row)
     return rows
 
 

@@ -1,9 +1,9 @@
 """Shared look and option checking of the figures: service colours, empty figures, option errors.
 
-Telemetry strings (service names, span names, log bodies...) only ever enter a figure as
-*data* (``x``/``y``/``text``/``customdata`` arrays), never inside a ``hovertemplate``, title or
-annotation text: plotly serialises data as JSON with ``<`` escaped, so a hostile span name
-cannot become markup.
+Telemetry strings (service names, span names, log bodies...) enter a figure as data (``x``,
+``y``, ``text``, ``customdata``, ``name``, tick labels) or in titles, never inside a
+``hovertemplate``; :func:`style`, which every figure calls last, escapes all of them once
+(:func:`forensics.viz._text.escape_figure`), because plotly draws them as pseudo-HTML.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from ..errors import UsageError
+from ._text import escape_figure
 
 #: colours assigned to services in sorted-name order (stable across figures of one case)
 SERVICE_PALETTE: tuple[str, ...] = tuple(qualitative.Plotly) + tuple(qualitative.Safe)
@@ -116,15 +117,9 @@ def resolve_case(case_or_path: Any):
 
 
 def style(fig: go.Figure, *, title: str, height: int | None = None) -> go.Figure:
-    """Apply the common layout (template, title, margins). ``title`` must not contain telemetry."""
+    """Apply the common layout (template, title, margins) and escape every string the figure
+    draws (:func:`forensics.viz._text.escape_figure`). Every figure function ends with it, once;
+    ``title`` and other texts are plain text (no markup), telemetry included."""
     fig.update_layout(template=TEMPLATE, title={"text": title}, margin={"l": 60, "r": 30, "t": 60, "b": 50},
                       hoverlabel={"align": "left"}, **({"height": height} if height else {}))
-    return fig
-
-
-def escape_label(text: Any) -> str:
-    """Escape a telemetry value for the few places plotly renders as pseudo-HTML *text* that is
-    not a data array (figure titles): ``<`` becomes ``&lt;`` and is shown literally."""
-    import html
-
-    return html.escape("" if text is None else str(text), quote=False)
+    return escape_figure(fig)

@@ -77,6 +77,4 @@ def compare_bars(compare_result: Any, *, top: int = 15) -> go.Figure:
 
 
 def _label(text: str, width: int = 60) -> str:
-    from ._theme import escape_label
-
-    return escape_label(text if len(text) <= width else text[: width - 1] + "…")
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ._sql import ENTRY_SPANS_SQL, SpanFilter, frame
-from ._theme import BUCKETS, check_choice, check_int, check_text, check_window, empty_figure, escape_label, resolve_case, style
+from ._theme import BUCKETS, check_choice, check_int, check_text, check_window, empty_figure, resolve_case, style
 
 _HIST_SQL = """
 , entry AS ({entry})
@@ -61,8 +61,8 @@ def latency_heatmap(case: Any, *, service: str | None = None, operation: str | N
     flt = SpanFilter(start=s, end=e, service=check_text("service", service),
                      operation=check_text("operation", operation), version=check_text("version", version))
     hist = latency_histogram(case, flt, bucket=bucket, bins_per_decade=bins_per_decade)
-    title = "Latency heatmap" + (f": {escape_label(service)}" if service else "") + (
-        f" {escape_label(operation)}" if operation else "")
+    title = "Latency heatmap" + (f": {service}" if service else "") + (
+        f" {operation}" if operation else "")
     if hist.empty:
         return style(empty_figure("No requests in this window."), title=title)
     grid = hist.pivot(index="bin", columns="bucket", values="requests")

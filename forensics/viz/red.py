@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ._theme import (BUCKETS, ERROR_COLOR, check_choice, check_text, check_window, empty_figure,
-                     escape_label, resolve_case, style)
+                     resolve_case, style)
 
 
 def red_frame(case: Any, *, service: str, operation: str | None = None, version: str | None = None,
@@ -64,7 +64,7 @@ def red_panel(case: Any, *, service: str, operation: str | None = None, version:
     df = red_frame(case, service=check_text("service", service, required=True),
                    operation=check_text("operation", operation), version=check_text("version", version),
                    start=s, end=e, bucket=bucket)
-    title = f"RED: {escape_label(service)}" + (f" {escape_label(operation)}" if operation else "")
+    title = f"RED: {service}" + (f" {operation}" if operation else "")
     if df.empty:
         return style(empty_figure("No requests for this service in this window."), title=title)
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,

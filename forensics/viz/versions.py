@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ._sql import ENTRY_SPANS_SQL, SpanFilter, frame
-from ._theme import (check_choice, check_int, check_text, check_window, empty_figure, escape_label, resolve_case,
+from ._theme import (check_choice, check_int, check_text, check_window, empty_figure, resolve_case,
                      service_colors, style)
 
 KINDS = ("violin", "box", "ecdf")
@@ -96,7 +96,7 @@ def version_compare(case: Any, *, service: str, operation: str | None = None, st
     flt = SpanFilter(start=s, end=e, service=check_text("service", service, required=True),
                      operation=check_text("operation", operation))
     lat = version_latency(case, flt, max_points=max_points)
-    title = f"Versions of {escape_label(service)}" + (f" {escape_label(operation)}" if operation else "")
+    title = f"Versions of {service}" + (f" {operation}" if operation else "")
     if lat.empty:
         return style(empty_figure("No requests for this service in this window."), title=title)
     calls = calls_per_request(case, flt)

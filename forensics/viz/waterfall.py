@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 
 from ..analysis.critical_path import critical_path as analysis_critical_path
 from ._sql import frame
-from ._theme import (CRITICAL_COLOR, ERROR_COLOR, check_bool, check_int, check_text, empty_figure, escape_label,
+from ._theme import (CRITICAL_COLOR, ERROR_COLOR, check_bool, check_int, check_text, empty_figure,
                      resolve_case, service_colors, style)
 
 MAX_DEPTH = 256
@@ -150,7 +150,7 @@ def waterfall(case: Any, trace_id: str, *, critical_path: bool = True, logs: boo
                         "line": {"width": 1, "color": "white"}},
                 customdata=lg[["severity", "body", "service"]].astype(object).where(lg[["severity", "body", "service"]].notna(), "").values.tolist(),
                 hovertemplate="%{customdata[2]} [%{customdata[0]}]<br>%{customdata[1]}<extra>log</extra>"))
-    labels = [("\u00a0\u00a0" * int(d)) + escape_label(f"{s}: {n}")
+    labels = [("\u00a0\u00a0" * int(d)) + f"{s}: {n}"
               for d, s, n in zip(spans["depth"], spans["service"], spans["name"])]
     fig.update_layout(barmode="overlay", bargap=0.3, height=max(260, 60 + 24 * len(spans)),
                       xaxis={"title": {"text": "ms since trace start"}, "zeroline": False},

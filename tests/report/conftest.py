@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 from datetime import datetime, timezone
+from typing import Any, Iterator
 
 import pytest
 
@@ -46,3 +50,41 @@ def hostile_case():
                      "source": "traces.jsonl:12", "note": SECRETS["url_password"]},
         "summary": f"{HOSTILE} contacted {SECRETS['email']} at {SECRETS['ip']}"}])
     return case, findings, first.trace_id
+
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+needs_chromium = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (apt-get install chromium); .ci/run installs it"),
+]
+
+
+class PageLog:
+    """What a page did: console errors and uncaught exceptions, and every URL it requested."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+
+    def external_requests(self) -> list[str]:
+        return [u for u in self.requests if not u.startswith(("file:", "data:", "blob:", "about:"))]
+
+
+@contextlib.contextmanager
+def chromium_page(url: str, *, width: int = 1400, height: int = 900) -> Iterator[tuple[Any, PageLog]]:
+    """Open ``url`` in headless Debian chromium (offline flags); yields (page, log)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    log = PageLog()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.on("console", lambda m: log.errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: log.errors.append(str(e)))
+            page.on("request", lambda r: log.requests.append(r.url))
+            page.goto(url)
+            yield page, log
+        finally:
+            browser.close()

@@ -25,40 +25,55 @@ FIGURES = {
 }
 
 
-def _strings_outside_data(obj, path=()):
-    """Yield (path, string) for every string in the figure JSON that is not inside a data array
-    (x, y, text, customdata, ticktext...)."""
+def _strings(obj, path=()):
+    """Yield (path, string) for every string in the figure JSON."""
     if isinstance(obj, dict):
         for k, v in obj.items():
-            yield from _strings_outside_data(v, path + (k,))
+            yield from _strings(v, path + (k,))
     elif isinstance(obj, list):
-        if path and path[-1] in ("x", "y", "text", "customdata", "ticktext", "tickvals", "z"):
-            return
         for v in obj:
-            yield from _strings_outside_data(v, path)
+            yield from _strings(v, path)
     elif isinstance(obj, str):
         yield path, obj
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
-def test_hostile_telemetry_is_data_never_markup(hostile_case, name):
+def test_hostile_telemetry_is_escaped_text_never_markup(hostile_case, name):
+    """plotly draws names, hover values, tick labels and titles as pseudo-HTML: every string a
+    figure holds is escaped, only the figure's own hover templates carry markup (and no telemetry)."""
     case, ids = hostile_case
-    fig = FIGURES[name](case, ids)
-    as_json = fig.to_json()
-    doc = json.loads(as_json)
-    for path, text in _strings_outside_data(doc):
-        assert "<script" not in text.lower(), (path, text)
-    assert "<script>alert(1)" not in fig.to_html(include_plotlyjs=False, full_html=False)
+    doc = json.loads(FIGURES[name](case, ids).to_json())
+    for path, text in _strings(doc):
+        if path[-1] in ("hovertemplate", "texttemplate"):
+            assert "script" not in text.lower(), (path, text)
+            continue
+        assert "<" not in text and ">" not in text, (path, text)
 
 
-def test_hostile_values_reach_the_figures(hostile_case):
+def test_hostile_values_reach_the_figures_escaped(hostile_case):
     case, ids = hostile_case
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
     wf = json.loads(waterfall(case, ids["traces"][0]).to_json())
-    hover = [row for t in wf["data"] for row in (t.get("customdata") or [])]
-    assert any(HOSTILE in row for row in hover)  # as data in the hover rows (plotly escapes it)
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in " ".join(wf["layout"]["yaxis"]["ticktext"])
+    hover = [cell for t in wf["data"] for row in (t.get("customdata") or []) for cell in row]
+    assert escaped in hover  # shown literally in the hover label
+    assert escaped in " ".join(wf["layout"]["yaxis"]["ticktext"])
     tl = json.loads(timeline(case).to_json())
-    assert any(HOSTILE in row for t in tl["data"] for row in (t.get("customdata") or []))
+    assert any(escaped in str(row) for t in tl["data"] for row in (t.get("customdata") or []))
+
+
+def test_escape_figure_escapes_once_and_keeps_numbers():
+    import plotly.graph_objects as go
+
+    from forensics.viz._text import escape_figure
+
+    fig = go.Figure(go.Bar(x=["<b>a</b>", "b&c"], y=[1, 2], name="<a href='x'>n</a>", customdata=[["<i>"], ["ok"]]))
+    fig.update_layout(title={"text": "T <br>"}, annotations=[{"text": "<span style='color:red'>s</span>"}])
+    escape_figure(fig)
+    assert list(fig.data[0].x) == ["&lt;b&gt;a&lt;/b&gt;", "b&amp;c"] and list(fig.data[0].y) == [1, 2]
+    assert fig.data[0].name == "&lt;a href='x'&gt;n&lt;/a&gt;"
+    assert [list(r) for r in fig.data[0].customdata] == [["&lt;i&gt;"], ["ok"]]
+    assert fig.layout.title.text == "T &lt;br&gt;"
+    assert fig.layout.annotations[0].text.startswith("&lt;span")
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
