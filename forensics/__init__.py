@@ -26,6 +26,14 @@ from .templates import mine_templates
 _LAZY = ("viz", "explore", "report", "synth", "export")
 
 
+def incidents(case: "Case", **kwargs):
+    """Group findings into incidents: cause, symptoms, trigger, onset, end, blast radius
+    (:func:`forensics.incident.incidents`; keyword arguments as there)."""
+    from .incident import incidents as _incidents
+
+    return _incidents(case, **kwargs)
+
+
 def __getattr__(name: str):
     """Heavy parts (plotly, ipywidgets, scikit-learn) load on first use, keeping ``import forensics`` fast."""
     if name in _LAZY:
@@ -54,6 +62,7 @@ __all__ = [
     "explore",
     "export",
     "formats",
+    "incidents",
     "load",
     "mine_templates",
     "open_case",

@@ -1,6 +1,7 @@
 """Findings: the fixed-column table every detector returns."""
 from __future__ import annotations
 
+import hashlib
 import html
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,8 +27,26 @@ SCHEMA = pa.schema([
     pa.field("score", pa.float64()),
     pa.field("evidence", pa.string()),  # JSON object
     pa.field("summary", pa.string()),
+    # filled by forensics.incidents (forensics.detect groups by default); finding_id always
+    pa.field("finding_id", pa.string()),
+    pa.field("incident_id", pa.string()),
+    pa.field("role", pa.string()),  # cause | symptom
+    pa.field("caused_by", pa.string()),  # finding_id of the incident's cause
 ])
 COLUMNS = tuple(SCHEMA.names)
+#: the columns a detector fills; the others are given by incident grouping (and may be absent)
+DETECTOR_COLUMNS = COLUMNS[:COLUMNS.index("finding_id")]
+ROLES = ("cause", "symptom")
+
+
+def finding_ids(table: pa.Table) -> list[str]:
+    """A stable id per row: ``<detector>-<10 hex>`` from a hash of what the detector reported
+    (same finding in the same case -> same id, across runs and processes)."""
+    ids = []
+    for row in table.select(list(DETECTOR_COLUMNS)).to_pylist():
+        key = "\x1f".join("" if row[c] is None else str(row[c]) for c in DETECTOR_COLUMNS)
+        ids.append(f"{row['detector']}-{hashlib.sha1(key.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}")
+    return ids
 
 
 def _json_default(value: Any) -> Any:
@@ -64,7 +83,10 @@ class Findings:
 
     Columns: detector, severity (critical|high|medium|low|info), title, service, operation,
     target, target_operation, version, start_time, end_time, score, evidence (JSON text with
-    exemplar trace ids, counts, thresholds used, source file:line), summary.
+    exemplar trace ids, counts, thresholds used, source file:line), summary; then
+    ``finding_id`` (stable, from a hash of the columns above), and the incident grouping's
+    ``incident_id``, ``role`` (cause | symptom) and ``caused_by`` (the cause's finding_id), which
+    :func:`forensics.incidents` fills (null on a finding that belongs to no incident).
 
     >>> Findings.empty().to_pandas().columns.tolist()[:3]
     ['detector', 'severity', 'title']
@@ -75,10 +97,18 @@ class Findings:
         self.failures: tuple[DetectorFailure, ...] = tuple(failures)
         if table is None:
             table = SCHEMA.empty_table()
-        missing = [c for c in COLUMNS if c not in table.column_names]
+        missing = [c for c in DETECTOR_COLUMNS if c not in table.column_names]
         if missing:
             raise ValueError(f"findings table lacks columns {missing}")
-        self._table = table.select(list(COLUMNS)).cast(SCHEMA)
+        for name in COLUMNS[len(DETECTOR_COLUMNS):]:
+            if name not in table.column_names:
+                table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+        table = table.select(list(COLUMNS)).cast(SCHEMA)
+        if table.column("finding_id").null_count:
+            given = table.column("finding_id").to_pylist()
+            ids = [g or f for g, f in zip(given, finding_ids(table))]
+            table = table.set_column(COLUMNS.index("finding_id"), "finding_id", pa.array(ids, pa.string()))
+        self._table = table
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -96,6 +126,8 @@ class Findings:
             row = {c: rec.get(c) for c in COLUMNS}
             if row["severity"] not in SEVERITY_RANK:
                 raise ValueError(f"severity must be one of {SEVERITIES}, got {row['severity']!r}")
+            if row["role"] is not None and row["role"] not in ROLES:
+                raise ValueError(f"role must be one of {ROLES} or None, got {row['role']!r}")
             if not isinstance(row["evidence"], str):
                 row["evidence"] = dumps_evidence(row["evidence"])
             for t in ("start_time", "end_time"):
@@ -129,6 +161,16 @@ class Findings:
             raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
         keep = [SEVERITY_RANK[s] <= SEVERITY_RANK[severity] for s in self._table.column("severity").to_pylist()]
         return Findings(self._table.filter(pa.array(keep, pa.bool_())), self.failures)
+
+    def with_columns(self, **columns: list[Any]) -> "Findings":
+        """A copy with the given columns replaced (one value per finding, in order), e.g. the
+        incident grouping's ``incident_id``/``role``/``caused_by``."""
+        t = self._table
+        for name, values in columns.items():
+            if name not in COLUMNS:
+                raise ValueError(f"unknown finding column {name!r}; columns: {list(COLUMNS)}")
+            t = t.set_column(COLUMNS.index(name), name, pa.array(values, SCHEMA.field(name).type))
+        return Findings(t, self.failures)
 
     def by_detector(self, name: str) -> "Findings":
         keep = [d == name for d in self._table.column("detector").to_pylist()]

@@ -25,7 +25,7 @@ def test_round_trip_and_ordering():
     assert len(f.at_least("high")) == 2
     data = json.loads(f.to_json())
     assert data[0]["start_time"].startswith("2026-02-18T10:00:00")
-    assert f.to_pandas().shape == (3, 13) and f.to_polars().shape == (3, 13)
+    assert f.to_pandas().shape == (3, 17) and f.to_polars().shape == (3, 17)
 
 
 def test_html_repr_escapes_telemetry():
@@ -41,3 +41,34 @@ def test_validation():
     with pytest.raises(ValueError, match="timezone"):
         Findings.from_records([_rec(start_time=datetime(2026, 1, 1))])
     assert len(Findings.empty()) == 0 and "none" in repr(Findings.empty())
+
+
+def test_finding_ids_are_stable_and_incident_columns_start_empty():
+    a = Findings.from_records([_rec(), _rec(severity="low")])
+    b = Findings.from_records([_rec(), _rec(severity="low")])
+    ids = [r["finding_id"] for r in a]
+    assert ids == [r["finding_id"] for r in b] and len(set(ids)) == 2
+    assert all(i.startswith("n_plus_one-") for i in ids)
+    assert {(r["incident_id"], r["role"], r["caused_by"]) for r in a} == {(None, None, None)}
+
+
+def test_with_columns_sets_incident_fields_and_validates():
+    f = Findings.from_records([_rec(), _rec(severity="low")])
+    g = f.with_columns(incident_id=["incident-1", None], role=["cause", None], caused_by=[None, None])
+    assert [r["role"] for r in g] == ["cause", None]
+    assert [r["finding_id"] for r in g] == [r["finding_id"] for r in f]
+    data = json.loads(g.to_json())
+    assert data[0]["incident_id"] == "incident-1" and "caused_by" in data[0]
+    with pytest.raises(ValueError, match="unknown finding column"):
+        f.with_columns(colour=["red", "blue"])
+    with pytest.raises(ValueError, match="role"):
+        Findings.from_records([_rec(role="culprit")])
+
+
+def test_a_table_without_the_incident_columns_is_accepted():
+    import pyarrow as pa
+
+    from forensics.findings import DETECTOR_COLUMNS
+
+    t = Findings.from_records([_rec()]).to_arrow().select(list(DETECTOR_COLUMNS))
+    assert isinstance(t, pa.Table) and Findings(t)[0]["finding_id"].startswith("n_plus_one-")

@@ -1,5 +1,10 @@
 """forensics detect CASE_OR_PATH [--only NAME,...] [--set DET.KEY=VALUE]... [--config F.toml] [--format table|json]
-[--explain] [--engine duckdb|spark]"""
+[--explain] [--engine duckdb|spark]
+
+Incidents first (one line each: trigger, onset, change, cause, blast radius), then the findings
+under each (cause, then symptoms), then the findings in no incident. ``--format json``: one array
+of findings, each with ``incident_id``, ``role`` and ``caused_by``.
+"""
 from __future__ import annotations
 
 import sys
@@ -45,32 +50,57 @@ def command(case_or_path: tuple[str, ...], only: str | None, assignments: tuple[
 
             findings = detect_on_spark(case_or_path[0], only=names, explain=explain, options=options,
                                        option_origins=origins)
+            incidents = None
         else:
+            from ..incident import incidents as group_incidents
+
             case = open_case_or_paths(case_or_path, progress=False)
-            findings = detect(case, only=names, explain=explain, options=options, option_origins=origins)
+            incidents = group_incidents(case, findings=detect(case, only=names, explain=explain, options=options,
+                                                              option_origins=origins))
+            findings = incidents.findings
     findings = findings.at_least(min_severity)
-    _print(findings, fmt, names)
+    _print(findings, fmt, names, incidents)
     for failure in findings.failures:
         click.echo(f"forensics: error: {failure} (the other detectors' findings are shown)", err=True)
     if findings.failures:
         raise click.exceptions.Exit(1)
 
 
-def _print(findings, fmt: str, names: list[str] | None) -> None:
+def _print(findings, fmt: str, names: list[str] | None, incidents) -> None:
     if fmt == "json":
         sys.stdout.write(findings.to_json() + "\n")
         return
     if not len(findings):
         click.echo(f"no findings ({len(detectors())} detectors run)" if names is None else "no findings")
         return
-    for f in findings.records():
-        where = f["service"] or "-"
-        if f["operation"]:
-            where += f" {f['operation']}"
-        if f["target"]:
-            where += f" -> {f['target']}" + (f" {f['target_operation']}" if f["target_operation"] else "")
-        click.echo(f"[{f['severity']:<8}] {f['detector']:<18} {where}")
-        click.echo(f"           {f['summary']}")
-        ex = f["evidence"].get("exemplar_trace_ids") if isinstance(f["evidence"], dict) else None
-        if ex:
-            click.echo(f"           exemplars: {', '.join(ex[:3])}")
+    records = findings.records()
+    if incidents is None:
+        for f in records:
+            _echo_finding(f, indent="")
+        return
+    for inc in incidents:
+        members = sorted((f for f in records if f["incident_id"] == inc["incident_id"]), key=lambda f: f["role"] != "cause")
+        click.echo(f"{inc['incident_id']} [{inc['severity']}] {inc['summary']}")
+        for f in members:
+            _echo_finding(f, indent="  ", label=f"{f['role']:<8}")
+        click.echo("")
+    rest = [f for f in records if f["incident_id"] is None]
+    if rest:
+        click.echo(f"findings in no incident ({len(rest)}):" if len(incidents) else f"findings ({len(rest)}), no incident:")
+        for f in rest:
+            _echo_finding(f, indent="  ")
+
+
+def _echo_finding(f: dict, *, indent: str, label: str = "") -> None:
+    where = f["service"] or "-"
+    if f["operation"]:
+        where += f" {f['operation']}"
+    if f["target"]:
+        where += f" -> {f['target']}" + (f" {f['target_operation']}" if f["target_operation"] else "")
+    lead = f"{indent}{label + ' ' if label else ''}"
+    click.echo(f"{lead}[{f['severity']:<8}] {f['detector']:<18} {where}")
+    pad = " " * (len(lead) + 11)
+    click.echo(f"{pad}{f['summary']}")
+    ex = f["evidence"].get("exemplar_trace_ids") if isinstance(f["evidence"], dict) else None
+    if ex:
+        click.echo(f"{pad}exemplars: {', '.join(ex[:3])}")

@@ -37,6 +37,7 @@ class DemoResult:
     truth: Truth
     report_path: Path | None
     notes: list[str] = field(default_factory=list)
+    incidents: Any = None  # forensics.incident.Incidents
 
     def matched(self) -> list[tuple[dict[str, Any], bool]]:
         """Each expected finding of the truth and whether a finding of that detector names its service."""
@@ -54,6 +55,11 @@ class DemoResult:
         for f in failed:
             lines.append(f"  not loaded: {os.path.basename(f.path)} ({f.message})")
         lines.append("")
+        if self.incidents is not None:
+            lines.append(f"incidents: {len(self.incidents)}" + (":" if len(self.incidents) else ""))
+            for inc in self.incidents:
+                lines.append(f"  {inc['incident_id']} [{inc['severity']}] {inc['summary']}")
+            lines.append("")
         n = len(self.findings)
         if not self.detectors_run:
             lines.append("findings: no detectors are available yet")
@@ -64,7 +70,8 @@ class DemoResult:
             for f in self.findings.records()[:top]:
                 ev = f["evidence"] if isinstance(f["evidence"], dict) else {}
                 ex = (ev.get("exemplar_trace_ids") or ["-"])[0]
-                lines.append(f"  [{f['severity']}] {f['detector']}: {f['summary']}")
+                role = f" ({f['role']} in {f['incident_id']})" if f.get("incident_id") else ""
+                lines.append(f"  [{f['severity']}] {f['detector']}{role}: {f['summary']}")
                 lines.append(f"      exemplar trace {ex}")
         lines.append("")
         lines.append("expected (truth.json):")
@@ -126,6 +133,14 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", *, source: str | os.PathLi
             except Exception as exc:  # noqa: BLE001 - reported, the demo goes on
                 notes.append(f"detector {name} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
         findings = Findings.concat(parts).sorted() if parts else Findings.empty()
+        found = None
+        try:
+            from ..incident import incidents
+
+            found = incidents(case, findings=findings)
+            findings = found.findings
+        except Exception as exc:  # noqa: BLE001 - reported, the demo goes on with ungrouped findings
+            notes.append(f"incident grouping failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
         report_path = None
         report_mod = _import_report()
         report_fn = getattr(report_mod, "report", None) if report_mod is not None else None
@@ -135,7 +150,7 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", *, source: str | os.PathLi
             notes.append("the HTML report is not available yet (forensics.report.report is not implemented)")
     finally:
         case.close()
-    return DemoResult(out, src, generated, case_path, load_report, findings, names, truth, report_path, notes)
+    return DemoResult(out, src, generated, case_path, load_report, findings, names, truth, report_path, notes, found)
 
 
 def _import_report():

@@ -22,14 +22,12 @@ WHERE p.span_id IS NULL OR p.service IS DISTINCT FROM s.service
 """
 
 
-#: a span counts as failed when its status is error or it carries an HTTP 5xx status code
-#: (``{t}`` is the table alias)
-IS_ERROR_SQL = "({t}.status = 'error' OR coalesce({t}.http_status_code >= 500, FALSE))"
-
-
 def is_error(alias: str) -> str:
-    """:data:`IS_ERROR_SQL` for table alias ``alias`` (a fixed identifier, never user input)."""
-    return IS_ERROR_SQL.format(t=alias)
+    """Whether a span aliased ``alias`` failed (the one definition:
+    :func:`forensics.analysis._tree.is_error_sql`); ``alias`` is a fixed identifier."""
+    from ..analysis._tree import is_error_sql
+
+    return is_error_sql(alias)
 
 
 @dataclass

@@ -1,0 +1,118 @@
+"""How findings relate through the data: the traces each finding's place was part of, how many
+traces two findings share, and how deep each service sits in the call graph.
+
+A finding's *place* is where it happens: its service and operation (a caller's finding without an
+operation of its own, e.g. slow calls from ``api-gateway`` to ``catalog-service GET /search``, is
+placed at its target). Its traces are the traces with a span at that place inside the finding's
+window. All of it is SQL over ``spans`` with the findings' places as a registered Arrow table.
+"""
+from __future__ import annotations
+
+import itertools
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator
+
+import networkx as nx
+import pandas as pd
+import pyarrow as pa
+
+from ..analysis._tree import span_operation_sql
+from ..detectors._common import temp_table
+
+if TYPE_CHECKING:
+    from ..case import Case
+
+_registered = itertools.count()
+
+#: (finding, trace) for every trace with a span at the finding's place inside its window
+_TRACES_SQL = f"""
+SELECT DISTINCT p.fid, s.trace_id
+FROM {{places}} p JOIN spans s
+  ON s.service = p.service AND s.start_time >= p.lo AND s.start_time <= p.hi
+WHERE p.operation IS NULL OR {span_operation_sql('s')} = p.operation
+"""
+
+_OVERLAP_SQL = """
+SELECT a.fid AS a, b.fid AS b, count(*) AS shared
+FROM {traces} a JOIN {traces} b ON a.trace_id = b.trace_id AND a.fid < b.fid
+GROUP BY ALL
+"""
+
+#: cross-service calls: parent span's service -> child span's service
+_EDGES_SQL = """
+SELECT DISTINCT p.service AS caller, c.service AS callee
+FROM spans c JOIN spans p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
+WHERE p.service IS DISTINCT FROM c.service AND p.service IS NOT NULL AND c.service IS NOT NULL
+"""
+_ROOT_SERVICES_SQL = "SELECT DISTINCT service FROM spans WHERE parent_span_id IS NULL AND service IS NOT NULL"
+
+
+def places(findings: pd.DataFrame) -> pd.DataFrame:
+    """Per finding (``fid`` = its position): ``service``, ``operation`` and window ``lo``..``hi``
+    of its place (see the module docstring); a finding without a window covers all time."""
+    own = findings["operation"].notna() | findings["target"].isna()
+    out = pd.DataFrame({
+        "fid": range(len(findings)),
+        "service": findings["service"].where(own, findings["target"]),
+        "operation": findings["operation"].where(own, findings["target_operation"]),
+    })
+    lo = pd.to_datetime(findings["start_time"], utc=True)
+    hi = pd.to_datetime(findings["end_time"], utc=True).fillna(lo)
+    out["lo"] = lo.fillna(pd.Timestamp("1970-01-01", tz="UTC"))
+    out["hi"] = hi.fillna(pd.Timestamp("2262-01-01", tz="UTC"))
+    return out
+
+
+@contextmanager
+def registered(case: "Case", frame: pd.DataFrame) -> Iterator[str]:
+    """``frame`` as a view of the case's connection, valid inside the block."""
+    name = f"_incident_places_{next(_registered)}"
+    case.con.register(name, pa.Table.from_pandas(frame, preserve_index=False))
+    try:
+        yield name
+    finally:
+        case.con.unregister(name)
+
+
+@contextmanager
+def finding_traces(case: "Case", places: str) -> Iterator[str]:
+    """A temp table ``(fid, trace_id)`` of the traces of each place of the registered table
+    ``places`` (see :func:`places`), valid inside the block."""
+    with temp_table(case, _TRACES_SQL.replace("{places}", places)) as t:
+        yield t
+
+
+def overlaps(case: "Case", traces: str) -> tuple[dict[int, int], dict[tuple[int, int], int]]:
+    """Traces per finding and traces shared by each pair of findings (``a < b``)."""
+    sizes = {int(f): int(n) for f, n in case.sql(f"SELECT fid, count(*) FROM {traces} GROUP BY fid").rows()}
+    shared = {(int(a), int(b)): int(n) for a, b, n in case.sql(_OVERLAP_SQL.format(traces=traces)).rows()}
+    return sizes, shared
+
+
+def union_size(case: "Case", traces: str, fids: list[int]) -> int:
+    """Distinct traces of the findings ``fids`` together."""
+    return int(case.sql(f"SELECT count(DISTINCT trace_id) FROM {traces} WHERE list_contains(?, fid)",
+                        [fids]).scalar() or 0)
+
+
+def service_depths(case: "Case") -> dict[str, int]:
+    """Calls between a request's entry and each service (0 for services with root spans), along
+    the shortest path of the cross-service call graph; services never called from a root get
+    the largest depth + 1."""
+    g = nx.DiGraph()
+    g.add_edges_from(case.sql(_EDGES_SQL).rows())
+    roots = [r[0] for r in case.sql(_ROOT_SERVICES_SQL).rows()]
+    g.add_nodes_from(roots)
+    depth: dict[str, int] = {}
+    if roots:
+        for node, d in nx.multi_source_dijkstra_path_length(g, set(roots)).items():
+            depth[node] = int(d)
+    top = max(depth.values(), default=0) + 1
+    for node in g.nodes:
+        depth.setdefault(node, top)
+    return depth
+
+
+def deepest_service(row: Any) -> str | None:
+    """The service a finding points at: its target when it names one, else its service."""
+    return row["target"] if isinstance(row.get("target"), str) else row.get("service")

@@ -1,0 +1,196 @@
+"""Incidents: the committed sample incidents each come out as one story with the right cause,
+trigger, onset and blast radius; unrelated problems stay apart; background and data-quality
+findings join no incident; a root-cause ranking, when given, picks the cause."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+import forensics
+from forensics import Findings
+from forensics.synth.builder import SpanBuilder
+
+ROOT = Path(__file__).resolve().parents[2] / "sample_data"
+
+
+def _sample(name: str, tmp_path_factory) -> forensics.Case:
+    if not (ROOT / name).is_dir():
+        pytest.skip(f"sample_data/{name} missing")
+    case = forensics.open_case(tmp_path_factory.mktemp(name) / "case.duckdb")
+    forensics.load(case, ROOT / name, progress=False)
+    return case
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    case = _sample("catalog_n_plus_one", tmp_path_factory)
+    return case, forensics.incidents(case, ranking=None)
+
+
+@pytest.fixture(scope="module")
+def retry(tmp_path_factory):
+    case = _sample("retry_storm", tmp_path_factory)
+    return case, forensics.incidents(case, ranking=None)
+
+
+def test_flagship_demo_is_one_incident_with_the_n_plus_one_as_cause(demo):
+    _, inc = demo
+    assert len(inc) == 1
+    one = inc[0]
+    members = inc.members(one["incident_id"]).records()
+    cause = members[0]
+    assert (cause["role"], cause["detector"], cause["service"], cause["target"], cause["version"]) == \
+        ("cause", "n_plus_one", "catalog-service", "inventory-service", "1.8.0")
+    symptoms = {(m["detector"], m["service"], m["operation"]) for m in members[1:]}
+    assert ("version_regression", "catalog-service", "GET /search") in symptoms
+    assert ("bimodal_latency", "api-gateway", "GET /search") in symptoms
+    assert all(m["role"] == "symptom" and m["caused_by"] == cause["finding_id"] for m in members[1:])
+    assert one["finding_ids"][0] == cause["finding_id"]
+
+
+def test_flagship_trigger_onset_and_blast_radius(demo):
+    _, inc = demo
+    one = inc[0]
+    t = one["trigger"]
+    assert (t["kind"], t["service"], t["previous_version"], t["version"]) == ("deploy", "catalog-service", "1.7.9", "1.8.0")
+    assert t["time"] == datetime(2026, 2, 18, 10, 15, tzinfo=timezone.utc)  # the deploy log's time, k8s merged in
+    assert t["records"] > 2
+    assert datetime(2026, 2, 18, 10, 15, tzinfo=timezone.utc) <= one["onset"] <= datetime(2026, 2, 18, 10, 18, tzinfo=timezone.utc)
+    assert one["end_time"] is None  # the regression lasts to the end of the data
+    m = one["measured"]
+    assert 250 < m["before_p99_ms"] < 500 and 2000 < m["after_p99_ms"] < 3500
+    radius = one["blast_radius"]
+    top = radius["by_service"][0]
+    assert top["service"] == "api-gateway" and 0.3 < top["share"] < 0.8
+    ep = radius["entry_points"][0]
+    assert (ep["service"], ep["operation"]) == ("api-gateway", "GET /search") and ep["extra_p99_ms"] > 1000
+    s = one["summary"]
+    assert s.startswith("10:15 deploy catalog-service 1.7.9 -> 1.8.0; from 10:1")
+    assert "p99" in s and "cause: N+1" in s and "of api-gateway requests affected" in s
+
+
+def test_background_and_unrelated_findings_stay_out(demo):
+    _, inc = demo
+    background = inc.background().records()
+    # the steady POST /orders critical path and pricing errors that began before the deploy
+    assert {(f["detector"], f["service"]) for f in background} >= {("critical_path", "api-gateway")}
+    assert all(f["incident_id"] is None and f["role"] is None for f in background)
+
+
+def test_retry_storm_sample_is_one_story_caused_at_pricing(retry):
+    _, inc = retry
+    assert len(inc) == 1
+    one = inc[0]
+    members = inc.members(one["incident_id"]).records()
+    assert members[0]["service"] == "pricing-service" and members[0]["detector"] == "error_origin"
+    storms = [m for m in members if m["detector"] == "retry_storm"]
+    assert len(storms) >= 2 and all(m["role"] == "symptom" for m in storms)
+    assert one["trigger"]["service"] == "pricing-service" and one["trigger"]["kind"] == "k8s"
+    assert one["metric"] == "errors" and one["end_time"] is not None  # pricing recovered
+    assert datetime(2026, 2, 18, 10, 8, tzinfo=timezone.utc) <= one["onset"] <= datetime(2026, 2, 18, 10, 13, tzinfo=timezone.utc)
+    assert all(f["incident_id"] is None for f in inc.findings.records() if f["detector"] == "clock_skew")
+
+
+def test_a_ranking_picks_the_cause_when_given(demo):
+    case, _ = demo
+    findings = forensics.incidents(case, ranking=None).findings
+    inc = forensics.incidents(case, findings=findings, ranking=lambda c, s, e: [
+        {"service": "inventory-service", "operation": "GET /inventory/{id}", "strong": True}])
+    cause = inc.members(inc[0]["incident_id"]).records()[0]
+    assert cause["service"] == "inventory-service"
+
+
+# -- hand-built cases ----------------------------------------------------------------------------
+BASE = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+
+
+def _two_problems() -> forensics.Case:
+    """Two unrelated request paths: checkout -> payments gets slow at 09:30, search -> index
+    starts failing at 10:10; one request per 20 s on each for two hours."""
+    b = SpanBuilder(BASE, seed=5)
+    for i in range(360):
+        t = i * 20_000.0
+        slow = t >= 30 * 60_000
+        r = b.span("checkout", "POST /pay", kind="server", start_ms=t, duration_ms=400 if slow else 40)
+        c = b.span("checkout", "POST /charge", kind="client", parent=r, start_ms=t + 2, duration_ms=390 if slow else 30,
+                   attributes={"peer.service": "payments"})
+        b.span("payments", "POST /charge", kind="server", parent=c, start_ms=t + 3, duration_ms=385 if slow else 28)
+        failing = t >= 70 * 60_000 and i % 2 == 0
+        r2 = b.span("web", "GET /find", kind="server", start_ms=t + 5, duration_ms=30,
+                    status="error" if failing else "unset")
+        c2 = b.span("web", "GET /query", kind="client", parent=r2, start_ms=t + 6, duration_ms=20,
+                    status="error" if failing else "unset", attributes={"peer.service": "index"})
+        b.span("index", "GET /query", kind="server", parent=c2, start_ms=t + 7, duration_ms=18,
+               status="error" if failing else "unset", status_message="shard unavailable" if failing else None)
+    case = forensics.open_case()
+    b.insert(case)
+    case.execute("INSERT INTO events (time, kind, service, version, message) VALUES (?, 'config', 'payments', NULL, "
+                 "'pool size 50 -> 5')", [BASE + timedelta(minutes=28)])
+    return case
+
+
+def _finding(detector, service, operation, start_min, severity="high", **kw):
+    return {"detector": detector, "severity": severity, "title": f"{detector} at {service}", "service": service,
+            "operation": operation, "start_time": BASE + timedelta(minutes=start_min),
+            "end_time": BASE + timedelta(minutes=120), "score": 1.0, "evidence": {}, "summary": "s", **kw}
+
+
+def test_unrelated_problems_are_separate_incidents():
+    case = _two_problems()
+    findings = Findings.from_records([
+        _finding("critical_path", "payments", "POST /charge", 30),
+        _finding("bimodal_latency", "checkout", "POST /pay", 30, severity="medium"),
+        _finding("error_origin", "index", "GET /query", 70, severity="critical"),
+        _finding("clock_skew", "index", None, 70, severity="low"),
+    ])
+    inc = forensics.incidents(case, findings=findings, ranking=None)
+    assert len(inc) == 2
+    first, second = inc[0], inc[1]
+    assert first["service"] == "index" and first["metric"] == "errors" and first["trigger"] is None
+    assert second["service"] == "payments" and second["trigger"]["kind"] == "config"
+    assert abs(second["onset"] - (BASE + timedelta(minutes=30))) <= timedelta(minutes=2)
+    roles = {(f["service"], f["role"]) for f in inc.findings.records()}
+    assert ("payments", "cause") in roles and ("checkout", "symptom") in roles and ("index", None) in roles
+
+
+def test_steady_findings_seed_no_incident():
+    case = _two_problems()
+    findings = Findings.from_records([_finding("critical_path", "web", "GET /find", 0, severity="medium",
+                                               end_time=BASE + timedelta(minutes=60))])
+    assert len(forensics.incidents(case, findings=findings, ranking=None)) == 0
+
+
+def test_a_single_trace_groups_by_shared_traces():
+    b = SpanBuilder(BASE, seed=2)
+    r = b.span("gw", "GET /a", kind="server", start_ms=0, duration_ms=500)
+    for i in range(20):
+        c = b.span("gw", "GET /b", kind="client", parent=r, start_ms=5 + 20 * i, duration_ms=18,
+                   attributes={"peer.service": "svc"})
+        b.span("svc", "GET /b", kind="server", parent=c, start_ms=6 + 20 * i, duration_ms=16)
+    case = forensics.open_case()
+    b.insert(case)
+    findings = Findings.from_records([
+        _finding("n_plus_one", "gw", "GET /a", 0, target="svc", target_operation="GET /b", end_time=BASE),
+        _finding("critical_path", "svc", "GET /b", 0, severity="low", end_time=BASE)])
+    inc = forensics.incidents(case, findings=findings, ranking=None)
+    assert len(inc) == 1 and inc[0]["title"] == "n_plus_one at gw"
+    assert inc[0]["trigger"] is None and inc[0]["end_time"] is None
+
+
+@pytest.mark.parametrize("records", [
+    [],
+    [_finding("n_plus_one", "no-such-service", "GET /x", 0)],
+    [{**_finding("error_origin", None, None, 0), "start_time": None, "end_time": None}],
+])
+def test_bad_or_empty_input_gives_no_exception(records):
+    case = _two_problems()
+    inc = forensics.incidents(case, findings=Findings.from_records(records), ranking=None)
+    assert len(inc.findings) == len(records)
+    assert repr(inc).startswith("<Incidents")
+
+
+def test_empty_case():
+    inc = forensics.incidents(forensics.open_case(), findings=Findings.empty())
+    assert len(inc) == 0 and inc._repr_html_() == "<p>No incidents.</p>" and inc.to_pandas().empty
