@@ -7,6 +7,7 @@ everything rendered (see :mod:`forensics.report.redact`).
 """
 from __future__ import annotations
 
+import functools
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,20 +17,39 @@ import jinja2
 
 from .._version import __version__
 from ..findings import Findings
-from .build import ReportData, csp_hash, figure_block, finding_rows, overview, provenance
+from .build import FigureBlock, ReportData, csp_hash, figure_block, finding_rows, incident_block, overview, provenance
 from .redact import DEFAULT_PATTERNS, NoRedaction, Redactor
 
 if TYPE_CHECKING:
     from ..case import Case
 
+#: unpacks plotly.js (gzip, base64: a third of its size) with the browser's own DecompressionStream,
+#: runs it as an inline script (allowed by its hash in the CSP), then draws every figure
 BOOTSTRAP_JS = """(function () {
-  var blocks = document.querySelectorAll('script[type="application/json"][data-figure]');
-  for (var i = 0; i < blocks.length; i++) {
-    var block = blocks[i];
-    var target = document.getElementById(block.getAttribute('data-figure'));
-    var spec = JSON.parse(block.textContent);
-    Plotly.newPlot(target, spec.data || [], spec.layout || {}, {displaylogo: false, responsive: true});
+  function draw() {
+    var blocks = document.querySelectorAll('script[type="application/json"][data-figure]');
+    for (var i = 0; i < blocks.length; i++) {
+      var block = blocks[i];
+      var target = document.getElementById(block.getAttribute('data-figure'));
+      var spec = JSON.parse(block.textContent);
+      Plotly.newPlot(target, spec.data || [], spec.layout || {}, {displaylogo: false, responsive: true});
+    }
   }
+  var packed = document.getElementById('plotly-js-gzip');
+  if (!packed || typeof DecompressionStream === 'undefined') {
+    document.body.insertAdjacentText('afterbegin', 'This browser cannot unpack the figures (no DecompressionStream).');
+    return;
+  }
+  var text = atob(packed.textContent.trim());
+  var bytes = new Uint8Array(text.length);
+  for (var j = 0; j < text.length; j++) { bytes[j] = text.charCodeAt(j); }
+  var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
+  new Response(stream).text().then(function (code) {
+    var script = document.createElement('script');
+    script.textContent = code;
+    document.head.appendChild(script);
+    draw();
+  });
 })();"""
 
 _ENV = jinja2.Environment(
@@ -39,39 +59,70 @@ _ENV = jinja2.Environment(
 )
 
 
+def _exemplar(case: "Case", findings: list[dict[str, Any]]) -> str | None:
+    """The first exemplar trace of these findings (cause first) that is in the case."""
+    wanted = [str(t) for f in findings for t in ((f["evidence"] or {}).get("exemplar_trace_ids") or [])]
+    if not wanted:
+        return None
+    present = {r[0] for r in case.sql("SELECT DISTINCT trace_id FROM spans WHERE list_contains(?, trace_id)",
+                                      [wanted]).rows()}
+    return next((t for t in wanted if t in present), None)
+
+
 def _collect(case: "Case", findings: Findings, redactor: Redactor, max_exemplars: int) -> ReportData:
     from .. import viz
+    from ..incident import incidents as group_incidents
 
     errors: list[str] = []
     kpis, services = overview(case)
+    grouped = group_incidents(case, findings=findings)
+    rows = {r["finding_id"]: r for r in finding_rows(grouped.findings, redactor)}
+    raw = {r["finding_id"]: r for r in grouped.findings.records()}
+    waterfalls: list[FigureBlock] = []
+    incident_blocks = []
+    for inc in grouped:
+        members = [raw[i] for i in inc["finding_ids"]]
+        block = incident_block(case, inc, redactor)
+        block["findings"] = [rows[i] for i in inc["finding_ids"]]
+        trace = _exemplar(case, members) if len(waterfalls) < max_exemplars else None
+        if trace is not None:
+            fig = figure_block(f"fig-trace-{len(waterfalls)}", f"Exemplar trace {trace}", lambda t=trace: viz.waterfall(case, t),
+                               redactor, errors, trace_id=redactor.text(trace))
+            if fig is not None:
+                waterfalls.append(fig)
+                block["waterfall"] = fig
+        incident_blocks.append(block)
+    drawn = {w.trace_id for w in waterfalls}
+    for r in rows.values():
+        r["exemplar_links"] = [(t, t in drawn) for t in r["exemplars"]]
+    background = [rows[r["finding_id"]] for r in grouped.findings.records() if r["incident_id"] is None]
     figures = [
-        figure_block("fig-timeline", "Incident timeline", lambda: viz.timeline(case, findings=findings), redactor, errors,
-                     note="Deploys and Kubernetes events as markers, error rate and p99 per minute, findings as shaded windows."),
-        figure_block("fig-graph", "Service graph", lambda: viz.service_graph(case), redactor, errors,
-                     note="Nodes are services (size: request rate, colour: error %); edges are calls with rate, error % and p95."),
+        figure_block("fig-timeline", "Timeline", lambda: viz.timeline(case, incidents=grouped), redactor, errors,
+                     note="Changes (deploys with their Kubernetes rollout merged) as labelled markers, error rate and "
+                          "p99 of the system's requests per bucket, incidents as bands from their onset."),
+        figure_block("fig-graph", "Service graph", lambda: viz.service_graph(case, highlight=grouped.findings), redactor,
+                     errors, note="Services (colour: the service's colour in every figure; red outline: errors) and "
+                                  "calls; the calls the findings name are drawn thick and labelled with calls per "
+                                  "request and p95."),
     ]
-    exemplars: list[str] = []
-    for f in findings.records():
-        for t in (f["evidence"] or {}).get("exemplar_trace_ids") or []:
-            if t not in exemplars and len(exemplars) < max_exemplars:
-                exemplars.append(str(t))
-    present = set()
-    if exemplars:
-        present = {r[0] for r in case.sql("SELECT DISTINCT trace_id FROM spans WHERE list_contains(?, trace_id)", [exemplars]).rows()}
-    waterfalls = [
-        figure_block(f"fig-trace-{i}", f"Trace {t}", lambda t=t: viz.waterfall(case, t), redactor, errors, trace_id=redactor.text(t))
-        for i, t in enumerate(exemplars) if t in present
-    ]
-    rows = finding_rows(findings, redactor)
-    top = [r["summary"] for r in rows if r["severity"] in ("critical", "high", "medium")][:5]
     files, rejects = provenance(case, redactor)
     return ReportData(kpis=redactor.obj(kpis), services=redactor.obj(services),
-                      overview_figures=[f for f in figures if f], findings=rows, top_sentences=top,
-                      waterfalls=[w for w in waterfalls if w], files=files, rejects=rejects, figure_errors=errors)
+                      overview_figures=[f for f in figures if f], findings=list(rows.values()),
+                      top_sentences=[b["summary"] for b in incident_blocks], waterfalls=waterfalls, files=files,
+                      rejects=rejects, figure_errors=errors, incidents=incident_blocks, background=background)
+
+
+@functools.lru_cache(maxsize=2)
+def _packed(script: str) -> str:
+    """``script`` gzipped (fixed mtime: same input, same bytes) and base64-encoded."""
+    import base64
+    import gzip
+
+    return base64.b64encode(gzip.compress(script.encode("utf-8"), compresslevel=9, mtime=0)).decode("ascii")
 
 
 def render(case: "Case", *, findings: Findings | None = None, redact: bool = False,
-           redact_patterns: Iterable[tuple[str, str]] = (), title: str | None = None, max_exemplars: int = 3) -> str:
+           redact_patterns: Iterable[tuple[str, str]] = (), title: str | None = None, max_exemplars: int = 5) -> str:
     """The report as an HTML string (see :func:`report`)."""
     import plotly.offline
 
@@ -95,17 +146,17 @@ def render(case: "Case", *, findings: Findings | None = None, redact: bool = Fal
         redacted=redact,
         redaction_counts=", ".join(f"{k}: {v}" for k, v in sorted(redactor.counts.items())) or "none",
         csp=csp,
-        plotly_js=plotly_js,
+        plotly_gzip=_packed(plotly_js),
         bootstrap_js=BOOTSTRAP_JS,
         figure_errors=data.figure_errors,
         **{k: getattr(data, k) for k in ("kpis", "services", "overview_figures", "findings", "top_sentences",
-                                          "waterfalls", "files", "rejects")},
+                                          "waterfalls", "files", "rejects", "incidents", "background")},
     )
     return html
 
 
 def report(case: "Case", path: str | os.PathLike, *, findings: Findings | None = None, redact: bool = False,
-           redact_patterns: Iterable[tuple[str, str]] = (), title: str | None = None, max_exemplars: int = 3) -> Path:
+           redact_patterns: Iterable[tuple[str, str]] = (), title: str | None = None, max_exemplars: int = 5) -> Path:
     """Write a self-contained HTML report of ``case`` to ``path`` and return the path.
 
     Parameters
@@ -118,7 +169,8 @@ def report(case: "Case", path: str | os.PathLike, *, findings: Findings | None =
     redact_patterns:
         Extra ``(kind, regex)`` pairs to mask when ``redact`` is true.
     max_exemplars:
-        How many exemplar traces (from the most severe findings) get a waterfall.
+        At most this many waterfalls: one exemplar trace per incident (its cause's first), most
+        severe incidents first. A trace id links to its waterfall when the report has it.
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -130,7 +182,19 @@ def report(case: "Case", path: str | os.PathLike, *, findings: Findings | None =
     return out
 
 
-__all__ = ["Redactor", "render", "report"]
+def markdown_report(case: "Case", path: str | os.PathLike, *, findings: Findings | None = None, redact: bool = False,
+                    redact_patterns: Iterable[tuple[str, str]] = (), title: str | None = None) -> Path:
+    """Write the Markdown summary (:func:`forensics.report.markdown.render_markdown`) to ``path``."""
+    from .markdown import render_markdown
+
+    redactor: Redactor = Redactor(DEFAULT_PATTERNS, extra=tuple(redact_patterns)) if redact else NoRedaction()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_markdown(case, findings=findings, redactor=redactor, title=title) + "\n", encoding="utf-8")
+    return out
+
+
+__all__ = ["Redactor", "markdown_report", "render", "report"]
 
 
 from .._callable import make_module_callable  # noqa: E402

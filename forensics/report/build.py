@@ -15,7 +15,11 @@ from typing import TYPE_CHECKING, Any, Callable
 import orjson
 
 from ..findings import Findings
+from ..incident.text import change_text, impact_text, trigger_text
+from ..units import fmt_count, fmt_datetime, fmt_ms, fmt_num, fmt_pct, fmt_time
 from ..viz._text import map_spec_text
+from .evidence import evidence_tables, score_text
+from .signals import log_changes, metric_changes
 from .redact import NoRedaction, Redactor
 
 if TYPE_CHECKING:
@@ -54,6 +58,8 @@ class ReportData:
     files: list[dict[str, Any]]
     rejects: list[dict[str, Any]]
     figure_errors: list[str] = field(default_factory=list)
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    background: list[dict[str, Any]] = field(default_factory=list)
 
 
 def figure_block(fig_id: str, title: str, make: Callable[[], Any], redactor: Redactor, errors: list[str],
@@ -118,13 +124,14 @@ def finding_rows(findings: Findings, redactor: Redactor) -> list[dict[str, Any]]
         exemplars = [str(t) for t in (ev.get("exemplar_trace_ids") or [])][:5]
         thresholds = ev.get("thresholds") or {}
         row = {k: f[k] for k in ("detector", "severity", "title", "service", "operation", "target",
-                                 "target_operation", "version", "summary")}
+                                 "target_operation", "version", "summary", "finding_id", "incident_id", "role")}
         row["start_time"] = f["start_time"].strftime("%Y-%m-%d %H:%M:%S") if f["start_time"] else None
         row["end_time"] = f["end_time"].strftime("%Y-%m-%d %H:%M:%S") if f["end_time"] else None
-        row["score"] = _fmt(f["score"], 2)
+        row["score"] = score_text(f["detector"], f["score"])
         row["exemplars"] = exemplars
         row["source"] = ev.get("source")
         row["thresholds"] = sorted((str(k), str(v)) for k, v in thresholds.items()) if isinstance(thresholds, dict) else []
+        row["evidence_rows"], row["evidence_tables"] = evidence_tables(ev)
         row = redactor.obj(row)
         # values are redacted before the JSON is written (a pattern cannot match across an escape)
         row["evidence_text"] = orjson.dumps(redactor.obj(ev), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
@@ -142,3 +149,42 @@ def provenance(case: "Case", redactor: Redactor) -> tuple[list[dict[str, Any]], 
                arg_min(reason, coalesce(source_line, source_offset, 0)) AS reason
         FROM rejects GROUP BY source_file, reason_code ORDER BY n DESC, source_file LIMIT 200""").dicts()
     return redactor.obj(files), redactor.obj(rejects)
+
+
+def incident_block(case: "Case", inc: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """What the report shows of one incident (every text redacted): the sentence, its parts, the
+    blast radius table, log templates and metrics that moved around the onset."""
+    radius = inc["blast_radius"]
+    entry_points = [{
+        "entry": f"{e['service']} {e['operation'] or ''}".strip(), "requests": fmt_count(e["requests"]),
+        "affected": fmt_count(e["affected"]), "share": fmt_pct(e["share"]), "p99_before": fmt_ms(e["p99_before_ms"]),
+        "p99_after": fmt_ms(e["p99_after_ms"]),
+        "extra_p99": ("+" if (e["extra_p99_ms"] or 0) >= 0 else "-") + fmt_ms(abs(e["extra_p99_ms"]))
+        if e["extra_p99_ms"] is not None else "-"} for e in radius["entry_points"][:10]]
+    logs, metrics = [], []
+    if inc["onset"] is not None:
+        logs = [{**r, "before": fmt_count(r["before"]), "after": fmt_count(r["after"]),
+                 "status": "new" if r["before"] == 0 else f"x{fmt_num(r['after'] / r['before'], 2)}"}
+                for r in log_changes(case, inc["onset"], inc["end_time"], inc["services"])]
+        metrics = [{**r, "before": _level(r, "before"), "after": _level(r, "after"),
+                    "change": f"x{fmt_num(r['ratio'], 2)}" if r["ratio"] is not None else "-"}
+                   for r in metric_changes(case, inc["onset"], inc["end_time"], inc["services"])]
+    trigger = inc["trigger"]
+    block = {
+        "id": inc["incident_id"], "severity": inc["severity"], "title": inc["title"], "summary": inc["summary"],
+        "trigger": trigger_text(trigger), "trigger_message": (trigger or {}).get("message"),
+        "trigger_records": (trigger or {}).get("records"),
+        "onset": fmt_datetime(inc["onset"]), "end": fmt_datetime(inc["end_time"]) if inc["end_time"] else
+        "not over at the end of the data", "change": change_text(inc), "impact": impact_text(inc),
+        "cause": inc["title"], "entry_points": entry_points, "logs": logs, "metrics": metrics,
+        "services": ", ".join(inc["services"]), "onset_hm": fmt_time(inc["onset"]),
+    }
+    return redactor.obj(block)
+
+
+def _level(r: dict[str, Any], side: str) -> str:
+    v = r[side]
+    if v is None:
+        return "-"
+    unit = "/s" if r.get("per_second") else (f" {r['unit']}" if r.get("unit") else "")
+    return f"{fmt_num(float(v))}{unit}"

@@ -79,6 +79,8 @@ def escape_figure(fig: Any) -> Any:
     for shape in layout.shapes or ():
         if shape.label and shape.label.text:
             shape.label.text = escape_text(shape.label.text)
+        if shape.name:  # shown in the legend when showlegend is set
+            shape.name = escape_text(shape.name)
 
     def axis(ax: Any) -> None:
         if ax.title.text:

@@ -13,13 +13,16 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 
 from ..errors import UsageError
 from ._text import escape_figure
 
-#: colours assigned to services in sorted-name order (stable across figures of one case)
-SERVICE_PALETTE: tuple[str, ...] = tuple(qualitative.Plotly) + tuple(qualitative.Safe)
+#: colours assigned to services in sorted-name order (stable across figures of one case: see
+#: :func:`case_service_colors`); no reds or oranges, which mean errors and the critical path
+SERVICE_PALETTE: tuple[str, ...] = ("#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
+                                    "#bcbd22", "#393b79", "#637939", "#7b4173", "#3182bd", "#31a354", "#756bb1",
+                                    "#636363", "#6baed6", "#74c476", "#9e9ac8", "#969696", "#8c6d31")
+#: the one colour of errors in every figure, the explorer and the report
 ERROR_COLOR = "#d62728"
 CRITICAL_COLOR = "#ff7f0e"
 VIRTUAL_COLOR = "#9e9e9e"
@@ -39,6 +42,18 @@ def service_colors(services: Iterable[str | None]) -> dict[str | None, str]:
     colors: dict[str | None, str] = {s: SERVICE_PALETTE[i % len(SERVICE_PALETTE)] for i, s in enumerate(names)}
     colors[None] = VIRTUAL_COLOR
     return colors
+
+
+_SERVICES_SQL = """
+SELECT service FROM (SELECT DISTINCT service FROM spans UNION SELECT DISTINCT service FROM events)
+WHERE service IS NOT NULL
+"""
+
+
+def case_service_colors(case: Any) -> dict[str | None, str]:
+    """The colour of each service of the case (spans and events), the same in every figure of
+    that case whatever subset of services a figure shows."""
+    return service_colors(r[0] for r in case.sql(_SERVICES_SQL).rows())
 
 
 def empty_figure(message: str, *, title: str | None = None) -> go.Figure:

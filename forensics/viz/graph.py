@@ -15,7 +15,12 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ._sql import ENTRY_SPANS_SQL, SpanFilter, frame, is_error, window_seconds
-from ._theme import VIRTUAL_COLOR, check_text, check_window, empty_figure, resolve_case, style
+from ..units import fmt_ms, fmt_num
+from ._theme import (ERROR_COLOR, VIRTUAL_COLOR, case_service_colors, check_text, check_window, empty_figure,
+                     resolve_case, style)
+
+#: calls that findings name
+HIGHLIGHT_COLOR = "#d9480f"
 
 LAYOUT_SEED = 7
 
@@ -124,13 +129,27 @@ def _node_sizes(rates: np.ndarray) -> np.ndarray:
     return 18 + 42 * np.sqrt(rates / top)
 
 
-def service_graph(case: Any, *, start: Any = None, end: Any = None, version: str | None = None) -> go.Figure:
-    """Service dependency graph figure: node size = request rate, node colour = error %, edges
-    with hover rate, error % and p95; uninstrumented peers as grey diamonds.
+def highlighted_edges(findings: Any) -> set[tuple[str, str]]:
+    """(caller, callee) pairs that findings name: a finding's service and its target."""
+    if findings is None:
+        return set()
+    return {(f["service"], f["target"]) for f in findings.records()
+            if isinstance(f.get("service"), str) and isinstance(f.get("target"), str) and f["service"] != f["target"]}
 
-    Parameters are those of :func:`service_graph_nx`.
+
+def service_graph(case: Any, *, start: Any = None, end: Any = None, version: str | None = None,
+                  highlight: Any = None) -> go.Figure:
+    """Service dependency graph figure: node size = request rate, node colour = the service's
+    colour (the same in every figure), outline red and label with the error % when it fails;
+    edges with hover rate, error % and p95; uninstrumented peers as grey diamonds.
+
+    Parameters are those of :func:`service_graph_nx`, and ``highlight``: findings
+    (:class:`forensics.Findings`) whose caller -> target calls are drawn thick and labelled with
+    calls per request and p95.
     """
+    case = resolve_case(case)
     g = service_graph_nx(case, start=start, end=end, version=version)
+    marked = highlighted_edges(highlight)
     if g.number_of_nodes() == 0:
         return style(empty_figure("No spans in this window: nothing to draw."), title="Service graph")
     pos = graph_layout(g)
@@ -149,6 +168,21 @@ def service_graph(case: Any, *, start: Any = None, end: Any = None, version: str
                        "showarrow": True, "arrowhead": 3, "arrowsize": 1.4, "arrowcolor": "#888"})
     fig.add_trace(go.Scatter(x=ex, y=ey, mode="lines", line={"color": "#bbb", "width": 2},
                              hoverinfo="skip", showlegend=False, name="calls"))
+    hx, hy = [], []
+    for u, v, d in sorted(g.edges(data=True)):
+        if (u, v) not in marked:
+            continue
+        (x0, y0), (x1, y1) = pos[u], pos[v]
+        hx += [x0, x1, None]
+        hy += [y0, y1, None]
+        requests = g.nodes[u]["requests"]
+        per_request = f"{fmt_num(d['calls'] / requests, 3)} calls/request, " if requests else ""
+        arrows.append({"x": (x0 + x1) / 2, "y": (y0 + y1) / 2, "xref": "x", "yref": "y", "showarrow": False,
+                       "text": f"{per_request}p95 {fmt_ms(d['p95_ms'])}", "bgcolor": "rgba(255,255,255,0.85)",
+                       "font": {"size": 11, "color": HIGHLIGHT_COLOR}, "yshift": 12})
+    if hx:
+        fig.add_trace(go.Scatter(x=hx, y=hy, mode="lines", line={"color": HIGHLIGHT_COLOR, "width": 5},
+                                 hoverinfo="skip", name="calls named by findings", showlegend=True))
     fig.add_trace(go.Scatter(
         x=mx, y=my, mode="markers", marker={"size": 9, "color": "#888", "symbol": "circle-open"},
         customdata=mdata, name="calls", showlegend=False,
@@ -157,6 +191,7 @@ def service_graph(case: Any, *, start: Any = None, end: Any = None, version: str
                        "p95: %{customdata[5]:.1f} ms<extra></extra>")))
     nodes = sorted(g.nodes)
     attrs = [g.nodes[n] for n in nodes]
+    colors = case_service_colors(case)
     real = [i for i, a in enumerate(attrs) if not a["virtual"]]
     virtual = [i for i, a in enumerate(attrs) if a["virtual"]]
     rates = np.array([a["rate_per_s"] for a in attrs], dtype=float)
@@ -164,16 +199,18 @@ def service_graph(case: Any, *, start: Any = None, end: Any = None, version: str
     for idx, is_virtual in ((real, False), (virtual, True)):
         if not idx:
             continue
-        marker: dict[str, Any] = {"size": sizes[idx].tolist(), "line": {"width": 1, "color": "#333"}}
+        failing = [attrs[i]["error_pct"] >= 1.0 for i in idx]
+        marker: dict[str, Any] = {"size": sizes[idx].tolist(),
+                                  "line": {"width": [4 if f else 1 for f in failing],
+                                           "color": [ERROR_COLOR if f else "#333" for f in failing]}}
         if is_virtual:
             marker.update(symbol="diamond", color=VIRTUAL_COLOR)
         else:
-            marker.update(color=[attrs[i]["error_pct"] for i in idx], colorscale="RdYlGn_r", cmin=0,
-                          cmax=max(5.0, max(attrs[i]["error_pct"] for i in idx)),
-                          colorbar={"title": {"text": "errors %"}}, showscale=True)
+            marker.update(color=[colors.get(nodes[i], colors[None]) for i in idx])
         fig.add_trace(go.Scatter(
             x=[pos[nodes[i]][0] for i in idx], y=[pos[nodes[i]][1] for i in idx], mode="markers+text",
-            text=[nodes[i] for i in idx], textposition="bottom center", marker=marker,
+            text=[nodes[i] + (f" ({fmt_num(attrs[i]['error_pct'], 2)}% errors)" if f else "")
+                  for i, f in zip(idx, failing)], textposition="bottom center", marker=marker,
             name="uninstrumented peers" if is_virtual else "services", showlegend=is_virtual,
             customdata=[[nodes[i], attrs[i]["requests"], attrs[i]["rate_per_s"], attrs[i]["error_pct"],
                          attrs[i]["p95_ms"]] for i in idx],
@@ -181,4 +218,4 @@ def service_graph(case: Any, *, start: Any = None, end: Any = None, version: str
                            "<br>errors: %{customdata[3]:.1f}%<br>p95: %{customdata[4]:.1f} ms<extra></extra>")))
     fig.update_layout(annotations=arrows, xaxis={"visible": False}, yaxis={"visible": False},
                       legend={"orientation": "h", "y": -0.05})
-    return style(fig, title="Service graph (size: request rate, colour: error %)")
+    return style(fig, title="Service graph (size: request rate; red outline: 1% errors or more)")

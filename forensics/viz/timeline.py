@@ -16,8 +16,9 @@ from plotly.subplots import make_subplots
 from ..errors import UsageError
 from ..findings import Findings
 from ._sql import ENTRY_SPANS_SQL, SpanFilter, frame, is_error
-from ._theme import (BUCKETS, ERROR_COLOR, check_bool, check_choice, check_text, check_window, empty_figure,
-                     resolve_case, service_colors, style)
+from ..units import fmt_ms
+from ._theme import (BUCKETS, ERROR_COLOR, case_service_colors, check_bool, check_choice, check_text, check_window,
+                     empty_figure, resolve_case, style)
 
 _SERIES_SQL = """
 , req AS ({requests})
@@ -31,14 +32,6 @@ FROM req GROUP BY bucket ORDER BY bucket
 _ROOTS_SQL = """
 SELECT s.* FROM sel s LEFT JOIN spans p ON p.trace_id = s.trace_id AND p.span_id = s.parent_span_id
 WHERE p.span_id IS NULL
-"""
-
-_EVENTS_SQL = """
-SELECT time, end_time, kind, service, version, reason, message
-FROM events
-WHERE ($start IS NULL OR time >= $start) AND ($end IS NULL OR time < $end)
-  AND ($service IS NULL OR service = $service OR service IS NULL)
-ORDER BY time
 """
 
 SEVERITY_FILL = {"critical": "rgba(214,39,40,0.18)", "high": "rgba(255,127,14,0.16)",
@@ -55,9 +48,14 @@ def timeline_series(case: Any, flt: SpanFilter, *, bucket: str = "1m") -> pd.Dat
 
 
 def timeline_events(case: Any, flt: SpanFilter) -> pd.DataFrame:
-    """Events (deploys, k8s, config...) in the window, about ``flt.service`` (or any service)."""
-    params = {"start": flt.start, "end": flt.end, "service": flt.service}
-    return frame(case, _EVENTS_SQL, params)
+    """Changes in the window (:func:`forensics.changes.change_events`: one row per deploy with its
+    rollout's records merged), about ``flt.service`` (or any service)."""
+    from ..changes import change_events
+
+    ev = change_events(case, start=flt.start, end=flt.end)
+    if flt.service is not None:
+        ev = ev[ev["service"].isna() | ev["service"].eq(flt.service)]
+    return ev.reset_index(drop=True)
 
 
 #: series searched for change points: column, transform before the search, line colour
@@ -87,8 +85,8 @@ def _findings_frame(findings: Any) -> pd.DataFrame:
                      f"got {type(findings).__name__}")
 
 
-def timeline(case: Any, *, findings: Findings | None = None, service: str | None = None, start: Any = None,
-             end: Any = None, bucket: str = "1m", change_points: bool = True,
+def timeline(case: Any, *, findings: Findings | None = None, incidents: Any = None, service: str | None = None,
+             start: Any = None, end: Any = None, bucket: str = "1m", change_points: bool = True,
              change_penalty: float = 12.0) -> go.Figure:
     """Incident timeline.
 
@@ -97,7 +95,11 @@ def timeline(case: Any, *, findings: Findings | None = None, service: str | None
     case:
         A :class:`forensics.Case` (or a path to a case file / export directory).
     findings:
-        Findings to shade as windows (``start_time``..``end_time``), e.g. ``forensics.detect(case)``.
+        Findings to shade as windows (``start_time``..``end_time``), e.g. ``forensics.detect(case)``
+        (ignored when ``incidents`` is given).
+    incidents:
+        :func:`forensics.incidents` result: each incident drawn as a labelled band from its onset
+        to its end (or the end of the data), with a legend entry.
     service:
         Error rate and p99 of this service's requests (default: root spans, the system's requests);
         events about this service (and events without a service).
@@ -115,8 +117,10 @@ def timeline(case: Any, *, findings: Findings | None = None, service: str | None
     Returns
     -------
     plotly.graph_objects.Figure
-        Row 1: events by kind (deploys also drawn as vertical lines across the figure);
-        row 2: error %; row 3: p99 (ms, log). Findings are shaded across all rows.
+        Row 1: changes (:func:`forensics.changes.change_events`: a rollout's deploy and
+        Kubernetes records are one marker), coloured by service, deploys labelled with service and
+        version and drawn as dashed lines across the figure; row 2: error %; row 3: p99 (ms, log
+        axis with 1-2-5 ticks). Every mark has a legend entry.
     """
     case = resolve_case(case)
     s, e = check_window(start, end)
@@ -126,25 +130,12 @@ def timeline(case: Any, *, findings: Findings | None = None, service: str | None
     flt = SpanFilter(start=s, end=e, service=check_text("service", service))
     series = timeline_series(case, flt, bucket=bucket)
     events = timeline_events(case, flt)
-    found = _findings_frame(findings)
+    found = _findings_frame(None if incidents is not None else findings)
     if series.empty and events.empty and found.empty:
         return style(empty_figure("No requests, events or findings in this window."), title="Incident timeline")
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.05, row_heights=[0.2, 0.4, 0.4],
                         subplot_titles=("events", "errors (%)", "p99 (ms)"))
-    kinds = sorted(events["kind"].fillna("event").unique())
-    kind_colors = service_colors(kinds)
-    for kind in kinds:
-        part = events[events["kind"].fillna("event") == kind]
-        fig.add_trace(go.Scatter(
-            x=part["time"], y=[kind] * len(part), mode="markers", name=kind,
-            marker={"size": 12, "symbol": "triangle-up" if kind == "deploy" else "circle",
-                    "color": kind_colors[kind]},
-            customdata=part[["kind", "service", "version", "reason", "message"]].astype(object)
-            .where(part[["kind", "service", "version", "reason", "message"]].notna(), "").values.tolist(),
-            hovertemplate=("%{x}<br>%{customdata[0]} %{customdata[1]} %{customdata[2]}<br>"
-                           "%{customdata[3]}: %{customdata[4]}<extra></extra>")), row=1, col=1)
-    for t in events.loc[events["kind"].isin(["deploy", "rollback"]), "time"]:
-        _across(fig, "line", t, t, line={"color": "#555", "dash": "dash", "width": 1})
+    _draw_changes(fig, events, case_service_colors(case))
     if not series.empty:
         fig.add_trace(go.Scatter(x=series["bucket"], y=series["error_pct"], name="error %", mode="lines+markers",
                                  line={"color": ERROR_COLOR}, customdata=series[["requests"]].values,
@@ -158,10 +149,72 @@ def timeline(case: Any, *, findings: Findings | None = None, service: str | None
                 for i in found_cp[column]:
                     t = series["bucket"].iloc[i]
                     _across(fig, "line", t, t, line={"color": color, "dash": "dot", "width": 2})
+                if found_cp[column]:
+                    _legend_line(fig, f"{'p99' if column == 'p99_ms' else 'error-rate'} shift (change point)",
+                                 {"color": color, "dash": "dot", "width": 2}, series["bucket"].iloc[0])
+        _log_ticks(fig, series["p99_ms"])
     _shade_findings(fig, found)
+    if incidents is not None:
+        end_of_data = series["bucket"].max() if not series.empty else None
+        _incident_bands(fig, incidents, end_of_data)
     fig.update_yaxes(type="log", row=3, col=1)
     fig.update_yaxes(rangemode="tozero", row=2, col=1)
-    return style(fig, title="Incident timeline", height=620)
+    fig.update_layout(legend={"orientation": "h", "y": -0.08, "yanchor": "top", "x": 0})
+    return style(fig, title="Incident timeline", height=660)
+
+
+def _legend_line(fig: go.Figure, name: str, line: dict[str, Any], at: Any) -> None:
+    """A legend entry for marks drawn as shapes (dashed deploy lines, change points); ``at`` is
+    any time of the figure (an empty point keeps the axis a date axis)."""
+    fig.add_trace(go.Scatter(x=[at], y=[None], mode="lines", name=name, line=line, hoverinfo="skip"), row=3, col=1)
+
+
+def _draw_changes(fig: go.Figure, events: pd.DataFrame, colors: dict) -> None:
+    """One marker per change, coloured by service, symbol by kind; deploys labelled and drawn as
+    dashed lines across the figure."""
+    if events.empty:
+        return
+    for kind, part in events.groupby(events["kind"].fillna("event"), sort=True):
+        labelled = kind in ("deploy", "rollback", "config")
+        text = [" ".join(str(v) for v in (svc, ver) if isinstance(v, str)) for svc, ver in zip(part["service"], part["version"])]
+        fig.add_trace(go.Scatter(
+            x=part["time"], y=[kind] * len(part), mode="markers+text" if labelled else "markers", name=kind,
+            text=text if labelled else None, textposition="top right", textfont={"size": 11},
+            marker={"size": 12, "symbol": {"deploy": "triangle-up", "rollback": "triangle-down", "config": "diamond"}
+                    .get(kind, "circle"), "color": [colors.get(svc, colors[None]) for svc in part["service"]],
+                    "line": {"width": 1, "color": "#333"}},
+            customdata=part[["label", "records", "message"]].astype(object).where(part[["label", "records", "message"]].notna(), "")
+            .values.tolist(),
+            hovertemplate="%{x}<br>%{customdata[0]}<br>%{customdata[1]} record(s)<br>%{customdata[2]}<extra></extra>"),
+            row=1, col=1)
+    deploys = events.loc[events["kind"].isin(["deploy", "rollback"]), "time"]
+    for t in deploys:
+        _across(fig, "line", t, t, line={"color": "#555", "dash": "dash", "width": 1})
+    if len(deploys):
+        _legend_line(fig, "deploy (across the figure)", {"color": "#555", "dash": "dash", "width": 1}, deploys.iloc[0])
+
+
+def _log_ticks(fig: go.Figure, values: pd.Series) -> None:
+    """1-2-5 ticks labelled with units (``200 ms``, ``1 s``) on the p99 log axis."""
+    v = values[values > 0]
+    if v.empty:
+        return
+    lo, hi = np.floor(np.log10(v.min())), np.ceil(np.log10(v.max()))
+    ticks = [m * 10 ** d for d in np.arange(lo, hi + 1) for m in (1, 2, 5) if v.min() / 2 <= m * 10 ** d <= v.max() * 2]
+    fig.update_yaxes(tickvals=ticks, ticktext=[fmt_ms(t) for t in ticks], row=3, col=1)
+
+
+def _incident_bands(fig: go.Figure, incidents: Any, end_of_data: Any) -> None:
+    """A labelled band per incident from its onset, with a legend entry."""
+    for inc in incidents:
+        if inc["onset"] is None:
+            continue
+        x1 = inc["end_time"] or end_of_data or inc["onset"]
+        fill = SEVERITY_FILL.get(inc["severity"], SEVERITY_FILL["info"])
+        name = f"{inc['incident_id']}: {inc['title']}"
+        fig.add_shape(type="rect", x0=inc["onset"], x1=x1, xref="x", yref="paper", y0=0, y1=1, line_width=0,
+                      layer="below", fillcolor=fill, showlegend=True, name=name if len(name) < 90 else name[:89] + "…",
+                      label={"text": inc["incident_id"], "textposition": "top left", "font": {"size": 11}})
 
 
 def _across(fig: go.Figure, kind: str, x0: Any, x1: Any, **shape: Any) -> None:

@@ -46,9 +46,9 @@ _PROBE = """() => {
   const bad = [];
   const check = (where) => {
     const found = document.querySelectorAll(
-      'a[href*="evil"], svg a, [style*="123456"], [style*="18, 52, 86"], img, tspan[style*="bold"], script:not([type="application/json"])');
+      'a[href*="evil"], svg a, [style*="123456"], [style*="18, 52, 86"], img, tspan[style*="bold"], ' +
+      'main script:not([type="application/json"]), svg script, script[src]');
     for (const el of found) {
-      if (el.tagName.toLowerCase() === 'script' && !el.src && el.parentNode === document.body) continue;  // the report's two scripts
       bad.push(where + ': <' + el.tagName + '> ' + (el.outerHTML || '').slice(0, 120));
     }
   };

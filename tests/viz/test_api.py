@@ -16,6 +16,6 @@ def test_options_are_keyword_only_and_documented(name):
     assert positional in (["case"], ["case", "trace_id"], ["compare_result"]), positional
     doc = inspect.getdoc(fn) or ""
     assert "Returns" in doc or name == "service_graph"
-    documented = doc if name != "service_graph" else inspect.getdoc(viz.service_graph_nx)
+    documented = doc if name != "service_graph" else doc + inspect.getdoc(viz.service_graph_nx)
     for p in params:
         assert p.name in documented, f"{name}: parameter {p.name} is not documented"

@@ -76,7 +76,7 @@ def test_layout_is_deterministic_and_layered(incident):
     a, b = service_graph(case), service_graph(case)
     assert a.to_json() == b.to_json()
     nodes = [t for t in a.data if t.name == "services"][0]
-    x = dict(zip(nodes.text, nodes.x))
+    x = dict(zip([c[0] for c in nodes.customdata], nodes.x))
     assert x["gateway"] < x["catalog-service"] < x["inventory-service"]
 
 
@@ -107,3 +107,28 @@ def test_http_5xx_counts_as_an_error_even_with_unset_status():
     g = service_graph_nx(case)
     assert g.nodes["web"]["error_pct"] == pytest.approx(25.0)
     assert g.edges["web", "api"]["error_pct"] == pytest.approx(25.0)
+
+
+def test_edges_named_by_findings_are_highlighted_and_labelled(incident):
+    case, _ = incident
+    findings = forensics.Findings.from_records([{
+        "detector": "n_plus_one", "severity": "high", "title": "t", "service": "catalog-service",
+        "target": "inventory-service", "score": 1.0, "evidence": {}, "summary": "s"}])
+    fig = service_graph(case, highlight=findings)
+    marked = [t for t in fig.data if t.name == "calls named by findings"]
+    assert len(marked) == 1 and marked[0].line.width > 2 and len(marked[0].x) == 3
+    labels = [a.text for a in fig.layout.annotations if a.text]
+    assert any("calls/request" in t and "p95" in t for t in labels)
+    assert not [t for t in service_graph(case).data if t.name == "calls named by findings"]
+
+
+def test_one_colour_per_service_in_every_figure(incident):
+    from forensics.viz import waterfall
+
+    case, ids = incident
+    graph = [t for t in service_graph(case).data if t.name == "services"][0]
+    graph_colors = dict(zip([c[0] for c in graph.customdata], graph.marker.color))
+    wf = waterfall(case, ids["traces"][19], collapse=None)
+    for t in wf.data:
+        if t.type == "bar" and t.name in graph_colors:
+            assert t.marker.color == graph_colors[t.name]

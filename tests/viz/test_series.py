@@ -61,9 +61,12 @@ def test_timeline_events_series_findings_and_change_point(incident):
         "evidence": {}, "summary": "catalog-service calls inventory-service 5 times per request"}])
     fig = timeline(case, findings=findings)
     names = [t.name for t in fig.data]
-    assert names == ["deploy", "k8s", "error %", "p99", "findings"]
+    # every mark is in the legend: changes by kind, the deploy lines, the series, change points, findings
+    assert names == ["deploy", "k8s", "deploy (across the figure)", "error %", "p99", "p99 shift (change point)",
+                     "findings"]
     deploy = fig.data[0]
-    assert deploy.customdata[0][:3] == ["deploy", "catalog-service", "1.8.0"]
+    assert list(deploy.text) == ["catalog-service 1.8.0"]  # labelled with service and version
+    assert deploy.customdata[0][0].startswith("deploy catalog-service") and deploy.customdata[0][0].endswith("1.8.0")
     p99 = [t for t in fig.data if t.name == "p99"][0]
     assert p99.y[0] == pytest.approx(70.0) and p99.y[-1] == pytest.approx(150.0)
     shapes = [(s.type, s.line.dash) for s in fig.layout.shapes]
@@ -75,6 +78,8 @@ def test_timeline_events_series_findings_and_change_point(incident):
     assert len(rects) == 1 and rects[0].yref == "paper"
     svc = timeline(case, service="inventory-service", change_points=False)
     assert [t.name for t in svc.data][:2] == ["k8s", "error %"]  # the catalog deploy is filtered out
+    ticks = list(fig.layout.yaxis3.ticktext)
+    assert ticks and all(t.endswith(" ms") or t.endswith(" s") for t in ticks)  # readable log-axis ticks
     assert not [s for s in svc.layout.shapes if s.line.dash == "dot"]
 
 

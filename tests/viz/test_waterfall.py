@@ -18,7 +18,7 @@ def _bars(fig):
 def test_one_bar_per_span_in_tree_order(incident):
     case, ids = incident
     tid = ids["traces"][19]
-    fig = waterfall(case, tid)
+    fig = waterfall(case, tid, collapse=None)
     assert sum(len(t.y) for t in _bars(fig)) == 14  # 3 + SELECT + 5 x (client + server)
     assert sorted(t.name for t in _bars(fig)) == ["catalog-service", "gateway", "inventory-service"]
     spans = trace_spans(case, tid)
@@ -34,7 +34,7 @@ def test_one_bar_per_span_in_tree_order(incident):
 
 def test_errors_marked_and_logs_on_their_span_row(incident):
     case, ids = incident
-    fig = waterfall(case, ids["traces"][19])
+    fig = waterfall(case, ids["traces"][19], collapse=None)
     errors = [t for t in fig.data if t.name == "error"][0]
     assert len(errors.x) == 2  # the failed client call and its server span
     assert list(errors.y) == [12, 13]
@@ -42,7 +42,7 @@ def test_errors_marked_and_logs_on_their_span_row(incident):
     assert list(logs.y) == [2]  # the catalog server span's row
     assert logs.customdata[0][0] == "error"
     assert logs.x[0] == pytest.approx(50.0)  # logged 50 ms after the trace started
-    no_logs = waterfall(case, ids["traces"][19], logs=False, critical_path=False)
+    no_logs = waterfall(case, ids["traces"][19], logs=False, critical_path=False, collapse=None)
     assert not [t for t in no_logs.data if t.name in ("logs", "critical path")]
 
 
@@ -85,7 +85,7 @@ def test_unknown_trace_gives_annotated_empty_figure(incident):
 
 def test_max_spans_truncates_in_tree_order_with_a_note(incident):
     case, ids = incident
-    fig = waterfall(case, ids["traces"][19], max_spans=4)
+    fig = waterfall(case, ids["traces"][19], max_spans=4, collapse=None)
     assert sum(len(t.y) for t in _bars(fig)) == 4
     assert list(fig.layout.yaxis.ticktext)[-1].endswith("catalog-service: SELECT items")
     assert fig.layout.annotations[0].text == "showing the first 4 of 14 spans (max_spans)"
@@ -93,3 +93,31 @@ def test_max_spans_truncates_in_tree_order_with_a_note(incident):
     assert [t for t in fig.data if t.name == "logs"][0].y == (2,)  # its span is still drawn
     with pytest.raises(forensics.UsageError, match="max_spans"):
         waterfall(case, ids["traces"][19], max_spans=0)
+
+
+def test_repeated_sibling_calls_fold_into_one_row_that_expands(incident):
+    case, ids = incident
+    fig = waterfall(case, ids["traces"][19])  # 5 inventory calls, each with its server span
+    folded = [t for t in fig.data if t.meta == "folded"]
+    expanded = [t for t in fig.data if t.meta == "expanded"]
+    assert all(t.visible for t in folded) and not any(t.visible for t in expanded)
+    ticks = list(fig.layout.yaxis.ticktext)
+    assert len(ticks) == 5  # gateway x2, catalog, SELECT, one folded row
+    assert ticks[-1].strip("\u00a0").startswith("x5 catalog-service: GET /inventory, ") and ticks[-1].endswith(" total")
+    bars = [t for t in folded if t.type == "bar" and t.name == "catalog-service"][0]
+    assert sorted(bars.y).count(4) == 5  # every call still drawn, on the folded row
+    assert not [t for t in folded if t.name == "inventory-service"]  # what is below is hidden
+    (menu,) = fig.layout.updatemenus
+    labels = [b.label for b in menu.buttons]
+    assert labels == ["fold repeated calls", "expand every span"]
+    expand = menu.buttons[1].args
+    assert sum(expand[0]["visible"]) == len(expanded) and len(expand[1]["yaxis.ticktext"]) == 14
+    assert fig.layout.xaxis.side == "top"  # the time ruler on top, as in Jaeger
+
+
+def test_no_fold_without_repeats_and_option_checked(incident):
+    case, ids = incident
+    fig = waterfall(case, ids["traces"][0])  # one inventory call
+    assert not fig.layout.updatemenus and all(t.meta == "expanded" for t in fig.data)
+    with pytest.raises(forensics.UsageError, match="collapse"):
+        waterfall(case, ids["traces"][0], collapse=1)
