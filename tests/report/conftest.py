@@ -84,7 +84,7 @@ def chromium_page(url: str, *, width: int = 1400, height: int = 900) -> Iterator
             page.on("console", lambda m: log.errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: log.errors.append(str(e)))
             page.on("request", lambda r: log.requests.append(r.url))
-            page.goto(url)
+            page.goto(url, timeout=180_000)  # a shared, loaded machine: a large report can take a while
             yield page, log
         finally:
             browser.close()
