@@ -23,6 +23,8 @@ from .viz._sql import ENTRY_SPANS_SQL, SpanFilter, frame
 from .viz._theme import check_int, resolve_case
 
 ALL = "(all)"
+#: status line while the explorer recomputes
+BUSY = "<span style='color:#555'>&#x23F3; computing…</span>"
 MAX_TICKS = 240
 
 _SERVICES_SQL = "SELECT DISTINCT service FROM spans WHERE service IS NOT NULL ORDER BY service"
@@ -73,8 +75,9 @@ class Explorer:
         self.figures: dict[str, go.Figure] = {}
         self.trace_table = pd.DataFrame()
         services = [r[0] for r in self.case.sql(_SERVICES_SQL).rows()]
-        self.window = widgets.SelectionRangeSlider(options=self._ticks() or [("-", None)], description="time",
-                                                   continuous_update=False, layout={"width": "95%"})
+        self.window = widgets.SelectionRangeSlider(options=self._ticks() or [("-", None)], description="time (UTC)",
+                                                   continuous_update=False, layout={"width": "95%"},
+                                                   style={"description_width": "initial"})
         self.window.index = (0, len(self.window.options) - 1)
         self.service = widgets.Dropdown(options=services or [ALL], value=self._default_service(services),
                                         description="service")
@@ -108,7 +111,9 @@ class Explorer:
         minutes = max(int((hi - lo) / pd.Timedelta(minutes=1)), 1)
         step = -(-minutes // MAX_TICKS)
         ticks = pd.date_range(lo, hi + pd.Timedelta(minutes=step - 1), freq=f"{step}min")
-        return [(t.strftime("%Y-%m-%d %H:%M"), t.to_pydatetime()) for t in ticks]
+        # short labels keep the slider's readout ("10:15 – 11:00") from being cut off
+        fmt = "%H:%M" if lo.normalize() == (hi - pd.Timedelta(seconds=1)).normalize() else "%m-%d %H:%M"
+        return [(t.strftime(fmt), t.to_pydatetime()) for t in ticks]
 
     def _default_service(self, services: list[str]) -> str:
         if not services:
@@ -156,10 +161,13 @@ class Explorer:
     def refresh(self) -> None:
         """Recompute the RED panel, heatmap, findings and trace list for the current choices."""
         sel = self.selection()
-        if sel["service"] is None:
-            self.status.value = "<i>This case has no spans.</i>"
-        else:
-            self.status.value = ""
+        self.status.value = BUSY  # shown while the figures are recomputed
+        try:
+            self._refresh(sel)
+        finally:
+            self.status.value = "<i>This case has no spans.</i>" if sel["service"] is None else ""
+
+    def _refresh(self, sel: dict[str, Any]) -> None:
         self._show("red", red_panel(self.case, **sel) if sel["service"] else latency_heatmap(self.case, **sel),
                    self.red_out)
         self._show("heatmap", latency_heatmap(self.case, **sel), self.heatmap_out)
@@ -183,6 +191,8 @@ class Explorer:
         df = self.findings.to_pandas() if len(self.findings) else pd.DataFrame(columns=list(Findings.empty().to_arrow().column_names))
         if sel["service"] is not None:
             df = df[(df["service"] == sel["service"]) | (df["target"] == sel["service"])]
+        if sel["version"] is not None:  # findings about that version, and those about no version
+            df = df[df["version"].isna() | (df["version"] == sel["version"])]
         if sel["start"] is not None and sel["end"] is not None:
             ends = df["end_time"].fillna(df["start_time"])
             df = df[df["start_time"].isna() | ((df["start_time"] < sel["end"]) & (ends >= sel["start"]))]

@@ -126,3 +126,25 @@ def test_default_findings_come_from_detect(monkeypatch):
 def test_bad_option():
     with pytest.raises(forensics.UsageError, match="max_traces"):
         explore(forensics.open_case(), findings=forensics.Findings.empty(), max_traces=0)
+
+
+def test_findings_follow_the_version_filter_and_status_shows_work():
+    case, _ = _case()
+    ex = explore(case, findings=_findings())
+    assert "5 times per /search" in ex.findings_html.value
+    ex.version.value = "1.7.9"  # the finding is about 1.8.0
+    assert ex.findings_html.value == "<p>No findings for this selection.</p>"
+    ex.version.value = "1.8.0"
+    assert "5 times per /search" in ex.findings_html.value
+    seen = []
+    ex.status.observe(lambda change: seen.append(change["new"]), names="value")
+    ex.refresh()
+    assert "computing" in seen[0] and ex.status.value == ""  # busy while it works, cleared after
+
+
+def test_time_slider_labels_are_short_enough_to_read():
+    case, _ = _case()
+    ex = explore(case, findings=_findings())
+    labels = [label for label, _ in ex.window.options]
+    assert labels[0] == "10:00" and max(len(x) for x in labels) <= 11
+    assert ex.window.style.description_width == "initial"
