@@ -251,7 +251,22 @@ print("guardrail would first fire at", first_alert)
 px.line(guardrail, x="minute", y="inventory_calls_per_search", title="inventory calls per search (from logs)")
 
 # %% [markdown]
-# Finally the timeline with every finding shaded, the picture for the post-mortem.
+# ## 7. One story: the incident
+#
+# `forensics.incidents` groups every detector's findings into incidents: the trigger (the
+# deploy, its Kubernetes rollout merged in), the onset (a change point of the cause's p99), the
+# cause with its symptoms, and the blast radius at the entry points.
 
 # %%
-viz.timeline(case, findings=findings, service="catalog-service")
+incidents = forensics.incidents(case)
+assert len(incidents) == 1, incidents
+story = incidents[0]
+assert story["trigger"]["service"] == "catalog-service" and story["trigger"]["version"] == new
+print(story["summary"])
+incidents.members(story["incident_id"]).to_pandas()[["role", "detector", "service", "operation", "summary"]]
+
+# %% [markdown]
+# Finally the timeline with the incident as a band from its onset, the picture for the post-mortem.
+
+# %%
+viz.timeline(case, incidents=incidents)
