@@ -75,7 +75,8 @@ def test_selecting_a_trace_shows_its_waterfall():
     ex = explore(case, findings=forensics.Findings.empty())
     ex.traces.value = ids["traces"][19]
     fig = ex.figures["waterfall"]
-    assert sum(len(t.y) for t in fig.data if t.type == "bar" and t.name != "critical path") == 14
+    expanded = [t for t in fig.data if t.meta == "expanded" and t.type == "bar" and t.name != "critical path"]
+    assert sum(len(t.y) for t in expanded) == 14  # every span in the expanded view (folded is shown first)
     shown = _plotly(ex.waterfall_out)
     assert ids["traces"][19] in shown["layout"]["title"]["text"]
     ex.show_trace(None)
