@@ -10,7 +10,9 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .scenarios import SCENARIOS
+    from .scenarios import load_all
+
+    SCENARIOS = load_all()
 
     p = argparse.ArgumentParser(prog="python -m realapp", description=__doc__)
     p.add_argument("scenarios", nargs="+", help=f"scenario names, 'all' or 'faults'; scenarios: {', '.join(SCENARIOS)}")

@@ -120,6 +120,7 @@ def run_case(out: Path, work: Path, case: str) -> dict[str, Any]:
         "regenerate": f"python -m realapp faults --out tests/data/realapp --cases {case}",
         "produced_with": versions(),
     }
+    truth["effects"] = measure(cap.dir, truth)
     (cap.dir / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
     return truth
 
@@ -140,3 +141,102 @@ def generate(out: Path, work: Path, cases: list[str]) -> None:
                       "dir": p.parent.name})
     (out / "index.json").write_text(json.dumps({"cases": index, "targets": list(TARGETS), "faults": list(FAULTS),
                                                 "read_me": "realapp/README.md"}, indent=2) + "\n")
+
+
+# ------------------------------------------------------------------------------ what the fault did
+def _ns(text: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1e9)
+
+
+def _cpu_rate(path: Path, t0: int, t1: int) -> float | None:
+    """CPU seconds per second (user + system) of a process between t0 and t1 (ns), from its
+    cumulative ``process.cpu.time`` points in a varint-delimited OTLP metrics stream."""
+    import gzip
+
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    data = gzip.decompress(path.read_bytes())
+    totals: dict[int, float] = {}
+    pos = 0
+    while pos < len(data):
+        n = shift = 0
+        while True:
+            b = data[pos]
+            pos += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        req = ExportMetricsServiceRequest.FromString(data[pos:pos + n])
+        pos += n
+        for rm in req.resource_metrics:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    if m.name == "process.cpu.time":
+                        for p in m.sum.data_points:
+                            totals[p.time_unix_nano] = totals.get(p.time_unix_nano, 0.0) + p.as_double
+    inside = sorted((t, v) for t, v in totals.items() if t0 <= t <= t1)
+    if len(inside) < 2:
+        return None
+    (ta, va), (tb, vb) = inside[0], inside[-1]
+    return round((vb - va) / ((tb - ta) / 1e9), 4)
+
+
+def measure(case_dir: Path, truth: dict[str, Any]) -> dict[str, Any]:
+    """What the fault changed, measured on the capture: the target's own server latency and
+    origin errors, its callers' client latency toward it and warnings, calls to it per request,
+    its process CPU rate; each ``{"before": ..., "after": ...}`` (fault-free vs faulty window)."""
+    import gzip
+    import statistics
+
+    from .otlp import read_spans
+
+    target = truth["service"]
+    t0, onset, t1 = _ns(truth["baseline"]["start"]), _ns(truth["onset"]), _ns(truth["faulty"]["end"])
+    spans = read_spans(sorted(case_dir.glob("bodies/*/traces-*.binpb*")))
+    by_id = {s.span_id: s for s in spans}
+    parents_of_errors = {s.parent_span_id for s in spans if s.status == 2}
+
+    def period(ns: int) -> str | None:
+        return "before" if t0 <= ns < onset else "after" if onset <= ns <= t1 else None
+
+    def split(items: list[tuple[int, float]]) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {"before": [], "after": []}
+        for ns, v in items:
+            p = period(ns)
+            if p:
+                out[p].append(v)
+        return out
+
+    def p50(d: dict[str, list[float]]) -> dict[str, float | None]:
+        return {k: (round(statistics.median(v), 3) if v else None) for k, v in d.items()}
+
+    server = [s for s in spans if s.service == target and s.kind == "server"]
+    calls = [(by_id[s.parent_span_id], s) for s in server if s.parent_span_id in by_id]
+    callers = sorted({c.service for c, _ in calls})
+    client_lat = {c: p50(split([(cl.start_ns, cl.duration_ms) for cl, _ in calls if cl.service == c])) for c in callers}
+    origin = split([(s.start_ns, 1.0) for s in server if s.status == 2 and s.span_id not in parents_of_errors])
+    roots = split([(s.start_ns, 1.0) for s in spans if s.parent_span_id is None and s.service == "api-gateway"])
+    per_req = {k: round(len(split([(cl.start_ns, 1.0) for cl, _ in calls])[k]) / max(1, len(roots[k])), 3)
+               for k in ("before", "after")}
+    warnings: dict[str, int] = {"before": 0, "after": 0}
+    for svc in callers:
+        path = case_dir / "logs" / f"{svc}.jsonl.gz"
+        for line in gzip.decompress(path.read_bytes()).splitlines():
+            doc = json.loads(line)
+            p = period(_ns(doc["timestamp"]))
+            if p and doc["level"] == "warning" and doc.get("logger") == "app":
+                warnings[p] += 1
+    metrics = case_dir / "metrics" / f"{target}.binpb.gz"
+    return {
+        "target_server_p50_ms": p50(split([(s.start_ns, s.duration_ms) for s in server])),
+        "target_server_spans": {k: len(v) for k, v in split([(s.start_ns, 1.0) for s in server]).items()},
+        "target_origin_error_spans": {k: len(v) for k, v in origin.items()},
+        "callers": callers,
+        "caller_client_p50_ms": client_lat,
+        "calls_to_target_per_request": per_req,
+        "caller_app_warnings": warnings,
+        "target_cpu_seconds_per_second": {"before": _cpu_rate(metrics, t0, onset), "after": _cpu_rate(metrics, onset, t1)},
+    }

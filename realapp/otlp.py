@@ -51,6 +51,7 @@ class Span:
     end_ns: int
     service: str
     status: int
+    status_message: str = ""
     attributes: dict[str, Any] = field(default_factory=dict)
     resource: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
@@ -78,6 +79,7 @@ def read_spans(paths: Iterable[Path]) -> list[Span]:
                         parent_span_id=s.parent_span_id.hex() or None, name=s.name, kind=KINDS[s.kind],
                         start_ns=s.start_time_unix_nano, end_ns=s.end_time_unix_nano,
                         service=str(res.get("service.name")), status=s.status.code,
+                        status_message=s.status.message,
                         attributes={kv.key: value(kv.value) for kv in s.attributes}, resource=res,
                         events=[(e.time_unix_nano, e.name, {kv.key: value(kv.value) for kv in e.attributes})
                                 for e in s.events],
@@ -141,6 +143,8 @@ def _jaeger_span(s: Span, pid: str) -> dict[str, Any]:
         tags += [_tag("otel.status_code", "ERROR"), _tag("error", True)]
     elif s.status == 1:
         tags.append(_tag("otel.status_code", "OK"))
+    if s.status_message:
+        tags.append(_tag("otel.status_description", s.status_message))
     tags.append(_tag("internal.span.format", "otlp"))  # added by the Jaeger collector
     logs = []
     for t, name, attrs in s.events:

@@ -349,3 +349,8 @@ def test_noop_redeploy_slows_every_service_alike() -> None:
     assert min(control) > 1.2 and min(control) <= r["catalog-service"] <= max(control)
     for svc, v in facts["slowdown"].items():
         assert abs(r[svc] - v["p50_ratio"]) < 0.25 * v["p50_ratio"]  # medians vs the generator's upper medians
+
+
+def test_single_failed_trace_jaeger_keeps_status_descriptions() -> None:
+    q = "SELECT span_id, status, status_message FROM spans ORDER BY span_id"
+    pd.testing.assert_frame_equal(df(FAILED, "otlp", q), df(FAILED, "jaeger", q))
