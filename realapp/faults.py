@@ -134,6 +134,11 @@ def generate(out: Path, work: Path, cases: list[str]) -> None:
         t0 = time.monotonic()
         truth = run_case(out, work / case, case)
         print(f"faults: {case}: {truth['facts']['spans']} spans, {time.monotonic() - t0:.0f} s", flush=True)
+    write_index(out)
+
+
+def write_index(out: Path) -> None:
+    """``index.json``: every case directory under ``out`` (service, fault, onset)."""
     index = []
     for p in sorted(out.glob("*/truth.json")):
         t = json.loads(p.read_text())

@@ -17,7 +17,7 @@ from .stack import Options, Stack, iso
 def parallel_fanout(cap: Capture, work: Path) -> dict[str, Any]:
     """One request: fleet-service asks device-api about 52 devices at once (ThreadPoolExecutor)."""
     opt = Options(services=("api-gateway", "fleet-service", "device-api"),
-                  knobs={"fleet-service": {"fleet_size": 52, "workers": 64}, "device-api": {"device_ms": 80.0}})
+                  knobs={"fleet-service": {"fleet_size": 52, "workers": 64}, "device-api": {"device_ms": 250.0}})
     with Stack(work, opt) as st:
         st.get("/api/fleets/fleet-7/status").raise_for_status()
     d = cap.variant("otlp", "OTLP/HTTP protobuf bodies as POSTed by each service, and the JSON logs")
@@ -40,7 +40,8 @@ def parallel_fanout(cap: Capture, work: Path) -> dict[str, Any]:
         "healthy": False,
         "description": "One downloaded trace: fleet-service's GET /fleets/<fid>/status asks device-api "
                        "GET /devices/<did> for each of 52 devices at once (ThreadPoolExecutor with 64 workers, "
-                       "context carried by the threading instrumentation; each device answers after ~80 ms).",
+                       "context carried by the threading instrumentation; each device answers after ~250 ms, so "
+                       "that the calls overlap even when starting 52 threads takes a busy machine 100+ ms).",
         "incident": {"kind": "parallel_fanout", "service": "fleet-service", "operation": "GET /fleets/<fid>/status",
                      "target": "device-api", "target_operation": "GET /devices/<did>", "calls": 52,
                      "shape": "parallel"},
