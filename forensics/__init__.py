@@ -15,6 +15,7 @@ from ._version import __version__
 from .case import Case, as_case, open_case
 from . import detectors
 from .analysis import adjust_clock_skew, compare, critical_path, trace_diff
+from .causes import Causes, rank_causes
 from .detectors import detect
 from .errors import ForensicsError, LoadError, UsageError
 from .findings import Findings
@@ -47,6 +48,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "Case",
+    "Causes",
     "Findings",
     "ForensicsError",
     "LoadError",
@@ -66,6 +68,7 @@ __all__ = [
     "load",
     "mine_templates",
     "open_case",
+    "rank_causes",
     "report",
     "synth",
     "trace_diff",

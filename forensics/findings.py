@@ -78,7 +78,41 @@ class DetectorFailure:
         return f"detector {self.detector!r} failed: {self.error}: {self.message}"
 
 
-class Findings:
+class EvidenceTable:
+    """An Arrow table (``self._table``) with an ``evidence`` JSON column: rows as dicts, and
+    conversions. Shared by :class:`Findings` and :class:`forensics.causes.Causes`."""
+
+    _table: pa.Table
+
+    def records(self) -> list[dict[str, Any]]:
+        """Rows as dicts with ``evidence`` parsed from JSON."""
+        out = self._table.to_pylist()
+        for r in out:
+            r["evidence"] = orjson.loads(r["evidence"]) if r["evidence"] else {}
+        return out
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.records())
+
+    def __len__(self) -> int:
+        return self._table.num_rows
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.records()[i]
+
+    def to_arrow(self) -> pa.Table:
+        return self._table
+
+    def to_pandas(self):
+        return self._table.to_pandas()
+
+    def to_polars(self):
+        import polars as pl
+
+        return pl.from_arrow(self._table)
+
+
+class Findings(EvidenceTable):
     """Findings of one or more detectors, as an Arrow table with fixed columns.
 
     Columns: detector, severity (critical|high|medium|low|info), title, service, operation,
@@ -175,33 +209,6 @@ class Findings:
     def by_detector(self, name: str) -> "Findings":
         keep = [d == name for d in self._table.column("detector").to_pylist()]
         return Findings(self._table.filter(pa.array(keep, pa.bool_())), [f for f in self.failures if f.detector == name])
-
-    def records(self) -> list[dict[str, Any]]:
-        """Findings as dicts with ``evidence`` parsed from JSON."""
-        out = self._table.to_pylist()
-        for r in out:
-            r["evidence"] = orjson.loads(r["evidence"]) if r["evidence"] else {}
-        return out
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        return iter(self.records())
-
-    def __len__(self) -> int:
-        return self._table.num_rows
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return self.records()[i]
-
-    def to_arrow(self) -> pa.Table:
-        return self._table
-
-    def to_pandas(self):
-        return self._table.to_pandas()
-
-    def to_polars(self):
-        import polars as pl
-
-        return pl.from_arrow(self._table)
 
     def to_json(self) -> str:
         """One JSON array of findings (times ISO 8601, evidence as an object)."""

@@ -1,0 +1,176 @@
+"""Log, metric and event signals of a cause ranking, per service and time bucket.
+
+``logs``
+    The share of each mined log template (``logs.template``) among a service's log lines, per
+    bucket (0 in buckets where the service logged but not that template): a new error message,
+    a message that stopped (a step no longer reached) and a message that grew all move it.
+``metrics``
+    Resource metrics of a service's pods (names matching :data:`RESOURCE_METRIC_RE`: CPU,
+    memory, threads, GC, restarts, throttling, file descriptors, network, disk, pools), one
+    series per metric and label set, counters turned into per-second rates; request counts and
+    latencies are left out: they move with the traffic and the callees, not with the service.
+``events``
+    Kubernetes warning events (BackOff, OOMKilled, Unhealthy...) and deploys of the service:
+    warnings counted against the baseline's rate (a Poisson z), a deploy shortly before or in
+    the window scored :data:`DEPLOY_Z`.
+
+A metric sample, log line or event is charged to a service through its ``service`` column,
+its labels / resource attributes, or the pod it names (pods mapped to services by the spans'
+``host.name`` / ``k8s.pod.name``).
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .._db import query_arrow
+from .periods import Periods
+from .spans import as_bucket_frame
+
+if TYPE_CHECKING:
+    from ..case import Case
+
+#: metric names treated as resource metrics of a pod (case-insensitive regular expression)
+RESOURCE_METRIC_RE = (r"cpu|memory|mem_|_mem|rss|heap|gc_|_gc|garbage|thread|restart|throttl|oom|"
+                      r"file_descriptor|open_fds|_fds|disk|filesystem|network|_net_|receive|transmit|swap|"
+                      r"load_average|load1|pool|connections_usage|connections_pending|goroutine")
+#: z of a deploy of the service within the window or just before it (one bucket of lead time);
+#: half of it when the window itself was placed at that deploy (the coincidence is then given)
+DEPLOY_Z = 4.0
+#: share of a template's lines that must follow a failed call for the template to count as a
+#: reaction to the callee's failure (charged to the callee)
+REACTION_SHARE = 0.5
+#: Kubernetes event reasons that count as trouble when ``severity`` is not given
+WARNING_REASONS = ("BackOff", "CrashLoopBackOff", "OOMKilled", "OOMKilling", "Unhealthy", "Failed", "FailedMount",
+                   "Evicted", "Killing", "NodeNotReady", "FailedScheduling", "ProbeWarning")
+
+_PERIOD_COLS = """
+  (t >= $w0 AND t < $w1) AS w,
+  CAST(floor((epoch_us(t) - CASE WHEN t >= $w0 AND t < $w1 THEN epoch_us($w0) ELSE epoch_us($b0) END)
+             / $width_us) AS INTEGER) AS bucket"""
+_IN_PERIODS = "((t >= $b0 AND t < $b1) OR (t >= $w0 AND t < $w1))"
+
+
+def _params(periods: Periods, width_s: float) -> dict:
+    return {"b0": periods.baseline_start, "b1": periods.baseline_end, "w0": periods.window_start,
+            "w1": periods.window_end, "width_us": width_s * 1e6}
+
+
+def _pods_sql() -> str:
+    """(pod, service) pairs seen on spans (host.name and k8s.pod.name)."""
+    return """SELECT DISTINCT pod, service FROM (
+  SELECT host_name AS pod, service FROM spans WHERE host_name IS NOT NULL
+  UNION ALL SELECT resource_attributes['k8s.pod.name'], service FROM spans
+  WHERE resource_attributes['k8s.pod.name'] IS NOT NULL) WHERE pod <> service"""
+
+
+def log_buckets(case: "Case", periods: Periods, width_s: float, failed_calls: str | None = None) -> pd.DataFrame:
+    """Family ``logs``: per (service, template) and bucket, the template's share of the
+    service's lines (``n`` = the service's lines in the bucket).
+
+    With ``failed_calls`` (a SELECT of ``psid``, ``end_us``, ``culprit``: see
+    :meth:`forensics.causes.spans.SpanSignals.failed_calls`), a template of which at least
+    :data:`REACTION_SHARE` of the lines are logged in a span right after one of its calls failed
+    (up to 1 ms before the call's end: log times are often cut to milliseconds) is a reaction to
+    that failure ("retrying", "falling back", "call failed"): it counts for the callee the
+    failed calls went to most, keyed ``caller: template``, as a share of the caller's lines;
+    the caller's own templates are shares of its other lines.
+    """
+    after = ("ASOF LEFT JOIN (" + failed_calls + ") f ON f.psid = hash(l.trace_id, l.span_id) "
+             "AND epoch_us(l.time) + 1000 >= f.end_us") if failed_calls else ""
+    culprit = "f.culprit" if failed_calls else "NULL::VARCHAR"
+    return as_bucket_frame(query_arrow(case.con, f"""
+WITH l AS (
+  SELECT coalesce(l.service, l.resource_attributes['service.name'], p.service) AS service,
+    coalesce(l.template, left(l.body, 200), '(empty)') AS template, l.time AS t, {culprit} AS culprit
+  FROM logs l LEFT JOIN ({_pods_sql()}) p ON p.pod = l.resource_attributes['k8s.pod.name'] {after}
+  WHERE l.time IS NOT NULL),
+lp AS (SELECT service, template, culprit, {_PERIOD_COLS} FROM l WHERE service IS NOT NULL AND {_IN_PERIODS}),
+reaction AS (
+  SELECT service, template, mode(culprit) AS culprit FROM lp GROUP BY ALL
+  HAVING count(culprit) >= $share * count(*) AND mode(culprit) <> service),
+b AS (SELECT lp.service, coalesce(r.culprit, lp.service) AS charged, r.culprit IS NOT NULL AS reacted,
+        CASE WHEN r.culprit IS NULL THEN lp.template ELSE lp.service || ': ' || lp.template END AS key, lp.w, lp.bucket
+      FROM lp LEFT JOIN reaction r USING (service, template)),
+tot AS (SELECT service, w, bucket, count(*) AS n, count(*) FILTER (WHERE NOT reacted) AS n_own FROM b GROUP BY ALL),
+per AS (SELECT service, charged, reacted, key, w, bucket, count(*) AS k FROM b GROUP BY ALL),
+keys AS (SELECT DISTINCT service, charged, reacted, key FROM per)
+SELECT 'logs' AS family, keys.charged AS service, key, w, bucket, CASE WHEN reacted THEN tot.n ELSE tot.n_own END AS n,
+  coalesce(per.k, 0) / CASE WHEN reacted THEN tot.n ELSE tot.n_own END AS value, NULL::DOUBLE AS sd
+FROM keys JOIN tot USING (service) LEFT JOIN per USING (service, charged, reacted, key, w, bucket)
+WHERE (CASE WHEN reacted THEN tot.n ELSE tot.n_own END) > 0""",
+        {**_params(periods, width_s), "share": REACTION_SHARE}).to_pandas())
+
+
+def metric_buckets(case: "Case", periods: Periods, width_s: float) -> pd.DataFrame:
+    """Family ``metrics``: per resource metric series (name and pod or label set), the mean
+    per bucket (counters as per-second rates between consecutive samples; resets restart)."""
+    return as_bucket_frame(query_arrow(case.con, f"""
+WITH m AS (
+  SELECT m.name, m.type, m.time AS t, m.value, m.labels,
+    coalesce(m.labels['pod'], m.labels['k8s_pod_name'], m.labels['pod_name'], m.labels['kubernetes_pod_name'],
+             m.resource_attributes['k8s.pod.name']) AS pod,
+    coalesce(m.service, m.labels['service'], m.labels['service_name'], m.resource_attributes['service.name'],
+             m.labels['app'], m.labels['container'], m.labels['job']) AS svc
+  FROM metrics m
+  WHERE m.type NOT IN ('histogram_bucket', 'summary_quantile', 'exp_histogram', 'info', 'stateset', 'created')
+    AND regexp_matches(lower(m.name), $re) AND isfinite(m.value)),
+s AS (
+  SELECT m.*, coalesce(p.service, m.svc) AS service, hash(m.name, m.labels) AS series,
+    m.name || ' ' || coalesce('{{pod=' || m.pod || '}}', CAST(map_from_entries(list_filter(map_entries(m.labels),
+        lambda e: e.key NOT IN ('service', 'job', 'service_name', 'instance'))) AS VARCHAR)) AS key
+  FROM m LEFT JOIN ({_pods_sql()}) p ON p.pod = m.pod),
+r AS (
+  SELECT service, key, t, CASE WHEN type IN ('counter', 'histogram_sum', 'histogram_count', 'summary_sum',
+                                             'summary_count')
+    THEN (CASE WHEN value >= lag(value) OVER w THEN value - lag(value) OVER w ELSE value END)
+         / nullif(epoch_us(t) - epoch_us(lag(t) OVER w), 0) * 1e6
+    ELSE value END AS v
+  FROM s WINDOW w AS (PARTITION BY series ORDER BY t))
+SELECT 'metrics' AS family, service, key, {_PERIOD_COLS}, count(*) AS n, avg(v) AS value, stddev_samp(v) AS sd
+FROM r WHERE v IS NOT NULL AND service IS NOT NULL AND {_IN_PERIODS} GROUP BY ALL""",
+        {**_params(periods, width_s), "re": RESOURCE_METRIC_RE}).to_pandas())
+
+
+def event_signals(case: "Case", periods: Periods, width_s: float) -> pd.DataFrame:
+    """Family ``events`` in the shape of :func:`forensics.causes.series.compare_buckets`'s output:
+    per (service, reason) of warning events, the window's count against the baseline's rate
+    (``z = (k - e) / sqrt(e + 1)``, ``e`` the count the baseline's rate predicts); per deploy of a
+    service from one bucket before the window to its end, ``z`` = :data:`DEPLOY_Z` (halved when
+    the window was placed at the latest deploy)."""
+    lead = periods.window_start - timedelta(seconds=width_s)
+    rows = query_arrow(case.con, f"""
+WITH e AS (
+  SELECT coalesce(e.service, p.service) AS service, e.kind, e.reason, e.version, e.time AS t, coalesce(e.count, 1) AS k,
+    lower(coalesce(e.severity, '')) AS severity
+  FROM events e LEFT JOIN ({_pods_sql()}) p ON p.pod = e.attributes['object_name']
+  WHERE e.time IS NOT NULL)
+SELECT 'trouble' AS what, service, reason AS key, count(*) FILTER (WHERE t >= $w0 AND t < $w1) AS k_win,
+  count(*) FILTER (WHERE t >= $b0 AND t < $b1) AS k_base, NULL AS t
+FROM e WHERE service IS NOT NULL AND kind <> 'deploy'
+  AND (severity IN ('warning', 'error') OR reason IN (SELECT unnest($reasons::VARCHAR[])))
+GROUP BY ALL
+UNION ALL
+SELECT 'deploy', service, coalesce(version, '?'), 1, 0, min(t) FROM e
+WHERE kind = 'deploy' AND service IS NOT NULL AND t >= $lead AND t < $w1 GROUP BY ALL""",
+        {"w0": periods.window_start, "w1": periods.window_end, "b0": periods.baseline_start,
+         "b1": periods.baseline_end, "lead": lead, "reasons": list(WARNING_REASONS)}).to_pylist()
+    ratio = periods.window_s / max(periods.baseline_s, 1e-9)
+    out = []
+    for r in rows:
+        if r["what"] == "deploy":
+            z = DEPLOY_Z / 2 if periods.how == "deploy" else DEPLOY_Z
+            key = f"deployed {r['key']} at {r['t'].strftime('%H:%M:%S')} UTC"
+            base, win = 0.0, 1.0
+        else:
+            expected = r["k_base"] * ratio
+            z = (r["k_win"] - expected) / np.sqrt(expected + 1.0)
+            key = f"{r['k_win']} {r['key']} events (baseline rate predicts {expected:.1f})"
+            base, win = float(expected), float(r["k_win"])
+        out.append({"family": "events", "service": r["service"], "key": key, "base": base, "win": win,
+                    "z": float(z), "n_base": int(r["k_base"]), "n_win": int(r["k_win"]), "buckets_base": 0,
+                    "buckets_win": 0})
+    return pd.DataFrame(out)

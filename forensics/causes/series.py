@@ -1,0 +1,101 @@
+"""How far a signal moved: the window's per-bucket values against the baseline's.
+
+Each signal is a series of per-bucket values (a mean self time, an error share, a log template's
+share, a metric's mean) in the baseline and in the window, cut at the same bucket width. Its
+shift is a robust z score::
+
+    z = (median(window buckets) - median(baseline buckets)) / scale
+
+(for rates and counts, :data:`POOLED_FAMILIES`, the pooled mean of each period instead of
+its median bucket) where ``scale`` is the largest of: the baseline buckets' spread (1.4826 x MAD: how much the
+signal wanders when nothing is wrong, sampling noise at that bucket size included), the
+sampling noise of a window bucket (the per-observation SD over the square root of the window's
+median bucket count: thin traffic in the window is not mistaken for a change), and a floor per
+family in the signal's own unit (:data:`FLOORS`), so that a perfectly flat baseline does not make
+a trivial change infinite. Comparing bucket medians, a handful of outliers in either period
+does not move the score; a shift that holds over the window does. This is the robust scoring of
+BARO (Pham et al., FSE 2024) applied to per-service signals that exclude inherited time.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..stats.robust import MAD_TO_SD
+
+#: floor of the scale, per family, in the family's unit: ln(1 + ms) for times (0.02 ~ 2 %),
+#: share (0-1) for errors and log templates, calls per parent span, and the metric's own
+#: unit relative to its baseline level (``REL_FLOORS``)
+FLOORS = {"self_time": 0.02, "service_time": 0.02, "pod_time": 0.02, "gap": 0.02, "dependency": 0.02,
+          "errors": 0.002, "calls": 0.05, "call_ops": 0.05, "logs": 0.002, "log_volume": 0.02, "metrics": 1e-9}
+#: floor of the scale relative to the baseline level |median|, per family
+REL_FLOORS = {"calls": 0.05, "call_ops": 0.05, "metrics": 0.05, "log_volume": 0.05}
+#: families whose values are shares (0-1): their sampling SD is sqrt(p (1 - p))
+RATE_FAMILIES = ("errors", "logs")
+#: families whose level in a period is the pooled mean (sum of value x n over sum of n), not the
+#: median bucket: rare events (3 % errors in buckets of 30) leave most buckets at 0
+POOLED_FAMILIES = ("errors", "logs", "calls", "call_ops")
+#: largest |z| reported (a new error type against none in the baseline is "very large", not 10^9)
+Z_CAP = 10_000.0
+
+COLUMNS = ("family", "service", "key", "base", "win", "z", "n_base", "n_win", "buckets_base", "buckets_win")
+
+
+def with_pod_baselines(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` where each ``pod_time`` key (a pod, window buckets only) gets its service's
+    ``service_time`` baseline buckets: a pod is compared with the service as it was (pods are
+    replaced at a deploy, so a pod of the window often has no baseline of its own)."""
+    pods = frame[frame["family"] == "pod_time"][["service", "key"]].drop_duplicates()
+    if pods.empty:
+        return frame
+    base = frame[(frame["family"] == "service_time") & ~frame["w"]].drop(columns=["key", "family"])
+    base = base.merge(pods, on="service").assign(family="pod_time")
+    return pd.concat([frame, base[frame.columns]], ignore_index=True)
+
+
+def compare_buckets(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (family, service, key): baseline and window levels and the robust z of the shift.
+
+    Parameters
+    ----------
+    frame:
+        Columns ``family``, ``service``, ``key``, ``w`` (bool: window bucket), ``bucket``,
+        ``n`` (observations in the bucket), ``value`` (the bucket's value) and ``sd`` (SD of
+        the observations within the bucket, NaN when not applicable).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`COLUMNS`: ``base``/``win`` (median bucket value in the baseline / the
+        window, in the family's unit), ``z`` (see the module docs; NaN when either period has no
+        bucket), ``n_base``/``n_win`` (observations), ``buckets_base``/``buckets_win``.
+    """
+    if frame.empty:
+        return pd.DataFrame(columns=list(COLUMNS))
+    keys = ["family", "service", "key"]
+    f = frame[np.isfinite(frame["value"].to_numpy(dtype=float))]
+    b, w = f[~f["w"].astype(bool)], f[f["w"].astype(bool)]
+    gb = b.groupby(keys, sort=False)
+    base = gb.agg(base=("value", "median"), n_base=("n", "sum"), buckets_base=("value", "size"),
+                  sd=("sd", "median"))
+    dev = (b["value"] - gb["value"].transform("median")).abs()
+    base["mad"] = MAD_TO_SD * dev.groupby([b[k] for k in keys], sort=False).median()
+    base["k"] = (b["value"] * b["n"]).groupby([b[k] for k in keys], sort=False).sum()
+    win = w.groupby(keys, sort=False).agg(win=("value", "median"), n_win=("n", "sum"),
+                                          buckets_win=("value", "size"), n_med=("n", "median"))
+    win["k_w"] = (w["value"] * w["n"]).groupby([w[k] for k in keys], sort=False).sum()
+    out = base.join(win, how="outer").reset_index()
+    pooled = out["family"].isin(POOLED_FAMILIES)
+    out.loc[pooled, "base"] = out.loc[pooled, "k"] / out.loc[pooled, "n_base"].where(out.loc[pooled, "n_base"] > 0)
+    out.loc[pooled, "win"] = out.loc[pooled, "k_w"] / out.loc[pooled, "n_win"].where(out.loc[pooled, "n_win"] > 0)
+    for c in ("n_base", "n_win", "buckets_base", "buckets_win"):
+        out[c] = out[c].fillna(0).astype(int)
+    rate = out["family"].isin(RATE_FAMILIES).to_numpy()
+    p = ((out["k"].fillna(0) + 1.0) / (out["n_base"] + 2.0)).clip(0, 1)  # Laplace: a clean baseline is not "never"
+    unit_sd = np.where(rate, np.sqrt(p * (1.0 - p)), out["sd"].fillna(0.0))
+    floors = out["family"].map(FLOORS).fillna(1e-9).to_numpy()
+    rel = out["family"].map(REL_FLOORS).fillna(0.0).to_numpy() * out["base"].abs().fillna(0).to_numpy()
+    scale = np.maximum.reduce([out["mad"].fillna(0).to_numpy(), unit_sd / np.sqrt(np.maximum(out["n_med"].fillna(1), 1)),
+                               floors, rel])
+    out["z"] = np.clip((out["win"] - out["base"]) / scale, -Z_CAP, Z_CAP)
+    return out[list(COLUMNS)]

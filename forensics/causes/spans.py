@@ -1,0 +1,328 @@
+"""Span signals of a cause ranking: what each service does itself, per time bucket.
+
+Every span that starts in the baseline or the window is given a *culprit*, the service its own
+time and its failures are charged to, and a *role*:
+
+``self``
+    Server, internal, consumer and producer spans, and calls to in-process databases
+    (:data:`IN_PROCESS_DB`): charged to the span's service. Its own time is the *self time*:
+    duration minus the union of its children's intervals (clipped to the span), so time spent
+    waiting on callees is not counted twice.
+``gap``
+    A client span with a server (or consumer) child: its self time is the part of the call the
+    callee's server span does not cover (network, connection set-up, the callee's queue and
+    its response on the wire), visible only at the caller; charged to the callee.
+``dependency``
+    A client span (or a database span with a statement and no kind, as OpenTracing wrote them)
+    with no server child (an uninstrumented dependency such as
+    PostgreSQL or an external API): its time is the dependency's, charged to the call's target
+    (``peer.service``, ``server.address``, ``db.system``...).
+
+A span *fails at its origin* when it failed (status error or HTTP >= 500, or it recorded an
+``exception`` event) and none of its children failed (status error or HTTP >= 500); the failure
+is charged like the span's time. *Call patterns* are the number of calls a span makes to each
+dependency operation, charged to the caller.
+
+All of it is one pass of SQL over ``spans`` into narrow TEMP tables (8-byte keys, no strings but
+the service, pod and target names), then GROUP BYs per family; Python only sees the per-bucket
+aggregates.
+"""
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .._db import query_arrow, run
+from ..analysis._tree import OP_COLUMNS, is_error_sql, operation_key_sql, operations_sql
+from ..detectors._common import OUTBOUND_WHERE, temp_table
+from .periods import Periods
+
+if TYPE_CHECKING:
+    from ..case import Case
+
+#: database systems that run inside the calling process: their time is the caller's own
+IN_PROCESS_DB = ("sqlite", "h2", "hsqldb", "derby", "duckdb")
+
+#: a span recorded an exception (OpenTelemetry ``exception`` span event)
+EXCEPTION_EVENT_SQL = "(s.events IS NOT NULL AND strpos(CAST(s.events AS VARCHAR), '\"exception\"') > 0)"
+
+
+_IN_PERIODS = "((s.start_time >= $b0 AND s.start_time < $b1) OR (s.start_time >= $w0 AND s.start_time < $w1))"
+
+
+def _ops_sql() -> str:
+    """Per distinct operation key of the spans in the periods: its normalized operation and
+    ``opid`` (hash of the operation: the key the families group by). Normalization runs once per
+    distinct input (:func:`forensics.analysis._tree.operations_sql`)."""
+    cols = ", ".join(f"s.{c}" for c in OP_COLUMNS)
+    src = f"(SELECT {operation_key_sql('s')} AS opkey, {cols} FROM spans s WHERE {_IN_PERIODS})"
+    return f"SELECT opkey, operation, hash(operation) AS opid FROM ({operations_sql(src)})"
+
+
+def _own_sql(ops: str) -> str:
+    """One narrow row per span starting in the baseline or the window (parameters: $b0, $b1,
+    $w0, $w1, $width_us), with ``opid`` from the table ``ops`` (:func:`_ops_sql`)."""
+    outbound = OUTBOUND_WHERE.replace("c.", "s.")
+    target = ("coalesce(nullif(s.peer_service, ''), nullif(s.server_address, ''), "
+              "nullif(regexp_extract(s.http_url, '^[A-Za-z][A-Za-z0-9+.-]*://([^/:?#@]+)', 1), ''), "
+              "nullif(s.db_system, ''), nullif(s.messaging_system, ''), 'unknown')")
+    return f"""
+SELECT hash(s.trace_id, s.span_id) AS sid,
+  CASE WHEN s.parent_span_id IS NOT NULL THEN hash(s.trace_id, s.parent_span_id) END AS psid,
+  s.service, coalesce(nullif(s.host_name, ''), s.resource_attributes['k8s.pod.name'], s.service) AS pod,
+  s.kind, ops.opid, {outbound} AS is_out,
+  (s.kind = 'client' OR (s.db_statement IS NOT NULL AND s.kind NOT IN ('server', 'consumer', 'producer'))) AS is_call,
+  CASE WHEN {outbound} THEN {target} END AS target,
+  coalesce(lower(s.db_system), '') IN ({', '.join(repr(d) for d in IN_PROCESS_DB)}) AS in_process,
+  epoch_us(s.start_time) AS start_us, epoch_us(coalesce(s.end_time, s.start_time)) AS end_us,
+  greatest(coalesce(s.duration_ms, 0), 0) AS duration_ms,
+  coalesce({is_error_sql('s')}, false) AS err, {EXCEPTION_EVENT_SQL} AS exc,
+  (s.start_time >= $w0 AND s.start_time < $w1) AS w,
+  CAST(floor((epoch_us(s.start_time) - CASE WHEN s.start_time >= $w0 AND s.start_time < $w1
+                                           THEN epoch_us($w0) ELSE epoch_us($b0) END)
+             / $width_us) AS INTEGER) AS bucket
+FROM spans s JOIN {ops} ops ON ops.opkey = {operation_key_sql('s')}
+WHERE {_IN_PERIODS}"""
+
+
+def _kids_sql(own: str) -> str:
+    """Per parent span: the time its children cover (union of their intervals clipped to the
+    parent, microseconds), whether a child failed, and its server/consumer children's service."""
+    return f"""
+SELECT psid, sum(greatest(ce - greatest(cs, coalesce(prev_end, cs)), 0)) AS covered_us,
+  bool_or(err) AS child_err, count(*) FILTER (WHERE srv) AS n_srv,
+  any_value(service) FILTER (WHERE srv) AS srv_service
+FROM (
+  SELECT k.psid, k.err, k.kind IN ('server', 'consumer') AS srv, k.service,
+    greatest(k.start_us, p.start_us) AS cs, least(k.end_us, p.end_us) AS ce,
+    max(least(k.end_us, p.end_us)) OVER (PARTITION BY k.psid ORDER BY greatest(k.start_us, p.start_us), k.sid
+                                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
+  FROM {own} k JOIN {own} p ON p.sid = k.psid)
+WHERE ce > cs OR srv OR err
+GROUP BY psid"""
+
+
+def _roles_sql(own: str, kids: str) -> str:
+    """Every span of ``own`` with its self time (ms), origin failure flag, role and culprit."""
+    return f"""
+SELECT o.sid, o.psid, o.service, o.pod, o.kind, o.opid, o.is_out, o.target, o.w, o.bucket,
+  greatest(o.duration_ms - coalesce(k.covered_us, 0) / 1000.0, 0) AS self_ms,
+  (o.err OR o.exc) AND NOT coalesce(k.child_err, false) AS origin,
+  r.role, CASE r.role WHEN 'gap' THEN k.srv_service WHEN 'dependency' THEN o.target ELSE o.service END AS culprit
+FROM {own} o LEFT JOIN {kids} k ON k.psid = o.sid,
+LATERAL (SELECT CASE
+    WHEN o.kind = 'client' AND coalesce(k.n_srv, 0) > 0 THEN 'gap'
+    WHEN o.is_call AND coalesce(k.n_srv, 0) = 0 AND NOT o.in_process THEN 'dependency'
+    ELSE 'self' END AS role) r"""
+
+
+def as_bucket_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Bucket rows with the column types :func:`forensics.causes.series.compare_buckets` expects
+    (DuckDB sums of counts arrive as 128-bit integers or decimals)."""
+    if {"n", "value", "w"} <= set(frame.columns):
+        frame = frame.astype({"n": "int64", "value": "float64", "w": "bool"})
+        if "sd" in frame.columns:
+            frame["sd"] = frame["sd"].astype("float64")
+    return frame
+
+
+#: span families :meth:`SpanSignals.exemplars` finds traces for
+EXEMPLAR_FAMILIES = ("self_time", "service_time", "pod_time", "gap", "dependency", "errors", "calls", "call_ops")
+
+
+class SpanSignals:
+    """The span signals of one case over one pair of periods (TEMP tables while open).
+
+    Use as a context manager; each ``*_buckets`` method returns a pandas DataFrame with columns
+    ``family``, ``service`` (the culprit), ``key`` (operation, edge or pod), ``w`` (window or
+    baseline), ``bucket``, ``n`` (observations) and ``value``; :meth:`summary` gives the
+    per-period medians in natural units and exemplar span keys.
+    """
+
+    def __init__(self, case: "Case", periods: Periods, width_s: float) -> None:
+        self.case = case
+        self._call_bases: dict[tuple[str, str], float] = {}
+        self.params = {"b0": periods.baseline_start, "b1": periods.baseline_end, "w0": periods.window_start,
+                       "w1": periods.window_end, "width_us": width_s * 1e6}
+        self._stack = ExitStack()
+
+    def __enter__(self) -> "SpanSignals":
+        try:
+            ops = self._stack.enter_context(temp_table(
+                self.case, _ops_sql(), {k: v for k, v in self.params.items() if k != "width_us"}))
+            self.ops = self._stack.enter_context(temp_table(
+                self.case, f"SELECT DISTINCT opid, operation FROM {ops}"))
+            self.own = self._stack.enter_context(temp_table(self.case, _own_sql(ops), self.params))
+            kids = self._stack.enter_context(temp_table(self.case, _kids_sql(self.own)))
+            self.roles = self._stack.enter_context(temp_table(self.case, _roles_sql(self.own, kids)))
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _frame(self, query: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        return as_bucket_frame(query_arrow(self.case.con, query, params).to_pandas())
+
+    def count(self) -> int:
+        return int(run(self.case.con, f"SELECT count(*) FROM {self.own}")[0][0])
+
+    # -- families ------------------------------------------------------------------------
+    def time_buckets(self) -> pd.DataFrame:
+        """Families ``self_time``, ``gap`` and ``dependency``: mean ``ln(1 + self_ms)`` per
+        bucket, keyed by operation (self), ``caller -> callee operation`` (gap) or ``caller
+        operation`` (dependency); ``service_time`` (key ``*``) and ``pod_time`` (key: the pod,
+        window buckets; compared with the service's baseline buckets): the mean over the
+        service's own spans of ``ln(1 + self_ms)`` minus the baseline median of their operation
+        (so a change in the mix of operations is not a change), or, for an operation the
+        baseline never saw (a pool wait, a new step), minus the baseline median of all the
+        service's own spans."""
+        return self._frame(f"""
+WITH r AS (SELECT r.*, ln(1 + r.self_ms) AS v, o.operation FROM {self.roles} r LEFT JOIN {self.ops} o USING (opid)),
+med AS (SELECT culprit, opid, median(v) AS m FROM r WHERE role = 'self' AND NOT w GROUP BY ALL),
+svc AS (SELECT culprit, median(v) AS m FROM r WHERE role = 'self' AND NOT w GROUP BY ALL),
+rel AS (SELECT r.culprit, r.pod, r.w, r.bucket, r.v - coalesce(med.m, svc.m) AS v
+        FROM r JOIN svc USING (culprit) LEFT JOIN med USING (culprit, opid) WHERE r.role = 'self')
+SELECT CASE role WHEN 'self' THEN 'self_time' ELSE role END AS family, culprit AS service,
+  CASE role WHEN 'gap' THEN service || ' -> ' || culprit || ' ' || coalesce(operation, '?')
+            WHEN 'dependency' THEN service || ' ' || coalesce(operation, '?')
+            ELSE coalesce(operation, '?') END AS key,
+  w, bucket, count(*) AS n, avg(v) AS value, stddev_samp(v) AS sd
+FROM r GROUP BY ALL
+UNION ALL
+SELECT 'service_time', culprit, '*', w, bucket, count(*), avg(v), stddev_samp(v) FROM rel GROUP BY ALL
+UNION ALL
+SELECT 'pod_time', culprit, pod, w, bucket, count(*), avg(v), stddev_samp(v) FROM rel WHERE w GROUP BY ALL""")
+
+    def error_buckets(self) -> pd.DataFrame:
+        """Family ``errors``: share of spans failing at their origin per bucket, keyed by the
+        culprit's operation (``caller -> callee operation`` for gap, ``caller operation`` for
+        dependency roles), and ``*``: over all the spans charged to the culprit (a new
+        operation that fails has no baseline of its own)."""
+        return self._frame(f"""
+WITH r AS (SELECT r.*, o.operation FROM {self.roles} r LEFT JOIN {self.ops} o USING (opid))
+SELECT 'errors' AS family, culprit AS service,
+  CASE role WHEN 'gap' THEN service || ' -> ' || culprit || ' ' || coalesce(operation, '?')
+            WHEN 'dependency' THEN service || ' ' || coalesce(operation, '?')
+            ELSE coalesce(operation, '?') END AS key,
+  w, bucket, count(*) AS n, avg(origin::INT) AS value, NULL::DOUBLE AS sd
+FROM r GROUP BY ALL
+UNION ALL
+SELECT 'errors', culprit, '*', w, bucket, count(*), avg(origin::INT), NULL FROM r GROUP BY ALL""")
+
+    def call_buckets(self) -> pd.DataFrame:
+        """Families ``calls`` and ``call_ops``: calls per parent span to each dependency
+        (``operation -> target``) and to each of its operations (``operation -> target
+        operation``), per bucket, charged to the parent's service; buckets where the parent
+        operation ran without that call count 0. A call right after a failed
+        call from the same parent to the same operation is a retry, not a call pattern of the
+        caller: it is not counted (the failure is charged to the callee)."""
+        frame = self._frame(f"""
+WITH attempts AS (
+  SELECT c.psid, c.target, c.opid, c.start_us,
+    coalesce(lag(c.err) OVER (PARTITION BY c.psid, c.target, c.opid ORDER BY c.start_us, c.sid), false) AS after_failure
+  FROM {self.own} c WHERE c.is_out AND c.psid IS NOT NULL),
+calls AS (SELECT psid, target, opid AS c_opkey, count(*) AS n FROM attempts WHERE NOT after_failure GROUP BY ALL),
+per_parent AS (
+  SELECT p.service, p.opid AS p_opkey, c.target, c.c_opkey, p.w, p.bucket, sum(c.n) AS calls
+  FROM calls c JOIN {self.own} p ON p.sid = c.psid WHERE NOT p.is_out GROUP BY ALL),
+parents AS (SELECT service, opid AS p_opkey, w, bucket, count(*) AS n FROM {self.own} WHERE NOT is_out GROUP BY ALL),
+edges AS (SELECT DISTINCT service, p_opkey, target, c_opkey FROM per_parent)
+SELECT 'call_ops' AS family, e.service, coalesce(po.operation, '?') || ' -> ' || e.target || ' '
+  || coalesce(co.operation, '?') AS key, pa.w, pa.bucket, pa.n, coalesce(pp.calls, 0) / pa.n AS value,
+  NULL::DOUBLE AS sd
+FROM edges e JOIN parents pa USING (service, p_opkey)
+LEFT JOIN per_parent pp ON pp.service = e.service AND pp.p_opkey = e.p_opkey AND pp.target = e.target
+  AND pp.c_opkey = e.c_opkey AND pp.w = pa.w AND pp.bucket = pa.bucket
+LEFT JOIN {self.ops} po ON po.opid = e.p_opkey LEFT JOIN {self.ops} co ON co.opid = e.c_opkey
+UNION ALL
+SELECT 'calls', e.service, coalesce(po.operation, '?') || ' -> ' || e.target, pa.w, pa.bucket, pa.n,
+  coalesce(pp.calls, 0) / pa.n, NULL::DOUBLE
+FROM (SELECT DISTINCT service, p_opkey, target FROM edges) e JOIN parents pa USING (service, p_opkey)
+LEFT JOIN (SELECT service, p_opkey, target, w, bucket, sum(calls) AS calls FROM per_parent GROUP BY ALL) pp
+  ON pp.service = e.service AND pp.p_opkey = e.p_opkey AND pp.target = e.target AND pp.w = pa.w
+  AND pp.bucket = pa.bucket
+LEFT JOIN {self.ops} po ON po.opid = e.p_opkey""")
+        base = frame[~frame["w"]].groupby(["family", "service", "key"])["value"].mean()
+        self._call_bases = {(svc, key): v for (_, svc, key), v in base.items()}
+        return frame
+
+    def failed_calls(self) -> str:
+        """A SELECT of the calls that failed, for charging what a caller does after them (its
+        retries, its log lines) to the callee: ``psid`` (key of the calling span), ``end_us``
+        and ``culprit`` (the callee service or dependency)."""
+        return (f"SELECT r.psid, o.end_us, r.culprit FROM {self.roles} r JOIN {self.own} o USING (sid) "
+                "WHERE r.role IN ('gap', 'dependency') AND o.err AND r.psid IS NOT NULL")
+
+    def exemplars(self, family: str, service: str, key: str, *, top: int = 3) -> list[str]:
+        """Trace ids of up to ``top`` window spans that show ``family`` most for ``service``
+        and ``key`` (the slowest own time, or failing at their origin)."""
+        if family not in EXEMPLAR_FAMILIES:
+            return []
+        order = "origin DESC, self_ms DESC" if family == "errors" else "self_ms DESC"
+        where = "origin" if family == "errors" else "true"
+        role = {"gap": "gap", "dependency": "dependency"}.get(family, "self")
+        keyed = {"pod_time": "r.pod = $key", "service_time": "$key = '*'", "errors": "($key = '*' OR "
+                 "coalesce(o.operation, '?') = $key OR r.service || ' -> ' || r.culprit || ' ' || coalesce(o.operation, '?') = $key "
+                 "OR r.service || ' ' || coalesce(o.operation, '?') = $key)",
+                 "gap": "r.service || ' -> ' || r.culprit || ' ' || coalesce(o.operation, '?') = $key",
+                 "dependency": "r.service || ' ' || coalesce(o.operation, '?') = $key"}.get(
+                     family, "coalesce(o.operation, '?') = $key")
+        if family in ("calls", "call_ops"):
+            return self._call_exemplars(service, key, top)
+        sids = [r[0] for r in run(self.case.con, f"""
+SELECT r.sid FROM {self.roles} r LEFT JOIN {self.ops} o USING (opid)
+WHERE r.w AND r.culprit = $service AND ({keyed}) AND {where} AND (r.role = $role OR $family = 'errors')
+ORDER BY {order}, r.sid LIMIT {int(top)}""", {"service": service, "key": key, "role": role, "family": family})]
+        return self._trace_ids(sids)
+
+    def _call_exemplars(self, service: str, key: str, top: int) -> list[str]:
+        """Window spans of the calling operation in ``key`` (``operation -> target operation``)
+        with the most calls of that kind, or, when the pattern dropped, the fewest."""
+        parent_op = key.split(" -> ", 1)[0]
+        sids = [r[0] for r in run(self.case.con, f"""
+WITH calls AS (
+  SELECT c.psid, count(*) AS n FROM {self.own} c LEFT JOIN {self.ops} co ON co.opid = c.opid
+  WHERE c.is_out AND c.w AND c.psid IS NOT NULL
+    AND ($parent_op || ' -> ' || c.target || ' ' || coalesce(co.operation, '?') = $key
+         OR $parent_op || ' -> ' || c.target = $key)
+  GROUP BY c.psid),
+parents AS (
+  SELECT p.sid, coalesce(calls.n, 0) AS n FROM {self.own} p LEFT JOIN {self.ops} po ON po.opid = p.opid
+  LEFT JOIN calls ON calls.psid = p.sid
+  WHERE p.w AND NOT p.is_out AND p.service = $service AND coalesce(po.operation, '?') = $parent_op),
+dropped AS (SELECT avg(n) < $base AS fewer FROM parents)
+SELECT sid FROM parents, dropped ORDER BY CASE WHEN fewer THEN n ELSE -n END, sid LIMIT {int(top)}""",
+            {"service": service, "key": key, "parent_op": parent_op, "base": self._call_base(service, key)})]
+        return self._trace_ids(sids)
+
+    def _call_base(self, service: str, key: str) -> float:
+        """Baseline calls per request of ``key`` (from :meth:`call_buckets`' last result)."""
+        return float(self._call_bases.get((service, key), 0.0))
+
+    def _trace_ids(self, sids: list[Any]) -> list[str]:
+        if not sids:
+            return []
+        found = dict(run(self.case.con, f"""
+SELECT hash(trace_id, span_id), any_value(trace_id) FROM spans
+WHERE hash(trace_id, span_id) IN ({', '.join('?' * len(sids))}) GROUP BY 1""", sids))
+        return [found[s] for s in sids if s in found]
+
+    def edges(self) -> set[tuple[str, str]]:
+        """(caller, callee) service pairs of the window's calls (callee: the culprit of a gap or
+        dependency span)."""
+        return {(a, b) for a, b in run(self.case.con, f"SELECT DISTINCT service, culprit FROM {self.roles} "
+                                                      "WHERE w AND role IN ('gap', 'dependency') AND culprit IS NOT NULL")}
+
+    def totals(self) -> pd.DataFrame:
+        """Per service and period: spans, median duration and median self time of its
+        server/consumer spans (ms), for the sentences (inherited vs own time)."""
+        return self._frame(f"""
+SELECT r.service, r.w, count(*) AS n, median(o.duration_ms) AS p50_ms, median(r.self_ms) AS self_p50_ms,
+  avg(r.origin::INT) AS origin_rate
+FROM {self.roles} r JOIN {self.own} o USING (sid)
+WHERE r.kind IN ('server', 'consumer') GROUP BY ALL""")
