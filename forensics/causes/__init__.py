@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .._db import run
+from .._duplicates import unique_spans
 from ..errors import UsageError
 from .others import event_signals, log_buckets, metric_buckets
 from .periods import PeriodLike, Periods, resolve_periods
@@ -51,8 +52,9 @@ def rank_causes(case: "Case", *, window: PeriodLike = None, baseline: PeriodLike
     window:
         The incident: ``(start, end)`` (datetimes, naive = UTC, or ISO 8601 strings; either may
         be None for the edge of the data) or ``"START..END"``. Default: from the onset (the
-        strongest worsening change point of the entry points' latency or error rate; else the
-        latest deploy) to the recovery or the end of the data.
+        strongest worsening change point of the entry points' latency or error rate, else of
+        all spans' error rate or the share of warning logs, else the latest deploy) to the
+        recovery or the end of the data (:mod:`forensics.causes.periods`).
     baseline:
         The period to compare with, same forms. Default: from the start of the data to the
         window's start.
@@ -74,11 +76,22 @@ def rank_causes(case: "Case", *, window: PeriodLike = None, baseline: PeriodLike
         Empty case; a window or baseline outside the data or overlapping; no data in the
         window or the baseline.
 
-    >>> import forensics
-    >>> causes = forensics.rank_causes(forensics.open_case(), window=None)  # doctest: +SKIP
+    Examples
+    --------
+    ``forensics.rank_causes(case).top`` is the most likely cause (a dict with ``service``,
+    ``summary``, ``evidence``...) when one is strong, else None; ``causes.note`` says why.
     """
     if buckets < 2:
         raise UsageError(f"buckets must be at least 2, got {buckets}")
+    with unique_spans(case) as hidden:
+        causes = _rank(case, window, baseline, buckets, strong_score)
+    if hidden:
+        causes.note = "; ".join(filter(None, [causes.note, f"{hidden} repeated span rows (overlapping exports) "
+                                                               "counted once"]))
+    return causes
+
+
+def _rank(case: "Case", window: PeriodLike, baseline: PeriodLike, buckets: int, strong_score: float) -> Causes:
     periods = resolve_periods(case, window, baseline)
     if periods is None:
         return Causes.empty(note="no change point in the entry points' latency or error rate and no deploy: "
@@ -87,7 +100,7 @@ def rank_causes(case: "Case", *, window: PeriodLike = None, baseline: PeriodLike
     width_s = max(min(periods.window_s, periods.baseline_s) / buckets, 0.001)
     with SpanSignals(case, periods, width_s) as sig:
         frames = [sig.time_buckets(), sig.error_buckets(), sig.call_buckets(),
-                  log_buckets(case, periods, width_s, sig.failed_calls()), metric_buckets(case, periods, width_s)]
+                  log_buckets(case, periods, width_s, *sig.reactions()), metric_buckets(case, periods, width_s)]
         frames = [f for f in frames if not f.empty]
         if not frames:
             raise UsageError(f"no spans, logs or metrics in the {periods.describe()}: choose periods that hold data")

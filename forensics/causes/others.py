@@ -3,7 +3,8 @@
 ``logs``
     The share of each mined log template (``logs.template``) among a service's log lines, per
     bucket (0 in buckets where the service logged but not that template): a new error message,
-    a message that stopped (a step no longer reached) and a message that grew all move it.
+    a message that stopped (a step no longer reached) and a message that grew all move it. A
+    caller's lines reacting to a callee's answer count for the callee (:func:`log_buckets`).
 ``metrics``
     Resource metrics of a service's pods (names matching :data:`RESOURCE_METRIC_RE`: CPU,
     memory, threads, GC, restarts, throttling, file descriptors, network, disk, pools), one
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .._db import query_arrow
-from .periods import Periods
+from .periods import Periods, warning_sql
 from .spans import as_bucket_frame
 
 if TYPE_CHECKING:
@@ -40,8 +41,8 @@ RESOURCE_METRIC_RE = (r"cpu|memory|mem_|_mem|rss|heap|gc_|_gc|garbage|thread|res
 #: z of a deploy of the service within the window or just before it (one bucket of lead time);
 #: half of it when the window itself was placed at that deploy (the coincidence is then given)
 DEPLOY_Z = 4.0
-#: share of a template's lines that must follow a failed call for the template to count as a
-#: reaction to the callee's failure (charged to the callee)
+#: share of a template's lines that must be reactions to a callee's answer (see
+#: :func:`log_buckets`) for the template to count for that callee
 REACTION_SHARE = 0.5
 #: Kubernetes event reasons that count as trouble when ``severity`` is not given
 WARNING_REASONS = ("BackOff", "CrashLoopBackOff", "OOMKilled", "OOMKilling", "Unhealthy", "Failed", "FailedMount",
@@ -67,31 +68,39 @@ def _pods_sql() -> str:
   WHERE resource_attributes['k8s.pod.name'] IS NOT NULL) WHERE pod <> service"""
 
 
-def log_buckets(case: "Case", periods: Periods, width_s: float, failed_calls: str | None = None) -> pd.DataFrame:
+def log_buckets(case: "Case", periods: Periods, width_s: float, calls: str | None = None,
+                spans: str | None = None) -> pd.DataFrame:
     """Family ``logs``: per (service, template) and bucket, the template's share of the
     service's lines (``n`` = the service's lines in the bucket).
 
-    With ``failed_calls`` (a SELECT of ``psid``, ``end_us``, ``culprit``: see
-    :meth:`forensics.causes.spans.SpanSignals.failed_calls`), a template of which at least
-    :data:`REACTION_SHARE` of the lines are logged in a span right after one of its calls failed
-    (up to 1 ms before the call's end: log times are often cut to milliseconds) is a reaction to
-    that failure ("retrying", "falling back", "call failed"): it counts for the callee the
-    failed calls went to most, keyed ``caller: template``, as a share of the caller's lines;
-    the caller's own templates are shares of its other lines.
+    With ``calls`` (a SELECT of ``psid``, ``end_us``, ``culprit``, ``failed``) and ``spans`` (a
+    SELECT of ``sid``, ``err``), see :meth:`forensics.causes.spans.SpanSignals.reactions`: a
+    log line is a *reaction* to the callee of the latest call its span made before the line (up
+    to 1 ms after the call's end: log times are often cut to milliseconds) when that call failed
+    ("retrying", "call failed"), or when the line is a warning or worse and its span did not
+    fail: the caller masked something in the answer (a wrong value: "falling back", "asking
+    again"). A template of which at least :data:`REACTION_SHARE` of the lines are reactions
+    counts for the callee they react to most, keyed ``caller: template``, as a share of the
+    caller's lines; the caller's own templates are shares of its other lines.
     """
-    after = ("ASOF LEFT JOIN (" + failed_calls + ") f ON f.psid = hash(l.trace_id, l.span_id) "
-             "AND epoch_us(l.time) + 1000 >= f.end_us") if failed_calls else ""
-    culprit = "f.culprit" if failed_calls else "NULL::VARCHAR"
+    join = ""
+    cols = "NULL::VARCHAR AS callee, false AS reacts"
+    if calls and spans:
+        join = (f"ASOF LEFT JOIN ({calls}) f ON f.psid = hash(l.trace_id, l.span_id) "
+                "AND epoch_us(l.time) + 1000 >= f.end_us "
+                f"LEFT JOIN ({spans}) sp ON sp.sid = hash(l.trace_id, l.span_id)")
+        cols = (f"f.culprit AS callee, coalesce(f.failed OR ({warning_sql('l')} AND NOT coalesce(sp.err, true)), false) "
+                "AS reacts")
     return as_bucket_frame(query_arrow(case.con, f"""
 WITH l AS (
   SELECT coalesce(l.service, l.resource_attributes['service.name'], p.service) AS service,
-    coalesce(l.template, left(l.body, 200), '(empty)') AS template, l.time AS t, {culprit} AS culprit
-  FROM logs l LEFT JOIN ({_pods_sql()}) p ON p.pod = l.resource_attributes['k8s.pod.name'] {after}
+    coalesce(l.template, left(l.body, 200), '(empty)') AS template, l.time AS t, {cols}
+  FROM logs l LEFT JOIN ({_pods_sql()}) p ON p.pod = l.resource_attributes['k8s.pod.name'] {join}
   WHERE l.time IS NOT NULL),
-lp AS (SELECT service, template, culprit, {_PERIOD_COLS} FROM l WHERE service IS NOT NULL AND {_IN_PERIODS}),
+lp AS (SELECT service, template, callee, reacts, {_PERIOD_COLS} FROM l WHERE service IS NOT NULL AND {_IN_PERIODS}),
 reaction AS (
-  SELECT service, template, mode(culprit) AS culprit FROM lp GROUP BY ALL
-  HAVING count(culprit) >= $share * count(*) AND mode(culprit) <> service),
+  SELECT service, template, mode(callee) FILTER (WHERE reacts) AS culprit FROM lp GROUP BY ALL
+  HAVING count(*) FILTER (WHERE reacts) >= $share * count(*) AND culprit <> service),
 b AS (SELECT lp.service, coalesce(r.culprit, lp.service) AS charged, r.culprit IS NOT NULL AS reacted,
         CASE WHEN r.culprit IS NULL THEN lp.template ELSE lp.service || ': ' || lp.template END AS key, lp.w, lp.bucket
       FROM lp LEFT JOIN reaction r USING (service, template)),

@@ -42,6 +42,16 @@ MIN_STEPS = {"entry latency": 0.05, "entry error rate": 0.005, "span error rate"
 MIN_STEP_SD = 3.0
 
 
+#: log severities at warning level or worse (lower case)
+WARNING_SEVERITIES = ("warn", "warning", "error", "fatal", "critical")
+
+
+def warning_sql(alias: str = "l") -> str:
+    """Whether a log line aliased ``alias`` is at warning level or worse."""
+    levels = ", ".join(f"'{s}'" for s in WARNING_SEVERITIES)
+    return f"(lower(coalesce({alias}.severity, '')) IN ({levels}))"
+
+
 @dataclass(frozen=True)
 class Periods:
     """Window and baseline of a ranking, as half-open UTC intervals ``[start, end)``.
@@ -206,8 +216,8 @@ SELECT {bucket} AS b, avg(lat - med) AS v1, avg(coalesce(err, false)::INT) AS v2
 SELECT {bucket} AS b, avg(coalesce({is_error_sql('s')}, false)::INT) AS v1 FROM (SELECT *, start_time AS t FROM spans) s
 WHERE start_time >= $lo AND start_time < $hi GROUP BY b""", params)
     logs = query_arrow(case.con, f"""
-SELECT {bucket} AS b, avg((severity IN ('warn', 'warning', 'error', 'fatal', 'critical'))::INT) AS v1
-FROM (SELECT *, time AS t FROM logs) WHERE time >= $lo AND time < $hi GROUP BY b""", params)
+SELECT {bucket} AS b, avg({warning_sql('l')}::INT) AS v1
+FROM (SELECT *, time AS t FROM logs) l WHERE time >= $lo AND time < $hi GROUP BY b""", params)
     out = {"entry latency": _column(entries, "v1", buckets), "entry error rate": _column(entries, "v2", buckets),
            "span error rate": _column(spans, "v1", buckets), "warning logs": _column(logs, "v1", buckets)}
     return out, width_s

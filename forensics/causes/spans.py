@@ -251,12 +251,14 @@ LEFT JOIN {self.ops} po ON po.opid = e.p_opkey""")
         self._call_bases = {(svc, key): v for (_, svc, key), v in base.items()}
         return frame
 
-    def failed_calls(self) -> str:
-        """A SELECT of the calls that failed, for charging what a caller does after them (its
-        retries, its log lines) to the callee: ``psid`` (key of the calling span), ``end_us``
-        and ``culprit`` (the callee service or dependency)."""
-        return (f"SELECT r.psid, o.end_us, r.culprit FROM {self.roles} r JOIN {self.own} o USING (sid) "
-                "WHERE r.role IN ('gap', 'dependency') AND o.err AND r.psid IS NOT NULL")
+    def reactions(self) -> tuple[str, str]:
+        """Two SELECTs for charging what a caller does after a callee's answer to the callee
+        (see :func:`forensics.causes.others.log_buckets`): the calls, ``psid`` (key of the
+        calling span), ``end_us``, ``culprit`` (the callee service or dependency) and ``failed``;
+        and every span's ``sid`` and ``err``."""
+        return (f"SELECT r.psid, o.end_us, r.culprit, o.err AS failed FROM {self.roles} r JOIN {self.own} o "
+                "USING (sid) WHERE r.role IN ('gap', 'dependency') AND r.psid IS NOT NULL",
+                f"SELECT sid, err FROM {self.own}")
 
     def exemplars(self, family: str, service: str, key: str, *, top: int = 3) -> list[str]:
         """Trace ids of up to ``top`` window spans that show ``family`` most for ``service``

@@ -48,7 +48,7 @@ def test_the_injected_service_ranks_first_and_strong(faulty):
 
 #: the signal groups each fault moves at its service (the strongest comes first)
 EXPECTED_GROUPS = {"network_delay": {"network"}, "cpu_contention": {"own time", "resources"},
-                   "cpu_consumption": {"own time", "resources"}, "exception": {"errors", "logs"}, "return": {"calls"}}
+                   "cpu_consumption": {"own time", "resources"}, "exception": {"errors", "logs"}, "return": {"calls", "logs"}}
 
 
 def test_the_strongest_signals_are_the_ones_the_fault_moves(faulty):
@@ -218,3 +218,12 @@ def test_a_baseline_without_data_is_a_usage_error(healthy):
     gap = datetime(2026, 3, 2, 13, 59, tzinfo=timezone.utc)
     with pytest.raises(UsageError, match="outside the data"):
         rank_causes(case, window=(app.onset, None), baseline=(gap - timedelta(hours=1), gap))
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from forensics.causes import periods, result
+
+    for module in (periods, result):
+        assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0
