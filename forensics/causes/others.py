@@ -119,7 +119,7 @@ def metric_buckets(case: "Case", periods: Periods, width_s: float) -> pd.DataFra
     per bucket (counters as per-second rates between consecutive samples; resets restart)."""
     return as_bucket_frame(query_arrow(case.con, f"""
 WITH m AS (
-  SELECT m.name, m.type, m.time AS t, m.value, m.labels,
+  SELECT m.name, m.type, m.time AS t, m.value, m.labels, m.resource_attributes, m.source_file,
     coalesce(m.labels['pod'], m.labels['k8s_pod_name'], m.labels['pod_name'], m.labels['kubernetes_pod_name'],
              m.resource_attributes['k8s.pod.name']) AS pod,
     coalesce(m.service, m.labels['service'], m.labels['service_name'], m.resource_attributes['service.name'],
@@ -128,9 +128,12 @@ WITH m AS (
   WHERE m.type NOT IN ('histogram_bucket', 'summary_quantile', 'exp_histogram', 'info', 'stateset', 'created')
     AND regexp_matches(lower(m.name), $re) AND isfinite(m.value)),
 s AS (
-  SELECT m.*, coalesce(p.service, m.svc) AS service, hash(m.name, m.labels) AS series,
-    m.name || ' ' || coalesce('{{pod=' || m.pod || '}}', CAST(map_from_entries(list_filter(map_entries(m.labels),
-        lambda e: e.key NOT IN ('service', 'job', 'service_name', 'instance'))) AS VARCHAR)) AS key
+  SELECT m.*, coalesce(p.service, m.svc) AS service,
+    hash(m.name, m.labels, m.svc, m.pod, m.resource_attributes, m.source_file) AS series,
+    m.name || ' ' || CAST(map_from_entries(list_concat(
+        CASE WHEN m.pod IS NOT NULL THEN [{{'key': 'pod', 'value': m.pod}}] ELSE [] END,
+        list_filter(map_entries(m.labels), lambda e: e.key NOT IN ('service', 'job', 'service_name', 'instance',
+                                                                  'pod', 'k8s_pod_name', 'pod_name')))) AS VARCHAR) AS key
   FROM m LEFT JOIN ({_pods_sql()}) p ON p.pod = m.pod),
 r AS (
   SELECT service, key, t, CASE WHEN type IN ('counter', 'histogram_sum', 'histogram_count', 'summary_sum',

@@ -4,7 +4,9 @@ Each signal (a family, a culprit service and a key: an operation, an edge, a pod
 template, a metric series) has a robust z (:mod:`forensics.causes.series`). A service's signals
 fall into groups (own time, network, errors, calls, logs, resources, events); a group's score is
 its strongest signal, counted in the direction that makes a service a suspect (slower, failing
-more) in full and in the other direction (faster, quieter) by the family's ``down`` weight. The
+more) in full and in the other direction (faster, quieter) by the family's ``down`` weight;
+resource metrics count half (they support what the spans show: a process busier than its peers
+is not a cause by itself). The
 candidate's score is the root of the sum of its squared group scores (each compressed
 beyond :data:`SOFT_CAP`): one signal far out of line
 ranks a service, several groups moving together rank it higher, and many small wobbles do not
@@ -62,7 +64,7 @@ FAMILIES: dict[str, Family] = {
     "call_ops": Family("calls", 1.0, 1.0, "calls"),
     "logs": Family("logs", 1.0, 1.0, "share"),
     "log_volume": Family("logs", 1.0, 0.5, "rel"),
-    "metrics": Family("resources", 1.0, 0.5, "value"),
+    "metrics": Family("resources", 0.5, 0.25, "value"),
     "events": Family("events", 1.0, 0.0, "value"),
 }
 
@@ -115,7 +117,11 @@ def combine(signals: pd.DataFrame, edges: set[tuple[str, str]] | frozenset = fro
 
 # -- words ------------------------------------------------------------------------------------
 def _ms(v: float) -> str:
-    return fmt_ms(math.expm1(v)) if np.isfinite(v) else "n/a"
+    """A mean ``ln(1 + ms)`` as milliseconds (one decimal below 10 ms)."""
+    if not np.isfinite(v):
+        return "n/a"
+    ms = math.expm1(v)
+    return f"{ms:.1f} ms" if abs(ms) < 10 else fmt_ms(ms)
 
 
 def _pct(v: float) -> str:

@@ -12,9 +12,11 @@ signal wanders when nothing is wrong, sampling noise at that bucket size include
 sampling noise of a window bucket (the per-observation SD over the square root of the window's
 median bucket count: thin traffic in the window is not mistaken for a change), and a floor per
 family in the signal's own unit (:data:`FLOORS`), so that a perfectly flat baseline does not make
-a trivial change infinite. Comparing bucket medians, a handful of outliers in either period
+a trivial change infinite (metrics: 10 % of the larger level). Comparing bucket medians, a handful of outliers in either period
 does not move the score; a shift that holds over the window does. This is the robust scoring of
-BARO (Pham et al., FSE 2024) applied to per-service signals that exclude inherited time.
+BARO (Pham et al., FSE 2024) applied to per-service signals that exclude inherited time. A
+shift that most services went through together (the machine slowed down) is then taken away
+(:func:`without_common_shift`): the cause is what moved more than its peers.
 """
 from __future__ import annotations
 
@@ -23,13 +25,21 @@ import pandas as pd
 
 from ..stats.robust import MAD_TO_SD
 
-#: floor of the scale, per family, in the family's unit: ln(1 + ms) for times (0.02 ~ 2 %),
+#: floor of the scale, per family, in the family's unit: ln(1 + ms) for times (0.1: ~10 %, or
+#: ~0.1 ms for sub-millisecond steps, is within the noise of a shared machine),
 #: share (0-1) for errors and log templates, calls per parent span, and the metric's own
 #: unit relative to its baseline level (``REL_FLOORS``)
-FLOORS = {"self_time": 0.02, "service_time": 0.02, "pod_time": 0.02, "gap": 0.02, "dependency": 0.02,
+FLOORS = {"self_time": 0.1, "service_time": 0.1, "pod_time": 0.1, "gap": 0.1, "dependency": 0.1,
           "errors": 0.002, "calls": 0.05, "call_ops": 0.05, "logs": 0.002, "log_volume": 0.02, "metrics": 1e-9}
 #: floor of the scale relative to the baseline level |median|, per family
-REL_FLOORS = {"calls": 0.05, "call_ops": 0.05, "metrics": 0.05, "log_volume": 0.05}
+REL_FLOORS = {"calls": 0.05, "call_ops": 0.05, "metrics": 0.1, "log_volume": 0.05}
+#: families whose relative floor applies to the larger of the two levels, not the baseline's:
+#: a metric at 0 in the baseline (a counter that did not tick) is not infinitely far from 0.003
+PEAK_RELATIVE = ("metrics",)
+#: time families and the families whose per-service shifts estimate what they all went through
+COMMON_SHIFT = {("self_time", "service_time", "pod_time"): ("service_time",), ("gap", "dependency"): ("gap", "dependency")}
+#: services needed before a shift shared by most of them is taken away
+MIN_PEERS = 3
 #: families whose values are shares (0-1): their sampling SD is sqrt(p (1 - p))
 RATE_FAMILIES = ("errors", "logs")
 #: families whose level in a period is the pooled mean (sum of value x n over sum of n), not the
@@ -38,7 +48,8 @@ POOLED_FAMILIES = ("errors", "logs", "calls", "call_ops")
 #: largest |z| reported (a new error type against none in the baseline is "very large", not 10^9)
 Z_CAP = 10_000.0
 
-COLUMNS = ("family", "service", "key", "base", "win", "z", "n_base", "n_win", "buckets_base", "buckets_win")
+COLUMNS = ("family", "service", "key", "base", "win", "z", "scale", "shift", "n_base", "n_win", "buckets_base",
+           "buckets_win")
 
 
 def with_pod_baselines(frame: pd.DataFrame) -> pd.DataFrame:
@@ -94,8 +105,50 @@ def compare_buckets(frame: pd.DataFrame) -> pd.DataFrame:
     p = ((out["k"].fillna(0) + 1.0) / (out["n_base"] + 2.0)).clip(0, 1)  # Laplace: a clean baseline is not "never"
     unit_sd = np.where(rate, np.sqrt(p * (1.0 - p)), out["sd"].fillna(0.0))
     floors = out["family"].map(FLOORS).fillna(1e-9).to_numpy()
-    rel = out["family"].map(REL_FLOORS).fillna(0.0).to_numpy() * out["base"].abs().fillna(0).to_numpy()
-    scale = np.maximum.reduce([out["mad"].fillna(0).to_numpy(), unit_sd / np.sqrt(np.maximum(out["n_med"].fillna(1), 1)),
-                               floors, rel])
-    out["z"] = np.clip((out["win"] - out["base"]) / scale, -Z_CAP, Z_CAP)
-    return out[list(COLUMNS)]
+    level = np.where(out["family"].isin(PEAK_RELATIVE).to_numpy(),
+                     np.maximum(out["base"].abs().fillna(0), out["win"].abs().fillna(0)), out["base"].abs().fillna(0))
+    rel = out["family"].map(REL_FLOORS).fillna(0.0).to_numpy() * level
+    out["scale"] = np.maximum.reduce([out["mad"].fillna(0).to_numpy(),
+                                      unit_sd / np.sqrt(np.maximum(out["n_med"].fillna(1), 1)), floors, rel])
+    out["shift"] = 0.0
+    out["z"] = np.clip((out["win"] - out["base"]) / out["scale"], -Z_CAP, Z_CAP)
+    return without_common_shift(out)[list(COLUMNS)]
+
+
+def without_common_shift(out: pd.DataFrame) -> pd.DataFrame:
+    """``out`` with the change every service went through removed (``shift``, ``z`` updated).
+
+    When a whole machine slows down (other processes take the CPU, a noisy neighbour), every
+    service's own time, every call's time outside its callee and every process's CPU move
+    together: none of them is *the* cause. So, with at least :data:`MIN_PEERS` services:
+
+    - time families: the median over services (of each service's median over its keys) of the
+      shift ``win - base`` is taken away from every key's shift: own time (``self_time``,
+      ``service_time``, ``pod_time``) by the own-time median, time outside a callee (``gap``,
+      ``dependency``) by theirs;
+    - ``metrics``: per metric (name and labels but the pod), the median z over services is taken
+      away from each service's z.
+
+    A fault in one or two services leaves the median where it was; only a shift shared by most
+    services is removed. ``shift`` records what was taken away (in the family's unit; in z for
+    metrics).
+    """
+    if out.empty:
+        return out
+    for families, source in COMMON_SHIFT.items():
+        rows = out["family"].isin(families)
+        src = out[out["family"].isin(source)]
+        per_service = (src["win"] - src["base"]).groupby(src["service"]).median().dropna()
+        if len(per_service) >= MIN_PEERS:
+            m = float(per_service.median())
+            out.loc[rows, "shift"] = m
+            out.loc[rows, "z"] = np.clip((out.loc[rows, "win"] - out.loc[rows, "base"] - m) / out.loc[rows, "scale"],
+                                         -Z_CAP, Z_CAP)
+    met = out["family"] == "metrics"
+    if met.any():
+        name = out.loc[met, "key"].str.replace(r"\bpod=[^,}]*(, )?", "", regex=True)
+        peers = out.loc[met].groupby(name)["service"].transform("nunique")
+        m = out.loc[met, "z"].groupby(name).transform("median").where(peers >= MIN_PEERS, 0.0)
+        out.loc[met, "shift"] = m
+        out.loc[met, "z"] = out.loc[met, "z"] - m
+    return out

@@ -65,16 +65,16 @@ def _own_sql(ops: str) -> str:
     """One narrow row per span starting in the baseline or the window (parameters: $b0, $b1,
     $w0, $w1, $width_us), with ``opid`` from the table ``ops`` (:func:`_ops_sql`)."""
     outbound = OUTBOUND_WHERE.replace("c.", "s.")
-    target = ("coalesce(nullif(s.peer_service, ''), nullif(s.server_address, ''), "
-              "nullif(regexp_extract(s.http_url, '^[A-Za-z][A-Za-z0-9+.-]*://([^/:?#@]+)', 1), ''), "
-              "nullif(s.db_system, ''), nullif(s.messaging_system, ''), 'unknown')")
+    target_sql = ("coalesce(nullif(s.peer_service, ''), nullif(s.server_address, ''), "
+                  "nullif(regexp_extract(s.http_url, '^[A-Za-z][A-Za-z0-9+.-]*://([^/:?#@]+)', 1), ''), "
+                  "nullif(s.db_system, ''), nullif(s.messaging_system, ''), 'unknown')")
     return f"""
 SELECT hash(s.trace_id, s.span_id) AS sid,
   CASE WHEN s.parent_span_id IS NOT NULL THEN hash(s.trace_id, s.parent_span_id) END AS psid,
   s.service, coalesce(nullif(s.host_name, ''), s.resource_attributes['k8s.pod.name'], s.service) AS pod,
   s.kind, ops.opid, {outbound} AS is_out,
   (s.kind = 'client' OR (s.db_statement IS NOT NULL AND s.kind NOT IN ('server', 'consumer', 'producer'))) AS is_call,
-  CASE WHEN {outbound} THEN {target} END AS target,
+  CASE WHEN {outbound} THEN {target_sql} END AS target,
   coalesce(lower(s.db_system), '') IN ({', '.join(repr(d) for d in IN_PROCESS_DB)}) AS in_process,
   epoch_us(s.start_time) AS start_us, epoch_us(coalesce(s.end_time, s.start_time)) AS end_us,
   greatest(coalesce(s.duration_ms, 0), 0) AS duration_ms,

@@ -27,7 +27,7 @@ def test_table_names_the_cause_first(case_file, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("window 2026-03-02 14:05:00-") and "(given) vs baseline 2026-03-02 14:00:00-" in out[0]
     assert out[1].startswith("  1. cart  score ") and "[network" in out[1]
-    assert out[2].strip().startswith("cart changed most: calls frontend -> cart GET /cart/{id} spend 1 ms -> 1")
+    assert out[2].strip().startswith("cart changed most: calls frontend -> cart GET /cart/{id} spend 1.2 ms -> 1")
     assert out[3].strip().startswith("exemplars: ")
     assert "why:" not in "\n".join(out)
 
