@@ -46,14 +46,18 @@ class Case:
         *,
         connection: duckdb.DuckDBPyConnection | None = None,
         read_only: bool = False,
+        create: bool = True,
         memory_limit: str | None = None,
         threads: int | None = None,
     ) -> None:
         self.path = None if path is None else str(Path(path))
         self.memory_limit = memory_limit
+        self.read_only = read_only
         if connection is not None:
             self.con = connection
         else:
+            if self.path is not None and not os.path.exists(self.path) and (read_only or not create):
+                raise CaseError(f"{self.path}: no such case file; `forensics load EXPORTS --case {self.path}` creates one")
             config: dict[str, Any] = {}
             if memory_limit:
                 config["memory_limit"] = memory_limit
@@ -62,15 +66,32 @@ class Case:
             try:
                 self.con = duckdb.connect(self.path or ":memory:", read_only=read_only, config=config)
             except duckdb.Error as exc:
-                raise CaseError(f"{self.path}: cannot open case file: {exc}") from exc
-        run(self.con, "SET TimeZone = 'UTC'")
-        run(self.con, "SET enable_progress_bar = false")  # DuckDB's bar would print widgets into notebooks
+                raise CaseError(_open_error(self.path, exc)) from exc
+            if self.path is not None:
+                self._refuse_non_case(create=create and not read_only)
         # DuckDB draws a progress bar on stdout for queries over ~2 s, which would corrupt
         # `forensics detect --format json` and notebook output
+        run(self.con, "SET TimeZone = 'UTC'")
         run(self.con, "SET enable_progress_bar = false")
         if not read_only:
             for table in schema.TABLES:
                 run(self.con, schema.ddl(table))
+
+    def _refuse_non_case(self, *, create: bool) -> None:
+        """Close and raise unless the database is a case (or empty, and ``create`` allows making it one):
+        forensics never adds its tables to somebody else's database."""
+        names = sorted(r[0] for r in run(self.con, "SELECT table_name FROM information_schema.tables "
+                                                   "WHERE table_catalog = current_database()"))
+        if schema.CASE_MARKER in names or (create and not names):
+            return
+        self.con.close()
+        if names:
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            raise CaseError(f"{self.path}: a DuckDB database but not a forensics case (it holds {shown}, no "
+                            f"`{schema.CASE_MARKER}` table); forensics does not add its tables to other databases: "
+                            "load the exports into a new case file with `forensics load EXPORTS --case NEW.duckdb`")
+        raise CaseError(f"{self.path}: an empty DuckDB database, not a forensics case; "
+                        f"`forensics load EXPORTS --case {self.path}` makes it one")
 
     # -- querying ---------------------------------------------------------------------------
     def sql(self, query: str, params: Sequence[Any] | dict | None = None) -> Result:
@@ -145,14 +166,40 @@ class Case:
         return load(self, *paths, strict=strict, format=format, force=force, **options)
 
     # -- lifecycle ----------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Move every committed row into the case file itself.
+
+        DuckDB first writes commits to ``CASE.duckdb.wal`` and folds them into ``CASE.duckdb`` at a
+        checkpoint; until then, copying or archiving the ``.duckdb`` alone loses them. Raises
+        :class:`~forensics.errors.CaseError` when the checkpoint fails (e.g. the disk is full): the rows
+        are then still safe in the ``.wal`` file, and the next writable open checkpoints them.
+        """
+        if self.path is None or self.read_only:
+            return
+        try:
+            run(self.con, "CHECKPOINT")
+        except duckdb.Error as exc:
+            raise CaseError(
+                f"{self.path}: cannot write to the case file while checkpointing ({exc}); the loaded rows are "
+                f"committed but only in {self.path}.wal, so keep that file beside the case (copying or archiving "
+                f"{Path(self.path).name} alone loses them); free disk space, then run the load again (files already "
+                "in the case are skipped) to write them into the case file") from exc
+
     def close(self) -> None:
-        self.con.close()
+        """Checkpoint a case file opened for writing (see :meth:`checkpoint`), then close it."""
+        try:
+            self.checkpoint()
+        finally:
+            self.con.close()
 
     def __enter__(self) -> "Case":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # the error on its way out says more than a checkpoint that may fail after it
+            self.con.close()
 
     def __repr__(self) -> str:
         where = self.path or "memory"
@@ -165,13 +212,43 @@ def open_case(path: str | os.PathLike | None = None, **kwargs: Any) -> Case:
     return Case(path, **kwargs)
 
 
-def as_case(case_or_paths: "Case | str | os.PathLike | Iterable[str | os.PathLike]", **load_options: Any) -> Case:
-    """A Case from a Case, a ``.duckdb`` file, or export files/directories (loaded in memory)."""
+def is_database_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a DuckDB database file (by its header, whatever its name)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(12)[8:12] == b"DUCK"
+    except OSError:
+        return False
+
+
+def as_case(case_or_paths: "Case | str | os.PathLike | Iterable[str | os.PathLike]", *, read_only: bool = True,
+            **load_options: Any) -> Case:
+    """A Case from a Case, a case file, or export files/directories (loaded into a case in memory).
+
+    A case file (``.duckdb``, or any DuckDB database) opens read-only unless ``read_only=False``; it
+    must exist and be a case (:class:`Case` refuses other databases).
+    """
     if isinstance(case_or_paths, Case):
         return case_or_paths
     items = [case_or_paths] if isinstance(case_or_paths, (str, os.PathLike)) else list(case_or_paths)
-    if len(items) == 1 and str(items[0]).endswith(".duckdb") and Path(items[0]).is_file():
-        return Case(items[0])
+    if len(items) == 1 and (str(items[0]).endswith(".duckdb") or is_database_file(items[0])):
+        return Case(items[0], read_only=read_only, create=False)
     case = Case()
     case.load(*items, **load_options)
     return case
+
+
+_LOCK = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
+
+
+def _open_error(path: str | None, exc: duckdb.Error) -> str:
+    """The one-line message for a case file DuckDB would not open."""
+    held = _LOCK.search(str(exc))
+    if held:
+        return (f"{path}: in use by another process (PID {held.group(2)}, {held.group(1)}); DuckDB lets one process "
+                "write a case file or several processes read it, not both at once: wait until it finishes "
+                "(a load, or `forensics sql --write`), then run this again")
+    if "different configuration" in str(exc):
+        return (f"{path}: already open in this process with other settings (e.g. writable, or another memory "
+                "limit); pass that Case object instead of the path")
+    return f"{path}: cannot open case file: {exc}"

@@ -153,6 +153,9 @@ TABLES: dict[str, list[Column]] = {
 
 CANONICAL = ("spans", "logs", "metrics", "events")
 
+#: the table that makes a DuckDB database a case: the chain of custody
+CASE_MARKER = "files"
+
 
 def ddl(table: str) -> str:
     """CREATE TABLE IF NOT EXISTS statement for a canonical table."""

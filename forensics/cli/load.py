@@ -42,4 +42,5 @@ def command(paths: tuple[str, ...], case_path: str, strict: bool, format_in: str
         options["templates"] = False
     with open_case(case_path) as case:
         report = load(case, *paths, strict=strict, format=format_in, force=force, **options)
+        case.checkpoint()  # every row in the case file itself before saying it is loaded
         click.echo(str(report))

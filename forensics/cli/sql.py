@@ -1,4 +1,4 @@
-"""forensics sql CASE_OR_PATH "SELECT ..." [--format table|csv|json|parquet] [-o FILE]"""
+"""forensics sql CASE_OR_PATH "SELECT ..." [--format table|csv|json|parquet] [-o FILE] [--write]"""
 from __future__ import annotations
 
 import io
@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from ..errors import QueryError, UsageError
 from ._common import open_case_or_paths
 
 
@@ -25,8 +26,11 @@ def _json_default(value):
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table", show_default=True)
 @click.option("-o", "--output", default=None, type=click.Path(dir_okay=False), help="write to FILE instead of stdout")
 @click.option("--param", "-p", "params", multiple=True, help="bind parameter for ? placeholders (repeatable, in order)")
-def command(case_or_path: tuple[str, ...], query_opt: str | None, fmt: str, output: str | None, params: tuple[str, ...]) -> None:
-    """Run SQL over a case file (or export files loaded into a temporary case)."""
+@click.option("--write", is_flag=True, help="open the case for writing (without it the case is read-only: "
+              "the evidence and its chain of custody cannot be changed by a query)")
+def command(case_or_path: tuple[str, ...], query_opt: str | None, fmt: str, output: str | None, params: tuple[str, ...],
+            write: bool) -> None:
+    """Run SQL over a case file, read-only unless --write (or over export files loaded into a temporary case)."""
     items = list(case_or_path)
     if query_opt is None:
         if len(items) < 2:
@@ -34,8 +38,16 @@ def command(case_or_path: tuple[str, ...], query_opt: str | None, fmt: str, outp
         query = items.pop()
     else:
         query = query_opt
-    case = open_case_or_paths(tuple(items), progress=False)
-    table = _unique_names(case.sql(query, list(params) or None).to_arrow())
+    case = open_case_or_paths(tuple(items), write=write, progress=False)
+    try:
+        table = _unique_names(case.sql(query, list(params) or None).to_arrow())
+    except QueryError as exc:
+        if case.read_only and "read-only mode" in str(exc):
+            raise UsageError(f"{case.path} is open read-only, so this statement cannot change it; "
+                             "pass --write to change the case (its rows and chain of custody are evidence)") from exc
+        raise
+    finally:
+        case.close()
     if fmt == "parquet":
         if not output:
             raise click.UsageError("--format parquet needs -o FILE")
