@@ -16,6 +16,7 @@ from .case import Case, as_case, open_case
 from . import detectors
 from .analysis import adjust_clock_skew, compare, critical_path, trace_diff
 from .causes import Causes, rank_causes
+from .custody import verify
 from .detectors import detect
 from .errors import ForensicsError, LoadError, UsageError
 from .findings import Findings
@@ -72,6 +73,7 @@ __all__ = [
     "report",
     "synth",
     "trace_diff",
+    "verify",
     "viz",
     "__version__",
 ]

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._spelling import option
 from .errors import UsageError
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ def export(case: "Case", out_dir: str | os.PathLike, *, overwrite: bool = False)
     """Write the case's tables to ``out_dir`` as Parquet; returns rows written per table."""
     out = Path(out_dir).resolve()
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise UsageError(f"{out} is not empty; pass overwrite=True (CLI: --overwrite) to replace its contents")
+        raise UsageError(f"{out} is not empty; pass {option('overwrite')} to replace its contents")
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, int] = {}
     counts = case.tables()

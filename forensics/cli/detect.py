@@ -12,6 +12,7 @@ import warnings
 
 import click
 
+from .._text import printable
 from ..detectors import detect, detectors
 from ..detectors.options import from_assignments, from_toml, merge
 from ..errors import DetectorFailedWarning
@@ -61,7 +62,7 @@ def command(case_or_path: tuple[str, ...], only: str | None, assignments: tuple[
     findings = findings.at_least(min_severity)
     _print(findings, fmt, names, incidents)
     for failure in findings.failures:
-        click.echo(f"forensics: error: {failure} (the other detectors' findings are shown)", err=True)
+        click.echo(f"forensics: error: {printable(str(failure))} (the other detectors' findings are shown)", err=True)
     if findings.failures:
         raise click.exceptions.Exit(1)
 
@@ -80,7 +81,7 @@ def _print(findings, fmt: str, names: list[str] | None, incidents) -> None:
         return
     for inc in incidents:
         members = sorted((f for f in records if f["incident_id"] == inc["incident_id"]), key=lambda f: f["role"] != "cause")
-        click.echo(f"{inc['incident_id']} [{inc['severity']}] {inc['summary']}")
+        click.echo(f"{inc['incident_id']} [{inc['severity']}] {printable(inc['summary'])}")
         for f in members:
             _echo_finding(f, indent="  ", label=f"{f['role']:<8}")
         click.echo("")
@@ -98,9 +99,9 @@ def _echo_finding(f: dict, *, indent: str, label: str = "") -> None:
     if f["target"]:
         where += f" -> {f['target']}" + (f" {f['target_operation']}" if f["target_operation"] else "")
     lead = f"{indent}{label + ' ' if label else ''}"
-    click.echo(f"{lead}[{f['severity']:<8}] {f['detector']:<18} {where}")
+    click.echo(f"{lead}[{f['severity']:<8}] {f['detector']:<18} {printable(where)}")
     pad = " " * (len(lead) + 11)
-    click.echo(f"{pad}{f['summary']}")
+    click.echo(f"{pad}{printable(f['summary'])}")
     ex = f["evidence"].get("exemplar_trace_ids") if isinstance(f["evidence"], dict) else None
     if ex:
-        click.echo(f"{pad}exemplars: {', '.join(ex[:3])}")
+        click.echo(f"{pad}exemplars: {printable(', '.join(map(str, ex[:3])))}")

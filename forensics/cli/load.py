@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from .._text import printable
 from ..case import open_case
 from ..loaders import load
 
@@ -43,4 +44,4 @@ def command(paths: tuple[str, ...], case_path: str, strict: bool, format_in: str
     with open_case(case_path) as case:
         report = load(case, *paths, strict=strict, format=format_in, force=force, **options)
         case.checkpoint()  # every row in the case file itself before saying it is loaded
-        click.echo(str(report))
+        click.echo("\n".join(printable(line) for line in str(report).splitlines()))  # file names are data too

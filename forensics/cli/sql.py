@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from .._text import csv_formulas_inert, printable
 from ..errors import QueryError, UsageError
 from ._common import open_case_or_paths
 
@@ -26,10 +27,13 @@ def _json_default(value):
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table", show_default=True)
 @click.option("-o", "--output", default=None, type=click.Path(dir_okay=False), help="write to FILE instead of stdout")
 @click.option("--param", "-p", "params", multiple=True, help="bind parameter for ? placeholders (repeatable, in order)")
+@click.option("--escape-formulas/--no-escape-formulas", "escape_formulas", default=None,
+              help="CSV: prefix ' to cells starting with = + - @ so a spreadsheet shows them instead of running them "
+                   "(default: on when -o names a .csv file, off otherwise)")
 @click.option("--write", is_flag=True, help="open the case for writing (without it the case is read-only: "
               "the evidence and its chain of custody cannot be changed by a query)")
 def command(case_or_path: tuple[str, ...], query_opt: str | None, fmt: str, output: str | None, params: tuple[str, ...],
-            write: bool) -> None:
+            escape_formulas: bool | None, write: bool) -> None:
     """Run SQL over a case file, read-only unless --write (or over export files loaded into a temporary case)."""
     items = list(case_or_path)
     if query_opt is None:
@@ -54,8 +58,11 @@ def command(case_or_path: tuple[str, ...], query_opt: str | None, fmt: str, outp
         pq.write_table(table, output)
         return
     if fmt == "csv":
+        if escape_formulas is None:
+            escape_formulas = bool(output) and output.lower().endswith(".csv")
+        table = _csv_safe(table)
         buf = io.BytesIO()
-        pacsv.write_csv(_csv_safe(table), buf)
+        pacsv.write_csv(csv_formulas_inert(table) if escape_formulas else table, buf)
         data = buf.getvalue().decode()
     elif fmt == "json":
         data = orjson.dumps(table.to_pylist(), default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode() + "\n"
@@ -98,8 +105,9 @@ def _csv_safe(table: pa.Table) -> pa.Table:
 
 
 def _render_table(table: pa.Table, max_rows: int = 200, max_width: int = 60) -> str:
-    names = table.column_names
-    rows = [["" if v is None else str(v) for v in r.values()] for r in table.slice(0, max_rows).to_pylist()]
+    """A text table for a terminal: control characters from telemetry are shown as escapes, not sent."""
+    names = [printable(n) for n in table.column_names]
+    rows = [["" if v is None else printable(v) for v in r.values()] for r in table.slice(0, max_rows).to_pylist()]
     rows = [[c if len(c) <= max_width else c[: max_width - 1] + "…" for c in r] for r in rows]
     widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
     out = [" | ".join(n.ljust(w) for n, w in zip(names, widths)), "-+-".join("-" * w for w in widths)]

@@ -8,6 +8,7 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from .. import _progress
 from .._duplicates import unique_spans
 from .._plugins import import_plugins
 from ..errors import DetectorFailedWarning, UsageError
@@ -66,7 +67,7 @@ def detectors() -> dict[str, DetectorSpec]:
 
 def detect(case: "Case", only: list[str] | str | None = None, *, explain: bool = False,
            options: dict[str, dict[str, Any]] | None = None,
-           option_origins: dict[str, dict[str, str]] | None = None) -> Findings:
+           option_origins: dict[str, dict[str, str]] | None = None, progress: bool | None = None) -> Findings:
     """Run every registered detector (or those in ``only``) and return their findings, most severe first.
 
     ``options`` maps a detector name to threshold overrides, e.g.
@@ -81,7 +82,8 @@ def detect(case: "Case", only: list[str] | str | None = None, *, explain: bool =
     ``failures`` (:class:`forensics.findings.DetectorFailure`: name, error, traceback) and a
     :class:`forensics.errors.DetectorFailedWarning` names it. Bad usage (an unknown detector or
     option, a value of the wrong type) raises :class:`forensics.errors.UsageError` before any
-    detector runs.
+    detector runs. ``progress`` shows a bar per detector on stderr (None: only when stderr is a
+    terminal).
     """
     specs = detectors()
     names = list(specs) if only is None else ([only] if isinstance(only, str) else list(only))
@@ -91,14 +93,14 @@ def detect(case: "Case", only: list[str] | str | None = None, *, explain: bool =
     checked = {name: {k: coerce(spec_of(specs, name), k, v) for k, v in values.items()}
                for name, values in (options or {}).items()}
     with unique_spans(case):  # one check for duplicate span rows for all detectors
-        return Findings.concat(_run(case, [specs[n] for n in names], checked, explain, option_origins or {}))
+        return Findings.concat(_run(case, [specs[n] for n in names], checked, explain, option_origins or {}, progress))
 
 
 def _run(case: "Case", specs: list[DetectorSpec], checked: dict[str, dict[str, Any]], explain: bool,
-         option_origins: dict[str, dict[str, str]]) -> list[Findings]:
+         option_origins: dict[str, dict[str, str]], progress: bool | None) -> list[Findings]:
     """Each detector's findings, or an empty Findings holding its failure."""
     parts = []
-    for spec in specs:
+    for spec in _progress.steps(specs, desc="detect", unit="detector", progress=progress, label=lambda s: s.name):
         name = spec.name
         kwargs = dict(checked.get(name, {}))
         overrides = dict(kwargs)

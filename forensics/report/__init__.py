@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import jinja2
 
+from .. import _progress
 from .._version import __version__
 from ..findings import Findings
 from .build import FigureBlock, ReportData, csp_hash, figure_block, finding_rows, incident_block, overview, provenance
@@ -122,16 +123,22 @@ def _packed(script: str) -> str:
 
 
 def render(case: "Case", *, findings: Findings | None = None, redact: bool = False,
-           redact_patterns: Iterable[tuple[str, str]] = (), title: str | None = None, max_exemplars: int = 5) -> str:
+           redact_patterns: Iterable[tuple[str, str]] = (), title: str | None = None, max_exemplars: int = 5,
+           progress: bool | None = None) -> str:
     """The report as an HTML string (see :func:`report`)."""
     import plotly.offline
 
-    if findings is None:
-        from ..detectors import detect
+    with _progress.bar(desc="report", total=2, unit="step", progress=progress) as shown:
+        if findings is None:
+            from ..detectors import detect
 
-        findings = detect(case)
-    redactor: Redactor = Redactor(DEFAULT_PATTERNS, extra=tuple(redact_patterns)) if redact else NoRedaction()
-    data = _collect(case, findings.sorted(), redactor, max_exemplars)
+            shown.set_postfix_str("detectors")
+            findings = detect(case, progress=progress)
+        shown.update(1)
+        shown.set_postfix_str("figures")
+        redactor: Redactor = Redactor(DEFAULT_PATTERNS, extra=tuple(redact_patterns)) if redact else NoRedaction()
+        data = _collect(case, findings.sorted(), redactor, max_exemplars)
+        shown.update(1)
     plotly_js = plotly.offline.get_plotlyjs()
     csp = ("default-src 'none'; "
            f"script-src {csp_hash(plotly_js)} {csp_hash(BOOTSTRAP_JS)}; "
@@ -156,7 +163,8 @@ def render(case: "Case", *, findings: Findings | None = None, redact: bool = Fal
 
 
 def report(case: "Case", path: str | os.PathLike, *, findings: Findings | None = None, redact: bool = False,
-           redact_patterns: Iterable[tuple[str, str]] = (), title: str | None = None, max_exemplars: int = 5) -> Path:
+           redact_patterns: Iterable[tuple[str, str]] = (), title: str | None = None, max_exemplars: int = 5,
+           progress: bool | None = None) -> Path:
     """Write a self-contained HTML report of ``case`` to ``path`` and return the path.
 
     Parameters
@@ -171,11 +179,13 @@ def report(case: "Case", path: str | os.PathLike, *, findings: Findings | None =
     max_exemplars:
         At most this many waterfalls: one exemplar trace per incident (its cause's first), most
         severe incidents first. A trace id links to its waterfall when the report has it.
+    progress:
+        Show the steps (and each detector run) on stderr; None: only when stderr is a terminal.
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     text = render(case, findings=findings, redact=redact, redact_patterns=redact_patterns, title=title,
-                  max_exemplars=max_exemplars)
+                  max_exemplars=max_exemplars, progress=progress)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(out)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from .. import _progress
 from ..errors import UsageError
 from .flows import Shop
 from .metrics import MetricsAggregator
@@ -90,7 +91,7 @@ def _params(name: str, subtle: bool, params: dict[str, Any]) -> dict[str, Any]:
 
 def generate(scenario: str, out_dir: str | os.PathLike, *, traces: int = 1000, seed: int = 0, format: str = "otlp",
              subtle: bool = False, compress: bool = False, chunk_traces: int = 2000, scrape_interval_s: int = 15,
-             **params: Any) -> Truth:
+             progress: bool | None = None, **params: Any) -> Truth:
     """Write a synthetic incident to ``out_dir``: traces, logs, metrics, deploys, k8s events, truth.json.
 
     Parameters
@@ -116,6 +117,8 @@ def generate(scenario: str, out_dir: str | os.PathLike, *, traces: int = 1000, s
         Traces generated and written per chunk (bounds memory).
     scrape_interval_s:
         Seconds between metric samples (Prometheus scrape interval).
+    progress:
+        Show a bar (traces written) on stderr; None: only when stderr is a terminal.
     params:
         Scenario parameters overriding the defaults (see ``SCENARIOS[name].defaults``).
 
@@ -149,14 +152,16 @@ def generate(scenario: str, out_dir: str | os.PathLike, *, traces: int = 1000, s
     agg = MetricsAggregator(weight=weight, scrape_interval_s=scrape_interval_s, pool_max=plan.pool_max)
     facts = Facts(sc.facts)
     salt = zlib.crc32(scenario.encode())
-    for c, lo in enumerate(range(0, traces, chunk_traces)):
-        shop.start_chunk(Rand(np.random.default_rng([seed, salt, c])))
-        for t0 in arrivals[lo:lo + chunk_traces].tolist():
-            shop.request(t0)
-        writer.write(shop.spans)
-        logs.write(shop.logs)
-        agg.add(shop.server_obs, shop.client_obs, shop.db_obs, shop.queue_obs, shop.facts.get("pool_timeouts", []))
-        facts.add(shop.facts)
+    with _progress.bar(desc=f"synth {scenario}", total=traces, unit="trace", progress=progress) as shown:
+        for c, lo in enumerate(range(0, traces, chunk_traces)):
+            shop.start_chunk(Rand(np.random.default_rng([seed, salt, c])))
+            for t0 in arrivals[lo:lo + chunk_traces].tolist():
+                shop.request(t0)
+            writer.write(shop.spans)
+            logs.write(shop.logs)
+            agg.add(shop.server_obs, shop.client_obs, shop.db_obs, shop.queue_obs, shop.facts.get("pool_timeouts", []))
+            facts.add(shop.facts)
+            shown.update(min(chunk_traces, traces - lo))
     writer.close()
     close_out(log_fh)
     t_traces = time.perf_counter() - t_start
