@@ -106,7 +106,7 @@ def verify(case: "Case", *, rehash: bool = True, progress: bool | None = None) -
     Verification
         ``.ok`` is true when nothing failed; a source file that no longer exists is not a failure.
     """
-    from .loaders.io import sha256_and_size
+    from .loaders.core.io import sha256_and_size
 
     recorded, held = _recorded(case), _held(case)
     checks = []
