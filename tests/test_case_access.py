@@ -132,7 +132,7 @@ def test_disk_full_during_the_final_checkpoint_is_not_success(tmp_path: Path) ->
 
 # -- point 14: only load makes a case ---------------------------------------------------------
 @pytest.mark.parametrize("command", [["sql", "{db}", "select 1"], ["detect", "{db}"], ["report", "{db}", "-o", "{out}"],
-                                     ["export", "{db}", "{out}"], ["sql", "{db}", "select 1", "--write"]])
+                                     ["export", "{db}", "{out}"], ["causes", "{db}"], ["sql", "{db}", "select 1", "--write"]])
 def test_reading_commands_refuse_a_database_that_is_not_a_case(command, tmp_path: Path, capsys) -> None:
     db = tmp_path / "sales.duckdb"
     con = duckdb.connect(str(db))

@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from .._text import printable
 from ..causes import rank_causes
 from ._common import open_case_or_paths
 
@@ -29,18 +30,18 @@ def command(case_or_path: tuple[str, ...], window: str | None, baseline: str | N
         sys.stdout.write(causes.to_json() + "\n")
         return
     if causes.periods:
-        click.echo(causes.periods.describe())
+        click.echo(printable(causes.periods.describe()))
     if causes.note:
-        click.echo(causes.note)
+        click.echo(printable(causes.note))
     records = causes.records()
     for r in records if explain else records[:SHOWN]:
         mark = "" if r["strong"] else "  (weak)"
-        click.echo(f"{r['rank']:>3}. {r['service']}  score {r['score']:.1f}{mark}  [{r['signals'] or '-'}]")
-        click.echo(f"     {r['summary']}")
+        click.echo(f"{r['rank']:>3}. {printable(r['service'])}  score {r['score']:.1f}{mark}  [{r['signals'] or '-'}]")
+        click.echo(f"     {printable(r['summary'])}")
         exemplars = r["evidence"].get("exemplar_trace_ids") or []
         if exemplars:
-            click.echo(f"     exemplars: {', '.join(exemplars[:3])}")
+            click.echo(f"     exemplars: {printable(', '.join(map(str, exemplars[:3])))}")
         if explain:
-            click.echo(f"     why: {r['explain']}")
+            click.echo(f"     why: {printable(r['explain'])}")
     if not explain and len(records) > SHOWN:
         click.echo(f"... {len(records) - SHOWN} more (--explain shows all, with why each ranks lower)")
