@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from ._db import quote_ident, run
 from .errors import UsageError
 from .result import Result
+from .semantics import is_error_sql
 
 if TYPE_CHECKING:
     from .case import Case
@@ -145,7 +146,7 @@ def red(case: "Case", by: Sequence[str] | str | None = ("service",), every: str 
     -------
     Result
         ``time`` (bucket start, UTC), the ``by`` columns, ``requests``, ``rate_per_s``
-        (requests per second of bucket), ``errors`` (status error or HTTP 5xx),
+        (requests per second of bucket), ``errors`` (failed requests: :func:`forensics.semantics.is_error_sql`),
         ``error_rate`` (0..1), ``p50_ms``, ``p95_ms``, ``p99_ms`` (duration percentiles, ms).
     """
 
@@ -169,15 +170,15 @@ def red(case: "Case", by: Sequence[str] | str | None = ("service",), every: str 
         SELECT time_bucket(to_microseconds(CAST($us AS BIGINT)), start_time, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS time
                {select_by},
                count(*) AS requests, count(*) / $seconds AS rate_per_s,
-               count(*) FILTER (status = 'error' OR http_status_code >= 500) AS errors,
-               count(*) FILTER (status = 'error' OR http_status_code >= 500) / count(*) AS error_rate,
+               count(*) FILTER ({is_error_sql(None)}) AS errors,
+               count(*) FILTER ({is_error_sql(None)}) / count(*) AS error_rate,
                quantile_cont(duration_ms, 0.5) AS p50_ms, quantile_cont(duration_ms, 0.95) AS p95_ms,
                quantile_cont(duration_ms, 0.99) AS p99_ms
         FROM spans WHERE {' AND '.join(where)}
         GROUP BY ALL ORDER BY ALL""", params)
 
 
-_EXEMPLARS_SQL = """
+_EXEMPLARS_SQL = f"""
 WITH m AS (
   SELECT * FROM metrics
   WHERE exemplar_trace_id IS NOT NULL
@@ -186,7 +187,7 @@ WITH m AS (
 traces AS (
   SELECT trace_id, count(*) AS trace_span_count, min(start_time) AS trace_start,
          date_diff('microsecond', min(start_time), max(end_time)) / 1000.0 AS trace_duration_ms,
-         count(*) FILTER (status = 'error') AS trace_error_spans,
+         count(*) FILTER ({is_error_sql(None)}) AS trace_error_spans,
          arg_min(service, start_time) FILTER (parent_span_id IS NULL) AS root_service,
          arg_min(name, start_time) FILTER (parent_span_id IS NULL) AS root_name
   FROM spans WHERE trace_id IN (SELECT exemplar_trace_id FROM m) GROUP BY trace_id

@@ -1,4 +1,7 @@
-"""SQL pieces shared by the trace-tree analyses (operations of spans, roots, error-ness)."""
+"""SQL pieces shared by the trace-tree analyses (roots, clocks, walks down the tree).
+
+What an operation is and whether a span failed are defined in :mod:`forensics.semantics`.
+"""
 from __future__ import annotations
 
 from contextlib import ExitStack, contextmanager
@@ -6,7 +9,6 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .._db import scalar
 from ..detectors._common import temp_table
-from ..detectors._normalize import call_operation_sql, server_operation_sql
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -15,38 +17,9 @@ if TYPE_CHECKING:
 MAX_DEPTH = 64
 
 
-def span_operation_sql(s: str = "s") -> str:
-    """Normalized operation of any span aliased ``s``: the call template for client, producer and
-    DB spans (``GET /inventory/{id}``, ``SELECT * FROM items WHERE id = ?``), the route or
-    normalized name otherwise."""
-    outbound = f"({s}.kind IN ('client', 'producer') OR {s}.db_statement IS NOT NULL)"
-    return f"(CASE WHEN {outbound} THEN {call_operation_sql(s, None)} ELSE {server_operation_sql(s)} END)"
-
-
-def is_error_sql(s: str = "s") -> str:
-    """Whether a span aliased ``s`` failed: status ``error``, or an HTTP status >= 500."""
-    return f"({s}.status = 'error' OR coalesce({s}.http_status_code, 0) >= 500)"
-
-
 def host_sql(s: str = "s") -> str:
     """The clock a span was timed with: ``host_name``, else its service."""
     return f"coalesce(nullif({s}.host_name, ''), {s}.service)"
-
-
-#: span columns the operation of a span depends on (see :func:`span_operation_sql`)
-OP_COLUMNS = ("kind", "name", "url_template", "http_route", "http_method", "db_statement", "http_url",
-              "rpc_service", "rpc_method", "messaging_destination", "messaging_operation")
-
-
-def operation_key_sql(s: str = "s") -> str:
-    """A 64-bit key of the columns a span's operation depends on (equal inputs, equal key)."""
-    return f"hash({', '.join(f'{s}.{c}' for c in OP_COLUMNS)})"
-
-
-def operations_sql(source: str) -> str:
-    """SELECT (opkey, operation) for the distinct ``opkey`` of relation ``source`` (which has
-    :data:`OP_COLUMNS` and ``opkey``): normalization runs once per distinct input, not per span."""
-    return f"SELECT opkey, {span_operation_sql('o')} AS operation FROM (SELECT DISTINCT ON (opkey) * FROM {source}) o"
 
 
 def roots_sql(sp: str = "sp") -> str:

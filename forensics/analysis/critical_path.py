@@ -31,9 +31,9 @@ from .._duplicates import unique_spans
 from ..detectors._common import span_key_sql, temp_table
 from ..errors import UsageError
 from ..result import Result
+from ..semantics import OP_COLUMNS, operation_key_sql, operations_sql, span_operation_sql
 from ._select import Selection, as_predicate
-from ._tree import (MAX_DEPTH, OP_COLUMNS, id_order_sql, operation_key_sql, operations_sql, span_operation_sql,
-                    walk_down)
+from ._tree import MAX_DEPTH, id_order_sql, walk_down
 
 if TYPE_CHECKING:
     from ..case import Case

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 from .._db import query_arrow
 from ..errors import UsageError
 from ..result import Result
+from ..semantics import OP_COLUMNS, operation_key_sql, operations_sql
 from ._select import Selection, as_predicate
-from ._tree import MAX_DEPTH, OP_COLUMNS, operation_key_sql, operations_sql, roots_sql
+from ._tree import MAX_DEPTH, roots_sql
 
 if TYPE_CHECKING:
     from ..case import Case

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Sequence
 
 from .._db import query_arrow, run, scalar
 from ..findings import Findings
-from ._normalize import call_operation_sql, call_target_sql
+from ..semantics import call_operation_sql, call_target_sql, is_call_sql, is_error_sql
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -25,10 +25,6 @@ _counter = itertools.count()
 
 #: label of spans of a deployed service seen before its first deploy event (no service.version)
 BEFORE_DEPLOY = "pre-deploy"
-
-#: a span is an outbound call: client/producer kind, or a DB span (any kind) with a statement
-OUTBOUND_WHERE = ("(c.kind IN ('client', 'producer') OR c.db_system IS NOT NULL "
-                  "OR c.db_statement IS NOT NULL)")
 
 
 # -- temp tables ------------------------------------------------------------------------------
@@ -93,11 +89,6 @@ RESEND_KEYS = ("http.request.resend_count", "http.resend_count", "retry.count", 
                "grpc.previous-rpc-attempts")
 #: attribute keys numbering the attempt from 1 (> 1 marks a retry)
 ATTEMPT_KEYS = ("retry.attempt", "attempt")
-#: a failed call: status error, HTTP 5xx or 429, or a timeout / deadline message (the message
-#: test only runs where there is a message: a CASE, not a regex over empty strings)
-CALL_ERROR_SQL = ("(status = 'error' OR coalesce(http_status_code, 0) >= 500 OR http_status_code = 429 "
-                  "OR CASE WHEN status_message IS NULL THEN false "
-                  "ELSE regexp_matches(lower(status_message), 'time[d ]?out|deadline exceeded') END)")
 
 
 def _attr_int(alias: str, keys: tuple[str, ...], default: int) -> str:
@@ -130,7 +121,7 @@ SELECT {span_key_sql('s', 'parent_span_id')} AS psid, any_value(s.service) AS se
        any_value(s.http_route) AS http_route, any_value(s.http_method) AS http_method
 FROM spans s WHERE s.kind IN ('server', 'consumer') AND s.parent_span_id IS NOT NULL
   AND {span_key_sql('s', 'parent_span_id')} IN (
-    SELECT {span_key_sql('c')} FROM spans c WHERE c.parent_span_id IS NOT NULL AND {OUTBOUND_WHERE} AND {needs})
+    SELECT {span_key_sql('c')} FROM spans c WHERE c.parent_span_id IS NOT NULL AND {is_call_sql('c')} AND {needs})
 GROUP BY 1"""
 
 
@@ -144,7 +135,7 @@ SELECT c.*, {vexpr} AS version, {call_target_sql('c', 'ch')} AS target,
   {call_operation_sql('c', 'ch')} AS target_operation
 FROM spans c {vjoin}
 LEFT JOIN ({_children_sql()}) ch ON ch.psid = {span_key_sql('c')}
-WHERE c.parent_span_id IS NOT NULL AND {OUTBOUND_WHERE}) c
+WHERE c.parent_span_id IS NOT NULL AND {is_call_sql('c')}) c
 """
 
 
@@ -161,7 +152,7 @@ def calls_sql(case: "Case") -> str:
     duration_ms, target, target_operation, source ("file:line" of the span), detail (hash of
     the raw URL, statement, message id or name: equal details mean the same request was
     repeated), marked (a retry attribute: :data:`RESEND_KEYS` > 0 or :data:`ATTEMPT_KEYS` > 1),
-    is_error (:data:`CALL_ERROR_SQL`), sid (hash of trace and span id) and chain (hash of
+    is_error (:func:`forensics.semantics.is_error_sql`), sid (hash of trace and span id) and chain (hash of
     trace, parent span, target and operation: the sibling calls one caller made to one
     operation). See :func:`call_tables` for the narrow, cached form the detectors use.
     """
@@ -170,7 +161,7 @@ SELECT *, hash(trace_id, parent_span_id, target, target_operation) AS chain, has
 {_outbound_sql(case, f'''c.trace_id, c.span_id, c.parent_span_id, c.service, c.version,
   c.start_time, c.end_time, epoch_us(c.start_time) AS start_us,
   epoch_us(coalesce(c.end_time, c.start_time)) AS end_us, c.duration_ms, c.target, c.target_operation,
-  {source_sql('c')} AS source, {_DETAIL} AS detail, {_MARKED} AS marked, {CALL_ERROR_SQL} AS is_error''')})
+  {source_sql('c')} AS source, {_DETAIL} AS detail, {_MARKED} AS marked, {is_error_sql('c')} AS is_error''')})
 """
 
 
@@ -184,7 +175,7 @@ SELECT sid, psid, tid, hash(psid, target, target_operation) AS chain,
 {_outbound_sql(case, f'''{span_key_sql('c')} AS sid, {span_key_sql('c', 'parent_span_id')} AS psid,
   {trace_key_sql('c')} AS tid, c.service, c.version, c.target, c.target_operation, c.start_time, c.end_time,
   epoch_us(c.start_time) AS start_us, epoch_us(coalesce(c.end_time, c.start_time)) AS end_us,
-  c.duration_ms, {_DETAIL} AS detail, {_MARKED} AS marked, {CALL_ERROR_SQL} AS is_error''')})
+  c.duration_ms, {_DETAIL} AS detail, {_MARKED} AS marked, {is_error_sql('c')} AS is_error''')})
 """
 
 

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._db import query_arrow, run
-from ..analysis._tree import id_order_sql, is_error_sql
+from ..analysis._tree import id_order_sql
 from ..analysis.compare import DIMENSIONS, value_shares_sql
 from ..findings import Findings
 from ..stats import dip_test, two_mode_mixture
+from ..semantics import is_error_sql, server_operation_sql
 from ._common import (add_sources, call_tables, check, clean, fmt_ms, near_miss, rows, span_key_sql, temp_table,
                       to_findings)
-from ._normalize import server_operation_sql
 from .registry import detector
 
 if TYPE_CHECKING:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..analysis._tree import MAX_DEPTH, is_error_sql, span_operation_sql
+from ..analysis._tree import MAX_DEPTH
 from ..findings import Findings
+from ..semantics import call_target_sql, is_error_sql, span_operation_sql
+from ..semantics.normalize import normalize_text_sql
 from ._common import check, clean, near_miss, rows, source_sql, span_key_sql, to_findings
-from ._normalize import call_target_sql, normalize_text_sql
 from .registry import detector
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """N+1 calls: one parent span calling the same dependency operation many times, one after another.
 
 How it decides, per parent span and dependency operation (target service, normalized operation;
-see :mod:`forensics.detectors._normalize`):
+see :mod:`forensics.semantics.operations`):
 
 * ``n_calls >= min_calls`` calls to the same (target, operation) under one parent span;
 * mostly sequential: ``overlap_ratio = 1 - union(call intervals) / sum(call durations)`` is at
@@ -22,10 +22,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..findings import Findings
+from ..semantics import server_operation_key_sql, with_server_operation_sql
 from ._common import (add_sources, call_tables, check, clean, deploy_times_sql, fmt_ms, fmt_num, has_spans,
                       near_miss, rows, severity_from_score, span_key_sql, temp_table, to_findings,
                       version_sql, vlabel)
-from ._normalize import server_operation_key_sql, with_server_operation_sql
 from .registry import detector
 
 if TYPE_CHECKING:

@@ -27,9 +27,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..findings import Findings
+from ..semantics import server_operation_key_sql, with_server_operation_sql
 from ._common import (add_sources, call_tables, check, fmt_ms, fmt_num, has_spans, near_miss, rows,
                       source_sql, span_key_sql, temp_table, to_findings, trace_key_sql)
-from ._normalize import server_operation_key_sql, with_server_operation_sql
 from .registry import detector
 
 if TYPE_CHECKING:

@@ -36,9 +36,10 @@ from scipy import stats
 
 from .._db import query_arrow
 from ..findings import Findings
+from ..semantics import is_error_sql, server_operation_key_sql, with_server_operation_sql
+from ..semantics.normalize import normalize_text_sql
 from ._common import (add_sources, call_counts_sql, check, clean, deploy_times_sql, fmt_ms, fmt_num, near_miss,
                       rows, span_key_sql, temp_table, to_findings, version_sql, vlabel)
-from ._normalize import normalize_text_sql, server_operation_key_sql, with_server_operation_sql
 from .registry import detector
 
 if TYPE_CHECKING:
@@ -54,8 +55,8 @@ def _requests_sql(case: "Case") -> str:
     return with_server_operation_sql(f"""
 SELECT s.trace_id, {span_key_sql('s')} AS sid, hash(s.span_id) AS sample_key, s.service, {vexpr} AS version,
   s.name, s.http_route, s.http_method, {server_operation_key_sql('s')} AS opkey, s.start_time, s.end_time, s.duration_ms,
-  (s.status = 'error' OR coalesce(s.http_status_code, 0) >= 500) AS is_error,
-  CASE WHEN s.status = 'error' OR coalesce(s.http_status_code, 0) >= 500 THEN
+  {is_error_sql('s')} AS is_error,
+  CASE WHEN {is_error_sql('s')} THEN
     coalesce({normalize_text_sql('s.status_message')}, 'HTTP ' || s.http_status_code::VARCHAR) END AS error_type
 FROM spans s {vjoin}
 WHERE s.kind IN ('server', 'consumer') AND s.duration_ms IS NOT NULL""",

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..analysis._tree import is_error_sql, roots_sql, span_operation_sql
+from ..analysis._tree import roots_sql
+from ..semantics import is_error_sql, span_operation_sql
 
 if TYPE_CHECKING:
     from ..case import Case

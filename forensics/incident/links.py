@@ -16,8 +16,8 @@ import networkx as nx
 import pandas as pd
 import pyarrow as pa
 
-from ..analysis._tree import span_operation_sql
 from ..detectors._common import temp_table
+from ..semantics import span_operation_sql
 
 if TYPE_CHECKING:
     from ..case import Case

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..analysis._tree import is_error_sql, span_operation_sql
+from ..semantics import is_error_sql, span_operation_sql
 from ..stats import change_points
 
 if TYPE_CHECKING:

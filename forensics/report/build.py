@@ -16,6 +16,7 @@ import orjson
 
 from ..findings import Findings
 from ..incident.text import change_text, impact_text, trigger_text
+from ..semantics import is_error_sql
 from ..units import fmt_count, fmt_datetime, fmt_ms, fmt_num, fmt_pct, fmt_time
 from ..viz._text import map_spec_text
 from .evidence import evidence_tables, score_text
@@ -95,18 +96,18 @@ def _fmt(v: Any, digits: int = 1) -> str:
 def overview(case: "Case") -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
     counts = case.tables()
     span = case.sql("SELECT min(start_time), max(end_time), count(DISTINCT trace_id), count(DISTINCT service), "
-                    "avg(CASE WHEN status = 'error' THEN 1.0 ELSE 0.0 END) FROM spans").rows()[0]
+                    f"avg({is_error_sql(None)}::INT) FROM spans").rows()[0]
     kpis = [("traces", _fmt(span[2])), ("spans", _fmt(counts.get("spans", 0))), ("services", _fmt(span[3])),
             ("span error rate", "-" if span[4] is None else f"{100 * span[4]:.2f}%"),
             ("logs", _fmt(counts.get("logs", 0))), ("metric samples", _fmt(counts.get("metrics", 0))),
             ("events", _fmt(counts.get("events", 0))), ("rejected records", _fmt(counts.get("rejects", 0)))]
     if span[0] is not None:
         kpis.insert(0, ("time range (UTC)", f"{span[0]:%Y-%m-%d %H:%M:%S} … {span[1]:%H:%M:%S}"))
-    services = case.sql("""
+    services = case.sql(f"""
         SELECT service,
                string_agg(DISTINCT service_version, ', ' ORDER BY service_version) AS versions,
                count(*) AS spans,
-               round(100.0 * avg(CASE WHEN status = 'error' THEN 1.0 ELSE 0.0 END), 2) AS error_pct,
+               round(100.0 * avg({is_error_sql(None)}::INT), 2) AS error_pct,
                round(quantile_cont(duration_ms, 0.95) FILTER (WHERE kind IN ('server', 'consumer')), 1) AS p95,
                round(quantile_cont(duration_ms, 0.99) FILTER (WHERE kind IN ('server', 'consumer')), 1) AS p99
         FROM spans GROUP BY service ORDER BY spans DESC LIMIT 100""").dicts()

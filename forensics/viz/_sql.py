@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..semantics import span_operation_sql
+
 #: a span is an *entry* into its service (a request it served) when it has no parent, its parent
 #: is missing from the trace, or its parent belongs to another service (parents are looked up in
 #: all spans, so a service filter on ``sel`` does not turn every span into an entry)
@@ -22,14 +24,6 @@ WHERE p.span_id IS NULL OR p.service IS DISTINCT FROM s.service
 """
 
 
-def is_error(alias: str) -> str:
-    """Whether a span aliased ``alias`` failed (the one definition:
-    :func:`forensics.analysis._tree.is_error_sql`); ``alias`` is a fixed identifier."""
-    from ..analysis._tree import is_error_sql
-
-    return is_error_sql(alias)
-
-
 @dataclass
 class SpanFilter:
     """Filters over ``spans``; :meth:`cte` renders ``sel`` (the filtered spans) with bind params.
@@ -39,7 +33,8 @@ class SpanFilter:
     start, end:
         Keep spans starting in ``[start, end)`` (UTC).
     service, operation:
-        Keep spans of this service (and span name).
+        Keep spans of this service (and operation: the span name, or the operation the detectors
+        report, :func:`forensics.semantics.span_operation_sql`, e.g. ``GET /inventory/{id}``).
     version:
         Keep spans of this ``service_version`` (with ``service``), or — without ``service`` —
         whole traces in which some span has this version.
@@ -62,7 +57,7 @@ class SpanFilter:
                 where.append(cond)
                 self.params[name] = getattr(self, name)
         match = []
-        for name, cond in (("service", "service = $service"), ("operation", "name = $operation"),
+        for name, cond in (("service", "service = $service"), ("operation", f"(name = $operation OR {span_operation_sql('spans')} = $operation)"),
                            ("version", "service_version = $version")):
             if getattr(self, name) is not None:
                 match.append(cond)

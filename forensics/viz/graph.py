@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ._sql import ENTRY_SPANS_SQL, SpanFilter, frame, is_error, window_seconds
+from ..semantics import call_target_sql, is_call_sql, is_error_sql
 from ..units import fmt_ms, fmt_num
+from ._sql import ENTRY_SPANS_SQL, SpanFilter, frame, window_seconds
 from ._theme import (ERROR_COLOR, VIRTUAL_COLOR, case_service_colors, check_text, check_window, empty_figure,
                      resolve_case, style)
 
@@ -25,21 +26,20 @@ HIGHLIGHT_COLOR = "#d9480f"
 LAYOUT_SEED = 7
 
 #: calls: a cross-service parent -> child pair (the parent is usually the client span), plus
-#: client/producer spans naming a peer (peer.service, server.address, db.system) that have no
-#: child span at all: calls to an uninstrumented peer, drawn as a virtual node
+#: outbound calls (:func:`forensics.semantics.is_call_sql`) with a known target
+#: (:func:`forensics.semantics.call_target_sql`) that have no child span at all: calls to an
+#: uninstrumented peer, drawn as a virtual node
 _EDGES_SQL = f"""
 , calls AS (
   SELECT p.service AS caller, c.service AS callee, FALSE AS virtual,
          CASE WHEN p.kind IN ('client', 'producer') THEN p.duration_ms ELSE c.duration_ms END AS duration_ms,
-         ({is_error('p')} OR {is_error('c')}) AS is_error
+         ({is_error_sql('p')} OR {is_error_sql('c')}) AS is_error
   FROM sel c JOIN sel p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
   WHERE p.service IS DISTINCT FROM c.service
   UNION ALL
-  SELECT s.service, coalesce(s.peer_service, s.server_address, s.db_system, s.messaging_system), TRUE,
-         s.duration_ms, {is_error('s')}
+  SELECT s.service, {call_target_sql('s', None)}, TRUE, s.duration_ms, {is_error_sql('s')}
   FROM sel s
-  WHERE s.kind IN ('client', 'producer')
-    AND coalesce(s.peer_service, s.server_address, s.db_system, s.messaging_system) IS NOT NULL
+  WHERE {is_call_sql('s')} AND {call_target_sql('s', None)} <> 'unknown'
     AND NOT EXISTS (SELECT 1 FROM spans k WHERE k.trace_id = s.trace_id AND k.parent_span_id = s.span_id)
 )
 SELECT caller, callee, bool_and(virtual) AS virtual, count(*) AS calls,
@@ -50,7 +50,7 @@ FROM calls GROUP BY caller, callee ORDER BY caller, callee
 
 _NODES_SQL = f"""
 , entry AS ({ENTRY_SPANS_SQL})
-SELECT service, count(*) AS requests, 100.0 * avg({is_error('entry')}::INT) AS error_pct,
+SELECT service, count(*) AS requests, 100.0 * avg({is_error_sql('entry')}::INT) AS error_pct,
        quantile_cont(duration_ms, 0.95) AS p95_ms
 FROM entry GROUP BY service ORDER BY service
 """

@@ -15,8 +15,9 @@ from plotly.subplots import make_subplots
 
 from ..errors import UsageError
 from ..findings import Findings
-from ._sql import ENTRY_SPANS_SQL, SpanFilter, frame, is_error
+from ..semantics import is_error_sql
 from ..units import fmt_ms
+from ._sql import ENTRY_SPANS_SQL, SpanFilter, frame
 from ._theme import (BUCKETS, ERROR_COLOR, case_service_colors, check_bool, check_choice, check_text, check_window,
                      empty_figure, resolve_case, style)
 
@@ -43,7 +44,7 @@ def timeline_series(case: Any, flt: SpanFilter, *, bucket: str = "1m") -> pd.Dat
     (``flt.service`` set) or of root spans (the whole system's requests)."""
     check_choice("bucket", bucket, list(BUCKETS))
     requests = ENTRY_SPANS_SQL if flt.service else _ROOTS_SQL
-    q = flt.cte() + _SERIES_SQL.format(requests=requests, interval=BUCKETS[bucket], is_error=is_error("req"))
+    q = flt.cte() + _SERIES_SQL.format(requests=requests, interval=BUCKETS[bucket], is_error=is_error_sql("req"))
     return frame(case, q, flt.params)
 
 

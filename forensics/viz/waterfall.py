@@ -18,8 +18,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..analysis.critical_path import critical_path as analysis_critical_path
-from ._sql import frame
+from ..semantics import is_error_sql
 from ..units import fmt_ms
+from ._sql import frame
 from ._theme import (CRITICAL_COLOR, ERROR_COLOR, check_bool, check_int, check_text, empty_figure,
                      resolve_case, case_service_colors, style)
 
@@ -42,7 +43,8 @@ tree(span_id, depth, path) AS (
 ),
 t0 AS (SELECT min(start_time) AS t0 FROM t)
 SELECT t.span_id, t.parent_span_id, t.service, t.service_version, t.name, t.kind, t.status,
-       t.status_message, t.duration_ms, t.start_time, tree.depth, [p.id FOR p IN tree.path] AS path,
+       t.status_message, {is_error_sql('t')} AS is_error, t.duration_ms, t.start_time, tree.depth,
+       [p.id FOR p IN tree.path] AS path,
        epoch_us(t.start_time - t0.t0) / 1000.0 AS offset_ms
 FROM tree JOIN t USING (span_id) CROSS JOIN t0
 ORDER BY tree.path
@@ -215,7 +217,7 @@ def _draw(fig: go.Figure, spans: pd.DataFrame, lg: pd.DataFrame, colors: dict, *
     drawn = spans[spans["row"].notna()]
     common = {"meta": view, "visible": visible}
     for service, part in drawn.groupby("service", sort=True, dropna=False):
-        err = part["status"].eq("error")
+        err = part["is_error"]
         fig.add_trace(go.Bar(
             x=part["duration_ms"], base=part["offset_ms"], y=part["row"], orientation="h", name=service,
             marker={"color": colors.get(service, colors[None]),
@@ -230,7 +232,7 @@ def _draw(fig: go.Figure, spans: pd.DataFrame, lg: pd.DataFrame, colors: dict, *
                              hovertemplate=("%{customdata[0]}: %{customdata[1]}<br>self time on the critical "
                                             "path: %{customdata[2]:.2f} ms<extra>critical path</extra>"),
                              legendgroup="critical path", **common))
-    errors = drawn[drawn["status"].eq("error")]
+    errors = drawn[drawn["is_error"]]
     if not errors.empty:
         fig.add_trace(go.Scatter(x=errors["offset_ms"] + errors["duration_ms"], y=errors["row"], mode="markers",
                                  name="error", marker={"symbol": "x", "size": 11, "color": ERROR_COLOR},

@@ -1,4 +1,4 @@
-"""The shared call tables and helpers of forensics.detectors._common and _normalize that the
+"""The shared call tables and helpers of forensics.detectors._common and forensics.semantics that the
 call-based detectors build on: narrow cached tables, counts, source look-ups, operations
 normalized once per distinct input."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ from forensics.errors import QueryError
 from forensics.detectors import _common
 from forensics.detectors._common import (CALL_COLUMNS, add_sources, cached_call_tables, call_counts_sql, call_tables,
                                          calls_sql, drop_calls_table, rows, span_key_sql)
-from forensics.detectors._normalize import server_operation_key_sql, server_operation_sql, with_server_operation_sql
+from forensics.semantics import server_operation_key_sql, server_operation_sql, with_server_operation_sql
 from forensics.synth.builder import SpanBuilder
 
 from conftest import BASE, build_flagship, build_retry_storm

@@ -4,8 +4,8 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from forensics.detectors._normalize import (call_operation_sql, call_target_sql, normalize_text_sql,
-                                            server_operation_sql, url_path_sql)
+from forensics.semantics import call_operation_sql, call_target_sql, server_operation_sql
+from forensics.semantics.normalize import normalize_text_sql, url_path_sql
 
 
 @pytest.fixture(scope="module")
