@@ -18,9 +18,10 @@ from .._db import query_arrow, run
 from ..analysis._tree import id_order_sql
 from ..analysis.compare import DIMENSIONS, value_shares_sql
 from ..findings import Findings
-from ..stats import dip_test, two_mode_mixture
 from ..semantics import is_error_sql, server_operation_sql
-from ._common import (add_sources, call_tables, check, clean, fmt_ms, near_miss, rows, span_key_sql, temp_table,
+from ..stats import dip_test, two_mode_mixture
+from ._calls import call_tables
+from ._common import (add_sources, check, clean, fmt_ms, near_miss, rows, span_key_sql, temp_table,
                       to_findings)
 from .registry import detector
 
@@ -46,7 +47,7 @@ def _groups_sql(calls: str, keys: str) -> str:
 
     Groups are (side, service, operation, target, target_operation) over server/consumer spans
     and outbound calls (tables ``calls`` and ``keys`` of
-    :func:`forensics.detectors._common.call_tables`) with a positive duration. A raw group is
+    :func:`forensics.detectors._calls.call_tables`) with a positive duration. A raw group is
     the service, name, route and method of a server span (``rkey`` hashes them; its operation
     is normalized once per raw group), or a call's ``kid``. gids number groups in key order.
     """

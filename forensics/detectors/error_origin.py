@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..analysis._tree import MAX_DEPTH
 from ..findings import Findings
-from ..semantics import call_target_sql, is_error_sql, span_operation_sql
+from ..semantics import call_target_sql, is_call_sql, is_error_sql, span_operation_sql
 from ..semantics.normalize import normalize_text_sql
 from ._common import check, clean, near_miss, rows, source_sql, span_key_sql, to_findings
 from .registry import detector
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 _ORIGIN_COLUMNS = ("service", "service_version", "kind", "name", "start_time", "status", "status_message",
                    "http_status_code", "url_template", "http_route", "http_method", "db_statement", "http_url",
                    "rpc_service", "rpc_method", "messaging_destination", "messaging_operation", "peer_service",
-                   "server_address", "db_system", "messaging_system", "source_file", "source_line", "source_offset")
+                   "server_address", "db_system", "messaging_system", "attributes", "source_file", "source_line",
+                   "source_offset")
 
 
 def origins_sql(max_depth: int = MAX_DEPTH) -> str:
@@ -54,7 +55,7 @@ leaf AS MATERIALIZED (
 origin AS MATERIALIZED (
   SELECT o.trace_id, o.span_id, o.parent_span_id, o.service, {span_operation_sql('o')} AS operation,
     o.kind, o.service_version AS version,
-    CASE WHEN o.kind IN ('client', 'producer') THEN {call_target_sql('o', None)} END AS target,
+    CASE WHEN {is_call_sql('o')} THEN {call_target_sql('o', None)} END AS target,
     coalesce({normalize_text_sql("nullif(o.status_message, '')")}, 'HTTP ' || o.http_status_code::VARCHAR,
              '(no message)') AS template,
     o.start_time, {source_sql('o')} AS source, {span_key_sql('o')} AS sid,

@@ -38,7 +38,8 @@ from .._db import query_arrow
 from ..findings import Findings
 from ..semantics import is_error_sql, server_operation_key_sql, with_server_operation_sql
 from ..semantics.normalize import normalize_text_sql
-from ._common import (add_sources, call_counts_sql, check, clean, deploy_times_sql, fmt_ms, fmt_num, near_miss,
+from ._calls import call_counts_sql
+from ._common import (add_sources, check, clean, deploy_times_sql, fmt_ms, fmt_num, near_miss,
                       rows, span_key_sql, temp_table, to_findings, version_sql, vlabel)
 from .registry import detector
 

@@ -56,8 +56,9 @@ class SpanBuilder:
              duration_ms: float = 1.0, parent: SpanRef | None = None, trace_id: str | None = None,
              version: str | None = None, status: str = "unset", status_message: str | None = None,
              attributes: dict[str, Any] | None = None, resource_attributes: dict[str, Any] | None = None,
-             host: str | None = None, events: str | None = None) -> SpanRef:
-        """Add one span; ``start_ms`` is relative to the builder's base time. Returns its ref."""
+             host: str | None = None, events: str | None = None, scope: str | None = None) -> SpanRef:
+        """Add one span; ``start_ms`` is relative to the builder's base time. Returns its ref.
+        ``scope`` is the instrumentation scope (``opentelemetry.instrumentation.flask``)."""
         tid = parent.trace_id if parent else (trace_id or self.new_trace_id())
         sid = self.new_span_id()
         attrs = {k: str(v) for k, v in (attributes or {}).items()}
@@ -70,7 +71,7 @@ class SpanBuilder:
             "start_time": start, "end_time": start + timedelta(milliseconds=duration_ms),
             "duration_ms": float(duration_ms), "status": status, "status_message": status_message,
             "attributes": list(attrs.items()), "resource_attributes": list(res.items()),
-            "host_name": host, "events": events, "format": "builder", "source_file": self.source_file,
+            "host_name": host, "events": events, "scope_name": scope, "format": "builder", "source_file": self.source_file,
             "source_line": len(self.rows) + 1,
         }
         for col, keys in PROMOTED.items():

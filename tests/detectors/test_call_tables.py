@@ -8,8 +8,9 @@ import pytest
 import forensics
 from forensics.errors import QueryError
 from forensics.detectors import _common
-from forensics.detectors._common import (CALL_COLUMNS, add_sources, cached_call_tables, call_counts_sql, call_tables,
-                                         calls_sql, drop_calls_table, rows, span_key_sql)
+from forensics.detectors._calls import (CALL_COLUMNS, cached_call_tables, call_counts_sql, call_rows_sql, call_tables,
+                                        drop_calls_table)
+from forensics.detectors._common import add_sources, rows, span_key_sql
 from forensics.semantics import server_operation_key_sql, server_operation_sql, with_server_operation_sql
 from forensics.synth.builder import SpanBuilder
 
@@ -20,7 +21,7 @@ def _columns(case: forensics.Case, table: str) -> list[str]:
     return [r["column_name"] for r in rows(case, f"DESCRIBE {table}")]
 
 
-def test_call_tables_are_narrow_cached_and_agree_with_calls_sql(make_case):
+def test_call_tables_are_narrow_cached_and_agree_with_call_rows(make_case):
     case = make_case(build_retry_storm, minutes=4, storm=(1, 3))
     tables = call_tables(case)
     cols = _columns(case, tables.calls)
@@ -28,44 +29,35 @@ def test_call_tables_are_narrow_cached_and_agree_with_calls_sql(make_case):
     types = {r["column_name"]: r["column_type"] for r in rows(case, f"DESCRIBE {tables.calls}")}
     assert "VARCHAR" not in types.values()  # fixed-width only: names live in the keys table
     assert call_tables(case) == tables and cached_call_tables(case) == tables  # reused, not rebuilt
-    # same calls, names and retry flags as the wide calls_sql + attempt flags
-    wide = rows(case, f"""
-SELECT c.sid, c.service, c.version, c.target, c.target_operation, f.is_retry FROM ({calls_sql(case)}) c
-JOIN ({_common.attempt_flags_sql(f'({calls_sql(case)})')}) f USING (sid) ORDER BY sid""")
+    # same calls and names as the wide rows of step 1 (nothing to collapse here)
+    wide = rows(case, f"SELECT sid, service, version, target, target_operation FROM ({call_rows_sql(case)}) ORDER BY sid")
     narrow = rows(case, f"""
-SELECT c.sid, k.service, k.version, k.target, k.target_operation, c.is_retry FROM {tables.calls} c
+SELECT c.sid, k.service, k.version, k.target, k.target_operation FROM {tables.calls} c
 JOIN {tables.keys} k USING (kid) ORDER BY sid""")
     assert narrow == wide and len(narrow) == 4 * 30 + 2 * 30 * 3
-    assert sum(r["is_retry"] for r in narrow) == 2 * 30 * 3
+    assert rows(case, f"SELECT count(*) FILTER (WHERE is_retry) AS n FROM {tables.calls}")[0]["n"] == 2 * 30 * 3
     assert rows(case, f"SELECT count(*) AS n, count(DISTINCT kid) AS k FROM {tables.keys}")[0] == {"n": 1, "k": 1}
 
 
-def test_call_tables_without_flags_gain_them_and_follow_new_spans(make_case):
+def test_call_tables_follow_new_spans(make_case):
     case = make_case(build_flagship, requests_per_version=3, items=6)
-    bare = call_tables(case, flags=False)
-    assert "is_retry" not in _columns(case, bare.calls)
-    flagged = call_tables(case)
-    assert flagged.keys == bare.keys and "is_retry" in _columns(case, flagged.calls)
-    n = rows(case, f"SELECT count(*) AS n FROM {flagged.calls}")[0]["n"]
+    tables = call_tables(case)
+    n = rows(case, f"SELECT count(*) AS n FROM {tables.calls}")[0]["n"]
     assert n == 3 + 3 * 6
     b = SpanBuilder(BASE, seed=9)
     build_flagship(b, requests_per_version=1, items=6)
     b.insert(case)
     assert cached_call_tables(case) is None  # the spans changed
     again = call_tables(case)
-    assert again != flagged and rows(case, f"SELECT count(*) AS n FROM {again.calls}")[0]["n"] == n + 1 + 6
+    assert again != tables and rows(case, f"SELECT count(*) AS n FROM {again.calls}")[0]["n"] == n + 1 + 6
     drop_calls_table(case)
     assert cached_call_tables(case) is None
 
 
-def test_call_counts_same_from_tables_and_from_spans(make_case):
+def test_call_counts(make_case):
     case = make_case(build_flagship, requests_per_version=4, items=7)
-    q = "SELECT * FROM ({}) ORDER BY psid, target, target_operation"
-    direct = rows(case, q.format(call_counts_sql(case)))  # nothing cached: straight from spans
-    call_tables(case)
-    cached = rows(case, q.format(call_counts_sql(case)))
-    assert direct == cached
-    assert sorted({(r["target"], r["target_operation"], r["calls"]) for r in direct}) == [
+    counts = rows(case, f"SELECT * FROM ({call_counts_sql(case)}) ORDER BY psid, target, target_operation")
+    assert sorted({(r["target"], r["target_operation"], r["calls"]) for r in counts}) == [
         ("inventory-service", "GET /inventory/{id}", 7), ("inventory-service", "POST /inventory/batch", 1)]
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import pytest
 
 import forensics
-from forensics.detectors._common import call_tables
+from forensics.detectors._calls import call_tables
 from forensics.detectors.version_regression import _requests_sql
 from forensics.queries import red
 from forensics.report.build import overview

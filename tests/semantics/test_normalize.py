@@ -61,7 +61,8 @@ def _op_table(con, rows: list[dict]) -> list[tuple]:
             "rpc_method", "messaging_operation", "messaging_destination", "peer_service", "server_address",
             "db_system", "messaging_system", "ch_service", "ch_route", "ch_method"]
     values = [[r.get(k) for k in cols] for r in rows]
-    select = " UNION ALL ".join("SELECT " + ", ".join(f"?::VARCHAR AS {k}" for k in cols) for _ in values)
+    select = " UNION ALL ".join("SELECT " + ", ".join(f"?::VARCHAR AS {k}" for k in cols)
+                                + ", CAST(NULL AS MAP(VARCHAR, VARCHAR)) AS attributes" for _ in values)
     flat = [v for row in values for v in row]
     q = (f"SELECT {call_target_sql('c', 'ch')}, {call_operation_sql('c', 'ch')} FROM ({select}) c, "
          "LATERAL (SELECT c.ch_service AS service, c.ch_route AS http_route, c.ch_method AS http_method) ch")
