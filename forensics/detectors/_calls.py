@@ -3,21 +3,21 @@ bimodal_latency's dependency groups, version_regression's call patterns): built 
 connection, in three steps, each a named SQL function.
 
 1. :func:`call_rows_sql`: every outbound call with a parent (what a call is, its target and its
-   operation: :mod:`forensics.semantics`), one row per span however often overlapping exports
-   repeat it, with what was exported under it: the server spans that answered it. More than one
+   operation: :mod:`forensics.semantics`; repeated span rows are hidden from every detector by
+   :func:`forensics._duplicates.unique_spans`), with what was exported under it: the server spans that answered it. More than one
    server span under one client span means the client library retried inside the call (urllib3's
    ``Retry`` behind one ``requests`` span, gRPC transparent retries): ``attempts``,
    ``failed_attempts`` and the median gap between them.
 2. :func:`collapsed_sql`: double instrumentation collapsed before anything is counted. A call
    whose parent is a call of the same operation on the same dependency (or the same request) is
    one call: the inner span stands for it, under the outer span's parent (an HTTP library span and
-   the lower-level one inside it). A call nested in time in a sibling call of the same operation
-   on the same dependency, recorded by another instrumentation (scope, name or kind differ), is
+   the lower-level one inside it). A call nested in time in a sibling call making the same request
+   (URL or statement), recorded by another instrumentation (scope, name or kind differ), is
    dropped: OpenTelemetry's SQLAlchemy and sqlite3/DB-API instrumentations both record each
-   statement, the ORM's span not being the driver span's parent, so 20 queries would look like 40
-   overlapping ones.
+   statement, the ORM's span not being the driver span's parent (and only the ORM's naming the
+   database), so 20 queries would look like 40 overlapping ones.
 3. The retry flags of :func:`attempt_flags_sql`, per sibling chain (the calls one caller made to
-   one dependency operation), computed in the same window as step 2.
+   one dependency operation).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .._db import run, scalar
 from ..semantics import call_operation_sql, call_target_sql, is_call_sql, is_error_sql
-from ._common import fingerprint, span_key_sql, span_rows_sql, temp_table, trace_key_sql, version_sql
+from ._common import fingerprint, span_key_sql, temp_table, trace_key_sql, version_sql
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -47,7 +47,7 @@ def _attr_int(alias: str, keys: tuple[str, ...], default: int) -> str:
     return f"coalesce({vals}, {default})"
 
 
-def _children_sql(spans: str) -> str:
+def _children_sql() -> str:
     """Per outbound span (key ``psid``): the server/consumer spans under it. ``servers``
     (distinct server spans: the attempts the callee saw), ``failed_servers``, ``inner_gap_ms``
     (mean gap between one attempt's end and the next one's start, for 2+ attempts), and the
@@ -64,9 +64,9 @@ FROM (
   SELECT {span_key_sql('s', 'parent_span_id')} AS psid, s.kind, s.service, s.http_route, s.http_method,
     epoch_us(s.start_time) AS start_us, epoch_us(coalesce(s.end_time, s.start_time)) - epoch_us(s.start_time) AS dur_us,
     {is_error_sql('s')} AS failed
-  FROM {spans} s WHERE s.kind IN ('server', 'consumer') AND s.parent_span_id IS NOT NULL
+  FROM spans s WHERE s.kind IN ('server', 'consumer') AND s.parent_span_id IS NOT NULL
     AND {span_key_sql('s', 'parent_span_id')} IN (
-      SELECT {span_key_sql('c')} FROM {spans} c WHERE c.parent_span_id IS NOT NULL AND {is_call_sql('c')}))
+      SELECT {span_key_sql('c')} FROM spans c WHERE c.parent_span_id IS NOT NULL AND {is_call_sql('c')}))
 GROUP BY psid"""
 
 
@@ -76,7 +76,7 @@ _MARKED = f"({_attr_int('c', RESEND_KEYS, 0)} > 0 OR {_attr_int('c', ATTEMPT_KEY
 
 
 def call_rows_sql(case: "Case") -> str:
-    """Step 1: every outbound call with a parent, one row per span, names next to their keys.
+    """Step 1: every outbound call with a parent, names next to their keys.
 
     Columns: sid, psid, tid (:func:`forensics.detectors._common.span_key_sql`,
     :func:`~forensics.detectors._common.trace_key_sql`), service, version (effective:
@@ -88,7 +88,6 @@ def call_rows_sql(case: "Case") -> str:
     failed_attempts (failed server spans when there are 2 or more, else the call's own failure)
     and inner_gap_ms (see :func:`_children_sql`).
     """
-    spans = span_rows_sql(case)
     vjoin, vexpr = version_sql(case, "c")
     return f"""
 SELECT {span_key_sql('c')} AS sid, {span_key_sql('c', 'parent_span_id')} AS psid, {trace_key_sql('c')} AS tid,
@@ -99,8 +98,8 @@ SELECT {span_key_sql('c')} AS sid, {span_key_sql('c', 'parent_span_id')} AS psid
   greatest(coalesce(ch.servers, 0), 1) AS attempts,
   CASE WHEN ch.servers > 1 THEN ch.failed_servers ELSE {is_error_sql('c')}::INT END AS failed_attempts,
   ch.inner_gap_ms
-FROM {spans} c {vjoin}
-LEFT JOIN ({_children_sql(spans)}) ch ON ch.psid = {span_key_sql('c')}
+FROM spans c {vjoin}
+LEFT JOIN ({_children_sql()}) ch ON ch.psid = {span_key_sql('c')}
 WHERE c.parent_span_id IS NOT NULL AND {is_call_sql('c')}"""
 
 
@@ -111,21 +110,31 @@ _CARRIED = ("sid", "tid", "service", "version", "target", "target_operation", "s
 
 
 def collapsed_sql(rows: str) -> str:
-    """Step 2 (the parent-child half): the calls of table ``rows`` (:func:`call_rows_sql`) with
-    a call nested in a call of the same operation on the same dependency, or of the same request,
-    lifted under the outer call's parent, and the outer call left out. Adds ``chain`` (key of
-    the caller, target and operation) and ``kid`` (key of service, version, target, operation)."""
+    """Step 2: the calls of table ``rows`` (:func:`call_rows_sql`) with double instrumentation
+    collapsed. A call whose parent is a call of the same operation on the same dependency, or
+    of the same request (equal ``detail``), is lifted under the outer call's parent and the
+    outer call left out. Then, among the calls of one caller that make the same request, a call
+    recorded by another instrumentation (``inst``) than the call before it (by start, the longer
+    first), and nested in its time, is left out: the same request seen twice (each
+    instrumentation may name the dependency its own way, so the request decides, not the
+    target). Adds ``chain`` (key of the caller, target and operation) and ``kid`` (key of
+    service, version, target, operation)."""
     cols = ", ".join(f"r.{c}" for c in _CARRIED)
+    kept = ", ".join(_CARRIED)
     return f"""
 WITH nested AS (
   SELECT r.sid, p.sid AS outer_sid, p.psid AS outer_psid FROM {rows} r JOIN {rows} p ON p.sid = r.psid
   WHERE (p.target = r.target AND p.target_operation = r.target_operation) OR p.detail = r.detail),
-outers AS (SELECT DISTINCT outer_sid FROM nested)
-SELECT {cols}, coalesce(n.outer_psid, r.psid) AS psid,
-  hash(coalesce(n.outer_psid, r.psid), r.target, r.target_operation) AS chain,
-  hash(r.service, r.version, r.target, r.target_operation) AS kid
-FROM {rows} r LEFT JOIN nested n ON n.sid = r.sid LEFT JOIN outers o ON o.outer_sid = r.sid
-WHERE o.outer_sid IS NULL"""
+outers AS (SELECT DISTINCT outer_sid FROM nested),
+lifted AS (
+  SELECT {cols}, coalesce(n.outer_psid, r.psid) AS psid
+  FROM {rows} r LEFT JOIN nested n ON n.sid = r.sid LEFT JOIN outers o ON o.outer_sid = r.sid
+  WHERE o.outer_sid IS NULL)
+SELECT {kept}, psid, hash(psid, target, target_operation) AS chain,
+  hash(service, version, target, target_operation) AS kid
+FROM (SELECT *, lag(end_us) OVER w AS prev_end, lag(inst) OVER w AS prev_inst
+      FROM lifted WINDOW w AS (PARTITION BY psid, detail ORDER BY start_us, end_us DESC, sid))
+WHERE NOT (prev_end IS NOT NULL AND prev_end >= end_us AND prev_inst IS DISTINCT FROM inst)"""
 
 
 #: fixed-width columns of the calls table (every column but the retry flags)
@@ -134,9 +143,8 @@ CALL_COLUMNS = ("sid", "psid", "tid", "chain", "kid", "start_time", "end_time", 
 
 
 def attempt_flags_sql(calls: str) -> str:
-    """Step 2 (the sibling half) and step 3, in one window per sibling chain over table
-    ``calls`` (:func:`collapsed_sql`): :data:`CALL_COLUMNS`, ``is_retry``, ``gap_ms`` and
-    ``prev_max_end``, without the calls nested in a sibling (see the module docstring).
+    """Step 3, in one window per sibling chain over table ``calls`` (:func:`collapsed_sql`):
+    :data:`CALL_COLUMNS`, ``is_retry``, ``gap_ms`` and ``prev_max_end``.
 
     ``is_retry``: a retry attribute, or the previous sibling failed, this call starts after it
     ended (:data:`RETRY_TOLERANCE_US`) and repeats the same request (equal ``detail``).
@@ -148,11 +156,10 @@ def attempt_flags_sql(calls: str) -> str:
 SELECT {cols}, (marked OR (coalesce(prev_error, false) AND start_us >= prev_end - {RETRY_TOLERANCE_US}
                         AND detail IS NOT DISTINCT FROM prev_detail)) AS is_retry,
   (start_us - prev_end) / 1000.0 AS gap_ms, prev_max_end
-FROM (SELECT {cols}, inst, lag(is_error) OVER w AS prev_error, lag(end_us) OVER w AS prev_end,
-        lag(detail) OVER w AS prev_detail, lag(inst) OVER w AS prev_inst,
+FROM (SELECT {cols}, lag(is_error) OVER w AS prev_error, lag(end_us) OVER w AS prev_end,
+        lag(detail) OVER w AS prev_detail,
         max(end_us) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_max_end
       FROM {calls} WINDOW w AS (PARTITION BY chain ORDER BY start_us, end_us DESC, sid))
-WHERE NOT (prev_end IS NOT NULL AND prev_end >= end_us AND prev_inst IS DISTINCT FROM inst)
 """
 
 
@@ -218,13 +225,12 @@ def call_counts_sql(case: "Case") -> str:
             f"JOIN {tables.keys} k ON k.kid = c.kid GROUP BY ALL")
 
 
-def callers_sql(spans: str, rel: str) -> str:
+def callers_sql(rel: str) -> str:
     """SELECT (psid, trace_id, name, http_route, http_method): the caller span of each ``psid``
-    of relation ``rel``, read from ``spans`` (:func:`forensics.detectors._common.span_rows_sql`)
-    once per key, whatever duplicates it holds."""
+    of relation ``rel`` (one row per key)."""
     return (f"SELECT {span_key_sql('p')} AS psid, any_value(p.trace_id) AS trace_id, any_value(p.name) AS name, "
             f"any_value(p.http_route) AS http_route, any_value(p.http_method) AS http_method "
-            f"FROM {spans} p WHERE {span_key_sql('p')} IN (SELECT psid FROM {rel}) GROUP BY 1")
+            f"FROM spans p WHERE {span_key_sql('p')} IN (SELECT psid FROM {rel}) GROUP BY 1")
 
 
 def _new_name(what: str) -> str:

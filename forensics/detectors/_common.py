@@ -1,5 +1,4 @@
-"""Helpers shared by the trace detectors: span keys, span rows without duplicates, effective
-versions, temp tables, severity, near misses, and turning query rows into findings (the outbound
+"""Helpers shared by the trace detectors: span keys, effective versions, temp tables, severity, near misses, and turning query rows into findings (the outbound
 calls are in :mod:`forensics.detectors._calls`).
 
 All heavy lifting is SQL over the canonical ``spans`` table; Python only loops over the
@@ -82,7 +81,7 @@ def deploy_times_sql() -> str:
             "WHERE kind = 'deploy' AND service IS NOT NULL AND version IS NOT NULL GROUP BY ALL")
 
 
-# -- span keys and rows ----------------------------------------------------------------------
+# -- span keys --------------------------------------------------------------------------------
 def span_key_sql(s: str = "s", column: str = "span_id") -> str:
     """64-bit key ``hash(trace_id, <column>)`` of a span aliased ``s`` (its parent with
     ``column="parent_span_id"``). Joins on it replace joins on two id strings. Engine-specific
@@ -103,32 +102,6 @@ def fingerprint(case: "Case") -> tuple:
 SELECT (SELECT count(*) FROM spans), (SELECT sum(hash(trace_id, span_id)) FROM spans),
        (SELECT count(*) FROM events WHERE kind = 'deploy'),
        (SELECT sum(hash(service, version, time)) FROM events WHERE kind = 'deploy')""")[0])
-
-
-_DUPLICATES: dict[int, tuple[tuple, bool]] = {}
-
-
-def has_duplicate_spans(case: "Case") -> bool:
-    """Whether some span is stored more than once (same trace id, span id, service and kind:
-    overlapping exports, a trace downloaded twice). Checked once per connection while
-    :func:`fingerprint` holds."""
-    fp = fingerprint(case)
-    cached = _DUPLICATES.get(id(case.con))
-    if cached and cached[0] == fp:
-        return cached[1]
-    dup = bool(scalar(case.con, "SELECT count(*) > count(DISTINCT hash(trace_id, span_id, service, kind)) FROM spans"))
-    _DUPLICATES[id(case.con)] = (fp, dup)
-    return dup
-
-
-def span_rows_sql(case: "Case") -> str:
-    """The relation to read spans from: ``spans``, or, when overlapping exports stored some span
-    more than once (:func:`has_duplicate_spans`), a subquery keeping one row per (trace id, span
-    id, service, kind): the first by source file and line. Duplicates must not change an answer."""
-    if not has_duplicate_spans(case):
-        return "spans"
-    return ("(SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY trace_id, span_id, service, kind "
-            "ORDER BY source_file, source_line, source_offset) AS dup_rank FROM spans) WHERE dup_rank = 1)")
 
 
 #: span keys looked up per query by :func:`add_sources` (bind parameters of one IN list)

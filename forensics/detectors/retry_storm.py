@@ -40,7 +40,7 @@ from ..findings import Findings
 from ..semantics import server_operation_key_sql, with_server_operation_sql
 from ._calls import call_tables, callers_sql
 from ._common import (add_sources, check, fmt_ms, fmt_num, has_spans, near_miss, rows, source_sql, span_key_sql,
-                      span_rows_sql, temp_table, to_findings, trace_key_sql)
+                      temp_table, to_findings, trace_key_sql)
 from .registry import detector
 
 if TYPE_CHECKING:
@@ -81,12 +81,12 @@ FROM a JOIN {keys} k ON k.kid = a.kid LEFT JOIN gaps g ON g.chain = a.chain
 """
 
 
-def _chains_with_callers_sql(spans: str, chains: str) -> str:
+def _chains_with_callers_sql(chains: str) -> str:
     """Chains joined with their caller span (trace, operation), bucketed by start (param: bucket_s)."""
     return with_server_operation_sql(f"""
 SELECT g.*, p.trace_id, p.name, p.http_route, p.http_method, {server_operation_key_sql('p')} AS opkey,
   time_bucket(to_seconds($bucket_s::DOUBLE), g.first_start) AS bucket
-FROM {chains} g JOIN ({callers_sql(spans, chains)}) p ON p.psid = g.psid""")
+FROM {chains} g JOIN ({callers_sql(chains)}) p ON p.psid = g.psid""")
 
 
 def _retry_keys_sql(cc: str) -> str:
@@ -131,7 +131,7 @@ GROUP BY ALL HAVING sum(g.retries) > 0
 """
 
 
-def _amplification_sql(spans: str, calls: str, keys: str) -> str:
+def _amplification_sql(calls: str, keys: str) -> str:
     """Amplified buckets per (service, target, target operation) (params: see detector).
 
     Calls (attempts: a call with retries inside counts each) are counted per (kid, bucket)
@@ -142,7 +142,7 @@ def _amplification_sql(spans: str, calls: str, keys: str) -> str:
     """
     bucket = "time_bucket(to_seconds($bucket_s::DOUBLE), start_time)"
     return f"""
-WITH inb AS ({_inbound_sql(spans)}),
+WITH inb AS ({_INBOUND_SQL}),
 ob AS (
   SELECT kid, {bucket} AS bucket, CAST(sum(attempts) AS BIGINT) AS outbound,
     CAST(sum(failed_attempts) AS BIGINT) AS errors
@@ -188,18 +188,17 @@ GROUP BY service, target, target_operation
 """
 
 
-def _inbound_sql(spans: str) -> str:
-    """Inbound (server/consumer) requests per (service, bucket) (param: bucket_s)."""
-    return (f"SELECT service, time_bucket(to_seconds($bucket_s::DOUBLE), start_time) AS bucket, count(*) AS inbound "
-            f"FROM {spans} s WHERE kind IN ('server', 'consumer') GROUP BY ALL")
+#: inbound (server/consumer) requests per (service, bucket) (param: bucket_s)
+_INBOUND_SQL = ("SELECT service, time_bucket(to_seconds($bucket_s::DOUBLE), start_time) AS bucket, count(*) AS inbound "
+                "FROM spans WHERE kind IN ('server', 'consumer') GROUP BY ALL")
 
 
-def _too_little_data_sql(spans: str, calls: str, keys: str) -> str:
+def _too_little_data_sql(calls: str, keys: str) -> str:
     """Dependency operations whose amplification cannot be judged: fewer than
     :data:`MIN_BASELINE_BUCKETS` buckets with ``$min_inbound`` inbound requests of the caller
     (params: bucket_s, min_inbound). Columns service, target, target_operation, calls, buckets."""
     return f"""
-WITH inb AS ({_inbound_sql(spans)}),
+WITH inb AS ({_INBOUND_SQL}),
 full_buckets AS (SELECT service, count(*) FILTER (WHERE inbound >= $min_inbound) AS buckets FROM inb GROUP BY ALL),
 k AS (SELECT kid, count(*) AS calls FROM {calls} GROUP BY kid)
 SELECT n.service, n.target, n.target_operation, sum(k.calls)::BIGINT AS calls,
@@ -261,12 +260,11 @@ def detect_retry_storm(case: "Case", *, min_retried_requests: int = 10, min_retr
     amp_params = {"bucket_s": bucket_s, "min_inbound": min_inbound, "min_amp": min_amplification,
                   "tol": inbound_tolerance, "min_extra": min_extra_calls}
     calls, keys = call_tables(case)
-    spans = span_rows_sql(case)
     with temp_table(case, _attempts_sql(calls, keys)) as chains, \
-            temp_table(case, _chains_with_callers_sql(spans, chains), {"bucket_s": bucket_s}) as cc:
+            temp_table(case, _chains_with_callers_sql(chains), {"bucket_s": bucket_s}) as cc:
         retry_rows = add_sources(case, rows(case, _retry_keys_sql(cc), {"bucket_s": bucket_s, "min_share": min_retry_share}))
-        amp_rows = rows(case, _amplification_sql(spans, calls, keys), amp_params)
-        skipped = (rows(case, _too_little_data_sql(spans, calls, keys), {"bucket_s": bucket_s, "min_inbound": min_inbound})
+        amp_rows = rows(case, _amplification_sql(calls, keys), amp_params)
+        skipped = (rows(case, _too_little_data_sql(calls, keys), {"bucket_s": bucket_s, "min_inbound": min_inbound})
                    if explain else [])
     few = [a for a in amp_rows if a["amplified_buckets"] < min_amplified_buckets]
     amp = {(a["service"], a["target"], a["target_operation"]): a for a in amp_rows if a not in few}
