@@ -20,8 +20,9 @@ that stays in the process as internal, and server frameworks put their own host 
 Its **target** (:func:`call_target_sql`) is the dependency's name: ``peer.service``; the
 service of the server span that answered it; the host of ``url.full``/``http.url``; the host of
 ``server.address``/``net.peer.name``; the database (``db.namespace``/``db.name``/``db.instance``
-with ``db.system``: ``shop (postgresql)``); the messaging system; the RPC service; ``jdbc`` for a
-JDBC statement known by its name only; ``unknown`` when nothing names it.
+with ``db.system``: ``shop (postgresql)``; the database name alone, else ``jdbc`` for a JDBC
+statement known by its name, else ``database`` for a statement without a system); the messaging
+system; the RPC service; ``unknown`` when nothing names it.
 """
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def _database_sql(c: str) -> str:
     name = "coalesce(" + ", ".join(f"nullif({c}.attributes['{k}'], '')" for k in DB_NAME_KEYS) + ")"
     return (f"CASE WHEN nullif({c}.db_system, '') IS NOT NULL THEN "
             f"coalesce({name} || ' (' || {c}.db_system || ')', {c}.db_system) "
-            f"WHEN {c}.name LIKE '{JDBC_NAME_LIKE}' THEN 'jdbc' END")
+            f"WHEN {c}.name LIKE '{JDBC_NAME_LIKE}' THEN coalesce({name}, 'jdbc') "
+            f"WHEN {c}.db_statement IS NOT NULL THEN coalesce({name}, 'database') END")
 
 
 def call_target_sql(c: str = "c", child: str | None = "ch") -> str:

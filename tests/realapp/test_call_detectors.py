@@ -67,6 +67,15 @@ def test_opentracing_jdbc_spans_without_kind():
     assert ev["shape"] == inc["shape"]
     assert (ev["calls_per_request"]["p50"], ev["calls_per_request"]["max"]) == (12, 14)
     assert ev["hit_requests"] == 3 and f["severity"] == "medium"  # ~120 ms per request, 3 requests
+    # the older tags promoted at load time: ``sql`` is a statement, ``peer.address`` an address;
+    # the audit insert (tags sql and database only, no kind) is a call to the ``audit`` database
+    calls = call_tables(case)
+    got = rows(case, f"""
+SELECT k.target, k.target_operation, count(*) AS n FROM {calls.calls} c JOIN {calls.keys} k USING (kid)
+WHERE k.target_operation LIKE 'insert into audit%' GROUP BY ALL""")
+    assert got == [{"target": "audit", "target_operation": "insert into audit (order_id, at) values (?, ?)", "n": 3}]
+    assert case.sql("SELECT count(*) FROM spans WHERE attributes['peer.address'] IS NOT NULL "
+                    "AND server_address IS NULL").scalar() == 0
 
 
 @pytest.mark.parametrize("variant", ["otlp", "zipkin"])

@@ -24,7 +24,8 @@ def _first(attrs: str, *keys: str) -> str:
     return "coalesce(" + ", ".join(f"{attrs}['{k}']" for k in keys) + ")" if len(keys) > 1 else f"{attrs}['{keys[0]}']"
 
 
-#: promoted column -> attribute keys, newest semantic convention first
+#: promoted column -> attribute keys, newest semantic convention first (then OpenTracing-era tags:
+#: ``db.type``, ``peer.hostname``, ``peer.address``; Brave's ``sql.query``; the older ``sql``)
 PROMOTED: dict[str, tuple[str, ...]] = {
     "http_route": ("http.route",),
     "http_method": ("http.request.method", "http.method"),
@@ -32,13 +33,14 @@ PROMOTED: dict[str, tuple[str, ...]] = {
     "http_url": ("url.full", "http.url", "url.path", "http.target", "http.path"),
     "url_template": ("url.template",),
     "peer_service": ("peer.service",),
-    "server_address": ("server.address", "net.peer.name", "net.host.name", "peer.hostname", "http.host"),
+    "server_address": ("server.address", "net.peer.name", "net.host.name", "peer.hostname", "http.host",
+                       "peer.address"),
     "server_port": ("server.port", "net.peer.port", "net.host.port", "peer.port"),
     "rpc_system": ("rpc.system",),
     "rpc_service": ("rpc.service",),
     "rpc_method": ("rpc.method",),
     "db_system": ("db.system.name", "db.system", "db.type"),
-    "db_statement": ("db.query.text", "db.statement"),
+    "db_statement": ("db.query.text", "db.statement", "sql.query", "sql"),
     "db_operation": ("db.operation.name", "db.operation"),
     "messaging_system": ("messaging.system",),
     "messaging_destination": ("messaging.destination.name", "messaging.destination"),
