@@ -4,10 +4,10 @@ connection, in three steps, each a named SQL function.
 
 1. :func:`call_rows_sql`: every outbound call with a parent (what a call is, its target and its
    operation: :mod:`forensics.semantics`; repeated span rows are hidden from every detector by
-   :func:`forensics._duplicates.unique_spans`), with what was exported under it: the server spans that answered it. More than one
-   server span under one client span means the client library retried inside the call (urllib3's
-   ``Retry`` behind one ``requests`` span, gRPC transparent retries): ``attempts``,
-   ``failed_attempts`` and the median gap between them.
+   :func:`forensics._duplicates.unique_spans`), with what was exported under it: the server
+   spans that answered it. More than one server span under one client span means the client
+   library retried inside the call (urllib3's ``Retry`` behind one ``requests`` span, gRPC
+   transparent retries): ``attempts``, ``failed_attempts`` and the mean gap between them.
 2. :func:`collapsed_sql`: double instrumentation collapsed before anything is counted. A call
    whose parent is a call of the same operation on the same dependency (or the same request) is
    one call: the inner span stands for it, under the outer span's parent (an HTTP library span and
@@ -49,7 +49,7 @@ def _attr_int(alias: str, keys: tuple[str, ...], default: int) -> str:
 
 def _children_sql() -> str:
     """Per outbound span (key ``psid``): the server/consumer spans under it. ``servers``
-    (distinct server spans: the attempts the callee saw), ``failed_servers``, ``inner_gap_ms``
+    (server spans: the attempts the callee saw), ``failed_servers``, ``inner_gap_ms``
     (mean gap between one attempt's end and the next one's start, for 2+ attempts), and the
     service, route and method of one of them (to name the callee)."""
     return f"""
