@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .._db import query_arrow, run, scalar
-from ..findings import Findings
+from ..findings import SEVERITIES, Findings
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -147,6 +147,13 @@ def severity_from_score(score: float, cuts: Sequence[tuple[float, str]]) -> str:
         if score >= cut:
             return sev
     return "low"
+
+
+def cap_severity(severity: str, cap: str | None) -> str:
+    """``severity``, lowered to ``cap`` when ``cap`` is less severe (None: no cap)."""
+    if cap is None:
+        return severity
+    return max(severity, cap, key=SEVERITIES.index)
 
 
 def check(name: str, observed: Any, required: Any, passed: bool) -> dict[str, Any]:

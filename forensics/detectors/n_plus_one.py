@@ -39,8 +39,9 @@ from typing import TYPE_CHECKING, Any
 from ..findings import Findings
 from ..semantics import server_operation_key_sql, with_server_operation_sql
 from ._calls import call_tables, callers_sql
-from ._common import (add_sources, check, clean, deploy_times_sql, fmt_ms, fmt_num, has_spans, near_miss, rows,
-                      severity_from_score, span_key_sql, temp_table, to_findings, version_sql, vlabel)
+from ._common import (add_sources, cap_severity, check, clean, deploy_times_sql, fmt_ms, fmt_num, has_spans,
+                      near_miss, rows, severity_from_score, span_key_sql, temp_table, to_findings, version_sql,
+                      vlabel)
 from .registry import detector
 
 if TYPE_CHECKING:
@@ -52,7 +53,6 @@ SEVERITY_CUTS = ((500.0, "critical"), (150.0, "high"), (50.0, "medium"))
 #: the severity a finding may reach with a given number of requests with hits (below the
 #: detector's ``min_requests_for_critical``): one request, at most medium; more, at most high
 _ONE_REQUEST_CAP, _FEW_REQUESTS_CAP = "medium", "high"
-_ORDER = ("info", "low", "medium", "high", "critical")
 EXEMPLARS = 5
 NEAR_MISS_LIMIT = 50
 
@@ -264,8 +264,8 @@ def _severity(score: float, regressed: bool, hit_requests: int, min_requests_for
     if regressed and severity in ("medium", "low"):
         severity = "high"
     cap = (_ONE_REQUEST_CAP if hit_requests <= 1 else _FEW_REQUESTS_CAP
-           if hit_requests < min_requests_for_critical else "critical")
-    return min(severity, cap, key=_ORDER.index)
+           if hit_requests < min_requests_for_critical else None)
+    return cap_severity(severity, cap)
 
 
 def _finding(versions: list[dict[str, Any]], thresholds: dict[str, Any]) -> dict[str, Any] | None:

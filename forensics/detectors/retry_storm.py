@@ -39,15 +39,14 @@ from typing import TYPE_CHECKING, Any
 from ..findings import Findings
 from ..semantics import server_operation_key_sql, with_server_operation_sql
 from ._calls import call_tables, callers_sql
-from ._common import (add_sources, check, fmt_ms, fmt_num, has_spans, near_miss, rows, source_sql, span_key_sql,
-                      temp_table, to_findings, trace_key_sql)
+from ._common import (add_sources, cap_severity, check, fmt_ms, fmt_num, has_spans, near_miss, rows, source_sql,
+                      span_key_sql, temp_table, to_findings, trace_key_sql)
 from .registry import detector
 
 if TYPE_CHECKING:
     from ..case import Case
 
 EXEMPLARS = 5
-_ORDER = ("info", "low", "medium", "high", "critical")
 #: attempts per retried request (p50) and failed share of them that make a few retried requests
 #: look like a storm in miniature (the least a medium finding with little evidence needs)
 SMALL_STORM_ATTEMPTS, SMALL_STORM_ERROR_SHARE = 3, 0.5
@@ -326,8 +325,7 @@ def _retry_finding(r: dict[str, Any], a: dict[str, Any] | None, t: dict[str, Any
     if a is not None and not passed:
         severity = "medium"
     cap = _evidence_cap(r, t)
-    if cap is not None and _ORDER.index(severity) > _ORDER.index(cap):
-        severity = cap
+    severity = cap_severity(severity, cap)
     svc, op, target, top = r["service"], r["operation"], r["target"], r["target_operation"]
     if r["gap_ms_p50"] is None:
         spacing = "spacing unknown"
