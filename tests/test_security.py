@@ -44,6 +44,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("analysis/clock_skew.py", "name"): "literal temp table name",
     ("analysis/critical_path.py", "path"): "generated temp table name of the critical spans (_critical_core)",
     ("detectors/_common.py", "name"): "generated temp table name (_fx_<pid>_<counter>)",
+    ("detectors/_calls.py", "name"): "generated call table names (_fx_<what>_<pid>_<counter>)",
     ("detectors/version_regression.py", "name"): "generated registered table name",
     ("loaders/traces/otlp/arrow.py", "name"): "generated registered table name",
     ("loaders/traces/jaeger_zipkin/arrow.py", "name"): "generated temp table name (ctx.register)",
