@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..semantics import call_target_sql, is_call_sql
 from ._sql import ENTRY_SPANS_SQL, SpanFilter, frame
 from ._theme import (check_choice, check_int, check_text, check_window, empty_figure, resolve_case,
                      service_colors, style)
@@ -29,20 +30,20 @@ QUALIFY row_number() OVER (PARTITION BY version ORDER BY hash(span_id), span_id)
 ORDER BY first_seen, version
 """
 
-#: client/producer spans of the service in the requests' traces, by dependency (the child
-#: span's service, else the peer it names), per version of the request
-_CALLS_SQL = """
-, req AS ({entry}),
+#: outbound calls (:func:`forensics.semantics.is_call_sql`) of the service in the requests' traces,
+#: by dependency (:func:`forensics.semantics.call_target_sql`: the child span's service, else the
+#: peer it names), per version of the request
+_CALLS_SQL = f"""
+, req AS ({{entry}}),
 versions AS (
   SELECT coalesce(service_version, '(none)') AS version, count(*) AS requests, min(start_time) AS first_seen
   FROM req GROUP BY ALL
 ),
 calls AS (
   SELECT coalesce(r.service_version, '(none)') AS version,
-         coalesce(k.service, c.peer_service, c.server_address, c.db_system, c.messaging_system, c.name) AS dependency,
-         count(DISTINCT c.span_id) AS calls
+         {call_target_sql('c', 'k')} AS dependency, count(DISTINCT c.span_id) AS calls
   FROM req r
-  JOIN spans c ON c.trace_id = r.trace_id AND c.service = r.service AND c.kind IN ('client', 'producer')
+  JOIN spans c ON c.trace_id = r.trace_id AND c.service = r.service AND {is_call_sql('c')}
   LEFT JOIN spans k ON k.trace_id = c.trace_id AND k.parent_span_id = c.span_id AND k.service IS DISTINCT FROM c.service
   GROUP BY ALL
 )
