@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Sequence, Union
 import numpy as np
 
 from .._db import one, query_arrow
-from ..analysis._tree import is_error_sql
+from ..semantics import is_error_sql
 from ..errors import UsageError
 from ..stats.changepoints import change_points
 from ..stats.robust import MAD_TO_SD

@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .._db import query_arrow, run
-from ..analysis._tree import OP_COLUMNS, is_error_sql, operation_key_sql, operations_sql
-from ..detectors._common import OUTBOUND_WHERE, temp_table
+from ..semantics import OP_COLUMNS, is_call_sql, is_error_sql, operation_key_sql, operations_sql
+from ..detectors._common import temp_table
 from .periods import Periods
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ _IN_PERIODS = "((s.start_time >= $b0 AND s.start_time < $b1) OR (s.start_time >=
 def _ops_sql() -> str:
     """Per distinct operation key of the spans in the periods: its normalized operation and
     ``opid`` (hash of the operation: the key the families group by). Normalization runs once per
-    distinct input (:func:`forensics.analysis._tree.operations_sql`)."""
+    distinct input (:func:`forensics.semantics.operations_sql`)."""
     cols = ", ".join(f"s.{c}" for c in OP_COLUMNS)
     src = f"(SELECT {operation_key_sql('s')} AS opkey, {cols} FROM spans s WHERE {_IN_PERIODS})"
     return f"SELECT opkey, operation, hash(operation) AS opid FROM ({operations_sql(src)})"
@@ -64,7 +64,7 @@ def _ops_sql() -> str:
 def _own_sql(ops: str) -> str:
     """One narrow row per span starting in the baseline or the window (parameters: $b0, $b1,
     $w0, $w1, $width_us), with ``opid`` from the table ``ops`` (:func:`_ops_sql`)."""
-    outbound = OUTBOUND_WHERE.replace("c.", "s.")
+    outbound = is_call_sql("s")
     target_sql = ("coalesce(nullif(s.peer_service, ''), nullif(s.server_address, ''), "
                   "nullif(regexp_extract(s.http_url, '^[A-Za-z][A-Za-z0-9+.-]*://([^/:?#@]+)', 1), ''), "
                   "nullif(s.db_system, ''), nullif(s.messaging_system, ''), 'unknown')")
