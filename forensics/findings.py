@@ -27,11 +27,12 @@ SCHEMA = pa.schema([
     pa.field("score", pa.float64()),
     pa.field("evidence", pa.string()),  # JSON object
     pa.field("summary", pa.string()),
-    # filled by forensics.incidents (forensics.detect groups by default); finding_id always
+    # filled by forensics.incidents (the `forensics detect` CLI groups by default); finding_id always;
+    # see docs/findings.md
     pa.field("finding_id", pa.string()),
     pa.field("incident_id", pa.string()),
     pa.field("role", pa.string()),  # cause | symptom
-    pa.field("caused_by", pa.string()),  # finding_id of the incident's cause
+    pa.field("caused_by", pa.string()),  # finding_id of the incident's cause (null: no cause established)
 ])
 COLUMNS = tuple(SCHEMA.names)
 #: the columns a detector fills; the others are given by incident grouping (and may be absent)

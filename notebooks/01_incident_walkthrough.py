@@ -255,14 +255,18 @@ px.line(guardrail, x="minute", y="inventory_calls_per_search", title="inventory 
 #
 # `forensics.incidents` groups every detector's findings into incidents: the trigger (the
 # deploy, its Kubernetes rollout merged in), the onset (a change point of the cause's p99), the
-# cause with its symptoms, and the blast radius at the entry points.
+# cause with its symptoms, and the blast radius at the entry points. The cause is the finding at
+# the service `forensics.rank_causes` ranks first for the incident's window (`ranked_first`);
+# without a strong candidate the incident would say its cause is not established.
 
 # %%
 incidents = forensics.incidents(case)
 assert len(incidents) == 1, incidents
 story = incidents[0]
 assert story["trigger"]["service"] == "catalog-service" and story["trigger"]["version"] == new
+assert story["cause_established"] and story["ranked_first"]["service"] == "catalog-service"
 print(story["summary"])
+print("root-cause ranking:", story["ranked_first"]["summary"])
 incidents.members(story["incident_id"]).to_pandas()[["role", "detector", "service", "operation", "summary"]]
 
 # %% [markdown]

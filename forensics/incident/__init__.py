@@ -19,7 +19,7 @@ import pandas as pd
 from ..findings import Findings
 from ..units import fmt_datetime, fmt_pct, fmt_time
 from .grouping import group
-from .text import sentence
+from .text import cause_text, sentence
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 __all__ = ["Incidents", "incidents"]
 
 #: the flat columns of :meth:`Incidents.to_pandas`
-COLUMNS = ("incident_id", "severity", "onset", "end_time", "trigger", "trigger_time", "cause", "cause_finding_id",
+COLUMNS = ("incident_id", "severity", "onset", "end_time", "trigger", "trigger_time", "cause", "cause_established",
+           "cause_finding_id", "ranked_first",
            "service", "operation", "version", "metric", "affected_share", "entry_service", "findings", "summary")
 
 
@@ -51,8 +52,13 @@ class Incidents:
         None), ``onset``, ``end_time`` (None while it lasts to the end of the data), ``metric``
         (latency | errors) and ``measured`` (p99 in ms and error rate before/after the onset at
         the cause's place), ``blast_radius`` (entry points, shares, extra p99 in ms),
-        ``cause_finding_id``, ``service``/``operation``/``version`` (the cause's place), and
-        ``finding_ids`` (cause first)."""
+        ``cause_established`` (False when the root-cause ranking judged the incident and found no
+        strong candidate: every member is then a symptom), ``cause_basis`` (``ranking``, ``call
+        graph`` or ``none``), ``ranked_first`` (the ranking's top candidate: ``service``,
+        ``score``, ``strong``, ``summary``...; None without a ranking verdict),
+        ``cause_finding_id`` (None when no cause is established), ``lead_finding_id`` (the cause,
+        else the finding whose place the incident is measured at),
+        ``service``/``operation``/``version`` (that place), and ``finding_ids`` (lead first)."""
         return list(self._records)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -65,9 +71,11 @@ class Incidents:
         return self._records[i]
 
     def members(self, incident_id: str) -> Findings:
-        """The findings of one incident, cause first."""
+        """The findings of one incident, the cause (or the lead finding, when no cause is
+        established) first."""
+        lead = next((r["lead_finding_id"] for r in self._records if r["incident_id"] == incident_id), None)
         recs = [r for r in self.findings.records() if r["incident_id"] == incident_id]
-        recs.sort(key=lambda r: r["role"] != "cause")
+        recs.sort(key=lambda r: r["finding_id"] != lead)
         return Findings.from_records(recs) if recs else Findings.empty()
 
     def background(self) -> Findings:
@@ -82,8 +90,9 @@ class Incidents:
             rows.append({
                 "incident_id": r["incident_id"], "severity": r["severity"], "onset": r["onset"],
                 "end_time": r["end_time"], "trigger": (r["trigger"] or {}).get("label"),
-                "trigger_time": (r["trigger"] or {}).get("time"), "cause": r["title"],
-                "cause_finding_id": r["cause_finding_id"], "service": r["service"], "operation": r["operation"],
+                "trigger_time": (r["trigger"] or {}).get("time"), "cause": cause_text(r),
+                "cause_established": r["cause_established"], "cause_finding_id": r["cause_finding_id"],
+                "ranked_first": (r["ranked_first"] or {}).get("service"), "service": r["service"], "operation": r["operation"],
                 "version": r["version"], "metric": r["metric"],
                 "affected_share": radius[0]["share"] if radius else None,
                 "entry_service": radius[0]["service"] if radius else None, "findings": r["findings"],
@@ -121,9 +130,11 @@ def incidents(case: "Case", *, findings: Findings | None = None, ranking: Any = 
     findings:
         Findings to group; by default every detector is run (:func:`forensics.detect`).
     ranking:
-        How the cause is chosen: ``"auto"`` uses ``forensics.rank_causes`` when it is installed,
-        else the call graph; ``None`` the call graph only; or a callable
-        ``(case, start, end) -> [{"service", "operation", "strong"}, ...]`` (most likely first).
+        How the cause is chosen (:mod:`forensics.incident.cause`): ``"auto"`` uses
+        ``forensics.rank_causes`` over each incident's window (no cause is named when it finds no
+        strong candidate), else the call graph; ``None`` the call graph only; or a callable
+        ``(case, start, end) -> [{"service", "operation", "strong"}, ...]`` (most likely first;
+        None when it cannot judge the window).
 
     Returns
     -------
@@ -138,8 +149,9 @@ def incidents(case: "Case", *, findings: Findings | None = None, ranking: Any = 
     by_incident: dict[str, list[tuple[bool, str]]] = {}
     for r in grouped.records():
         if r["incident_id"]:
-            by_incident.setdefault(r["incident_id"], []).append((r["role"] != "cause", r["finding_id"]))
+            by_incident.setdefault(r["incident_id"], []).append(r["finding_id"])
     for rec in records:
-        rec["finding_ids"] = [fid for _, fid in sorted(by_incident.get(rec["incident_id"], []), key=lambda x: x[0])]
+        ids = by_incident.get(rec["incident_id"], [])
+        rec["finding_ids"] = sorted(ids, key=lambda fid: fid != rec["lead_finding_id"])
         rec["summary"] = sentence(rec)
     return Incidents(records, grouped)

@@ -6,13 +6,14 @@ radius.
    enough series) is background and seeds no incident.
 2. Findings with an onset are linked when they share traces (at least :data:`MIN_SHARED` of the
    smaller one's) or point at the same service, and their onsets are within :data:`TOLERANCE`;
-   each connected group is an incident.
+   each connected group with a finding of at least :data:`MIN_SEVERITY` is an incident.
 3. Every other finding joins the incident whose traces it shares, if it starts no earlier than
    the incident's onset minus :data:`TOLERANCE` (what started before cannot be a consequence).
 4. The trigger is the change (deploy, config, Kubernetes: :func:`forensics.changes.change_events`)
    to one of the incident's services closest before the onset; the cause is chosen by
-   :mod:`.cause`; the onset and end are then those of the cause's place; the blast radius is
-   measured at the cause's place (:mod:`.impact`).
+   :mod:`.cause` (the root-cause ranking over the incident's window first; it may establish no
+   cause, and then a lead finding stands in for it below); the onset and end are then those of
+   the cause's place; the blast radius is measured at the cause's place (:mod:`.impact`).
 """
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ from ..changes import change_events
 from ..findings import SEVERITY_RANK, Findings
 from . import cause as causes
 from .impact import blast_radius
-from .links import deepest_service, finding_traces, overlaps, places, registered, service_depths, union_size
-from .onset import Grid, before_after, find_shift, grid, series
+from .links import (deepest_service, finding_traces, overlaps, place_of, places, registered, service_depths,
+                    span_services, union_size)
+from .onset import Grid, Shift, before_after, find_shift, grid, series
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -39,6 +41,9 @@ TOLERANCE = timedelta(minutes=5)
 #: a trigger is looked for this long before the onset (and up to two buckets after it: onsets are
 #: bucket starts)
 TRIGGER_LOOKBACK = timedelta(minutes=30)
+#: an incident needs a finding at least this severe: a story told only by low-severity findings
+#: (the noise of healthy traffic under load) is left as findings in no incident
+MIN_SEVERITY = "medium"
 #: detectors whose ``version`` is the version that misbehaves (its requests are the affected ones)
 VERSIONED = ("n_plus_one", "version_regression")
 
@@ -53,7 +58,8 @@ def group(case: "Case", findings: Findings, *, ranking: Any = "auto") -> tuple[F
     """Findings with ``incident_id``/``role``/``caused_by`` filled, and one dict per incident.
 
     ``ranking``: ``"auto"`` (``forensics.rank_causes`` when installed), ``None`` (call graph
-    only) or a callable ``(case, start, end) -> [{"service", "operation", "strong"}, ...]``.
+    only) or a callable ``(case, start, end) -> [{"service", "operation", "strong"}, ...] | None``
+    (:data:`forensics.incident.cause.Ranking`).
     """
     findings = findings.sorted()
     recs = findings.records()
@@ -70,7 +76,8 @@ def group(case: "Case", findings: Findings, *, ranking: Any = "auto") -> tuple[F
     if ranking == "auto":
         ranking = causes.default_ranking()
     frame = pd.DataFrame([recs[i] for i in eligible]).reset_index(drop=True)
-    place = places(frame)
+    services = span_services(case)
+    place = places(frame, services)
     with registered(case, place) as table, finding_traces(case, table) as traces:
         by_place = series(case, g, table, list(place["fid"]))
         shifts = [find_shift(by_place[p.fid], _ts(p.lo) if p.lo.year > 1970 else None,
@@ -93,7 +100,8 @@ def group(case: "Case", findings: Findings, *, ranking: Any = "auto") -> tuple[F
                 if a < b and _close(onset_of[a], onset_of[b]) and (
                         linked(a, b) or deepest_service(frame.loc[a]) == deepest_service(frame.loc[b])):
                     net.add_edge(a, b)
-        groups = [sorted(c) for c in nx.connected_components(net)]
+        groups = [sorted(c) for c in nx.connected_components(net)
+                  if any(SEVERITY_RANK[frame.loc[k, "severity"]] <= SEVERITY_RANK[MIN_SEVERITY] for k in c)]
         onsets = [min((onset_of[k] for k in c if onset_of[k] is not None), default=None) for c in groups]
         for k in range(len(frame)):
             if any(k in c for c in groups):
@@ -108,28 +116,28 @@ def group(case: "Case", findings: Findings, *, ranking: Any = "auto") -> tuple[F
         changes = change_events(case)
         incidents = []
         for c, onset0 in zip(groups, onsets):
-            members = [frame.loc[k].to_dict() for k in c]
+            members = [recs[eligible[k]] for k in c]
             total = union_size(case, traces, c)
             coverage = [sizes.get(k, 0) / total if total else 0.0 for k in c]
             trigger = _trigger(changes, members, onset0, g)
-            pick = None
-            if ranking is not None:
-                pick = causes.from_ranking(ranking(case, onset0, _latest_end(members)), members)
-            if pick is None:
-                pick = causes.by_call_graph(members, trigger=trigger, depth=depth, coverage=coverage)
-            incidents.append(_describe(case, g, members, pick, trigger, onset0, changes, by_place[c[pick]]))
-            incidents[-1]["_members"] = [eligible[k] for k in c]
-            incidents[-1]["_cause"] = eligible[c[pick]]
+            ranked = None if ranking is None else ranking(case, *_ranking_window([shifts[k] for k in c], onset0))
+            choice = causes.choose(members, ranked, trigger=trigger, depth=depth, coverage=coverage)
+            inc = _describe(case, g, members, choice.lead, trigger, onset0, changes, by_place[c[choice.lead]],
+                            services)
+            inc.update(cause_established=choice.established, cause_basis=choice.basis, ranked_first=choice.candidate,
+                       _members=[eligible[k] for k in c], _lead=eligible[c[choice.lead]])
+            incidents.append(inc)
     incidents.sort(key=lambda inc: (SEVERITY_RANK[inc["severity"]], inc["onset"]))
     for number, inc in enumerate(incidents, start=1):
         inc["incident_id"] = f"incident-{number}"
-        cause_id = recs[inc["_cause"]]["finding_id"]
+        lead = inc.pop("_lead")
+        cause_id = recs[lead]["finding_id"] if inc["cause_established"] else None
         for i in inc.pop("_members"):
             ids[i] = inc["incident_id"]
-            roles[i] = "cause" if i == inc["_cause"] else "symptom"
-            caused[i] = None if i == inc["_cause"] else cause_id
-        inc.pop("_cause")
+            roles[i] = "cause" if cause_id is not None and i == lead else "symptom"
+            caused[i] = None if i == lead else cause_id
         inc["cause_finding_id"] = cause_id
+        inc["lead_finding_id"] = recs[lead]["finding_id"]
     return findings.with_columns(incident_id=ids, role=roles, caused_by=caused), incidents
 
 
@@ -137,9 +145,15 @@ def _close(a: datetime | None, b: datetime | None) -> bool:
     return a is None or b is None or abs(a - b) <= TOLERANCE
 
 
-def _latest_end(members: list[dict[str, Any]]) -> datetime | None:
-    ends = [_ts(m.get("end_time")) for m in members]
-    return max((e for e in ends if e is not None), default=None)
+def _ranking_window(shifts: list[Any], onset: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """The window the ranking judges: from the onset to the last recovery when every member's
+    place recovered (else to the end of the data); ``(None, None)`` when no member's place shows
+    a shift (too little data: the onset is only a finding's start), for the ranking to find its
+    own."""
+    if onset is None or not any(isinstance(s, Shift) for s in shifts):
+        return None, None
+    ends = [s.end if isinstance(s, Shift) else None for s in shifts]
+    return onset, None if any(e is None for e in ends) else max(ends)
 
 
 def _trigger(changes: pd.DataFrame, members: list[dict[str, Any]], onset: datetime, g: Grid) -> dict[str, Any] | None:
@@ -157,12 +171,12 @@ def _trigger(changes: pd.DataFrame, members: list[dict[str, Any]], onset: dateti
     return {k: (None if pd.isna(v) else v) for k, v in row.to_dict().items()}
 
 
-def _describe(case: "Case", g: Grid, members: list[dict[str, Any]], pick: int, trigger: dict[str, Any] | None,
-              onset0: datetime | None, changes: pd.DataFrame, cause_series: pd.DataFrame) -> dict[str, Any]:
-    cause = members[pick]
-    service, operation = cause["service"], cause["operation"]
-    if operation is None and isinstance(cause.get("target"), str):
-        service, operation = cause["target"], cause["target_operation"]
+def _describe(case: "Case", g: Grid, members: list[dict[str, Any]], lead: int, trigger: dict[str, Any] | None,
+              onset0: datetime | None, changes: pd.DataFrame, cause_series: pd.DataFrame,
+              services: set[str]) -> dict[str, Any]:
+    """The incident measured at its lead finding's place (the cause, when one is established)."""
+    cause = members[lead]
+    service, operation = place_of(cause, services)
     shift = find_shift(cause_series, onset0)
     onset, end, metric = onset0, None, "latency"
     if shift is not None and not isinstance(shift, str) and _close(shift.onset, onset0):

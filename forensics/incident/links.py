@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Collection, Iterator
 
 import networkx as nx
 import pandas as pd
@@ -47,15 +47,25 @@ WHERE p.service IS DISTINCT FROM c.service AND p.service IS NOT NULL AND c.servi
 _ROOT_SERVICES_SQL = "SELECT DISTINCT service FROM spans WHERE parent_span_id IS NULL AND service IS NOT NULL"
 
 
-def places(findings: pd.DataFrame) -> pd.DataFrame:
+def place_of(finding: dict[str, Any], services: Collection[str]) -> tuple[str | None, str | None]:
+    """``(service, operation)`` where a finding happens (see the module docstring): a caller's
+    finding without an operation of its own is placed at its target when the target is one of the
+    case's ``services`` (instrumented); at an uninstrumented target (a database, a third party),
+    at the caller's calls to it (the caller's spans whose operation is the target operation)."""
+    service, operation = finding.get("service"), finding.get("operation")
+    target, target_op = finding.get("target"), finding.get("target_operation")
+    if isinstance(operation, str) or not isinstance(target, str):
+        return service, operation if isinstance(operation, str) else None
+    target_op = target_op if isinstance(target_op, str) else None
+    return (target, target_op) if target in services or not isinstance(service, str) else (service, target_op)
+
+
+def places(findings: pd.DataFrame, services: Collection[str]) -> pd.DataFrame:
     """Per finding (``fid`` = its position): ``service``, ``operation`` and window ``lo``..``hi``
-    of its place (see the module docstring); a finding without a window covers all time."""
-    own = findings["operation"].notna() | findings["target"].isna()
-    out = pd.DataFrame({
-        "fid": range(len(findings)),
-        "service": findings["service"].where(own, findings["target"]),
-        "operation": findings["operation"].where(own, findings["target_operation"]),
-    })
+    of its place (:func:`place_of`); a finding without a window covers all time."""
+    where = [place_of(r, services) for r in findings.to_dict("records")]
+    out = pd.DataFrame({"fid": range(len(findings)), "service": [w[0] for w in where],
+                        "operation": [w[1] for w in where]}, columns=["fid", "service", "operation"])
     lo = pd.to_datetime(findings["start_time"], utc=True)
     hi = pd.to_datetime(findings["end_time"], utc=True).fillna(lo)
     out["lo"] = lo.fillna(pd.Timestamp("1970-01-01", tz="UTC"))
@@ -111,6 +121,11 @@ def service_depths(case: "Case") -> dict[str, int]:
     for node in g.nodes:
         depth.setdefault(node, top)
     return depth
+
+
+def span_services(case: "Case") -> set[str]:
+    """The services that have spans (instrumented)."""
+    return {r[0] for r in case.sql("SELECT DISTINCT service FROM spans WHERE service IS NOT NULL").rows()}
 
 
 def deepest_service(row: Any) -> str | None:

@@ -23,10 +23,12 @@ def change_text(inc: dict[str, Any]) -> str:
     if inc.get("onset") is None:
         return "when: unknown (no times)"
     where = " ".join(x for x in (inc["service"], inc["operation"]) if x)
-    if inc["metric"] == "errors":
-        what = f"errors {fmt_pct(m.get('before_error_rate'))} -> {fmt_pct(m.get('after_error_rate'))}"
+    key, fmt = ("error_rate", fmt_pct) if inc["metric"] == "errors" else ("p99_ms", fmt_ms)
+    label = "errors" if inc["metric"] == "errors" else "p99"
+    if m.get(f"before_{key}") is None:  # nothing at that place before the onset (the data starts there)
+        what = f"{label} {fmt(m.get(f'after_{key}'))} (no requests there before)"
     else:
-        what = f"p99 {fmt_ms(m.get('before_p99_ms'))} -> {fmt_ms(m.get('after_p99_ms'))}"
+        what = f"{label} {fmt(m.get(f'before_{key}'))} -> {fmt(m.get(f'after_{key}'))}"
     until = f" until {fmt_time(inc['end_time'])}" if inc.get("end_time") else ""
     return f"from {fmt_time(inc['onset'])} {where} {what}{until}"
 
@@ -46,6 +48,28 @@ def impact_text(inc: dict[str, Any]) -> str:
     return text
 
 
+def cause_text(inc: dict[str, Any]) -> str:
+    """``N+1: catalog-service GET /search calls ...``; or, when the ranking found no strong
+    candidate, that no cause is established and what the incident's lead finding says."""
+    if inc.get("cause_established", True):
+        return inc["title"]
+    return f"not established (no service's own behaviour clearly moved); strongest finding: {inc['title']}"
+
+
+def ranking_text(inc: dict[str, Any]) -> str:
+    """What the root-cause ranking said about the incident's window: ``catalog-service first
+    (score 92.1, strong): ...``; empty without a verdict."""
+    top = inc.get("ranked_first")
+    if not top:
+        return ""
+    score = f"score {top['score']:.1f}, " if isinstance(top.get("score"), (int, float)) else ""
+    strength = "strong" if top.get("strong") else "weak: not a strong candidate"
+    agrees = {"ranking": "; the cause above is at it", "call graph": "; no finding of this incident is at it"}.get(
+        inc.get("cause_basis"), "")
+    summary = f": {top['summary']}" if top.get("summary") else ""
+    return f"{top['service']} first ({score}{strength}{agrees}){summary}"
+
+
 def sentence(inc: dict[str, Any]) -> str:
     """What, when, where, why and impact of an incident in one line."""
-    return "; ".join((trigger_text(inc["trigger"]), change_text(inc), f"cause: {inc['title']}", impact_text(inc)))
+    return "; ".join((trigger_text(inc["trigger"]), change_text(inc), f"cause: {cause_text(inc)}", impact_text(inc)))

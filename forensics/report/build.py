@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import orjson
 
 from ..findings import Findings
-from ..incident.text import change_text, impact_text, trigger_text
+from ..incident.text import cause_text, change_text, impact_text, ranking_text, trigger_text
 from ..semantics import is_error_sql
 from ..units import fmt_count, fmt_datetime, fmt_ms, fmt_num, fmt_pct, fmt_time
 from ..viz._text import map_spec_text
@@ -177,7 +177,8 @@ def incident_block(case: "Case", inc: dict[str, Any], redactor: Redactor) -> dic
         "trigger_records": (trigger or {}).get("records"),
         "onset": fmt_datetime(inc["onset"]), "end": fmt_datetime(inc["end_time"]) if inc["end_time"] else
         "not over at the end of the data", "change": change_text(inc), "impact": impact_text(inc),
-        "cause": inc["title"], "entry_points": entry_points, "logs": logs, "metrics": metrics,
+        "cause": cause_text(inc), "cause_established": inc.get("cause_established", True),
+        "ranking": ranking_text(inc), "entry_points": entry_points, "logs": logs, "metrics": metrics,
         "services": ", ".join(inc["services"]), "onset_hm": fmt_time(inc["onset"]),
     }
     return redactor.obj(block)

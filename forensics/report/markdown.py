@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..findings import Findings
-from ..incident.text import change_text, impact_text, trigger_text
+from ..incident.text import cause_text, change_text, impact_text, ranking_text, trigger_text
 from ..units import fmt_count, fmt_datetime, fmt_ms, fmt_pct
 from .redact import NoRedaction, Redactor
 
@@ -55,7 +55,8 @@ def render_markdown(case: "Case", *, findings: Findings | None = None, redactor:
                 f"| onset | {fmt_datetime(inc['onset'])} |",
                 f"| end | {fmt_datetime(inc['end_time']) if inc['end_time'] else 'not over at the end of the data'} |",
                 f"| what changed | {t(change_text(inc))} |",
-                f"| cause | {t(inc['title'])} |",
+                f"| cause | {t(cause_text(inc))} |",
+                *([f"| root-cause ranking | {t(ranking_text(inc))} |"] if ranking_text(inc) else []),
                 f"| impact | {t(impact_text(inc))} |", ""]
         eps = inc["blast_radius"]["entry_points"][:10]
         if eps:

@@ -1,6 +1,8 @@
 """Incidents: the committed sample incidents each come out as one story with the right cause,
 trigger, onset and blast radius; unrelated problems stay apart; background and data-quality
-findings join no incident; a root-cause ranking, when given, picks the cause."""
+findings join no incident; the root-cause ranking (forensics.rank_causes, for real) picks the
+cause, and where it finds no strong candidate (a no-op redeploy of the real OpenTelemetry app
+under CPU hogs) no cause is named."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -10,9 +12,13 @@ import pytest
 
 import forensics
 from forensics import Findings
+from forensics.findings import SEVERITY_RANK
+from forensics.incident.text import ranking_text
+from forensics.report.markdown import render_markdown
 from forensics.synth.builder import SpanBuilder
 
 ROOT = Path(__file__).resolve().parents[2] / "sample_data"
+REALAPP = Path(__file__).resolve().parents[1] / "data" / "realapp"
 
 
 def _sample(name: str, tmp_path_factory) -> forensics.Case:
@@ -93,6 +99,83 @@ def test_retry_storm_sample_is_one_story_caused_at_pricing(retry):
     assert all(f["incident_id"] is None for f in inc.findings.records() if f["detector"] == "clock_skew")
 
 
+def test_flagship_cause_comes_from_rank_causes_and_agrees_with_it(demo):
+    case, by_graph = demo
+    inc = forensics.incidents(case, findings=by_graph.findings)  # ranking="auto": forensics.rank_causes
+    assert len(inc) == 1
+    one = inc[0]
+    cause = inc.members(one["incident_id"]).records()[0]
+    assert (cause["role"], cause["detector"], cause["service"], cause["target"], cause["version"]) == \
+        ("cause", "n_plus_one", "catalog-service", "inventory-service", "1.8.0")
+    assert one["cause_established"] and one["cause_basis"] == "ranking"
+    assert one["cause_finding_id"] == one["lead_finding_id"] == cause["finding_id"]
+    ranked = one["ranked_first"]
+    assert ranked["service"] == "catalog-service" and ranked["strong"] and ranked["score"] > 10
+    assert forensics.rank_causes(case).top["service"] == cause["service"]  # the ranking on its own agrees
+    assert one["summary"] == by_graph[0]["summary"]  # the call graph had come to the same story
+    assert "cause: N+1" in one["summary"]
+
+
+@pytest.fixture(scope="module")
+def noop_redeploy():
+    """The real OTel app redeployed without a change (catalog-service 1.7.9 -> 1.7.10) while two
+    CPU hogs slowed every service alike: its version_regression finding is real-shaped noise."""
+    case = forensics.open_case()
+    forensics.load(case, REALAPP / "healthy_noop_redeploy" / "otlp", progress=False)
+    return case, forensics.incidents(case)
+
+
+def test_no_strong_candidate_means_no_cause_named(noop_redeploy):
+    case, inc = noop_redeploy
+    assert forensics.rank_causes(case).top is None  # the ranking blames no one here
+    assert len(inc) == 1
+    one = inc[0]
+    assert not one["cause_established"] and one["cause_basis"] == "none"
+    assert one["cause_finding_id"] is None and one["ranked_first"] is not None and not one["ranked_first"]["strong"]
+    members = inc.members(one["incident_id"]).records()
+    assert members[0]["finding_id"] == one["lead_finding_id"]
+    assert members[0]["severity"] == min((m["severity"] for m in members), key=SEVERITY_RANK.get)
+    assert all(m["role"] == "symptom" and m["caused_by"] is None for m in members)
+    assert "cause: not established" in one["summary"]
+    assert inc.to_pandas().loc[0, "cause_established"] == False  # noqa: E712
+    md = render_markdown(case, findings=inc.findings)
+    assert "| cause | not established" in md and "| root-cause ranking | " in md and "weak" in md
+
+
+def test_a_ranking_verdict_names_the_cause_only_when_strong(demo):
+    case, by_graph = demo
+    findings = by_graph.findings
+    weak = forensics.incidents(case, findings=findings, ranking=lambda c, s, e: [
+        {"service": "catalog-service", "operation": None, "strong": False}])
+    assert not weak[0]["cause_established"] and all(f["role"] != "cause" for f in weak.findings.records())
+    cannot = forensics.incidents(case, findings=findings, ranking=lambda c, s, e: None)  # e.g. no baseline
+    elsewhere = forensics.incidents(case, findings=findings, ranking=lambda c, s, e: [
+        {"service": "no-finding-here", "operation": None, "strong": True}])
+    for inc, basis in ((cannot, "call graph"), (elsewhere, "call graph")):
+        assert inc[0]["cause_established"] and inc[0]["cause_basis"] == basis
+        assert inc[0]["cause_finding_id"] == by_graph[0]["cause_finding_id"]
+    assert "no finding of this incident is at it" in ranking_text(elsewhere[0])
+
+
+def test_a_ranked_call_names_the_finding_that_makes_it():
+    from forensics.incident.cause import from_ranking
+
+    members = [{"detector": "version_regression", "severity": "critical", "service": "cat", "operation": "GET /s",
+                "target": None, "target_operation": None, "score": 9.0},
+               {"detector": "bimodal_latency", "severity": "high", "service": "cat", "operation": "GET /s",
+                "target": "inv", "target_operation": "GET /old", "score": 1.0},
+               {"detector": "retry_storm", "severity": "high", "service": "cat", "operation": "GET /s",
+                "target": "inv", "target_operation": "GET /i/{id}", "score": 1.0}]
+    ranked = [{"service": "cat", "operation": "GET /s -> inv GET /i/{id}", "strong": True}]
+    assert from_ranking(ranked, members) == 2
+    # the ranked call decides over the detector order (a retry storm usually comes before latency shapes)
+    assert from_ranking([{"service": "cat", "operation": "GET /s -> inv GET /old", "strong": True}], members) == 1
+    assert from_ranking([{"service": "cat", "operation": "GET /s -> inv", "strong": True}], members) == 2
+    assert from_ranking([{"service": "cat", "operation": "GET /s", "strong": True}], members) == 2
+    assert from_ranking([{"service": "inv", "operation": "GET /old", "strong": True}], members) == 1
+    assert from_ranking([{"service": "elsewhere", "operation": None, "strong": True}], members) is None
+
+
 def test_a_ranking_picks_the_cause_when_given(demo):
     case, _ = demo
     findings = forensics.incidents(case, ranking=None).findings
@@ -162,7 +245,8 @@ def test_steady_findings_seed_no_incident():
     assert len(forensics.incidents(case, findings=findings, ranking=None)) == 0
 
 
-def test_a_single_trace_groups_by_shared_traces():
+def _single_trace() -> forensics.Case:
+    """One trace: gw GET /a calling svc GET /b 20 times in sequence."""
     b = SpanBuilder(BASE, seed=2)
     r = b.span("gw", "GET /a", kind="server", start_ms=0, duration_ms=500)
     for i in range(20):
@@ -171,12 +255,55 @@ def test_a_single_trace_groups_by_shared_traces():
         b.span("svc", "GET /b", kind="server", parent=c, start_ms=6 + 20 * i, duration_ms=16)
     case = forensics.open_case()
     b.insert(case)
+    return case
+
+
+def test_a_single_trace_groups_by_shared_traces():
+    case = _single_trace()
     findings = Findings.from_records([
         _finding("n_plus_one", "gw", "GET /a", 0, target="svc", target_operation="GET /b", end_time=BASE),
         _finding("critical_path", "svc", "GET /b", 0, severity="low", end_time=BASE)])
     inc = forensics.incidents(case, findings=findings, ranking=None)
     assert len(inc) == 1 and inc[0]["title"] == "n_plus_one at gw"
     assert inc[0]["trigger"] is None and inc[0]["end_time"] is None
+
+
+def test_a_single_trace_keeps_its_call_graph_cause_with_the_real_ranking():
+    """rank_causes cannot judge one trace (no baseline before it): the call graph names the cause."""
+    case = _single_trace()
+    inc = forensics.incidents(case, findings=Findings.from_records([
+        _finding("n_plus_one", "gw", "GET /a", 0, target="svc", target_operation="GET /b", end_time=BASE)]))
+    assert len(inc) == 1 and inc[0]["cause_established"] and inc[0]["cause_basis"] == "call graph"
+    assert inc.findings.records()[0]["role"] == "cause"
+
+
+def test_low_severity_findings_alone_make_no_incident():
+    """healthy_noisy: the real OTel app under a CPU hog; its one finding is a low-severity critical
+    path over a p99 that wobbles with the hog."""
+    case = forensics.open_case()
+    forensics.load(case, REALAPP / "healthy_noisy" / "otlp", progress=False)
+    findings = forensics.detect(case)
+    assert len(findings) and {f["severity"] for f in findings.records()} <= {"low", "info"}
+    inc = forensics.incidents(case, findings=findings)
+    assert len(inc) == 0 and all(f["incident_id"] is None for f in inc.findings.records())
+    two = _two_problems()
+    low = Findings.from_records([_finding("bimodal_latency", "checkout", "POST /pay", 30, severity="low")])
+    assert len(forensics.incidents(two, findings=low, ranking=None)) == 0
+    low_and_medium = Findings.from_records([*low.records(), _finding("critical_path", "payments", "POST /charge", 30,
+                                                                     severity="medium")])
+    assert len(forensics.incidents(two, findings=low_and_medium, ranking=None)) == 1
+
+
+def test_a_finding_at_an_uninstrumented_dependency_is_measured_at_its_callers():
+    """sqlite has no spans of its own: the place of inventory-service's slow calls to it is
+    inventory-service's client spans with that statement."""
+    from forensics.incident.links import place_of
+
+    f = {"service": "inventory-service", "operation": None, "target": "sqlite", "target_operation": "SELECT 1"}
+    assert place_of(f, {"inventory-service"}) == ("inventory-service", "SELECT 1")
+    assert place_of(f, {"inventory-service", "sqlite"}) == ("sqlite", "SELECT 1")
+    assert place_of({**f, "operation": "GET /stock"}, set()) == ("inventory-service", "GET /stock")
+    assert place_of({**f, "target": None, "target_operation": None}, set()) == ("inventory-service", None)
 
 
 @pytest.mark.parametrize("records", [
