@@ -5,13 +5,20 @@ see its waterfall.
 Every choice reaches SQL only as a bind parameter (through :mod:`forensics.viz`). Figures are
 shown in ``Output`` widgets as plotly MIME bundles (JupyterLab renders them with its plotly
 extension) and kept in :attr:`Explorer.figures` for programmatic use.
+
+A change of filter recomputes only what depends on it: the detectors run once (or not at all when
+``findings`` are given), a waterfall is drawn when a trace is selected (not for the first trace of
+every new list), and each figure, trace list and choice list is kept per selection (a case is
+evidence: it does not change under the explorer), so going back to a selection is immediate.
+``python -m bench.explore`` measures it.
 """
 from __future__ import annotations
 
 import html
 import json
+from collections import OrderedDict
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable, Hashable
 
 import ipywidgets as widgets
 import pandas as pd
@@ -25,7 +32,11 @@ from .viz._theme import check_int, resolve_case
 ALL = "(all)"
 #: status line while the explorer recomputes
 BUSY = "<span style='color:#555'>&#x23F3; computing…</span>"
+#: shown above the trace list
+TRACES_HINT = "<i>Slowest requests for this selection: select one to draw its waterfall.</i>"
 MAX_TICKS = 240
+#: computed figures, trace lists and choice lists kept (most recently used)
+CACHE_SIZE = 128
 
 _SERVICES_SQL = "SELECT DISTINCT service FROM spans WHERE service IS NOT NULL ORDER BY service"
 _CHOICES_SQL = f"""
@@ -38,6 +49,11 @@ _TRACES_SQL = """
 SELECT trace_id, start_time, duration_ms, status, service, name FROM entry
 ORDER BY duration_ms DESC, trace_id LIMIT $limit
 """
+
+
+def _drawn(fig: go.Figure) -> tuple[go.Figure, dict[str, Any]]:
+    """A figure and its display output (kept together: serializing costs as much as drawing)."""
+    return fig, _figure_output(fig)
 
 
 def _figure_output(fig: go.Figure) -> dict[str, Any]:
@@ -62,6 +78,8 @@ class Explorer:
         The rows behind :attr:`traces` (pandas DataFrame).
     findings_html:
         ``HTML`` widget with the top findings for the selection (escaped).
+    status:
+        ``HTML`` widget: a busy indicator while the explorer recomputes.
     """
 
     def __init__(self, case: Any, *, findings: Findings | None = None, max_traces: int = 50,
@@ -74,6 +92,7 @@ class Explorer:
         self.findings = detect(self.case) if findings is None else findings
         self.figures: dict[str, go.Figure] = {}
         self.trace_table = pd.DataFrame()
+        self._cache: OrderedDict[Hashable, Any] = OrderedDict()
         services = [r[0] for r in self.case.sql(_SERVICES_SQL).rows()]
         self.window = widgets.SelectionRangeSlider(options=self._ticks() or [("-", None)], description="time (UTC)",
                                                    continuous_update=False, layout={"width": "95%"},
@@ -97,7 +116,7 @@ class Explorer:
             self.window, widgets.HBox([self.service, self.operation, self.version]), self.status,
             widgets.Tab(children=[self.red_out, self.heatmap_out], titles=("RED", "latency heatmap")),
             widgets.HTML("<b>Top findings</b>"), self.findings_html,
-            self.traces, self.waterfall_out,
+            widgets.HTML(TRACES_HINT), self.traces, self.waterfall_out,
         ])
         self.refresh()
 
@@ -127,7 +146,18 @@ class Explorer:
         if self.service.value == ALL:
             return [ALL]
         q = _CHOICES_SQL.format(column=column)  # column is one of two fixed names below
-        return [ALL] + [str(r[0]) for r in self.case.sql(q, {"service": self.service.value}).rows()]
+        return self._cached(("choices", column, self.service.value), lambda: [ALL] + [
+            str(r[0]) for r in self.case.sql(q, {"service": self.service.value}).rows()])
+
+    def _cached(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()``, or what it returned for ``key`` before (least recently used dropped)."""
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        value = self._cache[key] = compute()
+        if len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return value
 
     def _refresh_choices(self) -> None:
         self.operation.options = self._choices("name")
@@ -158,8 +188,11 @@ class Explorer:
                 "version": pick(self.version)}
 
     # -- updates ----------------------------------------------------------------------------------
-    def refresh(self) -> None:
-        """Recompute the RED panel, heatmap, findings and trace list for the current choices."""
+    def refresh(self, *, force: bool = False) -> None:
+        """Show the RED panel, heatmap, findings and trace list for the current choices (computed
+        once per selection; ``force`` drops what was kept, e.g. after loading more data)."""
+        if force:
+            self._cache.clear()
         sel = self.selection()
         self.status.value = BUSY  # shown while the figures are recomputed
         try:
@@ -168,19 +201,18 @@ class Explorer:
             self.status.value = "<i>This case has no spans.</i>" if sel["service"] is None else ""
 
     def _refresh(self, sel: dict[str, Any]) -> None:
-        self._show("red", red_panel(self.case, **sel) if sel["service"] else latency_heatmap(self.case, **sel),
-                   self.red_out)
-        self._show("heatmap", latency_heatmap(self.case, **sel), self.heatmap_out)
+        key = tuple(sel.items())
+        red = (lambda: red_panel(self.case, **sel)) if sel["service"] else (lambda: latency_heatmap(self.case, **sel))
+        self._show("red", self._cached(("red",) + key, lambda: _drawn(red())), self.red_out)
+        self._show("heatmap", self._cached(("heatmap",) + key, lambda: _drawn(latency_heatmap(self.case, **sel))),
+                   self.heatmap_out)
         self.findings_html.value = self._findings_table(sel)
-        self.trace_table = self._trace_rows(sel)
+        self.trace_table = self._cached(("traces",) + key, lambda: self._trace_rows(sel))
+        self.traces.index = None  # a new list selects nothing: a waterfall is drawn on selection only
         self.traces.options = [
             (f"{r.duration_ms:9.1f} ms  {r.status or '':5}  {pd.Timestamp(r.start_time):%H:%M:%S}  "
              f"{r.service}: {r.name}  [{r.trace_id[:12]}]", r.trace_id)
             for r in self.trace_table.itertuples()]  # one option per listed trace (at most max_traces)
-        if len(self.trace_table):
-            self.traces.value = self.trace_table["trace_id"].iloc[0]
-        else:
-            self.show_trace(None)
 
     def _trace_rows(self, sel: dict[str, Any]) -> pd.DataFrame:
         flt = SpanFilter(**sel)
@@ -188,7 +220,7 @@ class Explorer:
         return frame(self.case, q, {**flt.params, "limit": self.max_traces})
 
     def _findings_table(self, sel: dict[str, Any]) -> str:
-        df = self.findings.to_pandas() if len(self.findings) else pd.DataFrame(columns=list(Findings.empty().to_arrow().column_names))
+        df = self._cached(("findings",), lambda: self.findings.to_pandas())
         if sel["service"] is not None:
             df = df[(df["service"] == sel["service"]) | (df["target"] == sel["service"])]
         if sel["version"] is not None:  # findings about that version, and those about no version
@@ -212,11 +244,16 @@ class Explorer:
             self.figures.pop("waterfall", None)
             self.waterfall_out.outputs = ()
             return
-        self._show("waterfall", waterfall(self.case, trace_id), self.waterfall_out)
+        self.status.value = BUSY
+        try:
+            self._show("waterfall", self._cached(("waterfall", trace_id), lambda: _drawn(waterfall(self.case, trace_id))),
+                       self.waterfall_out)
+        finally:
+            self.status.value = ""
 
-    def _show(self, name: str, fig: go.Figure, out: widgets.Output) -> None:
-        self.figures[name] = fig
-        out.outputs = (_figure_output(fig),)
+    def _show(self, name: str, drawn: tuple[go.Figure, dict[str, Any]], out: widgets.Output) -> None:
+        self.figures[name] = drawn[0]
+        out.outputs = (drawn[1],)
 
     # -- display ------------------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:

@@ -42,9 +42,9 @@ def test_widget_tree_and_initial_state():
     assert ex.version.options == (ALL, "1.7.9", "1.8.0")
     assert ex.window.value[0] == BASE and ex.window.value[1] == BASE + timedelta(minutes=10)
     assert len(ex.traces.options) == 20
-    assert ex.traces.value == ex.trace_table["trace_id"].iloc[0]
+    assert ex.traces.value is None and "waterfall" not in ex.figures  # drawn when a trace is selected
     assert ex.trace_table["duration_ms"].iloc[0] == 140.0  # slowest first
-    assert {"red", "heatmap", "waterfall"} <= set(ex.figures)
+    assert {"red", "heatmap"} <= set(ex.figures)
     red = _plotly(ex.red_out)
     assert {t["name"] for t in red["data"]} == {"rate", "errors", "p50", "p95", "p99"}
     assert "N+1" not in ex.findings_html.value and "5 times per /search" in ex.findings_html.value
@@ -149,3 +149,28 @@ def test_time_slider_labels_are_short_enough_to_read():
     labels = [label for label, _ in ex.window.options]
     assert labels[0] == "10:00" and max(len(x) for x in labels) <= 11
     assert ex.window.style.description_width == "initial"
+
+
+def test_each_selection_is_computed_once_and_waterfalls_only_on_selection(monkeypatch):
+    import forensics.explore as module
+
+    case, ids = _case()
+    calls = []
+    for name in ("red_panel", "latency_heatmap", "waterfall"):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **kw: calls.append(_name) or _real(*a, **kw))
+    ex = explore(case, findings=_findings())
+    assert calls == ["red_panel", "latency_heatmap"]
+    ex.service.value = "inventory-service"
+    ex.version.value = ex.version.options[-1]
+    assert "waterfall" not in calls and ex.traces.value is None
+    drawn = len(calls)
+    ex.version.value = ALL
+    ex.service.value = "catalog-service"  # both seen before: nothing recomputed
+    assert len(calls) == drawn and ex.figures["red"].layout.title.text == "RED: catalog-service"
+    ex.traces.value = ids["traces"][3]
+    ex.traces.value = ids["traces"][4]
+    ex.traces.value = ids["traces"][3]
+    assert calls.count("waterfall") == 2 and ids["traces"][3] in ex.figures["waterfall"].layout.title.text
+    ex.refresh(force=True)  # e.g. after loading more data into the case
+    assert calls[-2:] == ["red_panel", "latency_heatmap"]

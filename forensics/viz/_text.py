@@ -59,10 +59,11 @@ def escape_figure(fig: Any) -> Any:
     tick labels), in place; returns ``fig``. Call exactly once per figure."""
     for trace in fig.data:
         for prop in _TRACE_PROPS:
-            try:
-                old = trace[prop]
-            except (KeyError, ValueError, AttributeError):
+            # ``in`` first: reading a property a trace type lacks makes plotly rank every valid
+            # name by edit distance for its error message (~0.1 s per figure)
+            if prop not in trace:
                 continue
+            old = trace[prop]
             if old is None:
                 continue
             new = escape_text(old)
