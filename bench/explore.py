@@ -12,13 +12,13 @@ worst seconds of each; writes ``bench/results/explore-<UTC>.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import forensics
+
+from . import write_result
 
 ROOT = Path(__file__).resolve().parent
 SAMPLE = ROOT.parent / "sample_data" / "catalog_n_plus_one"
@@ -69,10 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
                 _timed(samples, f"trace click ({tag})", lambda t=trace: _set(ex.traces, t))
     result["changes"] = {kind: {"n": len(v), "median_s": round(statistics.median(v), 3), "max_s": round(max(v), 3)}
                          for kind, v in samples.items()}
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
-    (ROOT / "results").mkdir(exist_ok=True)
-    (ROOT / "results" / f"explore-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result("explore", result)
     return result
 
 

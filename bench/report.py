@@ -8,12 +8,12 @@ prints seconds, the report's size and the number of spans. Writes ``bench/result
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import forensics
+
+from . import write_result
 
 ROOT = Path(__file__).resolve().parent
 
@@ -43,10 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
         out = forensics.report(case, args.out / "report.html", findings=findings)
         result["report_s"] = round(time.perf_counter() - t0, 2)
         result["report_bytes"] = out.stat().st_size
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
-    (ROOT / "results").mkdir(exist_ok=True)
-    (ROOT / "results" / f"report-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result("report", result)
     return result
 
 
