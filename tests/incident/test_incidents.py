@@ -116,13 +116,32 @@ def test_flagship_cause_comes_from_rank_causes_and_agrees_with_it(demo):
     assert "cause: N+1" in one["summary"]
 
 
+def _realapp(name: str) -> forensics.Case:
+    case = forensics.open_case()
+    forensics.load(case, REALAPP / name / "otlp", progress=False)
+    return case
+
+
+def _at(minute: float, second: float) -> datetime:
+    return datetime(2026, 12, 7, 17, int(minute), 0, tzinfo=timezone.utc) + timedelta(seconds=second)
+
+
 @pytest.fixture(scope="module")
 def noop_redeploy():
     """The real OTel app redeployed without a change (catalog-service 1.7.9 -> 1.7.10) while two
-    CPU hogs slowed every service alike: its version_regression finding is real-shaped noise."""
-    case = forensics.open_case()
-    forensics.load(case, REALAPP / "healthy_noop_redeploy" / "otlp", progress=False)
-    return case, forensics.incidents(case)
+    CPU hogs slowed every service alike, with the findings the detectors reported on it (written
+    out, so the test does not move with the detectors): version_regression blamed 1.7.10,
+    bimodal_latency saw the sqlite calls of inventory-service."""
+    case = _realapp("healthy_noop_redeploy")
+    sqlite = {"target": "sqlite", "severity": "low", "end_time": _at(17, 21)}
+    findings = Findings.from_records([
+        {**_finding("version_regression", "catalog-service", "GET /products/<sku>", 0), "version": "1.7.10",
+         "start_time": _at(17, 1.5), "end_time": _at(17, 22)},
+        {**_finding("bimodal_latency", "inventory-service", None, 0), **sqlite, "start_time": _at(16, 33.8),
+         "target_operation": "SELECT stock.qty FROM stock WHERE stock.sku = ?"},
+        {**_finding("bimodal_latency", "inventory-service", None, 0), **sqlite, "start_time": _at(16, 33.8),
+         "target_operation": "connect"}])
+    return case, forensics.incidents(case, findings=findings)
 
 
 def test_no_strong_candidate_means_no_cause_named(noop_redeploy):
@@ -278,14 +297,15 @@ def test_a_single_trace_keeps_its_call_graph_cause_with_the_real_ranking():
 
 
 def test_low_severity_findings_alone_make_no_incident():
-    """healthy_noisy: the real OTel app under a CPU hog; its one finding is a low-severity critical
-    path over a p99 that wobbles with the hog."""
-    case = forensics.open_case()
-    forensics.load(case, REALAPP / "healthy_noisy" / "otlp", progress=False)
-    findings = forensics.detect(case)
-    assert len(findings) and {f["severity"] for f in findings.records()} <= {"low", "info"}
+    """healthy_noisy: the real OTel app under a CPU hog; the detectors' one finding on it is a
+    low-severity critical path (written out here) at a place whose p99 wobbles with the hog."""
+    case = _realapp("healthy_noisy")
+    findings = Findings.from_records([{**_finding("critical_path", "catalog-service", "GET /stock", 0, severity="low"),
+                                       "start_time": _at(15, 42.26), "end_time": _at(15, 42.35)}])
     inc = forensics.incidents(case, findings=findings)
     assert len(inc) == 0 and all(f["incident_id"] is None for f in inc.findings.records())
+    upgraded = Findings.from_records([{**findings.records()[0], "severity": "medium"}])
+    assert len(forensics.incidents(case, findings=upgraded, ranking=None)) == 1  # the same finding, medium
     two = _two_problems()
     low = Findings.from_records([_finding("bimodal_latency", "checkout", "POST /pay", 30, severity="low")])
     assert len(forensics.incidents(two, findings=low, ranking=None)) == 0
