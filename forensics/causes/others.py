@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from .._db import query_arrow
-from .periods import Periods, warning_sql
-from .spans import as_bucket_frame
+from .periods import Periods
+from .spans import as_bucket_frame, reaction_sql
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -73,24 +73,21 @@ def log_buckets(case: "Case", periods: Periods, width_s: float, calls: str | Non
     """Family ``logs``: per (service, template) and bucket, the template's share of the
     service's lines (``n`` = the service's lines in the bucket).
 
-    With ``calls`` (a SELECT of ``psid``, ``end_us``, ``culprit``, ``failed``) and ``spans`` (a
-    SELECT of ``sid``, ``err``), see :meth:`forensics.causes.spans.SpanSignals.reactions`: a
+    With ``calls`` (a table of ``psid``, ``end_us``, ``culprit``, ``failed``) and ``spans`` (a
+    table of ``sid``, ``err``), see :meth:`forensics.causes.spans.SpanSignals.reactions`: a
     log line is a *reaction* to the callee of the latest call its span made before the line (up
     to 1 ms after the call's end: log times are often cut to milliseconds) when that call failed
     ("retrying", "call failed"), or when the line is a warning or worse and its span did not
     fail: the caller masked something in the answer (a wrong value: "falling back", "asking
-    again"). A template of which at least :data:`REACTION_SHARE` of the lines are reactions
+    again"; :func:`forensics.causes.spans.reaction_sql`). A template of which at least :data:`REACTION_SHARE` of the lines are reactions
     counts for the callee they react to most, keyed ``caller: template``, as a share of the
     caller's lines; the caller's own templates are shares of its other lines.
     """
     join = ""
     cols = "NULL::VARCHAR AS callee, false AS reacts"
     if calls and spans:
-        join = (f"ASOF LEFT JOIN ({calls}) f ON f.psid = hash(l.trace_id, l.span_id) "
-                "AND epoch_us(l.time) + 1000 >= f.end_us "
-                f"LEFT JOIN ({spans}) sp ON sp.sid = hash(l.trace_id, l.span_id)")
-        cols = (f"f.culprit AS callee, coalesce(f.failed OR ({warning_sql('l')} AND NOT coalesce(sp.err, true)), false) "
-                "AS reacts")
+        join, callee, reacts, _ = reaction_sql(calls, spans)
+        cols = f"{callee} AS callee, {reacts} AS reacts"
     return as_bucket_frame(query_arrow(case.con, f"""
 WITH l AS (
   SELECT coalesce(l.service, l.resource_attributes['service.name'], p.service) AS service,

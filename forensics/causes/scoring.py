@@ -62,6 +62,7 @@ FAMILIES: dict[str, Family] = {
     "errors": Family("errors", 1.0, 0.0, "share"),
     "calls": Family("calls", 1.0, 1.0, "calls"),
     "call_ops": Family("calls", 1.0, 1.0, "calls"),
+    "follow_ups": Family("calls", 1.0, 0.0, "calls"),
     "logs": Family("logs", 1.0, 1.0, "share"),
     "log_volume": Family("logs", 1.0, 0.5, "rel"),
     "metrics": Family("resources", 0.5, 0.25, "value"),
@@ -159,6 +160,8 @@ _PHRASES: dict[str, Callable[[dict[str, Any]], str]] = {
                          f"fail where the failure starts (baseline {_pct(r['base'])})"),
     "calls": lambda r: f"{r['key']}: {fmt_num(r['win'])} calls per request (baseline {fmt_num(r['base'])})",
     "call_ops": lambda r: f"{r['key']}: {fmt_num(r['win'])} calls per request (baseline {fmt_num(r['base'])})",
+    "follow_ups": lambda r: (f"{r['key']} calls it again after its answers (retries, asking again): "
+                             f"{fmt_num(r['win'])} such calls per request (baseline {fmt_num(r['base'])})"),
     "logs": lambda r: (f"log template \"{r['key']}\" is {_pct(r['win'])} of its log lines "
                        f"(baseline {_pct(r['base'])})"),
     "log_volume": lambda r: f"it logs {_times(math.exp(r['win'] - r['base']))} as many lines per request",

@@ -30,9 +30,9 @@ from ..stats.robust import MAD_TO_SD
 #: share (0-1) for errors and log templates, calls per parent span, and the metric's own
 #: unit relative to its baseline level (``REL_FLOORS``)
 FLOORS = {"self_time": 0.1, "service_time": 0.1, "pod_time": 0.1, "gap": 0.1, "dependency": 0.1,
-          "errors": 0.002, "calls": 0.05, "call_ops": 0.05, "logs": 0.002, "log_volume": 0.02, "metrics": 1e-9}
+          "errors": 0.002, "calls": 0.05, "call_ops": 0.05, "follow_ups": 0.05, "logs": 0.002, "log_volume": 0.02, "metrics": 1e-9}
 #: floor of the scale relative to the baseline level |median|, per family
-REL_FLOORS = {"calls": 0.05, "call_ops": 0.05, "metrics": 0.1, "log_volume": 0.05}
+REL_FLOORS = {"calls": 0.05, "call_ops": 0.05, "follow_ups": 0.05, "metrics": 0.1, "log_volume": 0.05}
 #: families whose relative floor applies to the larger of the two levels, not the baseline's:
 #: a metric at 0 in the baseline (a counter that did not tick) is not infinitely far from 0.003
 PEAK_RELATIVE = ("metrics",)
@@ -44,7 +44,7 @@ MIN_PEERS = 3
 RATE_FAMILIES = ("errors", "logs")
 #: families whose level in a period is the pooled mean (sum of value x n over sum of n), not the
 #: median bucket: rare events (3 % errors in buckets of 30) leave most buckets at 0
-POOLED_FAMILIES = ("errors", "logs", "calls", "call_ops")
+POOLED_FAMILIES = ("errors", "logs", "calls", "call_ops", "follow_ups")
 #: largest |z| reported (a new error type against none in the baseline is "very large", not 10^9)
 Z_CAP = 10_000.0
 

@@ -37,7 +37,7 @@ import pandas as pd
 from .._db import query_arrow, run
 from ..semantics import OP_COLUMNS, is_call_sql, is_error_sql, operation_key_sql, operations_sql
 from ..detectors._common import temp_table
-from .periods import Periods
+from .periods import Periods, warning_sql
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -118,6 +118,26 @@ LATERAL (SELECT CASE
     ELSE 'self' END AS role) r"""
 
 
+def reaction_sql(calls: str, spans: str, log: str = "l") -> tuple[str, str, str, str]:
+    """How a log line ``log`` relates to the answers its span got: ``(join, callee, reacts,
+    masked)``, SQL pieces over ``logs`` aliased ``log``.
+
+    ``join`` attaches the latest call its span made that ended before the line (up to 1 ms
+    after it: log times are often cut to milliseconds) from ``calls`` (a table of ``psid``,
+    ``end_us``, ``culprit``, ``failed``: :meth:`SpanSignals.reactions`) and the span itself from
+    ``spans`` (``sid``, ``err``); ``callee`` is that call's culprit; the line ``reacts`` to it
+    when the call failed ("retrying", "call failed") or when the line is ``masked``: a warning
+    or worse in a span that did not fail (the caller masked something in the answer: a wrong
+    value, "falling back", "asking again"). One definition for the log templates
+    (:func:`forensics.causes.others.log_buckets`) and the calls that follow an answer
+    (:meth:`SpanSignals.call_buckets`)."""
+    join = (f"ASOF LEFT JOIN {calls} f ON f.psid = hash({log}.trace_id, {log}.span_id) "
+            f"AND epoch_us({log}.time) + 1000 >= f.end_us "
+            f"LEFT JOIN {spans} sp ON sp.sid = hash({log}.trace_id, {log}.span_id)")
+    masked = f"({warning_sql(log)} AND NOT coalesce(sp.err, true) AND f.culprit IS NOT NULL)"
+    return join, "f.culprit", f"coalesce(f.failed OR {masked}, false)", masked
+
+
 def as_bucket_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Bucket rows with the column types :func:`forensics.causes.series.compare_buckets` expects
     (DuckDB sums of counts arrive as 128-bit integers or decimals)."""
@@ -150,13 +170,18 @@ class SpanSignals:
 
     def __enter__(self) -> "SpanSignals":
         try:
-            ops = self._stack.enter_context(temp_table(
-                self.case, _ops_sql(), {k: v for k, v in self.params.items() if k != "width_us"}))
+            periods_only = {k: v for k, v in self.params.items() if k != "width_us"}
+            ops = self._stack.enter_context(temp_table(self.case, _ops_sql(), periods_only))
             self.ops = self._stack.enter_context(temp_table(
                 self.case, f"SELECT DISTINCT opid, operation FROM {ops}"))
             self.own = self._stack.enter_context(temp_table(self.case, _own_sql(ops), self.params))
             kids = self._stack.enter_context(temp_table(self.case, _kids_sql(self.own)))
             self.roles = self._stack.enter_context(temp_table(self.case, _roles_sql(self.own, kids)))
+            self.answers = self._stack.enter_context(temp_table(self.case, f"""
+SELECT r.psid, o.end_us, r.culprit, o.err AS failed FROM {self.roles} r JOIN {self.own} o USING (sid)
+WHERE r.role IN ('gap', 'dependency') AND r.psid IS NOT NULL"""))
+            self.spans = self._stack.enter_context(temp_table(self.case, f"SELECT sid, err FROM {self.own}"))
+            self.turns = self._stack.enter_context(temp_table(self.case, self._turns_sql(), periods_only))
         except BaseException:
             self._stack.close()
             raise
@@ -164,6 +189,16 @@ class SpanSignals:
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
+
+    def _turns_sql(self) -> str:
+        """Moments a calling span turned on a callee's answer that it masked (``psid``,
+        ``culprit``, ``t_us``): the span logged a warning right after a call to it and did not
+        fail (:func:`reaction_sql`). Calls the span makes to that callee afterwards follow its
+        answers (:meth:`call_buckets`)."""
+        join, callee, _, masked = reaction_sql(self.answers, self.spans)
+        return f"""
+SELECT hash(l.trace_id, l.span_id) AS psid, {callee} AS culprit, epoch_us(l.time) AS t_us FROM logs l {join}
+WHERE l.trace_id IS NOT NULL AND l.time >= least($b0, $w0) AND l.time < greatest($b1, $w1) AND {masked}"""
 
     def _frame(self, query: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         return as_bucket_frame(query_arrow(self.case.con, query, params).to_pandas())
@@ -218,15 +253,27 @@ SELECT 'errors', culprit, '*', w, bucket, count(*), avg(origin::INT), NULL FROM 
         """Families ``calls`` and ``call_ops``: calls per parent span to each dependency
         (``operation -> target``) and to each of its operations (``operation -> target
         operation``), per bucket, charged to the parent's service; buckets where the parent
-        operation ran without that call count 0. A call right after a failed
-        call from the same parent to the same operation is a retry, not a call pattern of the
-        caller: it is not counted (the failure is charged to the callee)."""
+        operation ran without that call count 0.
+
+        A call that *follows an answer* is not the caller's call pattern but the callee's doing:
+        a call right after a failed call from the same parent to the same operation (a retry),
+        or a call to a callee after the parent logged a masked warning about that callee's
+        answer (asking again, looking items up one by one after a wrong value; see
+        :func:`reaction_sql`). Those
+        calls are left out of the caller's families and form the family ``follow_ups``, charged
+        to the callee: per calling operation (key ``caller operation``), follow-up calls per
+        request."""
         frame = self._frame(f"""
 WITH attempts AS (
-  SELECT c.psid, c.target, c.opid, c.start_us,
-    coalesce(lag(c.err) OVER (PARTITION BY c.psid, c.target, c.opid ORDER BY c.start_us, c.sid), false) AS after_failure
-  FROM {self.own} c WHERE c.is_out AND c.psid IS NOT NULL),
-calls AS (SELECT psid, target, opid AS c_opkey, count(*) AS n FROM attempts WHERE NOT after_failure GROUP BY ALL),
+  SELECT c.psid, c.target, c.opid, r.culprit, t.t_us IS NOT NULL
+    OR coalesce(lag(c.err) OVER (PARTITION BY c.psid, r.culprit, c.opid ORDER BY c.start_us, c.sid), false) AS follows
+  FROM {self.own} c JOIN {self.roles} r USING (sid)
+  ASOF LEFT JOIN {self.turns} t ON t.psid = c.psid AND t.culprit = r.culprit AND c.start_us >= t.t_us
+  WHERE c.is_out AND c.psid IS NOT NULL),
+calls AS (SELECT psid, target, opid AS c_opkey, count(*) AS n FROM attempts WHERE NOT follows GROUP BY ALL),
+follow_ups AS (
+  SELECT a.culprit, p.service, p.opid AS p_opkey, p.w, p.bucket, count(*) AS calls
+  FROM attempts a JOIN {self.own} p ON p.sid = a.psid WHERE a.follows AND NOT p.is_out GROUP BY ALL),
 per_parent AS (
   SELECT p.service, p.opid AS p_opkey, c.target, c.c_opkey, p.w, p.bucket, sum(c.n) AS calls
   FROM calls c JOIN {self.own} p ON p.sid = c.psid WHERE NOT p.is_out GROUP BY ALL),
@@ -246,19 +293,24 @@ FROM (SELECT DISTINCT service, p_opkey, target FROM edges) e JOIN parents pa USI
 LEFT JOIN (SELECT service, p_opkey, target, w, bucket, sum(calls) AS calls FROM per_parent GROUP BY ALL) pp
   ON pp.service = e.service AND pp.p_opkey = e.p_opkey AND pp.target = e.target AND pp.w = pa.w
   AND pp.bucket = pa.bucket
+LEFT JOIN {self.ops} po ON po.opid = e.p_opkey
+UNION ALL
+SELECT 'follow_ups', e.culprit, e.service || ' ' || coalesce(po.operation, '?'), pa.w, pa.bucket, pa.n,
+  coalesce(f.calls, 0) / pa.n, NULL::DOUBLE
+FROM (SELECT DISTINCT culprit, service, p_opkey FROM follow_ups) e JOIN parents pa USING (service, p_opkey)
+LEFT JOIN follow_ups f ON f.culprit = e.culprit AND f.service = e.service AND f.p_opkey = e.p_opkey AND f.w = pa.w
+  AND f.bucket = pa.bucket
 LEFT JOIN {self.ops} po ON po.opid = e.p_opkey""")
         base = frame[~frame["w"]].groupby(["family", "service", "key"])["value"].mean()
         self._call_bases = {(svc, key): v for (_, svc, key), v in base.items()}
         return frame
 
     def reactions(self) -> tuple[str, str]:
-        """Two SELECTs for charging what a caller does after a callee's answer to the callee
-        (see :func:`forensics.causes.others.log_buckets`): the calls, ``psid`` (key of the
-        calling span), ``end_us``, ``culprit`` (the callee service or dependency) and ``failed``;
-        and every span's ``sid`` and ``err``."""
-        return (f"SELECT r.psid, o.end_us, r.culprit, o.err AS failed FROM {self.roles} r JOIN {self.own} o "
-                "USING (sid) WHERE r.role IN ('gap', 'dependency') AND r.psid IS NOT NULL",
-                f"SELECT sid, err FROM {self.own}")
+        """Two TEMP tables for charging what a caller does after a callee's answer to the callee
+        (:func:`reaction_sql`, :func:`forensics.causes.others.log_buckets`): the calls, ``psid``
+        (key of the calling span), ``end_us``, ``culprit`` (the callee service or dependency)
+        and ``failed``; and every span's ``sid`` and ``err``."""
+        return self.answers, self.spans
 
     def exemplars(self, family: str, service: str, key: str, *, top: int = 3) -> list[str]:
         """Trace ids of up to ``top`` window spans that show ``family`` most for ``service``
