@@ -7,8 +7,9 @@ by ``python -m realapp faults``: the injected ``service``, the ``fault``, the ``
 ``faulty`` windows). Each case is loaded into its own in-memory case and ranked twice: with the
 labelled windows (``given``) and with the onset found from the data (``found``). Prints one
 Markdown table per mode (the one docs/root-cause.md and README quote) and writes the per-case
-results to ``bench/results/causes-accuracy-<time>.json``. Not part of the test suite
-(tests/causes/test_accuracy.py asserts the committed figures).
+results to ``bench/results/causes-accuracy-<time>.json``; ``--expected`` writes the per-case
+ranks that tests/realapp/test_faults.py holds the ranking to (tests/realapp/fault_ranks.json; the
+published tables are computed from it by :func:`tables`).
 """
 from __future__ import annotations
 
@@ -29,15 +30,16 @@ def labelled_cases(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
     for path in sorted(root.rglob("truth.json")):
         truth = json.loads(path.read_text())
         if truth.get("issue") == 20 and truth.get("service") and truth.get("fault"):
+            truth.setdefault("case", path.parent.name)
             yield path.parent, truth
 
 
-def rank_case(case_dir: Path, truth: dict[str, Any], mode: str) -> dict[str, Any]:
-    """Load one labelled case and rank it; the truth service's rank (None: not ranked)."""
+def rank_loaded(case: Any, truth: dict[str, Any], mode: str) -> dict[str, Any]:
+    """Rank a loaded labelled case with the labelled windows (``given``) or the onset found
+    from the data (``found``): the truth service's ``rank`` (None: not ranked), its signal
+    groups and strength, the top five and the periods (tests/realapp/test_faults.py uses it too)."""
     import forensics
 
-    case = forensics.open_case()
-    forensics.load(case, str(case_dir), progress=False)
     if mode == "given":
         window = (truth["faulty"]["start"], truth["faulty"]["end"])
         baseline = (truth["baseline"]["start"], truth["baseline"]["end"])
@@ -45,10 +47,27 @@ def rank_case(case_dir: Path, truth: dict[str, Any], mode: str) -> dict[str, Any
     else:
         causes = forensics.rank_causes(case)
     names = [r["service"] for r in causes]
-    return {"case": truth.get("case", case_dir.name), "fault": truth["fault"], "service": truth["service"],
-            "mode": mode, "rank": names.index(truth["service"]) + 1 if truth["service"] in names else None,
+    at = names.index(truth["service"]) if truth["service"] in names else None
+    return {"case": truth["case"], "fault": truth["fault"], "service": truth["service"],
+            "mode": mode, "rank": None if at is None else at + 1,
+            "signals": None if at is None else causes[at]["signals"], "strong": at is not None and causes[at]["strong"],
             "ranking": [(r["service"], round(r["score"], 1), r["strong"]) for r in causes.records()[:5]],
             "periods": causes.periods.describe() if causes.periods else None, "note": causes.note}
+
+
+def expected_ranks(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The per-case ranks of both modes, as tests/realapp/fault_ranks.json keeps them."""
+    out: dict[str, Any] = {}
+    for mode, rs in results.items():
+        for r in rs:
+            out.setdefault(r["case"], {"fault": r["fault"], "service": r["service"]})[mode] = r["rank"]
+    return dict(sorted(out.items()))
+
+
+def tables(expected: dict[str, Any]) -> dict[str, str]:
+    """Per mode, the Markdown :func:`table` of the per-case ranks in ``expected``."""
+    modes = sorted({m for v in expected.values() for m in ("given", "found") if m in v})
+    return {m: table([{"fault": v["fault"], "rank": v[m]} for v in expected.values() if m in v]) for m in modes}
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -75,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("dir", nargs="?", default=str(ROOT / "tests" / "data" / "realapp"))
     ap.add_argument("--mode", choices=["given", "found", "both"], default="both")
     ap.add_argument("--json", help="write the per-case results here too")
+    ap.add_argument("--expected", help="write the per-case ranks of both modes here (tests/realapp/fault_ranks.json: "
+                                       "the ranks tests/realapp/test_faults.py holds the ranking to)")
     args = ap.parse_args(argv)
     cases = list(labelled_cases(Path(args.dir)))
     if not cases:
@@ -82,19 +103,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     modes = ["given", "found"] if args.mode == "both" else [args.mode]
     out: dict[str, Any] = {"when": time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime()), "dir": args.dir, "modes": {}}
-    for mode in modes:
-        results = []
-        for case_dir, truth in cases:
-            r = rank_case(case_dir, truth, mode)
-            results.append(r)
+    import forensics
+
+    out["modes"] = {mode: [] for mode in modes}
+    for case_dir, truth in cases:
+        case = forensics.open_case()  # loaded once, ranked in each mode
+        forensics.load(case, str(case_dir), progress=False)
+        for mode in modes:
+            r = rank_loaded(case, truth, mode)
+            out["modes"][mode].append(r)
             print(f"{mode:5} {r['case']:45} rank {r['rank']}  {r['ranking'][:3]}", file=sys.stderr, flush=True)
-        out["modes"][mode] = results
+        case.close()
+    for mode, results in out["modes"].items():
         print(f"\n{mode} windows ({len(results)} cases)\n\n{table(results)}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     text = json.dumps(out, indent=2) + "\n"
     (RESULTS / f"causes-accuracy-{out['when']}.json").write_text(text)
     if args.json:
         Path(args.json).write_text(text)
+    if args.expected:
+        Path(args.expected).write_text(json.dumps(expected_ranks(out["modes"]), indent=1) + "\n")
     return 0
 
 

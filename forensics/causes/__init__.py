@@ -2,12 +2,13 @@
 
 :func:`rank_causes` compares a window (the incident) with a baseline (before it) and ranks
 services, and the uninstrumented dependencies seen through their callers, by how far their
-*own* signals moved: self time (children excluded), the time calls to them spend outside
+*own* signals moved: the own time of their requests (callees excluded), the time calls to them spend outside
 their server spans (network, queueing), failures that start at them, the calls they make,
 their log templates, their pods' resource metrics, their Kubernetes events and deploys. Time
 and failures a service only inherits from its callees are not charged to it.
 
-Modules: :mod:`~forensics.causes.periods` (window, baseline, onset),
+Modules: :mod:`~forensics.causes.periods` (window, baseline), :mod:`~forensics.causes.onset`
+(the onset when no window is given),
 :mod:`~forensics.causes.spans`, :mod:`~forensics.causes.others` (signals per bucket, SQL),
 :mod:`~forensics.causes.series` (robust z per signal), :mod:`~forensics.causes.scoring`
 (combination and sentences), :mod:`~forensics.causes.result` (the :class:`Causes` table).

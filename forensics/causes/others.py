@@ -8,7 +8,9 @@
 ``metrics``
     Resource metrics of a service's pods (names matching :data:`RESOURCE_METRIC_RE`: CPU,
     memory, threads, GC, restarts, throttling, file descriptors, network, disk, pools), one
-    series per metric and label set, counters turned into per-second rates; request counts and
+    series per metric and label set, counters turned into per-second rates (``res``: the
+    series' resolution, its smallest step: one tick of a counter over the sampling interval, or
+    one unit of a gauge that counts; a change within it is not a change); request counts and
     latencies are left out: they move with the traffic and the callees, not with the service.
 ``events``
     Kubernetes warning events (BackOff, OOMKilled, Unhealthy...) and deploys of the service:
@@ -132,14 +134,20 @@ s AS (
         list_filter(map_entries(m.labels), lambda e: e.key NOT IN ('service', 'job', 'service_name', 'instance',
                                                                   'pod', 'k8s_pod_name', 'pod_name')))) AS VARCHAR) AS key
   FROM m LEFT JOIN ({_pods_sql()}) p ON p.pod = m.pod),
+d AS (
+  SELECT service, key, series, t, value,
+    type IN ('counter', 'histogram_sum', 'histogram_count', 'summary_sum', 'summary_count') AS is_counter,
+    CASE WHEN value >= lag(value) OVER w THEN value - lag(value) OVER w ELSE value END AS inc,
+    abs(value - lag(value) OVER w) AS step, (epoch_us(t) - epoch_us(lag(t) OVER w)) / 1e6 AS dt
+  FROM s WINDOW w AS (PARTITION BY series ORDER BY t)),
 r AS (
-  SELECT service, key, t, CASE WHEN type IN ('counter', 'histogram_sum', 'histogram_count', 'summary_sum',
-                                             'summary_count')
-    THEN (CASE WHEN value >= lag(value) OVER w THEN value - lag(value) OVER w ELSE value END)
-         / nullif(epoch_us(t) - epoch_us(lag(t) OVER w), 0) * 1e6
-    ELSE value END AS v
-  FROM s WINDOW w AS (PARTITION BY series ORDER BY t))
-SELECT 'metrics' AS family, service, key, {_PERIOD_COLS}, count(*) AS n, avg(v) AS value, stddev_samp(v) AS sd
+  SELECT service, key, t, CASE WHEN is_counter THEN inc / nullif(dt, 0) ELSE value END AS v,
+    CASE WHEN is_counter THEN min(inc) FILTER (WHERE inc > 0) OVER (PARTITION BY series)
+                              / median(dt) FILTER (WHERE dt > 0) OVER (PARTITION BY series)
+         ELSE min(step) FILTER (WHERE step > 0) OVER (PARTITION BY series) END AS res
+  FROM d)
+SELECT 'metrics' AS family, service, key, {_PERIOD_COLS}, count(*) AS n, avg(v) AS value, stddev_samp(v) AS sd,
+  max(res) AS res
 FROM r WHERE v IS NOT NULL AND service IS NOT NULL AND {_IN_PERIODS} GROUP BY ALL""",
         {**_params(periods, width_s), "re": RESOURCE_METRIC_RE}).to_pandas())
 
@@ -148,9 +156,11 @@ def event_signals(case: "Case", periods: Periods, width_s: float) -> pd.DataFram
     """Family ``events`` in the shape of :func:`forensics.causes.series.compare_buckets`'s output:
     per (service, reason) of warning events, the window's count against the baseline's rate
     (``z = (k - e) / sqrt(e + 1)``, ``e`` the count the baseline's rate predicts); per deploy of a
-    service from one bucket before the window to its end, ``z`` = :data:`DEPLOY_Z` (halved when
+    service from one bucket before the window (the ranking's bucket, or the onset search's when
+    the window starts at a found onset) to its end, ``z`` = :data:`DEPLOY_Z` (halved when
     the window was placed at the latest deploy)."""
-    lead = periods.window_start - timedelta(seconds=width_s)
+    # a found onset is known to within its search bucket: a deploy that close before it leads it
+    lead = periods.window_start - timedelta(seconds=max(width_s, float(periods.onset.get("bucket_s", 0.0))))
     rows = query_arrow(case.con, f"""
 WITH e AS (
   SELECT coalesce(e.service, p.service) AS service, e.kind, e.reason, e.version, e.time AS t, coalesce(e.count, 1) AS k,

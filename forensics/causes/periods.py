@@ -2,8 +2,8 @@
 
 Given explicitly (``window=("2026-02-18T10:15", "2026-02-18T11:00")`` or the CLI's
 ``START..END``), or found: the onset is the strongest worsening change point of the entry
-points' latency or error rate (:func:`forensics.stats.changepoints.change_points` over
-per-bucket series of root spans), the window runs from it to the recovery (the next change
+points' latency or error rate, over all of them and per entry operation
+(:mod:`forensics.causes.onset`), the window runs from it to the recovery (the next change
 point that improves the same series) or the end of the data, and the baseline is everything
 before the onset. When the entry points did not move (a failure their callers mask), the error
 rate of all spans and the share of warning logs are searched the same way. Without a change
@@ -15,13 +15,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Sequence, Union
 
-import numpy as np
-
-from .._db import one, query_arrow
-from ..semantics import is_error_sql
+from .._db import one
 from ..errors import UsageError
-from ..stats.changepoints import change_points
-from ..stats.robust import MAD_TO_SD
+from .onset import find_onset
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -29,28 +25,6 @@ if TYPE_CHECKING:
 TimeLike = Union[datetime, str, None]
 #: a period: ``(start, end)`` (either may be None: the edge of the data), or ``"START..END"``
 PeriodLike = Union[str, Sequence[TimeLike], None]
-
-#: how many buckets the onset search splits the data into, at most / at least
-MAX_ONSET_BUCKETS = 240
-MIN_ONSET_BUCKETS = 12
-#: entry spans wanted per onset bucket (fewer buckets when traffic is thin)
-ENTRIES_PER_BUCKET = 20
-#: smallest worsening that counts as an onset, per series: the mean relative log latency of
-#: entry spans (0.05 ~ 5 % slower), error rates and the share of warning logs (0.5 points)
-MIN_STEPS = {"entry latency": 0.05, "entry error rate": 0.005, "span error rate": 0.005, "warning logs": 0.005}
-#: ... and in noise SDs of the series before it
-MIN_STEP_SD = 3.0
-
-
-#: log severities at warning level or worse (lower case)
-WARNING_SEVERITIES = ("warn", "warning", "error", "fatal", "critical")
-
-
-def warning_sql(alias: str = "l") -> str:
-    """Whether a log line aliased ``alias`` is at warning level or worse."""
-    levels = ", ".join(f"'{s}'" for s in WARNING_SEVERITIES)
-    return f"(lower(coalesce({alias}.severity, '')) IN ({levels}))"
-
 
 @dataclass(frozen=True)
 class Periods:
@@ -190,109 +164,12 @@ def resolve_periods(case: "Case", window: PeriodLike = None, baseline: PeriodLik
     return Periods(max(w0, lo), min(w1, hi_open), max(b0, lo), min(b1, hi_open), "given")
 
 
-# -- onset -----------------------------------------------------------------------------------
-def _series(case: "Case", lo: datetime, hi: datetime) -> tuple[dict[str, np.ndarray], float]:
-    """Per bucket over ``[lo, hi)``: ``entry latency`` (mean relative log latency of entry spans:
-    their ``ln(1 + duration_ms)`` minus the median of their operation), ``entry error rate``, ``span error rate`` (of all spans: masked failures too) and ``warning logs`` (share
-    of log lines at warn or above); and the bucket width in seconds. Entry spans are roots (no
-    parent), else server spans."""
-    n_entries = one(case.con, "SELECT count(*) FILTER (WHERE parent_span_id IS NULL), "
-                              "count(*) FILTER (WHERE kind = 'server') FROM spans")
-    roots, servers = n_entries or (0, 0)
-    where = "parent_span_id IS NULL" if roots else "kind = 'server'"
-    n = roots or servers or int(one(case.con, "SELECT count(*) FROM logs")[0])
-    buckets = int(np.clip(n // ENTRIES_PER_BUCKET, MIN_ONSET_BUCKETS, MAX_ONSET_BUCKETS))
-    width_s = max((hi - lo).total_seconds() / buckets, 1e-3)
-    bucket = f"least(CAST(floor(epoch_us(t - $lo::TIMESTAMPTZ) / $width) AS BIGINT), $last)"
-    params = {"lo": lo, "hi": hi, "width": width_s * 1e6, "last": buckets - 1}
-    entries = query_arrow(case.con, f"""
-WITH e AS (
-  SELECT start_time AS t, ln(1 + greatest(duration_ms, 0)) AS lat, {is_error_sql('s')} AS err, hash(service, name) AS op
-  FROM spans s WHERE {where} AND start_time >= $lo AND start_time < $hi AND duration_ms IS NOT NULL),
-m AS (SELECT op, median(lat) AS med FROM e GROUP BY op)
-SELECT {bucket} AS b, avg(lat - med) AS v1, avg(coalesce(err, false)::INT) AS v2 FROM e JOIN m USING (op) GROUP BY b""",
-                          params)
-    spans = query_arrow(case.con, f"""
-SELECT {bucket} AS b, avg(coalesce({is_error_sql('s')}, false)::INT) AS v1 FROM (SELECT *, start_time AS t FROM spans) s
-WHERE start_time >= $lo AND start_time < $hi GROUP BY b""", params)
-    logs = query_arrow(case.con, f"""
-SELECT {bucket} AS b, avg({warning_sql('l')}::INT) AS v1
-FROM (SELECT *, time AS t FROM logs) l WHERE time >= $lo AND time < $hi GROUP BY b""", params)
-    out = {"entry latency": _column(entries, "v1", buckets), "entry error rate": _column(entries, "v2", buckets),
-           "span error rate": _column(spans, "v1", buckets), "warning logs": _column(logs, "v1", buckets)}
-    return out, width_s
-
-
-def _column(t, name: str, buckets: int) -> np.ndarray:
-    x = np.full(buckets, np.nan)
-    if t.num_rows:
-        x[np.asarray(t.column("b").to_pylist(), dtype=int)] = t.column(name).to_numpy(zero_copy_only=False)
-    return _fill(x)
-
-
-def _fill(x: np.ndarray) -> np.ndarray:
-    """Empty buckets take the previous bucket's value (the first ones the first value seen)."""
-    ok = np.isfinite(x)
-    if not ok.any():
-        return np.zeros_like(x)
-    idx = np.where(ok, np.arange(x.size), 0)
-    np.maximum.accumulate(idx, out=idx)
-    out = x[idx]
-    out[: np.argmax(ok)] = x[np.argmax(ok)]
-    return out
-
-
-def _noise_sd(x: np.ndarray) -> float:
-    """Robust noise SD of a series from its first differences (as the change-point test)."""
-    d = np.diff(x)
-    if d.size == 0:
-        return 0.0
-    sd = MAD_TO_SD * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2.0)
-    return sd if sd > 0 else float(np.std(d)) / np.sqrt(2.0)
-
-
-def _steps(x: np.ndarray) -> list[tuple[int, float, float]]:
-    """``(index, step, step in noise SDs)`` of each change point of ``x`` (step > 0: the mean
-    rose; the step is the difference of the segment means on either side, the noise SD that of
-    the segment before it: a step out of a flat segment is infinitely many SDs)."""
-    cps = change_points(x)
-    bounds = [0, *cps, x.size]
-    out = []
-    for i, cp in enumerate(cps):
-        before = x[bounds[i]:cp]
-        step = float(np.mean(x[cp:bounds[i + 2]])) - float(np.mean(before))
-        sd = _noise_sd(before)
-        out.append((cp, step, step / sd if sd > 0 else float("inf")))
-    return out
-
-
-def _recovery(x: np.ndarray, cps: list[int], onset: int, step: float) -> int | None:
-    """The first change point after ``onset`` from which the series stays within half the onset's
-    step of its level before the onset (the incident is over), or None."""
-    prev = max([0] + [c for c in cps if c < onset])
-    level = float(np.mean(x[prev:onset]))
-    later = [c for c in cps if c > onset]
-    for i, c in enumerate(later):
-        nxt = later[i + 1] if i + 1 < len(later) else x.size
-        if float(np.mean(x[c:nxt])) - level <= step / 2:
-            return c
-    return None
-
-
 def _found_periods(case: "Case", lo: datetime, hi: datetime) -> Periods | None:
-    series, width_s = _series(case, lo, hi)
-    steps = {name: (_steps(x), MIN_STEPS[name]) for name, x in series.items() if np.isfinite(x).all() and x.any()}
-    worse = [(sd_step, cp, step, name) for name, (found, least) in steps.items()
-             for cp, step, sd_step in found if step >= least and sd_step >= MIN_STEP_SD]
-    if worse:
-        # the entry points' own series first: what users saw; then failures and warnings inside
-        sd_step, cp, step, name = max(worse, key=lambda w: (w[3].startswith("entry"), w[0]))
-        after = _recovery(series[name], [c for c, _, _ in steps[name][0]], cp, step)
-        start = lo + timedelta(seconds=cp * width_s)
-        end = lo + timedelta(seconds=after * width_s) if after else hi
-        return Periods(start, end, lo, start, "onset",
-                       {"series": name, "step": round(step, 4), "step_sd": round(float(min(sd_step, 1e6)), 1),
-                        "time": start.isoformat(), "bucket_s": round(width_s, 3)})
+    """From the onset (:mod:`forensics.causes.onset`), else the latest deploy, else None."""
+    found = find_onset(case, lo, hi)
+    if found is not None:
+        start, end, onset = found
+        return Periods(start, end, lo, start, "onset", onset)
     row = one(case.con, """
 SELECT time, service, version FROM events WHERE kind = 'deploy' AND time > ? AND time < ?
 ORDER BY time DESC LIMIT 1""", [lo, hi])

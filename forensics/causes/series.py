@@ -12,7 +12,8 @@ signal wanders when nothing is wrong, sampling noise at that bucket size include
 sampling noise of a window bucket (the per-observation SD over the square root of the window's
 median bucket count: thin traffic in the window is not mistaken for a change), and a floor per
 family in the signal's own unit (:data:`FLOORS`), so that a perfectly flat baseline does not make
-a trivial change infinite (metrics: 10 % of the larger level). Comparing bucket medians, a handful of outliers in either period
+a trivial change infinite (metrics: 10 % of the larger level, or the metric's resolution: one tick
+of a counter over its sampling interval). Comparing bucket medians, a handful of outliers in either period
 does not move the score; a shift that holds over the window does. This is the robust scoring of
 BARO (Pham et al., FSE 2024) applied to per-service signals that exclude inherited time. A
 shift that most services went through together (the machine slowed down) is then taken away
@@ -71,8 +72,9 @@ def compare_buckets(frame: pd.DataFrame) -> pd.DataFrame:
     ----------
     frame:
         Columns ``family``, ``service``, ``key``, ``w`` (bool: window bucket), ``bucket``,
-        ``n`` (observations in the bucket), ``value`` (the bucket's value) and ``sd`` (SD of
-        the observations within the bucket, NaN when not applicable).
+        ``n`` (observations in the bucket), ``value`` (the bucket's value), ``sd`` (SD of
+        the observations within the bucket, NaN when not applicable) and, optionally, ``res``
+        (the resolution of the measurement, in the value's unit: a floor of the scale).
 
     Returns
     -------
@@ -85,10 +87,11 @@ def compare_buckets(frame: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=list(COLUMNS))
     keys = ["family", "service", "key"]
     f = frame[np.isfinite(frame["value"].to_numpy(dtype=float))]
+    f = f.assign(res=f["res"].astype(float) if "res" in f.columns else np.nan)
     b, w = f[~f["w"].astype(bool)], f[f["w"].astype(bool)]
     gb = b.groupby(keys, sort=False)
     base = gb.agg(base=("value", "median"), n_base=("n", "sum"), buckets_base=("value", "size"),
-                  sd=("sd", "median"))
+                  sd=("sd", "median"), res=("res", "max"))
     dev = (b["value"] - gb["value"].transform("median")).abs()
     base["mad"] = MAD_TO_SD * dev.groupby([b[k] for k in keys], sort=False).median()
     base["k"] = (b["value"] * b["n"]).groupby([b[k] for k in keys], sort=False).sum()
@@ -108,8 +111,13 @@ def compare_buckets(frame: pd.DataFrame) -> pd.DataFrame:
     level = np.where(out["family"].isin(PEAK_RELATIVE).to_numpy(),
                      np.maximum(out["base"].abs().fillna(0), out["win"].abs().fillna(0)), out["base"].abs().fillna(0))
     rel = out["family"].map(REL_FLOORS).fillna(0.0).to_numpy() * level
-    out["scale"] = np.maximum.reduce([out["mad"].fillna(0).to_numpy(),
-                                      unit_sd / np.sqrt(np.maximum(out["n_med"].fillna(1), 1)), floors, rel])
+    # sampling noise: of a window bucket for the median-bucket families; of the difference of
+    # the two pooled means (baseline and window, all their observations) for the pooled ones
+    per_bucket = 1.0 / np.sqrt(np.maximum(out["n_med"].fillna(1).to_numpy(), 1))
+    two_pools = np.sqrt(1.0 / np.maximum(out["n_base"].to_numpy(), 1) + 1.0 / np.maximum(out["n_win"].to_numpy(), 1))
+    sampling = unit_sd * np.where(pooled.to_numpy(), two_pools, per_bucket)
+    out["scale"] = np.maximum.reduce([out["mad"].fillna(0).to_numpy(), sampling, floors, rel,
+                                      out["res"].fillna(0).to_numpy()])
     out["shift"] = 0.0
     out["z"] = np.clip((out["win"] - out["base"]) / out["scale"], -Z_CAP, Z_CAP)
     return without_common_shift(out)[list(COLUMNS)]
@@ -123,11 +131,11 @@ def without_common_shift(out: pd.DataFrame) -> pd.DataFrame:
     together: none of them is *the* cause. So, with at least :data:`MIN_PEERS` services:
 
     - time families: the median over services (of each service's median over its keys) of the
-      shift ``win - base`` is taken away from every key's shift: own time (``self_time``,
+      shift ``win - base`` is taken away from every key's shift (:func:`_beyond`): own time (``self_time``,
       ``service_time``, ``pod_time``) by the own-time median, time outside a callee (``gap``,
       ``dependency``) by theirs;
     - ``metrics``: per metric (name and labels but the pod), the median z over services is taken
-      away from each service's z.
+      away from each service's z (:func:`_beyond`).
 
     A fault in one or two services leaves the median where it was; only a shift shared by most
     services is removed. ``shift`` records what was taken away (in the family's unit; in z for
@@ -142,13 +150,21 @@ def without_common_shift(out: pd.DataFrame) -> pd.DataFrame:
         if len(per_service) >= MIN_PEERS:
             m = float(per_service.median())
             out.loc[rows, "shift"] = m
-            out.loc[rows, "z"] = np.clip((out.loc[rows, "win"] - out.loc[rows, "base"] - m) / out.loc[rows, "scale"],
-                                         -Z_CAP, Z_CAP)
+            moved = _beyond(out.loc[rows, "win"] - out.loc[rows, "base"], m)
+            out.loc[rows, "z"] = np.clip(moved / out.loc[rows, "scale"], -Z_CAP, Z_CAP)
     met = out["family"] == "metrics"
     if met.any():
         name = out.loc[met, "key"].str.replace(r"\bpod=[^,}]*(, )?", "", regex=True)
         peers = out.loc[met].groupby(name)["service"].transform("nunique")
         m = out.loc[met, "z"].groupby(name).transform("median").where(peers >= MIN_PEERS, 0.0)
         out.loc[met, "shift"] = m
-        out.loc[met, "z"] = out.loc[met, "z"] - m
+        out.loc[met, "z"] = _beyond(out.loc[met, "z"], m)
     return out
+
+
+def _beyond(moved: pd.Series, common: float | pd.Series) -> pd.Series:
+    """What of ``moved`` the ``common`` shift does not explain: a move in the common direction
+    loses the common part (and stops at 0: moving less than one's peers is not moving the other
+    way); a move against it stays whole (it got faster while everything slowed down)."""
+    same = np.sign(moved) == np.sign(common)
+    return moved.where(~same, np.sign(moved) * np.maximum(moved.abs() - np.abs(common), 0.0))

@@ -7,7 +7,10 @@ time and its failures are charged to, and a *role*:
     Server, internal, consumer and producer spans, and calls to in-process databases
     (:data:`IN_PROCESS_DB`): charged to the span's service. Its own time is the *self time*:
     duration minus the union of its children's intervals (clipped to the span), so time spent
-    waiting on callees is not counted twice.
+    waiting on callees is not counted twice. A *request* is a server or consumer span (or a
+    span whose parent is not in its service) with the spans of its service beneath it; its own
+    time is the sum of their self times: what the service spent itself on the request, however
+    many spans its instrumentation cut it into (:func:`_requests_sql`).
 ``gap``
     A client span with a server (or consumer) child: its self time is the part of the call the
     callee's server span does not cover (network, connection set-up, the callee's queue and
@@ -37,7 +40,8 @@ import pandas as pd
 from .._db import query_arrow, run
 from ..semantics import OP_COLUMNS, is_call_sql, is_error_sql, operation_key_sql, operations_sql
 from ..detectors._common import temp_table
-from .periods import Periods, warning_sql
+from .periods import Periods
+from .severity import warning_sql
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -72,7 +76,7 @@ def _own_sql(ops: str) -> str:
 SELECT hash(s.trace_id, s.span_id) AS sid,
   CASE WHEN s.parent_span_id IS NOT NULL THEN hash(s.trace_id, s.parent_span_id) END AS psid,
   s.service, coalesce(nullif(s.host_name, ''), s.resource_attributes['k8s.pod.name'], s.service) AS pod,
-  s.kind, ops.opid, {outbound} AS is_out,
+  s.kind, ops.opid, hash(s.name, s.http_url, s.db_statement) AS request_id, {outbound} AS is_out,
   (s.kind = 'client' OR (s.db_statement IS NOT NULL AND s.kind NOT IN ('server', 'consumer', 'producer'))) AS is_call,
   CASE WHEN {outbound} THEN {target_sql} END AS target,
   coalesce(lower(s.db_system), '') IN ({', '.join(repr(d) for d in IN_PROCESS_DB)}) AS in_process,
@@ -118,6 +122,27 @@ LATERAL (SELECT CASE
     ELSE 'self' END AS role) r"""
 
 
+def _requests_sql(own: str, roles: str) -> str:
+    """Per request (see the module docs): its local root's ``sid``, ``service``, ``culprit``,
+    ``pod``, ``opid``, ``w``, ``bucket``, ``role``, ``origin`` and ``self_ms``, the request's
+    own time (ms): the self time of the ``self`` spans of its service beneath it. A span belongs
+    to the request of its nearest ancestor that is a server or consumer span or whose parent is
+    in another service (or missing)."""
+    return f"""
+WITH RECURSIVE link AS (
+  SELECT o.sid, CASE WHEN o.kind IN ('server', 'consumer') OR p.sid IS NULL OR p.service <> o.service THEN NULL
+                     ELSE o.psid END AS up
+  FROM {own} o LEFT JOIN {own} p ON p.sid = o.psid),
+tree(sid, root) AS (
+  SELECT sid, sid FROM link WHERE up IS NULL
+  UNION ALL
+  SELECT l.sid, t.root FROM link l JOIN tree t ON l.up = t.sid),
+own_ms AS (SELECT t.root AS sid, sum(r.self_ms) AS self_ms FROM tree t JOIN {roles} r USING (sid)
+           WHERE r.role = 'self' GROUP BY t.root)
+SELECT r.sid, r.service, r.culprit, r.pod, r.opid, r.w, r.bucket, r.role, r.origin, m.self_ms
+FROM {roles} r JOIN own_ms m USING (sid) WHERE r.role = 'self'"""
+
+
 def reaction_sql(calls: str, spans: str, log: str = "l") -> tuple[str, str, str, str]:
     """How a log line ``log`` relates to the answers its span got: ``(join, callee, reacts,
     masked)``, SQL pieces over ``logs`` aliased ``log``.
@@ -143,8 +168,9 @@ def as_bucket_frame(frame: pd.DataFrame) -> pd.DataFrame:
     (DuckDB sums of counts arrive as 128-bit integers or decimals)."""
     if {"n", "value", "w"} <= set(frame.columns):
         frame = frame.astype({"n": "int64", "value": "float64", "w": "bool"})
-        if "sd" in frame.columns:
-            frame["sd"] = frame["sd"].astype("float64")
+        for c in ("sd", "res"):
+            if c in frame.columns:
+                frame[c] = frame[c].astype("float64")
     return frame
 
 
@@ -177,6 +203,7 @@ class SpanSignals:
             self.own = self._stack.enter_context(temp_table(self.case, _own_sql(ops), self.params))
             kids = self._stack.enter_context(temp_table(self.case, _kids_sql(self.own)))
             self.roles = self._stack.enter_context(temp_table(self.case, _roles_sql(self.own, kids)))
+            self.requests = self._stack.enter_context(temp_table(self.case, _requests_sql(self.own, self.roles)))
             self.answers = self._stack.enter_context(temp_table(self.case, f"""
 SELECT r.psid, o.end_us, r.culprit, o.err AS failed FROM {self.roles} r JOIN {self.own} o USING (sid)
 WHERE r.role IN ('gap', 'dependency') AND r.psid IS NOT NULL"""))
@@ -208,26 +235,31 @@ WHERE l.trace_id IS NOT NULL AND l.time >= least($b0, $w0) AND l.time < greatest
 
     # -- families ------------------------------------------------------------------------
     def time_buckets(self) -> pd.DataFrame:
-        """Families ``self_time``, ``gap`` and ``dependency``: mean ``ln(1 + self_ms)`` per
-        bucket, keyed by operation (self), ``caller -> callee operation`` (gap) or ``caller
-        operation`` (dependency); ``service_time`` (key ``*``) and ``pod_time`` (key: the pod,
-        window buckets; compared with the service's baseline buckets): the mean over the
-        service's own spans of ``ln(1 + self_ms)`` minus the baseline median of their operation
-        (so a change in the mix of operations is not a change), or, for an operation the
-        baseline never saw (a pool wait, a new step), minus the baseline median of all the
-        service's own spans."""
+        """Families ``self_time``, ``gap`` and ``dependency``: mean ``ln(1 + ms)`` per bucket of
+        the own time of a service's requests keyed by their operation (self), of calls' time
+        outside their callee keyed ``caller -> callee operation`` (gap), or of calls to an
+        uninstrumented dependency keyed ``caller operation`` (dependency); ``service_time``
+        (key ``*``) and ``pod_time`` (key: the pod, window buckets; compared with the service's
+        baseline buckets): the mean over the service's requests of ``ln(1 + own ms)`` minus the
+        baseline median of their operation (so a change in the mix of operations is not a
+        change), or, for an operation the baseline never saw, minus the baseline median of all
+        the service's requests."""
         return self._frame(f"""
-WITH r AS (SELECT r.*, ln(1 + r.self_ms) AS v, o.operation FROM {self.roles} r LEFT JOIN {self.ops} o USING (opid)),
-med AS (SELECT culprit, opid, median(v) AS m FROM r WHERE role = 'self' AND NOT w GROUP BY ALL),
-svc AS (SELECT culprit, median(v) AS m FROM r WHERE role = 'self' AND NOT w GROUP BY ALL),
-rel AS (SELECT r.culprit, r.pod, r.w, r.bucket, r.v - coalesce(med.m, svc.m) AS v
-        FROM r JOIN svc USING (culprit) LEFT JOIN med USING (culprit, opid) WHERE r.role = 'self')
-SELECT CASE role WHEN 'self' THEN 'self_time' ELSE role END AS family, culprit AS service,
-  CASE role WHEN 'gap' THEN service || ' -> ' || culprit || ' ' || coalesce(operation, '?')
-            WHEN 'dependency' THEN service || ' ' || coalesce(operation, '?')
-            ELSE coalesce(operation, '?') END AS key,
-  w, bucket, count(*) AS n, avg(v) AS value, stddev_samp(v) AS sd
-FROM r GROUP BY ALL
+WITH q AS (SELECT q.*, ln(1 + q.self_ms) AS v, o.operation FROM {self.requests} q LEFT JOIN {self.ops} o USING (opid)),
+med AS (SELECT culprit, opid, median(v) AS m FROM q WHERE NOT w GROUP BY ALL),
+svc AS (SELECT culprit, median(v) AS m FROM q WHERE NOT w GROUP BY ALL),
+rel AS (SELECT q.culprit, q.pod, q.w, q.bucket, q.v - coalesce(med.m, svc.m) AS v
+        FROM q JOIN svc USING (culprit) LEFT JOIN med USING (culprit, opid)),
+c AS (SELECT r.*, ln(1 + r.self_ms) AS v, o.operation FROM {self.roles} r LEFT JOIN {self.ops} o USING (opid)
+      WHERE r.role IN ('gap', 'dependency'))
+SELECT 'self_time' AS family, culprit AS service, coalesce(operation, '?') AS key, w, bucket, count(*) AS n,
+  avg(v) AS value, stddev_samp(v) AS sd
+FROM q GROUP BY ALL
+UNION ALL
+SELECT role, culprit, CASE role WHEN 'gap' THEN service || ' -> ' || culprit || ' ' || coalesce(operation, '?')
+                                ELSE service || ' ' || coalesce(operation, '?') END,
+  w, bucket, count(*), avg(v), stddev_samp(v)
+FROM c GROUP BY ALL
 UNION ALL
 SELECT 'service_time', culprit, '*', w, bucket, count(*), avg(v), stddev_samp(v) FROM rel GROUP BY ALL
 UNION ALL
@@ -256,7 +288,8 @@ SELECT 'errors', culprit, '*', w, bucket, count(*), avg(origin::INT), NULL FROM 
         operation ran without that call count 0.
 
         A call that *follows an answer* is not the caller's call pattern but the callee's doing:
-        a call right after a failed call from the same parent to the same operation (a retry),
+        a call right after a failed call from the same parent with the same request (span name,
+        URL and statement: a retry; the next item of a loop over items is not one),
         or a call to a callee after the parent logged a masked warning about that callee's
         answer (asking again, looking items up one by one after a wrong value; see
         :func:`reaction_sql`). Those
@@ -266,7 +299,8 @@ SELECT 'errors', culprit, '*', w, bucket, count(*), avg(origin::INT), NULL FROM 
         frame = self._frame(f"""
 WITH attempts AS (
   SELECT c.psid, c.target, c.opid, r.culprit, t.t_us IS NOT NULL
-    OR coalesce(lag(c.err) OVER (PARTITION BY c.psid, r.culprit, c.opid ORDER BY c.start_us, c.sid), false) AS follows
+    OR coalesce(lag(c.err) OVER (PARTITION BY c.psid, r.culprit, c.request_id ORDER BY c.start_us, c.sid), false)
+    AS follows
   FROM {self.own} c JOIN {self.roles} r USING (sid)
   ASOF LEFT JOIN {self.turns} t ON t.psid = c.psid AND t.culprit = r.culprit AND c.start_us >= t.t_us
   WHERE c.is_out AND c.psid IS NOT NULL),
@@ -314,7 +348,8 @@ LEFT JOIN {self.ops} po ON po.opid = e.p_opkey""")
 
     def exemplars(self, family: str, service: str, key: str, *, top: int = 3) -> list[str]:
         """Trace ids of up to ``top`` window spans that show ``family`` most for ``service``
-        and ``key`` (the slowest own time, or failing at their origin)."""
+        and ``key`` (the requests with the most own time, the slowest calls, or failing at
+        their origin)."""
         if family not in EXEMPLAR_FAMILIES:
             return []
         order = "origin DESC, self_ms DESC" if family == "errors" else "self_ms DESC"
@@ -328,8 +363,9 @@ LEFT JOIN {self.ops} po ON po.opid = e.p_opkey""")
                      family, "coalesce(o.operation, '?') = $key")
         if family in ("calls", "call_ops"):
             return self._call_exemplars(service, key, top)
+        source = self.requests if family in ("self_time", "service_time", "pod_time") else self.roles
         sids = [r[0] for r in run(self.case.con, f"""
-SELECT r.sid FROM {self.roles} r LEFT JOIN {self.ops} o USING (opid)
+SELECT r.sid FROM {source} r LEFT JOIN {self.ops} o USING (opid)
 WHERE r.w AND r.culprit = $service AND ({keyed}) AND {where} AND (r.role = $role OR $family = 'errors')
 ORDER BY {order}, r.sid LIMIT {int(top)}""", {"service": service, "key": key, "role": role, "family": family})]
         return self._trace_ids(sids)

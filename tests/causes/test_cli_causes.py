@@ -52,7 +52,7 @@ def test_found_onset_without_a_window(case_file, capsys):
     path, app = case_file
     assert main(["causes", path]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert "(onset of entry latency)" in out[0]
+    assert "(onset of entry latency" in out[0]
     assert out[1].startswith("  1. cart  score ")
 
 

@@ -6,22 +6,16 @@ service may come out as a strong candidate: a shift every service went through i
 """
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
-
 import pytest
 
 import forensics
 from forensics.causes import rank_causes
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "realapp"
+from ..realapp.helpers import loaded
 
 
-@lru_cache(maxsize=None)
 def _case(name: str) -> forensics.Case:
-    case = forensics.open_case()
-    forensics.load(case, str(DATA / name / "otlp"), progress=False)
-    return case
+    return loaded(name, "otlp")[0]  # loaded once per test process, shared with tests/realapp
 
 
 @pytest.mark.parametrize("name", ["healthy_noisy", "healthy_noop_redeploy"])

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from forensics.stats import change_points, dip_test, robust_z, two_mode_mixture
+from forensics.stats import change_points, dip_test, rate_change_points, rate_split_deviance, robust_z, two_mode_mixture
 
 
 def test_dip_test_unimodal_lognormal_is_not_rejected():
@@ -73,3 +73,22 @@ def test_change_points_noise_only_and_short_series():
     assert change_points(rng.normal(50, 3, 200)) == []
     assert change_points(np.array([1.0, 9.0])) == []
     assert change_points(np.array([np.nan] * 10)) == []
+
+
+def test_rate_change_points_finds_a_new_failure_rate_and_its_end():
+    rng = np.random.default_rng(9)
+    n = rng.poisson(8, 60).astype(float)  # thin traffic: 8 requests per step
+    p = np.r_[np.full(25, 0.0), np.full(20, 0.3), np.full(15, 0.0)]
+    k = rng.binomial(n.astype(int), p).astype(float)
+    cps = rate_change_points(k, n)
+    assert len(cps) == 2 and abs(cps[0] - 25) <= 2 and abs(cps[1] - 45) <= 2
+    assert rate_split_deviance(k[:45], n[:45], cps[0]) > 3 * np.log(45)
+
+
+def test_rate_change_points_sporadic_failures_and_short_or_empty_series():
+    rng = np.random.default_rng(10)
+    n = rng.poisson(20, 200).astype(float)
+    assert rate_change_points(rng.binomial(n.astype(int), 0.02).astype(float), n) == []  # a steady 2 %
+    assert rate_change_points(np.array([0.0, 5.0]), np.array([10.0, 10.0])) == []
+    assert rate_change_points(np.zeros(20), np.zeros(20)) == []  # no trials at all
+    assert rate_split_deviance(np.zeros(10), np.full(10, 5.0), 5) == 0.0

@@ -1,0 +1,158 @@
+"""The signals under rank_causes, one behaviour at a time: requests' own time, calls that follow a
+callee's answer, a shift every service shares, a metric's resolution, and the onset search."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import forensics
+from forensics.causes import rank_causes
+from forensics.causes.periods import Periods
+from forensics.causes.series import compare_buckets, without_common_shift
+from forensics.causes.spans import SpanSignals
+from forensics.synth.builder import SpanBuilder
+
+from .faultapp import BASE, _insert, capture
+
+HALF_S = 120.0
+
+
+def _periods() -> Periods:
+    mid = BASE + timedelta(seconds=HALF_S)
+    return Periods(mid, mid + timedelta(seconds=HALF_S), BASE, mid, "given")
+
+
+def _shop(*, split: int = 1, follow_up: bool = False, seed: int = 1) -> forensics.Case:
+    """``front`` answers ``GET /page`` by calling ``store`` ``GET /item``; ``store`` does ~4 ms
+    of work cut into ``split`` in-process sqlite spans. In the second half with ``follow_up``,
+    every other ``/page`` finds the answer wrong, logs a warning and asks ``store`` again for
+    each of 3 items (``GET /item/<n>``)."""
+    rng = np.random.default_rng(seed)
+    b = SpanBuilder(BASE, seed=seed)
+    logs = []
+
+    def store(parent, t: float, route: str) -> float:
+        work = float(rng.lognormal(np.log(4.0), 0.2))
+        srv = b.span("store", f"GET {route}", kind="server", parent=parent, start_ms=t, duration_ms=work + 0.2,
+                     attributes={"http.route": route})
+        for i in range(split):
+            b.span("store", "SELECT", kind="client", parent=srv, start_ms=t + 0.1 + i * work / split,
+                   duration_ms=work / split, attributes={"db.system": "sqlite", "db.statement": "SELECT 1"})
+        return t + work + 0.2
+
+    def call(parent, t: float, route: str) -> float:
+        ref = b.span("front", "GET", kind="client", parent=parent, start_ms=t, duration_ms=0.0,
+                     attributes={"http.url": f"http://store:80{route}"})
+        end = store(ref, t + 0.3, route) + 0.3
+        row = next(r for r in reversed(b.rows) if r["span_id"] == ref.span_id)
+        row["end_time"], row["duration_ms"] = BASE + timedelta(milliseconds=end), end - t
+        return end
+
+    for k, t in enumerate(np.arange(0.0, 2 * HALF_S * 1000, 250.0)):
+        root = b.span("front", "GET /page", kind="server", start_ms=float(t), duration_ms=0.0)
+        now = call(root, float(t) + 0.5, "/item")
+        if follow_up and t >= HALF_S * 1000 and k % 2:
+            logs.append({"time": BASE + timedelta(milliseconds=now + 0.2), "service": "front", "severity": "warn",
+                         "body": "item list incomplete; asking again", "trace_id": root.trace_id,
+                         "span_id": root.span_id, "source_file": "front.log", "source_line": len(logs) + 1})
+            for i in range(3):
+                now = call(root, now + 0.5, f"/item/{i}")
+        row = b.rows[[r["span_id"] for r in b.rows].index(root.span_id)]
+        row["end_time"], row["duration_ms"] = BASE + timedelta(milliseconds=now + 0.5), now + 0.5 - float(t)
+    case = forensics.open_case()
+    b.insert(case)
+    if logs:
+        _insert(case, "logs", logs)
+        forensics.mine_templates(case)
+    return case
+
+
+def test_a_requests_own_time_is_the_sum_of_its_in_process_spans():
+    case = _shop(split=4)
+    with SpanSignals(case, _periods(), 12.0) as sig:
+        times = sig.time_buckets()
+    own = times[(times.family == "self_time") & (times.service == "store")]
+    assert set(own.key) == {"GET /item"}  # keyed by the request's operation, not by its sqlite statements
+    ms = np.expm1(own.value.median())
+    assert 3.5 < ms < 5.0  # ~4 ms of work plus the server span's own 0.2 ms, however it is cut
+
+
+def test_more_instrumented_steps_are_not_more_own_time():
+    def store_ms(split: int) -> float:
+        with SpanSignals(_shop(split=split), _periods(), 12.0) as sig:
+            t = sig.time_buckets()
+        return float(np.expm1(t[(t.family == "self_time") & (t.service == "store")].value.median()))
+
+    assert store_ms(1) == pytest.approx(store_ms(8), rel=0.1)
+
+
+def test_calls_after_a_masked_warning_are_the_callees_not_the_callers_pattern():
+    case = _shop(follow_up=True)
+    with SpanSignals(case, _periods(), 12.0) as sig:
+        calls = sig.call_buckets()
+    caller = calls[(calls.service == "front") & calls.family.isin(["calls", "call_ops"])]
+    assert caller[caller.w].value.max() == pytest.approx(1.0)  # one call per page: the follow-ups left out
+    follow = calls[calls.family == "follow_ups"]
+    assert set(follow.service) == {"store"} and set(follow.key) == {"front GET /page"}
+    assert follow[follow.w].value.mean() == pytest.approx(1.5, abs=0.2)  # 3 follow-ups on every other page
+    causes = rank_causes(case, window=(BASE + timedelta(seconds=HALF_S), None))
+    assert causes.top is not None and causes.top["service"] == "store", causes
+    assert "calls it again after its answers" in causes.top["summary"]
+    front = next(r for r in causes if r["service"] == "front")
+    assert not front["strong"]
+
+
+def test_without_follow_ups_nothing_moves():
+    causes = rank_causes(_shop(), window=(BASE + timedelta(seconds=HALF_S), None))
+    assert causes.top is None and not any(r["strong"] for r in causes)
+
+
+def _compared(rows: list[tuple[str, str, float, float]], family: str = "service_time") -> pd.DataFrame:
+    """A compare_buckets-shaped frame: (service, key, base, win) with scale 0.1."""
+    return pd.DataFrame([{"family": family, "service": s, "key": k, "base": b, "win": w, "scale": 0.1,
+                          "shift": 0.0, "z": (w - b) / 0.1} for s, k, b, w in rows])
+
+
+def test_a_shift_every_service_shares_is_taken_away_but_never_reversed():
+    out = without_common_shift(_compared([("a", "*", 1.0, 1.5), ("b", "*", 1.0, 1.5), ("c", "*", 1.0, 1.5),
+                                          ("slow", "*", 1.0, 2.5), ("less", "*", 1.0, 1.2),
+                                          ("faster", "*", 1.0, 0.8)])).set_index("service")
+    assert out.loc["slow", "z"] == pytest.approx(10.0)  # 1.5 of shift, 0.5 of it shared
+    assert out.loc["a", "z"] == 0 and out.loc["less", "z"] == 0  # slowed less than its peers: not "faster"
+    assert out.loc["faster", "z"] == pytest.approx(-2.0)  # faster while all slowed down: kept whole
+    assert np.allclose(out["shift"], 0.5)
+
+
+def test_a_change_within_a_metrics_resolution_is_not_a_change():
+    def frame(res: float | None) -> pd.DataFrame:
+        rows = [{"family": "metrics", "service": "a", "key": "cpu system", "w": w, "bucket": i, "n": 1,
+                 "value": (0.005 if w and i % 2 == 0 else 0.0), "sd": np.nan, "res": res}
+                for w in (False, True) for i in range(10)]
+        return pd.DataFrame(rows)
+
+    coarse = compare_buckets(frame(0.005)).iloc[0]  # one 10 ms tick of a CPU counter sampled every 2 s
+    assert coarse["scale"] == pytest.approx(0.005) and coarse["z"] <= 1.0
+    fine = compare_buckets(frame(None)).iloc[0]
+    assert fine["z"] > 5  # without its resolution the same wobble looks like a jump
+
+
+# -- the onset ----------------------------------------------------------------------------------
+def test_a_fault_behind_one_entry_point_is_found_on_that_entry_points_latency():
+    case, app = capture("network_delay", "payment", seed=11)  # only POST /checkout (20 % of requests) calls it
+    causes = rank_causes(case)
+    p = causes.periods
+    assert p.how == "onset" and p.onset["series"] == "entry latency of frontend POST /checkout", p.onset
+    assert abs((p.window_start - app.onset).total_seconds()) < 3 * p.onset["bucket_s"]
+    assert causes.top["service"] == "payment"
+
+
+def test_masked_failures_are_found_as_a_change_of_the_span_error_rate():
+    case, app = capture("exception", "payment", seed=11)  # checkout masks them: its callers see 200
+    causes = rank_causes(case)
+    p = causes.periods
+    assert p.how == "onset" and "error rate" in p.onset["series"], p.onset
+    assert abs((p.window_start - app.onset).total_seconds()) < 3 * p.onset["bucket_s"]
+    assert causes.top["service"] == "payment"
