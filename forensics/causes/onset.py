@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 
 from .._db import one, query_arrow
-from ..analysis._tree import is_error_sql
+from ..semantics import is_error_sql
 from ..stats.changepoints import change_points, rate_change_points, rate_split_deviance
 from ..stats.robust import MAD_TO_SD
 from .severity import warning_sql
