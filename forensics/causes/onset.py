@@ -24,7 +24,9 @@ A change point is an onset when the level worsens by at least :data:`MIN_STEPS` 
 0.5 error-rate points) *and* by :data:`MIN_STEP_SD`: noise SDs of the series (robust, from its
 first differences, as the change-point test estimates it) for latencies, the signed root of
 the split's deviance (a z score) for rates. An entry-point series wins over the others (what
-users saw first), then the strongest. The window ends at the first later change point back
+users saw first), then the change with the largest impact: its step times the requests (spans,
+log lines) from it to its recovery (a change that lasts and reaches many requests outweighs a
+blip, however sharp). The window ends at the first later change point back
 within half the step of the level before the onset (recovery), else at the end of the data.
 """
 from __future__ import annotations
@@ -63,12 +65,13 @@ MIN_STEP_SD = 3.0
 
 @dataclass
 class Series:
-    """One onset series: per-bucket ``values`` (latency), or ``k`` events out of ``n`` (rates)."""
+    """One onset series: per-bucket ``values`` (latency), or ``k`` events out of ``n`` (rates);
+    ``n`` is the number of observations (requests, spans, lines) in each bucket."""
 
     name: str
+    n: np.ndarray
     values: np.ndarray | None = None
     k: np.ndarray | None = None
-    n: np.ndarray | None = None
 
     @property
     def is_rate(self) -> bool:
@@ -102,9 +105,13 @@ class Series:
     def steps(self) -> list[tuple[int, float, float]]:
         """``(index, step, strength)`` of each change point (step > 0: the level rose)."""
         cps = self.change_points()
-        bounds = [0, *cps, self.values.size if self.values is not None else self.k.size]
+        bounds = [0, *cps, self.size]
         return [(cp, self.level(cp, bounds[i + 2]) - self.level(bounds[i], cp), self.strength(bounds[i], cp, bounds[i + 2]))
                 for i, cp in enumerate(cps)]
+
+    @property
+    def size(self) -> int:
+        return self.values.size if self.values is not None else self.k.size
 
     def recovery(self, cps: list[int], onset: int, step: float) -> int | None:
         """The first change point after ``onset`` from which the series stays within half the
@@ -112,9 +119,8 @@ class Series:
         prev = max([0] + [c for c in cps if c < onset])
         level = self.level(prev, onset)
         later = [c for c in cps if c > onset]
-        size = self.values.size if self.values is not None else self.k.size
         for i, c in enumerate(later):
-            nxt = later[i + 1] if i + 1 < len(later) else size
+            nxt = later[i + 1] if i + 1 < len(later) else self.size
             if self.level(c, nxt) - level <= step / 2:
                 return c
         return None
@@ -172,9 +178,9 @@ GROUP BY ALL""", {**params, "least": MIN_OPERATION_ENTRIES * buckets, "max_ops":
         for op in [None, *sorted({o for o in ops if o is not None})]:
             part = entries.filter(pa.array([o == op for o in ops]))
             suffix = f" of {op}" if op else ""
-            out.append(Series(f"entry latency{suffix}", values=_fill(_column(part, "v", buckets))))
-            out.append(Series(f"entry error rate{suffix}", k=_column(part, "k", buckets, 0.0),
-                              n=_column(part, "n", buckets, 0.0)))
+            n = _column(part, "n", buckets, 0.0)
+            out.append(Series(f"entry latency{suffix}", n, values=_fill(_column(part, "v", buckets))))
+            out.append(Series(f"entry error rate{suffix}", n, k=_column(part, "k", buckets, 0.0)))
     spans = query_arrow(case.con, f"""
 SELECT {bucket} AS b, count(*) FILTER (WHERE coalesce({is_error_sql('s')}, false)) AS k, count(*) AS n
 FROM (SELECT *, start_time AS t FROM spans) s WHERE start_time >= $lo AND start_time < $hi GROUP BY b""", params)
@@ -182,7 +188,7 @@ FROM (SELECT *, start_time AS t FROM spans) s WHERE start_time >= $lo AND start_
 SELECT {bucket} AS b, count(*) FILTER (WHERE {warning_sql('l')}) AS k, count(*) AS n
 FROM (SELECT *, time AS t FROM logs) l WHERE time >= $lo AND time < $hi GROUP BY b""", params)
     for name, t in (("span error rate", spans), ("warning logs", logs)):
-        out.append(Series(name, k=_column(t, "k", buckets, 0.0), n=_column(t, "n", buckets, 0.0)))
+        out.append(Series(name, _column(t, "n", buckets, 0.0), k=_column(t, "k", buckets, 0.0)))
     return out, width_s, lo
 
 
@@ -214,14 +220,17 @@ def find_onset(case: "Case", lo: datetime, hi: datetime) -> tuple[datetime, date
         if not s.usable:
             continue
         found = s.steps()
+        cps = [c for c, _, _ in found]
         least = MIN_STEPS[s.name.split(" of ", 1)[0]]
-        worse += [(strength, cp, step, s, found) for cp, step, strength in found
-                  if step >= least and strength >= MIN_STEP_SD]
+        for cp, step, strength in found:
+            if step >= least and strength >= MIN_STEP_SD:
+                end = s.recovery(cps, cp, step)
+                impact = step * float(s.n[cp:end or s.size].sum())
+                worse.append((s.name.startswith("entry"), impact, strength, cp, end, step, s))
     if not worse:
         return None
-    strength, cp, step, s, found = max(worse, key=lambda w: (w[3].name.startswith("entry"), w[0]))
-    after = s.recovery([c for c, _, _ in found], cp, step)
+    _, impact, strength, cp, after, step, s = max(worse, key=lambda w: w[:2])
     start = first + timedelta(seconds=cp * width_s)
     end = first + timedelta(seconds=after * width_s) if after else hi
     return start, end, {"series": s.name, "step": round(step, 4), "step_sd": round(float(min(strength, 1e6)), 1),
-                        "time": start.isoformat(), "bucket_s": round(width_s, 3)}
+                        "affected": int(round(impact / step)), "time": start.isoformat(), "bucket_s": round(width_s, 3)}

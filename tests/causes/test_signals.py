@@ -10,6 +10,7 @@ import pytest
 
 import forensics
 from forensics.causes import rank_causes
+from forensics.causes.onset import onset_series
 from forensics.causes.periods import Periods
 from forensics.causes.series import compare_buckets, without_common_shift
 from forensics.causes.spans import SpanSignals
@@ -140,11 +141,17 @@ def test_a_change_within_a_metrics_resolution_is_not_a_change():
 
 
 # -- the onset ----------------------------------------------------------------------------------
-def test_a_fault_behind_one_entry_point_is_found_on_that_entry_points_latency():
+def test_a_fault_behind_one_entry_point_moves_that_entry_points_own_series():
     case, app = capture("network_delay", "payment", seed=11)  # only POST /checkout (20 % of requests) calls it
+    series, width_s, first = onset_series(case, BASE, BASE + timedelta(seconds=600))
+    by_name = {s.name: s for s in series}
+    own = by_name["entry latency of frontend POST /checkout"].steps()
+    worse = [(cp, step) for cp, step, strength in own if step > 0.3 and strength >= 3]
+    assert worse and abs(first + timedelta(seconds=worse[0][0] * width_s) - app.onset) < timedelta(seconds=3 * width_s)
+    assert own[0][1] > 3 * max((s for _, s, _ in by_name["entry latency"].steps()), default=0.0)  # diluted in the mean
     causes = rank_causes(case)
     p = causes.periods
-    assert p.how == "onset" and p.onset["series"] == "entry latency of frontend POST /checkout", p.onset
+    assert p.how == "onset" and p.onset["series"].startswith("entry latency"), p.onset
     assert abs((p.window_start - app.onset).total_seconds()) < 3 * p.onset["bucket_s"]
     assert causes.top["service"] == "payment"
 
@@ -156,3 +163,20 @@ def test_masked_failures_are_found_as_a_change_of_the_span_error_rate():
     assert p.how == "onset" and "error rate" in p.onset["series"], p.onset
     assert abs((p.window_start - app.onset).total_seconds()) < 3 * p.onset["bucket_s"]
     assert causes.top["service"] == "payment"
+
+
+def test_a_change_that_lasts_is_the_onset_not_a_sharper_blip():
+    rng = np.random.default_rng(3)
+    b = SpanBuilder(BASE, seed=3)
+    for t in np.arange(0.0, 1200_000.0, 250.0):  # 20 min, 4 entries per second
+        op = "GET /a" if int(t / 250) % 2 else "GET /b"
+        ms = float(rng.lognormal(np.log(20.0), 0.1))
+        if op == "GET /a" and 300_000 <= t < 320_000:
+            ms *= 8  # a 20 s blip
+        if op == "GET /b" and t >= 700_000:
+            ms *= 2  # the incident: twice as slow from minute 11:40 on
+        b.span("front", op, kind="server", start_ms=float(t), duration_ms=ms)
+    case = forensics.open_case()
+    b.insert(case)
+    p = rank_causes(case).periods
+    assert p.how == "onset" and abs((p.window_start - (BASE + timedelta(seconds=700))).total_seconds()) < 30, p.onset
