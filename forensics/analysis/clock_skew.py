@@ -28,6 +28,21 @@ if TYPE_CHECKING:
     from ..case import Case
 
 
+#: decimal resolutions (microseconds) a host's timestamps are checked against, coarsest first:
+#: whole milliseconds (JavaScript ``Date.now()``, older Java tracers and Zipkin reporters) down
+#: to 10 us; a host whose every timestamp is a multiple of 1000 us writes milliseconds (the
+#: chance of that with microsecond timestamps is 10**-3 per timestamp)
+RESOLUTIONS_US = (1_000, 100, 10)
+
+
+def _zeros_sql(us: str) -> str:
+    """Decimal trailing zeros (0-3) of an epoch-microsecond expression: 3 for a time in whole
+    milliseconds. The minimum over a host's timestamps is the resolution its clock or exporter
+    wrote them with (10 ** zeros microseconds)."""
+    whens = " ".join(f"WHEN {us} % {r} = 0 THEN {len(str(r)) - 1}" for r in RESOLUTIONS_US)
+    return f"(CASE {whens} ELSE 0 END)"
+
+
 def edges_sql() -> str:
     """SELECT of every cross-host client -> server parent link, timed or not.
 
@@ -35,17 +50,21 @@ def edges_sql() -> str:
     parent_service, lead_us (child.start - parent.start), trail_us (parent.end - child.end),
     offset_us (see module docs), start_time, source ("file:line" of the server span), sid and
     pid (64-bit keys of the server span and of its client parent, see
-    :func:`forensics.detectors._common.span_key_sql`). The timing columns are NULL when a time is
-    missing.
+    :func:`forensics.detectors._common.span_key_sql`), s_zeros and c_zeros (decimal trailing
+    zeros of the server and of the client span's timestamps, the fewer of start and end: see
+    :func:`judged_pairs_sql`). The timing columns are NULL when a time is missing.
+    ``lead_us + trail_us`` is the client span's length minus the server span's.
     """
     lead = "(epoch_us(c.start_time) - epoch_us(p.start_time))"
     trail = "(epoch_us(p.end_time) - epoch_us(c.end_time))"
+    zeros = lambda a: f"least({_zeros_sql(f'epoch_us({a}.start_time)')}, {_zeros_sql(f'epoch_us({a}.end_time)')})"  # noqa: E731
     return f"""
 SELECT c.trace_id, c.span_id, c.parent_span_id, {host_sql('c')} AS host, {host_sql('p')} AS parent_host,
   c.service, p.service AS parent_service, {lead} AS lead_us, {trail} AS trail_us,
   CASE WHEN epoch_us(c.end_time) - epoch_us(c.start_time) > epoch_us(p.end_time) - epoch_us(p.start_time)
        THEN {lead} ELSE ({lead} - {trail}) / 2.0 END AS offset_us,
-  c.start_time, {source_sql('c')} AS source, {span_key_sql('c')} AS sid, {span_key_sql('c', 'parent_span_id')} AS pid
+  c.start_time, {source_sql('c')} AS source, {span_key_sql('c')} AS sid, {span_key_sql('c', 'parent_span_id')} AS pid,
+  {zeros('c')} AS s_zeros, {zeros('p')} AS c_zeros
 FROM spans c JOIN spans p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
 WHERE c.kind = 'server' AND p.kind = 'client' AND {host_sql('c')} IS DISTINCT FROM {host_sql('p')}
 """
@@ -57,14 +76,53 @@ def pairs_sql() -> str:
     return f"SELECT * FROM ({edges_sql()}) WHERE lead_us IS NOT NULL AND trail_us IS NOT NULL"
 
 
+#: columns of :func:`edges_sql` carried through :func:`judged_pairs_sql` unchanged
+_PAIR_COLUMNS = ("trace_id", "span_id", "parent_span_id", "host", "parent_host", "service", "parent_service",
+                 "lead_us", "trail_us", "start_time", "source", "sid", "pid")
+
+
+def judged_pairs_sql(pairs: str, extra: tuple[str, ...] = ()) -> str:
+    """The timed pairs of relation ``pairs`` (:func:`edges_sql` columns, plus ``extra``), judged
+    for skew. One named parameter ``$tol_us``: the tolerance in microseconds.
+
+    Adds res_us and parent_res_us (the timestamp resolution of each side's host, microseconds:
+    10 ** the fewest trailing zeros of its timestamps in ``pairs``; 1000 for an exporter writing
+    whole milliseconds), tol_us (``$tol_us`` plus both resolutions: rounding can move each side
+    by up to its resolution), ``bad`` and ``offset_us``.
+
+    A pair is ``bad`` (evidence of skew) when the server span starts more than ``tol_us``
+    before its client span, or ends more than ``tol_us`` after it while it is no longer than the
+    client span (so a shift of clocks could explain it). A server span longer than its client
+    span whose start agrees (a request the server kept working on after the client gave up, a
+    hung request, a span ended late) is not skew: its ``offset_us`` is NULL (it says nothing
+    about the clocks), and it is never bad.
+    """
+    cols = _PAIR_COLUMNS + tuple(extra)
+    pc, jc = (", ".join(f"{a}.{c}" for c in cols) for a in ("p", "j"))
+    return f"""
+WITH p AS (SELECT * FROM {pairs} WHERE lead_us IS NOT NULL AND trail_us IS NOT NULL),
+res AS (SELECT host, CAST(power(10, min(z)) AS BIGINT) AS res_us FROM (
+          SELECT host, s_zeros AS z FROM p UNION ALL SELECT parent_host AS host, c_zeros AS z FROM p) z
+        GROUP BY host),
+j AS (
+  SELECT {pc}, p.offset_us, r.res_us, pr.res_us AS parent_res_us, $tol_us + r.res_us + pr.res_us AS tol_us
+  FROM p JOIN res r ON r.host = p.host JOIN res pr ON pr.host = p.parent_host)
+SELECT {jc}, j.res_us, j.parent_res_us, j.tol_us,
+  j.lead_us < -j.tol_us OR (j.trail_us < -j.tol_us AND j.lead_us + j.trail_us >= -j.tol_us) AS bad,
+  CASE WHEN j.lead_us + j.trail_us < -j.tol_us AND j.lead_us >= -j.tol_us THEN NULL ELSE j.offset_us END AS offset_us
+FROM j
+"""
+
+
 @contextmanager
 def span_shifts(case: "Case", edges: str, *, tolerance_ms: float = 1.0,
                 max_depth: int = MAX_DEPTH) -> Iterator[str]:
     """Relation ``(sid, shift_us)`` of the spans whose clock is shifted relative to their trace
     root's clock (microseconds, nonzero), for use in ``FROM`` inside the ``with`` block.
 
-    ``edges`` is a table holding :func:`edges_sql`. A pair's skew is 0 when the server span
-    fits inside its client span (within ``tolerance_ms``), else its offset; per (caller host,
+    ``edges`` is a table holding :func:`edges_sql`. A pair's skew is its offset when it is
+    ``bad`` (:func:`judged_pairs_sql`, with ``tolerance_ms`` plus the timestamp resolutions),
+    else 0 (it fits in its client span, or it is a longer server span whose start agrees); per (caller host,
     server host) the median skew is the server clock's offset relative to its caller (so a
     host pair is corrected only when most of its pairs stick out). A span's shift is its
     parent's plus, where a client -> server call crosses hosts, that host pair's offset, so a
@@ -72,13 +130,12 @@ def span_shifts(case: "Case", edges: str, *, tolerance_ms: float = 1.0,
     instead of one noisy pair). Only traces with a corrected host pair are walked (see
     :func:`forensics.analysis._tree.walk_down`), down to ``max_depth``.
     """
-    tol_us = tolerance_ms * 1000.0
     offsets = f"""
 SELECT * FROM (
-  SELECT parent_host, host, median(CASE WHEN lead_us < -? OR trail_us < -? THEN offset_us ELSE 0 END) AS off_us
-  FROM {edges} WHERE lead_us IS NOT NULL AND trail_us IS NOT NULL GROUP BY parent_host, host
+  SELECT parent_host, host, median(CASE WHEN bad THEN offset_us ELSE 0 END) AS off_us
+  FROM ({judged_pairs_sql(edges)}) GROUP BY parent_host, host
 ) WHERE off_us <> 0"""
-    with temp_table(case, offsets, [tol_us, tol_us]) as hp, temp_table(case, f"""
+    with temp_table(case, offsets, {"tol_us": tolerance_ms * 1000.0}) as hp, temp_table(case, f"""
 SELECT e.trace_id, e.sid, h.off_us FROM {edges} e
 JOIN {hp} h ON h.parent_host = e.parent_host AND h.host = e.host""") as skewed:
         nodes = f"""
@@ -101,7 +158,7 @@ def adjusted_pairs_sql(edges: str, shifts: str) -> str:
     return f"""
 SELECT pr.trace_id, pr.span_id, pr.parent_span_id, pr.host, pr.parent_host, pr.service, pr.parent_service,
   pr.lead_us + {shift} AS lead_us, pr.trail_us - {shift} AS trail_us, pr.offset_us + {shift} AS offset_us,
-  pr.start_time, pr.source, pr.sid, pr.pid, {shift} AS caller_shift_us
+  pr.start_time, pr.source, pr.sid, pr.pid, pr.s_zeros, pr.c_zeros, {shift} AS caller_shift_us
 FROM {edges} pr LEFT JOIN {shifts} sh ON sh.sid = pr.pid
 WHERE pr.lead_us IS NOT NULL AND pr.trail_us IS NOT NULL
 """

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 from ..analysis.critical_path import critical_path_by_operation
 from ..findings import Findings
 from ._common import check, clean, fmt_ms, near_miss, to_findings
+from ._skipped import too_little_data
 from .registry import detector
 
 if TYPE_CHECKING:
@@ -44,13 +45,20 @@ def detect_critical_path(case: "Case", *, min_traces: int = 20, slow_quantile: f
     min_slow_traces:
         Slow traces needed for medium (count); fewer is anecdotal and stays low.
     explain:
-        Also report near misses (half of ``min_slow_share`` or short of ``min_traces``).
+        Also report near misses (half of ``min_slow_share`` or short of ``min_traces``), and one
+        record listing the entry points skipped for fewer than ``min_traces`` traces.
     """
     thresholds = {"min_traces": min_traces, "slow_quantile": slow_quantile, "min_slow_share": min_slow_share,
                   "min_share_increase": min_share_increase, "min_self_ratio": min_self_ratio,
                   "min_slow_traces": min_slow_traces}
     records: list[dict[str, Any]] = []
-    for r in critical_path_by_operation(case, slow_quantile=slow_quantile).dicts():
+    found = critical_path_by_operation(case, slow_quantile=slow_quantile).dicts()
+    if explain:
+        entries = {(r["entry_service"], r["entry_operation"]): r["traces"] for r in found if r["traces"] < min_traces}
+        records += too_little_data("critical_path", "min_traces", min_traces, [
+            {"label": f"{svc} {op}", "count": n, "entry_service": svc, "entry_operation": op}
+            for (svc, op), n in entries.items()], thresholds, unit="traces")
+    for r in found:
         slow_share, share = r["slow_share"], r["share"]
         if slow_share is None or share is None or not r["slow_traces"]:
             continue

@@ -94,25 +94,34 @@ FROM origin o JOIN walk w ON w.origin_sid = o.sid LEFT JOIN label l ON l.sid = w
 
 
 @detector("error_origin")
-def detect_error_origin(case: "Case", *, min_traces: int = 3, min_share: float = 0.05,
-                        explain: bool = False) -> Findings:
+def detect_error_origin(case: "Case", *, min_traces: int = 1, min_share: float = 0.05,
+                        min_traces_medium: int = 3, high_trace_rate: float = 0.05,
+                        medium_trace_rate: float = 0.01, explain: bool = False) -> Findings:
     """Where failing traces start failing, and whether the error propagates or is masked.
 
     Parameters
     ----------
     min_traces:
-        Failing traces an origin group needs (count).
+        Failing traces an origin group needs (count). One is enough: a single downloaded
+        trace that failed has an unambiguous origin (Sentry opens an issue on one event).
     min_share:
         Share (0-1) of all failing traces an origin group needs.
+    min_traces_medium:
+        Failing traces an origin needs before it is rated above low: fewer is anecdotal,
+        whatever share of the traffic they are (one trace out of one is 100%).
+    high_trace_rate, medium_trace_rate:
+        Share (0-1) of all traces failing at the origin for severity high and medium.
     explain:
-        Also report near misses (groups failing one threshold with at least 2 traces).
+        Also report near misses (groups failing one threshold).
 
     Notes
     -----
     Severity follows how much of the traffic fails at this origin: high when its traces are
-    >= 5% of all traces, medium >= 1%, low below; ``score`` is that fraction.
+    >= ``high_trace_rate`` of all traces, medium >= ``medium_trace_rate``, low below, and low
+    with fewer than ``min_traces_medium`` traces; ``score`` is that fraction.
     """
-    thresholds = {"min_traces": min_traces, "min_share": min_share}
+    thresholds = {"min_traces": min_traces, "min_share": min_share, "min_traces_medium": min_traces_medium,
+                  "high_trace_rate": high_trace_rate, "medium_trace_rate": medium_trace_rate}
     q = f"""
 WITH o AS ({origins_sql()}),
 tot AS (SELECT (SELECT count(*) FROM o) AS failing, (SELECT count(DISTINCT trace_id) FROM spans) AS traces)
@@ -131,7 +140,7 @@ FROM o, tot GROUP BY service, operation, template ORDER BY n DESC, service, oper
         checks = [check("min_traces", r["n"], min_traces, r["n"] >= min_traces),
                   check("min_share", share, min_share, share >= min_share)]
         failed = [c for c in checks if not c["passed"]]
-        if failed and not (explain and len(failed) == 1 and r["n"] >= 2):
+        if failed and not (explain and len(failed) == 1):
             continue
         rec = _record(r, share, thresholds)
         records.append(near_miss(rec, checks) if failed else rec)
@@ -142,21 +151,26 @@ def _record(r: dict[str, Any], share: float, thresholds: dict[str, Any]) -> dict
     rate = r["n"] / r["traces"] if r["traces"] else 0.0
     masked_share = r["masked_n"] / r["n"]
     where = f"{r['service']} {r['operation']}" + (f" (calling {r['target']})" if r["target"] else "")
+    one = r["n"] == 1
     if masked_share >= 0.5:
-        fate = (f"it is masked in {masked_share:.0%} of them"
+        fate = ("it is masked" + ("" if one else f" in {masked_share:.0%} of them")
                 + (f" ({r['masked_by']} returns success)" if r["masked_by"] else ""))
+    elif one:
+        fate = "it propagates to the root" if r["propagated_n"] else "it stops before the root"
     else:
         fate = f"it propagates to the root in {r['propagated_n'] / r['n']:.0%} of them"
-    summary = (f"{r['n']} of {r['failing']} failing traces ({share:.0%}) start failing at {where} "
-               f"with \"{r['template']}\"; {fate}.")
+    head = ("The failing trace starts" if r["failing"] == 1 else
+            f"{r['n']} of {r['failing']} failing traces ({share:.0%}) start")
+    summary = f"{head} failing at {where} with \"{r['template']}\"; {fate}."
     evidence = {
         "failing_traces": r["failing"], "traces": r["traces"], "origin_traces": r["n"], "share": share,
         "trace_rate": rate, "template": r["template"], "kind": r["kind"], "masked_traces": r["masked_n"],
         "masked_share": masked_share, "masked_by": r["masked_by"], "propagated_traces": r["propagated_n"],
         "exemplar_trace_ids": r["exemplars"], "source": r["source"], "thresholds": thresholds,
     }
-    return {"detector": "error_origin",
-            "severity": "high" if rate >= 0.05 else "medium" if rate >= 0.01 else "low",
+    severity = ("low" if r["n"] < thresholds["min_traces_medium"] else "high" if rate >= thresholds["high_trace_rate"]
+                else "medium" if rate >= thresholds["medium_trace_rate"] else "low")
+    return {"detector": "error_origin", "severity": severity,
             "title": f"errors originate at {where}", "service": r["service"], "operation": r["operation"],
             "target": r["target"], "target_operation": None, "version": r["version"],
             "start_time": r["first"], "end_time": r["last"], "score": clean(rate),

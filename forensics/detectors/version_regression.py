@@ -16,8 +16,10 @@ without ``service.version`` fall into cohorts before/after deploy events (see
   (``logs.template``; a log's version comes from its resource ``service.version``, its trace,
   or else the version deployed last before it), seen at least
   ``min_new_error_count`` times in a service version and never in the service's preceding
-  version (any operation); reported on the operation where they occur when it is compared,
-  else on the version's busiest compared operation;
+  version (any operation), and more often than chance allows (one-sided Fisher exact test of
+  its count in the new version's requests against none in the baseline's, ``p < alpha``);
+  reported on the operation where they occur when it is compared, else on the version's
+  busiest compared operation;
 * **changed call patterns**: downstream calls per request by (target, operation), from calls
   whose parent or grandparent is the request span; changed when the mean per request moves by
   at least ``min_call_change`` calls *and* doubles or halves.
@@ -41,6 +43,8 @@ from ..semantics.normalize import normalize_text_sql
 from ._calls import call_counts_sql
 from ._common import (add_sources, check, clean, deploy_times_sql, fmt_ms, fmt_num, near_miss,
                       rows, span_key_sql, temp_table, to_findings, version_sql, vlabel)
+from ._control import NO_CONTROL, callers_sql, control_note, control_sql, controls
+from ._skipped import too_little_data
 from .registry import detector
 
 if TYPE_CHECKING:
@@ -90,10 +94,11 @@ WITH v AS (
 l AS (
   SELECT v.*, o.order_time,
     lag(v.version) OVER w AS base_version, lag(v.n) OVER w AS base_n, lag(v.q) OVER w AS base_q,
-    lag(v.error_rate) OVER w AS base_error_rate, lag(v.errors) OVER w AS base_errors
+    lag(v.error_rate) OVER w AS base_error_rate, lag(v.errors) OVER w AS base_errors,
+    lag(v.first_seen) OVER w AS base_first_seen, lag(v.last_seen) OVER w AS base_last_seen
   FROM v JOIN {versions} o USING (service, version)
   WINDOW w AS (PARTITION BY v.service, v.operation ORDER BY o.order_time, v.version))
-SELECT * FROM l WHERE base_version IS NOT NULL AND n >= $min_samples AND base_n >= $min_samples
+SELECT *, n >= $min_samples AND base_n >= $min_samples AS tested FROM l WHERE base_version IS NOT NULL
 """
 
 
@@ -169,8 +174,8 @@ GROUP BY p.service, p.operation, p.version, rc.target, rc.target_operation
 @detector("version_regression")
 def detect_version_regression(case: "Case", *, alpha: float = 0.01, min_latency_increase: float = 0.10,
                               min_latency_increase_ms: float = 20.0, min_error_rate_increase: float = 0.01,
-                              min_new_error_count: int = 2, min_call_change: float = 1.0, min_samples: int = 30,
-                              explain: bool = False) -> Findings:
+                              min_new_error_count: int = 2, min_call_change: float = 1.0, min_samples: int = 5,
+                              min_control_samples: int = 10, explain: bool = False) -> Findings:
     """Version regressions: slower, more errors, new error types or new call patterns after a version change.
 
     Parameters
@@ -191,25 +196,53 @@ def detect_version_regression(case: "Case", *, alpha: float = 0.01, min_latency_
         Minimum change of mean downstream calls per request for a (target, operation); it must
         also at least double or halve.
     min_samples:
-        Minimum requests of the operation in each of the two versions.
+        Minimum requests of the operation in each of the two versions (5: the fewest with which
+        a one-sided Mann–Whitney or Fisher test can reach p < 0.01; above it the tests decide).
+    min_control_samples:
+        Requests a control group (an operation of another, unchanged service) needs in each
+        of the two windows to count in the control (10: a median of fewer moves too much).
     explain:
-        Also return near misses: version pairs whose latency or error change failed a threshold.
+        Also return near misses: version pairs whose latency or error change failed a
+        threshold, and one record listing the pairs skipped for fewer than ``min_samples``.
+
+    Notes
+    -----
+    Latency is judged against a control (difference in differences): the operations of other
+    services whose version did not change, except the compared service's callers (their
+    latency includes its own), and how their median latency moved between the baseline's
+    window and the new version's window. The largest of those changes (their 90th percentile
+    above 5 operations), when above 1, divides the new version's latencies before the test
+    and the effect sizes: a version is blamed only for a slowdown beyond what unchanged code
+    went through at the same time, so a no-op redeploy while the whole machine slowed down is
+    not a regression. ``evidence.latency.control`` gives the factor, the operations it came
+    from and the callers left out.
     """
     thresholds = {"alpha": alpha, "min_latency_increase": min_latency_increase,
                   "min_latency_increase_ms": min_latency_increase_ms,
                   "min_error_rate_increase": min_error_rate_increase, "min_new_error_count": min_new_error_count,
-                  "min_call_change": min_call_change, "min_samples": min_samples}
+                  "min_call_change": min_call_change, "min_samples": min_samples,
+                  "min_control_samples": min_control_samples}
     with temp_table(case, _requests_sql(case)) as req, temp_table(case, _versions_sql(req)) as versions, \
             temp_table(case, _pairs_sql(req, versions), {"min_samples": min_samples}) as pairs:
-        pair_rows = add_sources(case, rows(case, f"SELECT * FROM {pairs} ORDER BY service, version, n DESC, operation"),
+        skipped = [] if not explain else too_little_data("version_regression", "min_samples", min_samples, [
+            {"label": f"{r['service']} {r['operation']} {vlabel(r['version'])} vs {vlabel(r['base_version'])}",
+             "count": min(r["n"], r["base_n"]), **r}
+            for r in rows(case, f"SELECT service, operation, version, base_version, n, base_n FROM {pairs} "
+                                "WHERE NOT tested")], thresholds, unit="requests per version")
+        pair_rows = add_sources(case, rows(case, f"SELECT * FROM {pairs} WHERE tested "
+                                                 "ORDER BY service, version, n DESC, operation"),
                                 "slow_sid", "error_sid")
         if not pair_rows:
-            return Findings.empty()
+            return to_findings(skipped)
         kinds = _error_kinds_sql(req)
         if rows(case, "SELECT 1 FROM logs WHERE template IS NOT NULL LIMIT 1"):
             kinds = f"SELECT * FROM ({kinds}) UNION ALL SELECT * FROM ({_log_kinds_sql(req, versions)})"
         new_kinds = rows(case, _new_kinds_sql(kinds, versions), {"min_new": min_new_error_count})
-        patterns = rows(case, _call_pattern_sql(call_counts_sql(case), req, pairs))
+        tested = f"(SELECT * FROM {pairs} WHERE tested)"
+        patterns = rows(case, _call_pattern_sql(call_counts_sql(case), req, tested))
+        with temp_table(case, callers_sql(req, pairs)) as callers:
+            control_by_pair = controls(rows(case, control_sql(req, pairs, callers), {"min_control": min_control_samples}),
+                                 rows(case, f"SELECT * FROM {callers} ORDER BY t_service, share DESC, service"))
         samples = _samples(case, req, pair_rows)
     # new error types belong to the service version: shown on its own operation's pair, else on
     # the version's busiest compared operation (pairs are ordered by requests)
@@ -220,9 +253,10 @@ def detect_version_regression(case: "Case", *, alpha: float = 0.01, min_latency_
     for k in new_kinds:
         if (k["service"], k["operation"], k["version"]) not in ops:
             k["operation"] = home.get((k["service"], k["version"]))
-    records = []
+    records = skipped
     for p in pair_rows:
         key = (p["service"], p["operation"], p["version"])
+        p["control"] = control_by_pair.get(key, NO_CONTROL)
         rec = _judge(p, samples, [k for k in new_kinds if (k["service"], k["operation"], k["version"]) == key],
                      [c for c in patterns if (c["service"], c["operation"], c["version"]) == key], thresholds, explain)
         if rec:
@@ -250,21 +284,32 @@ WHERE k <= {MAX_SAMPLES} GROUP BY ALL""").to_pylist()
 
 
 def _latency(p: dict[str, Any], samples: dict[tuple, np.ndarray], t: dict[str, Any]) -> dict[str, Any]:
-    new = samples[(p["service"], p["operation"], p["version"])]
+    """The latency comparison, with the new version's latencies divided by the control's
+    applied factor (see :func:`forensics.detectors._control.controls`)."""
+    control = p["control"]
+    f = control["applied_factor"]
+    new = samples[(p["service"], p["operation"], p["version"])] / f
     base = samples[(p["service"], p["operation"], p["base_version"])]
     res = stats.mannwhitneyu(new, base, alternative="greater")
     (b50, b95, b99), (n50, n95, n99) = p["base_q"], p["q"]
-    ratio = n95 / b95 if b95 > 0 else float("inf")
+    raw_ratio = n95 / b95 if b95 > 0 else float("inf")
+    ratio = raw_ratio / f
+    increase_ms = n95 / f - b95
+    raw_p = float(stats.mannwhitneyu(new * f, base, alternative="greater").pvalue) if f != 1.0 else None
+    raw_regressed = f != 1.0 and raw_p < t["alpha"] and raw_ratio - 1 >= t["min_latency_increase"] \
+        and n95 - b95 >= t["min_latency_increase_ms"]
     checks = [check("alpha", float(res.pvalue), f"< {t['alpha']}", res.pvalue < t["alpha"]),
               check("min_latency_increase", round(ratio - 1, 4), t["min_latency_increase"],
                     ratio - 1 >= t["min_latency_increase"]),
-              check("min_latency_increase_ms", round(n95 - b95, 3), t["min_latency_increase_ms"],
-                    n95 - b95 >= t["min_latency_increase_ms"])]
+              check("min_latency_increase_ms", round(increase_ms, 3), t["min_latency_increase_ms"],
+                    increase_ms >= t["min_latency_increase_ms"])]
     return {"base": {"n": p["base_n"], "p50_ms": b50, "p95_ms": b95, "p99_ms": b99},
             "new": {"n": p["n"], "p50_ms": n50, "p95_ms": n95, "p99_ms": n99},
             "mann_whitney_p": float(res.pvalue),
             "prob_superiority": float(res.statistic) / (len(new) * len(base)),
-            "p95_ratio": clean(ratio), "checks": checks, "regressed": all(c["passed"] for c in checks)}
+            "p95_ratio": clean(ratio), "p95_ratio_raw": clean(raw_ratio), "p95_increase_ms": clean(increase_ms),
+            "control": control, "checks": checks, "regressed": all(c["passed"] for c in checks),
+            "raw_mann_whitney_p": raw_p, "raw_regressed": bool(raw_regressed)}
 
 
 def _errors(p: dict[str, Any], t: dict[str, Any]) -> dict[str, Any]:
@@ -276,6 +321,14 @@ def _errors(p: dict[str, Any], t: dict[str, Any]) -> dict[str, Any]:
                     diff >= t["min_error_rate_increase"])]
     return {"base_rate": p["base_error_rate"], "new_rate": p["error_rate"], "increase": diff,
             "fisher_p": pvalue, "checks": checks, "regressed": all(c["passed"] for c in checks)}
+
+
+def _new_kind_p(count: int, n: int, base_n: int) -> float:
+    """One-sided Fisher p-value of an error type seen ``count`` times in the new version's ``n``
+    requests and never in the baseline's ``base_n`` (a type seen twice in 100 requests could as
+    well have been missed by chance in the baseline's 100)."""
+    k = min(int(count), int(n))
+    return float(stats.fisher_exact([[k, n - k], [0, base_n]], alternative="greater").pvalue)
 
 
 def _changed_calls(patterns: list[dict[str, Any]], t: dict[str, Any]) -> list[dict[str, Any]]:
@@ -292,8 +345,9 @@ def _judge(p: dict[str, Any], samples: dict[tuple, np.ndarray], kinds: list[dict
            patterns: list[dict[str, Any]], t: dict[str, Any], explain: bool) -> dict[str, Any] | None:
     lat, err = _latency(p, samples, t), _errors(p, t)
     new_kinds = [{"origin": k["origin"], "kind": k["kind"], "count": k["n"], "trace_id": k["trace_id"],
-                  "operation": k["operation"]}
+                  "operation": k["operation"], "fisher_p": _new_kind_p(k["n"], p["n"], p["base_n"])}
                  for k in sorted(kinds, key=lambda k: -k["n"])]
+    new_kinds = [k for k in new_kinds if k["fisher_p"] < t["alpha"]]
     calls = _changed_calls(patterns, t)
     if not (lat["regressed"] or err["regressed"] or new_kinds or calls):
         if not explain:
@@ -301,7 +355,11 @@ def _judge(p: dict[str, Any], samples: dict[tuple, np.ndarray], kinds: list[dict
         # the aspect (latency or errors) that moved the wrong way and passed most of its checks
         moved = [a for a, up in ((lat, lat["new"]["p95_ms"] > lat["base"]["p95_ms"]), (err, err["increase"] > 0)) if up]
         best = max(moved, key=lambda a: sum(c["passed"] for c in a["checks"]), default=None)
-        if best is None or not any(c["passed"] for c in best["checks"]):
+        if lat["raw_regressed"]:  # a slowdown the control explains: say so
+            best = lat
+        if best is None or not any(c["passed"] for c in best["checks"]) and best is not lat:
+            return None
+        if best is lat and not lat["raw_regressed"] and not any(c["passed"] for c in lat["checks"]):
             return None
         return near_miss(_record(p, lat, err, new_kinds, calls, t, "info", 0.0), best["checks"])
     new_share = sum(k["count"] for k in new_kinds if k["origin"] == "status") / p["n"]
@@ -327,7 +385,7 @@ def _record(p: dict[str, Any], lat: dict[str, Any], err: dict[str, Any], kinds: 
     if lat["regressed"]:
         what.append("slower")
         parts.append(f"p99 {fmt_ms(lat['base']['p99_ms'])} → {fmt_ms(lat['new']['p99_ms'])} "
-                     f"(p95 +{fmt_ms(lat['new']['p95_ms'] - lat['base']['p95_ms'])}, "
+                     f"(p95 +{fmt_ms(lat['p95_increase_ms'])}{control_note(lat)}, "
                      f"Mann–Whitney p={lat['mann_whitney_p']:.1g})")
     if err["regressed"]:
         what.append("failing more")
@@ -342,8 +400,8 @@ def _record(p: dict[str, Any], lat: dict[str, Any], err: dict[str, Any], kinds: 
                      f"{fmt_num(c['base_per_request'])} → {fmt_num(c['new_per_request'])}")
     if severity == "info":  # a near miss: say what moved
         summary = (f"{svc} {op} in {vlabel(ver)} vs {vlabel(base)}: p95 {fmt_ms(lat['base']['p95_ms'])} → "
-                   f"{fmt_ms(lat['new']['p95_ms'])} (Mann–Whitney p={lat['mann_whitney_p']:.1g}), errors "
-                   f"{err['base_rate']:.1%} → {err['new_rate']:.1%}.")
+                   f"{fmt_ms(lat['new']['p95_ms'])}{control_note(lat)} (Mann–Whitney "
+                   f"p={lat['mann_whitney_p']:.1g}), errors {err['base_rate']:.1%} → {err['new_rate']:.1%}.")
     else:
         verdict = " and ".join(what) or "calling its dependencies differently"
         summary = f"{svc} {op} is {verdict} in {vlabel(ver)} than in {vlabel(base)}: " + "; ".join(parts) + "."

@@ -117,7 +117,11 @@ def test_uniform_traces_give_no_medium_finding_and_thresholds_apply():
     assert not [r for r in detect_critical_path(case).records() if r["severity"] != "low"]
     assert len(detect_critical_path(_search_traces(n=10, slow=1))) == 0  # below min_traces
     near = detect_critical_path(_search_traces(n=10, slow=1), explain=True).records()
-    assert near and near[0]["evidence"]["failed"] == ["min_traces"]
+    assert near and all(r["evidence"]["failed"] == ["min_traces"] for r in near)
+    (skipped,) = [r for r in near if "skipped" in r["evidence"]]
+    assert skipped["evidence"]["skipped"][0]["label"] == "catalog-service GET /search"
+    assert skipped["summary"] == ("Not tested for too little data (fewer than 20 traces, min_traces): "
+                                  "catalog-service GET /search (10).")
 
 
 def test_duplicate_rows_from_overlapping_exports_change_nothing():

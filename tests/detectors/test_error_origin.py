@@ -6,6 +6,7 @@ import pytest
 import forensics
 from forensics.detectors.error_origin import detect_error_origin, origins_sql
 from forensics.synth.builder import SpanBuilder
+from tests.realapp.helpers import loaded, truth
 
 T0 = datetime(2026, 2, 18, 10, 0, tzinfo=timezone.utc)
 
@@ -67,13 +68,64 @@ def test_propagated_and_masked_origins():
 
 def test_clean_traces_and_thresholds():
     case, _ = _case(["ok"] * 30)
-    assert len(detect_error_origin(case)) == 0
+    assert len(detect_error_origin(case, explain=True)) == 0
     case, _ = _case(["bank_down"] * 2 + ["ok"] * 300)
-    assert len(detect_error_origin(case)) == 0  # 2 < min_traces
-    near = detect_error_origin(case, explain=True).records()
+    (two,) = detect_error_origin(case).records()
+    assert two["severity"] == "low"  # 2 < min_traces_medium: anecdotal, whatever the rate
+    assert len(detect_error_origin(case, min_traces=3)) == 0
+    near = detect_error_origin(case, min_traces=3, explain=True).records()
     assert [r["evidence"]["failed"] for r in near] == [["min_traces"]]
     assert near[0]["severity"] == "info"
-    assert detect_error_origin(case, min_traces=2).records()[0]["severity"] == "low"
+    case, _ = _case(["bank_down"] * 3 + ["ok"] * 27)
+    assert detect_error_origin(case).records()[0]["severity"] == "high"  # 3 of 30 traces fail there
+
+
+def _flask_failed_trace(b: SpanBuilder, t: float = 0.0) -> tuple[str, str]:
+    """The realapp's single failed trace as the OpenTelemetry Python SDK (Flask, requests, sqlite3
+    instrumentations) exported it: pricing-service divides by zero and answers 500; catalog-service
+    and api-gateway turn the 500 into their own 500 (raise_for_status); inventory-service answered
+    fine. Status messages as the loaders read them from the exception events."""
+    http = lambda route, code: {"http.method": "GET", "http.route": route, "http.status_code": code,  # noqa: E731
+                                "http.scheme": "http", "http.flavor": "1.1"}
+    get = lambda url, code: {"http.method": "GET", "http.url": url, "http.status_code": code}  # noqa: E731
+    gw = b.span("api-gateway", "GET /api/products/<sku>", kind="server", start_ms=t, duration_ms=331.177,
+                status="error", status_message="HTTPError: 500 Server Error: INTERNAL SERVER ERROR for url: "
+                "http://catalog-service:38429/products/SKU-0666", attributes=http("/api/products/<sku>", 500))
+    c1 = b.span("api-gateway", "GET", kind="client", parent=gw, start_ms=t + 4.456, duration_ms=323.855, status="error",
+                attributes=get("http://catalog-service:38429/products/SKU-0666", 500))
+    cat = b.span("catalog-service", "GET /products/<sku>", kind="server", parent=c1, start_ms=t + 20.381,
+                 duration_ms=304.086, status="error",
+                 status_message="HTTPError: 500 Server Error: INTERNAL SERVER ERROR for url: "
+                 "http://pricing-service:42121/prices/SKU-0666", attributes=http("/products/<sku>", 500))
+    c2 = b.span("catalog-service", "GET", kind="client", parent=cat, start_ms=t + 29.66, duration_ms=86.211,
+                attributes=get("http://inventory-service:40213/stock/SKU-0666", 200))
+    inv = b.span("inventory-service", "GET /stock/<sku>", kind="server", parent=c2, start_ms=t + 48.786,
+                 duration_ms=44.043, attributes=http("/stock/<sku>", 200))
+    b.span("inventory-service", "SELECT inventory.db", kind="client", parent=inv, start_ms=t + 67.108,
+           duration_ms=24.875, attributes={"db.system": "sqlite", "db.name": "inventory.db",
+                                           "db.statement": "SELECT qty FROM stock WHERE sku = ?"})
+    c3 = b.span("catalog-service", "GET", kind="client", parent=cat, start_ms=t + 116.958, duration_ms=120.139,
+                status="error", attributes=get("http://pricing-service:42121/prices/SKU-0666", 500))
+    b.span("pricing-service", "GET /prices/<sku>", kind="server", parent=c3, start_ms=t + 145.095,
+           duration_ms=17.141, status="error", status_message="ZeroDivisionError: float division by zero",
+           attributes=http("/prices/<sku>", 500))
+    return gw.trace_id, b.rows[-1]["span_id"]
+
+
+def test_one_failed_trace_gives_its_origin():
+    """#16: one downloaded trace that failed: where it starts failing and that it propagates
+    (Sentry opens an issue on one event); low severity, one trace being anecdotal."""
+    b = SpanBuilder(T0, seed=8, source_file="5cea34caefd4087911070e926fc618b2.json")
+    trace, origin = _flask_failed_trace(b)
+    case = forensics.open_case()
+    b.insert(case)
+    (r,) = detect_error_origin(case).records()
+    assert (r["service"], r["operation"], r["severity"]) == ("pricing-service", "GET /prices/<sku>", "low")
+    ev = r["evidence"]
+    assert (ev["failing_traces"], ev["origin_traces"], ev["propagated_traces"], ev["masked_traces"]) == (1, 1, 1, 0)
+    assert ev["exemplar_trace_ids"] == [trace] and ev["template"] == "ZeroDivisionError: float division by zero"
+    assert r["summary"] == ('The failing trace starts failing at pricing-service GET /prices/<sku> with '
+                            '"ZeroDivisionError: float division by zero"; it propagates to the root.')
 
 
 def test_missing_parent_and_single_error_span():
@@ -134,3 +186,16 @@ def test_deep_origin_masked_by_nearest_succeeding_ancestor():
     assert walks == [(4, True, True)] * 6
     short = case.sql(f"SELECT hops, masked, masked_by, reached_root FROM ({origins_sql(max_depth=2)})").rows()
     assert short == [(2, False, None, False)] * 6
+
+
+@pytest.mark.parametrize("variant", ["otlp", "jaeger"])
+def test_realapp_single_failed_trace(variant):
+    """The real OpenTelemetry SDK capture of one failed request (OTLP bodies, and the Jaeger UI's
+    Download JSON of the same trace): its origin, and that it propagates to the root."""
+    t = truth("single_failed_trace")
+    case, _ = loaded("single_failed_trace", variant)
+    (r,) = detect_error_origin(case).records()
+    assert (r["service"], r["operation"]) == (t["expected_finding"]["service"], t["expected_finding"]["operation"])
+    assert r["severity"] == "low" and r["evidence"]["exemplar_trace_ids"] == [t["facts"]["trace_id"]]
+    assert r["evidence"]["propagated_traces"] == 1 and "float division by zero" in r["evidence"]["template"]
+    assert r["summary"].startswith("The failing trace starts failing at pricing-service GET /prices/<sku>")

@@ -79,3 +79,29 @@ def test_every_registered_detector_is_checked_on_spark():
 
     checked = {d for names in PORTABLE.values() for d in names}
     assert set(detectors()) <= checked, f"not checked on Spark: {sorted(set(detectors()) - checked)}"
+
+
+def test_duplicate_rows_give_the_same_findings_on_spark(spark, tmp_path_factory):
+    """A lake whose every span row is there twice (overlapping exports) gives on Spark the
+    findings of the case without duplicates on DuckDB (the Spark side of forensics._duplicates)."""
+    import forensics
+    from forensics.detectors import detect
+    from forensics.engines.spark import detect_on_spark
+    from forensics.export import export
+
+    case, _ = incident(tmp_path_factory, "clock_skew")
+    twice = forensics.open_case()
+    spans = case.sql("SELECT * FROM spans").to_arrow()
+    for _ in range(2):
+        twice.con.register("_s", spans)
+        twice.execute("INSERT INTO spans BY NAME SELECT * FROM _s")
+        twice.con.unregister("_s")
+    lake = tmp_path_factory.mktemp("twice") / "lake"
+    export(twice, lake)
+    only = ["clock_skew", "critical_path", "error_origin"]
+    on_duckdb = detect(case, only=only, explain=True).records()
+    on_spark = detect_on_spark(lake, spark=spark, only=only, explain=True).records()
+    assert on_duckdb
+    key = lambda f: (f["detector"], f["service"] or "", f["operation"] or "", f["title"])
+    for d, s in zip(sorted(on_duckdb, key=key), sorted(on_spark, key=key), strict=True):
+        _same(d, s, d["detector"])
