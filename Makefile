@@ -21,8 +21,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/forensics demo --out demo_out
 
+# the Spark parity tests (tests/spark) run when pyspark and Java are present (`make test-spark`
+# installs the spark extra) and skip with their reason otherwise; one JVM, so outside xdist
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q -m "not spark"
+	$(PY) -m pytest -q -p no:xdist -m spark tests/spark
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -x -m "not slow and not browser"

@@ -95,22 +95,23 @@ def judged_pairs_sql(pairs: str, extra: tuple[str, ...] = ()) -> str:
     client span (so a shift of clocks could explain it). A server span longer than its client
     span whose start agrees (a request the server kept working on after the client gave up, a
     hung request, a span ended late) is not skew: its ``offset_us`` is NULL (it says nothing
-    about the clocks), and it is never bad.
+    about the clocks), and it is never bad. Its CTEs are named ``jp_*``, so the SELECT can sit in
+    another WITH (Spark refuses a CTE name used twice once sqlglot hoists them).
     """
     cols = _PAIR_COLUMNS + tuple(extra)
     pc, jc = (", ".join(f"{a}.{c}" for c in cols) for a in ("p", "j"))
     return f"""
-WITH p AS (SELECT * FROM {pairs} WHERE lead_us IS NOT NULL AND trail_us IS NOT NULL),
-res AS (SELECT host, CAST(power(10, min(z)) AS BIGINT) AS res_us FROM (
-          SELECT host, s_zeros AS z FROM p UNION ALL SELECT parent_host AS host, c_zeros AS z FROM p) z
+WITH jp_in AS (SELECT * FROM {pairs} WHERE lead_us IS NOT NULL AND trail_us IS NOT NULL),
+jp_res AS (SELECT host, CAST(power(10, min(z)) AS BIGINT) AS res_us FROM (
+          SELECT host, s_zeros AS z FROM jp_in UNION ALL SELECT parent_host AS host, c_zeros AS z FROM jp_in) z
         GROUP BY host),
-j AS (
+jp_j AS (
   SELECT {pc}, p.offset_us, r.res_us, pr.res_us AS parent_res_us, $tol_us + r.res_us + pr.res_us AS tol_us
-  FROM p JOIN res r ON r.host = p.host JOIN res pr ON pr.host = p.parent_host)
+  FROM jp_in p JOIN jp_res r ON r.host = p.host JOIN jp_res pr ON pr.host = p.parent_host)
 SELECT {jc}, j.res_us, j.parent_res_us, j.tol_us,
   j.lead_us < -j.tol_us OR (j.trail_us < -j.tol_us AND j.lead_us + j.trail_us >= -j.tol_us) AS bad,
   CASE WHEN j.lead_us + j.trail_us < -j.tol_us AND j.lead_us >= -j.tol_us THEN NULL ELSE j.offset_us END AS offset_us
-FROM j
+FROM jp_j j
 """
 
 

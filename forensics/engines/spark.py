@@ -182,6 +182,8 @@ class SparkCase:
     """
 
     def __init__(self, lake_dir: str | os.PathLike, *, spark: "SparkSession | None" = None) -> None:
+        from pyspark.sql.pandas.types import from_arrow_schema
+
         self.spark = spark or local_session()
         self.lake = str(lake_dir)
         self.con = SparkConnection(self.spark)
@@ -192,8 +194,8 @@ class SparkCase:
             raise UsageError(f"{self.lake}: not a lake directory (write one with `forensics export CASE DIR`)")
         for table, rel in LAKE_TABLES.items():
             path = self.lake.rstrip("/") + "/" + rel
-            if local and not Path(path).exists():
-                df = self.spark.createDataFrame(_empty(table))
+            if local and not Path(path).exists():  # a table the case held no rows of
+                df = self.spark.createDataFrame([], schema=from_arrow_schema(_empty(table).schema))
             else:
                 # recursiveFileLookup: the files hold the original service column; the
                 # directory names are sanitized partition labels and must not override it

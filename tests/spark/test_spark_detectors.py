@@ -61,8 +61,9 @@ def test_identical_findings(spark, scenario):
 
     name, case, lake = scenario
     only, options = PORTABLE[name], OPTIONS.get(name)
-    on_duckdb = detect(case, only=only, options=options).records()
-    on_spark = detect_on_spark(lake, spark=spark, only=only, options=options).records()
+    found = detect(case, only=only, options=options), detect_on_spark(lake, spark=spark, only=only, options=options)
+    assert [f.failures for f in found] == [(), ()]  # a detector failing on one engine is not parity
+    on_duckdb, on_spark = (f.records() for f in found)
     assert on_duckdb, f"synth {name} should trigger {only}"
     if name == "bimodal_latency":  # the sample cap is hit: both engines must sample alike
         assert any(f["evidence"]["sampled"] < f["evidence"]["count"] for f in on_duckdb if "sampled" in f["evidence"])
@@ -99,8 +100,9 @@ def test_duplicate_rows_give_the_same_findings_on_spark(spark, tmp_path_factory)
     lake = tmp_path_factory.mktemp("twice") / "lake"
     export(twice, lake)
     only = ["clock_skew", "critical_path", "error_origin"]
-    on_duckdb = detect(case, only=only, explain=True).records()
-    on_spark = detect_on_spark(lake, spark=spark, only=only, explain=True).records()
+    found = detect(case, only=only, explain=True), detect_on_spark(lake, spark=spark, only=only, explain=True)
+    assert [f.failures for f in found] == [(), ()]
+    on_duckdb, on_spark = (f.records() for f in found)
     assert on_duckdb
     key = lambda f: (f["detector"], f["service"] or "", f["operation"] or "", f["title"])
     for d, s in zip(sorted(on_duckdb, key=key), sorted(on_spark, key=key), strict=True):
