@@ -23,6 +23,9 @@ class Reason(str, Enum):
     TRUNCATED = "truncated"
     UNPARSED_LINE = "unparsed_line"
     TOO_LARGE = "too_large"
+    TOO_DEEP = "too_deep"
+    DECOMPRESSION_LIMIT = "decompression_limit"
+    UNKNOWN_FORMAT = "unknown_format"
 
 
 class ForensicsError(Exception):

@@ -34,7 +34,8 @@ from .corpus.make_corpus import KNOWN_BUGS, CorpusCase, build_cases, write_corpu
 CANONICAL = ("spans", "logs", "metrics", "events")
 WHERE = re.compile(r"\b(line|offset) \d+")
 _ALL = build_cases()
-_CASES = {c.name: CorpusCase(c.name, c.format, c.filename, b"", c.line_records) for c in _ALL}
+_CASES = {c.name: CorpusCase(c.name, c.format, c.filename, b"", c.line_records, c.options, c.sniffed, c.expect_reject)
+          for c in _ALL}
 #: cases over 1 MB (10 MB values): marked slow
 _BIG = {c.name for c in _ALL if len(c.data) > 1 << 20}
 del _ALL
@@ -79,9 +80,15 @@ def _accounting(case: forensics.Case, path: str) -> tuple[int, int, int, set[int
 
 
 def _file_level_reject(case: forensics.Case, path: str) -> bool:
-    """A reject that stops reading (truncated stream, over-long line): later lines are not read."""
+    """A reject that stops reading (truncated stream, decompression limit): later lines are not read.
+    An over-long line is not one: it is skipped and counted, and the lines after it are read."""
     codes = case.sql("SELECT DISTINCT reason_code FROM rejects WHERE source_file = ?", [path]).to_arrow().column(0).to_pylist()
-    return bool({"truncated", "too_large"} & set(codes))
+    return bool({"truncated", "decompression_limit"} & set(codes))
+
+
+def _load_args(meta: CorpusCase) -> dict:
+    """How a case is loaded: its format forced unless sniffing is what it tests, with its options."""
+    return {"format": None if meta.sniffed else meta.format, "force": True, "templates": False, **dict(meta.options)}
 
 
 def _params() -> list:
@@ -110,7 +117,7 @@ def _load_lenient(case: forensics.Case, path: str, meta: CorpusCase, outcome: di
     """Load in lenient mode; return the message of a clear whole-file refusal, or None."""
     before = case.tables()
     try:
-        case.load(path, format=meta.format, force=True, templates=False)
+        case.load(path, **_load_args(meta))
     except LoadError as exc:
         # a loader may refuse a whole file whose format was forced but whose framing is not that
         # format (a CSV header without a time column): clear, atomic, and nothing read
@@ -130,7 +137,7 @@ def _load_lenient(case: forensics.Case, path: str, meta: CorpusCase, outcome: di
 def _check_strict(case: forensics.Case, path: str, meta: CorpusCase, rejected: int, outcome: dict) -> None:
     before = case.tables()
     try:
-        case.load(path, format=meta.format, strict=True, force=True, templates=False)
+        case.load(path, strict=True, **_load_args(meta))
     except ForensicsError as exc:
         msg = str(exc)
         if "internal error" in msg:
@@ -166,9 +173,15 @@ def test_corpus_case(name: str, corpus_dir: Path, lenient_case: forensics.Case, 
     refused = _load_lenient(lenient_case, path, meta, outcome)
     if refused is not None:
         with pytest.raises(LoadError):
-            strict_case.load(path, format=meta.format, strict=True, force=True, templates=False)
+            strict_case.load(path, strict=True, **_load_args(meta))
         return
+    if meta.sniffed:  # the format sniffing found (recorded in files; NULL: no format fits)
+        found = lenient_case.sql("SELECT format FROM files WHERE path = ?", [path]).rows()
+        assert found == [(meta.format,)], f"{name}: sniffed as {found}, expected {meta.format}"
     read, loaded, rejected, lines, unexplained = _accounting(lenient_case, path)
+    if meta.expect_reject:
+        codes = lenient_case.sql("SELECT DISTINCT reason_code FROM rejects WHERE source_file = ?", [path]).rows()
+        assert (meta.expect_reject,) in codes, f"{name}: expected a {meta.expect_reject} reject, got {codes}"
     stops_early = _file_level_reject(lenient_case, path)
     lenient_case.execute("DELETE FROM files WHERE path = ?", [path])  # the next load of this path starts at 0
     for table in (*CANONICAL, "rejects"):
@@ -190,7 +203,7 @@ def test_corpus_case(name: str, corpus_dir: Path, lenient_case: forensics.Case, 
 
 
 def test_corpus_is_large_and_covers_every_format() -> None:
-    formats = {c.format for c in _CASES.values()}
+    formats = {c.format for c in _CASES.values()} - {None}
     assert len(_CASES) >= 200
     assert formats >= set(forensics.formats()), set(forensics.formats()) - formats
 

@@ -58,11 +58,19 @@ def test_truncated_gzip_yields_what_was_read_then_raises(tmp_path):
     assert got and got == list(range(1, len(got) + 1))
 
 
-def test_overlong_line_is_an_error_not_a_memory_blowup(tmp_path):
+def test_overlong_lines_are_cut_out_and_reading_goes_on(tmp_path):
+    """Issue #19.5: a line over the limit, whether it spans reads (carry) or sits inside one
+    block, is left out with its number, length and first bytes; the lines after it keep their
+    numbers and are read; memory stays that of a read."""
     p = tmp_path / "x.jsonl"
-    p.write_bytes(b"y" * 5000)
-    with pytest.raises(fio.RecordTooLarge):
-        list(fio.iter_line_batches(str(p), batch_bytes=1000, max_line_bytes=2000))
+    p.write_bytes(b"a\n" + b"y" * 5000 + b"\nb\n" + b"z" * 2500 + b"\nc\n" + b"w" * 3000)
+    blocks = list(fio.iter_blocks(str(p), batch_bytes=1000, max_line_bytes=2000))
+    assert [t[:2] for b in blocks for t in b.too_long] == [(2, 5000), (4, 2500), (6, 3000)]
+    assert all(t[2] == t[2][:1] * len(t[2]) and len(t[2]) == 1000 for b in blocks for t in b.too_long)
+    lines = [r for b in blocks for r in fio.split_lines(b.data, b.first_line).table.to_pylist()]
+    assert lines == [{"line": 1, "raw": "a"}, {"line": 3, "raw": "b"}, {"line": 5, "raw": "c"}]
+    inside = list(fio.iter_blocks(str(p), batch_bytes=1 << 20, max_line_bytes=2000))  # one block holds them all
+    assert [t[:2] for b in inside for t in b.too_long] == [(2, 5000), (4, 2500), (6, 3000)]
 
 
 def test_sha256_and_size(tmp_path):

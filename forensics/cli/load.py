@@ -1,15 +1,19 @@
 """forensics load PATH... --case CASE.duckdb [--strict]"""
 from __future__ import annotations
 
+import os
+
 import click
 
 from .._text import printable
 from ..case import open_case
-from ..loaders import load
+from ..errors import LoadError
+from ..loaders import LoadReport, load
+from ..loaders.core.options import check_options
 
 
 @click.command("load")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, required=True)
 @click.option("--case", "case_path", required=True, type=click.Path(dir_okay=False), help="case file to create or add to")
 @click.option("--strict", is_flag=True, help="stop at the first bad record with an error naming file and line")
 @click.option("--format-in", "format_in", default=None, help="force an input format (see `forensics formats`)")
@@ -41,7 +45,21 @@ def command(paths: tuple[str, ...], case_path: str, strict: bool, format_in: str
         options["mapping"] = {k: v for k, _, v in pairs}
     if no_templates:
         options["templates"] = False
+    options = check_options(options)  # a bad -O is a usage error before the case file is touched
     with open_case(case_path) as case:
         report = load(case, *paths, strict=strict, format=format_in, force=force, **options)
         case.checkpoint()  # every row in the case file itself before saying it is loaded
+        if report.no_exports:
+            raise LoadError(_nothing_loaded(report), path=", ".join(paths))
         click.echo("\n".join(printable(line) for line in str(report).splitlines()))  # file names are data too
+
+
+def _nothing_loaded(report: LoadReport) -> str:
+    """One line: no file was an export, with how many were unknown or ignored and the first of each."""
+    parts = []
+    for status, what in (("unknown", "not a format forensics reads"), ("ignored", "ignored")):
+        names = [os.path.basename(f.path) for f in report.files if f.status == status]
+        if names:
+            parts.append(f"{len(names)} {what} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})")
+    return (f"no export file among {len(report.files)} file{'s' if len(report.files) > 1 else ''}: "
+            f"{'; '.join(parts)}; `forensics formats` lists the formats, --format-in NAME forces one")

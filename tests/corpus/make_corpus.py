@@ -33,6 +33,9 @@ TRACE = "5b8efff798038103d269b633813fc60c"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 BIG = 10 * 1024 * 1024  # the "10 MB attribute value"
 DEEP = 10_000  # nesting levels of the deeply nested JSON case
+LONG = 100 * 1024  # a first record longer than the 64 KiB sniffing head (a stack trace on line 1)
+DEEPEST = 1_000_000  # nesting levels far beyond any recursive parser's stack
+SMALL_LINE_LIMIT = 64 * 1024  # ``max_line_bytes`` of the over-long-line cases (a 100 KiB line)
 
 
 @dataclass(frozen=True)
@@ -40,10 +43,16 @@ class CorpusCase:
     """One malformed (or control) input file."""
 
     name: str
-    format: str
+    format: str | None
     filename: str
     data: bytes
     line_records: bool = False
+    #: loader options for this case (e.g. a small ``max_line_bytes``)
+    options: tuple[tuple[str, Any], ...] = ()
+    #: load without forcing the format: sniffing must find ``format`` (None: no format fits)
+    sniffed: bool = False
+    #: a reason code the file's rejects must include (the case is about that reject)
+    expect_reject: str | None = None
 
     @property
     def may_hold_no_record(self) -> bool:
@@ -688,9 +697,98 @@ def build_cases() -> list[CorpusCase]:
     for mutation, out in [("pb_truncated_varint", pb[:1] + b"\xff\xff\xff"), ("pb_length_overflow", b"\x0a\xff\xff\xff\xff\x0f" + pb),
                           ("pb_wrong_wire_type", b"\x0b" + pb), ("pb_json_inside", seed_otlp_json())]:
         cases.append(CorpusCase(f"otlp_proto/{mutation}", "otlp_proto", f"otlp_proto-{mutation}.pb", out))
+    cases.extend(reliability_cases())
     names = [c.name for c in cases]
     assert len(names) == len(set(names)), "corpus case names must be unique"
     return cases
+
+
+# -- issue #19: long first records, unknown files, over-long lines, extreme depth, bombs ---------
+
+def _stack_trace(n_bytes: int) -> str:
+    frame = "\n\tat com.shop.catalog.SearchController.search(SearchController.java:87)"
+    return "java.lang.IllegalStateException: inventory timeout" + frame * (n_bytes // len(frame) + 1)
+
+
+def _long_first_records() -> Iterator[tuple[str, str, str, bytes, bool]]:
+    """(seed, format, extension, bytes, line records): a first record over the sniffing head, then
+    the seed's records; sniffing must still name the format (#19.2)."""
+    trace = _stack_trace(LONG)
+    yield "json_logs", "json_logs", "jsonl", _jl([json_log(0, msg=trace)]) + seed_json_logs(), True
+    quoted = trace.replace("\n", "\\n").replace("\t", "\\t")
+    yield "logfmt", "logfmt", "logfmt", (f'level=error ts=2026-02-18T10:12:30Z caller=main.go:42 service=catalog-service '
+                                         f'msg="{quoted}"\n').encode() + seed_logfmt(), True
+    yield "plain_logs", "plain_logs", "log", ("2026-02-18 10:12:29,000 [main] ERROR com.shop.catalog.SearchController - "
+                                              + "x" * LONG + "\n").encode() + seed_plain(), False
+    yield "container_logs", "container_logs", "log", (
+        '2026-02-18T10:12:29.123456789Z stdout F {"level":"error","ts":1771409553.1,"msg":' + json.dumps(trace) + "}\n"
+    ).encode() + seed_container(), False
+    yield "prometheus", "prometheus_text", "prom", (
+        b"# HELP big_help " + b"h" * LONG + b"\n# TYPE big_help gauge\nbig_help 1\n" + seed_prometheus()), False
+    yield "deploy_jsonl", "deploy_log", "jsonl", _jl([deploy(9, description=trace)]) + seed_deploy_jsonl(), True
+    yield "otlp_json", "otlp_json", "jsonl", _jl([otlp_traces_doc(
+        [_set(otlp_seed_spans()[0], "attributes", [_attr("exception.stacktrace", trace)])])]) + seed_otlp_json(), False
+
+
+def _deep_otlp_line(levels: int) -> bytes:
+    """An OTLP request whose one attribute nests ``levels`` kvlists deep (the first line of a file)."""
+    open_, close = '{"kvlistValue":{"values":[{"key":"k","value":', "}]}}"
+    value = open_ * levels + '{"stringValue":"x"}' + close * levels
+    return ('{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"catalog"}},'
+            '{"key":"deep","value":' + value + '}]},"scopeSpans":[]}]}\n').encode()
+
+
+def _bomb(seed: bytes, decompressed: int) -> bytes:
+    """gzip of ``seed`` then blank lines up to ``decompressed`` bytes: a ratio in the hundreds."""
+    import zlib
+
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)
+    out = [comp.compress(seed)]
+    block = b"\n" * (1 << 20)
+    for _ in range(decompressed >> 20):
+        out.append(comp.compress(block))
+    out.append(comp.flush())
+    return b"".join(out)
+
+
+def reliability_cases() -> Iterator[CorpusCase]:
+    """The classes issue #19 added to the corpus."""
+    for seed, fmt, ext, data, line_records in _long_first_records():
+        yield CorpusCase(f"{seed}/long_first_record", fmt, f"{seed}-long_first_record.{ext}", data, line_records,
+                         sniffed=True)
+    for name, data in [("license_text", b"Apache License\nVersion 2.0, January 2004\n\nTERMS AND CONDITIONS\n"),
+                       ("binary_blob", _rng("blob").randbytes(4096)), ("csv_not_metrics", b"a,b\n1,2\n")]:
+        yield CorpusCase(f"unknown/{name}", None, f"unknown-{name}.dat", data, sniffed=True, expect_reject="unknown_format")
+    long_line = {"json_logs": _jl([json_log(7, msg="m" * LONG)]),
+                 "logfmt": b"level=info ts=2026-02-18T10:12:39Z msg=" + b"v" * LONG + b"\n",
+                 "plain_logs": b"2026-02-18 10:12:39,000 [main] INFO  x - " + b"y" * LONG + b"\n",
+                 "container_logs": b"2026-02-18T10:12:39.1Z stdout F " + b"z" * LONG + b"\n",
+                 "prometheus": b'big{v="' + b"x" * LONG + b'"} 1\n',
+                 "metrics_csv": b"2026-02-18T10:13:00Z,http_server_requests," + b"9" * LONG + b",a,b\n",
+                 "deploy_jsonl": _jl([deploy(9, description="d" * LONG)]),
+                 "otlp_json": _jl([otlp_traces_doc([_set(otlp_seed_spans()[0], "name", "n" * LONG)])])}
+    for seed_name, fmt, ext, builder, line_records in SEEDS:
+        if seed_name in long_line:  # #19.5: skipped, counted, the rest of the file read
+            good = builder().splitlines(keepends=True)
+            data = b"".join(good[:2] + [long_line[seed_name]] + good[2:])
+            yield CorpusCase(f"{seed_name}/line_over_limit", fmt, f"{seed_name}-line_over_limit.{ext}", data,
+                             line_records, options=(("max_line_bytes", SMALL_LINE_LIMIT),), expect_reject="too_large")
+    deepest = b"[" * DEEPEST + b"]" * DEEPEST
+    for seed_name, fmt, ext, builder, line_records in SEEDS:  # #19.9: a reject, never a crash
+        if seed_name in ("json_logs", "otlp_json", "deploy_jsonl", "jaeger", "zipkin", "k8s_events", "prom_api"):
+            data = builder() + b"\n" + deepest + b"\n"
+            yield CorpusCase(f"{seed_name}/deep_nesting_1m", fmt, f"{seed_name}-deep_nesting_1m.{ext}", data,
+                             expect_reject=None if seed_name in ("json_logs", "otlp_json", "deploy_jsonl") else "invalid_json")
+    deep_obj = b'{"a":' * DEEPEST + b"1" + b"}" * DEEPEST
+    yield CorpusCase("json_logs/deep_object_1m_mid", "json_logs", "json_logs-deep_object_1m_mid.jsonl",
+                     _jl([json_log(0)]) + deep_obj + b"\n" + _jl([json_log(1)]), True)
+    yield CorpusCase("otlp_json/first_line_400_deep", "otlp_json", "otlp_json-first_line_400_deep.jsonl",
+                     _deep_otlp_line(400) + seed_otlp_json(), sniffed=True)
+    for seed_name, fmt, ext, builder, _ in SEEDS:  # #19.10: stop at the cap, keep what came before
+        if seed_name in ("json_logs", "otlp_json", "k8s_events", "plain_logs"):
+            yield CorpusCase(f"{seed_name}/gzip_bomb", fmt, f"{seed_name}-gzip_bomb.{ext}.gz",
+                             _bomb(builder(), 64 << 20), options=(("max_compression_ratio", 50),),
+                             expect_reject="decompression_limit")
 
 
 def write_corpus(out: Path) -> list[CorpusCase]:
@@ -699,7 +797,8 @@ def write_corpus(out: Path) -> list[CorpusCase]:
     cases = build_cases()
     for c in cases:
         (out / c.filename).write_bytes(c.data)
-    manifest = [{"name": c.name, "format": c.format, "file": c.filename, "line_records": c.line_records} for c in cases]
+    manifest = [{"name": c.name, "format": c.format, "file": c.filename, "line_records": c.line_records,
+                 "options": dict(c.options), "sniffed": c.sniffed} for c in cases]
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return cases
 

@@ -10,6 +10,7 @@ import pytest
 import forensics
 from forensics.errors import StrictModeError, UnknownFormatError, UsageError
 from forensics.loaders import FORMATS, LoadContext, register_format
+from forensics.loaders.core.options import LoadOption
 
 
 def _never(head) -> float:
@@ -34,7 +35,7 @@ def _load_pipe(ctx: LoadContext) -> None:
 def _test_format():
     """Register the test-only format for this module's tests, and only for them."""
     register_format("test_pipe_events", signal="events", description="test only: time|kind|message lines",
-                    sniff=_never)(_load_pipe)
+                    sniff=_never, options=(LoadOption("boom", "bool", False, "test only: crash mid-file"),))(_load_pipe)
     yield
     FORMATS.pop("test_pipe_events", None)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import errno
 import fnmatch
 import os
-import sys
+import stat
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -12,11 +12,14 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 import duckdb
 import orjson
 
+from forensics import _progress
 from forensics._db import one, run
-from forensics.errors import CaseError, ForensicsError, LoadError, UnknownFormatError, UsageError
+from forensics._spelling import option as spelled
+from forensics.errors import CaseError, ForensicsError, LoadError, Reason, UnknownFormatError, UsageError
 
 from .context import LoadContext
 from .io import estimated_text_bytes, sha256_and_size
+from .options import OPTIONS, check_options
 from .read_ahead import FILES_AHEAD, ReadAhead
 from .registry import formats
 from .sniff import sniff
@@ -27,7 +30,7 @@ if TYPE_CHECKING:
 #: DuckDB memory limit while loading into a case file opened without one: inserted rows are
 #: written to the file as they come, so DuckDB need not cache them; with the readers' batches
 #: this keeps a load's peak memory under 1 GB whatever the file size (``bench/scale.py``)
-LOAD_MEMORY_LIMIT = "512MB"
+LOAD_MEMORY_LIMIT = OPTIONS["memory_limit"].default
 
 #: DuckDB's checkpoint threshold while loading into a case file: each file commits on its own,
 #: and a checkpoint rewrites the table's last, partly filled row group, so DuckDB's default
@@ -42,15 +45,20 @@ GROUP_FILE_BYTES = 32 << 20
 GROUP_BYTES = 512 << 20
 GROUP_FILES = 256
 
-#: files a directory walk skips: documentation and ground truth next to exports
-IGNORED = ("README*", "*.md", "*.rst", "truth.json", "*.duckdb", "*.duckdb.wal", "*.ipynb", "*.html", "*.py")
+#: files a directory walk skips (matched case-insensitively): documentation, licences, checksums,
+#: pictures and ground truth next to exports, and cases themselves; named on the command line
+#: they are still read
+IGNORED = ("README*", "LICENSE*", "LICENCE*", "COPYING*", "NOTICE*", "AUTHORS*", "CHANGELOG*", "CHANGES*",
+           "CONTRIBUTING*", "*.md", "*.rst", "*.adoc", "*.html", "*.ipynb", "*.py", "*.pdf", "*.png", "*.jpg",
+           "*.jpeg", "*.gif", "*.svg", "*.sha256", "*.sha512", "*.md5", "*sums", "*.sig", "*.asc",
+           "truth.json", "*.duckdb", "*.duckdb.wal")
 
 
 @dataclass
 class FileReport:
     path: str
     format: str | None
-    status: str  # loaded | skipped_duplicate | ignored | failed
+    status: str  # loaded | skipped_duplicate | ignored | unknown (no format fits: one reject)
     records_read: int = 0
     rows_loaded: int = 0
     rows_rejected: int = 0
@@ -86,6 +94,12 @@ class LoadReport:
         return out
 
     @property
+    def no_exports(self) -> bool:
+        """True when files were given but none was an export (every one unknown or ignored)."""
+        return bool(self.files) and not any(f.status == "loaded" or f.status == "skipped_duplicate" and f.format
+                                            for f in self.files)
+
+    @property
     def warnings(self) -> list[str]:
         return [f"{f.path}: {w}" for f in self.files for w in f.warnings]
 
@@ -112,19 +126,63 @@ class LoadReport:
         return "<pre>" + html.escape(str(self)) + "</pre>"
 
 
-def _expand(paths: Iterable[str | os.PathLike]) -> list[tuple[str, bool]]:
-    """(path, explicitly_named) for every file under ``paths``, sorted within directories."""
-    out: list[tuple[str, bool]] = []
+def _not_a_file(path: str) -> str | None:
+    """Why ``path`` cannot be read as an export file (a FIFO, a device, a dangling symlink, a
+    symlink loop...), or None for a regular file. Reading a FIFO or a device would wait forever or
+    never end."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symlink loop"
+        if os.path.islink(path):
+            return f"a dangling symlink (to {os.readlink(path)})"
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISREG(st.st_mode):
+        return None
+    kinds = [(stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")]
+    kind = next((name for test, name in kinds if test(st.st_mode)), "not a regular file")
+    via = f" (through a symlink to {os.readlink(path)})" if os.path.islink(path) else ""
+    return f"{kind}{via}, not a regular file: reading it could wait forever; copy what it holds into a file"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    path: str
+    named: bool  # given as such, not found in a directory
+    skip: str | None  # why it is skipped (ignored), or None to load it
+
+
+def _ignored(name: str) -> bool:
+    low = name.lower()
+    return any(fnmatch.fnmatch(low, pattern.lower()) for pattern in IGNORED)
+
+
+def _expand(paths: Iterable[str | os.PathLike]) -> list[_Entry]:
+    """Every file under ``paths``, sorted within directories. In a directory, files that are not
+    exports (:data:`IGNORED`) and anything that is not a regular file (a FIFO, a device, a
+    dangling symlink, a symlink loop: :func:`_not_a_file`) are entries to skip, with the reason;
+    named directly, the latter are a usage error saying exactly why."""
+    out: list[_Entry] = []
     for p in paths:
         p = os.fspath(p)
         if os.path.isdir(p):
             for root, dirs, files in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(files):
-                    if not name.startswith("."):
-                        out.append((os.path.join(root, name), False))
-        elif os.path.isfile(p):
-            out.append((p, True))
+                    if name.startswith("."):
+                        continue
+                    path = os.path.join(root, name)
+                    problem = _not_a_file(path)
+                    skip = problem or ("not an export: documentation, licence, checksum, picture or case"
+                                       if _ignored(name) else None)
+                    out.append(_Entry(path, False, skip))
+        elif os.path.lexists(p):
+            problem = _not_a_file(p)
+            if problem is not None:
+                raise UsageError(f"{p}: {problem}")
+            out.append(_Entry(p, True, None))
         else:
             raise UsageError(f"{p}: no such file or directory")
     return out
@@ -158,17 +216,15 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
     """
     if format is not None and format not in formats():
         raise UsageError(f"unknown format {format!r}; choose one of: {', '.join(sorted(formats()))}")
+    options = check_options(options)
     report = LoadReport()
     entries = _expand(paths)
-    show = sys.stderr.isatty() if progress is None else progress
     iterator: Iterable = entries
-    if show and len(entries) > 1:
-        from tqdm import tqdm
-
-        iterator = tqdm(entries, desc="loading", unit="file", file=sys.stderr)
+    if len(entries) > 1:
+        iterator = _progress.steps(entries, desc="load", unit="file", progress=progress,
+                                   label=lambda entry: os.path.basename(entry.path))
     bounded = _bounded_memory(case, options.pop("memory_limit", LOAD_MEMORY_LIMIT))
-    ignored = [not named and any(fnmatch.fnmatch(os.path.basename(path), pat) for pat in IGNORED)
-               for path, named in entries]
+    ignored = [entry.skip is not None for entry in entries]
     read_ahead = options.pop("read_ahead", True)
     grouping = options.pop("group_small_files", True) and case.path is not None and len(entries) > 1
     threshold = ahead = None
@@ -192,12 +248,13 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
         threshold = _checkpoint_threshold(case, LOAD_CHECKPOINT_THRESHOLD)
         if read_ahead and len(entries) > 1:
             ahead = ReadAhead(strict=strict, format=format, options=options, workers=FILES_AHEAD)
-        for i, (path, _) in enumerate(iterator):
-            if ignored[i]:
-                group.done(FileReport(os.path.abspath(path), None, "ignored", message="not an export file"))
+        for i, entry in enumerate(iterator):
+            path = entry.path
+            if entry.skip is not None:
+                group.done(FileReport(os.path.abspath(path), None, "ignored", message=entry.skip))
                 continue
             if ahead is not None:
-                coming = [os.path.abspath(entries[j][0]) for j in range(i, min(len(entries), i + 1 + 4 * FILES_AHEAD))
+                coming = [os.path.abspath(entries[j].path) for j in range(i, min(len(entries), i + 1 + 4 * FILES_AHEAD))
                           if not ignored[j]]
                 ahead.schedule(coming[: 1 + FILES_AHEAD])
             size = estimated_text_bytes(path)
@@ -333,6 +390,34 @@ def _disk_full(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.Error) and any(os.strerror(c) in text for c in codes)
 
 
+def _record_file(con: duckdb.DuckDBPyConnection, path: str, size: int, sha: str, fmt: str | None, loaded: int,
+                 rejected: int, by_table: dict[str, int]) -> None:
+    """The file's row in ``files``, the chain of custody (also for a file no format could read)."""
+    from forensics._version import __version__
+
+    run(con, "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, now(), ?)",
+        [path, size, sha, fmt, loaded + rejected, loaded, rejected, orjson.dumps(by_table).decode(), __version__])
+
+
+def _unknown(con: duckdb.DuckDBPyConnection, path: str, size: int, sha: str, exc: UnknownFormatError,
+             transaction: bool) -> FileReport:
+    """A file that is no known format: one ``unknown_format`` reject and its ``files`` row (format
+    NULL), so it is in the chain of custody and loading it again is skipped as a duplicate."""
+    reason = exc.message + (f" (found {exc.found})" if exc.found else "")
+    if transaction:
+        run(con, "BEGIN TRANSACTION")
+    try:
+        run(con, "INSERT INTO rejects VALUES (?, NULL, 0, NULL, NULL, ?, ?, NULL)", [path, Reason.UNKNOWN_FORMAT.value, reason])
+        _record_file(con, path, size, sha, None, 0, 1, {})
+        if transaction:
+            run(con, "COMMIT")
+    except BaseException:
+        if transaction:
+            run(con, "ROLLBACK")
+        raise
+    return FileReport(path, None, "unknown", records_read=1, rows_rejected=1, message=str(exc.message))
+
+
 def _load_one(case: "Case", path: str, *, strict: bool, format: str | None, force: bool,
               options: dict[str, Any], ahead: ReadAhead | None = None, transaction: bool = True) -> FileReport:
     """Load one file; in its own transaction unless ``transaction`` is false (the caller's
@@ -342,16 +427,16 @@ def _load_one(case: "Case", path: str, *, strict: bool, format: str | None, forc
     t0 = time.perf_counter()
     sha, size = sha256_and_size(abspath)
     if not force:
-        prior = one(con, "SELECT path FROM files WHERE sha256 = ? LIMIT 1", [sha])
+        prior = one(con, "SELECT path, format FROM files WHERE sha256 = ? ORDER BY format NULLS LAST LIMIT 1", [sha])
         if prior:
-            return FileReport(abspath, None, "skipped_duplicate", message=f"same sha256 as {prior[0]} (force=True to load again)")
+            return FileReport(abspath, prior[1], "skipped_duplicate",
+                              message=f"same sha256 as {prior[0]} ({spelled('force')} to load again)")
     try:
         fmt = format or sniff(abspath)
     except UnknownFormatError as exc:
         if strict:
             raise
-        run(con, "INSERT INTO rejects VALUES (?, NULL, NULL, NULL, NULL, 'unknown_format', ?, NULL)", [abspath, exc.message + (f" (found {exc.found})" if exc.found else "")])
-        return FileReport(abspath, None, "failed", records_read=1, rows_rejected=1, message=str(exc.message))
+        return _unknown(con, abspath, size, sha, exc, transaction)
     spec = formats()[fmt]
     ctx = LoadContext(abspath, fmt, con, strict=strict, options=dict(options),
                       ahead=None if ahead is None else ahead.take(abspath, fmt))
@@ -359,18 +444,13 @@ def _load_one(case: "Case", path: str, *, strict: bool, format: str | None, forc
         run(con, "BEGIN TRANSACTION")
     try:
         spec.load(ctx)
+        ctx.finish()
         if ctx.loaded.get("logs") and options.get("templates", True):
             from forensics.templates import mine_new_logs  # drain3 templates for the rows this file added
 
             mine_new_logs(con, abspath)
         loaded = sum(ctx.loaded.values())
-        from forensics._version import __version__
-
-        run(
-            con, "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, now(), ?)",
-            [abspath, size, sha, fmt, loaded + ctx.rejected, loaded, ctx.rejected,
-             orjson.dumps(dict(ctx.loaded)).decode(), __version__],
-        )
+        _record_file(con, abspath, size, sha, fmt, loaded, ctx.rejected, dict(ctx.loaded))
         if transaction:
             run(con, "COMMIT")
     except BaseException as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, BinaryIO, Iterator, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -14,6 +14,7 @@ from forensics._db import one, query_arrow, run, scalar
 from forensics.errors import LoadError, Reason, StrictModeError
 
 from . import io as fio
+from .options import option_value
 
 RAW_LIMIT = 1000
 _names = itertools.count()
@@ -39,6 +40,8 @@ class LoadContext:
     warnings: list[str] = field(default_factory=list)
     #: what the format's ``read_ahead`` made of this file before its turn (:mod:`.read_ahead`)
     ahead: Any = None
+    #: where decompression stopped at its limits, not yet rejected (see :meth:`finish`)
+    limit_hits: list = field(default_factory=list)
 
     # -- reading --------------------------------------------------------------------------------
     def line_batches(self, batch_bytes: int | None = None) -> Iterator[pa.Table]:
@@ -54,17 +57,44 @@ class LoadContext:
 
     def blocks(self, batch_bytes: int | None = None) -> Iterator[fio.Block]:
         """The file as :class:`~.io.Block` s of whole lines (for loaders that parse bytes
-        directly); :meth:`lines_of` turns one into lines. A truncated compressed stream and an
-        over-long line become rejects (or errors in strict mode) here."""
+        directly); :meth:`lines_of` turns one into lines. A line over ``max_line_bytes`` is
+        rejected (the lines after it are read), a truncated compressed stream too (or errors in
+        strict mode)."""
+        max_line = self.option("max_line_bytes")
         try:
-            blocks = fio.iter_blocks(self.path, batch_bytes or self.options.get("batch_bytes", 16 << 20))
-            for first_line, data in fio.read_in_background(blocks, "forensics-blocks"):  # reads the next block meanwhile
-                yield fio.Block(first_line, data)
+            blocks = fio.iter_blocks(self.path, batch_bytes or self.option("batch_bytes"), max_line, self.limits,
+                                     self.limit_hits.append)
+            for block in fio.read_in_background(blocks, "forensics-blocks"):  # reads the next block meanwhile
+                if block.data:
+                    yield block
+                for line, size, first in block.too_long:  # after the block: strict mode names the first bad line
+                    self.reject(Reason.TOO_LARGE, f"line is {size} bytes, longer than max_line_bytes={max_line}; "
+                                f"skipped, the lines after it were read", line=line,
+                                raw=first.decode("utf-8", "backslashreplace"))
         except fio.StreamTruncated as exc:
             self.reject(Reason.TRUNCATED, f"compressed stream ends early ({exc.cause}); records before it were loaded",
                         offset=exc.offset)
-        except fio.RecordTooLarge as exc:
-            self.reject(Reason.TOO_LARGE, f"a line longer than {exc.size} bytes; the rest of the file was not read", line=exc.line)
+        self.finish()
+
+    def open(self) -> BinaryIO:
+        """The file, decompressed and bounded by the decompression limits (see :meth:`finish`)."""
+        return fio.open_binary(self.path, self.limits, self.limit_hits.append)
+
+    def option(self, name: str) -> Any:
+        """The value of loader option ``name`` (checked by ``forensics.load``), or its default."""
+        return option_value(self.options, name)
+
+    @property
+    def limits(self) -> fio.Limits:
+        return fio.Limits.of(self.options)
+
+    def finish(self) -> None:
+        """After the loader: a decompression that stopped at its limit becomes a reject (the
+        records before it were loaded)."""
+        hits, self.limit_hits[:] = list(self.limit_hits), []
+        for hit in hits:
+            self.reject(Reason.DECOMPRESSION_LIMIT, f"decompression stopped: {hit.reason}; the records before it "
+                        "were loaded", offset=hit.offset)
 
     def lines_of(self, block: fio.Block) -> pa.Table:
         """The non-blank lines of ``block`` as ``(line, raw)``; lines that are not UTF-8 are
@@ -88,13 +118,19 @@ class LoadContext:
             return None
 
     def read_bytes(self) -> bytes | None:
-        """The whole decompressed file, or None after rejecting it (truncated stream, too large)."""
+        """The whole decompressed file, or None after rejecting it (truncated stream, too large,
+        past the decompression limits)."""
+        before = len(self.limit_hits)
         try:
-            return fio.read_all(self.path, self.options.get("max_document_bytes", 4 << 30))
+            data = fio.read_all(self.path, self.option("max_document_bytes"), self.limits, self.limit_hits.append)
+            if len(self.limit_hits) == before:
+                return data
+            del data
+            self.finish()  # half a document is not parsed
         except fio.StreamTruncated as exc:
             self.reject(Reason.TRUNCATED, f"compressed stream ends early ({exc.cause})", offset=exc.offset)
         except fio.RecordTooLarge as exc:
-            self.reject(Reason.TOO_LARGE, f"document larger than {exc.size} bytes", offset=0)
+            self.reject(Reason.TOO_LARGE, f"document larger than {exc.size} bytes (max_document_bytes)", offset=0)
         return None
 
     # -- writing --------------------------------------------------------------------------------
@@ -110,7 +146,16 @@ class LoadContext:
         return name
 
     def unregister(self, name: str) -> None:
-        run(self.con, f"DROP TABLE IF EXISTS {name}")
+        """Drop a table made by :meth:`register` (or any scratch table of the file's transaction).
+
+        Nothing runs in a transaction an error has aborted, and its ROLLBACK drops the table anyway:
+        the error that aborted it must reach the caller, not a TransactionException from this
+        cleanup (an out-of-memory error is retried with the case's own memory limit, see
+        ``forensics.load``)."""
+        try:
+            run(self.con, f"DROP TABLE IF EXISTS {name}")
+        except duckdb.TransactionException:
+            pass
 
     def emit(self, table: str, select_sql: str, params: Sequence[Any] | dict | None = None) -> int:
         """Insert the rows of ``select_sql`` into canonical ``table``; rejects go to ``rejects``.
@@ -138,10 +183,7 @@ class LoadContext:
                 [self.format, self.path],
             )
         finally:
-            try:
-                run(self.con, f"DROP TABLE IF EXISTS {stage}")
-            except duckdb.Error:  # transaction already aborted: the rollback removes it
-                pass
+            self.unregister(stage)
         self.loaded[table] += n
         return n
 

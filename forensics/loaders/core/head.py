@@ -9,9 +9,15 @@ from typing import Any
 
 import orjson
 
-from .io import read_head
+from .io import open_binary, read_head
 
 HEAD_BYTES = 65536
+#: a first record up to this long is kept whole for sniffing; a longer one is skipped and the
+#: records after it are sniffed
+RECORD_BYTES = 16 << 20
+#: how far a first record is followed to its end (the default ``max_line_bytes``: a longer line
+#: is rejected by every loader anyway)
+SCAN_BYTES = 128 << 20
 
 
 @dataclass
@@ -76,3 +82,29 @@ def head_of(path: str) -> Head:
     """The first :data:`HEAD_BYTES` decompressed bytes of ``path``."""
     data = read_head(path, HEAD_BYTES + 1)
     return Head(path, data[:HEAD_BYTES], complete=len(data) <= HEAD_BYTES)
+
+
+def head_of_records(path: str) -> Head | None:
+    """A head of complete records for a file whose first record is longer than :data:`HEAD_BYTES`
+    (a stack trace on line 1): that record whole (a record longer than :data:`RECORD_BYTES` is
+    skipped, not kept) and :data:`HEAD_BYTES` of the records after it. None when the first record
+    does not end within :data:`SCAN_BYTES` or nothing follows a skipped one (one huge document:
+    its first bytes are all there is to sniff). Memory: :data:`RECORD_BYTES` at most."""
+    try:
+        with open_binary(path) as fh:
+            first = fh.readline(RECORD_BYTES + 1)
+            while first and not first.strip():  # blank lines before the first record
+                first = fh.readline(RECORD_BYTES + 1)
+            scanned, line = len(first), first
+            while line and not line.endswith(b"\n") and len(first) > RECORD_BYTES:  # skip to its end
+                first = b""
+                if scanned > SCAN_BYTES:
+                    return None
+                line = fh.readline(1 << 20)
+                scanned += len(line)
+            rest = fh.read(HEAD_BYTES + 1)
+    except Exception:  # a truncated stream: the loader reports it; sniff with the first bytes
+        return None
+    if not first and not rest:
+        return None
+    return Head(path, first + rest[:HEAD_BYTES], complete=len(rest) <= HEAD_BYTES)

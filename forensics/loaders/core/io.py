@@ -8,7 +8,7 @@ import os
 import queue
 import threading
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, TypeVar
+from typing import BinaryIO, Callable, Iterator, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -44,17 +44,92 @@ def estimated_text_bytes(path: str) -> int | None:
         return None
 
 
-def open_binary(path: str) -> BinaryIO:
-    """Open a file for reading, decompressing gzip and zstd transparently (streaming)."""
+@dataclass(frozen=True)
+class Limits:
+    """How far a compressed file is decompressed (options ``max_compression_ratio`` and
+    ``max_decompressed_bytes``): past :data:`RATIO_FLOOR` bytes, no more than ``ratio`` bytes per
+    compressed byte read, and never more than ``max_bytes`` in all."""
+
+    ratio: float = 200.0
+    max_bytes: int = 1 << 40
+
+    @classmethod
+    def of(cls, options: "dict | None") -> "Limits":
+        from .options import option_value
+
+        options = options or {}
+        return cls(float(option_value(options, "max_compression_ratio")), int(option_value(options, "max_decompressed_bytes")))
+
+
+#: decompressed bytes below which the ratio is not checked (small, very repetitive files are fine)
+RATIO_FLOOR = 16 << 20
+
+
+@dataclass
+class LimitHit:
+    """Where decompression stopped: ``offset`` decompressed bytes, and why."""
+
+    offset: int
+    reason: str
+
+
+class _Capped(io.RawIOBase):
+    """A decompressing stream that ends (reads give ``b""``) once :class:`Limits` are passed,
+    telling ``on_limit`` where and why. Memory stays that of the reads: nothing is held here."""
+
+    def __init__(self, stream: BinaryIO, raw: BinaryIO, limits: Limits, on_limit: "Callable[[LimitHit], None] | None") -> None:
+        self._stream, self._raw, self._limits, self._on_limit = stream, raw, limits, on_limit
+        self._out = 0
+        self.hit: LimitHit | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: "memoryview | bytearray") -> int:  # type: ignore[override]
+        if self.hit is not None:
+            return 0
+        n = self._stream.readinto(buffer)
+        self._out += n
+        compressed = max(1, self._raw.tell())
+        if self._out > self._limits.max_bytes:
+            self._stop(f"decompressed more than {self._limits.max_bytes} bytes (max_decompressed_bytes)")
+        elif self._out > RATIO_FLOOR and self._out > self._limits.ratio * compressed:
+            self._stop(f"{self._out} bytes decompressed from {compressed} compressed, more than "
+                       f"{self._limits.ratio:g} times (max_compression_ratio): a decompression bomb, or a file "
+                       "that needs a higher limit")
+        return n
+
+    def _stop(self, reason: str) -> None:
+        self.hit = LimitHit(self._out, reason)
+        if self._on_limit is not None:
+            self._on_limit(self.hit)
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+            self._raw.close()
+        finally:
+            super().close()
+
+
+def open_binary(path: str, limits: Limits | None = None,
+                on_limit: "Callable[[LimitHit], None] | None" = None) -> BinaryIO:
+    """Open a file for reading, decompressing gzip and zstd transparently (streaming).
+
+    A compressed file ends early (reads give ``b""``) once it passes ``limits`` (default:
+    :class:`Limits`' defaults); ``on_limit`` is told where. Uncompressed files are read as they are.
+    """
     kind = compression_of(path)
+    if kind is None:
+        return open(path, "rb")
+    raw = open(path, "rb")
     if kind == "gzip":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    if kind == "zstd":
+        stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+    else:
         import zstandard
 
-        fh = open(path, "rb")
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(fh, closefd=True))  # type: ignore[arg-type]
-    return open(path, "rb")
+        stream = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)  # type: ignore[assignment]
+    return io.BufferedReader(_Capped(stream, raw, limits or Limits(), on_limit), buffer_size=1 << 16)  # type: ignore[return-value]
 
 
 def sha256_and_size(path: str) -> tuple[str, int]:
@@ -95,10 +170,41 @@ class LineBatch:
 
 @dataclass
 class Block:
-    """Whole lines of a file as bytes: ``first_line`` is the 1-based number of the first."""
+    """Whole lines of a file as bytes: ``first_line`` is the 1-based number of the first.
+
+    ``too_long`` lists the lines longer than the limit that were cut out, each as ``(line,
+    length in bytes, first bytes)``; their line breaks stay in ``data``, so the lines after them
+    keep their numbers (an empty line is skipped but counted)."""
 
     first_line: int
     data: bytes
+    too_long: tuple[tuple[int, int, bytes], ...] = ()
+
+
+#: bytes of an over-long line kept to show in its reject
+_PREFIX_BYTES = 1000
+
+
+def _without_long_lines(first_line: int, data: bytes, max_line_bytes: int) -> Block:
+    """``data`` as a Block with the lines longer than ``max_line_bytes`` emptied (vectorized;
+    a block no longer than the limit is returned as it is, without looking)."""
+    if len(data) <= max_line_bytes:
+        return Block(first_line, data)
+    arr = np.frombuffer(data, dtype=np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    starts = np.concatenate(([0], nl + 1))
+    ends = np.concatenate((nl, [len(data)]))
+    long = np.flatnonzero(ends - starts > max_line_bytes)
+    if not len(long):
+        return Block(first_line, data)
+    pieces, at, too_long = [], 0, []
+    for i in long.tolist():  # per over-long line (rare), never per line
+        start, end = int(starts[i]), int(ends[i])
+        pieces.append(data[at:start])
+        too_long.append((first_line + i, end - start, data[start:start + _PREFIX_BYTES]))
+        at = end
+    pieces.append(data[at:])
+    return Block(first_line, b"".join(pieces), tuple(too_long))
 
 
 class StreamTruncated(Exception):
@@ -157,39 +263,57 @@ def split_lines(buf: bytes, first_line: int) -> LineBatch:
     return LineBatch(table, bad, n)
 
 
-def iter_blocks(path: str, batch_bytes: int = 32 << 20, max_line_bytes: int = 512 << 20) -> Iterator[tuple[int, bytes]]:
-    """Stream a (possibly compressed) text file as ``(first line number, bytes)`` blocks of whole
-    lines (each block but the last ends with a newline), about ``batch_bytes`` each.
+def iter_blocks(path: str, batch_bytes: int = 32 << 20, max_line_bytes: int = 128 << 20, limits: Limits | None = None,
+                on_limit: Callable[[LimitHit], None] | None = None) -> Iterator[Block]:
+    """Stream a (possibly compressed) text file as :class:`Block` s of whole lines (each block but
+    the last ends with a newline), about ``batch_bytes`` each.
 
-    Raises :class:`StreamTruncated` after yielding everything before a broken compressed stream,
-    and :class:`RecordTooLarge` for a line longer than ``max_line_bytes``.
+    A line longer than ``max_line_bytes`` is cut out (listed in its block's ``too_long``) and
+    reading goes on after it; memory stays about ``batch_bytes`` whatever the line's length.
+    Raises :class:`StreamTruncated` after yielding everything before a broken compressed stream;
+    a compressed file past ``limits`` ends there (``on_limit`` is told, see :func:`open_binary`).
     """
     line = 1
     carry = b""
     consumed = 0
-    with open_binary(path) as fh:
+    skipping: tuple[int, int, bytes] | None = None  # (line, bytes so far, first bytes) of an over-long line
+    with open_binary(path, limits, on_limit) as fh:
         while True:
             try:
                 chunk = fh.read(batch_bytes)
             except Exception as exc:  # EOFError/OSError from gzip, zstandard.ZstdError and friends
-                if carry:
-                    yield line, carry
+                if skipping is not None:
+                    yield Block(line, b"", (skipping,))
+                elif carry:
+                    yield _without_long_lines(line, carry, max_line_bytes)
                 raise StreamTruncated(consumed + len(carry), exc) from exc
             if not chunk:
-                if carry:
-                    yield line, carry
+                if skipping is not None:
+                    yield Block(line, b"", (skipping,))
+                elif carry:
+                    yield _without_long_lines(line, carry, max_line_bytes)
                 return
+            if skipping is not None:  # the rest of an over-long line: up to its end, not kept
+                cut = chunk.find(b"\n")
+                if cut < 0:
+                    skipping = (skipping[0], skipping[1] + len(chunk), skipping[2])
+                    consumed += len(chunk)
+                    continue
+                yield Block(line, b"", ((skipping[0], skipping[1] + cut, skipping[2]),))
+                skipping, line, consumed, chunk = None, line + 1, consumed + cut + 1, chunk[cut + 1:]
+                if not chunk:
+                    continue
             cut = chunk.rfind(b"\n")
             if cut < 0:
                 carry += chunk
                 if len(carry) > max_line_bytes:
-                    raise RecordTooLarge(line, max_line_bytes)
+                    skipping, consumed, carry = (line, len(carry), carry[:_PREFIX_BYTES]), consumed + len(carry), b""
                 continue
             # one copy of the block's bytes (not the whole buffer and then the block)
             block, carry = (carry + chunk[: cut + 1] if carry else chunk[: cut + 1]), chunk[cut + 1:]
             del chunk
             consumed += len(block)
-            yield line, block
+            yield _without_long_lines(line, block, max_line_bytes)
             line += block.count(b"\n")
 
 
@@ -240,21 +364,23 @@ def read_in_background(items: Iterator[_T], name: str = "forensics-read", ahead:
         worker.join()
 
 
-def iter_line_batches(path: str, batch_bytes: int = 32 << 20, max_line_bytes: int = 512 << 20) -> Iterator[LineBatch]:
+def iter_line_batches(path: str, batch_bytes: int = 32 << 20, max_line_bytes: int = 128 << 20) -> Iterator[LineBatch]:
     """Stream a (possibly compressed) text file as batches of lines (:func:`iter_blocks`, split).
 
-    Blank lines are skipped but counted, so ``line`` numbers match the file. Raises
-    :class:`StreamTruncated` after yielding everything before a broken compressed stream,
-    and :class:`RecordTooLarge` for a line longer than ``max_line_bytes``.
+    Blank lines are skipped but counted, so ``line`` numbers match the file (an over-long line is
+    left out). Raises :class:`StreamTruncated` after yielding everything before a broken
+    compressed stream.
     """
-    for line, block in iter_blocks(path, batch_bytes, max_line_bytes):
-        yield split_lines(block, line)
+    for block in iter_blocks(path, batch_bytes, max_line_bytes):
+        yield split_lines(block.data, block.first_line)
 
 
-def read_all(path: str, max_bytes: int = 4 << 30) -> bytes:
-    """The whole decompressed content (for single-document formats)."""
+def read_all(path: str, max_bytes: int = 4 << 30, limits: Limits | None = None,
+             on_limit: Callable[[LimitHit], None] | None = None) -> bytes:
+    """The whole decompressed content (for single-document formats); a compressed file past
+    ``limits`` ends there (``on_limit`` is told)."""
     out = io.BytesIO()
-    with open_binary(path) as fh:
+    with open_binary(path, limits, on_limit) as fh:
         while True:
             try:
                 chunk = fh.read(1 << 24)

@@ -79,6 +79,7 @@ class RecordingContext(LoadContext):
                 ctx.warn(event[1])
             else:
                 yield event[1], event[2]
+        ctx.limit_hits.extend(self.limit_hits)  # a decompression limit met by a reader of its own
 
 
 def take_recorded(ctx: LoadContext) -> RecordingContext | None:

@@ -9,6 +9,7 @@ from forensics._plugins import import_plugins
 if TYPE_CHECKING:
     from .context import LoadContext
     from .head import Head
+    from .options import LoadOption
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,8 @@ class FormatSpec:
     ``load(ctx)`` reads ``ctx.path`` and emits rows through ``ctx``.
     ``read_ahead(path, format, strict, options, scratch)``, optional, reads and converts a file
     before its turn without touching the case (see :mod:`.read_ahead`); ``load`` finds the
-    result in ``ctx.ahead``.
+    result in ``ctx.ahead``. ``options`` declares options of the format's own beyond forensics'
+    (:data:`.options.OPTIONS`).
     """
 
     name: str
@@ -29,19 +31,21 @@ class FormatSpec:
     load: Callable[["LoadContext"], None]
     extensions: tuple[str, ...] = field(default_factory=tuple)
     read_ahead: Callable[..., Any] | None = None
+    options: tuple["LoadOption", ...] = ()
 
 
 FORMATS: dict[str, FormatSpec] = {}
 
 
 def register_format(name: str, *, signal: str, description: str, sniff: Callable[["Head"], float],
-                    extensions: tuple[str, ...] = (), read_ahead: Callable[..., Any] | None = None) -> Callable:
+                    extensions: tuple[str, ...] = (), read_ahead: Callable[..., Any] | None = None,
+                    options: tuple["LoadOption", ...] = ()) -> Callable:
     """Decorator for a loader function: ``@register_format("otlp_json", signal=..., sniff=...)``."""
 
     def deco(fn: Callable[["LoadContext"], None]) -> Callable[["LoadContext"], None]:
         if name in FORMATS and FORMATS[name].load is not fn:
             raise RuntimeError(f"format {name!r} registered twice")
-        FORMATS[name] = FormatSpec(name, signal, description, sniff, fn, extensions, read_ahead)
+        FORMATS[name] = FormatSpec(name, signal, description, sniff, fn, extensions, read_ahead, tuple(options))
         return fn
 
     return deco

@@ -1,7 +1,10 @@
 """Kubernetes exports: ``kubectl get events -o json`` and ``kubectl get pods -o json``.
 
 Both are one JSON document (``kind`` ``List``/``EventList``/``PodList`` with ``items``, or a single
-``Event``/``Pod``); rows keep the 0-based item index in ``source_offset``.
+``Event``/``Pod``); rows keep the 0-based item index in ``source_offset``. The ``items`` of kubectl's
+output stream (``core.json_stream``, batch by batch into a DuckDB table that spills under the
+load's memory limit), so a document of any size loads with bounded memory; an item that is not
+JSON is a reject and the others load; a document that ends early keeps the items before the cut.
 
 ``k8s_events`` (core ``v1`` and ``events.k8s.io/v1`` field names):
 
@@ -31,14 +34,23 @@ start), and pod-level ``status.reason`` (Evicted). ``version`` is the image tag
 """
 from __future__ import annotations
 
+import itertools
 import re
 
 import pyarrow as pa
 
 from forensics._db import run
+from forensics.errors import Reason
+from forensics.loaders.core import io as fio
 from forensics.loaders.core.context import LoadContext
 from forensics.loaders.core.head import Head
+from forensics.loaders.core.json_stream import Tail, Truncated, iter_elements
 from forensics.loaders.core.registry import register_format
+
+#: kubectl's ``-o json`` list: ``{"apiVersion": "v1", "items": [`` (keys sorted), the items streamed
+_LIST_START = re.compile(rb'^(?:\xef\xbb\xbf)?\s*\{\s*(?:"apiVersion"\s*:\s*"[^"]*"\s*,\s*)?"items"\s*:\s*\[')
+_LIST_KIND = re.compile(rb'"kind"\s*:\s*"([A-Za-z]*)"')
+_names = itertools.count()
 
 #: the alphabet Kubernetes uses for generated name suffixes (no vowels, no 0/1/3)
 _SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
@@ -65,7 +77,57 @@ def _ts(expr: str) -> str:
 
 
 def _items(ctx: LoadContext, singular: str) -> str | None:
-    """Register the document's items as a temp table ``(idx, it)``; returns its name."""
+    """Register the document's items as a temp table ``(idx, it, ikind)``; returns its name."""
+    start = _LIST_START.match(fio.read_head(ctx.path, 1 << 16))
+    if start is not None and not ctx.option("whole_documents"):
+        name = _streamed_items(ctx, start.end(), singular)
+    else:
+        name = _document_items(ctx, singular)
+    if name is not None:
+        ctx.emit("events", f"""
+            SELECT idx AS source_offset, CAST(it AS VARCHAR) AS _raw, 'wrong_shape' AS _reject_code,
+              'item of kind ' || coalesce(ikind, '(none)') || ' is not a {singular}' AS _reject_reason
+            FROM {name} WHERE ikind IS DISTINCT FROM '{singular}'""")
+    return name
+
+
+def _streamed_items(ctx: LoadContext, start: int, singular: str) -> str:
+    """The items of a kubectl list, streamed batch by batch into a temp table (items that are not
+    JSON, or not UTF-8, rejected with their index; a cut document keeps the items before it)."""
+    name = f"_k8s_items_{next(_names)}"
+    run(ctx.con, f"CREATE TEMP TABLE {name} (idx BIGINT, it JSON, ikind VARCHAR)")
+    list_kind = None
+    try:
+        with ctx.open() as fh:
+            for item in iter_elements(fh, start, ctx.option("batch_bytes")):
+                if isinstance(item, Tail):
+                    found = _LIST_KIND.search(item.data)
+                    list_kind = found.group(1).decode() if found else None
+                    break
+                if isinstance(item, Truncated):
+                    ctx.reject(Reason.TRUNCATED, f"document ends inside item {item.element} (at byte {item.offset}); "
+                               "the items before it were loaded", offset=item.element,
+                               raw=item.raw[:1000].decode("utf-8", "backslashreplace"))
+                    break
+                for number, _, raw in item.bad_utf8:
+                    ctx.reject(Reason.INVALID_UTF8, f"item {number} is not valid UTF-8 text", offset=number,
+                               raw=raw[:1000].decode("utf-8", "backslashreplace"))
+                src = ctx.register(item.table)
+                ctx.emit("events", f"""SELECT element AS source_offset, raw AS _raw, 'invalid_json' AS _reject_code,
+                    'item is not valid JSON (expected the output of kubectl get {singular.lower()}s -o json)' AS _reject_reason
+                    FROM {src} WHERE NOT json_valid(raw)""")
+                run(ctx.con, f"INSERT INTO {name} SELECT element, raw::JSON, NULL FROM {src} WHERE json_valid(raw)")
+                ctx.unregister(src)
+    except fio.StreamTruncated as exc:
+        ctx.reject(Reason.TRUNCATED, f"compressed stream ends early ({exc.cause}); the items before it were loaded",
+                   offset=exc.offset)
+    run(ctx.con, f"UPDATE {name} SET ikind = coalesce(it->>'$.kind', CASE WHEN ? = ? THEN ? END)",
+        [list_kind, singular + "List", singular])
+    return name
+
+
+def _document_items(ctx: LoadContext, singular: str) -> str | None:
+    """The items of a document read whole (one object, or a list in another key order)."""
     text = ctx.read_document()
     if text is None:
         return None
@@ -84,10 +146,6 @@ def _items(ctx: LoadContext, singular: str) -> str | None:
                    d->>'$.kind' AS list_kind
             FROM (SELECT text::JSON AS d FROM {src})))""", [singular + "List", singular])
     ctx.unregister(src)
-    ctx.emit("events", f"""
-        SELECT idx AS source_offset, CAST(it AS VARCHAR) AS _raw, 'wrong_shape' AS _reject_code,
-          'item of kind ' || coalesce(ikind, '(none)') || ' is not a {singular}' AS _reject_reason
-        FROM {name} WHERE ikind IS DISTINCT FROM '{singular}'""")
     return name
 
 
@@ -96,7 +154,7 @@ def _load_items(ctx: LoadContext, singular: str, select_sql: str) -> None:
     items = _items(ctx, singular)
     if items is not None:
         ctx.emit("events", select_sql.replace("__ITEMS__", items))
-        run(ctx.con, f"DROP TABLE {items}")
+        ctx.unregister(items)
 
 
 def _sniff_kind(head: Head, kind: str, marker: str) -> float:

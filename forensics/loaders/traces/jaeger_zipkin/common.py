@@ -231,7 +231,7 @@ def _element_batches(ctx: LoadContext, fmt: SpanFormat | None, start: int, envel
     elements that are not UTF-8, an array the document ends inside of, and anything after a
     top-level array (a second document: never skipped silently)."""
     try:
-        with fio.open_binary(ctx.path) as fh:
+        with ctx.open() as fh:
             for item in iter_elements(fh, start, ctx.options.get("batch_bytes", BATCH_BYTES)):
                 if isinstance(item, Tail):
                     if envelope and fmt is not None and fmt.tail is not None:

@@ -34,6 +34,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import orjson
 
 from forensics._db import query_arrow, scalar
 from forensics.errors import Reason
@@ -73,8 +74,8 @@ def _sniff(head: Head) -> float:
         return 0.9
     for line in head.lines[1:_SNIFF_LINES]:
         try:
-            value = json.loads(line)
-        except ValueError:
+            value = orjson.loads(line)  # not json.loads: a line nested ~400 deep is a RecursionError there
+        except orjson.JSONDecodeError:
             continue
         if isinstance(value, (dict, list)):
             return 0.95 if _is_request(value) else 0.0
@@ -90,8 +91,8 @@ def _is_document(head: Head) -> bool:
     """
     first = next((line.strip().lstrip("\ufeff") for line in (head.text or "").split("\n") if line.strip()), "")
     try:
-        return isinstance(json.loads(first), list)  # a one-line JSON array of requests
-    except ValueError:
+        return isinstance(orjson.loads(first), list)  # a one-line JSON array of requests (orjson: depth-bounded)
+    except orjson.JSONDecodeError:
         pass
     if "\n" not in (head.text or "").strip():  # one (possibly huge) line: line mode
         return False
@@ -109,6 +110,10 @@ def _split_documents(ctx: LoadContext, text: str) -> list[str]:
     while pos < len(text):
         try:
             _, end = decoder.raw_decode(text, pos)
+        except RecursionError:
+            ctx.reject(Reason.TOO_DEEP, f"JSON document at character {pos} is nested deeper than Python can parse; "
+                       "it was not read", offset=pos, raw=text[pos: pos + 1000])
+            break
         except json.JSONDecodeError as exc:
             ctx.reject(Reason.INVALID_JSON, f"not valid JSON at character {exc.pos} (line {exc.lineno}, column "
                        f"{exc.colno}): {exc.msg}; expected an OTLP ExportServiceRequest document",
@@ -176,7 +181,7 @@ def _load_documents(ctx: LoadContext) -> None:
     pending = _Pending(ctx, batch_bytes // 4)
     problem: Problem | None = None
     try:
-        with fio.open_binary(ctx.path) as fh:
+        with ctx.open() as fh:
             for event in DocumentWalker(ctx.path, fh, batch_bytes // 4).events():
                 if isinstance(event, Problem):  # an invalid element pending comes first
                     problem = pending.flush() or event

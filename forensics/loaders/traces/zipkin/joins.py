@@ -40,7 +40,7 @@ def _join_shared_halves(ctx: LoadContext) -> None:
                      "attributes = map_concat(spans.attributes, MAP {'zipkin.original_span_id': g.span_id}) "
                      f"FROM {groups} g WHERE {same} AND spans.kind = 'client'", [ctx.path, ctx.format])
     finally:
-        run(ctx.con, f"DROP TABLE IF EXISTS {groups}")
+        ctx.unregister(groups)
 
 
 def _widen_trace_ids(ctx: LoadContext) -> None:
