@@ -51,9 +51,13 @@ def test_bad_query_and_bad_usage_exit_2(case_file, capsys):
 def test_load_reports_loaded_and_rejected_per_table(tmp_path, capsys):
     p = tmp_path / "junk.dat"
     p.write_text("no format here\n")
-    assert main(["load", str(p), "--case", str(tmp_path / "c.duckdb")]) == 0
+    assert main(["load", str(p), "--case", str(tmp_path / "c.duckdb")]) == 2  # nothing was an export (#19.3)
+    assert "no export file among 1 file: 1 not a format forensics reads (junk.dat)" in capsys.readouterr().err
+    good = tmp_path / "app.jsonl"
+    good.write_text('{"timestamp": "2026-01-01T00:00:00Z", "level": "info", "service": "web", "message": "hi"}\n')
+    assert main(["load", str(p), str(good), "--case", str(tmp_path / "e.duckdb")]) == 0
     out = capsys.readouterr().out
-    for word in ("spans", "logs", "metrics", "events", "rejects", "read 1, loaded 0, rejected 1"):
+    for word in ("spans", "logs", "metrics", "events", "rejects", "read 2, loaded 1, rejected 1"):
         assert word in out
     assert main(["load", str(p), "--case", str(tmp_path / "d.duckdb"), "--strict"]) == 2
     err = capsys.readouterr().err

@@ -36,6 +36,10 @@ DEEP = 10_000  # nesting levels of the deeply nested JSON case
 LONG = 100 * 1024  # a first record longer than the 64 KiB sniffing head (a stack trace on line 1)
 DEEPEST = 1_000_000  # nesting levels far beyond any recursive parser's stack
 SMALL_LINE_LIMIT = 64 * 1024  # ``max_line_bytes`` of the over-long-line cases (a 100 KiB line)
+#: the reject a deeply nested line after a valid document gets (None: the line is itself a record's
+#: reject of another kind): a JSON array where Zipkin spans or a second Jaeger document was expected
+#: is valid JSON of the wrong shape; the others find no parseable document
+DEEP_REJECT = {"jaeger": "wrong_shape", "zipkin": "wrong_shape", "k8s_events": "invalid_json", "prom_api": "invalid_json"}
 
 
 @dataclass(frozen=True)
@@ -778,7 +782,7 @@ def reliability_cases() -> Iterator[CorpusCase]:
         if seed_name in ("json_logs", "otlp_json", "deploy_jsonl", "jaeger", "zipkin", "k8s_events", "prom_api"):
             data = builder() + b"\n" + deepest + b"\n"
             yield CorpusCase(f"{seed_name}/deep_nesting_1m", fmt, f"{seed_name}-deep_nesting_1m.{ext}", data,
-                             expect_reject=None if seed_name in ("json_logs", "otlp_json", "deploy_jsonl") else "invalid_json")
+                             expect_reject=DEEP_REJECT.get(seed_name))
     deep_obj = b'{"a":' * DEEPEST + b"1" + b"}" * DEEPEST
     yield CorpusCase("json_logs/deep_object_1m_mid", "json_logs", "json_logs-deep_object_1m_mid.jsonl",
                      _jl([json_log(0)]) + deep_obj + b"\n" + _jl([json_log(1)]), True)

@@ -113,7 +113,7 @@ def test_unknown_format_is_a_clear_error_or_a_reject_naming_the_file(tmp_path):
         forensics.load(case, p, strict=True)
     assert str(p) in str(err.value) and "forensics formats" in str(err.value)
     report = forensics.load(case, p)
-    assert report.files[0].status == "failed" and report.rows_rejected == 1
+    assert report.files[0].status == "unknown" and report.rows_rejected == 1
     assert case.rejects().dicts()[0]["reason_code"] == "unknown_format"
 
 

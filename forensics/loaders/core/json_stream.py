@@ -166,10 +166,12 @@ class Tail:
     """What follows the array's closing bracket (at most 1 MiB, or the rest of the read buffer
     with ``keep_rest``), e.g. the rest of a Jaeger envelope: ``, "total": 0, "limit": 0,
     "offset": 0, "errors": null}``; ``count`` is the number of elements of the array, blank ones
-    (``[]``, a trailing comma) included."""
+    (``[]``, a trailing comma) included; ``offset`` the byte offset in the stream where ``data``
+    starts."""
 
     data: bytes
     count: int = field(default=0, compare=False)
+    offset: int = field(default=0, compare=False)
 
 
 def _split(buf: bytes) -> tuple[np.ndarray, np.ndarray, int | None]:
@@ -310,6 +312,7 @@ def iter_elements(fh: BinaryIO, start: int, read_bytes: int = 16 << 20, *,
         element += len(starts)
         if end is not None:
             tail = buf[end + 1:] if keep_rest else buf[end + 1: end + 1 + (1 << 20)]
+            tail_at = carry_at + end + 1
         else:
             rest = int(ends[-1]) + 1 if len(ends) else 0
             carry, carry_at = buf[rest:], carry_at + rest
@@ -317,7 +320,7 @@ def iter_elements(fh: BinaryIO, start: int, read_bytes: int = 16 << 20, *,
         if batch is not None:
             yield batch
         if end is not None:
-            yield Tail(tail if keep_rest else tail + read(max(0, (1 << 20) - len(tail))), element)
+            yield Tail(tail if keep_rest else tail + read(max(0, (1 << 20) - len(tail))), element, tail_at)
             return
         if eof:  # end of stream inside the array
             yield Truncated(element, carry_at, carry)

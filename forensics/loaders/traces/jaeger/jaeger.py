@@ -41,11 +41,13 @@ shape, spans whose ``processID`` names no process of their trace, and what
 """
 from __future__ import annotations
 
+import json
+
 import duckdb
-import orjson
 import pyarrow as pa
 
 from forensics.loaders.core.context import LoadContext
+from forensics.errors import Reason
 from forensics.loaders.core.head import Head
 from forensics.loaders.core.registry import register_format
 
@@ -54,20 +56,29 @@ from . import arrow, sql
 from .jaeger_v3 import load_v3, sniff_v3
 
 
-def _envelope_errors(ctx: LoadContext, tail: bytes) -> None:
-    """Warn about the ``errors`` the Jaeger query API listed after ``data`` (e.g. a trace id
-    that was not found); the spans it did return are loaded as usual."""
+def _envelope_errors(ctx: LoadContext, tail: bytes, offset: int) -> None:
+    """Read what follows the ``data`` array of a Jaeger envelope: warn about the ``errors`` the
+    Jaeger query API listed there (e.g. a trace id that was not found; the spans it did return are
+    loaded as usual), and reject anything after the envelope's end (a second document is never
+    skipped silently). ``offset``: where ``tail`` starts in the file (bytes)."""
     text = tail.decode("utf-8", "replace").strip()
-    if not text.startswith(","):
-        return
-    try:
-        rest = orjson.loads("{" + text[1:])
-    except orjson.JSONDecodeError:
-        return
-    errors = rest.get("errors") if isinstance(rest, dict) else None
-    if isinstance(errors, list) and errors:
-        shown = "; ".join(str(e.get("msg", e) if isinstance(e, dict) else e)[:200] for e in errors[:5])
-        ctx.warn(f"the Jaeger query API reported {len(errors)} error(s): {shown}")
+    end = 1 if text.startswith("}") else 0
+    if text.startswith(","):
+        try:  # the envelope's other members: a small object, then the end of the document
+            rest, end = json.JSONDecoder().raw_decode("{" + text[1:])
+        except (ValueError, RecursionError) as exc:
+            ctx.reject(Reason.INVALID_JSON, f"the Jaeger envelope after its data array is not valid JSON ({exc}); "
+                       "the spans before it were loaded", raw=text[:1000], offset=offset, table="spans")
+            return
+        errors = rest.get("errors") if isinstance(rest, dict) else None
+        if isinstance(errors, list) and errors:
+            shown = "; ".join(str(e.get("msg", e) if isinstance(e, dict) else e)[:200] for e in errors[:5])
+            ctx.warn(f"the Jaeger query API reported {len(errors)} error(s): {shown}")
+    after = text[end:].strip()
+    if after:
+        ctx.reject(Reason.WRONG_SHAPE, "more data after the end of the Jaeger JSON document (concatenated "
+                   "documents?); it was not read: split the file, or write one document per line",
+                   raw=after[:1000], offset=offset, table="spans")
 
 
 def _fast_path(con: duckdb.DuckDBPyConnection, source: pa.Table, mode: str) -> FastBatch:

@@ -130,7 +130,7 @@ class SpanFormat:
     docstring); ``recognised`` is a SQL predicate over ``doc`` (JSON) telling whether a document
     has a shape the loader reads; ``count`` a SQL expression over ``doc`` giving the number of
     spans the loader will enumerate in it; ``expected`` describes the shapes for reject reasons;
-    ``tail(ctx, data)`` is shown what follows a streamed array (the rest of an envelope).
+    ``tail(ctx, data, offset)`` is shown what follows a streamed array (the rest of an envelope) and where it starts.
     ``fast(con, source, mode)`` is the loader's Arrow fast path (see
     :mod:`forensics.loaders.traces.jaeger_zipkin.arrow`; ``con`` is its scratch DuckDB connection, not the case's), on
     unless ``ctx.options[fast_option]`` is false.
@@ -140,7 +140,7 @@ class SpanFormat:
     recognised: str
     count: str
     expected: str
-    tail: Callable[[LoadContext, bytes], None] | None = None
+    tail: Callable[[LoadContext, bytes, int], None] | None = None
     fast: Callable[[duckdb.DuckDBPyConnection, pa.Table, str], FastBatch] | None = None
     fast_option: str = ""
 
@@ -235,12 +235,12 @@ def _element_batches(ctx: LoadContext, fmt: SpanFormat | None, start: int, envel
             for item in iter_elements(fh, start, ctx.options.get("batch_bytes", BATCH_BYTES)):
                 if isinstance(item, Tail):
                     if envelope and fmt is not None and fmt.tail is not None:
-                        fmt.tail(ctx, item.data)
+                        fmt.tail(ctx, item.data, item.offset)
                     elif not envelope and item.data.strip():
                         ctx.reject(Reason.WRONG_SHAPE, "more data after the end of the top-level JSON array "
                                    f"(concatenated documents?); it was not read: split the file, or write one "
                                    f"document per line", raw=item.data[:1000].decode("utf-8", "backslashreplace"),
-                                   table="spans")
+                                   offset=item.offset, table="spans")
                     return
                 if isinstance(item, Truncated):
                     ctx.reject(Reason.TRUNCATED, f"document ends inside array element {item.element} (which starts "
