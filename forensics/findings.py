@@ -40,13 +40,23 @@ DETECTOR_COLUMNS = COLUMNS[:COLUMNS.index("finding_id")]
 ROLES = ("cause", "symptom")
 
 
+#: what a finding is about (not what was measured: scores and evidence differ in the last float
+#: digits between engines and runs): the columns its id hashes
+IDENTITY_COLUMNS = ("detector", "severity", "service", "operation", "target", "target_operation", "version",
+                    "start_time", "end_time")
+
+
 def finding_ids(table: pa.Table) -> list[str]:
-    """A stable id per row: ``<detector>-<10 hex>`` from a hash of what the detector reported
-    (same finding in the same case -> same id, across runs and processes)."""
-    ids = []
-    for row in table.select(list(DETECTOR_COLUMNS)).to_pylist():
-        key = "\x1f".join("" if row[c] is None else str(row[c]) for c in DETECTOR_COLUMNS)
-        ids.append(f"{row['detector']}-{hashlib.sha1(key.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}")
+    """A stable id per row: ``<detector>-<10 hex>`` from a hash of what the finding is about
+    (:data:`IDENTITY_COLUMNS`), so the same finding gets the same id across runs, processes and
+    engines (DuckDB, Spark); rows about the same place get ``-2``, ``-3``... in table order."""
+    ids: list[str] = []
+    seen: dict[str, int] = {}
+    for row in table.select(list(IDENTITY_COLUMNS)).to_pylist():
+        key = "\x1f".join("" if row[c] is None else str(row[c]) for c in IDENTITY_COLUMNS)
+        fid = f"{row['detector']}-{hashlib.sha1(key.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
+        seen[fid] = seen.get(fid, 0) + 1
+        ids.append(fid if seen[fid] == 1 else f"{fid}-{seen[fid]}")
     return ids
 
 
@@ -119,7 +129,7 @@ class Findings(EvidenceTable):
     Columns: detector, severity (critical|high|medium|low|info), title, service, operation,
     target, target_operation, version, start_time, end_time, score, evidence (JSON text with
     exemplar trace ids, counts, thresholds used, source file:line), summary; then
-    ``finding_id`` (stable, from a hash of the columns above), and the incident grouping's
+    ``finding_id`` (stable, from a hash of what the finding is about: :data:`IDENTITY_COLUMNS`), and the incident grouping's
     ``incident_id``, ``role`` (cause | symptom) and ``caused_by`` (the cause's finding_id), which
     :func:`forensics.incidents` fills (null on a finding that belongs to no incident).
 
