@@ -48,10 +48,13 @@ GROUP_FILES = 256
 #: files a directory walk skips (matched case-insensitively): documentation, licences, checksums,
 #: pictures and ground truth next to exports, and cases themselves; named on the command line
 #: they are still read
-IGNORED = ("README*", "LICENSE*", "LICENCE*", "COPYING*", "NOTICE*", "AUTHORS*", "CHANGELOG*", "CHANGES*",
-           "CONTRIBUTING*", "*.md", "*.rst", "*.adoc", "*.html", "*.ipynb", "*.py", "*.pdf", "*.png", "*.jpg",
+IGNORED = ("*.md", "*.rst", "*.adoc", "*.html", "*.ipynb", "*.py", "*.pdf", "*.png", "*.jpg",
            "*.jpeg", "*.gif", "*.svg", "*.sha256", "*.sha512", "*.md5", "*sums", "*.sig", "*.asc",
            "truth.json", "*.duckdb", "*.duckdb.wal")
+#: the usual documentation files, skipped without an extension or with a text one (``LICENSE``,
+#: ``README.txt``, ``LICENSE-MIT``, ``CHANGES``), but not data named alike (``changes.csv`` is a deploy log)
+DOC_NAMES = ("readme", "license", "licence", "copying", "notice", "authors", "changelog", "changes", "contributing")
+DOC_SUFFIXES = ("", ".txt", ".text")
 
 
 @dataclass
@@ -156,7 +159,10 @@ class _Entry:
 
 def _ignored(name: str) -> bool:
     low = name.lower()
-    return any(fnmatch.fnmatch(low, pattern.lower()) for pattern in IGNORED)
+    stem, dot, suffix = low.partition(".")
+    if (dot + suffix) in DOC_SUFFIXES and any(stem == n or stem.startswith((n + "-", n + "_")) for n in DOC_NAMES):
+        return True
+    return any(fnmatch.fnmatch(low, pattern) for pattern in IGNORED)
 
 
 def _expand(paths: Iterable[str | os.PathLike]) -> list[_Entry]:

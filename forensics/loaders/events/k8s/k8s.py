@@ -114,8 +114,8 @@ def _streamed_items(ctx: LoadContext, start: int, singular: str) -> str:
                                raw=raw[:1000].decode("utf-8", "backslashreplace"))
                 src = ctx.register(item.table)
                 ctx.emit("events", f"""SELECT element AS source_offset, raw AS _raw, 'invalid_json' AS _reject_code,
-                    'item is not valid JSON (expected the output of kubectl get {singular.lower()}s -o json)' AS _reject_reason
-                    FROM {src} WHERE NOT json_valid(raw)""")
+                    'item is not valid JSON (expected the output of kubectl get ' || ? || 's -o json)' AS _reject_reason
+                    FROM {src} WHERE NOT json_valid(raw)""", [singular.lower()])
                 run(ctx.con, f"INSERT INTO {name} SELECT element, raw::JSON, NULL FROM {src} WHERE json_valid(raw)")
                 ctx.unregister(src)
     except fio.StreamTruncated as exc:
