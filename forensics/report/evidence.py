@@ -50,7 +50,10 @@ def value_text(path: str, value: Any) -> str:
             return fmt_ms(value)
         if last.endswith("pct"):
             return f"{fmt_num(float(value))}%"
-        if (last.endswith("share") or last.endswith("rate") or last.startswith("overlap")) and 0 <= value <= 1:
+        share = "share" in last.split("_") or last.endswith("rate") or last.startswith("overlap")
+        if share and last.endswith(("_increase", "_change", "_delta")) and -1 <= value <= 1:
+            return f"{'+' if value >= 0 else '-'}{fmt_num(100 * abs(value), 2)} points"  # a change of a share
+        if share and 0 <= value <= 1:
             return fmt_pct(value)
         if isinstance(value, int):
             return fmt_count(value)
