@@ -7,7 +7,7 @@ changes its filters as a user does, each change timed as the wall time of settin
 explorer opened on, a few operations, the time window narrowed and widened, and a click on a
 trace (its waterfall). ``--rounds`` repeats the sequence: the first round computes every
 selection (``first``), the others find them kept (``again``). Prints per kind the median and
-worst seconds of each; writes ``bench/results/explore-<UTC>.json``.
+worst wall seconds and the median CPU seconds of each; writes ``bench/results/explore-<UTC>.json``.
 """
 from __future__ import annotations
 
@@ -18,16 +18,16 @@ from pathlib import Path
 
 import forensics
 
-from . import write_result
+from . import cpu_s, host, timed, write_result
 
 ROOT = Path(__file__).resolve().parent
 SAMPLE = ROOT.parent / "sample_data" / "catalog_n_plus_one"
 
 
-def _timed(samples: dict[str, list[float]], kind: str, action) -> None:
-    t0 = time.perf_counter()
+def _timed(samples: dict[str, list[tuple[float, float]]], kind: str, action) -> None:
+    t0, c0 = time.perf_counter(), cpu_s()
     action()
-    samples.setdefault(kind, []).append(time.perf_counter() - t0)
+    samples.setdefault(kind, []).append((time.perf_counter() - t0, cpu_s() - c0))
 
 
 def _set(widget, value) -> None:
@@ -43,17 +43,15 @@ def main(argv: list[str] | None = None) -> dict:
         args.case.parent.mkdir(parents=True, exist_ok=True)
         with forensics.open_case(args.case) as case:
             forensics.load(case, SAMPLE, progress=False)
-    result: dict = {"case": str(args.case)}
+    result: dict = {"case": str(args.case), **host()}
     with forensics.open_case(args.case, read_only=True) as case:
         result["spans"] = case.sql("SELECT count(*) FROM spans").scalar()
-        t0 = time.perf_counter()
-        findings = forensics.detect(case, progress=False)
-        result["detect_s"] = round(time.perf_counter() - t0, 3)
-        t0 = time.perf_counter()
-        ex = forensics.explore(case, findings=findings)
-        result["open_s"] = round(time.perf_counter() - t0, 3)
+        with timed(result, "detect"):
+            findings = forensics.detect(case, progress=False)
+        with timed(result, "open"):
+            ex = forensics.explore(case, findings=findings)
         first = ex.service.value
-        samples: dict[str, list[float]] = {}
+        samples: dict[str, list[tuple[float, float]]] = {}
         for round_ in range(args.rounds):
             tag = "first" if round_ == 0 else "again"
             for service in [s for s in ex.service.options if s != first] + [first]:
@@ -67,7 +65,9 @@ def main(argv: list[str] | None = None) -> dict:
                 _timed(samples, f"time window ({tag})", lambda i=index: setattr(ex.window, "index", i))
             for trace in [o[1] for o in ex.traces.options[1:4]]:
                 _timed(samples, f"trace click ({tag})", lambda t=trace: _set(ex.traces, t))
-    result["changes"] = {kind: {"n": len(v), "median_s": round(statistics.median(v), 3), "max_s": round(max(v), 3)}
+    result["changes"] = {kind: {"n": len(v), "median_s": round(statistics.median(w for w, _ in v), 3),
+                                "max_s": round(max(w for w, _ in v), 3),
+                                "median_cpu_s": round(statistics.median(c for _, c in v), 3)}
                          for kind, v in samples.items()}
     write_result("explore", result)
     return result

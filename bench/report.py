@@ -3,17 +3,17 @@
 Generates the flagship incident with ``--traces`` traces (27,000 give ~1M spans), loads it into a
 case file (once; reused when present), runs the detectors, then times, in this process:
 ``forensics.incidents`` and ``forensics.report`` (the report groups again, as the CLI does), and
-prints seconds, the report's size and the number of spans. Writes ``bench/results/report-<UTC>.json``.
+prints wall and CPU seconds of each, the report's size, the number of spans and the host's load.
+Writes ``bench/results/report-<UTC>.json``.
 """
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import forensics
 
-from . import write_result
+from . import host, timed, write_result
 
 ROOT = Path(__file__).resolve().parent
 
@@ -29,19 +29,16 @@ def main(argv: list[str] | None = None) -> dict:
         forensics.synth.generate("n_plus_one", src, traces=args.traces, seed=7)
         with forensics.open_case(case_path) as case:
             forensics.load(case, src, progress=False)
-    result: dict = {"traces": args.traces}
+    result: dict = {"traces": args.traces, **host()}
     with forensics.open_case(case_path, read_only=True) as case:
         result["spans"] = case.sql("SELECT count(*) FROM spans").scalar()
-        t0 = time.perf_counter()
-        findings = forensics.detect(case)
-        result["detect_s"] = round(time.perf_counter() - t0, 2)
-        t0 = time.perf_counter()
-        incidents = forensics.incidents(case, findings=findings)
-        result["incidents_s"] = round(time.perf_counter() - t0, 2)
+        with timed(result, "detect"):
+            findings = forensics.detect(case)
+        with timed(result, "incidents"):
+            incidents = forensics.incidents(case, findings=findings)
         result["incidents"] = len(incidents)
-        t0 = time.perf_counter()
-        out = forensics.report(case, args.out / "report.html", findings=findings)
-        result["report_s"] = round(time.perf_counter() - t0, 2)
+        with timed(result, "report"):
+            out = forensics.report(case, args.out / "report.html", findings=findings)
         result["report_bytes"] = out.stat().st_size
     write_result("report", result)
     return result
