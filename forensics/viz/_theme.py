@@ -13,6 +13,7 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from ..errors import UsageError
 from ._text import escape_figure
@@ -26,7 +27,13 @@ SERVICE_PALETTE: tuple[str, ...] = ("#1f77b4", "#2ca02c", "#9467bd", "#17becf", 
 ERROR_COLOR = "#d62728"
 CRITICAL_COLOR = "#ff7f0e"
 VIRTUAL_COLOR = "#9e9e9e"
-TEMPLATE = "plotly_white"
+#: colours of series that are neither a service nor an error (percentiles, versions, groups of a
+#: comparison): plotly's default colour order starts with blue then red, which read as "errors"
+NEUTRAL_COLORWAY = ("#1f77b4", "#9467bd", "#17becf", "#8c564b", "#7f7f7f", "#bcbd22", "#393b79", "#637939")
+#: plotly_white with :data:`NEUTRAL_COLORWAY` (registered once as ``pio.templates["forensics"]``)
+TEMPLATE = "forensics"
+pio.templates[TEMPLATE] = go.layout.Template(pio.templates["plotly_white"])
+pio.templates[TEMPLATE].layout.colorway = NEUTRAL_COLORWAY
 
 #: time bucket option -> DuckDB interval literal (a closed set, so it is safe to splice)
 BUCKETS: dict[str, str] = {
