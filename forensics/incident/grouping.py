@@ -27,8 +27,8 @@ from ..changes import change_events
 from ..findings import SEVERITY_RANK, Findings
 from . import cause as causes
 from .impact import blast_radius
-from .links import (deepest_service, finding_traces, overlaps, place_of, places, registered, service_depths,
-                    span_services, union_size)
+from .links import (deepest_service, finding_traces, overlaps, place_of, place_spans, places, registered,
+                    service_depths, span_services, union_size)
 from .onset import Grid, Shift, before_after, find_shift, grid, series
 
 if TYPE_CHECKING:
@@ -78,8 +78,9 @@ def group(case: "Case", findings: Findings, *, ranking: Any = "auto") -> tuple[F
     frame = pd.DataFrame([recs[i] for i in eligible]).reset_index(drop=True)
     services = span_services(case)
     place = places(frame, services)
-    with registered(case, place) as table, finding_traces(case, table) as traces:
-        by_place = series(case, g, table, list(place["fid"]))
+    with registered(case, place) as table, place_spans(case, table) as spans, \
+            finding_traces(case, table, spans) as traces:
+        by_place = series(case, g, table, spans, list(place["fid"]))
         shifts = [find_shift(by_place[p.fid], _ts(p.lo) if p.lo.year > 1970 else None,
                              _ts(p.hi) if p.hi.year < 2262 else None) for p in place.itertuples()]
         sizes, shared = overlaps(case, traces)

@@ -17,20 +17,32 @@ import pandas as pd
 import pyarrow as pa
 
 from ..detectors._common import temp_table
-from ..semantics import span_operation_sql
+from ..semantics import is_error_sql, span_operation_sql
 
 if TYPE_CHECKING:
     from ..case import Case
 
 _registered = itertools.count()
 
-#: (finding, trace) for every trace with a span at the finding's place inside its window
-_TRACES_SQL = f"""
-SELECT DISTINCT p.fid, s.trace_id
-FROM {{places}} p JOIN spans s
-  ON s.service = p.service AND s.start_time >= p.lo AND s.start_time <= p.hi
-WHERE p.operation IS NULL OR {span_operation_sql('s')} = p.operation
+#: the spans of the places' services (``{places}``) with what every step needs: the span's
+#: operation is normalized once per span, however many places share its service
+_PLACE_SPANS_SQL = f"""
+SELECT s.service, {span_operation_sql('s')} AS operation, s.trace_id, s.start_time, s.duration_ms,
+       {is_error_sql('s')} AS err
+FROM spans s WHERE s.service IN (SELECT DISTINCT service FROM {{places}})
 """
+
+#: ``placed``: each place (fid, lo, hi) with its spans (all of the service's without an operation)
+_PLACED_SQL = """
+WITH placed AS (
+  SELECT p.fid, p.lo, p.hi, s.* FROM {places} p JOIN {spans} s ON s.service = p.service AND s.operation = p.operation
+  UNION ALL
+  SELECT p.fid, p.lo, p.hi, s.* FROM {places} p JOIN {spans} s ON s.service = p.service WHERE p.operation IS NULL
+)
+"""
+
+#: (finding, trace) for every trace with a span at the finding's place inside its window
+_TRACES_SQL = "SELECT DISTINCT fid, trace_id FROM placed WHERE start_time >= lo AND start_time <= hi"
 
 _OVERLAP_SQL = """
 SELECT a.fid AS a, b.fid AS b, count(*) AS shared
@@ -85,10 +97,26 @@ def registered(case: "Case", frame: pd.DataFrame) -> Iterator[str]:
 
 
 @contextmanager
-def finding_traces(case: "Case", places: str) -> Iterator[str]:
+def place_spans(case: "Case", places: str) -> Iterator[str]:
+    """A temp table of the spans of the services of the registered table ``places`` (see
+    :func:`places`): service, operation, trace_id, start_time, duration_ms, err (failed), valid
+    inside the block."""
+    with temp_table(case, _PLACE_SPANS_SQL.replace("{places}", places)) as t:
+        yield t
+
+
+def placed_sql(places: str, spans: str) -> str:
+    """``WITH placed AS (...)``: every place (``fid``, ``lo``, ``hi``) of ``places`` joined to its
+    spans from ``spans`` (:func:`place_spans`); follow it with a SELECT over ``placed``."""
+    return _PLACED_SQL.format(places=places, spans=spans)
+
+
+@contextmanager
+def finding_traces(case: "Case", places: str, spans: str) -> Iterator[str]:
     """A temp table ``(fid, trace_id)`` of the traces of each place of the registered table
-    ``places`` (see :func:`places`), valid inside the block."""
-    with temp_table(case, _TRACES_SQL.replace("{places}", places)) as t:
+    ``places`` (see :func:`places`) inside its window, from its spans ``spans`` (:func:`place_spans`),
+    valid inside the block."""
+    with temp_table(case, placed_sql(places, spans) + _TRACES_SQL) as t:
         yield t
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..semantics import is_error_sql, span_operation_sql
 from ..stats import change_points
+from .links import placed_sql
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -40,13 +41,11 @@ RECOVERED_FACTOR = 1.25
 
 _EXTENT_SQL = "SELECT min(start_time), max(start_time) FROM spans"
 
-#: per place (``{places}``: a table of fid, service, operation) and bucket
-_SERIES_SQL = f"""
-SELECT p.fid, time_bucket({{interval}}, s.start_time) AS bucket, count(*) AS n,
-       quantile_cont(s.duration_ms, 0.99) AS p99_ms, avg({is_error_sql('s')}::INT) AS error_rate
-FROM {{places}} p JOIN spans s ON s.service = p.service
-WHERE p.operation IS NULL OR {span_operation_sql('s')} = p.operation
-GROUP BY ALL ORDER BY p.fid, bucket
+#: per place and bucket, over ``placed`` (:func:`forensics.incident.links.placed_sql`)
+_SERIES_SQL = """
+SELECT fid, time_bucket({interval}, start_time) AS bucket, count(*) AS n,
+       quantile_cont(duration_ms, 0.99) AS p99_ms, avg(err::INT) AS error_rate
+FROM placed GROUP BY ALL ORDER BY fid, bucket
 """
 
 #: p99 and error rate of a place before and after a time (and up to an end)
@@ -94,11 +93,12 @@ def grid(case: "Case") -> Grid | None:
     return Grid(start, seconds, interval, int(extent // seconds) + 2)
 
 
-def series(case: "Case", g: Grid, places: str, fids: list[int]) -> dict[int, pd.DataFrame]:
+def series(case: "Case", g: Grid, places: str, spans: str, fids: list[int]) -> dict[int, pd.DataFrame]:
     """Per place of the registered table ``places`` (fid, service, operation): ``n``, ``p99_ms``
     and ``error_rate`` per bucket of ``g`` (every bucket; gaps carry the last value forward,
-    leading gaps the first)."""
-    df = case.sql(_SERIES_SQL.replace("{interval}", g.interval).replace("{places}", places)).to_pandas()
+    leading gaps the first), from the places' spans ``spans``
+    (:func:`forensics.incident.links.place_spans`)."""
+    df = case.sql(placed_sql(places, spans) + _SERIES_SQL.replace("{interval}", g.interval)).to_pandas()
     index = pd.date_range(pd.Timestamp(g.start), periods=g.count, freq=f"{g.seconds}s")
     out = {}
     for fid in fids:
