@@ -1,11 +1,6 @@
-"""What a warning log line is, for the cause ranking (the onset search, reactions to answers)."""
+"""What a warning log line is, for the cause ranking: the one definition in :mod:`forensics.semantics.logs`."""
 from __future__ import annotations
 
-#: log severities at warning level or worse (lower case)
-WARNING_SEVERITIES = ("warn", "warning", "error", "fatal", "critical")
+from ..semantics.logs import WARNING_SEVERITIES, warning_sql
 
-
-def warning_sql(alias: str = "l") -> str:
-    """Whether a log line aliased ``alias`` is at warning level or worse."""
-    levels = ", ".join(f"'{s}'" for s in WARNING_SEVERITIES)
-    return f"(lower(coalesce({alias}.severity, '')) IN ({levels}))"
+__all__ = ["WARNING_SEVERITIES", "warning_sql"]

@@ -39,6 +39,7 @@ from scipy import stats
 from .._db import query_arrow
 from ..findings import Findings
 from ..semantics import is_error_sql, server_operation_key_sql, with_server_operation_sql
+from ..semantics.logs import warning_sql
 from ..semantics.normalize import normalize_text_sql
 from ._calls import call_counts_sql
 from ._common import (add_sources, check, clean, deploy_times_sql, fmt_ms, fmt_num, near_miss,
@@ -134,9 +135,8 @@ def _log_kinds_sql(req: str, versions: str) -> str:
     return f"""
 WITH tr AS (SELECT trace_id, service, arg_min(operation, start_time) AS operation, any_value(version) AS version
             FROM {req} WHERE version IS NOT NULL GROUP BY trace_id, service),
-g AS (SELECT service, time, trace_id, template, resource_attributes['service.version'] AS res_version FROM logs
-      WHERE template IS NOT NULL AND service IS NOT NULL AND time IS NOT NULL
-        AND (severity IN ('warn', 'error', 'fatal') OR severity_number >= 13)),
+g AS (SELECT service, time, trace_id, template, resource_attributes['service.version'] AS res_version FROM logs l
+      WHERE template IS NOT NULL AND service IS NOT NULL AND time IS NOT NULL AND {warning_sql('l')}),
 gv AS (SELECT g.*, v.version AS time_version FROM g ASOF LEFT JOIN {versions} v
        ON v.service = g.service AND g.time >= v.order_time)
 SELECT gv.service, coalesce(gv.res_version, tr.version, gv.time_version) AS version, tr.operation,
