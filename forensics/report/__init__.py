@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import jinja2
 
 from .. import _progress
+from .._duplicates import unique_spans
 from .._version import __version__
 from ..findings import Findings
 from .build import FigureBlock, ReportData, csp_hash, figure_block, finding_rows, incident_block, overview, provenance
@@ -128,7 +129,9 @@ def render(case: "Case", *, findings: Findings | None = None, redact: bool = Fal
     """The report as an HTML string (see :func:`report`)."""
     import plotly.offline
 
-    with _progress.bar(desc="report", total=2, unit="step", progress=progress) as shown:
+    # every step reads each span once (repeated rows of overlapping exports hidden, as the
+    # detectors see them), and the duplicate check runs once for all of them
+    with _progress.bar(desc="report", total=2, unit="step", progress=progress) as shown, unique_spans(case):
         if findings is None:
             from ..detectors import detect
 

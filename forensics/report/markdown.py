@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from .._duplicates import unique_spans
 from ..findings import Findings
 from ..incident.text import cause_text, change_text, impact_text, ranking_text, trigger_text
 from ..units import fmt_count, fmt_datetime, fmt_ms, fmt_pct
@@ -36,7 +37,8 @@ def render_markdown(case: "Case", *, findings: Findings | None = None, redactor:
     from ..incident import incidents as group_incidents
 
     r = redactor or NoRedaction()
-    grouped = group_incidents(case, findings=findings)
+    with unique_spans(case):  # each span once, the duplicate check once (see forensics.report.render)
+        grouped = group_incidents(case, findings=findings)
     t = lambda v: md(r.text(v) if isinstance(v, str) else v)  # noqa: E731
     out = [f"# {t(title or 'Incident report')}", "",
            f"_Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by forensics {__version__}"

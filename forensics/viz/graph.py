@@ -28,18 +28,24 @@ LAYOUT_SEED = 7
 #: calls: a cross-service parent -> child pair (the parent is usually the client span), plus
 #: outbound calls (:func:`forensics.semantics.is_call_sql`) with a known target
 #: (:func:`forensics.semantics.call_target_sql`) that have no child span at all: calls to an
-#: uninstrumented peer, drawn as a virtual node
+#: uninstrumented peer, drawn as a virtual node. The spans are first narrowed to what the calls
+#: need (joining whole rows, attribute maps included, cost 3x the time at 1M spans)
 _EDGES_SQL = f"""
-, calls AS (
+, narrow AS MATERIALIZED (
+  SELECT s.trace_id, s.span_id, s.parent_span_id, s.service, s.kind, s.duration_ms,
+         {is_error_sql('s')} AS is_error,
+         CASE WHEN {is_call_sql('s')} THEN {call_target_sql('s', None)} END AS target
+  FROM sel s
+), calls AS (
   SELECT p.service AS caller, c.service AS callee, FALSE AS virtual,
          CASE WHEN p.kind IN ('client', 'producer') THEN p.duration_ms ELSE c.duration_ms END AS duration_ms,
-         ({is_error_sql('p')} OR {is_error_sql('c')}) AS is_error
-  FROM sel c JOIN sel p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
+         (p.is_error OR c.is_error) AS is_error
+  FROM narrow c JOIN narrow p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
   WHERE p.service IS DISTINCT FROM c.service
   UNION ALL
-  SELECT s.service, {call_target_sql('s', None)}, TRUE, s.duration_ms, {is_error_sql('s')}
-  FROM sel s
-  WHERE {is_call_sql('s')} AND {call_target_sql('s', None)} <> 'unknown'
+  SELECT s.service, s.target, TRUE, s.duration_ms, s.is_error
+  FROM narrow s
+  WHERE s.target <> 'unknown'
     AND NOT EXISTS (SELECT 1 FROM spans k WHERE k.trace_id = s.trace_id AND k.parent_span_id = s.span_id)
 )
 SELECT caller, callee, bool_and(virtual) AS virtual, count(*) AS calls,
