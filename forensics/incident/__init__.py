@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import pandas as pd
 
+from .._duplicates import unique_spans
 from ..findings import Findings
 from ..units import fmt_datetime, fmt_pct, fmt_time
 from .grouping import group
@@ -141,11 +142,12 @@ def incidents(case: "Case", *, findings: Findings | None = None, ranking: Any = 
     Incidents
         Most severe first; ``.findings`` holds every finding with its incident fields.
     """
-    if findings is None:
-        from ..detectors import detect
+    with unique_spans(case):  # each span once, as the detectors saw them; one duplicate check for all steps
+        if findings is None:
+            from ..detectors import detect
 
-        findings = detect(case)
-    grouped, records = group(case, findings, ranking=ranking)
+            findings = detect(case)
+        grouped, records = group(case, findings, ranking=ranking)
     by_incident: dict[str, list[tuple[bool, str]]] = {}
     for r in grouped.records():
         if r["incident_id"]:
