@@ -86,6 +86,7 @@ def _collect(case: "Case", findings: Findings, redactor: Redactor, max_exemplars
         members = [raw[i] for i in inc["finding_ids"]]
         block = incident_block(case, inc, redactor)
         block["findings"] = [rows[i] for i in inc["finding_ids"]]
+        block["waterfall"] = None  # findings without an exemplar trace in the case draw none
         trace = _exemplar(case, members) if len(waterfalls) < max_exemplars else None
         if trace is not None:
             fig = figure_block(f"fig-trace-{len(waterfalls)}", f"Exemplar trace {trace}", lambda t=trace: viz.waterfall(case, t),

@@ -14,6 +14,7 @@ import forensics
 from forensics import Findings
 from forensics.findings import SEVERITY_RANK
 from forensics.incident.text import ranking_text
+from forensics.report import render
 from forensics.report.markdown import render_markdown
 from forensics.synth.builder import SpanBuilder
 
@@ -159,6 +160,9 @@ def test_no_strong_candidate_means_no_cause_named(noop_redeploy):
     assert inc.to_pandas().loc[0, "cause_established"] == False  # noqa: E712
     md = render_markdown(case, findings=inc.findings)
     assert "| cause | not established" in md and "| root-cause ranking | " in md and "weak" in md
+    page = render(case, findings=inc.findings)
+    assert "<tr><th>cause</th><td>not established" in page and "<th>root-cause ranking</th>" in page
+    assert "no cause established; the strongest first" in page and "the cause, then its symptoms" not in page
 
 
 def test_a_ranking_verdict_names_the_cause_only_when_strong(demo):
