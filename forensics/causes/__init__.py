@@ -150,23 +150,35 @@ def _records(ranked: pd.DataFrame, signals: pd.DataFrame, sig: SpanSignals, serv
             ev = {"family": r["family"], "group": r["group"], "key": r["key"], "z": round(float(r["z"]), 2),
                   "n_baseline": int(r["n_base"]), "n_window": int(r["n_win"]), **natural(r)}
             if i < DETAILED and looked < 2 and r["family"] in EXEMPLAR_FAMILIES:
-                ev["exemplar_trace_ids"] = sig.exemplars(r["family"], service, r["key"])
+                ev["exemplar_trace_ids"] = sig.exemplars(r["family"], service, r["key"])  # span keys for now
                 looked += 1
             evidence_rows.append(ev)
         op = next((r["key"] for r in rows if r["family"] in _OPERATION_FAMILIES and r["key"] != "*"), None)
         pod = next((r["key"] for r in rows if r["family"] == "pod_time" and r["score"] >= strong_score / 2), None)
         above = out[-1] if out else None
-        exemplars = next((e["exemplar_trace_ids"] for e in evidence_rows if e.get("exemplar_trace_ids")), [])
         out.append({
             "rank": i + 1, "service": service, "kind": kind, "score": round(float(cand["score"]), 3),
             "strong": bool(strong), "signals": ", ".join(g for g, v in cand["groups"].items() if v >= MOVED), "operation": op, "pod": pod,
             "summary": summary(service, kind, rows, strong),
             "explain": explain(i + 1, cand, above, inherited_note(service, totals, cand["groups"])),
             "evidence": {"groups": {k: round(v, 2) for k, v in cand["groups"].items()}, "signals": evidence_rows,
-                         "exemplar_trace_ids": exemplars, "strong_score": strong_score},
+                         "strong_score": strong_score},
             "groups": cand["groups"],
         })
+    _exemplar_traces(out, sig)
     for r in out:
         r.pop("groups")
     return out
+
+
+def _exemplar_traces(records: list[dict[str, Any]], sig: SpanSignals) -> None:
+    """Turn the exemplar span keys of every candidate's signals into trace ids (one lookup for
+    all) and give each candidate the exemplars of its first signal that has some."""
+    signals = [e for r in records for e in r["evidence"]["signals"] if "exemplar_trace_ids" in e]
+    traces = sig.trace_ids([k for e in signals for k in e["exemplar_trace_ids"]])
+    for e in signals:
+        e["exemplar_trace_ids"] = [traces[k] for k in e["exemplar_trace_ids"] if k in traces]
+    for r in records:
+        r["evidence"]["exemplar_trace_ids"] = next(
+            (e["exemplar_trace_ids"] for e in r["evidence"]["signals"] if e.get("exemplar_trace_ids")), [])
 

@@ -346,10 +346,10 @@ LEFT JOIN {self.ops} po ON po.opid = e.p_opkey""")
         and ``failed``; and every span's ``sid`` and ``err``."""
         return self.answers, self.spans
 
-    def exemplars(self, family: str, service: str, key: str, *, top: int = 3) -> list[str]:
-        """Trace ids of up to ``top`` window spans that show ``family`` most for ``service``
+    def exemplars(self, family: str, service: str, key: str, *, top: int = 3) -> list[int]:
+        """Keys (``sid``) of up to ``top`` window spans that show ``family`` most for ``service``
         and ``key`` (the requests with the most own time, the slowest calls, or failing at
-        their origin)."""
+        their origin); :meth:`trace_ids` turns them into trace ids, all at once."""
         if family not in EXEMPLAR_FAMILIES:
             return []
         order = "origin DESC, self_ms DESC" if family == "errors" else "self_ms DESC"
@@ -368,9 +368,9 @@ LEFT JOIN {self.ops} po ON po.opid = e.p_opkey""")
 SELECT r.sid FROM {source} r LEFT JOIN {self.ops} o USING (opid)
 WHERE r.w AND r.culprit = $service AND ({keyed}) AND {where} AND (r.role = $role OR $family = 'errors')
 ORDER BY {order}, r.sid LIMIT {int(top)}""", {"service": service, "key": key, "role": role, "family": family})]
-        return self._trace_ids(sids)
+        return sids
 
-    def _call_exemplars(self, service: str, key: str, top: int) -> list[str]:
+    def _call_exemplars(self, service: str, key: str, top: int) -> list[int]:
         """Window spans of the calling operation in ``key`` (``operation -> target operation``)
         with the most calls of that kind, or, when the pattern dropped, the fewest."""
         parent_op = key.split(" -> ", 1)[0]
@@ -388,19 +388,20 @@ parents AS (
 dropped AS (SELECT avg(n) < $base AS fewer FROM parents)
 SELECT sid FROM parents, dropped ORDER BY CASE WHEN fewer THEN n ELSE -n END, sid LIMIT {int(top)}""",
             {"service": service, "key": key, "parent_op": parent_op, "base": self._call_base(service, key)})]
-        return self._trace_ids(sids)
+        return sids
 
     def _call_base(self, service: str, key: str) -> float:
         """Baseline calls per request of ``key`` (from :meth:`call_buckets`' last result)."""
         return float(self._call_bases.get((service, key), 0.0))
 
-    def _trace_ids(self, sids: list[Any]) -> list[str]:
+    def trace_ids(self, sids: list[Any]) -> dict[Any, str]:
+        """The trace id of each span key in ``sids`` (one pass over ``spans`` for all of them)."""
         if not sids:
-            return []
-        found = dict(run(self.case.con, f"""
+            return {}
+        unique = sorted(set(sids))
+        return dict(run(self.case.con, f"""
 SELECT hash(trace_id, span_id), any_value(trace_id) FROM spans
-WHERE hash(trace_id, span_id) IN ({', '.join('?' * len(sids))}) GROUP BY 1""", sids))
-        return [found[s] for s in sids if s in found]
+WHERE hash(trace_id, span_id) IN ({', '.join('?' * len(unique))}) GROUP BY 1""", unique))
 
     def edges(self) -> set[tuple[str, str]]:
         """(caller, callee) service pairs of the window's calls (callee: the culprit of a gap or
