@@ -101,7 +101,8 @@ def _rank(case: "Case", window: PeriodLike, baseline: PeriodLike, buckets: int, 
     width_s = max(min(periods.window_s, periods.baseline_s) / buckets, 0.001)
     with SpanSignals(case, periods, width_s) as sig:
         frames = [sig.time_buckets(), sig.error_buckets(), sig.call_buckets(),
-                  log_buckets(case, periods, width_s, *sig.reactions()), metric_buckets(case, periods, width_s)]
+                  log_buckets(case, periods, width_s, *sig.reactions(), pods=sig.pods),
+                  metric_buckets(case, periods, width_s, pods=sig.pods)]
         frames = [f for f in frames if not f.empty]
         if not frames:
             raise UsageError(f"no spans, logs or metrics in the {periods.describe()}: choose periods that hold data")
@@ -109,7 +110,7 @@ def _rank(case: "Case", window: PeriodLike, baseline: PeriodLike, buckets: int, 
         compared = compare_buckets(with_pod_baselines(pd.concat(frames, ignore_index=True)))
         rare = (compared["family"] == "call_ops") & (compared[["base", "win"]].max(axis=1) < MIN_OPERATION_CALLS)
         compared = compared[~rare]
-        events = event_signals(case, periods, width_s)
+        events = event_signals(case, periods, width_s, pods=sig.pods)
         if not events.empty:
             compared = pd.concat([compared, events], ignore_index=True)
         signals = directed(compared)

@@ -19,7 +19,7 @@
 
 A metric sample, log line or event is charged to a service through its ``service`` column,
 its labels / resource attributes, or the pod it names (pods mapped to services by the spans'
-``host.name`` / ``k8s.pod.name``).
+``host.name`` / ``k8s.pod.name``: :func:`pods_sql`, a table of it as ``pods=``).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import pandas as pd
 
 from .._db import query_arrow
 from .periods import Periods
-from .spans import as_bucket_frame, reaction_sql
+from .spans import as_bucket_frame, pods_sql, reaction_sql
 
 if TYPE_CHECKING:
     from ..case import Case
@@ -62,16 +62,8 @@ def _params(periods: Periods, width_s: float) -> dict:
             "w1": periods.window_end, "width_us": width_s * 1e6}
 
 
-def _pods_sql() -> str:
-    """(pod, service) pairs seen on spans (host.name and k8s.pod.name)."""
-    return """SELECT DISTINCT pod, service FROM (
-  SELECT host_name AS pod, service FROM spans WHERE host_name IS NOT NULL
-  UNION ALL SELECT resource_attributes['k8s.pod.name'], service FROM spans
-  WHERE resource_attributes['k8s.pod.name'] IS NOT NULL) WHERE pod <> service"""
-
-
 def log_buckets(case: "Case", periods: Periods, width_s: float, calls: str | None = None,
-                spans: str | None = None) -> pd.DataFrame:
+                spans: str | None = None, pods: str | None = None) -> pd.DataFrame:
     """Family ``logs``: per (service, template) and bucket, the template's share of the
     service's lines (``n`` = the service's lines in the bucket).
 
@@ -94,7 +86,7 @@ def log_buckets(case: "Case", periods: Periods, width_s: float, calls: str | Non
 WITH l AS (
   SELECT coalesce(l.service, l.resource_attributes['service.name'], p.service) AS service,
     coalesce(l.template, left(l.body, 200), '(empty)') AS template, l.time AS t, {cols}
-  FROM logs l LEFT JOIN ({_pods_sql()}) p ON p.pod = l.resource_attributes['k8s.pod.name'] {join}
+  FROM logs l LEFT JOIN {pods or f'({pods_sql()})'} p ON p.pod = l.resource_attributes['k8s.pod.name'] {join}
   WHERE l.time IS NOT NULL),
 lp AS (SELECT service, template, callee, reacts, {_PERIOD_COLS} FROM l WHERE service IS NOT NULL AND {_IN_PERIODS}),
 reaction AS (
@@ -113,7 +105,7 @@ WHERE (CASE WHEN reacted THEN tot.n ELSE tot.n_own END) > 0""",
         {**_params(periods, width_s), "share": REACTION_SHARE}).to_pandas())
 
 
-def metric_buckets(case: "Case", periods: Periods, width_s: float) -> pd.DataFrame:
+def metric_buckets(case: "Case", periods: Periods, width_s: float, pods: str | None = None) -> pd.DataFrame:
     """Family ``metrics``: per resource metric series (name and pod or label set), the mean
     per bucket (counters as per-second rates between consecutive samples; resets restart)."""
     return as_bucket_frame(query_arrow(case.con, f"""
@@ -133,7 +125,7 @@ s AS (
         CASE WHEN m.pod IS NOT NULL THEN [{{'key': 'pod', 'value': m.pod}}] ELSE [] END,
         list_filter(map_entries(m.labels), lambda e: e.key NOT IN ('service', 'job', 'service_name', 'instance',
                                                                   'pod', 'k8s_pod_name', 'pod_name')))) AS VARCHAR) AS key
-  FROM m LEFT JOIN ({_pods_sql()}) p ON p.pod = m.pod),
+  FROM m LEFT JOIN {pods or f'({pods_sql()})'} p ON p.pod = m.pod),
 d AS (
   SELECT service, key, series, t, value,
     type IN ('counter', 'histogram_sum', 'histogram_count', 'summary_sum', 'summary_count') AS is_counter,
@@ -152,7 +144,7 @@ FROM r WHERE v IS NOT NULL AND service IS NOT NULL AND {_IN_PERIODS} GROUP BY AL
         {**_params(periods, width_s), "re": RESOURCE_METRIC_RE}).to_pandas())
 
 
-def event_signals(case: "Case", periods: Periods, width_s: float) -> pd.DataFrame:
+def event_signals(case: "Case", periods: Periods, width_s: float, pods: str | None = None) -> pd.DataFrame:
     """Family ``events`` in the shape of :func:`forensics.causes.series.compare_buckets`'s output:
     per (service, reason) of warning events, the window's count against the baseline's rate
     (``z = (k - e) / sqrt(e + 1)``, ``e`` the count the baseline's rate predicts); per deploy of a
@@ -165,7 +157,7 @@ def event_signals(case: "Case", periods: Periods, width_s: float) -> pd.DataFram
 WITH e AS (
   SELECT coalesce(e.service, p.service) AS service, e.kind, e.reason, e.version, e.time AS t, coalesce(e.count, 1) AS k,
     lower(coalesce(e.severity, '')) AS severity
-  FROM events e LEFT JOIN ({_pods_sql()}) p ON p.pod = e.attributes['object_name']
+  FROM events e LEFT JOIN {pods or f'({pods_sql()})'} p ON p.pod = e.attributes['object_name']
   WHERE e.time IS NOT NULL)
 SELECT 'trouble' AS what, service, reason AS key, count(*) FILTER (WHERE t >= $w0 AND t < $w1) AS k_win,
   count(*) FILTER (WHERE t >= $b0 AND t < $b1) AS k_base, NULL AS t

@@ -143,6 +143,15 @@ SELECT r.sid, r.service, r.culprit, r.pod, r.opid, r.w, r.bucket, r.role, r.orig
 FROM {roles} r JOIN own_ms m USING (sid) WHERE r.role = 'self'"""
 
 
+def pods_sql() -> str:
+    """(pod, service) pairs seen on spans (host.name and k8s.pod.name). It scans every span:
+    :class:`SpanSignals` keeps it as a table (``pods``) for the log, metric and event signals."""
+    return """SELECT DISTINCT pod, service FROM (
+  SELECT host_name AS pod, service FROM spans WHERE host_name IS NOT NULL
+  UNION ALL SELECT resource_attributes['k8s.pod.name'], service FROM spans
+  WHERE resource_attributes['k8s.pod.name'] IS NOT NULL) WHERE pod <> service"""
+
+
 def reaction_sql(calls: str, spans: str, log: str = "l") -> tuple[str, str, str, str]:
     """How a log line ``log`` relates to the answers its span got: ``(join, callee, reacts,
     masked)``, SQL pieces over ``logs`` aliased ``log``.
@@ -209,6 +218,7 @@ SELECT r.psid, o.end_us, r.culprit, o.err AS failed FROM {self.roles} r JOIN {se
 WHERE r.role IN ('gap', 'dependency') AND r.psid IS NOT NULL"""))
             self.spans = self._stack.enter_context(temp_table(self.case, f"SELECT sid, err FROM {self.own}"))
             self.turns = self._stack.enter_context(temp_table(self.case, self._turns_sql(), periods_only))
+            self.pods = self._stack.enter_context(temp_table(self.case, pods_sql()))
         except BaseException:
             self._stack.close()
             raise
