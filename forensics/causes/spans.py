@@ -91,27 +91,40 @@ FROM spans s JOIN {ops} ops ON ops.opkey = {operation_key_sql('s')}
 WHERE {_IN_PERIODS}"""
 
 
+#: columns of a span's parent that :func:`_with_parent_sql` adds (``p_`` + name)
+PARENT_COLUMNS = ("start_us", "end_us", "service", "opid", "w", "bucket", "is_out")
+
+
+def _with_parent_sql(own: str) -> str:
+    """``own`` with its parent's :data:`PARENT_COLUMNS` (``p_start_us``...) and ``has_parent``
+    (the parent is in the periods): the one join of spans to their parents, which the children's
+    coverage, the requests and the call patterns then read without joining again."""
+    cols = ", ".join(f"p.{c} AS p_{c}" for c in PARENT_COLUMNS)
+    return f"SELECT o.*, {cols}, p.sid IS NOT NULL AS has_parent FROM {own} o LEFT JOIN {own} p ON p.sid = o.psid"
+
+
 def _kids_sql(own: str) -> str:
-    """Per parent span: the time its children cover (union of their intervals clipped to the
+    """Per parent span (``own`` with its parents' columns: :func:`_with_parent_sql`): the time its children cover (union of their intervals clipped to the
     parent, microseconds), whether a child failed, and its server/consumer children's service."""
     return f"""
 SELECT psid, sum(greatest(ce - greatest(cs, coalesce(prev_end, cs)), 0)) AS covered_us,
   bool_or(err) AS child_err, count(*) FILTER (WHERE srv) AS n_srv,
   any_value(service) FILTER (WHERE srv) AS srv_service
 FROM (
-  SELECT k.psid, k.err, k.kind IN ('server', 'consumer') AS srv, k.service,
-    greatest(k.start_us, p.start_us) AS cs, least(k.end_us, p.end_us) AS ce,
-    max(least(k.end_us, p.end_us)) OVER (PARTITION BY k.psid ORDER BY greatest(k.start_us, p.start_us), k.sid
-                                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
-  FROM {own} k JOIN {own} p ON p.sid = k.psid)
+  SELECT psid, err, kind IN ('server', 'consumer') AS srv, service,
+    greatest(start_us, p_start_us) AS cs, least(end_us, p_end_us) AS ce,
+    max(least(end_us, p_end_us)) OVER (PARTITION BY psid ORDER BY greatest(start_us, p_start_us), sid
+                                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
+  FROM {own} WHERE has_parent)
 WHERE ce > cs OR srv OR err
 GROUP BY psid"""
 
 
 def _roles_sql(own: str, kids: str) -> str:
-    """Every span of ``own`` with its self time (ms), origin failure flag, role and culprit."""
+    """Every span of ``own`` (all its columns) with its self time (ms), origin failure flag,
+    role and culprit."""
     return f"""
-SELECT o.sid, o.psid, o.service, o.pod, o.kind, o.opid, o.is_out, o.target, o.w, o.bucket,
+SELECT o.*,
   greatest(o.duration_ms - coalesce(k.covered_us, 0) / 1000.0, 0) AS self_ms,
   (o.err OR o.exc) AND NOT coalesce(k.child_err, false) AS origin,
   r.role, CASE r.role WHEN 'gap' THEN k.srv_service WHEN 'dependency' THEN o.target ELSE o.service END AS culprit
@@ -122,7 +135,7 @@ LATERAL (SELECT CASE
     ELSE 'self' END AS role) r"""
 
 
-def _requests_sql(own: str, roles: str) -> str:
+def _requests_sql(roles: str) -> str:
     """Per request (see the module docs): its local root's ``sid``, ``service``, ``culprit``,
     ``pod``, ``opid``, ``w``, ``bucket``, ``role``, ``origin`` and ``self_ms``, the request's
     own time (ms): the self time of the ``self`` spans of its service beneath it. A span belongs
@@ -130,15 +143,14 @@ def _requests_sql(own: str, roles: str) -> str:
     in another service (or missing)."""
     return f"""
 WITH RECURSIVE link AS (
-  SELECT o.sid, CASE WHEN o.kind IN ('server', 'consumer') OR p.sid IS NULL OR p.service <> o.service THEN NULL
-                     ELSE o.psid END AS up
-  FROM {own} o LEFT JOIN {own} p ON p.sid = o.psid),
-tree(sid, root) AS (
-  SELECT sid, sid FROM link WHERE up IS NULL
+  SELECT sid, CASE WHEN kind IN ('server', 'consumer') OR NOT has_parent OR p_service <> service THEN NULL
+                   ELSE psid END AS up, CASE WHEN role = 'self' THEN self_ms ELSE 0 END AS ms
+  FROM {roles}),
+tree(sid, root, ms) AS (
+  SELECT sid, sid, ms FROM link WHERE up IS NULL
   UNION ALL
-  SELECT l.sid, t.root FROM link l JOIN tree t ON l.up = t.sid),
-own_ms AS (SELECT t.root AS sid, sum(r.self_ms) AS self_ms FROM tree t JOIN {roles} r USING (sid)
-           WHERE r.role = 'self' GROUP BY t.root)
+  SELECT l.sid, t.root, l.ms FROM link l JOIN tree t ON l.up = t.sid),
+own_ms AS (SELECT root AS sid, sum(ms) AS self_ms FROM tree GROUP BY root)
 SELECT r.sid, r.service, r.culprit, r.pod, r.opid, r.w, r.bucket, r.role, r.origin, m.self_ms
 FROM {roles} r JOIN own_ms m USING (sid) WHERE r.role = 'self'"""
 
@@ -209,13 +221,13 @@ class SpanSignals:
             ops = self._stack.enter_context(temp_table(self.case, _ops_sql(), periods_only))
             self.ops = self._stack.enter_context(temp_table(
                 self.case, f"SELECT DISTINCT opid, operation FROM {ops}"))
-            self.own = self._stack.enter_context(temp_table(self.case, _own_sql(ops), self.params))
-            kids = self._stack.enter_context(temp_table(self.case, _kids_sql(self.own)))
-            self.roles = self._stack.enter_context(temp_table(self.case, _roles_sql(self.own, kids)))
-            self.requests = self._stack.enter_context(temp_table(self.case, _requests_sql(self.own, self.roles)))
+            with temp_table(self.case, _own_sql(ops), self.params) as own:
+                self.own = self._stack.enter_context(temp_table(self.case, _with_parent_sql(own)))
+            with temp_table(self.case, _kids_sql(self.own)) as kids:
+                self.roles = self._stack.enter_context(temp_table(self.case, _roles_sql(self.own, kids)))
+            self.requests = self._stack.enter_context(temp_table(self.case, _requests_sql(self.roles)))
             self.answers = self._stack.enter_context(temp_table(self.case, f"""
-SELECT r.psid, o.end_us, r.culprit, o.err AS failed FROM {self.roles} r JOIN {self.own} o USING (sid)
-WHERE r.role IN ('gap', 'dependency') AND r.psid IS NOT NULL"""))
+SELECT psid, end_us, culprit, err AS failed FROM {self.roles} WHERE role IN ('gap', 'dependency') AND psid IS NOT NULL"""))
             self.spans = self._stack.enter_context(temp_table(self.case, f"SELECT sid, err FROM {self.own}"))
             self.turns = self._stack.enter_context(temp_table(self.case, self._turns_sql(), periods_only))
             self.pods = self._stack.enter_context(temp_table(self.case, pods_sql()))
@@ -299,7 +311,9 @@ SELECT 'errors', culprit, '*', w, bucket, count(*), avg(origin::INT), NULL FROM 
 
         A call that *follows an answer* is not the caller's call pattern but the callee's doing:
         a call right after a failed call from the same parent with the same request (span name,
-        URL and statement: a retry; the next item of a loop over items is not one),
+        URL and statement: a retry; the next item of a loop over items is not one, nor a call
+        of the same request after one that succeeded; the order is only taken among the calls
+        of a request that failed at least once, the few),
         or a call to a callee after the parent logged a masked warning about that callee's
         answer (asking again, looking items up one by one after a wrong value; see
         :func:`reaction_sql`). Those
@@ -307,20 +321,27 @@ SELECT 'errors', culprit, '*', w, bucket, count(*), avg(origin::INT), NULL FROM 
         to the callee: per calling operation (key ``caller operation``), follow-up calls per
         request."""
         frame = self._frame(f"""
-WITH attempts AS (
-  SELECT c.psid, c.target, c.opid, r.culprit, t.t_us IS NOT NULL
-    OR coalesce(lag(c.err) OVER (PARTITION BY c.psid, r.culprit, c.request_id ORDER BY c.start_us, c.sid), false)
-    AS follows
-  FROM {self.own} c JOIN {self.roles} r USING (sid)
-  ASOF LEFT JOIN {self.turns} t ON t.psid = c.psid AND t.culprit = r.culprit AND c.start_us >= t.t_us
-  WHERE c.is_out AND c.psid IS NOT NULL),
-calls AS (SELECT psid, target, opid AS c_opkey, count(*) AS n FROM attempts WHERE NOT follows GROUP BY ALL),
+WITH turned AS (SELECT psid, culprit, min(t_us) AS t_us FROM {self.turns} GROUP BY ALL),
+failed AS (SELECT DISTINCT psid, culprit, request_id FROM {self.roles} WHERE is_out AND err AND has_parent),
+calls AS (
+  SELECT c.sid, c.psid, c.target, c.opid, c.culprit, c.request_id, c.start_us, c.err, c.p_service, c.p_opid,
+    c.p_w, c.p_bucket, coalesce(c.start_us >= t.t_us, false) AS turned, f.psid IS NOT NULL AS may_retry
+  FROM {self.roles} c
+  LEFT JOIN turned t ON t.psid = c.psid AND t.culprit = c.culprit
+  LEFT JOIN failed f ON f.psid = c.psid AND f.culprit = c.culprit AND f.request_id = c.request_id
+  WHERE c.is_out AND c.has_parent AND NOT c.p_is_out),
+attempts AS (
+  SELECT *, turned AS follows FROM calls WHERE NOT may_retry
+  UNION ALL
+  SELECT *, turned OR coalesce(lag(err) OVER (PARTITION BY psid, culprit, request_id ORDER BY start_us, sid), false)
+  FROM calls WHERE may_retry),
 follow_ups AS (
-  SELECT a.culprit, p.service, p.opid AS p_opkey, p.w, p.bucket, count(*) AS calls
-  FROM attempts a JOIN {self.own} p ON p.sid = a.psid WHERE a.follows AND NOT p.is_out GROUP BY ALL),
+  SELECT culprit, p_service AS service, p_opid AS p_opkey, p_w AS w, p_bucket AS bucket, count(*) AS calls
+  FROM attempts WHERE follows GROUP BY ALL),
 per_parent AS (
-  SELECT p.service, p.opid AS p_opkey, c.target, c.c_opkey, p.w, p.bucket, sum(c.n) AS calls
-  FROM calls c JOIN {self.own} p ON p.sid = c.psid WHERE NOT p.is_out GROUP BY ALL),
+  SELECT p_service AS service, p_opid AS p_opkey, target, opid AS c_opkey, p_w AS w, p_bucket AS bucket,
+    count(*) AS calls
+  FROM attempts WHERE NOT follows GROUP BY ALL),
 parents AS (SELECT service, opid AS p_opkey, w, bucket, count(*) AS n FROM {self.own} WHERE NOT is_out GROUP BY ALL),
 edges AS (SELECT DISTINCT service, p_opkey, target, c_opkey FROM per_parent)
 SELECT 'call_ops' AS family, e.service, coalesce(po.operation, '?') || ' -> ' || e.target || ' '
@@ -423,7 +444,6 @@ WHERE hash(trace_id, span_id) IN ({', '.join('?' * len(unique))}) GROUP BY 1""",
         """Per service and period: spans, median duration and median self time of its
         server/consumer spans (ms), for the sentences (inherited vs own time)."""
         return self._frame(f"""
-SELECT r.service, r.w, count(*) AS n, median(o.duration_ms) AS p50_ms, median(r.self_ms) AS self_p50_ms,
-  avg(r.origin::INT) AS origin_rate
-FROM {self.roles} r JOIN {self.own} o USING (sid)
-WHERE r.kind IN ('server', 'consumer') GROUP BY ALL""")
+SELECT service, w, count(*) AS n, median(duration_ms) AS p50_ms, median(self_ms) AS self_p50_ms,
+  avg(origin::INT) AS origin_rate
+FROM {self.roles} WHERE kind IN ('server', 'consumer') GROUP BY ALL""")

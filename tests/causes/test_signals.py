@@ -180,3 +180,35 @@ def test_a_change_that_lasts_is_the_onset_not_a_sharper_blip():
     b.insert(case)
     p = rank_causes(case).periods
     assert p.how == "onset" and abs((p.window_start - (BASE + timedelta(seconds=700))).total_seconds()) < 30, p.onset
+
+
+def _caller_with_calls(pattern: list[tuple[str, bool]]) -> forensics.Case:
+    """``front`` pages in the second half call the uninstrumented dependency ``store`` per
+    ``pattern`` (URL path, failed), one after another; first-half pages make one good call."""
+    b = SpanBuilder(BASE, seed=3)
+    for t in np.arange(0.0, 2 * HALF_S * 1000, 250.0):
+        calls = pattern if t >= HALF_S * 1000 else [("/item", False)]
+        root = b.span("front", "GET /page", kind="server", start_ms=float(t), duration_ms=5.0 * len(calls) + 1)
+        for i, (path, failed) in enumerate(calls):
+            b.span("front", "GET", kind="client", parent=root, start_ms=float(t) + 0.5 + 5.0 * i, duration_ms=4.0,
+                   status="error" if failed else "unset",
+                   attributes={"http.url": f"http://store:80{path}", "http.status_code": 503 if failed else 200})
+    case = forensics.open_case()
+    b.insert(case)
+    return case
+
+
+def _follow_ups_per_page(pattern: list[tuple[str, bool]]) -> float:
+    with SpanSignals(_caller_with_calls(pattern), _periods(), 12.0) as sig:
+        calls = sig.call_buckets()
+    follow = calls[(calls.family == "follow_ups") & calls.w]
+    return float(follow.value.mean()) if len(follow) else 0.0
+
+
+@pytest.mark.parametrize("pattern, retries", [
+    ([("/item", True), ("/item", True), ("/item", False)], 2),      # two retries of a failed request
+    ([("/a", True), ("/b", False), ("/c", False), ("/d", False)], 0),  # a loop over items: one failed
+    ([("/item", True), ("/item", False), ("/item", False)], 1),     # a retry, then the same request again
+])
+def test_a_retry_is_a_call_right_after_a_failed_one_with_the_same_request(pattern, retries):
+    assert _follow_ups_per_page(pattern) == pytest.approx(retries)
