@@ -10,7 +10,9 @@ fault           what is done at the onset
 delay           the proxy in front of the service delays each of its responses by 150 ms: only
                 its callers' client spans see it, not its own server spans
 cpu_contention  two busy-loop processes pinned to the core the service's process is pinned to
-                (the service is pinned to that core from the start of the case)
+                (from the start of the case the service has that core to itself: every other
+                process of the stack, the proxies and clients included, runs on the other cores,
+                as containers with their own CPUs would; the hogs contend with it alone)
 cpu_consumption the service burns 25 ms of CPU per request (inside its server spans)
 exception       30% of the service's requests raise (500, propagated by its callers)
 wrong_value     50% of the service's responses carry a wrong value with status 200; the callers
@@ -24,13 +26,14 @@ Each case directory holds the capture (``bodies/``, ``logs/``, ``metrics/``) and
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from .capture import Capture, versions
 from .scenarios import request_mix
-from .stack import Options, Stack, iso, start_hog, stop_hog
+from .stack import Options, Stack, iso, pin_process, start_hog, stop_hog
 
 TARGETS = ("catalog-service", "inventory-service", "pricing-service", "fleet-service", "device-api")
 FAULTS = ("delay", "cpu_contention", "cpu_consumption", "exception", "wrong_value")
@@ -88,19 +91,24 @@ def run_case(out: Path, work: Path, case: str) -> dict[str, Any]:
     seed = (TARGETS.index(service) * 10 + FAULTS.index(fault)) * 10 + int(rep)
     opt = Options(knobs={"fleet-service": {"fleet_size": 4}}, proxies=True, metrics_interval_ms=2000, gzip=True)
     calls = request_mix(2000, seed=seed)
-    with Stack(work, opt) as st:
-        if fault == "cpu_contention":
-            st.pin(service, CORE)
-        st.run_mix(calls[:12], concurrency=2)  # warm-up: connections, caches
-        t_base = time.time_ns()
-        base_codes = st.run_mix(calls[12:1000], concurrency=2, pace_s=0.1, seconds=BASELINE_S)
-        t_onset = time.time_ns()
-        params, undo = _onset(st, service, fault)
-        try:
-            fault_codes = st.run_mix(calls[1000:], concurrency=2, pace_s=0.1, seconds=FAULTY_S)
-        finally:
-            undo()
-        t_end = time.time_ns()
+    cores = os.sched_getaffinity(0)
+    try:
+        with Stack(work, opt) as st:
+            isolation = st.isolate(service, CORE) if fault == "cpu_contention" else None
+            st.run_mix(calls[:12], concurrency=2)  # warm-up: connections, caches
+            t_base = time.time_ns()
+            base_codes = st.run_mix(calls[12:1000], concurrency=2, pace_s=0.1, seconds=BASELINE_S)
+            t_onset = time.time_ns()
+            params, undo = _onset(st, service, fault)
+            if isolation:
+                params["isolated"] = isolation
+            try:
+                fault_codes = st.run_mix(calls[1000:], concurrency=2, pace_s=0.1, seconds=FAULTY_S)
+            finally:
+                undo()
+            t_end = time.time_ns()
+    finally:
+        pin_process(os.getpid(), cores)  # this process (collector, proxies, clients) as it was
     cap = Capture(out, case)  # a case directory is one capture (no variants)
     spans = cap.all_signals(st, cap.dir)
     truth = {
