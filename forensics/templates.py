@@ -28,6 +28,7 @@ which gives case-wide templates after several files were loaded.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import duckdb
@@ -50,29 +51,61 @@ HEAD_SQL = "trim(split_part(body, chr(10), 1))"
 MASKS: tuple[tuple[str, str, str], ...] = (
     ("datetime", r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)?", r"\w."),
     ("time_of_day", r"\d{2}:\d{2}:\d{2}(?:[.,]\d+)?", r"\w.:"),
+    # OpenStack's [req-<uuid> ...], X-Request-ID style values: the prefix goes with the id
+    ("request_id", r"(?:req|request|txn|correlation)[-_][0-9a-fA-F][0-9a-fA-F\-]{7,}", r"\w."),
     ("uuid", r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", r"\w.\-"),
     ("ip", r"\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?", r"\w."),
     ("hex", r"0[xX][0-9a-fA-F]+", r"\w.\-"),
     ("hex_id", r"[0-9a-fA-F]{8,}", r"\w.\-"),
     ("number", r"[-+]?\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h|[kKMGT]i?B|B|%)?", r"\w."),
 )
+#: HTTP methods: a request line (method, then a path) keeps its path, and messages with different
+#: request lines never share a template (see :func:`mine`)
+HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE")
+#: a file path of two or more segments (``/var/www/html/favicon.ico``), masked before the other
+#: masks unless it is a request line's path; and a URL query (``?page=2&q=x`` -> ``?<*>``)
+_PATH = r"(?:/[\w.\-~%@+]+){2,}/?"
+_PATH_TOUCH = r"\w.\-/~%@+<>*"
+_QUERY = r"[^\s\"'#<>?]+"
+_REQUEST = re.compile(r"\b(" + "|".join(HTTP_METHODS) + r") +(/[^\s\"'?#]*|https?://[^\s\"'?#]+)")
 
 
 def python_mask_patterns() -> list[str]:
-    """The masks as Python regular expressions (lookarounds), as drain3 applies them."""
-    return [f"(?<![{touch}]){token}(?![{touch}])" for _, token, touch in MASKS]
+    """The masks as Python regular expressions (lookarounds), as drain3 applies them (each
+    match becomes ``<*>``): file paths (not a request line's), URL queries, then :data:`MASKS`."""
+    not_request = "".join(f"(?<!{m} )" for m in HTTP_METHODS)
+    return ([f"(?<![{_PATH_TOUCH}]){not_request}{_PATH}", f"(?<=\\?){_QUERY}"]
+            + [f"(?<![{touch}]){token}(?![{touch}])" for _, token, touch in MASKS])
 
 
 def mask_sql(expr: str) -> str:
     """SQL applying the same masks with DuckDB's RE2 (no lookarounds: the neighbouring characters
-    are captured and put back, and each mask runs twice so tokens one separator apart are both
-    masked)."""
-    out = expr
+    are captured and put back, each mask runs twice so tokens one separator apart are both
+    masked, and a request line's path is shielded from the path mask by a placeholder)."""
+    methods = "|".join(HTTP_METHODS)
+    out = f"regexp_replace({expr}, '\\b({methods}) /', '\\1\x1f/', 'g')"
+    for _ in range(2):
+        out = f"regexp_replace({out}, '(^|[^{_PATH_TOUCH}\x1f]){_PATH}', '\\1<*>', 'g')"
+    out = f"replace({out}, chr(31), ' ')"
+    out = f"regexp_replace({out}, '\\?{_QUERY.replace(chr(39), chr(39) * 2)}', '?<*>', 'g')"
     for _, token, touch in MASKS:
         rx = f"(^|[^{touch}]){token}($|[^{touch}])"
         for _ in range(2):
             out = f"regexp_replace({out}, '{rx}', '\\1<*>\\2', 'g')"
     return out
+
+
+_PYTHON_MASKS = [re.compile(p) for p in python_mask_patterns()]
+
+
+def request_key(message: str) -> str | None:
+    """The request line of a message, masked (``GET /v2/<*>/servers/detail``), None when it has none."""
+    if _REQUEST.search(message) is None:
+        return None
+    for rx in _PYTHON_MASKS:
+        message = rx.sub("<*>", message)
+    m = _REQUEST.search(message)
+    return f"{m.group(1)} {m.group(2)}" if m else None
 
 
 def miner_config(*, sim_th: float = 0.4, depth: int = 4, max_children: int = 100) -> TemplateMinerConfig:
@@ -114,10 +147,17 @@ def mine(messages: Iterable[str], **config: Any) -> list[str]:
     ...       "user 42 logged in"])
     ['timeout calling payment-service after <*> ms', 'timeout calling payment-service after <*> ms', 'user <*> logged in']
     """
-    miner = TemplateMiner(persistence_handler=None, config=miner_config(**config))
-    cluster_ids = [miner.add_log_message(m)["cluster_id"] for m in messages]
-    final = {c.cluster_id: c.get_template() for c in miner.drain.clusters}
-    return [final[c] for c in cluster_ids]
+    messages = list(messages)
+    miners: dict[str | None, TemplateMiner] = {}
+    clusters = []
+    for m in messages:  # one miner per request line: GET /a and POST /b never merge
+        key = request_key(m)
+        miner = miners.get(key)
+        if miner is None:
+            miner = miners[key] = TemplateMiner(persistence_handler=None, config=miner_config(**config))
+        clusters.append((key, miner.add_log_message(m)["cluster_id"]))
+    final = {(key, c.cluster_id): c.get_template() for key, miner in miners.items() for c in miner.drain.clusters}
+    return [final[c] for c in clusters]
 
 
 def _mine_where(con: duckdb.DuckDBPyConnection, where: str, params: Sequence[Any] | None) -> int:

@@ -137,3 +137,55 @@ def test_many_distinct_numbers_mine_once_per_masked_message(tmp_path) -> None:
     case = forensics.open_case()
     case.load(path)
     assert case.sql("SELECT DISTINCT template FROM logs").rows() == [("timeout after <*> ms calling <*>",)]
+
+
+def test_request_lines_keep_method_and_route_and_never_share_a_template() -> None:
+    lines = [f'10.11.10.{i} "{method} /v2/{"%032x" % (i * 7919)}/{route} HTTP/1.1" status: {status} len: {100 + i} '
+             f'time: 0.{i:07d}' for i in range(1, 40)
+             for method, route, status in [("GET", "servers/detail", 200), ("POST", "os-server-external-events", 200),
+                                           ("DELETE", f"servers/7f3c2a10-93b1-4c8e-9d2a-1b2c3d4e{i:04d}", 204)]]
+    case = forensics.open_case()
+    case.con.execute("CREATE TEMP TABLE t AS SELECT unnest(?::VARCHAR[]) AS body", [lines])
+    case.execute("INSERT INTO logs (time, body, source_file, source_line) SELECT TIMESTAMPTZ '2026-01-01', body, 'x', "
+                 "row_number() OVER () FROM t")
+    forensics.mine_templates(case)
+    assert sorted(r[0] for r in case.sql("SELECT DISTINCT template FROM logs").rows()) == [
+        '<*> "DELETE /v2/<*>/servers/<*> HTTP/<*>" status: <*> len: <*> time: <*>',
+        '<*> "GET /v2/<*>/servers/detail HTTP/<*>" status: <*> len: <*> time: <*>',
+        '<*> "POST /v2/<*>/os-server-external-events HTTP/<*>" status: <*> len: <*> time: <*>',
+    ]
+
+
+def test_paths_queries_and_bracketed_request_ids_are_masked() -> None:
+    assert mine(["File does not exist: /var/www/html/favicon.ico", "File does not exist: /srv/robots.txt",
+                 "GET /search?q=shoes&page=2 took 5 ms", "GET /search?q=hats took 7 ms",
+                 "[req-38101a0b-2096-447d-96ea-a692162415ae 113d3a99c3da401fbd62cc2caa5b96d2 - - -] VM Started",
+                 "[req-9bc36dd9-91c5-4314-898a-47625eb93b09 54fdadf51e5e4a8a9a8f0ae3c4d8b0e4 - - -] VM Started"]) == [
+        "File does not exist: <*>", "File does not exist: <*>",
+        "GET /search?<*> took <*> ms", "GET /search?<*> took <*> ms",
+        "[<*> <*> - - -] VM Started", "[<*> <*> - - -] VM Started"]
+
+
+def test_grouping_accuracy_on_the_labelled_corpus() -> None:
+    """docs/templates.md quotes these figures (bench/templates.py prints them)."""
+    from bench.templates import grouping_accuracy, mined, read_corpus, systems
+
+    scores = {}
+    for system in systems():
+        truth, messages = read_corpus(system)
+        scores[system] = grouping_accuracy(truth, mined(messages))
+    assert len(scores) == 8 and scores["openstack"] >= 0.6
+    assert all(score == 1.0 for name, score in scores.items() if name != "openstack")
+    truth, messages = read_corpus("openstack")  # every request event has templates of its own
+    found = mined(messages)
+    for event in {t for t in truth if t.startswith("R")}:
+        mine_of = {f for t, f in zip(truth, found) if t == event}
+        assert {t for t, f in zip(truth, found) if f in mine_of} == {event}
+
+
+def test_grouping_accuracy_measure() -> None:
+    from bench.templates import grouping_accuracy
+
+    assert grouping_accuracy(["a", "a", "b"], ["x", "x", "y"]) == 1.0
+    assert grouping_accuracy(["a", "a", "b"], ["x", "x", "x"]) == 0.0
+    assert grouping_accuracy(["a", "a", "b", "c"], ["x", "y", "z", "w"]) == 0.5

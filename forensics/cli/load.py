@@ -23,11 +23,17 @@ from ..loaders.core.options import check_options
               help="loader option, e.g. scrape_time=2026-02-18T10:00:00Z, dialect=openmetrics, query=rate(x[5m])")
 @click.option("--pattern", default=None,
               help="regex with named groups (time, level, msg, ...) for plain-text logs; use with --format-in plain_logs")
+@click.option("--time-format", "time_format", default=None,
+              help="strptime format of log times in a shape not read by default, e.g. '%d.%m.%Y %H:%M:%S'")
+@click.option("--year", default=None, type=int,
+              help="year of log times written without one (syslog 'Dec 10 06:55:46'); default: from the case's "
+                   "other data, else the file's modification time (the load says which)")
 @click.option("--mapping", multiple=True, metavar="FIELD=KEY",
               help="log field mapping, e.g. --mapping time=eventTime --mapping body=text")
 @click.option("--no-templates", is_flag=True, help="do not mine log templates while loading")
 def command(paths: tuple[str, ...], case_path: str, strict: bool, format_in: str | None, force: bool, tz: str | None,
-            extra: tuple[str, ...], pattern: str | None, mapping: tuple[str, ...], no_templates: bool) -> None:
+            extra: tuple[str, ...], pattern: str | None, time_format: str | None, year: int | None,
+            mapping: tuple[str, ...], no_templates: bool) -> None:
     """Load export files or directories into a case file; prints loaded/rejected per table."""
     options: dict[str, str] = {"tz": tz} if tz else {}
     for item in extra:
@@ -37,6 +43,10 @@ def command(paths: tuple[str, ...], case_path: str, strict: bool, format_in: str
         options[key] = value
     if pattern:
         options["pattern"] = pattern
+    if time_format:
+        options["time_format"] = time_format
+    if year is not None:
+        options["year"] = year
     if mapping:
         pairs = [m.partition("=") for m in mapping]
         bad = [m for m, (_, sep, _v) in zip(mapping, pairs) if not sep]

@@ -110,3 +110,54 @@ def test_api_event_list_without_item_kinds(tmp_path):
     case.load(path)
     assert case.sql("SELECT time, kind, service, reason FROM events").rows() == [
         (_t(5, 2), "k8s", "catalog-service", "SuccessfulCreate")]
+
+
+@pytest.mark.parametrize("name, kind, workload", [
+    ("catalog-service-7d9f8b6c5-x2x9z", "Pod", "catalog-service"),
+    ("catalog-service-4234284026-pbt8m", "Pod", "catalog-service"),  # pre-1.8 numeric pod-template hash
+    ("catalog-service-423428402-7ci7o", "Pod", "catalog-service"),  # 9 digits, old suffix alphabet
+    ("catalog-service-7d9f8b6c5", "ReplicaSet", "catalog-service"),
+    ("catalog-service-4234284026", "ReplicaSet", "catalog-service"),
+    ("postgres-0", "Pod", "postgres"),
+    ("node-exporter-x7k2q", "Pod", "node-exporter"),
+    ("catalog-service", "Deployment", "catalog-service"),
+    ("web", "Pod", "web"),
+])
+def test_workload_names(name, kind, workload):
+    import duckdb
+
+    from forensics.loaders.core.kubernetes import workload_sql
+
+    assert duckdb.connect().execute(f"SELECT {workload_sql('$n', '$k')}", {"n": name, "k": kind}).fetchone()[0] == workload
+
+
+def test_one_workload_one_name_and_the_version_of_its_own_container():
+    case = forensics.open_case()
+    case.load(DATA / "events_sidecar.json")
+    rows = case.sql("SELECT source_offset, kind, service, version, reason FROM events ORDER BY source_offset").rows()
+    assert rows == [
+        (0, "deploy", "checkout", "2.4.1", "ScalingReplicaSet"),  # the app's tag, not istio's (pulled first)
+        (1, "k8s", "checkout", None, "Pulling"),  # init container: its tag is not the version
+        (2, "k8s", "checkout", None, "Pulling"),  # sidecar
+        (3, "k8s", "checkout", "2.4.1", "Pulled"),
+        (4, "scale", "checkout", None, "ScalingReplicaSet"),
+        (5, "k8s", "checkout", None, "Killing"),  # old numeric hash pod
+        (6, "k8s", "checkout", None, "SuccessfulDelete"),
+        (7, "k8s", "checkout", None, "SuccessfulCreate"),
+        (8, "k8s", "redis-cache", None, "Started"),
+        (9, "k8s", "node-exporter", None, "Started"),
+    ]
+    assert _attrs(case, 2, "Pulling")["image"] == "docker.io/istio/proxyv2:1.20.3"
+
+
+def test_pod_version_is_its_own_containers_not_the_sidecars():
+    case = forensics.open_case()
+    case.load(DATA / "pods_sidecar.json")
+    assert _events(case, "source_offset, service, version, reason, count") == [
+        (0, "checkout", "2.4.1", "Completed", 1),  # istio-init finished
+        (0, "checkout", "2.4.1", "OOMKilled", 1),  # the sidecar was killed: the pod's version is still the app's
+        (0, "checkout", "2.4.1", "Restarted", 1),
+        (1, "checkout", "2.4.0", "Restarted", 2),
+    ]
+    assert _attrs(case, 0, "OOMKilled")["container"] == "istio-proxy"
+    assert _attrs(case, 0, "OOMKilled")["image"] == "docker.io/istio/proxyv2:1.20.3"

@@ -97,10 +97,11 @@ def test_user_pattern(tmp_path) -> None:
 
 def test_unparseable_time_from_pattern_is_rejected(tmp_path) -> None:
     path = tmp_path / "x.log"
-    path.write_text("[18/Feb/2026:10:12:33] boom\n")
+    path.write_text("[18 Feb 26 10h12] boom\n[18/Feb/2026:10:12:33] Common Log Format time without offset\n")
     rows, case, _ = load_rows(path, format="plain_logs", pattern=r"^\[(?P<time>[^\]]+)\] (?P<msg>.*)$")
-    assert rows == [] and rejects(case) == [(1, "bad_time")]
-    assert "18/Feb/2026:10:12:33" in case.sql("SELECT reason FROM rejects").scalar()
+    assert [r["time"] for r in rows] == [utc(2026, 2, 18, 10, 12, 33)] and rejects(case) == [(1, "bad_time")]
+    reason = case.sql("SELECT reason FROM rejects").scalar()
+    assert "18 Feb 26 10h12" in reason and "time_format=" in reason
 
 
 @pytest.mark.parametrize("pattern, message", [

@@ -93,3 +93,29 @@ def test_truncated_pretty_document_is_one_reject(tmp_path):
     report = case.load(path, format="prom_api_json")
     assert (report.rows_loaded, report.rows_rejected) == (0, 1)
     assert case.sql("SELECT source_line, reason_code FROM rejects").rows() == [(1, "invalid_json")]
+
+
+@pytest.mark.parametrize("name", ["thanos_warning.json", "status_warning.jsonl"])
+def test_status_warning_loads_with_the_warning_recorded(name):
+    assert sniff(str(DATA / name)) == "prom_api_json"
+    case = forensics.open_case()
+    report = case.load(DATA / name)
+    assert case.sql("SELECT count(*) FROM rejects").scalar() == 0
+    if name == "thanos_warning.json":
+        assert [(r[2], r[3]["job"], r[4]) for r in _rows(case)] == [("up", "catalog-service", 1.0),
+                                                                     ("up", "inventory-service", 0.0)]
+        assert report.warnings == [f"{DATA / name}: line 1: Prometheus returned warning: partial response: store "
+                                   "10.0.4.2:10901 did not answer in time (deadline exceeded)"]
+    else:
+        assert [(r[1], r[4]) for r in _rows(case)] == [(datetime(2026, 2, 18, 10, 10, tzinfo=timezone.utc), 42.0)]
+        assert report.warnings == [f'{DATA / name}: line 1: Prometheus answered status "warning" (a partial result?) '
+                                   "without saying why"]
+
+
+def test_an_unknown_status_is_still_rejected(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text('{"status": "partial", "data": {"resultType": "vector", "result": []}}')
+    case = forensics.open_case()
+    case.load(path, format="prom_api_json")
+    assert case.sql("SELECT reason_code, reason FROM rejects").rows() == [
+        ("wrong_shape", 'expected {"status": "success", "data": {...}}, found status partial')]

@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 from forensics._db import one, scalar
 from forensics.errors import UsageError
 
+from ..core import times
 from ..core.semconv import SPAN_ID_HEX, TRACE_ID_HEX, hex_id_sql
 
 #: canonical field -> keys looked for, in priority order (a key with dots matches a literal
@@ -75,6 +76,14 @@ SEVERITY_NUMBER = {"trace": 1, "debug": 5, "info": 9, "warn": 13, "error": 17, "
 #: a line that continues the message before it: stack-trace frames and causes (Java, Python,
 #: Go), indented text (Python's and RE2's shared syntax: used by the SQL and the sniffers)
 CONTINUATION = r"^(?:\s|Caused by:|Traceback \(|\.\.\. \d+ more|goroutine \d+ \[|[\w.$]+(?:Exception|Error)(?::|$))"
+
+#: trace context written in a record's text (what :func:`finalize_logs_sql` reads when no field
+#: holds it): a W3C ``traceparent`` value (trace and span), else ``TraceID: <hex>``,
+#: ``trace_id=<hex>``, ``"traceId":"<hex>"``, ``trace.id``/``trace-id``; likewise span ids
+#: (Python's and RE2's shared syntax)
+TRACEPARENT_IN_TEXT = r"(?i)\b00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}\b"
+TRACE_ID_IN_TEXT = r"""(?i)\btrace[_.\- ]?id["']?\s*[:=]\s*["']?([0-9a-f]{16,32})\b"""
+SPAN_ID_IN_TEXT = r"""(?i)\bspan[_.\- ]?id["']?\s*[:=]\s*["']?([0-9a-f]{16})\b"""
 
 _OFFSET = re.compile(r"^(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?$")
 
@@ -145,14 +154,27 @@ def parse_mapping(mapping: Mapping[str, Any] | None) -> dict[str, tuple[str, ...
 
 @dataclass
 class LogOptions:
-    """Options every log loader understands (``ctx.options``)."""
+    """Options every log loader understands (``ctx.options``): ``mapping=``, ``tz=``,
+    ``time_format=`` (a strptime format tried before the known shapes) and ``year=`` (the year
+    of times written without one; see :func:`forensics.loaders.core.times.year_anchor`)."""
 
     mapping: dict[str, tuple[str, ...]] = field(default_factory=dict)
     tz: TimeZoneOption = field(default_factory=TimeZoneOption)
+    time_format: str | None = None
+    anchor: times.YearAnchor | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "LogOptions":
         return cls(mapping=parse_mapping(options.get("mapping")), tz=parse_tz(options.get("tz")))
+
+    @classmethod
+    def of(cls, ctx: Any) -> "LogOptions":
+        """The options of the file ``ctx`` loads, its year anchor included."""
+        opts = cls.from_options(ctx.options)
+        if ctx.options.get("time_format") is not None:
+            opts.time_format = times.check_time_format(ctx.con, ctx.options["time_format"])
+        opts.anchor = times.year_anchor(ctx.path, ctx.options.get("year"), times.latest_case_time(ctx.con, ctx.path))
+        return opts
 
     def keys(self, canon: str) -> tuple[str, ...]:
         user = self.mapping.get(canon, ())
@@ -200,26 +222,46 @@ def epoch_sql(expr: str) -> str:
     return f"timezone('UTC', make_timestamp(TRY_CAST({us} AS BIGINT)))"
 
 
-def time_sql(expr: str, tz: TimeZoneOption, b: Binder) -> str:
+def time_sql(expr: str, opts: LogOptions, b: Binder) -> str:
     """TIMESTAMPTZ (UTC) from a time value given as text.
 
-    Accepted: ISO 8601 / RFC 3339 with ``T`` or a space, ``.`` or ``,`` before the fraction
-    (log4j, Python logging), any number of fraction digits (nanoseconds truncate to µs), and an
-    offset (``Z``, ``+08:00``, ``-0700``, ``UTC``) -- kept as written; without an offset the time
-    is local time in ``tz`` (default UTC). Numbers are epoch values (see :func:`epoch_sql`).
-    Unparseable text gives NULL.
+    Accepted, in this order: the ``time_format=`` option (a strptime format); numbers as epoch
+    values (see :func:`epoch_sql`); ISO 8601 / RFC 3339 with ``T`` or a space, ``.`` or ``,``
+    before the fraction (log4j, Python logging), any number of fraction digits (nanoseconds
+    truncate to µs), and an offset (``Z``, ``+08:00``, ``-0700``, ``UTC``) -- kept as written;
+    the shapes of :data:`~forensics.loaders.core.times.DATED_FORMATS` (HDFS, Spark, Apache,
+    BGL, ...), :data:`~forensics.loaders.core.times.ZONED_FORMATS` and
+    :data:`~forensics.loaders.core.times.YEARLESS_FORMATS` (syslog: the year comes from
+    ``opts.anchor``). Times without an offset are local time in ``tz`` (default UTC).
+    Unparseable text gives NULL; implausible years are left to the caller
+    (:func:`~forensics.loaders.core.times.plausible_sql`).
     """
+    tz = opts.tz
     v = f"replace(trim({expr}), ',', '.')"
-    naive = f"TRY_CAST({v} AS TIMESTAMP)"
-    if tz.name:
-        local = f"timezone({b(tz.name)}, {naive})"
-    else:
-        local = f"timezone('UTC', {naive} - to_minutes(CAST({b(tz.offset_minutes or 0)} AS BIGINT)))"
-    return (f"(CASE WHEN {expr} IS NULL THEN NULL "
+
+    def local(naive: str) -> str:
+        if tz.name:
+            return f"timezone({b(tz.name)}, {naive})"
+        return f"timezone('UTC', {naive} - to_minutes(CAST({b(tz.offset_minutes or 0)} AS BIGINT)))"
+
+    anchor = opts.anchor
+    yearless = (f"{times.yearless_sql(expr, list(times.YEARLESS_FORMATS), anchor, b)}, " if anchor else "")
+    iso = f"CASE WHEN regexp_matches(trim({expr}), '^[0-9]{{4}}-[0-9]{{1,2}}-[0-9]{{1,2}}([T ]|$)') THEN TRY_CAST({v} AS TIMESTAMP) END"
+    auto = (f"(CASE WHEN {expr} IS NULL THEN NULL "
             f"WHEN regexp_full_match(trim({expr}), '[+-]?[0-9]+(\\.[0-9]+)?([eE][+-]?[0-9]+)?') THEN {epoch_sql(f'trim({expr})')} "
-            f"WHEN regexp_matches(trim({expr}), '[0-9]{{2}}:[0-9]{{2}}(:[0-9]{{2}})?([.,][0-9]+)?\\s*(Z|z|UTC|GMT|[+-][0-9]{{2}}(:?[0-9]{{2}})?)$') "
+            f"WHEN regexp_matches(trim({expr}), '^[0-9]{{4}}-.*[0-9]{{2}}:[0-9]{{2}}(:[0-9]{{2}})?([.,][0-9]+)?\\s*(Z|z|UTC|GMT|[+-][0-9]{{2}}(:?[0-9]{{2}})?)$') "
             f"THEN TRY_CAST({v} AS TIMESTAMPTZ) "
-            f"ELSE {local} END)")
+            f"ELSE coalesce({times.zoned_sql(expr, b)}, {local(f'coalesce({iso}, {yearless}{times.dated_sql(expr, b)})')}) END)")
+    fmt = opts.time_format
+    if fmt is None:
+        return auto
+    if times.is_zoned(fmt):
+        user = f"try_strptime({times.normalized_sql(expr)}, {b(fmt)})"
+    elif times.has_year(fmt) or anchor is None:
+        user = local(f"try_strptime({times.normalized_sql(expr)}, {b(fmt)})")
+    else:
+        user = local(times.yearless_sql(expr, [fmt], anchor, b))
+    return f"coalesce({user}, {auto})"
 
 
 def _id_sql(value: str, key: str, width: int) -> str:
@@ -256,6 +298,10 @@ def _pick(canon: str, opts: LogOptions, b: Binder) -> str:
 def finalize_logs_sql(inner: str, opts: LogOptions, b: Binder) -> str:
     """Wrap a loader's inner SELECT (see the module docstring) into canonical ``logs`` rows."""
     picked = ",\n    ".join(f"{_pick(c, opts, b)} AS k_{c}" for c in FIELD_KEYS)
+    tp, tid, sid = b(TRACEPARENT_IN_TEXT), b(TRACE_ID_IN_TEXT), b(SPAN_ID_IN_TEXT)
+    text_trace = f"coalesce(nullif(regexp_extract(_raw, {tp}, 1), ''), nullif(regexp_extract(_raw, {tid}, 1), ''))"
+    text_span = f"coalesce(nullif(regexp_extract(_raw, {tp}, 2), ''), nullif(regexp_extract(_raw, {sid}, 1), ''))"
+    lo, hi = times.PLAUSIBLE_YEARS
     return f"""
 WITH picked AS (
   SELECT r.*,
@@ -266,10 +312,10 @@ WITH picked AS (
   FROM picked p
 ), parsed AS (
   SELECT v.*,
-    {time_sql('v_time', opts.tz, b)} AS time,
+    {time_sql('v_time', opts, b)} AS time,
     {severity_sql('v_severity', b)} AS severity,
-    {_id_sql('v_trace_id', 'k_trace_id', TRACE_ID_HEX)} AS trace_id,
-    {_id_sql('v_span_id', 'k_span_id', SPAN_ID_HEX)} AS span_id,
+    coalesce({_id_sql('v_trace_id', 'k_trace_id', TRACE_ID_HEX)}, {_id_sql(text_trace, 'NULL', TRACE_ID_HEX)}) AS trace_id,
+    coalesce({_id_sql('v_span_id', 'k_span_id', SPAN_ID_HEX)}, {_id_sql(text_span, 'NULL', SPAN_ID_HEX)}) AS span_id,
     v_body AS body,
     v_service AS service
   FROM vals v
@@ -296,12 +342,16 @@ SELECT
   source_line, _raw,
   CASE WHEN _pre_code IS NOT NULL THEN _pre_code
        WHEN k_time IS NULL THEN 'missing_field'
-       WHEN time IS NULL THEN 'bad_time' END AS _reject_code,
+       WHEN time IS NULL OR NOT {times.plausible_sql('time')} THEN 'bad_time' END AS _reject_code,
   CASE WHEN _pre_code IS NOT NULL THEN _pre_reason
        WHEN k_time IS NULL THEN 'record has no time field (looked for ' || {b(', '.join(opts.keys('time')))}
             || '); name it with mapping={{"time": "<field>"}}'
        WHEN time IS NULL THEN 'cannot parse time ' || k_time || '=' || left(v_time, 80)
-            || ' (expected ISO 8601 / RFC 3339 text or epoch seconds, ms, us or ns)' END AS _reject_reason
+            || ' (expected ISO 8601 / RFC 3339 text, epoch seconds, ms, us or ns, or a known log time shape; '
+            || 'pass time_format=''%d.%m.%Y %H:%M:%S'' or the like)'
+       WHEN NOT {times.plausible_sql('time')} THEN 'time ' || k_time || '=' || left(v_time, 80) || ' gives year '
+            || year(time) || ', outside {lo}..{hi - 1} (a two-digit year read as four digits, or an epoch in another '
+            || 'unit?); pass time_format=''...'' to read it' END AS _reject_reason
 FROM parents
 """
 
@@ -359,7 +409,7 @@ def text_batches(ctx: Any) -> Iterator[pa.Table]:
 
 def load_log_lines(ctx: Any, fields_sql: FieldsSql) -> None:
     """The whole load of a one-record-per-line log format: every batch, then :func:`finish_logs`."""
-    opts = LogOptions.from_options(ctx.options)
+    opts = LogOptions.of(ctx)
     for batch in text_batches(ctx):
         emit_logs(ctx, batch, fields_sql, opts)
     finish_logs(ctx)

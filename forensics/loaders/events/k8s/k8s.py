@@ -18,9 +18,12 @@ JSON is a reject and the others load; a document that ends early keeps the items
   scales down another replica set (its ``version`` is the image tag its pods pulled, when the
   file has their ``Pulling``/``Pulled`` events); ``k8s`` otherwise;
 * ``service``: the ``app.kubernetes.io/name`` or ``app`` label when present, else the involved
-  object's name with controller hash suffixes stripped (``catalog-service-7d9f8b6c5-x2x9z`` →
-  ``catalog-service``; replica sets ``-7d9f8b6c5``; stateful set ordinals ``-0``);
-* ``version``: the image tag of ``Pulling``/``Pulled`` messages;
+  object's workload (:mod:`forensics.loaders.core.kubernetes`: ``catalog-service-7d9f8b6c5-x2x9z``
+  and the pre-1.8 ``catalog-service-4234284026-pbt8m`` → ``catalog-service``; replica sets
+  ``-7d9f8b6c5``; stateful set ordinals ``-0``): one workload, one name;
+* ``version``: the image tag of ``Pulling``/``Pulled`` messages for the workload's own container
+  (not a sidecar's such as ``istio-proxy``, not an init container's; their image is in the
+  ``image`` attribute); a rollout takes the tag its new pods pulled for their own container;
 * ``attributes``: namespace, object_kind, object_name, field_path, component, host, action,
   replica_set.
 
@@ -29,7 +32,9 @@ and ``state.terminated`` (reason OOMKilled/Error/Completed, ``time`` = ``finishe
 attributes exit_code/started_at/finished_at), ``state.waiting`` reasons (CrashLoopBackOff,
 ImagePullBackOff, CreateContainerConfigError, ...; ``time`` = the last termination, else the pod
 start), restarts (reason ``Restarted``, ``count`` = ``restartCount``, ``time`` = the current
-start), and pod-level ``status.reason`` (Evicted). ``version`` is the image tag
+start), and pod-level ``status.reason`` (Evicted). ``version`` is the image tag of the pod's own
+container (its name or image is the workload's; never a sidecar's or init container's: the
+container's own image is the ``image`` attribute)
 (``registry/x/catalog-service:1.8.0`` → ``1.8.0``; digests and registry ports are not tags).
 """
 from __future__ import annotations
@@ -45,31 +50,13 @@ from forensics.loaders.core import io as fio
 from forensics.loaders.core.context import LoadContext
 from forensics.loaders.core.head import Head
 from forensics.loaders.core.json_stream import Tail, Truncated, iter_elements
+from forensics.loaders.core.kubernetes import container_rank_sql, image_tag_sql, pod_workload_sql, workload_sql
 from forensics.loaders.core.registry import register_format
 
 #: kubectl's ``-o json`` list: ``{"apiVersion": "v1", "items": [`` (keys sorted), the items streamed
 _LIST_START = re.compile(rb'^(?:\xef\xbb\xbf)?\s*\{\s*(?:"apiVersion"\s*:\s*"[^"]*"\s*,\s*)?"items"\s*:\s*\[')
 _LIST_KIND = re.compile(rb'"kind"\s*:\s*"([A-Za-z]*)"')
 _names = itertools.count()
-
-#: the alphabet Kubernetes uses for generated name suffixes (no vowels, no 0/1/3)
-_SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
-
-
-def workload_sql(name: str, kind: str) -> str:
-    """Workload name of a pod or replica set name: generated hash suffixes stripped."""
-    return f"""(CASE
-  WHEN {kind} = 'Pod' THEN coalesce(
-    nullif(regexp_extract({name}, '^(.+)-{_SAFE}{{6,10}}-{_SAFE}{{5}}$', 1), ''),
-    nullif(regexp_extract({name}, '^(.+)-[0-9]+$', 1), ''),
-    nullif(regexp_extract({name}, '^(.+)-{_SAFE}{{5}}$', 1), ''), {name})
-  WHEN {kind} = 'ReplicaSet' THEN coalesce(nullif(regexp_extract({name}, '^(.+)-{_SAFE}{{6,10}}$', 1), ''), {name})
-  ELSE {name} END)"""
-
-
-def image_tag_sql(image: str) -> str:
-    """Tag of an image reference (NULL for digest-only references)."""
-    return f"nullif(regexp_extract(split_part({image}, '@', 1), ':([A-Za-z0-9_][A-Za-z0-9_.-]*)$', 1), '')"
 
 
 def _ts(expr: str) -> str:
@@ -172,7 +159,11 @@ def _sniff_pods(head: Head) -> float:
     return _sniff_kind(head, "Pod", r'"(containers|containerStatuses)"\s*:')
 
 
-_PULLED_TAG = image_tag_sql("regexp_extract(message, 'image \"([^\"]+)\"', 1)")
+_PULLED_IMAGE = "regexp_extract(message, 'image \"([^\"]+)\"', 1)"
+_PULLED_TAG = image_tag_sql(_PULLED_IMAGE)
+#: the container a pull event is about: ``spec.containers{app}``, ``spec.initContainers{istio-init}``
+_PULLED_RANK = container_rank_sql("regexp_extract(o->>'$.fieldPath', '\\{([^}]+)\\}', 1)", _PULLED_IMAGE,
+                                  pod_workload_sql("oname"), "starts_with(o->>'$.fieldPath', 'spec.initContainers')")
 
 _EVENT_FIELDS = f"""
 SELECT idx, it, o, o->>'$.kind' AS okind, o->>'$.name' AS oname, coalesce(o->>'$.namespace', it->>'$.metadata.namespace') AS ns,
@@ -193,11 +184,12 @@ rollout AS (
   SELECT *, scaled.dir = 'up' AND reason = 'ScalingReplicaSet'
       AND row_number() OVER (PARTITION BY ns, oname, scaled.rs, scaled.dir ORDER BY time, idx) = 1
       AND count(*) FILTER (scaled.dir = 'down') OVER (PARTITION BY ns, oname) > 0 AS is_rollout,
-    CASE WHEN reason IN ('Pulling', 'Pulled') THEN {_PULLED_TAG} END AS pulled_tag
+    CASE WHEN reason IN ('Pulling', 'Pulled') THEN {_PULLED_TAG} END AS pulled_tag,
+    CASE WHEN reason IN ('Pulling', 'Pulled') THEN {_PULLED_RANK} END AS pulled_rank
   FROM e
 ),
-rs_tags AS (  -- the image tag pulled by the pods of each replica set: the version a rollout deploys
-  SELECT ns, regexp_extract(oname, '^(.+)-{_SAFE}{{5}}$', 1) AS rs, arg_min(pulled_tag, time) AS tag
+rs_tags AS (  -- the image tag the pods of each replica set pulled for the workload's own container
+  SELECT ns, regexp_extract(oname, '^(.+)-[a-z0-9]{{5}}$', 1) AS rs, arg_min(pulled_tag, (pulled_rank, time)) AS tag
   FROM rollout WHERE okind = 'Pod' AND pulled_tag IS NOT NULL GROUP BY ALL
 )
 SELECT idx AS source_offset, CAST(it AS VARCHAR) AS _raw, time, end_time, count, reason, message,
@@ -205,14 +197,15 @@ SELECT idx AS source_offset, CAST(it AS VARCHAR) AS _raw, time, end_time, count,
   CASE WHEN is_rollout THEN 'deploy' WHEN reason IN ('ScalingReplicaSet', 'SuccessfulRescale') THEN 'scale' ELSE 'k8s' END AS kind,
   coalesce(it->>'$.metadata.labels."app.kubernetes.io/name"', it->>'$.metadata.labels.app', {workload_sql('oname', 'okind')}) AS service,
   CASE WHEN is_rollout THEN (SELECT tag FROM rs_tags t WHERE t.ns IS NOT DISTINCT FROM r.ns AND t.rs = r.scaled.rs)
-       ELSE pulled_tag END AS version,
+       WHEN pulled_rank <= 1 THEN pulled_tag END AS version,  -- a sidecar's or init container's tag is not the version
   map_from_entries(list_filter([
     {{'key': 'namespace', 'value': ns}}, {{'key': 'object_kind', 'value': okind}}, {{'key': 'object_name', 'value': oname}},
     {{'key': 'field_path', 'value': o->>'$.fieldPath'}},
     {{'key': 'component', 'value': coalesce(nullif(it->>'$.reportingController', ''), nullif(it->>'$.reportingComponent', ''),
                                           it->>'$.source.component', it->>'$.deprecatedSource.component')}},
     {{'key': 'host', 'value': coalesce(it->>'$.source.host', it->>'$.deprecatedSource.host', nullif(it->>'$.reportingInstance', ''))}},
-    {{'key': 'action', 'value': it->>'$.action'}}, {{'key': 'replica_set', 'value': nullif(scaled.rs, '')}}
+    {{'key': 'action', 'value': it->>'$.action'}}, {{'key': 'replica_set', 'value': nullif(scaled.rs, '')}},
+    {{'key': 'image', 'value': CASE WHEN reason IN ('Pulling', 'Pulled') THEN {_PULLED_IMAGE} END}}
   ], lambda x: x.value IS NOT NULL AND x.value <> '')) AS attributes,
   CASE WHEN time IS NULL THEN 'bad_time' END AS _reject_code,
   CASE WHEN time IS NULL THEN 'event has no firstTimestamp, eventTime, deprecatedFirstTimestamp or metadata.creationTimestamp' END AS _reject_reason
@@ -232,21 +225,25 @@ _CONTAINERS = f"""
 WITH p AS (
   SELECT idx, it, it->>'$.metadata.name' AS pod, it->>'$.metadata.namespace' AS ns,
     coalesce(it->>'$.metadata.labels."app.kubernetes.io/name"', it->>'$.metadata.labels.app',
-             {workload_sql("it->>'$.metadata.name'", "'Pod'")}) AS service,
+             {pod_workload_sql("it->>'$.metadata.name'")}) AS service,
     coalesce({_ts("it->>'$.status.startTime'")}, {_ts("it->>'$.metadata.creationTimestamp'")}) AS pod_time
   FROM __ITEMS__ WHERE ikind = 'Pod'
-), c AS (
-  SELECT idx, it, pod, ns, service, pod_time, unnest(CASE WHEN json_type(it, '$.status.containerStatuses') = 'ARRAY' THEN CAST(it->'$.status.containerStatuses' AS JSON[]) ELSE [] END) AS cs
+), c0 AS (
+  SELECT idx, it, pod, ns, service, pod_time, false AS init, unnest(CASE WHEN json_type(it, '$.status.containerStatuses') = 'ARRAY' THEN CAST(it->'$.status.containerStatuses' AS JSON[]) ELSE [] END) AS cs
   FROM p
   UNION ALL
-  SELECT idx, it, pod, ns, service, pod_time, unnest(CASE WHEN json_type(it, '$.status.initContainerStatuses') = 'ARRAY' THEN CAST(it->'$.status.initContainerStatuses' AS JSON[]) ELSE [] END)
+  SELECT idx, it, pod, ns, service, pod_time, true, unnest(CASE WHEN json_type(it, '$.status.initContainerStatuses') = 'ARRAY' THEN CAST(it->'$.status.initContainerStatuses' AS JSON[]) ELSE [] END)
   FROM p
+), c AS (  -- version: the image tag of the pod's own container (not a sidecar's, not an init container's)
+  SELECT *, arg_min({image_tag_sql("cs->>'$.image'")}, ({container_rank_sql("cs->>'$.name'", "cs->>'$.image'", 'service', 'init')}, cs->>'$.name'))
+      OVER (PARTITION BY idx) AS version
+  FROM c0
 ), term AS (
   SELECT *, 'last' AS which, cs->'$.lastState.terminated' AS t FROM c WHERE json_exists(cs, '$.lastState.terminated')
   UNION ALL
   SELECT *, 'current', cs->'$.state.terminated' FROM c WHERE json_exists(cs, '$.state.terminated')
 )
-SELECT idx, it, pod, ns, service, cs->>'$.name' AS container, {image_tag_sql("cs->>'$.image'")} AS version,
+SELECT idx, it, pod, ns, service, cs->>'$.name' AS container, version, cs->>'$.image' AS image,
   {_ts("t->>'$.finishedAt'")} AS time, coalesce(t->>'$.reason', 'Terminated') AS reason, 1 AS count,
   'container ' || (cs->>'$.name') || ' terminated: ' || coalesce(t->>'$.reason', 'Terminated') || ' (exit code '
     || coalesce(t->>'$.exitCode', '?') || ')' || coalesce(': ' || (t->>'$.message'), '') AS message,
@@ -256,20 +253,20 @@ SELECT idx, it, pod, ns, service, cs->>'$.name' AS container, {image_tag_sql("cs
    {{'key': 'state', 'value': which}}] AS extra
 FROM term
 UNION ALL
-SELECT idx, it, pod, ns, service, cs->>'$.name', {image_tag_sql("cs->>'$.image'")},
+SELECT idx, it, pod, ns, service, cs->>'$.name', version, cs->>'$.image',
   coalesce({_ts("cs->>'$.lastState.terminated.finishedAt'")}, pod_time), cs->>'$.state.waiting.reason', 1,
   coalesce(cs->>'$.state.waiting.message', 'container ' || (cs->>'$.name') || ' waiting: ' || (cs->>'$.state.waiting.reason')),
   'warning', [{{'key': 'state', 'value': 'waiting'}}]
 FROM c WHERE cs->>'$.state.waiting.reason' IS NOT NULL AND cs->>'$.state.waiting.reason' NOT IN {_WAITING_IGNORED}
 UNION ALL
-SELECT idx, it, pod, ns, service, cs->>'$.name', {image_tag_sql("cs->>'$.image'")},
+SELECT idx, it, pod, ns, service, cs->>'$.name', version, cs->>'$.image',
   coalesce({_ts("cs->>'$.state.running.startedAt'")}, {_ts("cs->>'$.lastState.terminated.finishedAt'")}, pod_time),
   'Restarted', TRY_CAST(cs->>'$.restartCount' AS BIGINT),
   'container ' || (cs->>'$.name') || ' restarted ' || (cs->>'$.restartCount') || ' times', 'warning',
   [{{'key': 'restart_count', 'value': cs->>'$.restartCount'}}]
 FROM c WHERE TRY_CAST(cs->>'$.restartCount' AS BIGINT) > 0
 UNION ALL
-SELECT idx, it, pod, ns, service, NULL, NULL, pod_time, it->>'$.status.reason', 1,
+SELECT idx, it, pod, ns, service, NULL, (SELECT any_value(version) FROM c WHERE c.idx = p.idx), NULL, pod_time, it->>'$.status.reason', 1,
   coalesce(it->>'$.status.message', 'pod ' || pod || ': ' || (it->>'$.status.reason')), 'warning', []
 FROM p WHERE it->>'$.status.reason' IS NOT NULL
 """
@@ -278,7 +275,7 @@ _PODS = f"""
 SELECT idx AS source_offset, CAST(it AS VARCHAR) AS _raw, time, 'k8s' AS kind, service, version, reason, message,
   severity, count,
   map_from_entries(list_filter([{{'key': 'namespace', 'value': ns}}, {{'key': 'object_kind', 'value': 'Pod'}},
-    {{'key': 'object_name', 'value': pod}}, {{'key': 'container', 'value': container}},
+    {{'key': 'object_name', 'value': pod}}, {{'key': 'container', 'value': container}}, {{'key': 'image', 'value': image}},
     {{'key': 'node', 'value': it->>'$.spec.nodeName'}},
     {{'key': 'replica_set', 'value': CASE WHEN it->>'$.metadata.ownerReferences[0].kind' = 'ReplicaSet'
                                         THEN it->>'$.metadata.ownerReferences[0].name' END}}] || extra, lambda x: x.value IS NOT NULL)) AS attributes,

@@ -3,7 +3,8 @@
 Accepted shapes:
 
 * one response document ``{"status": "success", "data": {"resultType": ..., "result": [...]},
-  "warnings": [...]}`` (pretty-printed or not);
+  "warnings": [...]}`` (pretty-printed or not; ``"status": "warning"``, as Thanos and some proxies
+  answer a partial result, loads the same with a load warning);
 * JSON lines of such responses (one per query, as scripts and Grafana exports concatenate them);
 * a bare ``result`` array (``promtool query range -o json``).
 
@@ -31,7 +32,10 @@ from forensics.loaders.core.head import Head
 from forensics.loaders.core.registry import register_format
 
 _tmp = itertools.count()
-_RESPONSE = re.compile(r'^\s*\{\s*"status"\s*:\s*"(success|error)"')
+_RESPONSE = re.compile(r'^\s*\{\s*"status"\s*:\s*"(success|warning|error)"')
+#: statuses of a response that carries data (``warning``: Thanos, Cortex/Mimir and some proxies
+#: answer a partial result that way)
+_OK = "('success', 'warning')"
 _BARE = re.compile(r'^\s*\[\s*\{\s*"metric"\s*:')
 
 
@@ -64,7 +68,7 @@ _REJECT_DOCS = """
 SELECT line AS source_line, raw AS _raw,
   CASE WHEN doc IS NULL THEN 'invalid_json'
        WHEN doc->>'$.status' = 'error' THEN 'bad_value'
-       WHEN doc->>'$.status' IS DISTINCT FROM 'success' OR json_type(doc, '$.data') IS DISTINCT FROM 'OBJECT'
+       WHEN doc->>'$.status' NOT IN {ok} OR doc->>'$.status' IS NULL OR json_type(doc, '$.data') IS DISTINCT FROM 'OBJECT'
          THEN 'wrong_shape'
        WHEN doc->>'$.data.resultType' = 'string' THEN 'bad_value'
        WHEN doc->>'$.data.resultType' NOT IN ('matrix', 'vector', 'scalar') OR doc->>'$.data.resultType' IS NULL
@@ -73,7 +77,7 @@ SELECT line AS source_line, raw AS _raw,
   CASE WHEN doc IS NULL THEN 'not valid JSON (expected a Prometheus API response object)'
        WHEN doc->>'$.status' = 'error' THEN 'the query failed: ' || coalesce(doc->>'$.errorType', '?') || ': '
          || coalesce(doc->>'$.error', '(no error text)')
-       WHEN doc->>'$.status' IS DISTINCT FROM 'success' OR json_type(doc, '$.data') IS DISTINCT FROM 'OBJECT'
+       WHEN doc->>'$.status' NOT IN {ok} OR doc->>'$.status' IS NULL OR json_type(doc, '$.data') IS DISTINCT FROM 'OBJECT'
          THEN 'expected {{"status": "success", "data": {{...}}}}, found status ' || coalesce(doc->>'$.status', 'missing')
        WHEN doc->>'$.data.resultType' = 'string'
          THEN 'a string result is not a metric sample: ' || coalesce(doc->>'$.data.result[1]', '')
@@ -93,7 +97,7 @@ def as_list(json_sql: str) -> str:
 _SAMPLES = """
 WITH good AS (
   SELECT line, doc->>'$.data.resultType' AS rtype, doc->'$.data.result' AS result FROM {docs}
-  WHERE doc->>'$.status' = 'success' AND doc->>'$.data.resultType' IN ('matrix', 'vector', 'scalar')
+  WHERE doc->>'$.status' IN {ok} AND doc->>'$.data.resultType' IN ('matrix', 'vector', 'scalar')
 ), series AS (
   SELECT line, rtype, unnest({result_list}) AS s FROM good WHERE rtype IN ('matrix', 'vector')
 ), pairs AS (
@@ -159,14 +163,17 @@ def load_prom_api(ctx: LoadContext) -> None:
     for line, kind, message in run(ctx.con, f"""
             SELECT line, 'warning', unnest(CAST(doc->'$.warnings' AS VARCHAR[])) FROM {docs} WHERE json_exists(doc, '$.warnings')
             UNION ALL
+            SELECT line, 'status', 'warning' FROM {docs} WHERE doc->>'$.status' = 'warning' AND NOT json_exists(doc, '$.warnings')
+            UNION ALL
             SELECT line, 'info', unnest(CAST(doc->'$.infos' AS VARCHAR[])) FROM {docs} WHERE json_exists(doc, '$.infos')
             UNION ALL
             SELECT line, 'empty', NULL FROM {docs} WHERE json_array_length(doc, '$.data.result') = 0
             ORDER BY 1"""):
         ctx.warn(f"line {line}: the query returned an empty result" if kind == "empty"
-                 else f"line {line}: Prometheus returned {kind}: {message}")
-    ctx.emit("metrics", f"SELECT * FROM ({_REJECT_DOCS.format(docs=docs)}) WHERE _reject_code IS NOT NULL")
-    run(ctx.con, f"CREATE TEMP TABLE {samples} AS {_SAMPLES.format(docs=docs, **_LISTS)}")
+                 else f"line {line}: Prometheus answered status \"warning\" (a partial result?) without saying why"
+                 if kind == "status" else f"line {line}: Prometheus returned {kind}: {message}")
+    ctx.emit("metrics", f"SELECT * FROM ({_REJECT_DOCS.format(docs=docs, ok=_OK)}) WHERE _reject_code IS NOT NULL")
+    run(ctx.con, f"CREATE TEMP TABLE {samples} AS {_SAMPLES.format(docs=docs, ok=_OK, **_LISTS)}")
     ctx.emit("metrics", _rows_sql(epoch_seconds_sql("ts"), samples), {"query": ctx.options.get("query")})
     run(ctx.con, f"DROP TABLE {samples}")
     run(ctx.con, f"DROP TABLE {docs}")
