@@ -2,8 +2,10 @@
 
 Per-minute dumps, overlapping trace downloads and re-exports repeat spans: the same
 (trace_id, span_id, service, kind) appears in several rows (with other ``source_file`` /
-``source_line``). Loaders keep every row (loaded + rejected = read), so the analyses see each
-span once through :func:`unique_spans`: while it is active, ``spans`` on the case's
+``source_line``). A load keeps the spans of one file only when another file (of this load or
+an earlier one) holds the same records to the microsecond (:data:`SAME_RECORD`; the copies count
+as merged: loaded + merged + rejected = read); rows of one span that differ (a partial flush
+beside the complete span, a re-export after an update) and copies inside one file all stay, so the analyses see each span once through :func:`unique_spans`: while it is active, ``spans`` on the case's
 connection names a TEMP view of the table without its repeated rows, so every query of the
 detectors and analyses (which all read ``spans``) counts a span once. Zipkin's shared
 client/server halves have one span id and two kinds: they are two spans, not duplicates.
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 
 #: what makes two span rows the same span
 SPAN_IDENTITY = ("trace_id", "span_id", "service", "kind")
+#: what makes two span rows copies of one record: the span and what was recorded of it
+SAME_RECORD = SPAN_IDENTITY + ("parent_span_id", "name", "start_time", "end_time", "status")
 #: which row of a repeated span is kept (the first in this order), over a span aliased ``s``
 KEEP_ORDER = ("s.end_time IS NULL, s.duration_ms DESC NULLS LAST, s.source_file NULLS LAST, "
               "s.source_line NULLS LAST, s.source_offset NULLS LAST")
@@ -46,6 +50,25 @@ SELECT rid, {ident} FROM (
     row_number() OVER (PARTITION BY {s_ident} ORDER BY {KEEP_ORDER}, s.rowid) AS k
   FROM {table} s WHERE hash({s_ident}) IN (SELECT h FROM cand))
 WHERE k > 1"""
+
+
+def repeated_records_sql(files_table: str) -> str:
+    """SELECT (``rid``, ``source_file``) of the span rows of the files named in ``files_table``
+    (a table with ``path`` and ``ord``, the file's place in the load) that copy a row
+    (:data:`SAME_RECORD`) of another file. The file kept is one of an earlier load, else the
+    first in load order, so the rows kept do not depend on the order they were inserted in;
+    copies inside one file all stay (:func:`unique_spans` hides them from the analyses). The
+    whole table is scanned once, comparing only rows whose record hash one of those files'
+    rows has."""
+    key = ", ".join(SAME_RECORD)
+    s_key = ", ".join(f"s.{c}" for c in SAME_RECORD)
+    return f"""
+WITH mine AS (SELECT DISTINCT hash({key}) AS h FROM spans WHERE source_file IN (SELECT path FROM {files_table}))
+SELECT rid, source_file FROM (
+  SELECT s.rowid AS rid, s.source_file, f.ord,
+    first_value(s.source_file) OVER (PARTITION BY {s_key} ORDER BY f.ord NULLS FIRST, s.rowid) AS keeper
+  FROM spans s LEFT JOIN {files_table} f ON s.source_file = f.path WHERE hash({s_key}) IN (SELECT h FROM mine))
+WHERE ord IS NOT NULL AND source_file IS DISTINCT FROM keeper"""
 
 
 def count_duplicate_rows(case: "Case") -> int:

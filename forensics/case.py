@@ -76,6 +76,10 @@ class Case:
         if not read_only:
             for table in schema.TABLES:
                 run(self.con, schema.ddl(table))
+                have = {r[0] for r in run(self.con, "SELECT column_name FROM information_schema.columns "
+                                                    "WHERE table_name = ? AND table_schema = 'main'", [table])}
+                for statement in schema.missing_columns_ddl(table, have):  # a case from an older version
+                    run(self.con, statement)
 
     def _refuse_non_case(self, *, create: bool) -> None:
         """Close and raise unless the database is a case (or empty, and ``create`` allows making it one):

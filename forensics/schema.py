@@ -134,12 +134,14 @@ FILES = [
     Column("size_bytes", "BIGINT", "file size on disk"),
     Column("sha256", "VARCHAR", "sha256 of the file bytes on disk"),
     Column("format", "VARCHAR", "detected or forced format"),
-    Column("records_read", "BIGINT", "records read (loaded + rejected)"),
+    Column("records_read", "BIGINT", "records read (loaded + merged + rejected)"),
     Column("rows_loaded", "BIGINT", "rows inserted into canonical tables"),
     Column("rows_rejected", "BIGINT", "rows inserted into rejects"),
     Column("loaded_rows_by_table", "JSON", "rows loaded per canonical table"),
     Column("loaded_at", "TIMESTAMPTZ", "when the load committed, UTC"),
     Column("tool_version", "VARCHAR", "forensics version that loaded it"),
+    Column("rows_merged", "BIGINT", "records merged into another row: Zipkin partial flushes merged into their "
+                                    "span, exact duplicates of spans already in the case"),
 ]
 
 TABLES: dict[str, list[Column]] = {
@@ -161,6 +163,11 @@ def ddl(table: str) -> str:
     """CREATE TABLE IF NOT EXISTS statement for a canonical table."""
     cols = ",\n  ".join(f'"{c.name}" {c.type}' for c in TABLES[table])
     return f'CREATE TABLE IF NOT EXISTS "{table}" (\n  {cols}\n)'
+
+
+def missing_columns_ddl(table: str, existing: set[str]) -> list[str]:
+    """ALTER TABLE statements adding the columns of ``table`` a case made by an older version lacks."""
+    return [f'ALTER TABLE "{table}" ADD COLUMN "{c.name}" {c.type}' for c in TABLES[table] if c.name not in existing]
 
 
 def column_names(table: str) -> list[str]:

@@ -65,8 +65,9 @@ def _has_content(path: Path) -> bool:
 
 
 def _accounting(case: forensics.Case, path: str) -> tuple[int, int, int, set[int], int]:
-    """(records_read, rows in canonical tables, rows in rejects, lines covered, rejects without reason)."""
-    read = case.sql("SELECT records_read FROM files WHERE path = ?", [path]).to_arrow().column(0).to_pylist()
+    """(records_read - rows_merged, rows in canonical tables, rows in rejects, lines covered, rejects
+    without reason): records merged into another row (a Zipkin partial flush) are read but hold no row."""
+    read = case.sql("SELECT records_read - coalesce(rows_merged, 0) FROM files WHERE path = ?", [path]).to_arrow().column(0).to_pylist()
     loaded, lines = 0, set()
     for table in CANONICAL:
         res = case.sql(f'SELECT source_line FROM "{table}" WHERE source_file = ?', [path]).to_arrow()

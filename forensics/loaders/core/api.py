@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import duckdb
 import orjson
+import pyarrow as pa
 
 from forensics import _progress
 from forensics._db import one, run
@@ -50,7 +51,8 @@ GROUP_FILES = 256
 #: they are still read
 IGNORED = ("*.md", "*.rst", "*.adoc", "*.html", "*.ipynb", "*.py", "*.pdf", "*.png", "*.jpg",
            "*.jpeg", "*.gif", "*.svg", "*.sha256", "*.sha512", "*.md5", "*sums", "*.sig", "*.asc",
-           "truth.json", "*.duckdb", "*.duckdb.wal")
+           "truth.json", "*.duckdb", "*.duckdb.wal",
+           "files.parquet", "rejects.parquet")  # the last two: provenance `forensics export` writes beside the tables
 #: the usual documentation files, skipped without an extension or with a text one (``LICENSE``,
 #: ``README.txt``, ``LICENSE-MIT``, ``CHANGES``), but not data named alike (``changes.csv`` is a deploy log)
 DOC_NAMES = ("readme", "license", "licence", "copying", "notice", "authors", "changelog", "changes", "contributing")
@@ -62,13 +64,15 @@ class FileReport:
     path: str
     format: str | None
     status: str  # loaded | skipped_duplicate | ignored | unknown (no format fits: one reject)
-    records_read: int = 0
+    records_read: int = 0  # = rows_loaded + rows_merged + rows_rejected
     rows_loaded: int = 0
     rows_rejected: int = 0
     by_table: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     message: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: records merged into another row (a Zipkin partial flush, an exact duplicate of a span)
+    rows_merged: int = 0
 
 
 @dataclass
@@ -84,6 +88,10 @@ class LoadReport:
     @property
     def rows_rejected(self) -> int:
         return sum(f.rows_rejected for f in self.files)
+
+    @property
+    def rows_merged(self) -> int:
+        return sum(f.rows_merged for f in self.files)
 
     @property
     def records_read(self) -> int:
@@ -117,8 +125,11 @@ class LoadReport:
         tables = self.by_table()
         for t in ("spans", "logs", "metrics", "events"):
             lines.append(f"{t:<10} {tables.get(t, 0):>10}")
+        if self.rows_merged:
+            lines.append(f"{'merged':<10} {self.rows_merged:>10}")
         lines.append(f"{'rejects':<10} {self.rows_rejected:>10}")
-        lines.append(f"total: read {self.records_read}, loaded {self.rows_loaded}, rejected {self.rows_rejected}")
+        merged = f", merged {self.rows_merged}" if self.rows_merged else ""
+        lines.append(f"total: read {self.records_read}, loaded {self.rows_loaded}{merged}, rejected {self.rows_rejected}")
         for w in self.warnings:
             lines.append(f"warning: {w}")
         return "\n".join(lines)
@@ -281,6 +292,7 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
             if group.full():
                 group.commit()
         group.commit()
+        _merge_repeated_spans(case, report)
     finally:
         if group.open:
             group.rollback()
@@ -291,6 +303,49 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
         if threshold is not None:
             run(case.con, "SET checkpoint_threshold = ?", [threshold])
     return report
+
+
+def _merge_repeated_spans(case: "Case", report: LoadReport) -> None:
+    """Keep one row of spans loaded more than once (overlapping exports, the same spans in two
+    formats): the rows this load added that copy a row of another file to the microsecond
+    (:data:`forensics._duplicates.SAME_RECORD`, see :func:`~forensics._duplicates.repeated_records_sql`)
+    are removed and counted as merged in ``files`` and the report. One pass over ``spans`` after the files committed, in its own transaction."""
+    from forensics._duplicates import repeated_records_sql
+
+    files = [f for f in report.files if f.status == "loaded" and f.by_table.get("spans")]
+    if not files:
+        return
+    paths = pa.table({"path": [f.path for f in files], "ord": list(range(len(files)))})
+    names, repeated = f"_load_files_{id(report)}", f"_load_repeated_{id(report)}"
+    case.con.register(names, paths)
+    run(case.con, "BEGIN TRANSACTION")
+    try:
+        run(case.con, f"CREATE TEMP TABLE {repeated} AS {repeated_records_sql(names)}")
+        counts = dict(run(case.con, f"SELECT source_file, count(*) FROM {repeated} GROUP BY 1"))
+        if counts:
+            run(case.con, f"DELETE FROM spans WHERE rowid IN (SELECT rid FROM {repeated})")
+            run(case.con, f"""
+                UPDATE files SET rows_loaded = files.rows_loaded - r.n, rows_merged = coalesce(files.rows_merged, 0) + r.n,
+                  loaded_rows_by_table = json_merge_patch(files.loaded_rows_by_table,
+                    json_object('spans', CAST(files.loaded_rows_by_table->>'$.spans' AS BIGINT) - r.n))
+                FROM (SELECT source_file, count(*) AS n FROM {repeated} GROUP BY 1) r
+                WHERE files.path = r.source_file
+                  AND files.loaded_at = (SELECT max(loaded_at) FROM files f WHERE f.path = r.source_file)""")
+        run(case.con, f"DROP TABLE {repeated}")
+        run(case.con, "COMMIT")
+    except BaseException:
+        run(case.con, "ROLLBACK")
+        raise
+    finally:
+        case.con.unregister(names)
+    for f in files:
+        n = counts.get(f.path, 0)
+        if n:
+            f.rows_loaded -= n
+            f.rows_merged += n
+            f.by_table["spans"] -= n
+            f.warnings.append(f"{n} span(s) already in the case (the same records from another file) were kept "
+                              "once and counted as merged")
 
 
 class _Group:
@@ -397,12 +452,14 @@ def _disk_full(exc: BaseException) -> bool:
 
 
 def _record_file(con: duckdb.DuckDBPyConnection, path: str, size: int, sha: str, fmt: str | None, loaded: int,
-                 rejected: int, by_table: dict[str, int]) -> None:
+                 rejected: int, by_table: dict[str, int], merged: int = 0) -> None:
     """The file's row in ``files``, the chain of custody (also for a file no format could read)."""
     from forensics._version import __version__
 
-    run(con, "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, now(), ?)",
-        [path, size, sha, fmt, loaded + rejected, loaded, rejected, orjson.dumps(by_table).decode(), __version__])
+    run(con, "INSERT INTO files (path, size_bytes, sha256, format, records_read, rows_loaded, rows_rejected, "
+             "loaded_rows_by_table, loaded_at, tool_version, rows_merged) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?)",
+        [path, size, sha, fmt, loaded + merged + rejected, loaded, rejected, orjson.dumps(by_table).decode(), __version__,
+         merged])
 
 
 def _unknown(con: duckdb.DuckDBPyConnection, path: str, size: int, sha: str, exc: UnknownFormatError,
@@ -455,8 +512,8 @@ def _load_one(case: "Case", path: str, *, strict: bool, format: str | None, forc
             from forensics.templates import mine_new_logs  # drain3 templates for the rows this file added
 
             mine_new_logs(con, abspath)
-        loaded = sum(ctx.loaded.values())
-        _record_file(con, abspath, size, sha, fmt, loaded, ctx.rejected, dict(ctx.loaded))
+        loaded, merged = sum(ctx.loaded.values()), sum(ctx.merged.values())
+        _record_file(con, abspath, size, sha, fmt, loaded, ctx.rejected, dict(ctx.loaded), merged)
         if transaction:
             run(con, "COMMIT")
     except BaseException as exc:
@@ -476,6 +533,6 @@ def _load_one(case: "Case", path: str, *, strict: bool, format: str | None, forc
                             "path on another disk, then load again") from exc
         raise LoadError(f"internal error while loading as {fmt}: {type(exc).__name__}: {exc}", path=abspath,
                         hint="this is a bug in forensics; please report it with the file") from exc
-    return FileReport(abspath, fmt, "loaded", records_read=loaded + ctx.rejected, rows_loaded=loaded,
+    return FileReport(abspath, fmt, "loaded", records_read=loaded + merged + ctx.rejected, rows_loaded=loaded,
                       rows_rejected=ctx.rejected, by_table=dict(ctx.loaded), seconds=time.perf_counter() - t0,
-                      warnings=list(ctx.warnings))
+                      warnings=list(ctx.warnings), rows_merged=merged)

@@ -37,6 +37,11 @@ class LoadContext:
     options: dict[str, Any] = field(default_factory=dict)
     loaded: Counter = field(default_factory=Counter)
     rejected: int = 0
+    #: records that became part of another row (a partial flush merged into its span, a
+    #: duplicate): loaded + merged + rejected = read
+    merged: Counter = field(default_factory=Counter)
+    #: canonical table -> TEMP table of the rows :meth:`emit` held back (``_hold``)
+    held: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     #: what the format's ``read_ahead`` made of this file before its turn (:mod:`.read_ahead`)
     ahead: Any = None
@@ -163,6 +168,11 @@ class LoadContext:
         ``select_sql`` may produce any subset of the table's columns (others are NULL) plus
         ``_reject_code``, ``_reject_reason`` and ``_raw``. ``format`` and ``source_file`` are
         filled in here. Returns the number of rows loaded.
+
+        Rows with a true ``_hold`` column go to neither: they wait in the TEMP table
+        ``self.held[table]`` (all their columns) for the loader to merge them into other rows
+        once the whole file is read (counting them with :meth:`count_merged`) or reject them
+        (:meth:`reject_held`).
         """
         cols = [c for c in schema.column_names(table) if c not in ("format", "source_file")]
         stage = f"_stage_{next(_names)}"
@@ -171,6 +181,8 @@ class LoadContext:
             have = {r[0] for r in run(
                 self.con, "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [stage])}
             has_reject = "_reject_code" in have
+            if "_hold" in have:
+                self._hold(stage, table)
             where_ok = "WHERE _reject_code IS NULL" if has_reject else ""
             if has_reject:
                 self._emit_rejects(stage, table, have)
@@ -202,6 +214,33 @@ class LoadContext:
                              f"SELECT ?, ?, {col_list} FROM ({select_sql}) {check}", [self.format, self.path])
         self.loaded[table] += n
         return n
+
+    def _hold(self, stage: str, table: str) -> None:
+        """Move the ``_hold`` rows of ``stage`` to the file's held rows of ``table``."""
+        held = self.held.get(table)
+        if held is None:
+            held = self.held[table] = f"_held_{next(_names)}"
+            run(self.con, f"CREATE TEMP TABLE {held} AS SELECT * FROM {stage} WHERE _hold")
+        else:
+            run(self.con, f"INSERT INTO {held} BY NAME SELECT * FROM {stage} WHERE _hold")
+        run(self.con, f"DELETE FROM {stage} WHERE _hold")
+
+    def count_merged(self, table: str, n: int) -> None:
+        """``n`` records of ``table`` were merged into other rows (not loaded, not rejected)."""
+        self.merged[table] += n
+
+    def reject_held(self, table: str) -> None:
+        """Reject the held rows of ``table`` still waiting (with their own reject code and
+        reason) and drop the held table."""
+        held = self.held.pop(table, None)
+        if held is None:
+            return
+        try:
+            have = {r[0] for r in run(self.con, "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                                      [held])}
+            self._emit_rejects(held, table, have)
+        finally:
+            run(self.con, f"DROP TABLE IF EXISTS {held}")
 
     def _emit_rejects(self, stage: str, table: str, have: set[str]) -> None:
         line = "source_line" if "source_line" in have else "NULL"

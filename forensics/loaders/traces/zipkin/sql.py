@@ -144,7 +144,12 @@ SELECT * REPLACE (
   CASE WHEN _zipkin_v1 THEN 'wrong_shape' ELSE _reject_code END AS _reject_code,
   CASE WHEN _zipkin_v1 THEN '{_V1_REASON}'
        WHEN _reject_code = 'bad_time' THEN
-    CASE WHEN _timestamp_raw IS NULL THEN 'span has no "timestamp" (a partial flush without a start cannot be placed in time)'
+    CASE WHEN _timestamp_raw IS NULL OR _timestamp_raw = '0'
+           THEN 'span has no "timestamp" and the file has no span with its trace id, span id and side to merge it into '
+                '(a partial flush without a start cannot be placed in time)'
          ELSE '"timestamp" is not a positive number of microseconds: ' || left(_timestamp_raw, 80) END
-    ELSE _reject_reason END AS _reject_reason)
+    ELSE _reject_reason END AS _reject_reason),
+  -- a partial flush (no timestamp, everything else readable): merged into its span by joins.py
+  coalesce(_reject_code = 'bad_time' AND NOT _zipkin_v1 AND (_timestamp_raw IS NULL OR _timestamp_raw = '0')
+           AND kind IS NOT NULL AND status IS NOT NULL, false) AS _hold
 FROM ({spans})"""
