@@ -108,3 +108,32 @@ def test_metrics_and_events_sniffers_score_zero_on_foreign_shapes(tmp_path, text
     path.write_text(text)
     head = head_of(str(path))
     assert {name: formats()[name].sniff(head) for name in MINE} == dict.fromkeys(MINE, 0.0)
+
+
+def test_csv_quoted_fields_spanning_lines_are_one_record():
+    assert sniff(str(DATA / "changes_multiline.csv")) == "deploy_log"
+    case = forensics.open_case()
+    report = case.load(DATA / "changes_multiline.csv")
+    assert [(e[0], e[2], e[3], e[4], e[5], e[6]) for e in _events(case)] == [
+        (2, "deploy", "catalog-service", "1.8.0",
+         'Release 1.8.0:\n- search uses the new inventory client\n\n- "N+1" fix postponed', {"author": "alice"}),
+        (6, "rollback", "catalog-service", "1.7.9", "Rolled back: p99 latency\n(see INC-2031)", {"author": "bob"}),
+        (8, "deploy", "payments", "4.2.0", "plain one-line note", {"author": "carol"}),
+    ]
+    assert case.sql("SELECT source_line, reason_code, reason FROM rejects").rows() == [
+        (9, "wrong_shape", "a quoted field opened on line 9 never closes (the file ends on line 10 inside it)")]
+    f = report.files[0]
+    assert (f.records_read, f.rows_loaded, f.rows_rejected) == (4, 3, 1)
+
+
+def test_csv_record_spanning_a_batch_boundary(tmp_path):
+    rows = "".join(f'2026-02-18T10:{i % 60:02d}:00Z,svc-{i},1.{i}.0,deploy,"line one of {i}\nline two of {i}",x\n'
+                   for i in range(300))
+    path = tmp_path / "changes.csv"
+    path.write_text("time,service,version,kind,description,author\n" + rows)
+    case = forensics.open_case()
+    case.load(path, batch_bytes=1000)
+    assert case.sql("SELECT count(*), count(DISTINCT message), min(source_line), max(source_line) FROM events").rows() == [
+        (300, 300, 2, 600)]
+    assert case.sql("SELECT message FROM events WHERE service = 'svc-7'").scalar() == "line one of 7\nline two of 7"
+    assert case.sql("SELECT count(*) FROM rejects").scalar() == 0

@@ -64,3 +64,31 @@ def test_strict_mode_and_bad_header(tmp_path):
     bad.write_text("time,name,value,a,a\n2026-02-18T10:10:00Z,up,1,x,y\n")
     with pytest.raises(LoadError, match="repeated column names"):
         case.load(bad)
+
+
+def test_wide_csv_one_column_per_series():
+    from forensics.loaders.core.sniff import sniff as sniff_path
+
+    path = Path(__file__).parent.parent / "data" / "metrics_csv" / "wide.csv"
+    assert sniff_path(str(path)) == "metrics_csv"
+    case = forensics.open_case()
+    report = case.load(path)
+    rows = case.sql("SELECT source_line, strftime(time, '%H:%M:%S'), name, map_entries(labels), value, service "
+                    "FROM metrics ORDER BY source_line, name, value").rows()
+    err = [{"key": "code", "value": "500"}, {"key": "job", "value": "catalog-service"}]
+    assert rows[:5] == [
+        (2, "10:00:00", "cpu_seconds", [], 0.5, None),
+        (2, "10:00:00", "http_requests_total", err, 3.0, "catalog-service"),
+        (2, "10:00:00", "http_requests_total", [{"key": "code", "value": "200"}, {"key": "job", "value": "catalog-service"}],
+         120.0, "catalog-service"),
+        (2, "10:00:00", "value", [{"key": "job", "value": "inventory"}], 1.0, "inventory"),
+        (3, "10:00:15", "http_requests_total", err, 7.0, "catalog-service"),
+    ]
+    assert case.sql("SELECT count(*) FROM metrics WHERE source_line = 3").scalar() == 3  # the empty cell is no sample
+    assert case.sql("SELECT source_line, reason_code, reason FROM rejects ORDER BY 1").rows() == [
+        (4, "bad_value", 'bad value n/a in column {job="inventory"} (expected a number, NaN or +/-Inf)'),
+        (5, "bad_time", "bad time not a time (expected ISO 8601 or epoch seconds/ms/us/ns)"),
+        (6, "wrong_shape", "expected 5 fields as in the header, found 3"),
+    ]
+    f = report.files[0]
+    assert (f.records_read, f.rows_loaded, f.rows_rejected) == (13, 10, 3)

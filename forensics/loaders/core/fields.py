@@ -10,9 +10,11 @@ import os
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterator
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from forensics.errors import UsageError
+from forensics.errors import Reason, UsageError
 
 if TYPE_CHECKING:
     from .context import LoadContext
@@ -22,8 +24,8 @@ _CSV_FIELD = r',("(?:[^"]|"")*"|[^,]*)'
 
 
 def csv_fields_sql(expr: str) -> str:
-    """``VARCHAR[]`` of the RFC 4180 fields of one CSV line (quotes removed, ``""`` unescaped,
-    unquoted fields trimmed). Lines never hold embedded newlines here."""
+    """``VARCHAR[]`` of the RFC 4180 fields of one CSV record (quotes removed, ``""`` unescaped,
+    unquoted fields trimmed; a quoted field may hold newlines, see :func:`csv_records`)."""
     return (f"list_transform(regexp_extract_all(',' || {expr}, '{_CSV_FIELD}', 1), "
             "lambda f: CASE WHEN f LIKE '\"%\"' AND length(f) >= 2 THEN replace(substr(f, 2, length(f) - 2), '\"\"', '\"') "
             "ELSE trim(f) END)")
@@ -112,20 +114,70 @@ def split_header(line: str) -> list[str]:
     return [c.strip() for c in next(csv.reader([line.lstrip("\ufeff")]))]
 
 
-def csv_batches(ctx: "LoadContext") -> Iterator[tuple[list[str], int, pa.Table]]:
-    """``(header names, header line, batch)`` for every line batch of a CSV file with a header.
+def _quotes(raw: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Number of ``"`` characters of each line."""
+    n = pc.utf8_length(raw)
+    return (pc.subtract(n, pc.utf8_length(pc.replace_substring(raw, '"', "")))).to_numpy(zero_copy_only=False)
 
-    The header is the first non-blank line; it is removed from the first batch.
+
+def csv_records(batch: pa.Table, open_tail: pa.Table | None = None) -> tuple[pa.Table, pa.Table | None]:
+    """The CSV records of a batch of lines (``line``, ``raw``): lines inside a quoted field that
+    spans lines (an odd number of ``"`` opens or closes one) join the line that opened it, with
+    their newlines; ``line`` is the record's first line. Returns ``(records, open_tail)``: the lines of a
+    record still open at the end of the batch, to pass back with the next batch (None if none).
+    """
+    if open_tail is not None:
+        batch = pa.concat_tables([open_tail, batch])
+    odd = _quotes(batch.column("raw")) % 2
+    if not odd.any():
+        return batch, None
+    inside_before = (np.cumsum(odd) - odd) % 2  # the line starts inside a quoted field
+    starts = inside_before == 0
+    record = np.cumsum(starts)
+    tail = None
+    if (np.cumsum(odd)[-1] % 2) == 1:  # the last record's quote is still open: wait for more lines
+        last_start = int(np.flatnonzero(starts)[-1])
+        tail, batch, record = batch.slice(last_start), batch.slice(0, last_start), record[:last_start]
+        if batch.num_rows == 0:
+            return batch, tail
+    text = _joined(batch.column("line").to_numpy(), batch.column("raw"), starts[: batch.num_rows])
+    grouped = (pa.table({"_record": record, "line": batch.column("line"), "raw": text})
+               .group_by("_record", use_threads=False).aggregate([("line", "min"), ("raw", "list")]))
+    records = pa.table({"line": grouped.column("line_min"), "raw": pc.binary_join(grouped.column("raw_list"), "")})
+    return records.sort_by("line"), tail
+
+
+def _joined(lines: np.ndarray, raw: pa.ChunkedArray, starts: np.ndarray) -> pa.Array:
+    """Each line prefixed with the newlines between it and the line before in its record (blank
+    lines inside a quoted field are not among the lines read)."""
+    gaps = np.where(starts, 0, np.diff(lines, prepend=lines[:1]))
+    raw = raw.cast(pa.string()) if isinstance(raw, pa.Array) else raw.combine_chunks().cast(pa.string())
+    return pc.binary_join_element_wise(pc.binary_repeat(pa.scalar("\n"), pa.array(gaps)), raw, "")
+
+
+def csv_batches(ctx: "LoadContext") -> Iterator[tuple[list[str], int, pa.Table]]:
+    """``(header names, header line, batch of records)`` for a CSV file with a header.
+
+    The header is the first non-blank line; it is removed from the first batch. A record whose
+    quoted field spans lines is one row (see :func:`csv_records`); one whose quote never closes
+    is rejected (``wrong_shape``, at its first line) with every line after it.
     """
     header: list[str] | None = None
     header_line = 0
+    tail: pa.Table | None = None
     for batch in ctx.line_batches():
         if header is None:
             header_line = batch.column("line")[0].as_py()
             header = split_header(batch.column("raw")[0].as_py())
             batch = batch.slice(1)
-        if batch.num_rows:
-            yield header, header_line, batch
+        records, tail = csv_records(batch, tail)
+        if records.num_rows:
+            yield header, header_line, records
+    if tail is not None:
+        text = "".join(_joined(tail.column("line").to_numpy(), tail.column("raw"), np.arange(tail.num_rows) == 0).to_pylist())
+        first, last = tail.column("line")[0].as_py(), tail.column("line")[-1].as_py()
+        ctx.reject(Reason.WRONG_SHAPE, f"a quoted field opened on line {first} never closes (the file ends on line "
+                   f"{last} inside it)", line=first, raw=text)
 
 
 def pick(names: list[str], candidates: tuple[str, ...]) -> int | None:
