@@ -297,6 +297,42 @@ def seed_deploy_csv() -> bytes:
             b"2026-02-18T10:30:00Z,catalog-service,1.7.9,rollback,revert,bob\n")
 
 
+def seed_spans_table() -> bytes:
+    """A labelled dataset's span dump: one span per CSV row, epoch-ms start, duration in ms."""
+    rows = [("a", "", "frontend", "GET /checkout", 0, 120, "false"), ("b", "a", "frontend", "GET /cart", 5, 40, "false"),
+            ("c", "b", "cart-7d9f8b6c5-x2x9z", "/cart/items", 10, 30, "true")]
+    body = "".join(f"{TRACE},{sid * 16},{(pid * 16) or -1},{svc},{op},{T0_US // 1000 + start},{dur},{err}\n"
+                   for sid, pid, svc, op, start, dur, err in rows)
+    return ("TraceID,SpanID,ParentID,ServiceName,OperationName,StartTime,Duration,IsError\n" + body).encode()
+
+
+def canonical_spans_parquet(**columns: Any) -> bytes:
+    """A spans table as ``forensics export`` writes it (canonical columns; ``columns`` replace some,
+    None drops one)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 3
+    cols: dict[str, Any] = {
+        "trace_id": [TRACE] * n, "span_id": [f"{i + 1:016x}" for i in range(n)],
+        "parent_span_id": [None] + [f"{i:016x}" for i in range(1, n)], "service": ["catalog-service"] * n,
+        "name": ["GET /search", "SELECT items", "GET /stock"],
+        "start_time": pa.array([T0_US + 1000 * i for i in range(n)], pa.timestamp("us", "UTC")),
+        "end_time": pa.array([T0_US + 1000 * i + 500 for i in range(n)], pa.timestamp("us", "UTC")),
+        "duration_ms": [0.5] * n, "kind": ["server", "client", "client"], "status": ["unset", "unset", "error"]}
+    cols.update(columns)
+    out = io.BytesIO()
+    cols = {k: v for k, v in cols.items() if v is not None}
+    pq.write_table(pa.table(cols), out)
+    return out.getvalue()
+
+
+def seed_canonical_table() -> bytes:
+    return canonical_spans_parquet()
+
+
 def seed_jaeger_v3() -> bytes:
     return json.dumps({"result": otlp_traces_doc(otlp_seed_spans())}).encode()
 
@@ -319,7 +355,14 @@ SEEDS: list[tuple[str, str, str, Callable[[], bytes], bool]] = [
     ("k8s_pods", "k8s_pods", "json", seed_k8s_pods, False),
     ("deploy_jsonl", "deploy_log", "jsonl", seed_deploy_jsonl, True),
     ("deploy_csv", "deploy_log", "csv", seed_deploy_csv, False),
+    ("spans_table", "spans_table", "csv", seed_spans_table, False),
 ]
+#: binary seeds: only the mutations that keep meaning for a columnar file
+BINARY_SEEDS: list[tuple[str, str, str, Callable[[], bytes]]] = [
+    ("canonical_table", "canonical_table", "parquet", seed_canonical_table),
+]
+BINARY_MUTATIONS = ("valid", "empty", "truncated_third", "truncated_last_byte", "nul_bytes", "gzip", "gzip_ends_early",
+                    "zstd_garbage", "random_bytes", "duplicated", "trailing_garbage")
 
 
 # -- generic byte mutations (every seed) ----------------------------------------------------------
@@ -648,6 +691,29 @@ def deploy_specific() -> Iterator[tuple[str, bytes]]:
     yield "line_array", mid([deploy(9)])
 
 
+def spans_table_specific() -> Iterator[tuple[str, bytes]]:
+    yield from line_format_specific(seed_spans_table(), {
+        "no_span_id": f"{TRACE},,{'a' * 16},frontend,x,{T0_US // 1000},1,false\n".encode(),
+        "start_garbage": f"{TRACE},{'d' * 16},{'a' * 16},frontend,x,yesterday,1,false\n".encode(),
+        "start_2200": f"{TRACE},{'d' * 16},{'a' * 16},frontend,x,7258118400000,1,false\n".encode(),
+        "duration_word": f"{TRACE},{'d' * 16},{'a' * 16},frontend,x,{T0_US // 1000},long,false\n".encode(),
+        "too_few_columns": f"{TRACE},{'d' * 16}\n".encode(),
+        "unterminated_quote": f'{TRACE},"{"d" * 16},a,frontend,x,1,1,false\n'.encode(),
+        "skywalking_ids": f"{TRACE}.52.1771408800,seg.1.1771408800,-1,frontend,x,{T0_US // 1000},1,false\n".encode(),
+    })
+    yield "header_only", seed_spans_table().splitlines(keepends=True)[0]
+
+
+def canonical_table_specific() -> Iterator[tuple[str, bytes]]:
+    import pyarrow as pa
+
+    yield "bad_ids", canonical_spans_parquet(trace_id=[TRACE, "NOT-HEX", None])
+    yield "start_missing", canonical_spans_parquet(start_time=pa.array([T0_US, None, T0_US], pa.timestamp("us", "UTC")))
+    yield "start_text", canonical_spans_parquet(start_time=["2026-02-18T10:00:00Z", "after lunch", "2026-02-18 10:00:01"])
+    yield "span_id_column_missing", canonical_spans_parquet(span_id=None)
+    yield "duration_text", canonical_spans_parquet(duration_ms=["0.5", "long", None])
+
+
 def container_specific() -> Iterator[tuple[str, bytes]]:
     yield from line_format_specific(seed_container(), {
         "no_stream": b"2026-02-18T10:12:39.1Z hello there\n",
@@ -678,6 +744,11 @@ def build_cases() -> list[CorpusCase]:
             ext_out = ext + (".gz" if mutation.startswith("gzip") else ".zst" if mutation.startswith("zstd") else "")
             cases.append(CorpusCase(f"{seed_name}/{mutation}", fmt, f"{seed_name}-{mutation}.{ext_out}", out,
                                     line_records and keeps_lines and mutation not in ("crlf",)))
+    for seed_name, fmt, ext, builder in BINARY_SEEDS:
+        for mutation, out, _ in generic_mutations(seed_name, builder()):
+            if mutation in BINARY_MUTATIONS:
+                ext_out = ext + (".gz" if mutation.startswith("gzip") else ".zst" if mutation.startswith("zstd") else "")
+                cases.append(CorpusCase(f"{seed_name}/{mutation}", fmt, f"{seed_name}-{mutation}.{ext_out}", out))
     specific: list[tuple[str, str, str, Iterator[tuple[str, bytes]], bool]] = [
         ("otlp_json", "otlp_json", "jsonl", otlp_specific(), False),
         ("jaeger", "jaeger_json", "json", jaeger_specific(), False),
@@ -690,6 +761,8 @@ def build_cases() -> list[CorpusCase]:
         ("deploy_jsonl", "deploy_log", "jsonl", deploy_specific(), True),
         ("container_logs", "container_logs", "log", container_specific(), False),
         ("plain_logs", "plain_logs", "log", plain_specific(), False),
+        ("spans_table", "spans_table", "csv", spans_table_specific(), False),
+        ("canonical_table", "canonical_table", "parquet", canonical_table_specific(), False),
     ]
     for seed_name, fmt, ext, gen, line_records in specific:
         for mutation, out in gen:
