@@ -68,17 +68,19 @@ class Verification:
 
 def _recorded(case: "Case") -> dict[str, dict]:
     """Per path: size, sha256 and the counts ``files`` holds (summed over repeated loads of a path)."""
+    columns = {r[0] for r in run(case.con, "SELECT column_name FROM information_schema.columns WHERE table_name = 'files'")}
+    merged = "sum(rows_merged)" if "rows_merged" in columns else "0"  # a case from before merged records
     rows = run(case.con, "SELECT path, any_value(size_bytes ORDER BY loaded_at DESC), any_value(sha256 ORDER BY loaded_at DESC), "
-                         "sum(records_read), sum(rows_loaded), sum(rows_rejected), list(loaded_rows_by_table) "
+                         f"sum(records_read), sum(rows_loaded), sum(rows_rejected), list(loaded_rows_by_table), {merged} "
                          "FROM files GROUP BY path ORDER BY path")
     out = {}
-    for path, size, sha, read, loaded, rejected, by_table_json in rows:
+    for path, size, sha, read, loaded, rejected, by_table_json, merged_n in rows:
         by_table: dict[str, int] = {}
         for text in by_table_json:
             for table, n in (orjson.loads(text) if text else {}).items():
                 by_table[table] = by_table.get(table, 0) + int(n)
         out[path] = {"size": size, "sha256": sha, "read": int(read or 0), "loaded": int(loaded or 0),
-                     "rejected": int(rejected or 0), "by_table": by_table}
+                     "rejected": int(rejected or 0), "merged": int(merged_n or 0), "by_table": by_table}
     return out
 
 
@@ -113,8 +115,9 @@ def verify(case: "Case", *, rehash: bool = True, progress: bool | None = None) -
     for path in _progress.steps(list(recorded), desc="verify", unit="file", progress=progress, label=os.path.basename):
         rec, now = recorded[path], held.get(path, {})
         problems = []
-        if rec["read"] != rec["loaded"] + rec["rejected"]:
-            problems.append(f"files says read {rec['read']} but loaded {rec['loaded']} + rejected {rec['rejected']}")
+        if rec["read"] != rec["loaded"] + rec["merged"] + rec["rejected"]:
+            problems.append(f"files says read {rec['read']} but loaded {rec['loaded']} + merged {rec['merged']} + "
+                            f"rejected {rec['rejected']}")
         if sum(rec["by_table"].values()) != rec["loaded"]:
             problems.append(f"files says loaded {rec['loaded']} but {sum(rec['by_table'].values())} by table")
         for table in schema.CANONICAL:

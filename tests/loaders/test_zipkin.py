@@ -236,6 +236,7 @@ def test_partial_flushes_merge_into_their_span_and_count_as_merged():
     assert case.sql("SELECT records_read, rows_loaded, rows_merged, rows_rejected FROM files").rows() == [(4, 2, 1, 1)]
     assert [r[1:4] for r in rejects(case)] == [(4, None, "bad_time")]  # no span 0000000000000bad to merge into
     assert "merged 1" in str(report)
+    assert forensics.verify(case).ok  # the chain of custody counts merged records too
 
 
 def test_exact_duplicate_spans_across_files_are_kept_once(tmp_path):
@@ -255,3 +256,4 @@ def test_exact_duplicate_spans_across_files_are_kept_once(tmp_path):
     again.load(first)
     later = again.load(second)
     assert (later.rows_loaded, later.rows_merged) == (1, 1)
+    assert forensics.verify(again).ok
