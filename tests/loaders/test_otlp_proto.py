@@ -186,3 +186,75 @@ def test_sniff_large_delimited_stream_without_extension():
     assert len(data) > 65536
     assert _sniff(Head("export.bin", data[:65536], complete=False)) == 0.6
     assert _sniff(Head("export.bin", b"\x00" * 65536, complete=False)) == 0.0
+
+
+# -- a directory of request bodies: converted in batches, rows as if loaded one by one -------------
+REALAPP = Path(__file__).resolve().parent.parent / "data" / "realapp" / "faults" / "fleet-service.exception.1"
+
+
+def _bodies(tmp_path: Path) -> Path:
+    """Request bodies the real OTel SDK POSTed (traces and metrics of the realapp), an OTLP/JSON
+    file, a body cut short, garbage, a copy of a body and a file in no format, in one directory."""
+    out = tmp_path / "bodies"
+    out.mkdir()
+    bodies = sorted(REALAPP.glob("bodies/*/*.binpb.gz"))[:8] + sorted(REALAPP.glob("metrics/*.binpb.gz"))[:4]
+    for i, body in enumerate(bodies):
+        (out / f"{i:02d}-{body.parent.name}-{body.name}").write_bytes(body.read_bytes())
+    (out / "03b-copy.binpb.gz").write_bytes((out / next(p.name for p in sorted(out.iterdir()) if p.name.startswith("03"))).read_bytes())
+    (out / "05b-json.otlp.jsonl").write_bytes(TRACES.read_bytes())
+    (out / "07b-cut.binpb").write_bytes(delimited(messages(TRACES))[:-30])
+    (out / "07c-garbage.pb").write_bytes(b"\x0a\xff\xff\xff\x0fnot a protobuf at all")
+    (out / "09b-notes.txt").write_text("what was deployed when\n")
+    return out
+
+
+def _state(case: forensics.Case, report) -> dict:
+    spans = case.sql("SELECT * REPLACE (epoch_us(start_time) AS start_time, epoch_us(end_time) AS end_time) FROM spans "
+                     "ORDER BY source_file, source_offset, span_id").to_arrow().to_pylist()
+    metrics = case.sql("SELECT * REPLACE (epoch_us(time) AS time) FROM metrics ORDER BY source_file, source_offset, "
+                       "name").to_arrow().to_pylist()
+    return {"spans": spans, "metrics": metrics, "rejects": case.sql("SELECT * FROM rejects ORDER BY ALL").rows(),
+            "files": [(Path(f.path).name, f.format, f.status, f.records_read, f.rows_loaded, f.rows_rejected,
+                       f.by_table) for f in report.files],
+            "custody": case.sql("SELECT path, format, records_read, rows_loaded, rows_rejected, loaded_rows_by_table "
+                                "FROM files ORDER BY path").rows()}
+
+
+def test_a_directory_of_bodies_loads_in_batches_as_one_by_one(tmp_path, monkeypatch):
+    from forensics.loaders.core import api
+    from forensics.loaders.traces.otlp import otlp_proto
+
+    bodies = _bodies(tmp_path)
+    batches: list[int] = []
+    real = otlp_proto.load_otlp_proto_files
+    monkeypatch.setattr(api, "BATCH_FILES", 4)  # several batches
+    monkeypatch.setitem(forensics.formats(), "otlp_proto", forensics.formats()["otlp_proto"].__class__(
+        **{**forensics.formats()["otlp_proto"].__dict__, "load_batch": lambda ctxs: (batches.append(len(ctxs)), real(ctxs))}))
+    results = []
+    for k, options in enumerate(({}, {"batch_small_files": False, "group_small_files": False})):
+        case = forensics.open_case(tmp_path / f"case{k}.duckdb" if k else None)
+        results.append(_state(case, case.load(bodies, progress=False, **options)))
+    assert batches and max(batches) == 4 and sum(batches) == 14  # 12 bodies, the cut one and the garbage
+    batched, alone = results
+    assert batched["files"] == alone["files"]
+    assert [f[2] for f in alone["files"]].count("skipped_duplicate") == 1
+    assert batched["rejects"] == alone["rejects"] and len(alone["rejects"]) == 3  # cut, garbage, notes.txt
+    assert batched["custody"] == alone["custody"]
+    assert len(batched["spans"]) == len(alone["spans"]) > 100 and len(batched["metrics"]) == len(alone["metrics"]) > 100
+    for table in ("spans", "metrics"):
+        for a, b in zip(batched[table], alone[table]):
+            assert a == b, {key: (a[key], b[key]) for key in a if a[key] != b[key]}
+
+
+def test_strict_mode_fails_at_the_same_body(tmp_path):
+    bodies = _bodies(tmp_path)
+    (bodies / "09b-notes.txt").unlink()
+    errors, loaded = [], []
+    for options in ({}, {"batch_small_files": False, "group_small_files": False}):
+        case = forensics.open_case()
+        with pytest.raises(StrictModeError) as info:
+            case.load(bodies, strict=True, progress=False, **options)
+        errors.append((Path(info.value.path).name, info.value.offset, str(info.value).split(":", 1)[1]))
+        loaded.append(case.sql("SELECT regexp_extract(source_file, '[^/]+$'), count(*) FROM spans GROUP BY ALL ORDER BY ALL").rows())
+    assert errors[0] == errors[1] and errors[0][:2] == ("07b-cut.binpb", len(delimited(messages(TRACES)[:-1])))
+    assert loaded[0] == loaded[1] and len(loaded[0]) == 9  # the 8 bodies before it (not the copy), the JSON file

@@ -45,6 +45,9 @@ LOAD_CHECKPOINT_THRESHOLD = "256MB"
 GROUP_FILE_BYTES = 32 << 20
 GROUP_BYTES = 512 << 20
 GROUP_FILES = 256
+#: most files / bytes of text converted at once by a format's ``load_batch`` (see :class:`_Batch`)
+BATCH_FILES = 256
+BATCH_BYTES = 64 << 20
 
 #: files a directory walk skips (matched case-insensitively): documentation, licences, checksums,
 #: pictures and ground truth next to exports, and cases themselves; named on the command line
@@ -243,7 +246,8 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
     bounded = _bounded_memory(case, options.pop("memory_limit", LOAD_MEMORY_LIMIT))
     ignored = [entry.skip is not None for entry in entries]
     read_ahead = options.pop("read_ahead", True)
-    grouping = options.pop("group_small_files", True) and case.path is not None and len(entries) > 1
+    grouping = options.pop("group_small_files", True) and len(entries) > 1
+    batching = options.pop("batch_small_files", True) and grouping
     threshold = ahead = None
     kw = dict(strict=strict, format=format, force=force, options=options)
 
@@ -261,6 +265,7 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
             return fr
 
     group = _Group(case, report, on_file, alone)
+    batch = _Batch(case, group, strict=strict, options=options)
     try:
         threshold = _checkpoint_threshold(case, LOAD_CHECKPOINT_THRESHOLD)
         if read_ahead and len(entries) > 1:
@@ -268,6 +273,7 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
         for i, entry in enumerate(iterator):
             path = entry.path
             if entry.skip is not None:
+                batch.flush()
                 group.done(FileReport(os.path.abspath(path), None, "ignored", message=entry.skip))
                 continue
             if ahead is not None:
@@ -276,21 +282,32 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
                 ahead.schedule(coming[: 1 + FILES_AHEAD])
             size = estimated_text_bytes(path)
             if not grouping or size is None or size > GROUP_FILE_BYTES:
+                batch.flush()
                 group.commit()
                 group.done(alone(path))
                 continue
             group.begin()
             try:
-                fr = _load_one(case, path, ahead=ahead, transaction=False, **kw)
+                file = _admit(case, path, strict=strict, format=format, force=force, taken=batch.taken)
+                if isinstance(file, _Admitted) and batching and formats()[file.fmt].load_batch is not None:
+                    batch.add(file, size)
+                    continue
+                batch.flush()
+                if not group.open:  # the batch failed and its files were loaded one by one: this one too
+                    group.done(alone(path))
+                    continue
+                fr = file if isinstance(file, FileReport) else _load_one(
+                    case, path, ahead=ahead, transaction=False, admitted=file, **kw)
             except BaseException as exc:
                 group.rollback()
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
-                group.redo(path)  # each file in its own transaction: the error again, at its file
+                group.redo([f.path for f, _ in batch.drop()] + [path])  # one transaction each: the error again, at its file
                 continue
             group.add(path, fr, size)
             if group.full():
                 group.commit()
+        batch.flush()
         group.commit()
         _merge_repeated_spans(case, report)
     finally:
@@ -412,11 +429,58 @@ class _Group:
         for _, fr in files:
             self._emit(fr)
 
-    def redo(self, failed: str | None = None) -> None:
-        """After a rollback: load the group's files (and ``failed``) one transaction each."""
+    def redo(self, failed: list[str] | None = None) -> None:
+        """After a rollback: load the group's files (and the ``failed`` ones) one transaction each."""
         files, self.files, self.bytes = self.files, [], 0
-        for path, fr in files + ([(failed, None)] if failed is not None else []):
+        for path, fr in files + [(p, None) for p in failed or []]:
             self._emit(self.alone(path) if path is not None else fr)
+
+
+class _Batch:
+    """Small files of a format that converts many at once (``load_batch``) waiting, in load order,
+    for one conversion in the open group's transaction (see :func:`_load_batch`): a run of them
+    ends at the first other file, or at :data:`BATCH_FILES` files / :data:`BATCH_BYTES` bytes.
+    Should the conversion fail, the group is rolled back and every file loaded alone. Waiting
+    files have written nothing to the case yet."""
+
+    def __init__(self, case: "Case", group: _Group, *, strict: bool, options: dict[str, Any]) -> None:
+        self.case, self.group, self.strict, self.options = case, group, strict, options
+        self.files: list[tuple[_Admitted, int]] = []  # (file, estimated text bytes)
+        #: sha256 -> (path, format) of the waiting files (a later copy is a duplicate of them)
+        self.taken: dict[str, tuple[str, str]] = {}
+
+    def add(self, file: _Admitted, size: int) -> None:
+        if self.files and self.files[0][0].fmt != file.fmt:
+            self.flush()
+        self.group.begin()
+        self.files.append((file, size))
+        self.taken[file.sha] = (file.path, file.fmt)
+        if len(self.files) >= BATCH_FILES or sum(n for _, n in self.files) >= BATCH_BYTES:
+            self.flush()
+
+    def drop(self) -> list[tuple[_Admitted, int]]:
+        """Forget the waiting files (returned)."""
+        files, self.files, self.taken = self.files, [], {}
+        return files
+
+    def flush(self) -> None:
+        """Convert the waiting files and add their reports to the group (on failure: the group is
+        rolled back and its files, these included, loaded one transaction each)."""
+        if not self.files:
+            return
+        files = self.drop()
+        try:
+            reports = _load_batch(self.case, [f for f, _ in files], strict=self.strict, options=self.options)
+        except BaseException as exc:
+            self.group.rollback()
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            self.group.redo([f.path for f, _ in files])
+            return
+        for (file, size), fr in zip(files, reports):
+            self.group.add(file.path, fr, size)
+        if self.group.full():
+            self.group.commit()
 
 
 def _bounded_memory(case: "Case", limit: str | None) -> str | None:
@@ -481,16 +545,29 @@ def _unknown(con: duckdb.DuckDBPyConnection, path: str, size: int, sha: str, exc
     return FileReport(path, None, "unknown", records_read=1, rows_rejected=1, message=str(exc.message))
 
 
-def _load_one(case: "Case", path: str, *, strict: bool, format: str | None, force: bool,
-              options: dict[str, Any], ahead: ReadAhead | None = None, transaction: bool = True) -> FileReport:
-    """Load one file; in its own transaction unless ``transaction`` is false (the caller's
-    transaction: an exception is then raised as it is, the caller rolls back)."""
+@dataclass(frozen=True)
+class _Admitted:
+    """A file that is to be loaded: not a duplicate, its format known."""
+
+    path: str  # absolute
+    fmt: str
+    sha: str
+    size: int
+    t0: float
+
+
+def _admit(case: "Case", path: str, *, strict: bool, format: str | None, force: bool,
+           taken: dict[str, tuple[str, str]] | None = None, transaction: bool = False) -> _Admitted | FileReport:
+    """Hash and sniff ``path``: the file to load, or its final report (a duplicate of a file in
+    the case or of one in ``taken``, sha256 -> (path, format), not yet in it; no known format: one
+    reject and its ``files`` row, in a transaction of its own if ``transaction``)."""
     abspath = os.path.abspath(path)
     con = case.con
     t0 = time.perf_counter()
     sha, size = sha256_and_size(abspath)
     if not force:
         prior = one(con, "SELECT path, format FROM files WHERE sha256 = ? ORDER BY format NULLS LAST LIMIT 1", [sha])
+        prior = prior or (taken[sha] if taken and sha in taken else None)
         if prior:
             return FileReport(abspath, prior[1], "skipped_duplicate",
                               message=f"same sha256 as {prior[0]} ({spelled('force')} to load again)")
@@ -500,20 +577,47 @@ def _load_one(case: "Case", path: str, *, strict: bool, format: str | None, forc
         if strict:
             raise
         return _unknown(con, abspath, size, sha, exc, transaction)
-    spec = formats()[fmt]
-    ctx = LoadContext(abspath, fmt, con, strict=strict, options=dict(options),
-                      ahead=None if ahead is None else ahead.take(abspath, fmt))
+    return _Admitted(abspath, fmt, sha, size, t0)
+
+
+def _context(case: "Case", file: _Admitted, *, strict: bool, options: dict[str, Any],
+             ahead: ReadAhead | None = None) -> LoadContext:
+    return LoadContext(file.path, file.fmt, case.con, strict=strict, options=dict(options),
+                       ahead=None if ahead is None else ahead.take(file.path, file.fmt))
+
+
+def _finish_file(case: "Case", file: _Admitted, ctx: LoadContext, options: dict[str, Any]) -> FileReport:
+    """After the loader: templates of the logs it added and the file's ``files`` row (in the
+    file's transaction)."""
+    con = case.con
+    ctx.finish()
+    if ctx.loaded.get("logs") and options.get("templates", True):
+        from forensics.templates import mine_new_logs  # drain3 templates for the rows this file added
+
+        mine_new_logs(con, file.path)
+    loaded, merged = sum(ctx.loaded.values()), sum(ctx.merged.values())
+    _record_file(con, file.path, file.size, file.sha, file.fmt, loaded, ctx.rejected, dict(ctx.loaded), merged)
+    return FileReport(file.path, file.fmt, "loaded", records_read=loaded + merged + ctx.rejected, rows_loaded=loaded,
+                      rows_rejected=ctx.rejected, by_table=dict(ctx.loaded), seconds=time.perf_counter() - file.t0,
+                      warnings=list(ctx.warnings), rows_merged=merged)
+
+
+def _load_one(case: "Case", path: str, *, strict: bool, format: str | None, force: bool,
+              options: dict[str, Any], ahead: ReadAhead | None = None, transaction: bool = True,
+              admitted: _Admitted | None = None) -> FileReport:
+    """Load one file; in its own transaction unless ``transaction`` is false (the caller's
+    transaction: an exception is then raised as it is, the caller rolls back). ``admitted``:
+    the file already hashed and sniffed."""
+    file = admitted or _admit(case, path, strict=strict, format=format, force=force, transaction=transaction)
+    if isinstance(file, FileReport):
+        return file
+    con = case.con
+    ctx = _context(case, file, strict=strict, options=options, ahead=ahead)
     if transaction:
         run(con, "BEGIN TRANSACTION")
     try:
-        spec.load(ctx)
-        ctx.finish()
-        if ctx.loaded.get("logs") and options.get("templates", True):
-            from forensics.templates import mine_new_logs  # drain3 templates for the rows this file added
-
-            mine_new_logs(con, abspath)
-        loaded, merged = sum(ctx.loaded.values()), sum(ctx.merged.values())
-        _record_file(con, abspath, size, sha, fmt, loaded, ctx.rejected, dict(ctx.loaded), merged)
+        formats()[file.fmt].load(ctx)
+        report = _finish_file(case, file, ctx, options)
         if transaction:
             run(con, "COMMIT")
     except BaseException as exc:
@@ -523,16 +627,31 @@ def _load_one(case: "Case", path: str, *, strict: bool, format: str | None, forc
             run(con, "ROLLBACK")
         except duckdb.Error:  # DuckDB already ended the transaction (a COMMIT that failed, e.g. disk full)
             pass
-        if isinstance(exc, ForensicsError):
+        error = _load_error(case, file, exc)
+        if error is exc:
             raise
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise
-        if _disk_full(exc):
-            raise CaseError(f"{case.path or ':memory:'}: cannot write to the case file ({exc}); {abspath} was not "
-                            "loaded and the case is as it was before that file; free disk space or use a case "
-                            "path on another disk, then load again") from exc
-        raise LoadError(f"internal error while loading as {fmt}: {type(exc).__name__}: {exc}", path=abspath,
-                        hint="this is a bug in forensics; please report it with the file") from exc
-    return FileReport(abspath, fmt, "loaded", records_read=loaded + merged + ctx.rejected, rows_loaded=loaded,
-                      rows_rejected=ctx.rejected, by_table=dict(ctx.loaded), seconds=time.perf_counter() - t0,
-                      warnings=list(ctx.warnings), rows_merged=merged)
+        raise error from exc
+    return report
+
+
+def _load_error(case: "Case", file: _Admitted, exc: BaseException) -> BaseException:
+    """What a failed file load raises: forensics' own errors and interruptions as they are, a
+    full disk as a CaseError, anything else as an internal LoadError naming the file."""
+    if isinstance(exc, (ForensicsError, KeyboardInterrupt, SystemExit)):
+        return exc
+    if _disk_full(exc):
+        return CaseError(f"{case.path or ':memory:'}: cannot write to the case file ({exc}); {file.path} was not "
+                         "loaded and the case is as it was before that file; free disk space or use a case "
+                         "path on another disk, then load again")
+    return LoadError(f"internal error while loading as {file.fmt}: {type(exc).__name__}: {exc}", path=file.path,
+                     hint="this is a bug in forensics; please report it with the file")
+
+
+def _load_batch(case: "Case", files: list[_Admitted], *, strict: bool, options: dict[str, Any]) -> list[FileReport]:
+    """Load small files of one format that converts many files at once (``load_batch``, see
+    :class:`~.registry.FormatSpec`) in the caller's transaction: one conversion for all, each
+    file's rows, rejects, counts and ``files`` row its own, as if loaded one by one. An
+    exception is raised as it is (the caller rolls back and loads the files one by one)."""
+    ctxs = [_context(case, f, strict=strict, options=options) for f in files]
+    formats()[files[0].fmt].load_batch(ctxs)
+    return [_finish_file(case, f, ctx, options) for f, ctx in zip(files, ctxs)]

@@ -162,7 +162,8 @@ class LoadContext:
         except duckdb.TransactionException:
             pass
 
-    def emit(self, table: str, select_sql: str, params: Sequence[Any] | dict | None = None) -> int:
+    def emit(self, table: str, select_sql: str, params: Sequence[Any] | dict | None = None, *,
+             files: list["LoadContext"] | None = None) -> int:
         """Insert the rows of ``select_sql`` into canonical ``table``; rejects go to ``rejects``.
 
         ``select_sql`` may produce any subset of the table's columns (others are NULL) plus
@@ -173,30 +174,49 @@ class LoadContext:
         ``self.held[table]`` (all their columns) for the loader to merge them into other rows
         once the whole file is read (counting them with :meth:`count_merged`) or reject them
         (:meth:`reject_held`).
+
+        ``files``: the rows of several files loaded at once (a format's ``load_batch``):
+        ``select_sql`` has a ``_file`` column, the 1-based index of each row's file in
+        ``files``, whose context counts it and whose path is its ``source_file`` (strict mode:
+        the first bad row of the first file that has one raises, naming that file).
         """
         cols = [c for c in schema.column_names(table) if c not in ("format", "source_file")]
         stage = f"_stage_{next(_names)}"
         run(self.con, f"CREATE TEMP TABLE {stage} AS {select_sql}", params)
+        paths = f"_paths_{next(_names)}"
         try:
             have = {r[0] for r in run(
                 self.con, "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [stage])}
+            if files is not None:
+                run(self.con, f"CREATE TEMP TABLE {paths} (_file BIGINT, path VARCHAR)")
+                run(self.con, f"INSERT INTO {paths} SELECT unnest(range(1, ?)), unnest(?)",
+                    [len(files) + 1, [f.path for f in files]])
+                source = f"(SELECT s.*, p.path AS _path FROM {stage} s JOIN {paths} p USING (_file))"
+            else:
+                source = stage
             has_reject = "_reject_code" in have
             if "_hold" in have:
                 self._hold(stage, table)
             where_ok = "WHERE _reject_code IS NULL" if has_reject else ""
             if has_reject:
-                self._emit_rejects(stage, table, have)
+                self._emit_rejects(source, table, have, files)
             use = [c for c in cols if c in have]
             col_list = ", ".join(f'"{c}"' for c in use)
+            path = "_path" if files is not None else "?"
             n = scalar(
                 self.con,
                 f'INSERT INTO "{table}" ("format", "source_file", {col_list}) '
-                f"SELECT ?, ?, {col_list} FROM {stage} {where_ok}",
-                [self.format, self.path],
+                f"SELECT ?, {path}, {col_list} FROM {source} {where_ok}",
+                [self.format] if files is not None else [self.format, self.path],
             )
+            if files is not None:
+                for k, count in run(self.con, f"SELECT _file, count(*) FROM {stage} {where_ok} GROUP BY 1"):
+                    files[k - 1].loaded[table] += count
         finally:
-            self.unregister(stage)
-        self.loaded[table] += n
+            for name in (stage, paths):
+                self.unregister(name)
+        if files is None:
+            self.loaded[table] += n
         return n
 
     def insert_clean(self, table: str, select_sql: str) -> int:
@@ -242,25 +262,32 @@ class LoadContext:
         finally:
             run(self.con, f"DROP TABLE IF EXISTS {held}")
 
-    def _emit_rejects(self, stage: str, table: str, have: set[str]) -> None:
+    def _emit_rejects(self, stage: str, table: str, have: set[str], files: list["LoadContext"] | None = None) -> None:
+        """The rejected rows of ``stage`` into ``rejects`` (``files``: a batch's rows, with their
+        ``_file`` and ``_path``, see :meth:`emit`)."""
         line = "source_line" if "source_line" in have else "NULL"
         offset = "source_offset" if "source_offset" in have else "NULL"
         reason = "_reject_reason" if "_reject_reason" in have else "_reject_code"
         raw = f"left(CAST(_raw AS VARCHAR), {RAW_LIMIT})" if "_raw" in have else "NULL"
-        order = ", ".join(f"{c} NULLS LAST" for c in (line, offset) if c != "NULL") or "1"
+        order = ", ".join(["_file"] * (files is not None) + [f"{c} NULLS LAST" for c in (line, offset) if c != "NULL"]) or "1"
+        path = "_path" if files is not None else "?"
         if self.strict:
             first = one(
-                self.con, f"SELECT {line}, {offset}, _reject_code, {reason}, {raw} FROM {stage} "
-                f"WHERE _reject_code IS NOT NULL ORDER BY {order} LIMIT 1")
+                self.con, f"SELECT {line}, {offset}, _reject_code, {reason}, {raw}, {path} FROM {stage} "
+                f"WHERE _reject_code IS NOT NULL ORDER BY {order} LIMIT 1", None if files is not None else [self.path])
             if first:
-                raise StrictModeError(str(first[3]), path=self.path, line=first[0], offset=first[1], reason=first[2],
+                raise StrictModeError(str(first[3]), path=first[5], line=first[0], offset=first[1], reason=first[2],
                                       hint="run without --strict to load the other records and list this one in rejects")
         n = scalar(
-            self.con, f"INSERT INTO rejects SELECT ?, {line}, {offset}, ?, ?, _reject_code, {reason}, {raw} "
+            self.con, f"INSERT INTO rejects SELECT {path}, {line}, {offset}, ?, ?, _reject_code, {reason}, {raw} "
             f"FROM {stage} WHERE _reject_code IS NOT NULL",
-            [self.path, self.format, table],
+            ([] if files is not None else [self.path]) + [self.format, table],
         )
-        self.rejected += n
+        if files is None:
+            self.rejected += n
+            return
+        for k, count in run(self.con, f"SELECT _file, count(*) FROM {stage} WHERE _reject_code IS NOT NULL GROUP BY 1"):
+            files[k - 1].rejected += count
 
     def reject(self, code: Reason | str, reason: str, *, line: int | None = None, offset: int | None = None,
                raw: str | None = None, table: str | None = None, count: int = 1) -> None:

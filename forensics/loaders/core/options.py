@@ -129,6 +129,8 @@ OPTIONS: dict[str, LoadOption] = {o.name: o for o in [
     LoadOption("memory_limit", "memory", "512MB", "DuckDB's memory limit while loading into a case file"),
     LoadOption("read_ahead", "bool", True, "read and convert the next files while the current one is stored"),
     LoadOption("group_small_files", "bool", True, "small files share a transaction"),
+    LoadOption("batch_small_files", "bool", True,
+               "small files of a format with a large fixed conversion cost (OTLP) are converted together"),
     LoadOption("templates", "bool", True, "mine log templates (drain3) while loading"),
     # formats
     LoadOption("tz", "text", None, "time zone of log times written without an offset"),

@@ -22,6 +22,9 @@ class FormatSpec:
     before its turn without touching the case (see :mod:`.read_ahead`); ``load`` finds the
     result in ``ctx.ahead``. ``options`` declares options of the format's own beyond forensics'
     (:data:`.options.OPTIONS`).
+    ``load_batch(ctxs)``, optional, loads several small files at once, one context each, with
+    the rows, rejects and counts ``load`` would give each (a load of many small files then pays
+    the fixed cost of a conversion once, see ``forensics.loaders.core.api._Batch``).
     """
 
     name: str
@@ -32,6 +35,7 @@ class FormatSpec:
     extensions: tuple[str, ...] = field(default_factory=tuple)
     read_ahead: Callable[..., Any] | None = None
     options: tuple["LoadOption", ...] = ()
+    load_batch: Callable[[list["LoadContext"]], None] | None = None
 
 
 FORMATS: dict[str, FormatSpec] = {}
@@ -39,13 +43,15 @@ FORMATS: dict[str, FormatSpec] = {}
 
 def register_format(name: str, *, signal: str, description: str, sniff: Callable[["Head"], float],
                     extensions: tuple[str, ...] = (), read_ahead: Callable[..., Any] | None = None,
-                    options: tuple["LoadOption", ...] = ()) -> Callable:
+                    options: tuple["LoadOption", ...] = (),
+                    load_batch: Callable[[list["LoadContext"]], None] | None = None) -> Callable:
     """Decorator for a loader function: ``@register_format("otlp_json", signal=..., sniff=...)``."""
 
     def deco(fn: Callable[["LoadContext"], None]) -> Callable[["LoadContext"], None]:
         if name in FORMATS and FORMATS[name].load is not fn:
             raise RuntimeError(f"format {name!r} registered twice")
-        FORMATS[name] = FormatSpec(name, signal, description, sniff, fn, extensions, read_ahead, tuple(options))
+        FORMATS[name] = FormatSpec(name, signal, description, sniff, fn, extensions, read_ahead, tuple(options),
+                                   load_batch)
         return fn
 
     return deco

@@ -16,7 +16,7 @@ A record is one data point; a rejected data point is one reject, whatever it wou
 """
 from __future__ import annotations
 
-from .sql import SPAN_ID_HEX, TRACE_ID_HEX, line_rejects_sql, records_sql
+from .sql import SPAN_ID_HEX, TRACE_ID_HEX, line_rejects_sql, position_sql, records_sql
 
 METRIC_KINDS = {  # OTLP metric field -> (point column, SQL type expression, temporality field or None)
     "gauge": ("p_num", "'gauge'", None),
@@ -67,8 +67,7 @@ def _common(labels: str) -> str:
 
 def metrics_sql(src: str, *, doc_mode: bool) -> str:
     """Canonical metric rows plus data-point and line-level rejects, from request texts ``src``."""
-    position = ("CAST(NULL AS BIGINT) AS source_line, row_number() OVER (ORDER BY doc, rs_i, ss_i, r_i, p_i) - 1 AS source_offset"
-                if doc_mode else "line AS source_line, CAST(NULL AS BIGINT) AS source_offset")
+    position = "{} AS source_line, {} AS source_offset".format(*position_sql(doc_mode, "doc", "rs_i", "ss_i", "r_i", "p_i"))
     no_value = "(TRY_CAST(p_num.flags AS BIGINT) & 1) = 1"
     return f"""
 WITH m AS ({records_sql(src, "metrics")}),

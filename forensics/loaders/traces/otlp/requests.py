@@ -15,7 +15,7 @@ from forensics.loaders.core.context import LoadContext
 
 from .metrics import METRIC_KINDS  # the metric types, each with its dataPoints
 from .metrics import metrics_sql
-from .sql import SIGNAL_KEYS, SIGNALS, guess_signal_sql, logs_sql, macros_sql, spans_sql
+from .sql import FILE_SHIFT, SIGNAL_KEYS, SIGNALS, guess_signal_sql, logs_sql, macros_sql, spans_sql
 
 _SIGNAL_SQL = {"spans": spans_sql, "logs": logs_sql, "metrics": metrics_sql}
 
@@ -32,6 +32,46 @@ def requests_table(raw: list[str]) -> pa.Table:
         "doc": pa.array(range(len(raw)), pa.int64()),
         "raw": pa.array(raw, pa.large_string()),
     })
+
+
+def _present(ctx: LoadContext, src: str, by: str = "true") -> list[tuple]:
+    """Per group of ``by`` (one group by default): the group, then whether its requests in
+    ``src`` hold (or their text suggests) each signal."""
+    return run(ctx.con, f"SELECT {by}, " + ", ".join(
+        f"coalesce(bool_or(contains(raw, '\"{key}\"') OR {guess_signal_sql('raw')} = '{signal}'), false)"
+        for signal, key in SIGNAL_KEYS.items()) + f" FROM {src} GROUP BY 1")
+
+
+def files_table(docs: list[list[str]]) -> pa.Table:
+    """The (line, doc, raw) requests of a batch of files (``docs[k]``: file k's request texts):
+    ``doc`` holds the file's number (from 1) above :data:`~.sql.FILE_SHIFT` and the request's
+    index in its file below."""
+    doc = [(k << FILE_SHIFT) | j for k, texts in enumerate(docs, 1) for j in range(len(texts))]
+    return pa.table({"line": pa.nulls(len(doc), pa.int64()), "doc": pa.array(doc, pa.int64()),
+                     "raw": pa.array([t for texts in docs for t in texts], pa.large_string())})
+
+
+def emit_files(ctxs: list[LoadContext], src: str) -> None:
+    """:func:`emit_requests` in doc mode for a batch of files: ``src`` is a :func:`files_table`,
+    registered on ``ctxs[0]``. Each signal is parsed and mapped once for every file (the cost of
+    the mapping is mostly fixed: DuckDB binds a large query), and the rows and rejects of all the
+    files emitted at once, each counted by its own context, with the positions they have when the
+    file loads alone (records numbered within their file, a document-level reject at its
+    document's index)."""
+    lead = ctxs[0]
+    present = {k: has for k, *has in _present(lead, src, f"doc >> {FILE_SHIFT}")}
+    for i, (signal, build) in enumerate(_SIGNAL_SQL.items()):
+        files = [k for k, has in present.items() if has[i]]
+        if not files:
+            continue
+        lead.emit(signal, f"""
+            SELECT s.* REPLACE (CAST(NULL AS BIGINT) AS source_line,
+              CASE WHEN s.source_line IS NULL THEN s.source_offset & {(1 << FILE_SHIFT) - 1}
+                   ELSE s.source_offset END AS source_offset),
+              coalesce(s.source_line, s.source_offset >> {FILE_SHIFT}) AS _file
+            FROM ({build(src, doc_mode=True)}) s""", files=ctxs)
+        for k in files:  # the signal's count, 0 included, as a file alone has it
+            ctxs[k - 1].loaded[signal] += 0
 
 
 def emit_requests(ctx: LoadContext, src: str, *, doc_mode: bool, bases: dict[str, int] | None = None) -> None:
@@ -57,10 +97,8 @@ def emit_requests(ctx: LoadContext, src: str, *, doc_mode: bool, bases: dict[str
         which becomes the ``source_offset`` of a document-level reject (as in one piece);
         ``head``, the document's first 1000 characters, becomes that reject's ``raw``.
     """
-    present = one(ctx.con, "SELECT " + ", ".join(
-        f"coalesce(bool_or(contains(raw, '\"{key}\"') OR {guess_signal_sql('raw')} = '{signal}'), false)"
-        for signal, key in SIGNAL_KEYS.items()) + f" FROM {src}")
-    for (signal, build), has in zip(_SIGNAL_SQL.items(), present or ()):
+    present = _present(ctx, src)
+    for (signal, build), has in zip(_SIGNAL_SQL.items(), present[0][1:] if present else ()):
         if has and bases is None:
             ctx.emit(signal, build(src, doc_mode=doc_mode))
         elif has:

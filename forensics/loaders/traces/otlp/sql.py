@@ -174,11 +174,19 @@ FROM (
 """
 
 
-def _position_sql(doc_mode: bool, *order: str) -> tuple[str, str]:
-    """(source_line, source_offset) expressions: the line, or the 0-based record index."""
+#: in doc mode, ``doc >> FILE_SHIFT`` numbers the file of a batch of files from 1 (0: one file)
+FILE_SHIFT = 32
+
+
+def position_sql(doc_mode: bool, *order: str) -> tuple[str, str]:
+    """(source_line, source_offset) expressions: the line, or the 0-based record index among
+    its file's records. For a batch of files (``doc`` holds the file number above
+    :data:`FILE_SHIFT`, see :func:`~.requests.emit_files`) the record's ``source_line`` is its file
+    number, which the batch turns into its ``source_file``; NULL for a file alone."""
     if not doc_mode:
         return "line", "CAST(NULL AS BIGINT)"
-    return "CAST(NULL AS BIGINT)", f"row_number() OVER (ORDER BY {', '.join(order)}) - 1"
+    return (f"nullif(doc >> {FILE_SHIFT}, 0)",
+            f"row_number() OVER (PARTITION BY doc >> {FILE_SHIFT} ORDER BY {', '.join(order)}) - 1")
 
 
 def events_json_sql(events: str) -> str:
@@ -204,7 +212,7 @@ def spans_sql(src: str, *, doc_mode: bool, records: str | None = None) -> str:
     with the :func:`records_sql` columns plus ``attrs``, the span attributes already as a MAP,
     and the promoted columns as text (``_p_<column>``); there are no line-level rejects then.
     """
-    line, offset = _position_sql(doc_mode, "doc", "rs_i", "ss_i", "r_i")
+    line, offset = position_sql(doc_mode, "doc", "rs_i", "ss_i", "r_i")
     attrs = "attrs" if records else "otlp_attrs(r.attributes)"
     pre = "".join(f"{PRECOMPUTED_PREFIX}{c}, " for c in PROMOTED) if records else ""
     inner = f"""
@@ -272,7 +280,7 @@ def severity_sql(number: str, text: str) -> str:
 
 def logs_sql(src: str, *, doc_mode: bool) -> str:
     """Canonical log rows plus rejects (bad ids, no time) and line-level rejects for logs."""
-    line, offset = _position_sql(doc_mode, "doc", "rs_i", "ss_i", "r_i")
+    line, offset = position_sql(doc_mode, "doc", "rs_i", "ss_i", "r_i")
     inner = f"""
 SELECT coalesce(otlp_ts(otlp_ns(r.timeUnixNano)), otlp_ts(otlp_ns(r.observedTimeUnixNano))) AS time,
   otlp_ts(otlp_ns(r.observedTimeUnixNano)) AS observed_time,
