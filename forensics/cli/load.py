@@ -29,7 +29,8 @@ from ..loaders.core.options import check_options
               help="year of log times written without one (syslog 'Dec 10 06:55:46'); default: from the case's "
                    "other data, else the file's modification time (the load says which)")
 @click.option("--mapping", multiple=True, metavar="FIELD=KEY",
-              help="log field mapping, e.g. --mapping time=eventTime --mapping body=text")
+              help="field mapping of logs (--mapping time=eventTime --mapping body=text) and of spans tables "
+                   "(--mapping start_time=ts_begin --mapping trace_id=tid)")
 @click.option("--no-templates", is_flag=True, help="do not mine log templates while loading")
 def command(paths: tuple[str, ...], case_path: str, strict: bool, format_in: str | None, force: bool, tz: str | None,
             extra: tuple[str, ...], pattern: str | None, time_format: str | None, year: int | None,

@@ -156,6 +156,18 @@ def test_spans_table_mapping_names_the_columns():
         forensics.open_case().load(DATA / "odd_names.csv", format="spans_table", mapping={"trace_id": "nope"})
 
 
+def test_spans_table_mapping_from_the_command_line(tmp_path, capsys):
+    from forensics.cli import main
+
+    pairs = ("trace_id=trace_hash", "span_id=span_hash", "parent_span_id=up", "service=who", "name=what",
+             "start_time=t0", "end_time=t1")
+    argv = ["load", str(DATA / "odd_names.csv"), "--case", str(tmp_path / "c.duckdb"), "--format-in", "spans_table"]
+    assert main([*argv, *(x for p in pairs for x in ("--mapping", p))]) == 0
+    assert "total: read 2, loaded 2, rejected 0" in capsys.readouterr().out
+    with forensics.open_case(tmp_path / "c.duckdb", read_only=True) as case:
+        assert case.sql("SELECT service, duration_ms FROM spans ORDER BY 1").rows() == [("gateway", 500.0), ("users", 200.0)]
+
+
 def test_spans_table_parquet_with_iso_times_and_a_duration_unit_in_the_name(tmp_path):
     table = pa.table({"trace_id": ["c" * 32, "c" * 32], "span_id": ["0000000000000001", "0000000000000002"],
                       "parent_id": [None, "0000000000000001"], "service_name": ["api", "db"],
