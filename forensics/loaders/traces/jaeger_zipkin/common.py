@@ -431,6 +431,8 @@ def head_json(head: Head) -> object:
     record does not hide the format."""
     if head.text is not None:
         return head.first_json
+    if head.data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] not in (b"{", b"["):  # binary (protobuf, Parquet): no JSON
+        return None
     text = head.data.decode("utf-8", "replace")
     lines = [line for line in text.split("\n") if line.strip()]
     for candidate in (lines[0] if lines else None, text if head.complete else None):
