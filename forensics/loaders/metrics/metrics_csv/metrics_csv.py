@@ -62,8 +62,8 @@ def _is_wide(names: list[str], rows: list[str]) -> bool:
 
 
 def _sniff(head: Head) -> float:
-    if not head.lines or head.first_json is not None:
-        return 0.0
+    if not head.lines or head.first_json is not None or head.stripped[:1] in ("{", "[") or len(head.lines[0]) > 4096:
+        return 0.0  # JSON (a line longer than the head too), or no header line
     try:
         names = split_header(head.lines[0])
         wide = _is_wide(names, head.lines[1:])

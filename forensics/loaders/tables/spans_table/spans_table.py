@@ -69,6 +69,8 @@ MAPPING_ALIASES = {"start": "start_time", "end": "end_time", "duration_ms": "dur
 #: unit words in a column name -> microseconds per unit
 UNITS = {"ns": 1e-3, "nano": 1e-3, "nanos": 1e-3, "unixnano": 1e-3, "us": 1.0, "micros": 1.0, "micro": 1.0,
          "ms": 1e3, "millis": 1e3, "milli": 1e3, "s": 1e6, "sec": 1e6, "secs": 1e6, "seconds": 1e6}
+#: longest header line a spans table is sniffed from (characters)
+MAX_HEADER = 4096
 _ROOT = "('', 'root', '-1', '0', 'null', 'none', 'nan', 'nil', '(null)')"
 _POD = f"'^.+-{POD_TEMPLATE_HASH}-{POD_SUFFIX}$'"
 
@@ -132,11 +134,11 @@ def _sniff(head: Head) -> float:
     if head.data.startswith(COLUMNAR_MAGIC):  # a canonical spans table scores higher as canonical_table
         found = schema_of(head.path)
         return 0.9 if found is not None and is_spans_table(found.names) else 0.0
-    if not head.lines or head.first_json is not None:
-        return 0.0
+    if not head.lines or head.first_json is not None or head.stripped[:1] in ("{", "[") or len(head.lines[0]) > MAX_HEADER:
+        return 0.0  # JSON (a line longer than the head too), or no header line
     try:
         names = split_header(head.lines[0])
-    except Exception:
+    except csv.Error:
         return 0.0
     return 0.9 if len(names) >= 4 and is_spans_table(names) else 0.0
 
