@@ -52,18 +52,23 @@ SELECT rid, {ident} FROM (
 WHERE k > 1"""
 
 
-def repeated_records_sql(files_table: str) -> str:
+def repeated_records_sql(files_table: str, *, few: bool = False) -> str:
     """SELECT (``rid``, ``source_file``) of the span rows of the files named in ``files_table``
     (a table with ``path`` and ``ord``, the file's place in the load) that copy a row
     (:data:`SAME_RECORD`) of another file. The file kept is one of an earlier load, else the
     first in load order, so the rows kept do not depend on the order they were inserted in;
-    copies inside one file all stay (:func:`unique_spans` hides them from the analyses). One
-    aggregation over the table's record hashes finds those held by more than one file; only
-    their rows are compared exactly (2M rows: ~1.5 s on a loaded 2-core host)."""
+    copies inside one file all stay (:func:`unique_spans` hides them from the analyses).
+
+    One aggregation over the record hashes finds those held by more than one file; only their
+    rows are compared exactly (2M rows: ~1.5 s on a loaded 2-core host). ``few``: those files
+    hold few of the table's rows (a small load into a large case): only the traces they have
+    are aggregated (2M rows, 50k of them loaded: 2.8 s -> 1.0 s)."""
     key = ", ".join(SAME_RECORD)
     s_key = ", ".join(f"s.{c}" for c in SAME_RECORD)
+    scope = (f"WHERE trace_id IN (SELECT DISTINCT trace_id FROM spans WHERE source_file IN (SELECT path FROM {files_table}))"
+             if few else "")
     return f"""
-WITH shared AS (SELECT hash({key}) AS h FROM spans GROUP BY 1 HAVING min(source_file) <> max(source_file))
+WITH shared AS (SELECT hash({key}) AS h FROM spans {scope} GROUP BY 1 HAVING min(source_file) <> max(source_file))
 SELECT rid, source_file FROM (
   SELECT s.rowid AS rid, s.source_file, f.ord,
     first_value(s.source_file) OVER (PARTITION BY {s_key} ORDER BY f.ord NULLS FIRST, s.rowid) AS keeper

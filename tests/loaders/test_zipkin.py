@@ -257,3 +257,20 @@ def test_exact_duplicate_spans_across_files_are_kept_once(tmp_path):
     later = again.load(second)
     assert (later.rows_loaded, later.rows_merged) == (1, 1)
     assert forensics.verify(again).ok
+
+
+def test_a_copy_loaded_later_into_a_larger_case_is_merged(tmp_path, monkeypatch):
+    from forensics import _duplicates
+
+    lines = (Z / "spans.ndjson").read_text().splitlines()
+    (tmp_path / "all.ndjson").write_text("\n".join(lines) + "\n")
+    (tmp_path / "one.ndjson").write_text(lines[1] + "\n")
+    scoped: list[bool] = []
+    real = _duplicates.repeated_records_sql
+    monkeypatch.setattr(_duplicates, "repeated_records_sql", lambda t, few=False: (scoped.append(few), real(t, few=few))[1])
+    case = forensics.open_case()
+    first = case.load(tmp_path / "all.ndjson")
+    later = case.load(tmp_path / "one.ndjson")
+    assert scoped == [False, True]  # the small load only looks at the traces it has
+    assert (later.rows_loaded, later.rows_merged) == (0, 1)
+    assert case.sql("SELECT count(*) FROM spans").scalar() == first.rows_loaded == 2

@@ -337,7 +337,9 @@ def _merge_repeated_spans(case: "Case", report: LoadReport) -> None:
     case.con.register(names, paths)
     run(case.con, "BEGIN TRANSACTION")
     try:
-        run(case.con, f"CREATE TEMP TABLE {repeated} AS {repeated_records_sql(names)}")
+        added = sum(f.by_table["spans"] for f in files)
+        few = added < 0.5 * (one(case.con, "SELECT count(*) FROM spans") or (0,))[0]
+        run(case.con, f"CREATE TEMP TABLE {repeated} AS {repeated_records_sql(names, few=few)}")
         counts = dict(run(case.con, f"SELECT source_file, count(*) FROM {repeated} GROUP BY 1"))
         if counts:
             run(case.con, f"DELETE FROM spans WHERE rowid IN (SELECT rid FROM {repeated})")
