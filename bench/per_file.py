@@ -2,7 +2,7 @@
 OTLP/HTTP exporter POSTs, one ``ExportTraceServiceRequest`` per batch, as a collector that keeps
 request bodies stores them) against one file holding all of them.
 
-    python -m bench.per_file [--bodies 100] [--spans-per-body 50] [--repeat 3] [--case-file]
+    python -m bench.per_file [--bodies 100] [--spans-per-body 50] [--repeat 3] [--case-file] [--json] [--unbatched]
 
 The spans come from ``forensics.synth`` (scenario ``clean``): its OTLP JSON lines are parsed
 with opentelemetry-proto and re-serialized as protobuf, the bodies split by whole traces, and
@@ -65,6 +65,31 @@ def write_bodies(out: Path, bodies: int, spans_per_body: int) -> tuple[list[Path
     return paths, single, spans
 
 
+def as_json(paths: list[Path], out: Path) -> tuple[list[Path], Path]:
+    """The bodies as OTLP/HTTP JSON bodies (protobuf-JSON with hex ids, one line each) under
+    ``out/json``, and one JSON-lines file holding them all (``out/all.jsonl``)."""
+    import base64
+
+    from google.protobuf import json_format
+
+    from forensics.loaders.traces.otlp.otlp_proto import parse_request
+
+    def hex_ids(node: object) -> object:
+        if isinstance(node, dict):
+            return {k: base64.b64decode(v).hex() if k in ("traceId", "spanId", "parentSpanId") and isinstance(v, str)
+                    else hex_ids(v) for k, v in node.items()}
+        return [hex_ids(v) for v in node] if isinstance(node, list) else node
+
+    (out / "json").mkdir()
+    lines, written = [], []
+    for path in paths:
+        lines.append(json.dumps(hex_ids(json_format.MessageToDict(parse_request(path.read_bytes())))))
+        written.append(out / "json" / f"{path.stem}.json")
+        written[-1].write_text(lines[-1])
+    (out / "all.jsonl").write_text("\n".join(lines) + "\n")
+    return written, out / "all.jsonl"
+
+
 def timed_load(target: Path, case_file: Path | None, **options: object) -> tuple[float, float, int]:
     """(wall seconds, CPU seconds of the process, spans loaded) of one load of ``target`` into a
     fresh case."""
@@ -84,25 +109,30 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--spans-per-body", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--case-file", action="store_true", help="load into a case file instead of memory")
+    parser.add_argument("--json", action="store_true", help="OTLP/HTTP JSON bodies (and one JSON-lines file) instead")
     parser.add_argument("--unbatched", action="store_true",
                         help="also load the bodies one conversion per file (batch_small_files=False), for comparison")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         paths, single, spans = write_bodies(root, args.bodies, args.spans_per_body)
+        bodies = root / "bodies"
+        if args.json:
+            paths, single = as_json(paths, root)
+            bodies = root / "json"
         case_file = root / "case.duckdb" if args.case_file else None
         timed_load(paths[0], case_file)  # warm-up: first-use costs (imports, DuckDB extensions, drain3)
         best: dict[str, float] = {}
         loaded: dict[str, int] = {}
         for _ in range(args.repeat):
-            runs = [("one_file", single, {}), ("bodies", root / "bodies", {})]
-            runs += [("unbatched", root / "bodies", {"batch_small_files": False})] if args.unbatched else []
+            runs = [("one_file", single, {}), ("bodies", bodies, {})]
+            runs += [("unbatched", bodies, {"batch_small_files": False})] if args.unbatched else []
             for name, target, options in runs:
                 seconds, cpu, loaded[name] = timed_load(target, case_file, **options)
                 best[name] = min(best.get(name, seconds), seconds)
                 best[name + "_cpu"] = min(best.get(name + "_cpu", cpu), cpu)
     assert set(loaded.values()) == {spans}, (loaded, spans)
-    result = {"bodies": len(paths), "spans": spans, "case_file": args.case_file,
+    result = {"bodies": len(paths), "spans": spans, "case_file": args.case_file, "json": args.json,
               "one_file_s": round(best["one_file"], 3), "bodies_s": round(best["bodies"], 3),
               "per_body_ms": round(1000 * (best["bodies"] - best["one_file"]) / len(paths), 2),
               "ratio": round(best["bodies"] / best["one_file"], 2),

@@ -1,5 +1,6 @@
-"""Reading the next files ahead (forensics.loaders.core.read_ahead) and loading small files in shared
-transactions (forensics.loaders.core.api._Group) change nothing but speed: the same rows, rejects,
+"""Reading the next files ahead (forensics.loaders.core.read_ahead), loading small files in shared
+transactions (forensics.loaders.core.api._Group) and converting small OTLP files in batches
+(api._Batch) change nothing but speed: the same rows, rejects,
 warnings and file reports as a load without them, strict mode and internal errors failing at the
 same file with the files before it loaded, and a file that changed after it was read ahead read
 again."""
@@ -64,7 +65,7 @@ def export_dir(tmp_path: Path) -> Path:
     for fmt in ("jaeger", "zipkin", "otlp"):
         shutil.copytree(DATA / fmt, out / fmt)
     for case in build_cases():
-        if case.format in ("jaeger_json", "zipkin_json", "otlp_json") and len(case.data) < 1 << 20:
+        if case.format in ("jaeger_json", "zipkin_json", "otlp_json", "otlp_proto") and len(case.data) < 1 << 20:
             (out / "corpus" / case.format).mkdir(parents=True, exist_ok=True)
             (out / "corpus" / case.format / case.filename).write_bytes(case.data)
     (out / "api").mkdir()
@@ -78,6 +79,10 @@ def export_dir(tmp_path: Path) -> Path:
 def test_a_directory_loads_the_same_with_and_without_reading_ahead(export_dir: Path, tmp_path: Path, monkeypatch) -> None:
     taken = _spy_takes(monkeypatch)
     monkeypatch.setattr(api, "GROUP_FILES", 7)  # several groups of small files
+    batched: list[str] = []
+    real_batch = api._load_batch
+    monkeypatch.setattr(api, "_load_batch", lambda case, files, **kw: (batched.extend(f.fmt for f in files),
+                                                                       real_batch(case, files, **kw))[1])
     ahead = _snapshot(export_dir, case_path=tmp_path / "ahead.duckdb")
     monkeypatch.undo()
     plain = _snapshot(export_dir, case_path=tmp_path / "plain.duckdb", read_ahead=False, group_small_files=False)
@@ -91,7 +96,8 @@ def test_a_directory_loads_the_same_with_and_without_reading_ahead(export_dir: P
     assert all(isinstance(t, RecordingContext) for t in used)
     assert len(used) > len(taken) / 2  # most files were read ahead (not the first, the API v3 ones...)
     assert any(e[0] == "reject" for t in used for e in t.events)  # rejects were replayed too
-    assert {t.format for t in used} == {"jaeger_json", "zipkin_json", "otlp_json"}
+    assert {t.format for t in used} == {"jaeger_json", "zipkin_json"}  # small OTLP files load in batches instead
+    assert {"otlp_json", "otlp_proto"} == set(batched) and len(batched) > 40
 
 
 @pytest.mark.parametrize("bad", ["cut_download.json", "broken.json"])

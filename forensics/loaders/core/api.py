@@ -269,7 +269,8 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
     try:
         threshold = _checkpoint_threshold(case, LOAD_CHECKPOINT_THRESHOLD)
         if read_ahead and len(entries) > 1:
-            ahead = ReadAhead(strict=strict, format=format, options=options, workers=FILES_AHEAD)
+            ahead = ReadAhead(strict=strict, format=format, options=options, workers=FILES_AHEAD,
+                              skip=_batched if batching else None)
         for i, entry in enumerate(iterator):
             path = entry.path
             if entry.skip is not None:
@@ -289,11 +290,10 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
             group.begin()
             try:
                 file = _admit(case, path, strict=strict, format=format, force=force, taken=batch.taken)
-                if isinstance(file, _Admitted) and batching and formats()[file.fmt].load_batch is not None:
+                if isinstance(file, _Admitted) and batching and _batched(file.path, file.fmt):
                     batch.add(file, size)
                     continue
-                batch.flush()
-                if not group.open:  # the batch failed and its files were loaded one by one: this one too
+                if not batch.flush():  # the batch failed and its files were loaded one by one: this one too
                     group.done(alone(path))
                     continue
                 fr = file if isinstance(file, FileReport) else _load_one(
@@ -458,18 +458,20 @@ class _Batch:
         self.files.append((file, size))
         self.taken[file.sha] = (file.path, file.fmt)
         if len(self.files) >= BATCH_FILES or sum(n for _, n in self.files) >= BATCH_BYTES:
-            self.flush()
+            if self.flush() and self.group.full():
+                self.group.commit()
 
     def drop(self) -> list[tuple[_Admitted, int]]:
         """Forget the waiting files (returned)."""
         files, self.files, self.taken = self.files, [], {}
         return files
 
-    def flush(self) -> None:
-        """Convert the waiting files and add their reports to the group (on failure: the group is
-        rolled back and its files, these included, loaded one transaction each)."""
+    def flush(self) -> bool:
+        """Convert the waiting files and add their reports to the group; False when that failed
+        (the group was then rolled back and its files, these included, loaded one transaction
+        each)."""
         if not self.files:
-            return
+            return True
         files = self.drop()
         try:
             reports = _load_batch(self.case, [f for f, _ in files], strict=self.strict, options=self.options)
@@ -478,11 +480,10 @@ class _Batch:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             self.group.redo([f.path for f, _ in files])
-            return
+            return False
         for (file, size), fr in zip(files, reports):
             self.group.add(file.path, fr, size)
-        if self.group.full():
-            self.group.commit()
+        return True
 
 
 def _bounded_memory(case: "Case", limit: str | None) -> str | None:
@@ -647,6 +648,16 @@ def _load_error(case: "Case", file: _Admitted, exc: BaseException) -> BaseExcept
                          "path on another disk, then load again")
     return LoadError(f"internal error while loading as {file.fmt}: {type(exc).__name__}: {exc}", path=file.path,
                      hint="this is a bug in forensics; please report it with the file")
+
+
+def _batched(path: str, fmt: str) -> bool:
+    """Whether the file ``path`` in format ``fmt`` goes to its format's ``load_batch`` when a
+    load batches small files (see :class:`_Batch`)."""
+    spec = formats()[fmt]
+    if spec.load_batch is None or (spec.batchable is not None and not spec.batchable(path)):
+        return False
+    size = estimated_text_bytes(path)
+    return size is not None and size <= GROUP_FILE_BYTES
 
 
 def _load_batch(case: "Case", files: list[_Admitted], *, strict: bool, options: dict[str, Any]) -> list[FileReport]:

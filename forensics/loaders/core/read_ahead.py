@@ -108,8 +108,10 @@ class ReadAhead:
     coming next, :meth:`take` a file's result when its turn comes; :meth:`close` at the end.
     ``workers`` files are read at the same time (each worker with a scratch connection)."""
 
-    def __init__(self, *, strict: bool, format: str | None, options: dict[str, Any], workers: int = 2) -> None:
-        self._strict, self._format, self._options = strict, format, dict(options)
+    def __init__(self, *, strict: bool, format: str | None, options: dict[str, Any], workers: int = 2,
+                 skip: Callable[[str, str], bool] | None = None) -> None:
+        """``skip(path, format)``: files not to read ahead (they load another way, in a batch)."""
+        self._strict, self._format, self._options, self._skip = strict, format, dict(options), skip
         formats()  # every loader imported here, not by two threads at once
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="forensics-read-ahead")
         self._local = threading.local()
@@ -147,7 +149,7 @@ class ReadAhead:
         try:
             fmt = self._format or sniff(path)
             spec = formats()[fmt]
-            if spec.read_ahead is None:
+            if spec.read_ahead is None or (self._skip is not None and self._skip(path, fmt)):
                 return None
             result = spec.read_ahead(path, fmt, self._strict, self._options, self._scratch())
         except Exception:  # noqa: BLE001 - the load itself reproduces and reports it

@@ -24,7 +24,8 @@ class FormatSpec:
     (:data:`.options.OPTIONS`).
     ``load_batch(ctxs)``, optional, loads several small files at once, one context each, with
     the rows, rejects and counts ``load`` would give each (a load of many small files then pays
-    the fixed cost of a conversion once, see ``forensics.loaders.core.api._Batch``).
+    the fixed cost of a conversion once, see ``forensics.loaders.core.api._Batch``);
+    ``batchable(path)``, optional, says which small files go to ``load_batch`` (default: all).
     """
 
     name: str
@@ -36,6 +37,7 @@ class FormatSpec:
     read_ahead: Callable[..., Any] | None = None
     options: tuple["LoadOption", ...] = ()
     load_batch: Callable[[list["LoadContext"]], None] | None = None
+    batchable: Callable[[str], bool] | None = None
 
 
 FORMATS: dict[str, FormatSpec] = {}
@@ -44,14 +46,15 @@ FORMATS: dict[str, FormatSpec] = {}
 def register_format(name: str, *, signal: str, description: str, sniff: Callable[["Head"], float],
                     extensions: tuple[str, ...] = (), read_ahead: Callable[..., Any] | None = None,
                     options: tuple["LoadOption", ...] = (),
-                    load_batch: Callable[[list["LoadContext"]], None] | None = None) -> Callable:
+                    load_batch: Callable[[list["LoadContext"]], None] | None = None,
+                    batchable: Callable[[str], bool] | None = None) -> Callable:
     """Decorator for a loader function: ``@register_format("otlp_json", signal=..., sniff=...)``."""
 
     def deco(fn: Callable[["LoadContext"], None]) -> Callable[["LoadContext"], None]:
         if name in FORMATS and FORMATS[name].load is not fn:
             raise RuntimeError(f"format {name!r} registered twice")
         FORMATS[name] = FormatSpec(name, signal, description, sniff, fn, extensions, read_ahead, tuple(options),
-                                   load_batch)
+                                   load_batch, batchable)
         return fn
 
     return deco

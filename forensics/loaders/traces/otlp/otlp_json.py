@@ -46,7 +46,7 @@ from forensics.loaders.core.registry import register_format
 
 from .arrow import fast_blocks, read_ahead
 from .document_stream import DocumentWalker, Elements, Problem, Whole
-from .requests import emit_requests, install_macros, requests_table
+from .requests import emit_files, emit_requests, files_table, install_macros, lines_table, requests_table
 
 _REQUEST_START = re.compile(r'\[?\s*\{\s*"(resourceSpans|resourceLogs|resourceMetrics)"\s*:')
 _KEYS = ("resourceSpans", "resourceLogs", "resourceMetrics")
@@ -138,9 +138,64 @@ def _read_ahead(path: str, format: str, strict: bool, options: dict, scratch: du
     return read_ahead(path, format, strict, options, scratch)
 
 
+#: largest file (text bytes, estimated) loaded in a batch with others (see :func:`load_otlp_json_files`)
+BATCH_FILE_BYTES = 1 << 20
+
+
+def _batchable(path: str) -> bool:
+    """Small files (an OTLP/HTTP request body with JSON encoding is one line) go to
+    :func:`load_otlp_json_files`; larger ones keep their own load, read ahead on the fast path."""
+    size = fio.estimated_text_bytes(path)
+    return size is not None and size <= BATCH_FILE_BYTES
+
+
+def load_otlp_json_files(ctxs: list[LoadContext]) -> None:
+    """Load several small OTLP/JSON files at once: one SQL mapping (the general path, whose rows
+    the fast path reproduces) for all the request lines, and another for all the documents;
+    each file's rows, positions and rejects as if it were loaded alone. A document that is not
+    valid UTF-8 JSON is loaded on its own (its rejects come from the stream)."""
+    lines: list[tuple[LoadContext, pa.Table]] = []
+    docs: list[tuple[LoadContext, list[str]]] = []
+    for ctx in ctxs:
+        if not _is_document(head_of(ctx.path)):
+            read = list(ctx.line_batches())
+            lines.append((ctx, pa.concat_tables(read) if read else pa.table({"line": pa.array([], pa.int64()),
+                                                                              "raw": pa.array([], pa.string())})))
+            continue
+        text = _valid_document(ctx)
+        if text is None:
+            load_otlp_json(ctx)
+        else:
+            docs.append((ctx, _split_documents(ctx, text)))
+    install_macros(ctxs[0])
+    if lines:
+        _emit_files([c for c, _ in lines], lines_table([t for _, t in lines]), doc_mode=False)
+    if docs:
+        _emit_files([c for c, _ in docs], files_table([d for _, d in docs]), doc_mode=True)
+
+
+def _valid_document(ctx: LoadContext) -> str | None:
+    """The file's text when it is whole, UTF-8 and valid JSON (else None: nothing rejected)."""
+    try:
+        text = fio.read_all(ctx.path, BATCH_FILE_BYTES * 4).decode("utf-8-sig")
+    except (fio.StreamTruncated, fio.RecordTooLarge, UnicodeDecodeError):
+        return None
+    return text if scalar(ctx.con, "SELECT json_valid(?)", [text]) else None
+
+
+def _emit_files(ctxs: list[LoadContext], table: pa.Table, *, doc_mode: bool) -> None:
+    if table.num_rows:
+        name = ctxs[0].register(table)
+        try:
+            emit_files(ctxs, name, doc_mode=doc_mode)
+        finally:
+            ctxs[0].unregister(name)
+
+
 @register_format("otlp_json", signal="mixed",
                  description="OTLP/JSON traces, logs and metrics (collector file exporter lines or one document)",
-                 sniff=_sniff, extensions=(".json", ".jsonl", ".ndjson", ".otlp"), read_ahead=_read_ahead)
+                 sniff=_sniff, extensions=(".json", ".jsonl", ".ndjson", ".otlp"), read_ahead=_read_ahead,
+                 load_batch=load_otlp_json_files, batchable=_batchable)
 def load_otlp_json(ctx: LoadContext) -> None:
     """Load an OTLP/JSON file (see the module docstring for the supported shapes)."""
     install_macros(ctx)

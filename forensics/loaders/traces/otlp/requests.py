@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from forensics._db import one, run, scalar
 from forensics.loaders.core.context import LoadContext
@@ -43,33 +44,48 @@ def _present(ctx: LoadContext, src: str, by: str = "true") -> list[tuple]:
 
 
 def files_table(docs: list[list[str]]) -> pa.Table:
-    """The (line, doc, raw) requests of a batch of files (``docs[k]``: file k's request texts):
-    ``doc`` holds the file's number (from 1) above :data:`~.sql.FILE_SHIFT` and the request's
-    index in its file below."""
+    """The (line, doc, raw) requests of a batch of files in doc mode (``docs[k]``: file k's
+    request texts): ``doc`` holds the file's number (from 1) above :data:`~.sql.FILE_SHIFT`
+    and the request's index in its file below."""
     doc = [(k << FILE_SHIFT) | j for k, texts in enumerate(docs, 1) for j in range(len(texts))]
     return pa.table({"line": pa.nulls(len(doc), pa.int64()), "doc": pa.array(doc, pa.int64()),
                      "raw": pa.array([t for texts in docs for t in texts], pa.large_string())})
 
 
-def emit_files(ctxs: list[LoadContext], src: str) -> None:
-    """:func:`emit_requests` in doc mode for a batch of files: ``src`` is a :func:`files_table`,
-    registered on ``ctxs[0]``. Each signal is parsed and mapped once for every file (the cost of
-    the mapping is mostly fixed: DuckDB binds a large query), and the rows and rejects of all the
-    files emitted at once, each counted by its own context, with the positions they have when the
-    file loads alone (records numbered within their file, a document-level reject at its
-    document's index)."""
+def lines_table(lines: list[pa.Table]) -> pa.Table:
+    """The (line, doc, raw) requests of a batch of files in line mode (``lines[k]``: file k's
+    ``(line, raw)``): ``line`` holds the file's number (from 1) above :data:`~.sql.FILE_SHIFT`
+    and the line number below."""
+    parts = [pa.table({"line": pc.bit_wise_or(t.column("line").cast(pa.int64()), pa.scalar(k << FILE_SHIFT, pa.int64())),
+                       "doc": pa.nulls(t.num_rows, pa.int64()), "raw": t.column("raw").cast(pa.large_string())})
+             for k, t in enumerate(lines, 1)]
+    return pa.concat_tables(parts) if parts else pa.table({"line": pa.array([], pa.int64()), "doc": pa.array([], pa.int64()),
+                                                          "raw": pa.array([], pa.large_string())})
+
+
+def emit_files(ctxs: list[LoadContext], src: str, *, doc_mode: bool = True) -> None:
+    """:func:`emit_requests` for a batch of files: ``src`` is a :func:`files_table` (doc mode)
+    or a :func:`lines_table`, registered on ``ctxs[0]``. Each signal is parsed and mapped once
+    for every file (the cost of the mapping is mostly fixed: DuckDB binds a large query), and
+    the rows and rejects of all the files emitted at once, each counted by its own context,
+    with the positions they have when the file loads alone (lines; or records numbered within
+    their file and a document-level reject at its document's index)."""
     lead = ctxs[0]
-    present = {k: has for k, *has in _present(lead, src, f"doc >> {FILE_SHIFT}")}
+    mask = (1 << FILE_SHIFT) - 1
+    if doc_mode:  # records: source_line is the file number; document-level rejects: offset holds it
+        position = (f"CAST(NULL AS BIGINT) AS source_line, CASE WHEN s.source_line IS NULL THEN s.source_offset & {mask} "
+                    "ELSE s.source_offset END AS source_offset",
+                    f"coalesce(s.source_line, s.source_offset >> {FILE_SHIFT})")
+    else:
+        position = f"s.source_line & {mask} AS source_line", f"s.source_line >> {FILE_SHIFT}"
+    by = f"{'doc' if doc_mode else 'line'} >> {FILE_SHIFT}"
+    present = {k: has for k, *has in _present(lead, src, by)}
     for i, (signal, build) in enumerate(_SIGNAL_SQL.items()):
         files = [k for k, has in present.items() if has[i]]
         if not files:
             continue
-        lead.emit(signal, f"""
-            SELECT s.* REPLACE (CAST(NULL AS BIGINT) AS source_line,
-              CASE WHEN s.source_line IS NULL THEN s.source_offset & {(1 << FILE_SHIFT) - 1}
-                   ELSE s.source_offset END AS source_offset),
-              coalesce(s.source_line, s.source_offset >> {FILE_SHIFT}) AS _file
-            FROM ({build(src, doc_mode=True)}) s""", files=ctxs)
+        lead.emit(signal, f"SELECT s.* REPLACE ({position[0]}), {position[1]} AS _file "
+                          f"FROM ({build(src, doc_mode=doc_mode)}) s", files=ctxs)
         for k in files:  # the signal's count, 0 included, as a file alone has it
             ctxs[k - 1].loaded[signal] += 0
 
