@@ -221,3 +221,55 @@ def test_a_damaged_parquet_file_keeps_its_readable_rows_and_rejects_the_rest(tmp
     assert case.sql("SELECT count(*) FROM spans").scalar() == 2
     assert case.sql("SELECT source_offset, reason_code FROM rejects").rows() == [(2, "truncated")]
     assert (report.records_read, report.rows_loaded, report.rows_rejected) == (3, 2, 1)
+
+
+def _clickhouse_rows(case):
+    return case.sql("SELECT span_id, parent_span_id, service, service_version, name, kind, status, status_message, "
+                    "duration_ms, http_route, http_status_code, db_system, attributes['db.statement'], "
+                    "resource_attributes['k8s.pod.name'], strftime(start_time, '%H:%M:%S.%f') FROM spans "
+                    "ORDER BY start_time").rows()
+
+
+CLICKHOUSE = [
+    ("eee19b7ec3c1b174", None, "frontend", "2.1.0", "GET /api/products", "server", "error", "downstream failed", 250.0,
+     "/api/products", 500, None, None, "frontend-6d8f9c7b54-tw2xq", "10:00:00.000000"),
+    ("0c0a1b2c3d4e5f60", "eee19b7ec3c1b174", "frontend", "2.1.0", "SELECT products", "client", "unset", None, 31.5,
+     None, None, "postgresql", "SELECT * FROM products WHERE name = 'o''brien'", None, "10:00:00.012000"),
+    ("1d1e1f2021222324", "eee19b7ec3c1b174", "frontend", None, "GET /stock", "client", "error",
+     "503 Service Unavailable", 190.0, None, None, None, None, None, "10:00:00.050000"),
+]
+
+
+def test_the_clickhouse_exporters_table_as_csv_needs_no_mapping():
+    """otel_traces of the Collector's ClickHouse exporter exported as CSV: maps written
+    ``{'k':'v'}`` (quotes escaped), Duration in nanoseconds, kinds and statuses as it names them."""
+    path = DATA / "clickhouse_otel_traces.csv"
+    assert sniff(str(path)) == "spans_table"
+    case = forensics.open_case()
+    report = case.load(path)
+    assert (report.rows_loaded, report.rows_rejected) == (3, 0)
+    assert _clickhouse_rows(case) == CLICKHOUSE
+    assert case.sql("SELECT resource_attributes['service.version'], attributes['Events.Name'] FROM spans "
+                    "ORDER BY start_time").rows() == [("2.1.0", "[]"), ("2.1.0", "[]"), (None, "['exception']")]
+
+
+def test_the_clickhouse_exporters_table_as_parquet_with_map_columns(tmp_path):
+    rows = pa.table({
+        "Timestamp": pa.array([BASE.replace(microsecond=m) for m in (0, 12000, 50000)], pa.timestamp("ns", "UTC")),
+        "TraceId": ["5b8efff798038103d269b633813fc60c"] * 3,
+        "SpanId": ["eee19b7ec3c1b174", "0c0a1b2c3d4e5f60", "1d1e1f2021222324"],
+        "ParentSpanId": ["", "eee19b7ec3c1b174", "eee19b7ec3c1b174"],
+        "SpanName": ["GET /api/products", "SELECT products", "GET /stock"],
+        "SpanKind": ["Server", "Client", "SPAN_KIND_CLIENT"], "ServiceName": ["frontend"] * 3,
+        "ResourceAttributes": pa.array([[("k8s.pod.name", "frontend-6d8f9c7b54-tw2xq"), ("service.version", "2.1.0")],
+                                        [("service.version", "2.1.0")], []], pa.map_(pa.string(), pa.string())),
+        "SpanAttributes": pa.array([[("http.route", "/api/products"), ("http.status_code", "500")],
+                                    [("db.system", "postgresql"), ("db.statement", "SELECT * FROM products WHERE name = 'o''brien'")],
+                                    []], pa.map_(pa.string(), pa.string())),
+        "Duration": pa.array([250_000_000, 31_500_000, 190_000_000], pa.uint64()),
+        "StatusCode": ["Error", "Unset", "STATUS_CODE_ERROR"],
+        "StatusMessage": ["downstream failed", "", "503 Service Unavailable"]})
+    pq.write_table(rows, tmp_path / "otel_traces.parquet")
+    case = forensics.open_case()
+    case.load(tmp_path / "otel_traces.parquet")
+    assert _clickhouse_rows(case) == CLICKHOUSE

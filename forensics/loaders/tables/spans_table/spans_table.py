@@ -25,7 +25,14 @@ attribute (text; empty cells left out), so semantic-convention columns such as
   ``IsError`` (true/false, 1/0, yes/no). kind: ``SpanKind``/``Kind`` (names or OTLP numbers).
 * service: a Kubernetes pod name (``checkout-7d9f8b6c5-x2x9z``, also pre-1.8 numeric hashes)
   becomes its workload (``checkout``), the pod name kept in the resource attribute
-  ``k8s.pod.name``.
+  ``k8s.pod.name``; without a service column, the resource attributes' ``service.name``.
+* attributes: a ``SpanAttributes``/``Attributes``/``Tags`` column and a ``ResourceAttributes``
+  column (a map in Parquet/Arrow; in text a JSON object or a ClickHouse map ``{'k':'v'}``)
+  fill ``attributes`` and ``resource_attributes``. So the table of the OpenTelemetry
+  Collector's ClickHouse exporter (``otel_traces``: ``Timestamp``, ``TraceId``, ``SpanId``,
+  ``ParentSpanId``, ``SpanName``, ``SpanKind``, ``ServiceName``, ``Duration``, ``StatusCode``,
+  ``StatusMessage``...) exported as CSV or Parquet loads without a mapping (a ``Duration``
+  beside ``SpanAttributes`` is in nanoseconds, as that table has it).
 
 Rejected, with the line (CSV) or row offset (Parquet): rows with the wrong number of fields,
 no trace or span id, no readable start, an unknown kind or status.
@@ -54,16 +61,24 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "parent_span_id": ("parentspanid", "parentid", "parent", "pspanid", "parentspan", "psid"),
     "service": ("servicename", "service", "svc", "microservice", "application", "app", "podname", "pod",
                 "component"),
+    "service_version": ("serviceversion", "version", "appversion"),
     "name": ("operationname", "spanname", "operation", "name", "endpointname", "endpoint", "interface", "rpc"),
     "start_time": ("starttime", "starttimeunixnano", "start", "startts", "starttimestamp", "begintime", "timestamp",
                    "ts", "time"),
-    "end_time": ("endtime", "endtimeunixnano", "end", "endts", "finishtime"),
+    "end_time": ("endtime", "endtimeunixnano", "endtimestamp", "end", "endts", "finishtime"),
     "duration": ("duration", "durationms", "durationus", "durationns", "durations", "elapsed", "elapsedtime",
                  "latency", "responsetime", "rt"),
     "status": ("statuscode", "status", "otelstatuscode", "spanstatus"),
     "is_error": ("iserror", "error", "haserror", "failed"),
     "kind": ("spankind", "kind"),
+    "status_message": ("statusmessage", "statusdescription"),
+    "attributes": ("spanattributes", "attributes", "tags", "attrs", "spantags"),
+    "resource_attributes": ("resourceattributes", "resourcetags"),
 }
+#: fields whose column holds a map of attributes (see :func:`map_sql`)
+MAPS = ("attributes", "resource_attributes")
+#: one entry of a ClickHouse map written as text, ``{'key':'value',...}`` (SQL string literal)
+_CH_ENTRY = r"'''((?:[^''\\]|\\.)*)'':''((?:[^''\\]|\\.)*)'''"
 MAPPING_ALIASES = {"start": "start_time", "end": "end_time", "duration_ms": "duration", "parent_id": "parent_span_id",
                    "operation": "name", "service_name": "service", "error": "is_error"}
 #: unit words in a column name -> microseconds per unit
@@ -177,10 +192,24 @@ def _epoch_unit(sample: str | None) -> float | None:
     return 1e6 if x < 1e11 else 1e3 if x < 1e14 else 1.0 if x < 1e17 else 1e-3
 
 
+def map_sql(text: str) -> str:
+    """``MAP(VARCHAR, VARCHAR)`` of an attributes column written as text: a JSON object, a
+    ClickHouse map (``{'http.method':'GET'}``, what its CSV/TSV output writes for the
+    OpenTelemetry exporter's ``SpanAttributes``) or DuckDB's ``{key=value}``; NULL if none."""
+    v = f"trim({text})"
+    part = "replace(regexp_extract(_m, " + _CH_ENTRY + ", {}), '\\''', '''')"
+    clickhouse = (f"map_from_entries(list_transform(regexp_extract_all({v}, {_CH_ENTRY}), "
+                  f"lambda _m: {{'key': {part.format(1)}, 'value': {part.format(2)}}}))")
+    return (f"(CASE WHEN starts_with({v}, '{{\"') OR {v} = '{{}}' THEN TRY_CAST(TRY_CAST({v} AS JSON) AS MAP(VARCHAR, VARCHAR)) "
+            f"WHEN starts_with({v}, '{{''') THEN {clickhouse} ELSE TRY_CAST({v} AS MAP(VARCHAR, VARCHAR)) END)")
+
+
 def _select(src: str, ref: dict[str, str], names: list[str], cols: dict[str, int], extra: list[int],
             line: str, offset: str, raw: str, width_check: str, duration_unit: float) -> str:
-    """The raw canonical columns of the rows of ``src`` (``ref[field]``: SQL text of a column)."""
-    get = {f: f"nullif(trim({ref[f]}), '')" if f in ref else "NULL" for f in FIELDS}
+    """The raw canonical columns of the rows of ``src`` (``ref[field]``: SQL text of a column;
+    for the :data:`MAPS` fields, of a MAP)."""
+    get = {f: f"nullif(trim({ref[f]}), '')" if f in ref else "NULL" for f in FIELDS if f not in MAPS}
+    maps = {f: f"coalesce({ref[f]}, MAP {{}})" if f in ref else "MAP {}" for f in MAPS}
     start_unit = unit_of(names[cols["start_time"]]) if "start_time" in cols else None
     start = _time_sql(get["start_time"], start_unit)
     if "end_time" in cols:
@@ -198,7 +227,7 @@ def _select(src: str, ref: dict[str, str], names: list[str], cols: dict[str, int
                     f"WHEN lower({get['is_error']}) IN ('false', '0', 'no', 'f', 'n') AND {status} IS NULL THEN 'unset' "
                     f"ELSE {status_sql(f'upper({status})')} END")
     kind = kind_sql(f"upper(regexp_replace(coalesce({get['kind']}, ''), '^(?i:span_kind_)', ''))")
-    service = get["service"]
+    service = f"coalesce({get['service']}, {maps['resource_attributes']}['service.name'])"
     workload = f"CASE WHEN regexp_full_match({service}, {_POD}) THEN {pod_workload_sql(service)} ELSE {service} END"
     originals = ", ".join(
         f"{{'key': 'forensics.original_{f}', 'value': CASE WHEN {_is_hashed(get[f], w)} THEN {get[f]} END}}"
@@ -209,15 +238,17 @@ def _select(src: str, ref: dict[str, str], names: list[str], cols: dict[str, int
     return f"""
 SELECT {_id_sql(get['trace_id'], TRACE_ID_HEX)} AS trace_id, {_id_sql(get['span_id'], SPAN_ID_HEX)} AS span_id,
   {_id_sql(parent, SPAN_ID_HEX)} AS parent_span_id,
-  {workload} AS service, NULL AS service_version, {get['name']} AS name,
-  {kind} AS kind, {get['kind']} AS kind_raw, {status_canon} AS status, {status} AS status_raw, NULL AS status_message,
+  {workload} AS service, coalesce({get['service_version']}, {maps['resource_attributes']}['service.version'])
+    AS service_version, {get['name']} AS name,
+  {kind} AS kind, {get['kind']} AS kind_raw, {status_canon} AS status, {status} AS status_raw,
+  {get['status_message']} AS status_message,
   {start} AS start_time, {end} AS end_time, {duration} AS duration_ms,
-  map_from_entries(list_filter([{', '.join(x for x in (originals, extras, http_status) if x)}], lambda e: e.value IS NOT NULL))
-    AS attributes,
-  map_from_entries(list_filter([{{'key': 'service.name', 'value': {workload}}},
+  map_concat({maps['attributes']}, map_from_entries(list_filter([{', '.join(x for x in (originals, extras, http_status) if x)}],
+    lambda e: e.value IS NOT NULL))) AS attributes,
+  map_concat({maps['resource_attributes']}, map_from_entries(list_filter([{{'key': 'service.name', 'value': {workload}}},
     {{'key': 'k8s.pod.name', 'value': CASE WHEN regexp_full_match({service}, {_POD}) THEN {service} END}}],
-    lambda e: e.value IS NOT NULL)) AS resource_attributes,
-  NULL AS scope_name, NULL AS scope_version, NULL AS events, NULL AS links, NULL AS host_name,
+    lambda e: e.value IS NOT NULL))) AS resource_attributes,
+  NULL AS scope_name, NULL AS scope_version, NULL AS events, NULL AS links, {maps['resource_attributes']}['host.name'] AS host_name,
   {line} AS source_line, {offset} AS source_offset, {raw} AS _raw, {width_check} AS _width_reason
 FROM {src} t"""
 
@@ -236,6 +267,9 @@ def _duration_unit(ctx: LoadContext, names: list[str], cols: dict[str, int], sam
         if option not in ("s", "ms", "us", "ns"):
             raise UsageError(f"duration_unit={option!r}; use one of s, ms, us, ns")
         return UNITS[option]
+    if "duration" in cols and "end_time" not in cols and unit_of(names[cols["duration"]]) is None and \
+            normalized(names[cols["attributes"]] if "attributes" in cols else "") == "spanattributes":
+        return UNITS["ns"]  # the ClickHouse exporter's otel_traces: Duration in nanoseconds
     named = unit_of(names[cols["start_time"]])
     return named or _epoch_unit(sample_start) or 1e3
 
@@ -287,7 +321,8 @@ def _load_csv(ctx: LoadContext) -> None:
             sample = _first_start(batch, cols["start_time"])
             unit = _duration_unit(ctx, header, cols, sample)
             extra = [i for i in range(len(header)) if i not in cols.values()]
-        ref = {f: f"f[{i + 1}]" for f, i in cols.items()} | {f"_{i}": f"f[{i + 1}]" for i in extra}
+        ref = {f: map_sql(f"f[{i + 1}]") if f in MAPS else f"f[{i + 1}]" for f, i in cols.items()} | {
+            f"_{i}": f"f[{i + 1}]" for i in extra}
         src = ctx.register(batch)
         try:
             inner = _select(f"(SELECT line, raw, {csv_fields_sql('raw')} AS f FROM {src})", ref, header, cols, extra,
@@ -298,6 +333,14 @@ def _load_csv(ctx: LoadContext) -> None:
             ctx.unregister(src)
 
 
+def _map_column(arrow_type: pa.DataType, column: str) -> str:
+    """SQL of an attributes column of a Parquet/Arrow file as a MAP (a map or struct column as
+    it is, text parsed by :func:`map_sql`)."""
+    if pa.types.is_map(arrow_type) or pa.types.is_struct(arrow_type):
+        return f"TRY_CAST({column} AS MAP(VARCHAR, VARCHAR))"
+    return map_sql(f"CAST({column} AS VARCHAR)")
+
+
 def _load_columnar(ctx: LoadContext) -> None:
     found = schema_of(ctx.path)
     assert found is not None
@@ -305,8 +348,8 @@ def _load_columnar(ctx: LoadContext) -> None:
     cols = _columns(ctx, names)
     extra = [i for i in range(len(names)) if i not in cols.values()]
     unit: float | None = None
-    ref = {f: f"CAST({column_sql(i)} AS VARCHAR)" for f, i in cols.items()} | {
-        f"_{i}": f"CAST({column_sql(i)} AS VARCHAR)" for i in extra}
+    ref = {f: _map_column(found.field(i).type, column_sql(i)) if f in MAPS else f"CAST({column_sql(i)} AS VARCHAR)"
+           for f, i in cols.items()} | {f"_{i}": f"CAST({column_sql(i)} AS VARCHAR)" for i in extra}
     raw, raw_params = raw_json_sql(names)
     for _, table in row_batches(ctx):
         if unit is None:
