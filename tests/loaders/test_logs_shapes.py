@@ -118,8 +118,10 @@ def test_february_29th_without_a_leap_year_is_a_reject(tmp_path) -> None:
 
 
 def test_bad_year_option(tmp_path) -> None:
-    with pytest.raises(UsageError, match="year='soon' is not a year"):
+    with pytest.raises(UsageError, match="year='soon' is not a whole number"):
         load_rows(LOGHUB / "openssh.log", year="soon")
+    with pytest.raises(UsageError, match="year=17 is outside 1980..2099"):
+        load_rows(LOGHUB / "openssh.log", year=17)
 
 
 def test_apache_error_log_both_versions() -> None:

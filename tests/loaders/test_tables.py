@@ -91,7 +91,7 @@ def test_a_parquet_file_of_no_canonical_table_is_not_claimed(tmp_path):
     pq.write_table(pa.table({"a": [1], "b": ["x"]}), tmp_path / "other.parquet")
     case = forensics.open_case()
     report = case.load(tmp_path / "other.parquet")
-    assert report.files[0].status == "failed" and "cannot tell which export format" in report.files[0].message
+    assert report.files[0].status == "unknown" and "cannot tell which export format" in report.files[0].message
 
 
 def _spans(case, cols="trace_id, span_id, parent_span_id, service, name, kind, status, start_time, end_time, duration_ms"):

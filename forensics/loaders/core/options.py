@@ -134,7 +134,13 @@ OPTIONS: dict[str, LoadOption] = {o.name: o for o in [
     LoadOption("templates", "bool", True, "mine log templates (drain3) while loading"),
     # formats
     LoadOption("tz", "text", None, "time zone of log times written without an offset"),
-    LoadOption("mapping", "mapping", None, "log field mapping, canonical field -> key(s)"),
+    LoadOption("mapping", "mapping", None, "field mapping of logs (canonical field -> key(s)) and of spans tables "
+                                           "(canonical field -> column)"),
+    LoadOption("year", "count", None, "year of log times written without one (syslog); default: from the case's "
+                                      "other data, else the file's modification time", minimum=1),
+    LoadOption("time_format", "text", None, "strptime format of log times in a shape not read by default"),
+    LoadOption("duration_unit", "choice", None, "unit of a spans table's duration column without one in its name",
+               choices=("s", "ms", "us", "ns")),
     LoadOption("pattern", "text", None, "regex with named groups for plain-text logs"),
     LoadOption("scrape_time", "time", None, "time of Prometheus samples without a timestamp"),
     LoadOption("dialect", "choice", None, "Prometheus text dialect", choices=("prometheus", "openmetrics")),
