@@ -207,7 +207,22 @@ def test_a_file_that_runs_out_of_memory_under_the_loading_limit_is_loaded_again_
     other = tmp_path / "u.jsonl"
     other.write_text('{"resourceSpans":[{"resource":{}}]}\n')
     limits.clear()
-    report = case.load(src, other, force=True)
+    report = case.load(src, other, force=True, batch_small_files=False)
     assert [f.status for f in report.files] == ["loaded", "loaded"]
     # t.jsonl in a group of small files, then alone, then alone under the case's own limit; u.jsonl
     assert limits == ["488.2 MiB", "488.2 MiB", before, "488.2 MiB"]
+    # small OTLP files are converted in one batch: out of memory there, each loads alone as above
+    real_batch = api._load_batch
+
+    def batch_out_of_memory(case_, files, **kw):
+        try:
+            raise duckdb.OutOfMemoryException("could not allocate")
+        except duckdb.OutOfMemoryException as exc:
+            raise LoadError("internal error while loading", path=files[0].path) from exc
+
+    monkeypatch.setattr(api, "_load_batch", batch_out_of_memory)
+    limits.clear()
+    report = case.load(src, other, force=True)
+    assert [f.status for f in report.files] == ["loaded", "loaded"]
+    assert limits == ["488.2 MiB", before, "488.2 MiB"]
+    monkeypatch.setattr(api, "_load_batch", real_batch)
