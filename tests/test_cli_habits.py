@@ -175,7 +175,7 @@ def test_progress_on_a_terminal_and_silence_in_a_pipe(tmp_path: Path) -> None:
              ["detect", str(tmp_path / "c.duckdb"), "--only", "n_plus_one,error_origin"],
              ["report", str(tmp_path / "c.duckdb"), "-o", str(tmp_path / "r.html")],
              ["verify", str(tmp_path / "c.duckdb")]]
-    bars = {"synth": "trace", "load": "file", "detect": "detector", "report": "step", "verify": "file"}
+    bars = {"synth": "trace", "load": "B/s", "detect": "detector", "report": "step", "verify": "file"}
     for argv in steps:
         code, err = _stderr_on_a_terminal(argv, tmp_path)
         assert code == 0, err

@@ -15,11 +15,12 @@ import pyarrow as pa
 
 from forensics import _progress
 from forensics._db import one, run
+from forensics._text import printable
 from forensics._spelling import option as spelled
 from forensics.errors import CaseError, ForensicsError, LoadError, Reason, UnknownFormatError, UsageError
 
 from .context import LoadContext
-from .io import estimated_text_bytes, sha256_and_size
+from .io import ByteMeter, estimated_text_bytes, sha256_and_size
 from .options import OPTIONS, check_options
 from .read_ahead import FILES_AHEAD, ReadAhead
 from .registry import formats
@@ -239,10 +240,11 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
     options = check_options(options)
     report = LoadReport()
     entries = _expand(paths)
-    iterator: Iterable = entries
-    if len(entries) > 1:
-        iterator = _progress.steps(entries, desc="load", unit="file", progress=progress,
-                                   label=lambda entry: os.path.basename(entry.path))
+    shown = _progress.bar(desc="load", total=_bytes_of(entries), unit="B", progress=progress)
+    meter = ByteMeter(shown.update) if _progress.enabled(progress) else None
+    for entry in entries:
+        if meter is not None and entry.skip is None:
+            meter.expect(entry.path)
     bounded = _bounded_memory(case, options.pop("memory_limit", LOAD_MEMORY_LIMIT))
     ignored = [entry.skip is not None for entry in entries]
     read_ahead = options.pop("read_ahead", True)
@@ -264,6 +266,8 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
             run(case.con, "SET memory_limit = ?", [bounded])
             return fr
 
+    if meter is not None:
+        meter.start()
     group = _Group(case, report, on_file, alone)
     batch = _Batch(case, group, strict=strict, options=options)
     try:
@@ -271,8 +275,12 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
         if read_ahead and len(entries) > 1:
             ahead = ReadAhead(strict=strict, format=format, options=options, workers=FILES_AHEAD,
                               skip=_batched if batching else None)
-        for i, entry in enumerate(iterator):
+        for i, entry in enumerate(entries):
             path = entry.path
+            if meter is not None:
+                if i:
+                    meter.finish(entries[i - 1].path)
+                shown.set_postfix_str(printable(f"{i + 1}/{len(entries)} {os.path.basename(path)}"))
             if entry.skip is not None:
                 batch.flush()
                 group.done(FileReport(os.path.abspath(path), None, "ignored", message=entry.skip))
@@ -315,11 +323,26 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
             group.rollback()
         if ahead is not None:
             ahead.close()
+        if meter is not None:
+            meter.stop()
+        shown.close()
         if bounded is not None:
             run(case.con, "RESET memory_limit")
         if threshold is not None:
             run(case.con, "SET checkpoint_threshold = ?", [threshold])
     return report
+
+
+def _bytes_of(entries: "list[_Entry]") -> int | None:
+    """Bytes on disk of the files a load reads (the total of its progress bar); None if unknown."""
+    total = 0
+    for entry in entries:
+        if entry.skip is None:
+            try:
+                total += os.path.getsize(entry.path)
+            except OSError:
+                return None
+    return total
 
 
 def _merge_repeated_spans(case: "Case", report: LoadReport) -> None:

@@ -112,17 +112,130 @@ class _Capped(io.RawIOBase):
             super().close()
 
 
+class ByteMeter:
+    """How far into each file of a load reading has got, in bytes on disk (compressed bytes for a
+    compressed file), told to ``on_bytes(n)`` as ``n`` new bytes. A file read twice (sniffing,
+    then loading; a replay) counts once: only a position past the furthest seen counts. Reads in
+    any thread (read-ahead workers) report here; ``on_bytes`` is called under a lock.
+
+    Active between :meth:`start` and :meth:`stop` (or inside ``with meter:``), and only for the files it :meth:`expect` s: other reads
+    (another load, a test) are not wrapped and cost nothing."""
+
+    def __init__(self, on_bytes: "Callable[[int], None]") -> None:
+        self._on_bytes = on_bytes
+        self._far: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def expect(self, path: str) -> None:
+        """Watch reads of ``path``."""
+        with self._lock:
+            self._far.setdefault(os.path.abspath(path), 0)
+
+    def watches(self, path: str) -> bool:
+        return os.path.abspath(path) in self._far
+
+    def seen(self, path: str, position: int) -> None:
+        """Reading of ``path`` got to ``position`` bytes."""
+        key = os.path.abspath(path)
+        with self._lock:
+            far = self._far.get(key)
+            if far is None or position <= far:
+                return
+            self._far[key] = position
+            self._on_bytes(position - far)
+
+    def finish(self, path: str) -> None:
+        """``path`` is done (loaded, skipped or failed): whatever of it was not read counts now."""
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            return
+        self.seen(path, size)
+
+    def start(self) -> None:
+        """Begin watching: reads of the expected files from now on are metered."""
+        with _METERS_LOCK:
+            _METERS.append(self)
+
+    def stop(self) -> None:
+        with _METERS_LOCK:
+            if self in _METERS:
+                _METERS.remove(self)
+
+    def __enter__(self) -> "ByteMeter":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+_METERS: list[ByteMeter] = []
+_METERS_LOCK = threading.Lock()
+
+
+def _meter_of(path: str) -> ByteMeter | None:
+    if not _METERS:
+        return None
+    with _METERS_LOCK:
+        return next((m for m in _METERS if m.watches(path)), None)
+
+
+class _Metered(io.RawIOBase):
+    """A raw file whose reads tell a :class:`ByteMeter` the position they reached."""
+
+    def __init__(self, raw: io.FileIO, path: str, meter: ByteMeter) -> None:
+        self._raw, self._path, self._meter = raw, path, meter
+        self.name = raw.name
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: "memoryview | bytearray") -> int:  # type: ignore[override]
+        n = self._raw.readinto(buffer)
+        if n:
+            self._meter.seen(self._path, self._raw.tell())
+        return n or 0
+
+    def seekable(self) -> bool:
+        return self._raw.seekable()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+
+def _open_raw(path: str) -> BinaryIO:
+    """``open(path, "rb")``, metered when a :class:`ByteMeter` watches ``path``."""
+    meter = _meter_of(path)
+    if meter is None:
+        return open(path, "rb")
+    return io.BufferedReader(_Metered(io.FileIO(path, "rb"), path, meter), buffer_size=1 << 16)  # type: ignore[return-value]
+
+
 def open_binary(path: str, limits: Limits | None = None,
                 on_limit: "Callable[[LimitHit], None] | None" = None) -> BinaryIO:
     """Open a file for reading, decompressing gzip and zstd transparently (streaming).
 
     A compressed file ends early (reads give ``b""``) once it passes ``limits`` (default:
     :class:`Limits`' defaults); ``on_limit`` is told where. Uncompressed files are read as they are.
+    Reads report their position to the :class:`ByteMeter` watching ``path``, if any (load progress).
     """
     kind = compression_of(path)
     if kind is None:
-        return open(path, "rb")
-    raw = open(path, "rb")
+        return _open_raw(path)
+    raw = _open_raw(path)
     if kind == "gzip":
         stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
     else:
