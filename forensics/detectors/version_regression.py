@@ -242,7 +242,7 @@ def detect_version_regression(case: "Case", *, alpha: float = 0.01, min_latency_
         patterns = rows(case, _call_pattern_sql(call_counts_sql(case), req, tested))
         with temp_table(case, callers_sql(req, pairs)) as callers:
             control_by_pair = controls(rows(case, control_sql(req, pairs, callers), {"min_control": min_control_samples}),
-                                 rows(case, f"SELECT * FROM {callers} ORDER BY t_service, share DESC, service"))
+                                 rows(case, f"SELECT * FROM {callers} ORDER BY t_service, share DESC, service, operation"))
         samples = _samples(case, req, pair_rows)
     # new error types belong to the service version: shown on its own operation's pair, else on
     # the version's busiest compared operation (pairs are ordered by requests)
