@@ -68,7 +68,8 @@ def repeated_records_sql(files_table: str, *, few: bool = False) -> str:
     scope = (f"WHERE trace_id IN (SELECT DISTINCT trace_id FROM spans WHERE source_file IN (SELECT path FROM {files_table}))"
              if few else "")
     return f"""
-WITH shared AS (SELECT hash({key}) AS h FROM spans {scope} GROUP BY 1 HAVING min(source_file) <> max(source_file))
+WITH shared AS (SELECT hash({key}) AS h FROM spans {scope} GROUP BY 1
+                HAVING min(hash(source_file)) <> max(hash(source_file)))
 SELECT rid, source_file FROM (
   SELECT s.rowid AS rid, s.source_file, f.ord,
     first_value(s.source_file) OVER (PARTITION BY {s_key} ORDER BY f.ord NULLS FIRST, s.rowid) AS keeper

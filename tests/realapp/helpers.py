@@ -49,3 +49,14 @@ def max_overlap(starts: pd.Series, ends: pd.Series) -> int:
     ev = pd.DataFrame({"t": list(starts) + list(ends), "d": [1] * len(starts) + [-1] * len(ends)})
     ev = ev.sort_values(["t", "d"])
     return int(ev["d"].cumsum().max())
+
+
+def with_copies(scenario: str, variant: str) -> Any:
+    """A new case of one variant in which the spans of the ``duplicated_traces`` of its truth are
+    held twice: a load keeps repeated records once, but a case written before it did, or rows
+    inserted by hand, hold copies, and every detector must still see each span once."""
+    case = forensics.open_case()
+    forensics.load(case, DATA / scenario / variant, progress=False)
+    traces = truth(scenario)["facts"]["duplicated_traces"]
+    case.execute("INSERT INTO spans SELECT * FROM spans WHERE list_contains(?, trace_id)", [traces])
+    return case

@@ -12,7 +12,7 @@ from forensics.detectors._common import rows
 from forensics.detectors.n_plus_one import detect_n_plus_one
 from forensics.detectors.retry_storm import detect_retry_storm
 
-from .helpers import DATA, loaded, truth, variants
+from .helpers import DATA, loaded, truth, variants, with_copies
 
 CALL_DETECTORS = (detect_n_plus_one, detect_retry_storm)
 
@@ -112,10 +112,11 @@ SELECT k.target, count(*) AS n FROM {calls.calls} c JOIN {calls.keys} k USING (k
 
 
 def test_overlapping_exports_count_each_call_once():
-    """Item 8: three overlapping dumps load the spans of two traces twice; the call detectors see
-    the calls of the dumps that hold each trace once (traces-1 and traces-3), and their findings."""
+    """Item 8: three overlapping dumps hold the spans of two traces twice; in a case holding those
+    copies (a load keeps them once: tests/realapp/test_captures.py) the call detectors see the
+    calls of the dumps that hold each trace once (traces-1 and traces-3), and their findings."""
     t = truth("overlapping_exports")
-    case, _ = loaded("overlapping_exports", "jaeger")
+    case = with_copies("overlapping_exports", "jaeger")
     assert case.sql("SELECT count(*) FROM spans").scalar() == t["facts"]["span_rows"]
     once = forensics.open_case()
     files = t["facts"]["files"]

@@ -355,6 +355,8 @@ def _merge_repeated_spans(case: "Case", report: LoadReport) -> None:
     files = [f for f in report.files if f.status == "loaded" and f.by_table.get("spans")]
     if not files:
         return
+    if len(files) == 1 and one(case.con, "SELECT 1 FROM spans WHERE source_file <> ? LIMIT 1", [files[0].path]) is None:
+        return  # every span is of one file: nothing can repeat another file's records
     paths = pa.table({"path": [f.path for f in files], "ord": list(range(len(files)))})
     names, repeated = f"_load_files_{id(report)}", f"_load_repeated_{id(report)}"
     case.con.register(names, paths)

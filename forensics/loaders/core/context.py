@@ -202,11 +202,11 @@ class LoadContext:
                 self._emit_rejects(source, table, have, files)
             use = [c for c in cols if c in have]
             col_list = ", ".join(f'"{c}"' for c in use)
-            path = "_path" if files is not None else "?"
+            path_sql = "_path" if files is not None else "?"
             n = scalar(
                 self.con,
                 f'INSERT INTO "{table}" ("format", "source_file", {col_list}) '
-                f"SELECT ?, {path}, {col_list} FROM {source} {where_ok}",
+                f"SELECT ?, {path_sql}, {col_list} FROM {source} {where_ok}",
                 [self.format] if files is not None else [self.format, self.path],
             )
             if files is not None:
@@ -270,16 +270,16 @@ class LoadContext:
         reason = "_reject_reason" if "_reject_reason" in have else "_reject_code"
         raw = f"left(CAST(_raw AS VARCHAR), {RAW_LIMIT})" if "_raw" in have else "NULL"
         order = ", ".join(["_file"] * (files is not None) + [f"{c} NULLS LAST" for c in (line, offset) if c != "NULL"]) or "1"
-        path = "_path" if files is not None else "?"
+        path_sql = "_path" if files is not None else "?"
         if self.strict:
             first = one(
-                self.con, f"SELECT {line}, {offset}, _reject_code, {reason}, {raw}, {path} FROM {stage} "
+                self.con, f"SELECT {line}, {offset}, _reject_code, {reason}, {raw}, {path_sql} FROM {stage} "
                 f"WHERE _reject_code IS NOT NULL ORDER BY {order} LIMIT 1", None if files is not None else [self.path])
             if first:
                 raise StrictModeError(str(first[3]), path=first[5], line=first[0], offset=first[1], reason=first[2],
                                       hint="run without --strict to load the other records and list this one in rejects")
         n = scalar(
-            self.con, f"INSERT INTO rejects SELECT {path}, {line}, {offset}, ?, ?, _reject_code, {reason}, {raw} "
+            self.con, f"INSERT INTO rejects SELECT {path_sql}, {line}, {offset}, ?, ?, _reject_code, {reason}, {raw} "
             f"FROM {stage} WHERE _reject_code IS NOT NULL",
             ([] if files is not None else [self.path]) + [self.format, table],
         )

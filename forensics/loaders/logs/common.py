@@ -350,7 +350,7 @@ SELECT
             || ' (expected ISO 8601 / RFC 3339 text, epoch seconds, ms, us or ns, or a known log time shape; '
             || 'pass time_format=''%d.%m.%Y %H:%M:%S'' or the like)'
        WHEN NOT {times.plausible_sql('time')} THEN 'time ' || k_time || '=' || left(v_time, 80) || ' gives year '
-            || year(time) || ', outside {lo}..{hi - 1} (a two-digit year read as four digits, or an epoch in another '
+            || year(time) || ', outside ' || {b(f'{lo}..{hi - 1}')} || ' (a two-digit year read as four digits, or an epoch in another '
             || 'unit?); pass time_format=''...'' to read it' END AS _reject_reason
 FROM parents
 """

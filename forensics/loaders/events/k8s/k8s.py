@@ -188,7 +188,7 @@ rollout AS (
     CASE WHEN reason IN ('Pulling', 'Pulled') THEN {_PULLED_RANK} END AS pulled_rank
   FROM e
 ),
-rs_tags AS (  -- the image tag the pods of each replica set pulled for the workload's own container
+rs_tags AS (  -- the image tag the pods of each replica set pulled for the own container of the workload
   SELECT ns, regexp_extract(oname, '^(.+)-[a-z0-9]{{5}}$', 1) AS rs, arg_min(pulled_tag, (pulled_rank, time)) AS tag
   FROM rollout WHERE okind = 'Pod' AND pulled_tag IS NOT NULL GROUP BY ALL
 )
@@ -197,7 +197,7 @@ SELECT idx AS source_offset, CAST(it AS VARCHAR) AS _raw, time, end_time, count,
   CASE WHEN is_rollout THEN 'deploy' WHEN reason IN ('ScalingReplicaSet', 'SuccessfulRescale') THEN 'scale' ELSE 'k8s' END AS kind,
   coalesce(it->>'$.metadata.labels."app.kubernetes.io/name"', it->>'$.metadata.labels.app', {workload_sql('oname', 'okind')}) AS service,
   CASE WHEN is_rollout THEN (SELECT tag FROM rs_tags t WHERE t.ns IS NOT DISTINCT FROM r.ns AND t.rs = r.scaled.rs)
-       WHEN pulled_rank <= 1 THEN pulled_tag END AS version,  -- a sidecar's or init container's tag is not the version
+       WHEN pulled_rank <= 1 THEN pulled_tag END AS version,  -- the tag of a sidecar or init container is not the version
   map_from_entries(list_filter([
     {{'key': 'namespace', 'value': ns}}, {{'key': 'object_kind', 'value': okind}}, {{'key': 'object_name', 'value': oname}},
     {{'key': 'field_path', 'value': o->>'$.fieldPath'}},
@@ -234,7 +234,7 @@ WITH p AS (
   UNION ALL
   SELECT idx, it, pod, ns, service, pod_time, true, unnest(CASE WHEN json_type(it, '$.status.initContainerStatuses') = 'ARRAY' THEN CAST(it->'$.status.initContainerStatuses' AS JSON[]) ELSE [] END)
   FROM p
-), c AS (  -- version: the image tag of the pod's own container (not a sidecar's, not an init container's)
+), c AS (  -- version: the image tag of the own container of the pod (not of a sidecar or init container)
   SELECT *, arg_min({image_tag_sql("cs->>'$.image'")}, ({container_rank_sql("cs->>'$.name'", "cs->>'$.image'", 'service', 'init')}, cs->>'$.name'))
       OVER (PARTITION BY idx) AS version
   FROM c0

@@ -219,34 +219,34 @@ def _select(src: str, ref: dict[str, str], names: list[str], cols: dict[str, int
         us = unit_of(names[cols["duration"]]) if "duration" in cols else None
         duration = f"(TRY_CAST({get['duration']} AS DOUBLE) * {us or duration_unit} / 1000.0)"
         end = f"({start} + to_microseconds(CAST(round({duration} * 1000) AS BIGINT)))"
-    status = get["status"]
-    http_like = f"(TRY_CAST({status} AS INTEGER) BETWEEN 100 AND 599)"
+    status_col = get["status"]
+    http_like = f"(TRY_CAST({status_col} AS INTEGER) BETWEEN 100 AND 599)"
     status_canon = (f"CASE WHEN lower({get['is_error']}) IN ('true', '1', 'yes', 't', 'y') THEN 'error' "
-                    f"WHEN {http_like} THEN CASE WHEN TRY_CAST({status} AS INTEGER) >= 500 THEN 'error' ELSE 'unset' END "
-                    f"WHEN lower({status}) IN ('error', 'err', 'failed', 'failure', 'fail') THEN 'error' "
-                    f"WHEN lower({get['is_error']}) IN ('false', '0', 'no', 'f', 'n') AND {status} IS NULL THEN 'unset' "
-                    f"ELSE {status_sql(f'upper({status})')} END")
-    kind = kind_sql(f"upper(regexp_replace(coalesce({get['kind']}, ''), '^(?i:span_kind_)', ''))")
-    service = f"coalesce({get['service']}, {maps['resource_attributes']}['service.name'])"
-    workload = f"CASE WHEN regexp_full_match({service}, {_POD}) THEN {pod_workload_sql(service)} ELSE {service} END"
+                    f"WHEN {http_like} THEN CASE WHEN TRY_CAST({status_col} AS INTEGER) >= 500 THEN 'error' ELSE 'unset' END "
+                    f"WHEN lower({status_col}) IN ('error', 'err', 'failed', 'failure', 'fail') THEN 'error' "
+                    f"WHEN lower({get['is_error']}) IN ('false', '0', 'no', 'f', 'n') AND {status_col} IS NULL THEN 'unset' "
+                    f"ELSE {status_sql(f'upper({status_col})')} END")
+    kind_expr = kind_sql(f"upper(regexp_replace(coalesce({get['kind']}, ''), '^(?i:span_kind_)', ''))")
+    service_col = f"coalesce({get['service']}, {maps['resource_attributes']}['service.name'])"
+    workload = f"CASE WHEN regexp_full_match({service_col}, {_POD}) THEN {pod_workload_sql(service_col)} ELSE {service_col} END"
     originals = ", ".join(
         f"{{'key': 'forensics.original_{f}', 'value': CASE WHEN {_is_hashed(get[f], w)} THEN {get[f]} END}}"
         for f, w in (("trace_id", TRACE_ID_HEX), ("span_id", SPAN_ID_HEX), ("parent_span_id", SPAN_ID_HEX)))
     extras = ", ".join(f"{{'key': $n{i}, 'value': nullif(trim({ref[f'_{i}']}), '')}}" for i in extra)
-    http_status = f"{{'key': 'http.status_code', 'value': CASE WHEN {http_like} THEN {status} END}}"
+    http_status = f"{{'key': 'http.status_code', 'value': CASE WHEN {http_like} THEN {status_col} END}}"
     parent = f"CASE WHEN lower({get['parent_span_id']}) IN {_ROOT} THEN NULL ELSE {get['parent_span_id']} END"
     return f"""
 SELECT {_id_sql(get['trace_id'], TRACE_ID_HEX)} AS trace_id, {_id_sql(get['span_id'], SPAN_ID_HEX)} AS span_id,
   {_id_sql(parent, SPAN_ID_HEX)} AS parent_span_id,
   {workload} AS service, coalesce({get['service_version']}, {maps['resource_attributes']}['service.version'])
     AS service_version, {get['name']} AS name,
-  {kind} AS kind, {get['kind']} AS kind_raw, {status_canon} AS status, {status} AS status_raw,
+  {kind_expr} AS kind, {get['kind']} AS kind_raw, {status_canon} AS status, {status_col} AS status_raw,
   {get['status_message']} AS status_message,
   {start} AS start_time, {end} AS end_time, {duration} AS duration_ms,
   map_concat({maps['attributes']}, map_from_entries(list_filter([{', '.join(x for x in (originals, extras, http_status) if x)}],
     lambda e: e.value IS NOT NULL))) AS attributes,
   map_concat({maps['resource_attributes']}, map_from_entries(list_filter([{{'key': 'service.name', 'value': {workload}}},
-    {{'key': 'k8s.pod.name', 'value': CASE WHEN regexp_full_match({service}, {_POD}) THEN {service} END}}],
+    {{'key': 'k8s.pod.name', 'value': CASE WHEN regexp_full_match({service_col}, {_POD}) THEN {service_col} END}}],
     lambda e: e.value IS NOT NULL))) AS resource_attributes,
   NULL AS scope_name, NULL AS scope_version, NULL AS events, NULL AS links, {maps['resource_attributes']}['host.name'] AS host_name,
   {line} AS source_line, {offset} AS source_offset, {raw} AS _raw, {width_check} AS _width_reason
