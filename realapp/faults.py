@@ -9,10 +9,10 @@ fault           what is done at the onset
 =============== ===============================================================================
 delay           the proxy in front of the service delays each of its responses by 150 ms: only
                 its callers' client spans see it, not its own server spans
-cpu_contention  two busy-loop processes pinned to the core the service's process is pinned to
-                (from the start of the case the service has that core to itself: every other
-                process of the stack, the proxies and clients included, runs on the other cores,
-                as containers with their own CPUs would; the hogs contend with it alone)
+cpu_contention  two busy loops start in the service's container: from the start of the case the
+                service runs in a cgroup with a CPU limit of 0.5 CPU (a CFS quota, as Kubernetes
+                sets a container's limit), which the hogs then use up, so the service is
+                throttled with them (:mod:`realapp.cgroup`; needs root)
 cpu_consumption the service burns 25 ms of CPU per request (inside its server spans)
 exception       30% of the service's requests raise (500, propagated by its callers)
 wrong_value     50% of the service's responses carry a wrong value with status 200; the callers
@@ -26,14 +26,15 @@ Each case directory holds the capture (``bodies/``, ``logs/``, ``metrics/``) and
 from __future__ import annotations
 
 import json
-import os
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable
 
 from .capture import Capture, versions
 from .scenarios import request_mix
-from .stack import Options, Stack, iso, pin_process, start_hog, stop_hog
+from .cgroup import CpuLimit
+from .stack import Options, Stack, iso, start_hog, stop_hog
 
 TARGETS = ("catalog-service", "inventory-service", "pricing-service", "fleet-service", "device-api")
 FAULTS = ("delay", "cpu_contention", "cpu_consumption", "exception", "wrong_value")
@@ -45,8 +46,9 @@ DELAY_MS = 150.0
 BURN_MS = 25.0
 ERROR_RATE = 0.3
 BAD_DATA_RATE = 0.5
-#: the core the cpu_contention target and its hogs share
-CORE = 1
+#: CPUs the cpu_contention target's container (and the hogs started in it) may use
+CPU_LIMIT = 0.5
+HOGS = 2
 
 #: who masks a service's wrong values, and how (for truth.json)
 MASKED_BY = {
@@ -65,15 +67,27 @@ def case_ids() -> list[str]:
     return [f"{svc}.{fault}.{rep}" for svc in TARGETS for fault in FAULTS for rep in range(1, REPETITIONS + 1)]
 
 
-def _onset(st: Stack, service: str, fault: str) -> tuple[dict[str, Any], Callable[[], None]]:
-    """Inject ``fault`` into ``service``; returns (parameters, undo)."""
+def _onset(st: Stack, service: str, fault: str, limit: CpuLimit | None) -> tuple[dict[str, Any], Callable[[], None]]:
+    """Inject ``fault`` into ``service`` (``limit``: the service's container, cpu_contention);
+    returns (parameters, undo)."""
     if fault == "delay":
         st.proxies[service].delay_ms = DELAY_MS
         return {"delay_ms": DELAY_MS, "where": "TCP proxy in front of the service (responses)"}, lambda: None
     if fault == "cpu_contention":
-        hogs = [start_hog(FAULTY_S + 30, cpu=CORE), start_hog(FAULTY_S + 30, cpu=CORE)]
-        return ({"hogs": 2, "core": CORE, "service_pinned_to_core": CORE},
-                lambda: [stop_hog(h) for h in hogs] and None)
+        assert limit is not None
+        hogs = [start_hog(FAULTY_S + 30) for _ in range(HOGS)]
+        for h in hogs:
+            limit.add(h.pid)
+        before = limit.throttled()
+
+        def undo() -> None:
+            params["throttled_periods"] = limit.throttled()["nr_throttled"] - before["nr_throttled"]
+            for h in hogs:
+                stop_hog(h)
+
+        params = {"hogs": HOGS, "cpu_limit": CPU_LIMIT, "where": "busy loops in the service's cgroup (CFS quota)",
+                  "throttled_periods_baseline": before["nr_throttled"]}
+        return params, undo
     if fault == "cpu_consumption":
         st.control(service, cpu_burn_ms=BURN_MS)
         return {"cpu_burn_ms_per_request": BURN_MS}, lambda: None
@@ -91,24 +105,21 @@ def run_case(out: Path, work: Path, case: str) -> dict[str, Any]:
     seed = (TARGETS.index(service) * 10 + FAULTS.index(fault)) * 10 + int(rep)
     opt = Options(knobs={"fleet-service": {"fleet_size": 4}}, proxies=True, metrics_interval_ms=2000, gzip=True)
     calls = request_mix(2000, seed=seed)
-    cores = os.sched_getaffinity(0)
-    try:
-        with Stack(work, opt) as st:
-            isolation = st.isolate(service, CORE) if fault == "cpu_contention" else None
-            st.run_mix(calls[:12], concurrency=2)  # warm-up: connections, caches
-            t_base = time.time_ns()
-            base_codes = st.run_mix(calls[12:1000], concurrency=2, pace_s=0.1, seconds=BASELINE_S)
-            t_onset = time.time_ns()
-            params, undo = _onset(st, service, fault)
-            if isolation:
-                params["isolated"] = isolation
-            try:
-                fault_codes = st.run_mix(calls[1000:], concurrency=2, pace_s=0.1, seconds=FAULTY_S)
-            finally:
-                undo()
-            t_end = time.time_ns()
-    finally:
-        pin_process(os.getpid(), cores)  # this process (collector, proxies, clients) as it was
+    with Stack(work, opt) as st, ExitStack() as container:
+        limit = None
+        if fault == "cpu_contention":  # the service's container and its CPU limit, from the start
+            limit = container.enter_context(CpuLimit(CPU_LIMIT))
+            limit.add(st.pid(service))
+        st.run_mix(calls[:12], concurrency=2)  # warm-up: connections, caches
+        t_base = time.time_ns()
+        base_codes = st.run_mix(calls[12:1000], concurrency=2, pace_s=0.1, seconds=BASELINE_S)
+        t_onset = time.time_ns()
+        params, undo = _onset(st, service, fault, limit)
+        try:
+            fault_codes = st.run_mix(calls[1000:], concurrency=2, pace_s=0.1, seconds=FAULTY_S)
+        finally:
+            undo()
+        t_end = time.time_ns()
     cap = Capture(out, case)  # a case directory is one capture (no variants)
     spans = cap.all_signals(st, cap.dir)
     truth = {

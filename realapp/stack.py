@@ -314,27 +314,6 @@ class Stack:
     def pid(self, name: str) -> int:
         return self.procs[name].popen.pid
 
-    def pin(self, name: str, cpu: int | set[int]) -> None:
-        """Pin every thread of ``name``'s process to one core or a set of cores (threads it starts
-        later inherit it)."""
-        pin_process(self.pid(name), {cpu} if isinstance(cpu, int) else cpu)
-
-    def isolate(self, name: str, cpu: int) -> dict[str, Any]:
-        """Give ``name`` core ``cpu`` to itself: pin it there and every other process of the stack
-        (the other services, the external APIs) and this process (the collector, the proxies, the
-        clients: threads) to the other cores, as separate containers with their own CPUs would be.
-        Returns what was done (for truth.json); :meth:`stop` does not undo it for this process:
-        ``pin_process(os.getpid(), cores)`` with the cores it had before does."""
-        others = set(os.sched_getaffinity(0)) - {cpu}
-        if not others:
-            raise RuntimeError(f"isolating {name} on core {cpu} needs another core; this machine has only that one")
-        self.pin(name, cpu)
-        for other in self.procs:
-            if other != name:
-                self.pin(other, others)
-        pin_process(os.getpid(), others)
-        return {"service_core": cpu, "other_processes_cores": sorted(others)}
-
     def write_deploys(self, path: Path) -> None:
         with open(path, "w") as f:
             for d in self.deploys:
@@ -350,16 +329,6 @@ def _terminate(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def pin_process(pid: int, cpus: set[int]) -> None:
-    """Pin every thread of process ``pid`` to ``cpus`` (threads it starts later inherit it)."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            os.sched_setaffinity(int(task.name), cpus)
-        except OSError:  # a thread that ended meanwhile
-            pass
-
 
 
 def start_hog(seconds: float, cpu: int | None = None) -> subprocess.Popen:

@@ -59,6 +59,7 @@ FAMILIES: dict[str, Family] = {
     "pod_time": Family("own time", 1.0, 0.5, "rel"),
     "dependency": Family("own time", 1.0, 0.5, "ln_ms"),
     "gap": Family("network", 1.0, 0.0, "ln_ms"),
+    "caller_gap": Family("own time", 1.0, 0.0, "ln_ms"),
     "errors": Family("errors", 1.0, 0.0, "share"),
     "calls": Family("calls", 1.0, 1.0, "calls"),
     "call_ops": Family("calls", 1.0, 1.0, "calls"),
@@ -156,6 +157,8 @@ _PHRASES: dict[str, Callable[[dict[str, Any]], str]] = {
     "dependency": lambda r: f"calls to it from {r['key']} went from {_ms(r['base'])} to {_ms(r['win'])}",
     "gap": lambda r: (f"calls {r['key'].split(' -> ')[0]} -> {r['key'].split(' -> ', 1)[1]} spend "
                       f"{_ms(r['base'])} -> {_ms(r['win'])} outside its server spans (network, queueing)"),
+    "caller_gap": lambda r: (f"its {r['key']} all spend more time outside their server spans "
+                             f"({_ms(r['base'])} -> {_ms(r['win'])}): the time is on its side of the calls"),
     "errors": lambda r: (f"{_pct(r['win'])} of its {'spans' if r['key'] == '*' else r['key'] + ' spans'} "
                          f"fail where the failure starts (baseline {_pct(r['base'])})"),
     "calls": lambda r: f"{r['key']}: {fmt_num(r['win'])} calls per request (baseline {fmt_num(r['base'])})",

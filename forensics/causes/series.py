@@ -49,8 +49,14 @@ POOLED_FAMILIES = ("errors", "logs", "calls", "call_ops", "follow_ups")
 #: largest |z| reported (a new error type against none in the baseline is "very large", not 10^9)
 Z_CAP = 10_000.0
 
+#: families of calls timed outside their callee, with the calling service as ``caller``
+CALL_FAMILIES = ("gap", "dependency")
+#: callees whose calls must all have slowed, beyond the common shift, for the part they share to
+#: be their caller's (:func:`without_caller_shift`); with one callee, caller and callee cannot be told apart
+MIN_CALLEES = 2
+
 COLUMNS = ("family", "service", "key", "base", "win", "z", "scale", "shift", "n_base", "n_win", "buckets_base",
-           "buckets_win")
+           "buckets_win", "caller")
 
 
 def with_pod_baselines(frame: pd.DataFrame) -> pd.DataFrame:
@@ -81,7 +87,8 @@ def compare_buckets(frame: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         Columns :data:`COLUMNS`: ``base``/``win`` (median bucket value in the baseline / the
         window, in the family's unit), ``z`` (see the module docs; NaN when either period has no
-        bucket), ``n_base``/``n_win`` (observations), ``buckets_base``/``buckets_win``.
+        bucket), ``n_base``/``n_win`` (observations), ``buckets_base``/``buckets_win``, ``caller``;
+        with a row per caller whose calls all slowed on its side (:func:`without_caller_shift`).
     """
     if frame.empty:
         return pd.DataFrame(columns=list(COLUMNS))
@@ -99,6 +106,11 @@ def compare_buckets(frame: pd.DataFrame) -> pd.DataFrame:
                                           buckets_win=("value", "size"), n_med=("n", "median"))
     win["k_w"] = (w["value"] * w["n"]).groupby([w[k] for k in keys], sort=False).sum()
     out = base.join(win, how="outer").reset_index()
+    if "caller" in f.columns:
+        callers = f.dropna(subset=["caller"]).drop_duplicates(keys)[[*keys, "caller"]]
+        out = out.merge(callers, on=keys, how="left")
+    else:
+        out["caller"] = None
     pooled = out["family"].isin(POOLED_FAMILIES)
     out.loc[pooled, "base"] = out.loc[pooled, "k"] / out.loc[pooled, "n_base"].where(out.loc[pooled, "n_base"] > 0)
     out.loc[pooled, "win"] = out.loc[pooled, "k_w"] / out.loc[pooled, "n_win"].where(out.loc[pooled, "n_win"] > 0)
@@ -120,7 +132,7 @@ def compare_buckets(frame: pd.DataFrame) -> pd.DataFrame:
                                       out["res"].fillna(0).to_numpy()])
     out["shift"] = 0.0
     out["z"] = np.clip((out["win"] - out["base"]) / out["scale"], -Z_CAP, Z_CAP)
-    return without_common_shift(out)[list(COLUMNS)]
+    return without_caller_shift(without_common_shift(out))[list(COLUMNS)]
 
 
 def without_common_shift(out: pd.DataFrame) -> pd.DataFrame:
@@ -168,3 +180,41 @@ def _beyond(moved: pd.Series, common: float | pd.Series) -> pd.Series:
     way); a move against it stays whole (it got faster while everything slowed down)."""
     same = np.sign(moved) == np.sign(common)
     return moved.where(~same, np.sign(moved) * np.maximum(moved.abs() - np.abs(common), 0.0))
+
+
+def without_caller_shift(out: pd.DataFrame) -> pd.DataFrame:
+    """``out`` where the slowdown a caller's calls share is the caller's, not its callees'.
+
+    A call's time outside its callee's server span (``gap``; all of a ``dependency`` call's
+    time) is charged to the callee: a delay on its network or in its queue shows only there.
+    But the caller's side of the call is in it too: sending the request and reading the answer
+    take longer when the *caller* waits for the CPU. A callee's delay slows the calls to it
+    from all its callers; a caller's slowness slows its calls to all its callees. So, per
+    caller with calls to at least :data:`MIN_CALLEES` callees: the least a callee's calls moved
+    (each callee's median over its keys, beyond the common shift) is what every call of the
+    caller went through; it is taken away from each of its calls (:func:`_beyond`, ``shift``
+    updated) and becomes a row of family ``caller_gap`` for the caller (key: how many callees,
+    ``base``/``win``: its calls' median baseline level and that level moved by the caller's
+    share, z over their median scale). With one callee the two cannot be told apart and the
+    callee keeps it all.
+    """
+    calls = out[out["family"].isin(CALL_FAMILIES) & out["caller"].notna() & np.isfinite(out["z"].astype(float))]
+    if calls.empty:
+        return out
+    moved = calls["z"] * calls["scale"]
+    per_callee = moved.groupby([calls["caller"], calls["service"]]).median()
+    rows = []
+    for caller, g in per_callee.groupby(level=0):
+        share = float(g.min())
+        if len(g) < MIN_CALLEES or share <= 0:
+            continue
+        mine = calls[calls["caller"] == caller]
+        out.loc[mine.index, "shift"] = out.loc[mine.index, "shift"] + share
+        out.loc[mine.index, "z"] = np.clip(_beyond(moved[mine.index], share) / mine["scale"], -Z_CAP, Z_CAP)
+        scale, base = float(mine["scale"].median()), float(mine["base"].median())
+        rows.append({"family": "caller_gap", "service": caller, "key": f"calls to {len(g)} callees", "base": base,
+                     "win": base + share, "z": min(share / scale, Z_CAP), "scale": scale, "shift": 0.0,
+                     "n_base": int(mine["n_base"].sum()), "n_win": int(mine["n_win"].sum()),
+                     "buckets_base": int(mine["buckets_base"].max()), "buckets_win": int(mine["buckets_win"].max()),
+                     "caller": caller})
+    return pd.concat([out, pd.DataFrame(rows)], ignore_index=True) if rows else out

@@ -222,13 +222,14 @@ class SpanSignals:
             self.ops = self._stack.enter_context(temp_table(
                 self.case, f"SELECT DISTINCT opid, operation FROM {ops}"))
             with temp_table(self.case, _own_sql(ops), self.params) as own:
-                self.own = self._stack.enter_context(temp_table(self.case, _with_parent_sql(own)))
-            with temp_table(self.case, _kids_sql(self.own)) as kids:
-                self.roles = self._stack.enter_context(temp_table(self.case, _roles_sql(self.own, kids)))
+                with temp_table(self.case, _with_parent_sql(own)) as own_p:
+                    with temp_table(self.case, _kids_sql(own_p)) as kids:
+                        # every span's columns, its parent's and its role: the one table kept
+                        self.roles = self._stack.enter_context(temp_table(self.case, _roles_sql(own_p, kids)))
             self.requests = self._stack.enter_context(temp_table(self.case, _requests_sql(self.roles)))
             self.answers = self._stack.enter_context(temp_table(self.case, f"""
 SELECT psid, end_us, culprit, err AS failed FROM {self.roles} WHERE role IN ('gap', 'dependency') AND psid IS NOT NULL"""))
-            self.spans = self._stack.enter_context(temp_table(self.case, f"SELECT sid, err FROM {self.own}"))
+            self.spans = self.roles
             self.turns = self._stack.enter_context(temp_table(self.case, self._turns_sql(), periods_only))
             self.pods = self._stack.enter_context(temp_table(self.case, pods_sql()))
         except BaseException:
@@ -253,14 +254,15 @@ WHERE l.trace_id IS NOT NULL AND l.time >= least($b0, $w0) AND l.time < greatest
         return as_bucket_frame(query_arrow(self.case.con, query, params).to_pandas())
 
     def count(self) -> int:
-        return int(run(self.case.con, f"SELECT count(*) FROM {self.own}")[0][0])
+        return int(run(self.case.con, f"SELECT count(*) FROM {self.roles}")[0][0])
 
     # -- families ------------------------------------------------------------------------
     def time_buckets(self) -> pd.DataFrame:
         """Families ``self_time``, ``gap`` and ``dependency``: mean ``ln(1 + ms)`` per bucket of
         the own time of a service's requests keyed by their operation (self), of calls' time
         outside their callee keyed ``caller -> callee operation`` (gap), or of calls to an
-        uninstrumented dependency keyed ``caller operation`` (dependency); ``service_time``
+        uninstrumented dependency keyed ``caller operation`` (dependency), these two with the
+        calling service as ``caller`` (:func:`forensics.causes.series.without_caller_shift`); ``service_time``
         (key ``*``) and ``pod_time`` (key: the pod, window buckets; compared with the service's
         baseline buckets): the mean over the service's requests of ``ln(1 + own ms)`` minus the
         baseline median of their operation (so a change in the mix of operations is not a
@@ -275,17 +277,17 @@ rel AS (SELECT q.culprit, q.pod, q.w, q.bucket, q.v - coalesce(med.m, svc.m) AS 
 c AS (SELECT r.*, ln(1 + r.self_ms) AS v, o.operation FROM {self.roles} r LEFT JOIN {self.ops} o USING (opid)
       WHERE r.role IN ('gap', 'dependency'))
 SELECT 'self_time' AS family, culprit AS service, coalesce(operation, '?') AS key, w, bucket, count(*) AS n,
-  avg(v) AS value, stddev_samp(v) AS sd
+  avg(v) AS value, stddev_samp(v) AS sd, NULL::VARCHAR AS caller
 FROM q GROUP BY ALL
 UNION ALL
 SELECT role, culprit, CASE role WHEN 'gap' THEN service || ' -> ' || culprit || ' ' || coalesce(operation, '?')
                                 ELSE service || ' ' || coalesce(operation, '?') END,
-  w, bucket, count(*), avg(v), stddev_samp(v)
+  w, bucket, count(*), avg(v), stddev_samp(v), service
 FROM c GROUP BY ALL
 UNION ALL
-SELECT 'service_time', culprit, '*', w, bucket, count(*), avg(v), stddev_samp(v) FROM rel GROUP BY ALL
+SELECT 'service_time', culprit, '*', w, bucket, count(*), avg(v), stddev_samp(v), NULL FROM rel GROUP BY ALL
 UNION ALL
-SELECT 'pod_time', culprit, pod, w, bucket, count(*), avg(v), stddev_samp(v) FROM rel WHERE w GROUP BY ALL""")
+SELECT 'pod_time', culprit, pod, w, bucket, count(*), avg(v), stddev_samp(v), NULL FROM rel WHERE w GROUP BY ALL""")
 
     def error_buckets(self) -> pd.DataFrame:
         """Family ``errors``: share of spans failing at their origin per bucket, keyed by the
@@ -342,7 +344,7 @@ per_parent AS (
   SELECT p_service AS service, p_opid AS p_opkey, target, opid AS c_opkey, p_w AS w, p_bucket AS bucket,
     count(*) AS calls
   FROM attempts WHERE NOT follows GROUP BY ALL),
-parents AS (SELECT service, opid AS p_opkey, w, bucket, count(*) AS n FROM {self.own} WHERE NOT is_out GROUP BY ALL),
+parents AS (SELECT service, opid AS p_opkey, w, bucket, count(*) AS n FROM {self.roles} WHERE NOT is_out GROUP BY ALL),
 edges AS (SELECT DISTINCT service, p_opkey, target, c_opkey FROM per_parent)
 SELECT 'call_ops' AS family, e.service, coalesce(po.operation, '?') || ' -> ' || e.target || ' '
   || coalesce(co.operation, '?') AS key, pa.w, pa.bucket, pa.n, coalesce(pp.calls, 0) / pa.n AS value,
@@ -407,13 +409,13 @@ ORDER BY {order}, r.sid LIMIT {int(top)}""", {"service": service, "key": key, "r
         parent_op = key.split(" -> ", 1)[0]
         sids = [r[0] for r in run(self.case.con, f"""
 WITH calls AS (
-  SELECT c.psid, count(*) AS n FROM {self.own} c LEFT JOIN {self.ops} co ON co.opid = c.opid
+  SELECT c.psid, count(*) AS n FROM {self.roles} c LEFT JOIN {self.ops} co ON co.opid = c.opid
   WHERE c.is_out AND c.w AND c.psid IS NOT NULL
     AND ($parent_op || ' -> ' || c.target || ' ' || coalesce(co.operation, '?') = $key
          OR $parent_op || ' -> ' || c.target = $key)
   GROUP BY c.psid),
 parents AS (
-  SELECT p.sid, coalesce(calls.n, 0) AS n FROM {self.own} p LEFT JOIN {self.ops} po ON po.opid = p.opid
+  SELECT p.sid, coalesce(calls.n, 0) AS n FROM {self.roles} p LEFT JOIN {self.ops} po ON po.opid = p.opid
   LEFT JOIN calls ON calls.psid = p.sid
   WHERE p.w AND NOT p.is_out AND p.service = $service AND coalesce(po.operation, '?') = $parent_op),
 dropped AS (SELECT avg(n) < $base AS fewer FROM parents)

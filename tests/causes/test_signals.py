@@ -12,7 +12,7 @@ import forensics
 from forensics.causes import rank_causes
 from forensics.causes.onset import onset_series
 from forensics.causes.periods import Periods
-from forensics.causes.series import compare_buckets, without_common_shift
+from forensics.causes.series import compare_buckets, without_caller_shift, without_common_shift
 from forensics.causes.spans import SpanSignals
 from forensics.synth.builder import SpanBuilder
 
@@ -212,3 +212,27 @@ def _follow_ups_per_page(pattern: list[tuple[str, bool]]) -> float:
 ])
 def test_a_retry_is_a_call_right_after_a_failed_one_with_the_same_request(pattern, retries):
     assert _follow_ups_per_page(pattern) == pytest.approx(retries)
+
+
+def _calls(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
+    """A compare_buckets-shaped frame of gap rows (caller, callee, shift of ln ms) at scale 0.1."""
+    return pd.DataFrame([{"family": "gap", "service": callee, "key": f"{caller} -> {callee} GET /x", "base": 2.0,
+                          "win": 2.0 + d, "scale": 0.1, "shift": 0.0, "z": d / 0.1, "n_base": 50, "n_win": 50,
+                          "buckets_base": 10, "buckets_win": 10, "caller": caller} for caller, callee, d in rows])
+
+
+def test_what_all_of_a_callers_calls_went_through_is_the_callers():
+    out = without_caller_shift(_calls([("front", "store", 0.6), ("front", "prices", 0.4), ("back", "store", 0.0)]))
+    mine = out[out.family == "caller_gap"]
+    assert list(mine.service) == ["front"] and mine.z.iloc[0] == pytest.approx(4.0)  # the least of its callees
+    gaps = out[out.family == "gap"].set_index(["caller", "service"]).z
+    assert gaps["front", "store"] == pytest.approx(2.0) and gaps["front", "prices"] == pytest.approx(0.0)
+    assert gaps["back", "store"] == 0
+
+
+def test_a_slow_callee_keeps_its_calls_and_one_callee_cannot_be_told_from_its_caller():
+    one_slow = without_caller_shift(_calls([("front", "store", 0.6), ("front", "prices", 0.0)]))
+    assert "caller_gap" not in set(one_slow.family)
+    assert one_slow.set_index("service").z["store"] == pytest.approx(6.0)
+    only = without_caller_shift(_calls([("front", "store", 0.6), ("back", "store", 0.6)]))
+    assert "caller_gap" not in set(only.family) and np.allclose(only.z, 6.0)

@@ -135,8 +135,12 @@ def _fault_is_visible_where_it_should_be(t: dict[str, Any]) -> None:
         assert srv["after"] - srv["before"] > 0.6 * t["parameters"]["cpu_burn_ms_per_request"]
         cpu = eff["target_cpu_seconds_per_second"]
         assert cpu["after"] > cpu["before"]
-    else:
-        assert fault == "cpu_contention" and srv["after"] > srv["before"]
+    else:  # the service's container used its CPU quota up: it is throttled, answers (and accepts) late
+        assert fault == "cpu_contention"
+        throttled = t["parameters"]  # 100 ms periods: a few in the warm-up at most, most of the faulty 15 s
+        assert throttled["throttled_periods_baseline"] <= 5 and throttled["throttled_periods"] >= 50
+        for p50 in eff["caller_client_p50_ms"].values():
+            assert p50["after"] > 1.5 * p50["before"]
 
 
 def _ranked_as_published(c: forensics.Case, t: dict[str, Any]) -> None:
