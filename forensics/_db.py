@@ -7,7 +7,8 @@ through these helpers, which always drain the result.
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -48,3 +49,14 @@ def one(con: duckdb.DuckDBPyConnection, query: str, params: Params = None) -> tu
 def scalar(con: duckdb.DuckDBPyConnection, query: str, params: Params = None) -> Any:
     row = one(con, query, params)
     return None if row is None else row[0]
+
+
+@contextmanager
+def setting(con: duckdb.DuckDBPyConnection, name: str, value: Any) -> Iterator[None]:
+    """DuckDB setting ``name`` at ``value`` inside the ``with`` block, as it was after it."""
+    old = scalar(con, "SELECT current_setting(?)", [name])
+    run(con, f"SET {quote_ident(name)} = ?", [value])
+    try:
+        yield
+    finally:
+        run(con, f"SET {quote_ident(name)} = ?", [old])

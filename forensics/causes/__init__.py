@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .._db import run
+from .._db import run, setting
 from .._duplicates import unique_spans
 from ..errors import UsageError
 from .others import event_signals, log_buckets, metric_buckets
@@ -84,7 +84,9 @@ def rank_causes(case: "Case", *, window: PeriodLike = None, baseline: PeriodLike
     """
     if buckets < 2:
         raise UsageError(f"buckets must be at least 2, got {buckets}")
-    with unique_spans(case) as hidden:
+    # the ranking's tables are sets: DuckDB may build and join them in any order (at 10M spans
+    # keeping the insertion order made CREATE TABLE AS run on one thread: 68.6 s -> 47.5 s)
+    with unique_spans(case) as hidden, setting(case.con, "preserve_insertion_order", False):
         causes = _rank(case, window, baseline, buckets, strong_score)
     if hidden:
         causes.note = "; ".join(filter(None, [causes.note, f"{hidden} repeated span rows (overlapping exports) "
