@@ -7,7 +7,8 @@ deploys and Kubernetes events) loaded once, then its spans and logs copied until
 N spans: each copy gets new trace and span ids (md5 of the old id and the copy number) and keeps
 its times, so the incident's onset, its traffic shape and its cause stay where they were, only
 denser. The ranking then runs in its own process (onset found from the data, as a user would
-run it), timed with its CPU seconds and peak RSS; the result goes to
+run it), timed with its CPU seconds and peak RSS, with the machine's load average (1, 5 and 15
+minutes) before and after it (other work on the machine slows it); the result goes to
 ``bench/results/causes-<time>.json``. Not part of the test suite.
 """
 from __future__ import annotations
@@ -59,9 +60,11 @@ def rank(case_path: str) -> None:
     cpu0 = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
     with forensics.open_case(case_path, read_only=True) as case:
         causes = forensics.rank_causes(case)
-    print(json.dumps({
-        "seconds": round(time.perf_counter() - t0, 2),
-        "cpu_seconds": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - cpu0, 2),
+        seconds, cpu = time.perf_counter() - t0, sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - cpu0
+        spans = case.sql("SELECT count(*) FROM spans").scalar()
+    print(json.dumps({"spans": spans,
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "top": causes[0]["service"] if len(causes) else None, "strong": bool(causes.top),
         "periods": causes.periods.to_dict() if causes.periods else None}))
@@ -83,10 +86,13 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     n = build(case_path, Path(args.source), args.spans) if not (args.keep and case_path.exists()) else None
     built_s = time.perf_counter() - t0
+    load_before = os.getloadavg()
     proc = subprocess.run([sys.executable, "-m", "bench.causes", "--rank", str(case_path)], cwd=ROOT,
                           capture_output=True, text=True, check=True)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result.update({"spans": n, "source": os.path.relpath(args.source, ROOT), "build_seconds": round(built_s, 1),
+    result.update({"load_average": {"before": [round(x, 2) for x in load_before],
+                                    "after": [round(x, 2) for x in os.getloadavg()]},
+                   "source": os.path.relpath(args.source, ROOT), "build_seconds": round(built_s, 1) if n else None,
                    "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
                    "when": time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime())})
     out = RESULTS / f"causes-{result['when']}.json"

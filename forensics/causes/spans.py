@@ -121,10 +121,10 @@ GROUP BY psid"""
 
 
 def _roles_sql(own: str, kids: str) -> str:
-    """Every span of ``own`` (all its columns) with its self time (ms), origin failure flag,
-    role and culprit."""
+    """Every span of ``own`` (its columns but those only the role needs) with its self time
+    (ms), origin failure flag, role and culprit."""
     return f"""
-SELECT o.*,
+SELECT o.* EXCLUDE (is_call, in_process, exc, p_start_us, p_end_us),
   greatest(o.duration_ms - coalesce(k.covered_us, 0) / 1000.0, 0) AS self_ms,
   (o.err OR o.exc) AND NOT coalesce(k.child_err, false) AS origin,
   r.role, CASE r.role WHEN 'gap' THEN k.srv_service WHEN 'dependency' THEN o.target ELSE o.service END AS culprit
