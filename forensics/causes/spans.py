@@ -96,11 +96,14 @@ PARENT_COLUMNS = ("start_us", "end_us", "service", "opid", "w", "bucket", "is_ou
 
 
 def _with_parent_sql(own: str) -> str:
-    """``own`` with its parent's :data:`PARENT_COLUMNS` (``p_start_us``...) and ``has_parent``
-    (the parent is in the periods): the one join of spans to their parents, which the children's
-    coverage, the requests and the call patterns then read without joining again."""
+    """The rows of the query ``own`` (:func:`_own_sql`) with their parent's
+    :data:`PARENT_COLUMNS` (``p_start_us``...) and ``has_parent`` (the parent is in the
+    periods): the one join of spans to their parents, which the children's coverage, the
+    requests and the call patterns then read without joining again. ``own`` is computed once,
+    for this statement only (no table of it outlives the join)."""
     cols = ", ".join(f"p.{c} AS p_{c}" for c in PARENT_COLUMNS)
-    return f"SELECT o.*, {cols}, p.sid IS NOT NULL AS has_parent FROM {own} o LEFT JOIN {own} p ON p.sid = o.psid"
+    return (f"WITH own AS MATERIALIZED ({own}) "
+            f"SELECT o.*, {cols}, p.sid IS NOT NULL AS has_parent FROM own o LEFT JOIN own p ON p.sid = o.psid")
 
 
 def _kids_sql(own: str) -> str:
@@ -221,11 +224,10 @@ class SpanSignals:
             ops = self._stack.enter_context(temp_table(self.case, _ops_sql(), periods_only))
             self.ops = self._stack.enter_context(temp_table(
                 self.case, f"SELECT DISTINCT opid, operation FROM {ops}"))
-            with temp_table(self.case, _own_sql(ops), self.params) as own:
-                with temp_table(self.case, _with_parent_sql(own)) as own_p:
-                    with temp_table(self.case, _kids_sql(own_p)) as kids:
-                        # every span's columns, its parent's and its role: the one table kept
-                        self.roles = self._stack.enter_context(temp_table(self.case, _roles_sql(own_p, kids)))
+            with temp_table(self.case, _with_parent_sql(_own_sql(ops)), self.params) as own_p:
+                with temp_table(self.case, _kids_sql(own_p)) as kids:
+                    # every span's columns, its parent's and its role: the one table kept
+                    self.roles = self._stack.enter_context(temp_table(self.case, _roles_sql(own_p, kids)))
             self.requests = self._stack.enter_context(temp_table(self.case, _requests_sql(self.roles)))
             self.answers = self._stack.enter_context(temp_table(self.case, f"""
 SELECT psid, end_us, culprit, err AS failed FROM {self.roles} WHERE role IN ('gap', 'dependency') AND psid IS NOT NULL"""))
