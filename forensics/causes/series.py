@@ -51,9 +51,10 @@ Z_CAP = 10_000.0
 
 #: families of calls timed outside their callee, with the calling service as ``caller``
 CALL_FAMILIES = ("gap", "dependency")
-#: callees whose calls must all have slowed, beyond the common shift, for the part they share to
-#: be their caller's (:func:`without_caller_shift`); with one callee, caller and callee cannot be told apart
-MIN_CALLEES = 2
+#: kinds of calls a service takes part in (each of its callees, and the calls it answers) that must
+#: all have slowed, beyond the common shift, for the part they share to be the service's
+#: (:func:`without_caller_shift`): with one, caller and callee cannot be told apart
+MIN_WITNESSES = 2
 
 COLUMNS = ("family", "service", "key", "base", "win", "z", "scale", "shift", "n_base", "n_win", "buckets_base",
            "buckets_win", "caller")
@@ -189,30 +190,37 @@ def without_caller_shift(out: pd.DataFrame) -> pd.DataFrame:
     time) is charged to the callee: a delay on its network or in its queue shows only there.
     But the caller's side of the call is in it too: sending the request and reading the answer
     take longer when the *caller* waits for the CPU. A callee's delay slows the calls to it
-    from all its callers; a caller's slowness slows its calls to all its callees. So, per
-    caller with calls to at least :data:`MIN_CALLEES` callees: the least a callee's calls moved
-    (each callee's median over its keys, beyond the common shift) is what every call of the
-    caller went through; it is taken away from each of its calls (:func:`_beyond`, ``shift``
-    updated) and becomes a row of family ``caller_gap`` for the caller (key: how many callees,
-    ``base``/``win``: its calls' median baseline level and that level moved by the caller's
-    share, z over their median scale). With one callee the two cannot be told apart and the
-    callee keeps it all.
+    from all its callers; a service slow on its side slows every call it takes part in: those
+    it makes to each of its callees and those it answers (they wait before its server span
+    starts). So, per caller with at least :data:`MIN_WITNESSES` of these (its callees, and the
+    calls to it when it has callers): the least any of them moved (each one's median over its
+    keys, beyond the common shift) is what all its calls went through; it is taken away from
+    each call it makes (:func:`_beyond`, ``shift`` updated) and becomes a row of family
+    ``caller_gap`` for the caller (key: what it was seen on, ``base``/``win``: its calls' median
+    baseline level and that level moved by the caller's share, z over their median scale). A
+    caller of one callee that nothing calls cannot be told from that callee: the callee keeps
+    it all.
     """
     calls = out[out["family"].isin(CALL_FAMILIES) & out["caller"].notna() & np.isfinite(out["z"].astype(float))]
     if calls.empty:
         return out
     moved = calls["z"] * calls["scale"]
     per_callee = moved.groupby([calls["caller"], calls["service"]]).median()
+    gaps = calls["family"] == "gap"
+    answered = moved[gaps].groupby(calls.loc[gaps, "service"]).median()  # the calls each service answers
     rows = []
     for caller, g in per_callee.groupby(level=0):
-        share = float(g.min())
-        if len(g) < MIN_CALLEES or share <= 0:
+        witnesses = list(g.to_numpy()) + ([float(answered[caller])] if caller in answered.index else [])
+        share = float(min(witnesses))
+        if len(witnesses) < MIN_WITNESSES or share <= 0:
             continue
         mine = calls[calls["caller"] == caller]
         out.loc[mine.index, "shift"] = out.loc[mine.index, "shift"] + share
         out.loc[mine.index, "z"] = np.clip(_beyond(moved[mine.index], share) / mine["scale"], -Z_CAP, Z_CAP)
         scale, base = float(mine["scale"].median()), float(mine["base"].median())
-        rows.append({"family": "caller_gap", "service": caller, "key": f"calls to {len(g)} callees", "base": base,
+        seen = f"calls to {len(g)} callee{'s' if len(g) > 1 else ''}" + (
+            " and the calls it answers" if caller in answered.index else "")
+        rows.append({"family": "caller_gap", "service": caller, "key": seen, "base": base,
                      "win": base + share, "z": min(share / scale, Z_CAP), "scale": scale, "shift": 0.0,
                      "n_base": int(mine["n_base"].sum()), "n_win": int(mine["n_win"].sum()),
                      "buckets_base": int(mine["buckets_base"].max()), "buckets_win": int(mine["buckets_win"].max()),

@@ -236,3 +236,15 @@ def test_a_slow_callee_keeps_its_calls_and_one_callee_cannot_be_told_from_its_ca
     assert one_slow.set_index("service").z["store"] == pytest.approx(6.0)
     only = without_caller_shift(_calls([("front", "store", 0.6), ("back", "store", 0.6)]))
     assert "caller_gap" not in set(only.family) and np.allclose(only.z, 6.0)
+
+
+def test_a_caller_slow_on_its_side_slows_the_calls_it_answers_too():
+    # front calls only store; the calls front answers waited too: front is slow on its side
+    out = without_caller_shift(_calls([("gw", "front", 0.5), ("front", "store", 0.6)]))
+    mine = out[out.family == "caller_gap"]
+    assert list(mine.service) == ["front"] and mine.z.iloc[0] == pytest.approx(5.0)
+    gaps = out[out.family == "gap"].set_index(["caller", "service"]).z
+    assert gaps["front", "store"] == pytest.approx(1.0) and gaps["gw", "front"] == pytest.approx(5.0)
+    # a delay in front of front (its answers wait), its own call unchanged: nothing moves to it
+    delayed = without_caller_shift(_calls([("gw", "front", 0.5), ("front", "store", 0.0)]))
+    assert "caller_gap" not in set(delayed.family)
