@@ -109,8 +109,7 @@ def test_without_progress_reads_are_not_wrapped(tmp_path: Path, monkeypatch: pyt
 
 def test_meter_counts_the_furthest_position_only() -> None:
     told: list[int] = []
-    meter = fio.ByteMeter(told.append)
-    meter.expect("x")
+    meter = fio.ByteMeter(told.append, ["x"])
     meter.seen("x", 10)
     meter.seen("x", 4)  # read again from the start (sniffing, a replay)
     meter.seen("x", 25)

@@ -7,7 +7,7 @@ import os
 import stat
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import duckdb
 import orjson
@@ -240,11 +240,6 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
     options = check_options(options)
     report = LoadReport()
     entries = _expand(paths)
-    shown = _progress.bar(desc="load", total=_bytes_of(entries), unit="B", progress=progress)
-    meter = ByteMeter(shown.update) if _progress.enabled(progress) else None
-    for entry in entries:
-        if meter is not None and entry.skip is None:
-            meter.expect(entry.path)
     bounded = _bounded_memory(case, options.pop("memory_limit", LOAD_MEMORY_LIMIT))
     ignored = [entry.skip is not None for entry in entries]
     read_ahead = options.pop("read_ahead", True)
@@ -266,21 +261,19 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
             run(case.con, "SET memory_limit = ?", [bounded])
             return fr
 
-    if meter is not None:
-        meter.start()
     group = _Group(case, report, on_file, alone)
     batch = _Batch(case, group, strict=strict, options=options)
+    shown = _progress.bar(desc="load", total=_bytes_of(entries), unit="B", progress=progress)
+    meter = ByteMeter(shown.update, [e.path for e in entries if e.skip is None]) if _progress.enabled(progress) else None
     try:
+        if meter is not None:
+            meter.start()
         threshold = _checkpoint_threshold(case, LOAD_CHECKPOINT_THRESHOLD)
         if read_ahead and len(entries) > 1:
             ahead = ReadAhead(strict=strict, format=format, options=options, workers=FILES_AHEAD,
                               skip=_batched if batching else None)
-        for i, entry in enumerate(entries):
+        for i, entry in _shown(entries, meter, shown):
             path = entry.path
-            if meter is not None:
-                if i:
-                    meter.finish(entries[i - 1].path)
-                shown.set_postfix_str(printable(f"{i + 1}/{len(entries)} {os.path.basename(path)}"))
             if entry.skip is not None:
                 batch.flush()
                 group.done(FileReport(os.path.abspath(path), None, "ignored", message=entry.skip))
@@ -331,6 +324,18 @@ def load(case: "Case", *paths: str | os.PathLike, strict: bool = False, format: 
         if threshold is not None:
             run(case.con, "SET checkpoint_threshold = ?", [threshold])
     return report
+
+
+def _shown(entries: "list[_Entry]", meter: ByteMeter | None, shown: Any) -> Iterator[tuple[int, "_Entry"]]:
+    """``enumerate(entries)``, with the file each step is on beside the bar and, once the step is
+    done (loaded, ignored, failed: whatever the loop body did), the bytes of it not read counted."""
+    for i, entry in enumerate(entries):
+        if meter is None:
+            yield i, entry
+            continue
+        shown.set_postfix_str(printable(f"{i + 1}/{len(entries)} {os.path.basename(entry.path)}"))
+        yield i, entry
+        meter.finish(entry.path)
 
 
 def _bytes_of(entries: "list[_Entry]") -> int | None:

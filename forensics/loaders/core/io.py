@@ -8,7 +8,7 @@ import os
 import queue
 import threading
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Iterator, TypeVar
+from typing import BinaryIO, Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -118,18 +118,13 @@ class ByteMeter:
     then loading; a replay) counts once: only a position past the furthest seen counts. Reads in
     any thread (read-ahead workers) report here; ``on_bytes`` is called under a lock.
 
-    Active between :meth:`start` and :meth:`stop` (or inside ``with meter:``), and only for the files it :meth:`expect` s: other reads
-    (another load, a test) are not wrapped and cost nothing."""
+    Active between :meth:`start` and :meth:`stop` (or inside ``with meter:``), and only for
+    ``paths``: other reads (another load, a test) are not wrapped and cost nothing."""
 
-    def __init__(self, on_bytes: "Callable[[int], None]") -> None:
+    def __init__(self, on_bytes: "Callable[[int], None]", paths: "Iterable[str]") -> None:
         self._on_bytes = on_bytes
-        self._far: dict[str, int] = {}
+        self._far: dict[str, int] = {os.path.abspath(p): 0 for p in paths}  # the files watched
         self._lock = threading.Lock()
-
-    def expect(self, path: str) -> None:
-        """Watch reads of ``path``."""
-        with self._lock:
-            self._far.setdefault(os.path.abspath(path), 0)
 
     def watches(self, path: str) -> bool:
         return os.path.abspath(path) in self._far
